@@ -1,0 +1,3 @@
+from server.bench.cli import main
+
+raise SystemExit(main())

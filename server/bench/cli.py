@@ -1,0 +1,153 @@
+"""`orderpulse-bench`: parse the command line, prepare a population, run scenarios, report."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from server.bench.api import Api
+from server.bench.fixtures import build_population
+from server.bench.metrics import ServerProbe
+from server.bench.plots import write_plots
+from server.bench.progress import Progress
+from server.bench.report import ScenarioResult, render_table, write_json
+from server.bench.scenarios import Context, scenario_modules
+from server.bench.target import TargetRefused, parse_targets
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+# Scenario options: flag → (type, help). A scenario gets the ones named in its DEFAULTS.
+OPTIONS: dict[str, tuple[Any, str]] = {
+    "duration": (float, "seconds of load (poll, fanout, latency) or per phase (push-vs-poll)"),
+    "orders": (int, "distinct orders (poll), orders kept fresh (push-vs-poll), deadlines (deadlines), "
+                    "orders the sockets subscribe to (sockets)"),
+    "concurrency": (int, "connections polling at once"),
+    "processes": (int, "client processes (0: pick for this machine)"),
+    "engine": (str, "poll client: raw (asyncio protocol, pre-built requests) or httpx"),
+    "warmup": (float, "seconds of load before measuring"),
+    "max_requests": (int, "stop polling after this many requests in all"),
+    "sockets": (int, "sockets to open"),
+    "hold": (float, "seconds to hold the sockets open"),
+    "connect_parallel": (int, "handshakes in flight per client process"),
+    "subscribers": (int, "store subscribers"),
+    "rate": (float, "changes per second"),
+    "settle": (float, "seconds to wait for the last events after the last change"),
+    "poll_interval": (float, "seconds between polls of one order"),
+    "max_wait": (float, "longest wait for the deadlines, in seconds"),
+    "create_concurrency": (int, "orders placed at once in the burst"),
+    "grace": (float, "seconds to wait after the last deadline"),
+}
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    target = parser.add_argument_group("target")
+    target.add_argument("--url", default=None, help=f"server under test (default {DEFAULT_URL})")
+    target.add_argument("--urls", default=None,
+                        help="A,B: two processes sharing Redis; changes go to A, subscribers to B")
+    target.add_argument("--allow-remote", action="store_true",
+                        help="allow a non-loopback host (only for a server you may load)")
+    target.add_argument("--server-pid", type=int, default=None,
+                        help="pid of the server under test: CPU and memory from /proc (same host)")
+    who = parser.add_argument_group("identities")
+    who.add_argument("--admin-email", default="admin@orderpulse.demo")
+    who.add_argument("--admin-password", default="admin-demo-1")
+    who.add_argument("--customers", type=int, default=16, help="customers to register (default 16)")
+    who.add_argument("--customer-emails", default="", help="reuse these customers (comma-separated)")
+    who.add_argument("--customer-password", default=None, help="password of --customer-emails")
+    who.add_argument("--store-id", default=None, help="reuse this store instead of creating one per scenario")
+    who.add_argument("--staff-email", action="append", default=[], help="staff of --store-id (repeatable)")
+    who.add_argument("--staff-password", default=None, help="password of --staff-email")
+    out = parser.add_argument_group("output")
+    out.add_argument("--json", type=Path, default=None, metavar="FILE", help="write results as JSON")
+    out.add_argument("--plot", type=Path, default=None, metavar="DIR", help="write PNG charts")
+    out.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    parser.add_argument("--ws-compression", action="store_true",
+                        help="offer permessage-deflate on sockets (browsers do; default off)")
+    parser.add_argument("--time-limit", type=float, default=3600.0,
+                        help="stop the whole run after this many seconds (default 3600)")
+
+
+def _add_options(parser: argparse.ArgumentParser, names: Sequence[str], defaults: dict[str, Any]) -> None:
+    group = parser.add_argument_group("scenario")
+    for name in names:
+        kind, text = OPTIONS[name]
+        shown = f" (default {defaults[name]})" if name in defaults else ""
+        group.add_argument("--" + name.replace("_", "-"), type=kind, default=None, help=text + shown)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="orderpulse-bench",
+        description="Benchmark an OrderPulse server. Loads only the URLs given, loopback unless "
+                    "--allow-remote. For poll throughput run the server with POLL_MIN_INTERVAL_SECONDS=0; "
+                    "for deadlines with UNPAID_ORDER_TIMEOUT_MINUTES=0.25.")
+    commands = parser.add_subparsers(dest="scenario", required=True, metavar="SCENARIO")
+    for module in scenario_modules():
+        sub = commands.add_parser(module.NAME, help=module.HELP, description=module.__doc__)
+        _add_common(sub)
+        _add_options(sub, list(module.DEFAULTS), module.DEFAULTS)
+    every = commands.add_parser("all", help="every scenario in turn, sharing one set of customers",
+                                description="Every scenario in turn; a flag applies to each scenario using it.")
+    _add_common(every)
+    _add_options(every, list(OPTIONS), {})
+    return parser
+
+
+async def run(args: argparse.Namespace, progress: Progress) -> tuple[list[ScenarioResult], list[str], int]:
+    targets = parse_targets(args.urls or args.url or DEFAULT_URL, args.allow_remote)
+    modules = [m for m in scenario_modules() if args.scenario in ("all", m.NAME)]
+    apis = [Api(t.base_url) for t in targets]
+    results: list[ScenarioResult] = []
+    failed = 0
+    try:
+        staff = [(e, args.staff_password or "") for e in args.staff_email]
+        if args.store_id and not staff:
+            raise SystemExit("--store-id needs --staff-email and --staff-password (store staff make the changes).")
+        population = await build_population(
+            apis[0], admin_email=args.admin_email, admin_password=args.admin_password,
+            customers=max(1, args.customers),
+            customer_emails=[e for e in args.customer_emails.split(",") if e],
+            customer_password=args.customer_password, store_id=args.store_id, staff=staff,
+            progress=progress)
+        probe = ServerProbe(apis[0], args.server_pid)
+        for module in modules:
+            progress.begin(module.NAME)
+            await population.refresh_tokens()
+            ctx = Context(targets, apis, population, probe, progress, args, module.DEFAULTS)
+            try:
+                results.append(await module.run(ctx))
+            except Exception as error:  # noqa: BLE001 - one failed scenario must not lose the others
+                failed += 1
+                failure = ScenarioResult(module.NAME, {}, at_target_size=False)
+                failure.add("error", "FAILED", f"{type(error).__name__}: {error}")
+                results.append(failure)
+                progress.note(f"failed: {type(error).__name__}: {error}")
+    finally:
+        for api in apis:
+            await api.aclose()
+        progress.finish()
+    return results, [t.base_url for t in targets], failed
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    progress = Progress(enabled=not args.quiet)
+    try:
+        results, urls, failed = asyncio.run(asyncio.wait_for(run(args, progress), args.time_limit))
+    except TargetRefused as error:
+        print(f"orderpulse-bench: {error}", file=sys.stderr)
+        return 2
+    except TimeoutError:
+        print(f"orderpulse-bench: stopped after --time-limit {args.time_limit:g} s", file=sys.stderr)
+        return 1
+    render_table(results, sys.stdout)
+    if args.json:
+        write_json(args.json, results, urls, list(argv if argv is not None else sys.argv[1:]))
+        print(f"JSON written to {args.json}", file=sys.stderr)
+    if args.plot:
+        for path in write_plots(args.plot, results):
+            print(f"chart written to {path}", file=sys.stderr)
+    return 1 if failed else 0

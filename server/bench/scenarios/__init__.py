@@ -1,0 +1,51 @@
+"""One module per scenario; each has NAME, HELP, DEFAULTS and `async run(ctx) -> ScenarioResult`."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from typing import Any
+
+from server.bench.api import Api
+from server.bench.fixtures import Population
+from server.bench.metrics import ServerProbe
+from server.bench.progress import Progress
+from server.bench.target import Target
+
+
+@dataclass
+class Context:
+    """Everything a scenario needs: where to send load, who to send it as, and what to read back."""
+
+    targets: list[Target]
+    apis: list[Api]  # one per target, same order
+    population: Population
+    probe: ServerProbe  # of the first target
+    progress: Progress
+    args: argparse.Namespace
+    defaults: dict[str, Any]
+
+    @property
+    def api(self) -> Api:
+        return self.apis[0]
+
+    @property
+    def publish_api(self) -> Api:
+        """Where changes are made: the first URL."""
+        return self.apis[0]
+
+    @property
+    def subscribe_target(self) -> Target:
+        """Where subscribers connect: the second URL when two are given (cross-process fan-out)."""
+        return self.targets[-1]
+
+    def option(self, name: str) -> Any:
+        """A command-line value, or this scenario's default when the flag was not given."""
+        value = getattr(self.args, name, None)
+        return self.defaults[name] if value is None else value
+
+
+def scenario_modules() -> list[Any]:
+    from server.bench.scenarios import deadlines, fanout, latency, poll, push_vs_poll, sockets
+
+    return [poll, sockets, fanout, latency, push_vs_poll, deadlines]
