@@ -1,0 +1,607 @@
+// The kitchen display: every active order of the staff member's store in four columns, kept
+// live over the store subscription, with the actions that move an order along.
+
+import { api, ApiError, bindSignOut, isCustomer, isStaff, requireSession } from "./api.js";
+import { msSince, msUntil, resetClock, serverNow } from "./clock.js";
+import {
+  ACTIVE_STATUSES, announce, cancellationText, formatAge, formatCountdown, formatMoney, h, shortNumber, TERMINAL,
+} from "./format.js";
+import { bindConnectionPill, LiveFeed, OrderStore } from "./live.js";
+import { Chime } from "./sound.js";
+
+// A finished order stays on screen this long so staff see it leave.
+const LEAVE_AFTER_MS = 8_000;
+const NEW_HIGHLIGHT_MS = 20_000;
+// Age since placed after which a card stands out, per column.
+const OVERDUE_AFTER_MS = { placed: 5 * 60_000, accepted: 8 * 60_000, processing: 15 * 60_000 };
+// A ready order is "expiring" in its last quarter or last two minutes, whichever is longer.
+const EXPIRING_MIN_MS = 2 * 60_000;
+const STALE_BANNER_AFTER_MS = 3_000;
+
+const store = new OrderStore();
+const cards = new Map();
+const chime = new Chime();
+const board = document.getElementById("board");
+const banner = document.getElementById("banner");
+const columns = Object.fromEntries([...board.querySelectorAll(".kcol")].map((column) => [column.dataset.col, column]));
+
+let feed = null;
+let firstSnapshot = true;
+let staleTimer = null;
+
+// ---------------------------------------------------------------------------------------------
+// Start-up
+
+async function main() {
+  const user = await requireSession((who) => !isCustomer(who));
+  bindSignOut();
+  setupSound();
+  startClock();
+  const storeId = user.storeId;
+  if (!isStaff(user) || !storeId) {
+    showState("This screen is for store staff",
+      isStaff(user) ? "Your account is not linked to a store yet. Ask an admin to assign one." : "Sign in with a store staff account to see the kitchen display.");
+    return;
+  }
+  loadStoreName(storeId);
+  feed = new LiveFeed({ subscription: { storeId }, poll: pollKitchen });
+  bindConnectionPill(feed, document.getElementById("conn"));
+  feed.addEventListener("snapshot", (event) => onSnapshot(event.detail.orders));
+  feed.addEventListener("order", (event) => onOrder(event.detail.order, event.detail.event));
+  feed.addEventListener("poll", (event) => onPoll(event.detail));
+  feed.addEventListener("state", (event) => onConnection(event.detail.state));
+  feed.addEventListener("servererror", (event) => {
+    if (event.detail.code === "forbidden") showBanner("This account can't watch this store's orders.", true);
+  });
+  feed.addEventListener("wake", () => resetClock());
+  feed.start();
+}
+
+async function loadStoreName(storeId) {
+  try {
+    const data = await api(`/api/stores/${storeId}`);
+    const info = data?.store || data;
+    const name = document.getElementById("store-name");
+    name.replaceChildren(info?.name || "", info?.location ? h("span", { text: ` · ${info.location}` }) : "");
+    if (info?.name) document.title = `Kitchen · ${info.name} · OrderPulse`;
+  } catch {
+    // The store name is decoration; the board works without it.
+  }
+}
+
+function showState(title, text) {
+  board.replaceWith(h("main", { class: "kstate", id: "board" },
+    h("div", {}, h("h1", { text: title }), h("p", { text }),
+      h("button", { class: "button", type: "button", "data-signout": true, text: "Sign in with another account" }))));
+  document.getElementById("conn").hidden = true;
+  bindSignOut();
+}
+
+function setupSound() {
+  const toggle = document.getElementById("sound-toggle");
+  const render = () => {
+    toggle.setAttribute("aria-pressed", String(chime.enabled));
+    toggle.textContent = chime.enabled ? "Sound on" : "Sound off";
+    toggle.title = chime.enabled ? "A chime plays for each new order. Click to mute." : "Click to play a chime for each new order.";
+  };
+  toggle.addEventListener("click", () => {
+    chime.setEnabled(!chime.enabled);
+    render();
+  });
+  // A chime left on from an earlier shift needs one gesture on this page before it can play.
+  const unlock = () => { if (chime.enabled) chime.unlock(); };
+  document.addEventListener("pointerdown", unlock, { once: true });
+  document.addEventListener("keydown", unlock, { once: true });
+  render();
+}
+
+function startClock() {
+  const clock = document.getElementById("clock");
+  const format = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
+  const update = () => { clock.textContent = format.format(serverNow()); };
+  update();
+  setInterval(update, 5_000);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Incoming state
+
+function onSnapshot(orders) {
+  const seen = new Set();
+  for (const order of orders) {
+    seen.add(order.id);
+    const known = cards.has(order.id);
+    applyOrder(order, { isNew: !firstSnapshot && !known && order.orderStatus === "placed" });
+  }
+  // Anything we still show that the server no longer lists finished long ago.
+  for (const id of [...cards.keys()]) {
+    if (!seen.has(id)) removeCard(id);
+  }
+  firstSnapshot = false;
+  updateCounts();
+}
+
+function onOrder(order, event) {
+  applyOrder(order, { isNew: event === "created" && !cards.has(order.id) });
+  updateCounts();
+}
+
+/** Fallback: the active orders of the store over HTTP while sockets are unavailable. */
+async function pollKitchen({ signal }) {
+  const data = await api(`/api/orders?status=${ACTIVE_STATUSES.join(",")}&limit=100`, { signal });
+  const orders = Array.isArray(data) ? data : data?.orders || data?.items || [];
+  return { orders, nextDelayMs: 3_000 };
+}
+
+function onPoll({ orders = [] }) {
+  const seen = new Set(orders.map((order) => order.id));
+  for (const order of orders) applyOrder(order, { isNew: !firstSnapshot && !cards.has(order.id) });
+  firstSnapshot = false;
+  // Orders that left the active list finished meanwhile: learn how, so the card can leave.
+  for (const [id, card] of cards) {
+    if (!seen.has(id) && !TERMINAL.has(card.order.orderStatus)) refreshOrder(id);
+  }
+  updateCounts();
+}
+
+function applyOrder(incoming, { isNew = false } = {}) {
+  const result = store.apply(incoming);
+  const order = result?.order || store.get(incoming.id);
+  if (!order) return;
+  if (TERMINAL.has(order.orderStatus) && !cards.has(order.id)) {
+    // Finished before we ever showed it (snapshots include the last hour's orders).
+    store.delete(order.id);
+    return;
+  }
+  if (!ACTIVE_STATUSES.includes(order.orderStatus) && !TERMINAL.has(order.orderStatus)) return;
+  let card = cards.get(order.id);
+  if (!card) {
+    card = new OrderCard(order);
+    cards.set(order.id, card);
+    if (isNew) {
+      card.highlight();
+      chime.play();
+      announce(`New order ${shortNumber(order.orderNumber)}${order.customerFirstName ? ` for ${order.customerFirstName}` : ""}.`);
+    }
+    ensureDetails(order);
+  } else if (!result) {
+    return;
+  }
+  const previous = result?.previous;
+  card.update(order);
+  placeCard(card);
+  if (previous && previous.orderStatus !== order.orderStatus) {
+    if (TERMINAL.has(order.orderStatus)) {
+      announce(`Order ${shortNumber(order.orderNumber)} ${order.orderStatus === "picked_up" ? "picked up" : `cancelled: ${cancellationText(order.cancellationReason, "kitchen")}`}.`);
+      card.leave(() => removeCard(order.id));
+    }
+  }
+}
+
+/** Fetch the full order once for fields the live feed may not carry (items, payment ids). */
+async function ensureDetails(order) {
+  if (order.items && order.paymentReference !== undefined && order.createdAt) return;
+  try {
+    const full = await api(`/api/orders/${order.id}`);
+    const result = store.apply(full) || store.fill(full);
+    if (result && cards.has(order.id)) {
+      cards.get(order.id).update(result.order);
+      placeCard(cards.get(order.id));
+      updateCounts();
+    }
+  } catch {
+    // The card still shows what the feed sent; the next event may fill it in.
+  }
+}
+
+async function refreshOrder(id) {
+  try {
+    const full = await api(`/api/orders/${id}`);
+    applyOrder(full);
+  } catch (error) {
+    if (error.status === 404 || error.status === 403) removeCard(id);
+  }
+  updateCounts();
+}
+
+function removeCard(id) {
+  const card = cards.get(id);
+  if (!card) return;
+  card.destroy();
+  cards.delete(id);
+  store.delete(id);
+  updateCounts();
+}
+
+function placeCard(card) {
+  const status = TERMINAL.has(card.order.orderStatus) ? card.column : card.order.orderStatus;
+  if (!columns[status]) return;
+  const list = columns[status].querySelector(".kcol__cards");
+  if (card.column === status && card.element.parentElement === list) return;
+  const hadFocus = card.element.contains(document.activeElement);
+  card.column = status;
+  // Oldest first: the kitchen works the queue from the top.
+  const created = Date.parse(card.order.createdAt) || 0;
+  const after = [...list.children].find((element) => {
+    const other = cards.get(element.dataset.id);
+    return other && (Date.parse(other.order.createdAt) || 0) > created;
+  });
+  list.insertBefore(card.element, after || null);
+  if (hadFocus) card.focusPrimary();
+  updateCounts();
+}
+
+function updateCounts() {
+  for (const [status, column] of Object.entries(columns)) {
+    const count = [...cards.values()].filter((card) => card.column === status && !TERMINAL.has(card.order.orderStatus)).length;
+    column.querySelector(".kcol__count").textContent = String(count);
+    column.querySelector(".kcol__empty").hidden = column.querySelector(".kcol__cards").children.length > 0;
+  }
+}
+
+function onConnection(state) {
+  clearTimeout(staleTimer);
+  if (state === "live" || state === "polling") {
+    banner.hidden = true;
+    board.dataset.stale = "false";
+    return;
+  }
+  if (state === "connecting" && firstSnapshot) return;
+  // Brief blips (a token refresh, a quick restart) are not worth alarming the kitchen.
+  staleTimer = setTimeout(() => {
+    board.dataset.stale = "true";
+    showBanner(state === "offline"
+      ? "Can't reach OrderPulse. Orders shown may be out of date; retrying automatically."
+      : "Connection lost. Reconnecting… Orders shown may be out of date.", state === "offline");
+  }, STALE_BANNER_AFTER_MS);
+}
+
+function showBanner(text, error = false) {
+  banner.textContent = text;
+  banner.classList.toggle("kbanner--error", error);
+  banner.hidden = false;
+}
+
+// ---------------------------------------------------------------------------------------------
+// One card per order. Built once and updated in place so typing in the OTP field or focus on a
+// button survives live updates.
+
+class OrderCard {
+  constructor(order) {
+    this.order = order;
+    this.column = null;
+    this.busy = false;
+    this.actionsKey = null;
+    this.message = null;
+    this.armedTimer = null;
+    const titleId = `order-${order.id}`;
+    this.short = h("span", { class: "kcard__short" });
+    this.full = h("span", { class: "kcard__full" });
+    this.age = h("span", { class: "kcard__age" });
+    this.customer = h("p", { class: "kcard__customer" });
+    this.badges = h("div", { class: "kcard__badges" });
+    this.items = h("ul", { class: "kcard__items", "aria-label": "Items" });
+    this.note = h("p", { class: "kcard__note" });
+    this.pay = h("p", { class: "kcard__pay" });
+    this.timer = h("p", { class: "kcard__timer" });
+    this.messageBox = h("p", { class: "kcard__message", role: "status" });
+    this.actions = h("div", { class: "kcard__actions" });
+    this.final = h("p", { class: "kcard__final" });
+    this.element = h("li", { class: "kcard", dataset: { id: order.id }, "aria-labelledby": titleId },
+      h("div", { class: "kcard__head" },
+        h("h3", { class: "kcard__number", id: titleId }, this.short, this.full),
+        this.age),
+      this.customer, this.badges, this.items, this.note, this.pay, this.timer, this.messageBox, this.actions, this.final);
+  }
+
+  highlight() {
+    this.isNew = true;
+    this.element.classList.add("kcard--new");
+    clearTimeout(this.newTimer);
+    this.newTimer = setTimeout(() => {
+      this.isNew = false;
+      this.element.classList.remove("kcard--new");
+      this.renderBadges();
+    }, NEW_HIGHLIGHT_MS);
+  }
+
+  update(order) {
+    this.order = order;
+    const status = order.orderStatus;
+    this.element.dataset.status = status;
+    this.short.textContent = `#${shortNumber(order.orderNumber)}`;
+    this.full.textContent = order.orderNumber || "";
+    this.customer.textContent = order.customerFirstName || "";
+    this.customer.hidden = !order.customerFirstName;
+
+    const items = Array.isArray(order.items) ? order.items : [];
+    if (this.itemsKey !== JSON.stringify(items)) {
+      this.itemsKey = JSON.stringify(items);
+      this.items.replaceChildren(...items.map((item) => h("li", {},
+        h("span", { class: "kcard__qty", text: `${item.quantity}×` }),
+        h("span", { class: "kcard__item-name", text: item.name }))));
+    }
+    this.note.hidden = !order.specialInstructions;
+    this.note.textContent = order.specialInstructions || "";
+
+    const payParts = [formatMoney(order.totalAmount)];
+    if (order.transactionId) payParts.push(`UPI ${order.transactionId}`);
+    else if (order.paymentReference) payParts.push(`Ref ${order.paymentReference}`);
+    this.pay.replaceChildren(...payParts.flatMap((part, index) => [index ? " · " : "", index ? h("span", { class: "mono", text: part }) : part]));
+    this.pay.hidden = status !== "placed" || order.totalAmount == null;
+
+    this.renderBadges();
+    this.renderActions();
+    this.renderFinal();
+    this.tick();
+  }
+
+  renderBadges() {
+    const order = this.order;
+    const badges = [];
+    if (this.isNew && !TERMINAL.has(order.orderStatus)) badges.push(h("span", { class: "kbadge kbadge--new", text: "NEW" }));
+    if (this.overdue) badges.push(h("span", { class: "kbadge kbadge--overdue", text: "OVERDUE" }));
+    const payment = { pending: ["kbadge--pending", "Payment pending"], success: ["kbadge--paid", "Paid"], failed: ["kbadge--failed", "Payment failed"] }[order.paymentStatus];
+    if (payment) badges.push(h("span", { class: `kbadge ${payment[0]}`, dataset: { payment: order.paymentStatus }, text: payment[1] }));
+    if (order.requiresCommitment && !TERMINAL.has(order.orderStatus)) {
+      if (!order.isCommitmentConfirmed) {
+        this.commitBadge = h("span", { class: "kbadge kbadge--commit", dataset: { commitment: "pending" } }, "Awaiting “on my way”", h("span", { class: "kcard__commit-left" }));
+        badges.push(this.commitBadge);
+      } else if (order.orderStatus === "placed") {
+        badges.push(h("span", { class: "kbadge kbadge--committed", dataset: { commitment: "confirmed" }, text: "Customer on the way" }));
+      }
+    }
+    this.badges.replaceChildren(...badges);
+  }
+
+  actionsKeyFor(order) {
+    if (TERMINAL.has(order.orderStatus)) return "final";
+    const commitPending = order.requiresCommitment && !order.isCommitmentConfirmed;
+    return [order.orderStatus, order.paymentStatus, commitPending].join("|");
+  }
+
+  renderActions() {
+    const key = this.actionsKeyFor(this.order);
+    if (key === this.actionsKey) {
+      this.setBusy(this.busy);
+      return;
+    }
+    const hadFocus = this.actions.contains(document.activeElement);
+    this.actionsKey = key;
+    this.showMessage(null);
+    const order = this.order;
+    const number = shortNumber(order.orderNumber);
+    const nodes = [];
+    const commitPending = order.requiresCommitment && !order.isCommitmentConfirmed;
+    switch (order.orderStatus) {
+      case "placed":
+        if (order.paymentStatus === "pending") {
+          nodes.push(this.button("Payment received", "kbtn--blue", () => this.setPayment("success"), `Payment received for order ${number}`));
+          nodes.push(this.dangerButton("Not paid", "Tap again to cancel", () => this.setPayment("failed"), `Payment not received for order ${number}, cancels the order`));
+        } else if (order.paymentStatus === "success" && commitPending) {
+          nodes.push(h("p", { class: "kcard__waiting", text: "Paid. Waiting for the customer to confirm they're on the way." }));
+        } else if (order.paymentStatus === "success") {
+          nodes.push(this.button("Accept order", "kbtn--blue", () => this.setStatus("accepted"), `Accept order ${number}`));
+        }
+        break;
+      case "accepted":
+        nodes.push(this.button("Start preparing", "kbtn--orange", () => this.setStatus("processing"), `Start preparing order ${number}`));
+        break;
+      case "processing":
+        nodes.push(this.button("Mark ready", "", () => this.setStatus("ready"), `Mark order ${number} ready`));
+        break;
+      case "ready":
+        nodes.push(this.otpForm());
+        break;
+      default:
+        break;
+    }
+    this.actions.replaceChildren(...nodes);
+    this.setBusy(this.busy);
+    if (hadFocus) this.focusPrimary();
+  }
+
+  button(label, variant, onClick, ariaLabel) {
+    const button = h("button", { class: `kbtn ${variant}`.trim(), type: "button", "aria-label": ariaLabel, text: label });
+    button.addEventListener("click", onClick);
+    return button;
+  }
+
+  /** A destructive action needs a second press within a few seconds. */
+  dangerButton(label, armedLabel, onConfirm, ariaLabel) {
+    const button = h("button", { class: "kbtn kbtn--danger", type: "button", "aria-label": ariaLabel, text: label, dataset: { armed: "false" } });
+    button.addEventListener("click", () => {
+      if (button.dataset.armed === "true") {
+        clearTimeout(this.armedTimer);
+        onConfirm();
+        return;
+      }
+      button.dataset.armed = "true";
+      button.textContent = armedLabel;
+      button.setAttribute("aria-label", `${armedLabel}: confirm that order ${shortNumber(this.order.orderNumber)} was not paid`);
+      clearTimeout(this.armedTimer);
+      this.armedTimer = setTimeout(() => {
+        button.dataset.armed = "false";
+        button.textContent = label;
+        button.setAttribute("aria-label", ariaLabel);
+      }, 4_000);
+    });
+    return button;
+  }
+
+  otpForm() {
+    const inputId = `otp-${this.order.id}`;
+    const errorId = `otp-error-${this.order.id}`;
+    const input = h("input", {
+      id: inputId, name: "otp", type: "text", inputmode: "numeric", autocomplete: "off", pattern: "[0-9]{6}",
+      maxlength: "6", placeholder: "······", "aria-describedby": errorId, spellcheck: "false",
+    });
+    input.addEventListener("input", () => {
+      const digits = input.value.replace(/\D/g, "").slice(0, 6);
+      if (digits !== input.value) input.value = digits;
+      input.removeAttribute("aria-invalid");
+    });
+    const form = h("form", { class: "otp-form", novalidate: true },
+      h("label", { for: inputId, text: "Customer's pickup code" }),
+      input,
+      h("button", { class: "kbtn", type: "submit", text: "Complete pickup", "aria-label": `Complete pickup of order ${shortNumber(this.order.orderNumber)}` }));
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.verifyOtp(input);
+    });
+    this.otpInput = input;
+    this.messageBox.id = errorId;
+    return form;
+  }
+
+  focusPrimary() {
+    const target = this.actions.querySelector("input, button:not([disabled])");
+    (target || this.element).focus?.();
+  }
+
+  setBusy(busy) {
+    this.busy = busy;
+    for (const control of this.actions.querySelectorAll("button, input")) control.disabled = busy;
+    this.element.setAttribute("aria-busy", String(busy));
+  }
+
+  showMessage(text, kind = "info") {
+    this.message = text;
+    this.messageBox.hidden = !text;
+    this.messageBox.textContent = text || "";
+    this.messageBox.className = `kcard__message kcard__message--${kind}`;
+  }
+
+  renderFinal() {
+    const order = this.order;
+    const finished = TERMINAL.has(order.orderStatus);
+    this.final.hidden = !finished;
+    if (!finished) return;
+    this.final.textContent = order.orderStatus === "picked_up"
+      ? "✓ Picked up"
+      : `Cancelled · ${cancellationText(order.cancellationReason, "kitchen")}`;
+    this.timer.hidden = true;
+    this.messageBox.hidden = true;
+  }
+
+  async run(path, body, { successMessage } = {}) {
+    if (this.busy) return;
+    this.setBusy(true);
+    this.showMessage(null);
+    try {
+      const answer = await api(path, { method: path.endsWith("verify-otp") ? "POST" : "PATCH", body, envelope: true });
+      const data = answer?.data;
+      if (data && data.id === this.order.id && data.orderStatus) applyOrder(data);
+      const message = successMessage?.(answer);
+      if (message) this.showMessage(message, "info");
+      return true;
+    } catch (error) {
+      if (!(error instanceof ApiError)) throw error;
+      if (error.status === 409) {
+        // Someone else (another screen, a deadline) changed it first: show the order as it is now.
+        await refreshOrder(this.order.id);
+        if (cards.get(this.order.id) === this) this.showMessage("This order changed on another screen. It's now up to date.", "info");
+        announce(`Order ${shortNumber(this.order.orderNumber)} changed elsewhere and was refreshed.`);
+      } else {
+        this.showMessage(error.message, "error");
+        announce(error.message);
+        if (error.status === 400 || error.status === 404) refreshOrder(this.order.id);
+      }
+      return false;
+    } finally {
+      this.setBusy(false);
+    }
+  }
+
+  setPayment(paymentStatus) {
+    return this.run(`/api/orders/${this.order.id}/payment-status`, { paymentStatus }, {
+      successMessage: (answer) => answer?.message && /waiting/i.test(answer.message) ? answer.message : null,
+    });
+  }
+
+  setStatus(status) {
+    return this.run(`/api/orders/${this.order.id}/status`, { status });
+  }
+
+  async verifyOtp(input) {
+    const otp = input.value.trim();
+    if (!/^\d{6}$/.test(otp)) {
+      input.setAttribute("aria-invalid", "true");
+      this.showMessage("Enter the 6-digit code from the customer's screen.", "error");
+      input.focus();
+      return;
+    }
+    const ok = await this.run(`/api/orders/${this.order.id}/verify-otp`, { otp });
+    if (!ok && cards.get(this.order.id) === this && this.order.orderStatus === "ready") {
+      input.setAttribute("aria-invalid", "true");
+      input.disabled = false;
+      input.select();
+      input.focus();
+    }
+  }
+
+  leave(onGone) {
+    if (this.leaving) return;
+    this.leaving = true;
+    this.element.classList.add("kcard--leaving");
+    this.leaveTimer = setTimeout(() => {
+      this.element.classList.add("kcard--gone");
+      setTimeout(onGone, 600);
+    }, LEAVE_AFTER_MS);
+  }
+
+  destroy() {
+    clearTimeout(this.leaveTimer);
+    clearTimeout(this.newTimer);
+    clearTimeout(this.armedTimer);
+    this.element.remove();
+  }
+
+  /** Once a second: ages, countdowns and the overdue state, all from server timestamps. */
+  tick() {
+    const order = this.order;
+    const status = order.orderStatus;
+    const age = msSince(order.createdAt);
+    this.age.textContent = age == null ? "" : formatAge(age);
+    this.age.setAttribute("aria-label", age == null ? "" : `placed ${formatAge(age)} ago`);
+
+    let overdue = false;
+    let expiring = false;
+    this.timer.hidden = true;
+    if (status === "ready" && order.readyExpiresAt) {
+      const left = msUntil(order.readyExpiresAt);
+      const windowMs = Date.parse(order.readyExpiresAt) - Date.parse(order.readyAt || order.updatedAt);
+      expiring = left < Math.max(EXPIRING_MIN_MS, (windowMs || 0) / 4);
+      this.timer.hidden = false;
+      this.timer.textContent = left > 0 ? `No-show cancel in ${formatCountdown(left)}` : "Pickup window over · cancelling";
+      this.timer.classList.toggle("kcard__timer--urgent", expiring);
+    } else if (OVERDUE_AFTER_MS[status] && age != null) {
+      overdue = age > OVERDUE_AFTER_MS[status] && !(status === "placed" && order.requiresCommitment && !order.isCommitmentConfirmed);
+    }
+    if (status === "placed" && order.requiresCommitment && !order.isCommitmentConfirmed && order.commitmentDeadlineAt && this.commitBadge) {
+      const left = msUntil(order.commitmentDeadlineAt);
+      this.commitBadge.querySelector(".kcard__commit-left").textContent = left > 0 ? ` · ${formatCountdown(left)}` : " · expired";
+    }
+    if (TERMINAL.has(status)) {
+      overdue = false;
+      expiring = false;
+      this.timer.hidden = true;
+    }
+    this.element.classList.toggle("kcard--expiring", expiring);
+    if (overdue !== !!this.overdue) {
+      this.overdue = overdue;
+      this.element.classList.toggle("kcard--overdue", overdue);
+      this.renderBadges();
+    }
+  }
+}
+
+setInterval(() => {
+  for (const card of cards.values()) card.tick();
+}, 1_000);
+
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState === "visible") for (const card of cards.values()) card.tick();
+});
+
+main();
