@@ -1,0 +1,99 @@
+"""The ASGI application: routes top to bottom, error handling, metrics, lifespan."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from server import metrics
+from server.config import Settings
+from server.domain import messages
+from server.errors import ApiError
+from server.http import auth_routes, ops_routes, order_routes, pages, partner_routes, store_routes
+from server.http.responses import failure
+from server.realtime import transports
+from server.runtime import Runtime
+
+log = logging.getLogger("orderpulse")
+
+_HTTP_MESSAGES = {404: messages.NOT_FOUND, 405: messages.METHOD_NOT_ALLOWED, 413: messages.BODY_TOO_LARGE}
+
+
+async def api_error(request: Request, exc: Exception):
+    assert isinstance(exc, ApiError)
+    if request.url.path.startswith("/v1/"):
+        return partner_routes.error_response(exc)
+    return failure(exc.status_code, exc.message, headers=exc.headers, **exc.extra)
+
+
+async def http_error(request: Request, exc: Exception):
+    assert isinstance(exc, HTTPException)
+    message = _HTTP_MESSAGES.get(exc.status_code, str(exc.detail))
+    return failure(exc.status_code, message, headers=getattr(exc, "headers", None))
+
+
+async def unexpected_error(request: Request, exc: Exception):
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    if request.url.path.startswith("/v1/"):
+        return partner_routes.internal_error()
+    return failure(500, messages.INTERNAL_ERROR)
+
+
+class RequestMetrics:
+    """Counts and times every HTTP request by route template (pure ASGI: no per-request task)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", "unmatched")
+            metrics.REQUESTS.labels(scope["method"], template, str(status)).inc()
+            metrics.REQUEST_SECONDS.labels(template).observe(time.perf_counter() - started)
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings()
+    runtime = Runtime(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = Starlette(
+        routes=[
+            *auth_routes.routes, *store_routes.routes, *order_routes.routes, *transports.routes,
+            *partner_routes.routes, *ops_routes.routes, *pages.routes(),
+        ],
+        middleware=[Middleware(RequestMetrics)],
+        exception_handlers={ApiError: api_error, HTTPException: http_error, Exception: unexpected_error},
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    return app

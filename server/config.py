@@ -1,0 +1,122 @@
+"""The one typed settings object, read from the environment and `.env`."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    orderpulse_env: Literal["development", "production", "test"] = "development"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path("./var")
+    mongodb_url: str | None = None
+    mongodb_database: str = "orderpulse"
+    redis_url: str | None = None
+    timezone: str = "Asia/Kolkata"
+    log_level: str = "info"
+
+    jwt_secret: str | None = None
+    jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
+    access_token_minutes: float = Field(15, gt=0)
+    refresh_token_days: float = Field(7, gt=0)
+    checkout_session_minutes: float = Field(15, gt=0)
+
+    unpaid_order_timeout_minutes: float = Field(8, gt=0)
+    order_commitment_timeout_minutes: float = Field(4, gt=0)
+    ready_no_show_timeout_minutes: float = Field(20, gt=0)
+    no_show_warning_threshold: int = Field(2, ge=1)
+    no_show_restriction_threshold: int = Field(3, ge=1)
+    no_show_restriction_days: float = Field(14, gt=0)
+
+    poll_min_interval_seconds: float = Field(1, ge=0)
+    otp_max_attempts: int = Field(5, ge=1)
+    otp_lockout_seconds: float = Field(60, gt=0)
+    max_body_bytes: int = 64 * 1024
+
+    # Real-time delivery (REALTIME.md).
+    outbox_relay_after_seconds: float = Field(1, gt=0)
+    ws_ping_interval_seconds: float = Field(20, gt=0)
+    ws_ping_timeout_seconds: float = Field(10, gt=0)
+    ws_stall_close_seconds: float = Field(30, gt=0)
+    ws_queue_size: int = Field(256, ge=8)
+    ws_max_frame_bytes: int = 16 * 1024
+    ws_max_frames_per_second: int = 20
+    sse_heartbeat_seconds: float = Field(15, gt=0)
+    # How long a user looked up for token verification is trusted without a database read.
+    user_cache_seconds: float = Field(30, ge=0)
+
+    # Test-only failpoint: "after_write_before_publish" kills the process between the
+    # database write of an order change and its publish (REALTIME.md, outbox).
+    orderpulse_failpoint: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        ZoneInfo(value)
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def unpaid_timeout(self) -> timedelta:
+        return timedelta(minutes=self.unpaid_order_timeout_minutes)
+
+    @property
+    def commitment_timeout(self) -> timedelta:
+        return timedelta(minutes=self.order_commitment_timeout_minutes)
+
+    @property
+    def ready_timeout(self) -> timedelta:
+        return timedelta(minutes=self.ready_no_show_timeout_minutes)
+
+    @property
+    def restriction_length(self) -> timedelta:
+        return timedelta(days=self.no_show_restriction_days)
+
+    @property
+    def access_token_lifetime(self) -> timedelta:
+        return timedelta(minutes=self.access_token_minutes)
+
+    @property
+    def refresh_token_lifetime(self) -> timedelta:
+        return timedelta(days=self.refresh_token_days)
+
+    @property
+    def checkout_lifetime(self) -> timedelta:
+        return timedelta(minutes=self.checkout_session_minutes)
+
+
+class ConfigurationError(RuntimeError):
+    """The environment does not describe a server that may start."""
+
+
+def resolve_jwt_secret(settings: Settings) -> str | None:
+    """Return the signing secret; in development, create one kept in DATA_DIR.
+
+    Returns a notice for the start-up log when a development secret was used.
+    """
+    if settings.jwt_secret:
+        return None
+    if settings.orderpulse_env == "production":
+        raise ConfigurationError("JWT_SECRET must be set when ORDERPULSE_ENV=production.")
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    path = settings.data_dir / "jwt-secret"
+    if path.exists():
+        settings.jwt_secret = path.read_text().strip()
+        return f"Development mode: using the JWT secret kept in {path}."
+    settings.jwt_secret = secrets.token_urlsafe(48)
+    path.write_text(settings.jwt_secret)
+    path.chmod(0o600)
+    return f"Development mode: generated a JWT secret and kept it in {path}. Set JWT_SECRET in production."

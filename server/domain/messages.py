@@ -1,0 +1,79 @@
+"""Every client-facing error and status message, defined once.
+
+Texts quoted from the seeds (`shared/seeds/000`, `001`, `003`) must stay exactly as they are.
+"""
+
+# Authentication and authorisation (API.md, Identity and roles).
+NO_TOKEN = "Access denied. No token provided."
+INVALID_TOKEN = "Invalid token."
+TOKEN_EXPIRED = "Token expired."
+USER_NOT_FOUND = "Invalid token. User not found."
+FORBIDDEN_ROLE = "You do not have permission to perform this action."
+BAD_CREDENTIALS = "Invalid email or password."
+EMAIL_TAKEN = "An account with this email already exists."
+INVALID_REFRESH = "Invalid or expired refresh token."
+REFRESH_REUSED = "Refresh token reuse detected. Please sign in again."
+LOGGED_OUT = "Logged out."
+
+# Request shape.
+MALFORMED_JSON = "Malformed JSON body."
+BODY_TOO_LARGE = "Request body too large."
+NOT_FOUND = "Not found."
+METHOD_NOT_ALLOWED = "Method not allowed."
+INTERNAL_ERROR = "Internal server error."
+
+# Stores and menu.
+STORE_NOT_FOUND = "Store not found."
+MENU_ITEM_NOT_FOUND = "Menu item not found."
+NOT_YOUR_STORE = "You can only manage your own store."
+STORE_REQUIRED_FOR_STAFF = "storeId is required for store employees."
+
+# Checkout session.
+CART_EMPTY = "Cart is empty. Add at least one item."
+CART_ITEM_UNKNOWN = "Menu item {item_id} was not found."
+CART_ITEM_OTHER_STORE = "Menu item {item_id} does not belong to this store."
+CART_ITEM_UNAVAILABLE = "{name} is currently unavailable."
+CART_STORE_INACTIVE = "This store is not accepting orders right now."
+CART_QUANTITY = "Quantity must be between 1 and 50."
+CART_DUPLICATE_ITEM = "Menu item {item_id} appears more than once in the cart."
+
+# Orders (seed 001).
+ORDER_PLACED = "Order placed. Complete payment and let the store verify before preparation."
+ORDER_EXISTS = "Order already exists for this checkout session."
+CHECKOUT_TOKEN_REQUIRED = "Checkout token is required."
+CHECKOUT_INVALID = "Checkout session expired or invalid. Please retry payment."
+TRANSACTION_ID_INVALID = "UPI transaction ID must be 8-40 alphanumeric characters when provided."
+RESTRICTED = "Ordering is temporarily restricted due to repeated no-shows until {until}."
+TRANSACTION_ID_TAKEN = (
+    "This transaction ID is already linked to another order. Please check the ID and try again."
+)
+CART_CHANGED = "Cart details changed during payment. Please retry checkout with updated cart."
+
+# Orders (seed 000 and API.md).
+ORDER_NOT_FOUND = "Order not found."
+ORDER_FORBIDDEN = "You are not authorized to view this order."
+STATUS_CONFLICT = "Order status changed. Refresh and try again."
+INVALID_TRANSITION = "Cannot move an order from {current} to {target}."
+ACCEPT_NEEDS_PAYMENT = "Payment must be verified before the order can be accepted."
+ACCEPT_NEEDS_COMMITMENT = "The customer must confirm commitment before the order can be accepted."
+PAYMENT_ALREADY_FINAL = "Payment status is already {status}."
+PAYMENT_UPDATED = "Payment status updated."
+PAYMENT_WAITING_COMMITMENT = "Payment confirmed. Waiting for customer commitment before preparation."
+PAYMENT_FAILED_CANCELLED = "Payment marked as failed. Order cancelled."
+STATUS_UPDATED = "Order status updated."
+ORDER_CANCELLED = "Order cancelled."
+CANCEL_NOT_ALLOWED = "Only placed orders with pending payment can be cancelled."
+OTP_INVALID = "Invalid or expired OTP."
+OTP_LOCKED = "Too many wrong codes. Try again in {seconds} s."
+OTP_VERIFIED = "OTP verified. Order picked up."
+POLL_TOO_FAST = "Polling too frequently. Retry after {seconds} s."
+
+# Commitment (seed 003).
+COMMITMENT_CONFIRMED = "Commitment confirmed. Your order will be processed."
+COMMITMENT_ALREADY = "Commitment already confirmed for this order."
+COMMITMENT_EXPIRED = "Commitment window has expired. Order has been cancelled."
+COMMITMENT_NOT_REQUIRED = "This order does not require commitment confirmation."
+COMMITMENT_FORBIDDEN = "You are not authorized to confirm commitment for this order."
+COMMITMENT_NOT_OPEN = "This order can no longer be confirmed."
+PAYMENT_NOT_OPEN = "Payment can only be updated while the order is placed."
+PICKUP_NEEDS_OTP = "Pickup is completed by verifying the customer's OTP."

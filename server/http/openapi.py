@@ -1,0 +1,257 @@
+"""The OpenAPI 3.1 document of every HTTP route; a test validates real responses against it."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from server.domain.lifecycle import CancellationReason, OrderStatus, PaymentStatus
+
+STR = {"type": "string"}
+NSTR = {"type": ["string", "null"]}
+TIME = {"type": "string", "format": "date-time"}
+NTIME = {"type": ["string", "null"], "format": "date-time"}
+BOOL = {"type": "boolean"}
+INT = {"type": "integer"}
+MONEY = {"type": "number", "minimum": 0}
+OID = {"type": "string", "pattern": "^[0-9a-f]{24}$"}
+
+
+def ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def obj(required: dict[str, Any], optional: dict[str, Any] | None = None, closed: bool = False) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "object", "properties": {**required, **(optional or {})},
+                              "required": list(required)}
+    if closed:
+        schema["additionalProperties"] = False
+    return schema
+
+
+def envelope(data: dict[str, Any], message: bool = False) -> dict[str, Any]:
+    required: dict[str, Any] = {"success": {"const": True}, "data": data}
+    if message:
+        required["message"] = STR
+    return obj(required, {"message": STR})
+
+
+ORDER_STATUS = {"type": "string", "enum": [s.value for s in OrderStatus]}
+PAYMENT_STATUS = {"type": "string", "enum": [s.value for s in PaymentStatus]}
+REASON = {"type": ["string", "null"], "enum": [r.value for r in CancellationReason] + [None]}
+
+LEAN = {
+    "id": OID, "orderNumber": STR, "orderStatus": ORDER_STATUS, "paymentStatus": PAYMENT_STATUS,
+    "totalAmount": MONEY, "isCommitmentConfirmed": BOOL, "commitmentDeadlineAt": NTIME, "readyAt": NTIME,
+    "readyExpiresAt": NTIME, "isOtpVerified": BOOL, "cancelledAt": NTIME, "cancellationReason": REASON,
+    "updatedAt": TIME,
+}
+ORDER_ITEM = obj({"menuItemId": OID, "name": STR, "price": MONEY, "quantity": INT, "total": MONEY})
+ORDER_SUMMARY = {
+    "id": OID, "orderNumber": STR, "paymentReference": {"type": "string", "pattern": "^CBPAY[0-9A-F]{10}$"},
+    "totalAmount": MONEY, "paymentStatus": PAYMENT_STATUS, "orderStatus": ORDER_STATUS, "paymentMethod": STR,
+    "transactionId": NSTR, "items": {"type": "array", "items": ORDER_ITEM}, "specialInstructions": NSTR,
+    "isCommitmentConfirmed": BOOL, "commitmentDeadlineAt": NTIME,
+    "store": obj({"id": OID, "name": STR, "location": STR}), "createdAt": TIME, "updatedAt": TIME,
+}
+ORDER_DETAIL_EXTRA = {
+    "requiresCommitment": BOOL, "commitmentConfirmedAt": NTIME, "paidAt": NTIME, "readyAt": NTIME,
+    "readyExpiresAt": NTIME, "isOtpVerified": BOOL, "pickedUpAt": NTIME, "cancelledAt": NTIME,
+    "cancellationReason": REASON, "customerFirstName": STR, "version": INT,
+}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": obj({"success": {"const": False}, "message": STR}, {"errors": {"type": "array"}}),
+    "User": obj({"id": OID, "name": STR, "email": STR, "role": {"enum": ["student", "faculty", "store_employee", "admin"]},
+                 "storeId": {"type": ["string", "null"]}, "createdAt": TIME},
+                {"registerNumber": STR, "employeeId": STR}),
+    "Profile": {"allOf": [ref("User"), obj({"trustTier": {"enum": ["good", "watch", "restricted", None]},
+                                            "noShowCount": INT, "orderingRestrictedUntil": NTIME})]},
+    "Session": obj({"accessToken": STR, "refreshToken": STR, "user": ref("User")}),
+    "Store": obj({"id": OID, "name": STR, "location": STR, "upiId": STR, "isActive": BOOL, "createdAt": TIME}),
+    "MenuItem": obj({"id": OID, "storeId": OID, "name": STR, "price": MONEY, "category": NSTR,
+                     "isAvailable": BOOL, "createdAt": TIME, "updatedAt": TIME}),
+    "PollStatus": obj(LEAN, closed=True),
+    "OrderSummary": obj(ORDER_SUMMARY, closed=True),
+    "Order": obj({**ORDER_SUMMARY, **ORDER_DETAIL_EXTRA}, {"pickupOtp": {"type": "string", "pattern": "^[0-9]{6}$"}},
+                 closed=True),
+    "OrderPage": obj({"orders": {"type": "array", "items": ref("Order")}, "page": INT, "limit": INT,
+                      "total": INT, "pages": INT}),
+    "CheckoutSession": obj({
+        "checkoutToken": STR, "paymentReference": STR, "expiresInSeconds": INT, "totalAmount": MONEY,
+        "items": {"type": "array", "items": ORDER_ITEM}, "specialInstructions": NSTR,
+        "store": obj({"id": OID, "name": STR, "location": STR, "upiId": STR}),
+        "noShowPolicy": obj({"trustTier": {"enum": ["good", "watch", "restricted"]}, "noShowCount": INT,
+                             "requiresCommitment": BOOL, "commitmentWindowMinutes": {"type": "number"},
+                             "unpaidTimeoutMinutes": {"type": "number"}, "readyTimeoutMinutes": {"type": "number"}}),
+        "payment": obj({"mode": {"const": "direct_store_upi"}, "upiLink": STR}),
+    }),
+    "Commitment": obj({"success": {"const": True}, "message": STR, "order": obj({
+        "id": OID, "orderNumber": STR, "status": ORDER_STATUS, "requiresCommitment": BOOL,
+        "commitmentConfirmedAt": NTIME, "commitmentDeadline": NTIME, "totalAmount": MONEY,
+        "paymentStatus": PAYMENT_STATUS}, closed=True)}, closed=True),
+    "PartnerOrder": obj({
+        "requestId": STR, "orderId": OID, "status": {"enum": ["STARTED", "COMPLETED", "FAILED", "EXPIRED"]},
+        "paidAt": NSTR, "metadata": obj({"paymentId": NSTR, "txHash": {"type": "null"}, "note": NSTR})}),
+    "PartnerError": obj({"error": STR}, closed=True),
+}
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": schema}}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, **_json(ref("Error"))}
+
+
+def _body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, **_json(schema)}
+
+
+AUTH = [{"bearer": []}]
+ID = lambda name: {"name": name, "in": "path", "required": True, "schema": STR}  # noqa: E731
+COMMON = {"400": _error("Bad input"), "401": _error("No, invalid or expired token"),
+          "403": _error("Not allowed"), "413": _error("Body over 64 KiB")}
+
+
+def op(summary: str, responses: dict[str, Any], *, auth: bool = True, body: dict[str, Any] | None = None,
+       params: list[dict[str, Any]] | None = None, tag: str = "orders") -> dict[str, Any]:
+    operation: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": responses}
+    if auth:
+        operation["security"] = AUTH
+    if body is not None:
+        operation["requestBody"] = _body(body)
+    if params:
+        operation["parameters"] = params
+    return operation
+
+
+def ok(schema: dict[str, Any], description: str = "OK", message: bool = False) -> dict[str, Any]:
+    return {"description": description, **_json(envelope(schema, message))}
+
+
+CREDENTIALS = obj({"email": STR, "password": STR})
+ORDER_NOT_FOUND = {"404": _error("Order not found")}
+CONFLICT = {"409": _error("Conflict: the order changed, or the request does not fit its state")}
+PARTNER_ERRORS = {code: {"description": text, **_json(ref("PartnerError"))} for code, text in {
+    "400": "Bad input", "401": "Bearer token missing, expired or invalid", "403": "Not this user's order",
+    "404": "Order not found", "498": "Unknown or revoked X-Client-ID", "499": "X-Client-ID absent",
+    "500": "Unexpected error"}.items()}
+CLIENT_ID = {"name": "X-Client-ID", "in": "header", "required": True, "schema": STR}
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    paths: dict[str, Any] = {
+        "/api/auth/register": {"post": op("Register a student or faculty member", {
+            "201": ok(ref("Session"), "Registered"), **COMMON, "409": _error("Email taken")}, auth=False, tag="auth",
+            body=obj({"name": STR, "email": STR, "password": STR, "role": {"enum": ["student", "faculty"]}},
+                     {"registerNumber": STR, "employeeId": STR}))},
+        "/api/auth/login": {"post": op("Sign in", {"200": ok(ref("Session")), **COMMON}, auth=False, tag="auth",
+                                       body=CREDENTIALS)},
+        "/api/auth/refresh": {"post": op("Rotate a refresh token", {"200": ok(ref("Session")), **COMMON},
+                                         auth=False, tag="auth", body=obj({"refreshToken": STR}))},
+        "/api/auth/logout": {"post": op("Revoke a refresh token's family", {"200": ok({"type": "null"}, message=True),
+                                                                            **COMMON}, auth=False, tag="auth",
+                                        body=obj({"refreshToken": STR}))},
+        "/api/users/me": {"get": op("The caller's profile and trust tier", {"200": ok(ref("Profile")), **COMMON},
+                                    tag="auth")},
+        "/api/admin/users": {"post": op("Create store staff or an admin (admins)", {
+            "201": ok(ref("User"), "Created"), **COMMON, "404": _error("Store not found"),
+            "409": _error("Email taken")}, tag="admin",
+            body=obj({"name": STR, "email": STR, "password": STR, "role": {"enum": ["store_employee", "admin"]}},
+                     {"storeId": STR}))},
+        "/api/stores": {
+            "get": op("Active stores", {"200": ok({"type": "array", "items": ref("Store")})}, auth=False, tag="stores"),
+            "post": op("Create a store (admins)", {"201": ok(ref("Store"), "Created"), **COMMON}, tag="stores",
+                       body=obj({"name": STR, "location": STR, "upiId": STR}, {"isActive": BOOL})),
+        },
+        "/api/stores/{store_id}": {"get": op("One store", {"200": ok(ref("Store")), "404": _error("Store not found")},
+                                             auth=False, tag="stores", params=[ID("store_id")])},
+        "/api/stores/{store_id}/menu": {
+            "get": op("A store's available menu (`?all=true` includes unavailable items)",
+                      {"200": ok({"type": "array", "items": ref("MenuItem")}), "404": _error("Store not found")},
+                      auth=False, tag="stores", params=[ID("store_id")]),
+            "post": op("Add a menu item (that store's staff, admins)", {
+                "201": ok(ref("MenuItem"), "Created"), **COMMON, "404": _error("Store not found")}, tag="stores",
+                params=[ID("store_id")], body=obj({"name": STR, "price": MONEY}, {"category": STR, "isAvailable": BOOL})),
+        },
+        "/api/menu/{item_id}": {"patch": op("Change a menu item", {"200": ok(ref("MenuItem")), **COMMON,
+                                                                   "404": _error("Menu item not found")},
+                                            tag="stores", params=[ID("item_id")],
+                                            body=obj({}, {"name": STR, "price": MONEY, "isAvailable": BOOL,
+                                                          "category": STR}))},
+        "/api/orders/checkout-session": {"post": op("Price a cart and issue a checkout token (customers)", {
+            "200": ok(ref("CheckoutSession")), **COMMON}, body=obj(
+                {"storeId": STR, "items": {"type": "array", "items": obj({"menuItemId": STR, "quantity": INT})}},
+                {"specialInstructions": STR}))},
+        "/api/orders": {
+            "post": op("Create the order of a checkout session (seed 001)", {
+                "201": ok(ref("OrderSummary"), "Created", message=True),
+                "200": ok(ref("OrderSummary"), "This checkout's existing order", message=True),
+                **COMMON, "409": _error("Transaction id taken, or the cart changed")},
+                body=obj({"checkoutToken": STR}, {"transactionId": STR})),
+            "get": op("The caller's orders (staff: their store's), newest first", {"200": ok(ref("OrderPage")), **COMMON},
+                      params=[{"name": "status", "in": "query", "schema": STR, "description": "comma-separated"},
+                              {"name": "page", "in": "query", "schema": INT},
+                              {"name": "limit", "in": "query", "schema": INT},
+                              {"name": "storeId", "in": "query", "schema": STR, "description": "admins"}]),
+        },
+        "/api/orders/{order_id}": {"get": op("One order; the owner sees `pickupOtp` while ready", {
+            "200": ok(ref("Order")), **COMMON, **ORDER_NOT_FOUND}, params=[ID("order_id")])},
+        "/api/orders/{order_id}/poll-status": {"get": op("Lean status for polling (seed 000)", {
+            "200": {"description": "OK", "headers": {"ETag": {"schema": STR}}, **_json(envelope(ref("PollStatus")))},
+            "304": {"description": "Unchanged since If-None-Match"},
+            **COMMON, **ORDER_NOT_FOUND, "429": _error("Polled too often; see Retry-After")},
+            params=[ID("order_id"), {"name": "wait", "in": "query", "schema": {"type": "integer", "minimum": 1,
+                                                                               "maximum": 30}},
+                    {"name": "If-None-Match", "in": "header", "schema": STR}])},
+        "/api/orders/{order_id}/payment-status": {"patch": op("Verify or fail payment (that store's staff)", {
+            "200": ok(ref("Order"), message=True), **COMMON, **ORDER_NOT_FOUND, **CONFLICT},
+            params=[ID("order_id")], body=obj({"paymentStatus": {"enum": ["success", "failed"]}},
+                                              {"transactionId": STR}))},
+        "/api/orders/{order_id}/status": {"patch": op("Move an order along its lifecycle (that store's staff)", {
+            "200": ok(ref("Order"), message=True), **COMMON, **ORDER_NOT_FOUND, **CONFLICT},
+            params=[ID("order_id")], body=obj({"status": ORDER_STATUS}, {"reason": STR}))},
+        "/api/orders/{order_id}/verify-otp": {"post": op("Complete pickup with the customer's code", {
+            "200": ok(ref("Order"), message=True), **COMMON, **ORDER_NOT_FOUND, **CONFLICT,
+            "429": _error("Too many wrong codes")}, params=[ID("order_id")], body=obj({"otp": STR}))},
+        "/api/orders/{order_id}/cancel": {"post": op("Cancel an unpaid placed order (owner)", {
+            "200": ok(ref("Order"), message=True), **COMMON, **ORDER_NOT_FOUND, **CONFLICT}, params=[ID("order_id")])},
+        "/api/orders/{order_id}/confirm-commitment": {"post": op("Confirm pickup commitment (seed 003)", {
+            "200": {"description": "Confirmed", **_json(ref("Commitment"))}, **COMMON, **ORDER_NOT_FOUND},
+            params=[ID("order_id")])},
+        "/api/orders/{order_id}/events": {"get": op("Server-Sent Events of one order", {
+            "200": {"description": "text/event-stream", "content": {"text/event-stream": {"schema": STR}}},
+            **COMMON, **ORDER_NOT_FOUND}, tag="realtime", params=[ID("order_id")])},
+        "/api/stores/{store_id}/events": {"get": op("Server-Sent Events of a store's orders (its staff)", {
+            "200": {"description": "text/event-stream", "content": {"text/event-stream": {"schema": STR}}},
+            **COMMON}, tag="realtime", params=[ID("store_id")])},
+        "/v1/order": {"post": op("Partner: create an order from a checkout token", {
+            "201": {"description": "Created", **_json(ref("PartnerOrder"))},
+            "200": {"description": "This checkout's existing order", **_json(ref("PartnerOrder"))},
+            **PARTNER_ERRORS}, tag="partner", params=[CLIENT_ID],
+            body=obj({"checkoutToken": STR}, {"transactionId": STR}))},
+        "/v1/order/{order_id}": {"get": op("Partner: payment status of an order (seed 004)", {
+            "200": {"description": "OK", **_json(ref("PartnerOrder"))}, **PARTNER_ERRORS}, tag="partner",
+            params=[ID("order_id"), CLIENT_ID, {"name": "wait", "in": "query",
+                                                "schema": {"type": "integer", "minimum": 1, "maximum": 30}}])},
+        "/healthz": {"get": op("Process alive", {"200": {"description": "OK", **_json(obj({"status": STR}))}},
+                               auth=False, tag="operations")},
+        "/readyz": {"get": op("MongoDB and the broker answer", {
+            "200": {"description": "Ready", **_json(obj({"status": STR, "database": BOOL, "broker": BOOL}))},
+            "503": {"description": "Not ready", **_json(obj({"status": STR, "database": BOOL, "broker": BOOL}))}},
+            auth=False, tag="operations")},
+        "/metrics": {"get": op("Prometheus metrics", {"200": {"description": "text/plain exposition",
+                                                              "content": {"text/plain": {"schema": STR}}}},
+                               auth=False, tag="operations")},
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "OrderPulse", "version": "0.1.0",
+                 "description": "Real-time order tracking for campus food outlets. WebSocket: `GET /ws` (see README)."},
+        "paths": paths,
+        "components": {"schemas": SCHEMAS,
+                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
+    }

@@ -1,0 +1,203 @@
+"""`/api/orders/*`: thin handlers that parse, authorise, call the order service and shape."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from bson import ObjectId
+
+from server import metrics
+from server.domain import messages
+from server.domain.clock import utcnow
+from server.domain.lifecycle import OrderStatus
+from server.errors import ApiError
+from server.http.body import Fields, read_json
+from server.http.responses import JSONResponse, ok
+from server.http.security import CUSTOMERS, STAFF, authenticate
+from server.models import Order
+from server.services.orders import MAX_CART_LINES, CartLine
+from server.services.snapshots import OrderSnapshot, poll_body
+from server.views import commitment_order, lean_order, order_detail, order_summary
+
+MAX_WAIT_SECONDS = 30
+
+
+def _runtime(request: Request):
+    return request.app.state.runtime
+
+
+async def _fields(request: Request) -> Fields:
+    return Fields(await read_json(request, _runtime(request).settings.max_body_bytes))
+
+
+def _detail(request: Request, order: Order, principal) -> dict:
+    otp = None
+    if principal.is_customer and principal.user_id == str(order.user_id) and order.order_status == OrderStatus.READY:
+        otp = _runtime(request).orders.pickup_otp(order)
+    return order_detail(order, otp)
+
+
+async def checkout_session(request: Request):
+    principal = await authenticate(request, *CUSTOMERS)
+    fields = await _fields(request)
+    store_id = fields.string("storeId", max_length=24)
+    cart = []
+    for index, line in enumerate(fields.array("items", max_items=MAX_CART_LINES)):
+        if not isinstance(line, dict):
+            raise ApiError(400, f"items[{index}] must be an object.")
+        entry = Fields(line)
+        menu_item_id = entry.string("menuItemId", max_length=24)
+        quantity = entry.raw("quantity")
+        if isinstance(quantity, bool) or not isinstance(quantity, int):
+            raise ApiError(400, f"items[{index}].quantity must be a whole number.")
+        cart.append(CartLine(menu_item_id, quantity))
+    note = fields.string("specialInstructions", required=False, max_length=300)
+    session = await _runtime(request).orders.checkout_session(principal, store_id, cart, note)
+    return ok(session)
+
+
+async def create_order(request: Request):
+    principal = await authenticate(request, *CUSTOMERS)
+    fields = await _fields(request)
+    order, created = await _runtime(request).orders.create_order(
+        principal, fields.raw("checkoutToken"), fields.raw("transactionId"))
+    if created:
+        return ok(order_summary(order), status_code=201, message=messages.ORDER_PLACED)
+    return ok(order_summary(order), status_code=200, message=messages.ORDER_EXISTS)
+
+
+async def list_orders(request: Request):
+    principal = await authenticate(request)
+    params = request.query_params
+    statuses = [s for s in (params.get("status") or "").split(",") if s]
+    valid = {s.value for s in OrderStatus}
+    for status in statuses:
+        if status not in valid:
+            raise ApiError(400, f"status must be a comma-separated list of: {', '.join(valid)}.")
+    page = _int_param(params.get("page"), "page", 1, 1, 10_000)
+    limit = _int_param(params.get("limit"), "limit", 20, 1, 100)
+    store_id = params.get("storeId")
+    if store_id is not None and not ObjectId.is_valid(store_id):
+        raise ApiError(400, "storeId must be a store id.")
+    orders, total = await _runtime(request).orders.list_orders(principal, statuses, page, limit, store_id)
+    return ok({"orders": [_detail(request, order, principal) for order in orders],
+               "page": page, "limit": limit, "total": total, "pages": (total + limit - 1) // limit})
+
+
+def _int_param(raw: str | None, name: str, default: int, minimum: int, maximum: int) -> int:
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or not minimum <= int(raw) <= maximum:
+        raise ApiError(400, f"{name} must be a whole number from {minimum} to {maximum}.")
+    return int(raw)
+
+
+async def get_order(request: Request):
+    principal = await authenticate(request)
+    order = await _runtime(request).orders.visible_order(principal, request.path_params["order_id"])
+    return ok(_detail(request, order, principal))
+
+
+async def _current_snapshot(request: Request, principal, order_id: str) -> tuple[OrderSnapshot | None, bytes, str]:
+    """The poll answer: from the per-process snapshot when fresh, else from the database."""
+    runtime = _runtime(request)
+    snapshot = runtime.snapshots.get(order_id)
+    if snapshot is not None and (snapshot.next_deadline_at is None or snapshot.next_deadline_at > utcnow()):
+        runtime.orders.authorise(principal, snapshot.user_id, snapshot.store_id)
+        metrics.POLL_CACHE.labels("snapshot").inc()
+        return snapshot, snapshot.body, snapshot.etag
+    if not ObjectId.is_valid(order_id):
+        raise ApiError(404, messages.ORDER_NOT_FOUND)
+    await runtime.snapshots.track(order_id)
+    try:
+        order = await runtime.orders.visible_order(principal, order_id)
+    except ApiError as exc:
+        if exc.status_code == 404:
+            await runtime.snapshots.forget(order_id)
+        raise
+    metrics.POLL_CACHE.labels("database").inc()
+    snapshot = runtime.snapshots.store(order)
+    if snapshot is not None:
+        return snapshot, snapshot.body, snapshot.etag
+    return None, poll_body(lean_order(order)), f'"{order.id}-{order.version}"'
+
+
+async def poll_status(request: Request):
+    principal = await authenticate(request)
+    runtime = _runtime(request)
+    order_id = request.path_params["order_id"]
+    wait = _int_param(request.query_params.get("wait"), "wait", 0, 1, MAX_WAIT_SECONDS)
+    snapshot, body, etag = await _current_snapshot(request, principal, order_id)
+    retry = runtime.poll_limiter.retry_after(principal.user_id, order_id)
+    if retry is not None:
+        raise ApiError(429, messages.POLL_TOO_FAST.format(seconds=retry), headers={"Retry-After": str(retry)})
+    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    if request.headers.get("if-none-match") == etag:
+        if wait and not (snapshot and snapshot.terminal):
+            if snapshot is not None:
+                await runtime.snapshots.wait_for_change(snapshot, wait)
+            snapshot, body, etag = await _current_snapshot(request, principal, order_id)
+            headers["ETag"] = etag
+        if request.headers.get("if-none-match") == etag:
+            return Response(status_code=304, headers=headers)
+    return Response(body, media_type="application/json", headers=headers)
+
+
+async def update_payment_status(request: Request):
+    principal = await authenticate(request, *STAFF)
+    fields = await _fields(request)
+    status = fields.string("paymentStatus", choices=("success", "failed"))
+    order, message = await _runtime(request).orders.update_payment(
+        principal, request.path_params["order_id"], status, fields.raw("transactionId"))
+    return ok(_detail(request, order, principal), message=message)
+
+
+async def update_status(request: Request):
+    principal = await authenticate(request, *STAFF)
+    fields = await _fields(request)
+    target = fields.string("status", choices=tuple(s.value for s in OrderStatus))
+    note = fields.string("reason", required=False, max_length=200)
+    order = await _runtime(request).orders.update_status(
+        principal, request.path_params["order_id"], OrderStatus(target), note)
+    return ok(_detail(request, order, principal), message=messages.STATUS_UPDATED)
+
+
+async def verify_otp(request: Request):
+    principal = await authenticate(request, *STAFF)
+    fields = await _fields(request)
+    otp = fields.raw("otp")
+    if isinstance(otp, int) and not isinstance(otp, bool):
+        otp = f"{otp:06d}"
+    if not isinstance(otp, str) or not otp.strip():
+        raise ApiError(400, "otp is required.")
+    order = await _runtime(request).orders.verify_otp(principal, request.path_params["order_id"], otp.strip())
+    return ok(_detail(request, order, principal), message=messages.OTP_VERIFIED)
+
+
+async def cancel_order(request: Request):
+    principal = await authenticate(request, *CUSTOMERS)
+    order = await _runtime(request).orders.cancel_by_customer(principal, request.path_params["order_id"])
+    return ok(_detail(request, order, principal), message=messages.ORDER_CANCELLED)
+
+
+async def confirm_commitment(request: Request):
+    principal = await authenticate(request, *CUSTOMERS)
+    order = await _runtime(request).orders.confirm_commitment(principal, request.path_params["order_id"])
+    return JSONResponse({"success": True, "message": messages.COMMITMENT_CONFIRMED,
+                         "order": commitment_order(order)})
+
+
+routes = [
+    Route("/api/orders/checkout-session", checkout_session, methods=["POST"]),
+    Route("/api/orders", create_order, methods=["POST"]),
+    Route("/api/orders", list_orders, methods=["GET"]),
+    Route("/api/orders/{order_id}", get_order, methods=["GET"]),
+    Route("/api/orders/{order_id}/poll-status", poll_status, methods=["GET"]),
+    Route("/api/orders/{order_id}/payment-status", update_payment_status, methods=["PATCH"]),
+    Route("/api/orders/{order_id}/status", update_status, methods=["PATCH"]),
+    Route("/api/orders/{order_id}/verify-otp", verify_otp, methods=["POST"]),
+    Route("/api/orders/{order_id}/cancel", cancel_order, methods=["POST"]),
+    Route("/api/orders/{order_id}/confirm-commitment", confirm_commitment, methods=["POST"]),
+]

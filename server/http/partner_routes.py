@@ -1,0 +1,148 @@
+"""The partner payment-status API (`/v1`, PARTNER.md): seed 004's shapes over our orders."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from bson import ObjectId
+from starlette.requests import Request
+from starlette.routing import Route
+
+from server.domain import messages
+from server.domain.clock import partner_timestamp
+from server.domain.lifecycle import CancellationReason, OrderStatus, PaymentStatus
+from server.errors import ApiError
+from server.http.body import Fields, read_json
+from server.http.responses import JSONResponse
+from server.http.security import CUSTOMERS, authenticate
+from server.models import ClientApp, Order
+
+CLIENT_MISSING = "X-Client-ID header is required"
+CLIENT_UNKNOWN = "Unknown or revoked client ID"
+PARTNER_NOT_FOUND = "Order not found"
+PARTNER_FORBIDDEN = "You do not have access to this order"
+PARTNER_INTERNAL = "Internal server error"
+MAX_WAIT_SECONDS = 30
+CLIENT_CACHE_SECONDS = 5.0
+
+_clients: dict[str, tuple[float, bool]] = {}
+
+
+def error_response(exc: ApiError) -> JSONResponse:
+    return JSONResponse({"error": exc.message}, status_code=exc.status_code, headers=exc.headers)
+
+
+def internal_error() -> JSONResponse:
+    return JSONResponse({"error": PARTNER_INTERNAL}, status_code=500)
+
+
+def partner_status(order: Order) -> str:
+    if order.payment_status == PaymentStatus.SUCCESS:
+        return "COMPLETED"
+    if order.cancellation_reason == CancellationReason.PAYMENT_TIMEOUT:
+        return "EXPIRED"
+    if order.payment_status == PaymentStatus.FAILED or order.order_status == OrderStatus.CANCELLED:
+        return "FAILED"
+    return "STARTED"
+
+
+def partner_view(order: Order, zone) -> dict[str, Any]:
+    status = partner_status(order)
+    return {
+        "requestId": order.payment_reference,
+        "orderId": str(order.id),
+        "status": status,
+        "paidAt": partner_timestamp(order.paid_at, zone) if status == "COMPLETED" and order.paid_at else None,
+        "metadata": {
+            "paymentId": order.transaction_id,
+            "txHash": None,
+            "note": order.cancellation_reason.value if order.cancellation_reason else None,
+        },
+    }
+
+
+async def _check_client(request: Request) -> None:
+    """499 without `X-Client-ID`, 498 for an unknown or revoked one; before the bearer token."""
+    client_id = request.headers.get("x-client-id")
+    if not client_id:
+        raise ApiError(499, CLIENT_MISSING)
+    now = time.monotonic()
+    cached = _clients.get(client_id)
+    if cached is None or now - cached[0] > CLIENT_CACHE_SECONDS:
+        active = len(client_id) <= 100 and await ClientApp.find_one(
+            {"client_id": client_id, "is_active": True}) is not None
+        if len(_clients) > 10_000:
+            _clients.clear()
+        cached = _clients[client_id] = (now, active)
+    if not cached[1]:
+        raise ApiError(498, CLIENT_UNKNOWN)
+
+
+async def _visible(request: Request, principal, order_id: str) -> Order:
+    order = await Order.get(order_id) if ObjectId.is_valid(order_id) else None
+    if order is None:
+        raise ApiError(404, PARTNER_NOT_FOUND)
+    orders = request.app.state.runtime.orders
+    orders.authorise(principal, str(order.user_id), str(order.store_id), PARTNER_FORBIDDEN)
+    return await orders.enforce_own_deadline(order)
+
+
+async def _wait_while_started(request: Request, order: Order, seconds: int) -> Order:
+    """Hold until the order leaves STARTED or `seconds` pass, woken by its own events."""
+    runtime = request.app.state.runtime
+    order_id = str(order.id)
+    deadline = time.monotonic() + seconds
+    await runtime.snapshots.track(order_id)
+    while partner_status(order) == "STARTED":
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        snapshot = runtime.snapshots.store(order) or runtime.snapshots.get(order_id)
+        if snapshot is not None and snapshot.version > order.version:
+            order = await runtime.orders.enforce_own_deadline(await Order.get(order.id))
+            continue
+        if snapshot is None:
+            await asyncio.sleep(min(remaining, 0.5))
+        else:
+            await runtime.snapshots.wait_for_change(snapshot, remaining)
+        order = await runtime.orders.enforce_own_deadline(await Order.get(order.id))
+    return order
+
+
+def _wait_seconds(request: Request) -> int:
+    raw = request.query_params.get("wait")
+    if raw is None or raw == "":
+        return 0
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_WAIT_SECONDS:
+        raise ApiError(400, f"wait must be a whole number from 1 to {MAX_WAIT_SECONDS}")
+    return int(raw)
+
+
+async def get_order(request: Request):
+    await _check_client(request)
+    principal = await authenticate(request)
+    wait = _wait_seconds(request)
+    order = await _visible(request, principal, request.path_params["order_id"])
+    if wait:
+        order = await _wait_while_started(request, order, wait)
+    return JSONResponse(partner_view(order, request.app.state.runtime.settings.zone))
+
+
+async def create_order(request: Request):
+    await _check_client(request)
+    principal = await authenticate(request)
+    if principal.role not in CUSTOMERS:
+        raise ApiError(403, messages.FORBIDDEN_ROLE)
+    runtime = request.app.state.runtime
+    fields = Fields(await read_json(request, runtime.settings.max_body_bytes))
+    order, created = await runtime.orders.create_order(
+        principal, fields.raw("checkoutToken"), fields.raw("transactionId"))
+    return JSONResponse(partner_view(order, runtime.settings.zone), status_code=201 if created else 200)
+
+
+routes = [
+    Route("/v1/order", create_order, methods=["POST"]),
+    Route("/v1/order/{order_id}", get_order, methods=["GET"]),
+]

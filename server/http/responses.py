@@ -1,0 +1,30 @@
+"""JSON responses in the `/api` envelope, encoded with orjson."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.responses import Response
+
+
+class JSONResponse(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def ok(data: Any, status_code: int = 200, message: str | None = None,
+       headers: dict[str, str] | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"success": True}
+    if message is not None:
+        body["message"] = message
+    body["data"] = data
+    return JSONResponse(body, status_code=status_code, headers=headers)
+
+
+def failure(status_code: int, message: str, headers: dict[str, str] | None = None,
+            **extra: Any) -> JSONResponse:
+    return JSONResponse({"success": False, "message": message, **extra}, status_code=status_code,
+                        headers=headers)

@@ -1,0 +1,46 @@
+"""Prometheus metrics of one process, served at `/metrics`."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+from pymongo import monitoring
+
+REQUESTS = Counter("orderpulse_http_requests_total", "HTTP requests answered.", ["method", "route", "status"])
+REQUEST_SECONDS = Histogram(
+    "orderpulse_http_request_seconds", "Time to answer an HTTP request.", ["route"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+DB_COMMANDS = Counter("orderpulse_db_commands_total", "MongoDB commands sent, by command name.", ["command"])
+POLL_CACHE = Counter("orderpulse_poll_cache_total", "poll-status answers by source.", ["source"])
+DEADLINES_ENFORCED = Counter("orderpulse_deadlines_enforced_total", "Orders cancelled by a deadline.", ["reason"])
+EVENTS_PUBLISHED = Counter("orderpulse_events_published_total", "Order changes published to the broker.")
+OUTBOX_REPUBLISHED = Counter("orderpulse_outbox_republished_total", "Changes republished by the outbox relay.")
+
+SOCKETS_OPEN = Gauge("orderpulse_sockets_open", "Open WebSocket connections.")
+SSE_STREAMS_OPEN = Gauge("orderpulse_sse_streams_open", "Open Server-Sent Events streams.")
+SUBSCRIPTIONS = Gauge("orderpulse_subscriptions", "Order and store subscriptions held by sockets.", ["kind"])
+BROKER_CHANNELS = Gauge("orderpulse_broker_channels", "Broker channels this process listens to.")
+EVENTS_FANNED_OUT = Counter("orderpulse_events_fanned_out_total", "Event frames queued to sockets.")
+EVENTS_COALESCED = Counter("orderpulse_events_coalesced_total", "Queued frames replaced by a newer state.")
+EVENTS_DROPPED = Counter("orderpulse_events_dropped_total", "Frames not delivered (stale version or closed socket).")
+BROKER_RECONNECTS = Counter("orderpulse_broker_reconnects_total", "Broker connections re-established.")
+FANOUT_SECONDS = Histogram(
+    "orderpulse_fanout_seconds", "Time to queue one event to every local subscriber.",
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1),
+)
+
+
+class _CommandCounter(monitoring.CommandListener):
+    """Counts every command the driver sends, so benchmarks can prove a path reads nothing."""
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        DB_COMMANDS.labels(event.command_name).inc()
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+COMMAND_COUNTER = _CommandCounter()

@@ -1,0 +1,14 @@
+"""Persistence: Beanie documents, one per collection, with their indexes."""
+
+from server.models.client_app import ClientApp
+from server.models.counter import Counter
+from server.models.menu import MenuItem
+from server.models.order import Order, OrderItem
+from server.models.refresh_token import RefreshToken
+from server.models.store import Store
+from server.models.user import User
+
+DOCUMENT_MODELS = [User, Store, MenuItem, Order, RefreshToken, Counter, ClientApp]
+
+__all__ = ["DOCUMENT_MODELS", "ClientApp", "Counter", "MenuItem", "Order", "OrderItem",
+           "RefreshToken", "Store", "User"]

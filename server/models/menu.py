@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from beanie import Document
+from pymongo import ASCENDING, IndexModel
+
+
+class MenuItem(Document):
+    store_id: str  # references are hex strings: see docs/EMBEDDED-MONGO.md
+    name: str
+    price_paise: int
+    category: str | None = None
+    is_available: bool = True
+    created_at: datetime
+    updated_at: datetime
+
+    class Settings:
+        name = "menu_items"
+        keep_nulls = False
+        indexes = [IndexModel([("store_id", ASCENDING), ("name", ASCENDING)], name="store_menu")]

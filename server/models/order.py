@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from beanie import Document
+from pydantic import BaseModel
+from pymongo import ASCENDING, DESCENDING, IndexModel
+
+from server.domain.deadlines import DeadlineView
+from server.domain.lifecycle import CancellationReason, OrderStatus, PaymentStatus
+
+
+class OrderItem(BaseModel):
+    menu_item_id: str
+    name: str
+    price_paise: int
+    quantity: int
+    total_paise: int
+
+
+class Order(Document):
+    """One order. Every change is a compare-and-set that bumps `version` and sets `outbox_at`.
+
+    `next_deadline_at` is the earliest deadline still pending (absent when none) and
+    `outbox_at` marks a change not yet confirmed as published; both are absent rather than
+    null so that range queries behave the same on MongoDB and nx-27017.
+    """
+
+    order_number: str
+    user_id: str  # references are hex strings, matched the same way by MongoDB and nx-27017
+    store_id: str
+    store_name: str
+    store_location: str
+    customer_first_name: str
+    items: list[OrderItem]
+    total_paise: int
+    special_instructions: str | None = None
+    payment_reference: str
+    payment_method: str = "direct_store_upi"
+    transaction_id: str | None = None
+    checkout_id: str
+    payment_status: PaymentStatus = PaymentStatus.PENDING
+    order_status: OrderStatus = OrderStatus.PLACED
+    requires_commitment: bool = False
+    is_commitment_confirmed: bool = False
+    commitment_confirmed_at: datetime | None = None
+    commitment_deadline_at: datetime | None = None
+    paid_at: datetime | None = None
+    accepted_at: datetime | None = None
+    ready_at: datetime | None = None
+    ready_expires_at: datetime | None = None
+    otp_nonce: str | None = None
+    otp_failed_attempts: int = 0
+    otp_locked_until: datetime | None = None
+    is_otp_verified: bool = False
+    picked_up_at: datetime | None = None
+    cancelled_at: datetime | None = None
+    cancellation_reason: CancellationReason | None = None
+    cancellation_note: str | None = None
+    no_show_at: datetime | None = None
+    version: int = 1
+    created_at: datetime
+    updated_at: datetime
+    next_deadline_at: datetime | None = None
+    outbox_at: datetime | None = None
+
+    class Settings:
+        name = "orders"
+        keep_nulls = False
+        indexes = [
+            IndexModel([("order_number", ASCENDING)], name="order_number_unique", unique=True),
+            IndexModel([("payment_reference", ASCENDING)], name="payment_reference_unique", unique=True),
+            IndexModel([("checkout_id", ASCENDING)], name="checkout_unique", unique=True),
+            IndexModel([("transaction_id", ASCENDING)], name="transaction_id_unique", unique=True,
+                       partialFilterExpression={"transaction_id": {"$type": "string"}}),
+            IndexModel([("user_id", ASCENDING), ("created_at", DESCENDING)], name="customer_orders"),
+            IndexModel([("store_id", ASCENDING), ("created_at", DESCENDING)], name="store_orders"),
+            IndexModel([("store_id", ASCENDING), ("order_status", ASCENDING)], name="store_status"),
+            IndexModel([("user_id", ASCENDING), ("no_show_at", DESCENDING)], name="no_shows", sparse=True),
+            IndexModel([("next_deadline_at", ASCENDING)], name="next_deadline", sparse=True),
+            IndexModel([("outbox_at", ASCENDING)], name="outbox", sparse=True),
+        ]
+
+    def deadline_view(self) -> DeadlineView:
+        return DeadlineView(
+            order_status=self.order_status,
+            payment_status=self.payment_status,
+            created_at=self.created_at,
+            requires_commitment=self.requires_commitment,
+            is_commitment_confirmed=self.is_commitment_confirmed,
+            commitment_deadline_at=self.commitment_deadline_at,
+            ready_expires_at=self.ready_expires_at,
+            is_otp_verified=self.is_otp_verified,
+        )

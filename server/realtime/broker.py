@@ -1,0 +1,112 @@
+"""Pub/sub between server processes, with reference-counted channel subscriptions.
+
+The shape follows encode/broadcaster: one public class, engines behind a tiny base class,
+picked by URL scheme (`memory://`, `redis://`). Unlike broadcaster, a lost connection is never
+silent: listeners registered with `on_connection_change` hear about it, so caches can drop
+what may be stale and hubs can send fresh snapshots once the engine is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from urllib.parse import urlparse
+
+from server import metrics
+from server.realtime.backends.base import BrokerBackend
+
+log = logging.getLogger("orderpulse.broker")
+
+Listener = Callable[[str, bytes], None]
+
+
+def backend_for(url: str | None) -> BrokerBackend:
+    scheme = urlparse(url).scheme if url else "memory"
+    if scheme == "memory":
+        from server.realtime.backends.memory import MemoryBackend
+        return MemoryBackend()
+    if scheme in ("redis", "rediss", "unix"):
+        from server.realtime.backends.redis import RedisBackend
+        return RedisBackend(url or "")
+    raise ValueError(f"Unsupported broker URL scheme: {scheme!r}")
+
+
+class Broker:
+    def __init__(self, url: str | None = None, backend: BrokerBackend | None = None) -> None:
+        self._backend = backend or backend_for(url)
+        self._listeners: dict[str, list[Listener]] = defaultdict(list)
+        self._connection_listeners: list[Callable[[bool], None]] = []
+        self._lock = asyncio.Lock()
+        self.connected = False
+
+    async def connect(self) -> None:
+        await self._backend.connect(self._deliver, self._connection_changed)
+        self.connected = True
+
+    async def disconnect(self) -> None:
+        self.connected = False
+        await self._backend.disconnect()
+        self._listeners.clear()
+
+    async def publish(self, channels: Sequence[str], payload: bytes) -> None:
+        await self._backend.publish(channels, payload)
+
+    async def subscribe(self, channel: str, listener: Listener) -> None:
+        """Listen to a channel; the engine is asked only for the first listener."""
+        async with self._lock:
+            listeners = self._listeners[channel]
+            listeners.append(listener)
+            if len(listeners) == 1:
+                try:
+                    await self._backend.subscribe(channel)
+                except Exception:
+                    listeners.remove(listener)
+                    del self._listeners[channel]
+                    raise
+                metrics.BROKER_CHANNELS.set(len(self._listeners))
+
+    async def unsubscribe(self, channel: str, listener: Listener) -> None:
+        async with self._lock:
+            listeners = self._listeners.get(channel)
+            if not listeners or listener not in listeners:
+                return
+            listeners.remove(listener)
+            if not listeners:
+                del self._listeners[channel]
+                metrics.BROKER_CHANNELS.set(len(self._listeners))
+                try:
+                    await self._backend.unsubscribe(channel)
+                except Exception:  # the engine re-subscribes from `channels` after a reconnect
+                    log.warning("unsubscribe from %s failed; dropped locally", channel)
+
+    @property
+    def channels(self) -> set[str]:
+        return set(self._listeners)
+
+    def on_connection_change(self, listener: Callable[[bool], None]) -> None:
+        self._connection_listeners.append(listener)
+
+    async def ping(self) -> bool:
+        try:
+            return self.connected and await self._backend.ping()
+        except Exception:
+            return False
+
+    def _deliver(self, channel: str, payload: bytes) -> None:
+        for listener in tuple(self._listeners.get(channel, ())):
+            try:
+                listener(channel, payload)
+            except Exception:
+                log.exception("broker listener failed on %s", channel)
+
+    def _connection_changed(self, connected: bool) -> None:
+        self.connected = connected
+        if connected:
+            metrics.BROKER_RECONNECTS.inc()
+        for listener in tuple(self._connection_listeners):
+            try:
+                listener(connected)
+            except Exception:
+                log.exception("connection listener failed")

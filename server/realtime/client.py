@@ -1,0 +1,120 @@
+"""One subscriber's life: what it watches, its bounded outgoing queue, and its writer.
+
+A subscriber is a WebSocket or an SSE stream; the transport supplies how a frame goes out.
+Events for one order are coalesced in the queue (each event is a full state, so only the
+newest matters), versions never go backwards, and a full queue of distinct orders is dropped
+and replaced by a fresh snapshot once the subscriber catches up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+
+from server import metrics
+from server.realtime.events import OrderChange
+from server.services.accounts import Principal
+
+Frame = str
+_control_keys = itertools.count()
+
+
+class Subscriber:
+    def __init__(self, principal: Principal, queue_size: int,
+                 render: Callable[[OrderChange, bool], Frame]) -> None:
+        self.principal = principal
+        self.sees_kitchen = not principal.is_customer
+        self.order_ids: set[str] = set()
+        self.store_ids: set[str] = set()
+        self.sent_versions: dict[str, int] = {}
+        self._render = render
+        self._queue: OrderedDict[object, OrderChange | Frame] = OrderedDict()
+        self._queue_size = queue_size
+        self._ready = asyncio.Event()
+        self.needs_snapshot = False
+        self.closed = False
+        self.sending_since: float | None = None
+        # While a subscribe reads its snapshot, events wait here so the snapshot goes out first.
+        self._held: list[OrderChange] | None = None
+        self.abort: Callable[[int], Awaitable[None]] | None = None
+
+    # --- producer side (the hub) ---------------------------------------------------------------
+
+    def offer(self, change: OrderChange) -> None:
+        if self.closed:
+            return
+        if self._held is not None:
+            self._held.append(change)
+            return
+        order_id = change.order_id
+        if self.sent_versions.get(order_id, 0) >= change.version:
+            metrics.EVENTS_DROPPED.inc()
+            return
+        if order_id in self._queue:
+            metrics.EVENTS_COALESCED.inc()
+        elif len(self._queue) >= self._queue_size:
+            # Nothing to coalesce with: drop, and send a fresh snapshot once the queue drains.
+            metrics.EVENTS_DROPPED.inc()
+            self.needs_snapshot = True
+            return
+        self.sent_versions[order_id] = change.version
+        self._queue[order_id] = change
+        metrics.EVENTS_FANNED_OUT.inc()
+        self._ready.set()
+
+    def send_control(self, frame: Frame) -> None:
+        if self.closed:
+            return
+        self._queue[("control", next(_control_keys))] = frame
+        self._ready.set()
+
+    def hold_events(self) -> None:
+        if self._held is None:
+            self._held = []
+
+    def release_events(self) -> None:
+        held, self._held = self._held, None
+        for change in held or ():
+            self.offer(change)
+
+    def accept_snapshot_version(self, order_id: str, version: int) -> bool:
+        """Record a snapshot entry; False if the subscriber already has a newer state."""
+        if self.sent_versions.get(order_id, 0) > version:
+            return False
+        self.sent_versions[order_id] = version
+        return True
+
+    # --- consumer side (the transport's writer) ------------------------------------------------
+
+    async def next_frame(self, timeout: float | None = None) -> Frame | None:
+        """The next frame to write, or None when `timeout` passes with nothing to send."""
+        while not self._queue:
+            self._ready.clear()
+            if self.closed:
+                return None
+            try:
+                await asyncio.wait_for(self._ready.wait(), timeout)
+            except TimeoutError:
+                return None
+        _, item = self._queue.popitem(last=False)
+        if isinstance(item, OrderChange):
+            return self._render(item, self.sees_kitchen)
+        return item
+
+    @property
+    def queue_empty(self) -> bool:
+        return not self._queue
+
+    def sending(self) -> None:
+        self.sending_since = time.monotonic()
+
+    def sent(self) -> None:
+        self.sending_since = None
+
+    def close(self) -> None:
+        self.closed = True
+        self._queue.clear()
+        self._ready.set()

@@ -1,0 +1,259 @@
+"""This process's subscribers and who watches what.
+
+The hub listens to the broker only for channels its subscribers watch (reference-counted by
+the broker), decodes each event once, and hands it to every watcher's queue: no task, no JSON
+encoding and no database read per subscriber per event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from datetime import timedelta
+from typing import Any
+
+import orjson
+from bson import ObjectId
+
+from server import metrics
+from server.config import Settings
+from server.domain.clock import utcnow
+from server.domain.lifecycle import ACTIVE
+from server.models import Order
+from server.realtime.broker import Broker
+from server.realtime.client import Subscriber
+from server.realtime.events import OrderChange, order_channel, store_channel
+from server.services.accounts import AccountService, Principal
+from server.views import event_order, kitchen_fields
+
+log = logging.getLogger("orderpulse.hub")
+
+RECENT_FINISHED = timedelta(hours=1)
+MAX_ORDERS_PER_SUBSCRIBER = 1000
+
+
+class SubscriptionRefused(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def snapshot_entry(order: Order, sees_kitchen: bool) -> dict[str, Any]:
+    entry = event_order(order)
+    if sees_kitchen:
+        entry.update(kitchen_fields(order))
+    return entry
+
+
+class Hub:
+    def __init__(self, settings: Settings, broker: Broker, accounts: AccountService) -> None:
+        self._settings = settings
+        self._broker = broker
+        self._accounts = accounts
+        self.subscribers: set[Subscriber] = set()
+        self._order_watchers: dict[str, set[Subscriber]] = defaultdict(set)
+        self._store_watchers: dict[str, set[Subscriber]] = defaultdict(set)
+        self._watchdog: asyncio.Task[None] | None = None
+        self._resync: asyncio.Task[None] | None = None
+        broker.on_connection_change(self._connection_changed)
+
+    async def start(self) -> None:
+        self._watchdog = asyncio.create_task(self._watch_stalls(), name="hub-watchdog")
+
+    async def stop(self) -> None:
+        for task in (self._watchdog, self._resync):
+            if task:
+                task.cancel()
+        await asyncio.gather(*(t for t in (self._watchdog, self._resync) if t), return_exceptions=True)
+        for subscriber in list(self.subscribers):
+            if subscriber.abort:
+                await subscriber.abort(1001)
+
+    # --- membership ------------------------------------------------------------------------
+
+    def attach(self, subscriber: Subscriber) -> None:
+        self.subscribers.add(subscriber)
+
+    async def detach(self, subscriber: Subscriber) -> None:
+        subscriber.close()
+        self.subscribers.discard(subscriber)
+        for order_id in list(subscriber.order_ids):
+            await self._unwatch_order(subscriber, order_id)
+        for store_id in list(subscriber.store_ids):
+            await self._unwatch_store(subscriber, store_id)
+
+    async def subscribe_orders(self, subscriber: Subscriber, order_ids: list[str]) -> list[dict[str, Any]]:
+        """Watch orders the caller may see; returns the snapshot entries. Refuses the whole frame
+        if any id is not the caller's, without saying whether it exists."""
+        principal = subscriber.principal
+        if len(subscriber.order_ids | set(order_ids)) > MAX_ORDERS_PER_SUBSCRIBER:
+            raise SubscriptionRefused("rate_limited", f"At most {MAX_ORDERS_PER_SUBSCRIBER} orders per connection.")
+        valid = [oid for oid in order_ids if ObjectId.is_valid(oid)]
+        orders = {str(o.id): o for o in await Order.find({"_id": {"$in": [ObjectId(v) for v in valid]}}).to_list()}
+        for order_id in order_ids:
+            order = orders.get(order_id)
+            if order is None or not _may_see(principal, order):
+                if principal.is_admin and order is None:
+                    raise SubscriptionRefused("not_found", "Order not found.")
+                raise SubscriptionRefused("forbidden", "You are not allowed to watch this order.")
+        subscriber.hold_events()
+        try:
+            for order_id in order_ids:
+                await self._watch_order(subscriber, order_id)
+            # Re-read after listening, so no change can fall between the read and the subscription.
+            fresh = await Order.find({"_id": {"$in": [ObjectId(v) for v in order_ids]}}).to_list()
+            return self._snapshot_entries(subscriber, fresh)
+        finally:
+            subscriber.release_events()
+
+    async def subscribe_store(self, subscriber: Subscriber, store_id: str) -> list[dict[str, Any]]:
+        principal = subscriber.principal
+        if not (principal.is_admin or (principal.is_staff and principal.store_id == store_id)):
+            raise SubscriptionRefused("forbidden", "You are not allowed to watch this store.")
+        if principal.is_admin:
+            from server.models import Store
+            if not ObjectId.is_valid(store_id) or await Store.get(store_id) is None:
+                raise SubscriptionRefused("not_found", "Store not found.")
+        subscriber.hold_events()
+        try:
+            await self._watch_store(subscriber, store_id)
+            return self._snapshot_entries(subscriber, await store_board(store_id))
+        finally:
+            subscriber.release_events()
+
+    async def unsubscribe_orders(self, subscriber: Subscriber, order_ids: list[str]) -> None:
+        for order_id in order_ids:
+            await self._unwatch_order(subscriber, order_id)
+
+    async def unsubscribe_store(self, subscriber: Subscriber, store_id: str) -> None:
+        await self._unwatch_store(subscriber, store_id)
+
+    def _snapshot_entries(self, subscriber: Subscriber, orders: list[Order]) -> list[dict[str, Any]]:
+        return [snapshot_entry(order, subscriber.sees_kitchen) for order in orders
+                if subscriber.accept_snapshot_version(str(order.id), order.version)]
+
+    async def _watch_order(self, subscriber: Subscriber, order_id: str) -> None:
+        if order_id in subscriber.order_ids:
+            return
+        subscriber.order_ids.add(order_id)
+        watchers = self._order_watchers[order_id]
+        watchers.add(subscriber)
+        metrics.SUBSCRIPTIONS.labels("order").inc()
+        if len(watchers) == 1:
+            await self._broker.subscribe(order_channel(order_id), self._on_message)
+
+    async def _unwatch_order(self, subscriber: Subscriber, order_id: str) -> None:
+        if order_id not in subscriber.order_ids:
+            return
+        subscriber.order_ids.discard(order_id)
+        metrics.SUBSCRIPTIONS.labels("order").dec()
+        watchers = self._order_watchers.get(order_id)
+        if watchers is not None:
+            watchers.discard(subscriber)
+            if not watchers:
+                del self._order_watchers[order_id]
+                await self._broker.unsubscribe(order_channel(order_id), self._on_message)
+
+    async def _watch_store(self, subscriber: Subscriber, store_id: str) -> None:
+        if store_id in subscriber.store_ids:
+            return
+        subscriber.store_ids.add(store_id)
+        watchers = self._store_watchers[store_id]
+        watchers.add(subscriber)
+        metrics.SUBSCRIPTIONS.labels("store").inc()
+        if len(watchers) == 1:
+            await self._broker.subscribe(store_channel(store_id), self._on_message)
+
+    async def _unwatch_store(self, subscriber: Subscriber, store_id: str) -> None:
+        if store_id not in subscriber.store_ids:
+            return
+        subscriber.store_ids.discard(store_id)
+        metrics.SUBSCRIPTIONS.labels("store").dec()
+        watchers = self._store_watchers.get(store_id)
+        if watchers is not None:
+            watchers.discard(subscriber)
+            if not watchers:
+                del self._store_watchers[store_id]
+                await self._broker.unsubscribe(store_channel(store_id), self._on_message)
+
+    # --- fan-out ---------------------------------------------------------------------------
+
+    def _on_message(self, channel: str, payload: bytes) -> None:
+        started = time.perf_counter()
+        change = OrderChange.decode(payload)
+        kind, _, key = channel.partition(":")
+        watchers = (self._order_watchers if kind == "order" else self._store_watchers).get(key)
+        if not watchers:
+            return
+        for subscriber in tuple(watchers):
+            subscriber.offer(change)
+        metrics.FANOUT_SECONDS.observe(time.perf_counter() - started)
+
+    # --- faults ----------------------------------------------------------------------------
+
+    def _connection_changed(self, connected: bool) -> None:
+        if connected and self.subscribers:
+            if self._resync and not self._resync.done():
+                self._resync.cancel()
+            self._resync = asyncio.create_task(self.send_fresh_snapshots(list(self.subscribers)))
+
+    async def send_fresh_snapshots(self, subscribers: list[Subscriber]) -> None:
+        """After missed messages: every subscriber gets its whole current state again.
+
+        One query for all watched orders and one per watched store, however many subscribers.
+        """
+        order_ids = {oid for s in subscribers for oid in s.order_ids}
+        store_ids = {sid for s in subscribers for sid in s.store_ids}
+        orders = {str(o.id): o for o in await Order.find(
+            {"_id": {"$in": [ObjectId(v) for v in order_ids]}}).to_list()} if order_ids else {}
+        boards = {sid: await store_board(sid) for sid in store_ids}
+        for subscriber in subscribers:
+            if subscriber.closed:
+                continue
+            chosen = {oid: orders[oid] for oid in subscriber.order_ids if oid in orders}
+            for sid in subscriber.store_ids:
+                chosen.update({str(o.id): o for o in boards.get(sid, [])})
+            entries = self._snapshot_entries(subscriber, list(chosen.values()))
+            subscriber.needs_snapshot = False
+            subscriber.send_control(orjson.dumps({"type": "snapshot", "orders": entries}).decode())
+
+    async def _watch_stalls(self) -> None:
+        """Close subscribers stuck on one write for the stall limit; resync those that overflowed."""
+        limit = self._settings.ws_stall_close_seconds
+        while True:
+            await asyncio.sleep(min(1.0, limit / 4))
+            now = time.monotonic()
+            overflowed = []
+            for subscriber in list(self.subscribers):
+                if subscriber.sending_since is not None and now - subscriber.sending_since > limit:
+                    log.info("closing a subscriber stalled for %.0f s", now - subscriber.sending_since)
+                    subscriber.sending_since = None
+                    if subscriber.abort:
+                        asyncio.create_task(subscriber.abort(1013))
+                elif subscriber.needs_snapshot and subscriber.queue_empty:
+                    overflowed.append(subscriber)
+            if overflowed:
+                try:
+                    await self.send_fresh_snapshots(overflowed)
+                except Exception:
+                    log.exception("resync of overflowed subscribers failed")
+
+
+def _may_see(principal: Principal, order: Order) -> bool:
+    if principal.is_admin:
+        return True
+    if principal.is_customer:
+        return str(order.user_id) == principal.user_id
+    return principal.store_id == str(order.store_id)
+
+
+async def store_board(store_id: str) -> list[Order]:
+    """A store's active orders and those finished in the last hour, oldest first."""
+    since = utcnow() - RECENT_FINISHED
+    return await Order.find({
+        "store_id": store_id,
+        "$or": [{"order_status": {"$in": [s.value for s in ACTIVE]}}, {"updated_at": {"$gte": since}}],
+    }).sort("created_at").to_list()

@@ -1,0 +1,262 @@
+"""The ways a subscriber connects: `GET /ws` (WebSocket) and Server-Sent Events."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import StreamingResponse
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from server import metrics
+from server.errors import ApiError
+from server.http.security import authenticate
+from server.realtime.client import Subscriber
+from server.realtime.events import OrderChange
+from server.realtime.hub import Hub, SubscriptionRefused
+
+CLOSE_UNAUTHORISED = 4401
+CLOSE_TOO_BIG = 1009
+CLOSE_POLICY = 1008
+CLOSE_TRY_AGAIN = 1013
+
+
+def _ws_render(change: OrderChange, sees_kitchen: bool) -> str:
+    return change.frame(sees_kitchen)
+
+
+def _error(code: str, message: str, frame_id: Any = None) -> str:
+    body: dict[str, Any] = {"type": "error", "code": code, "message": message}
+    if frame_id is not None:
+        body["id"] = frame_id
+    return orjson.dumps(body).decode()
+
+
+class SocketSession:
+    """One WebSocket: reads client frames, writes queued frames, closes on expiry or abuse."""
+
+    def __init__(self, websocket: WebSocket, hub: Hub, subscriber: Subscriber, settings) -> None:
+        self.ws = websocket
+        self.hub = hub
+        self.sub = subscriber
+        self.settings = settings
+        self._window_start = time.monotonic()
+        self._window_frames = 0
+        self._closing = False
+
+    async def run(self) -> None:
+        writer = asyncio.create_task(self._write())
+        loop = asyncio.get_running_loop()
+        expiry = loop.call_later(max(0.0, self.sub.principal.expires_at - time.time()),
+                                 lambda: asyncio.create_task(self.close(CLOSE_UNAUTHORISED)))
+        self.sub.abort = self.close
+        try:
+            await self._read()
+        finally:
+            expiry.cancel()
+            writer.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
+
+    async def close(self, code: int) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        self.sub.close()
+        # A peer that does not read cannot take a close frame either; the server drops the
+        # connection once this handler returns.
+        if self.ws.application_state == WebSocketState.CONNECTED:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.ws.close(code), 1.0)
+
+    async def _write(self) -> None:
+        while True:
+            frame = await self.sub.next_frame()
+            if frame is None:
+                return
+            self.sub.sending()
+            await self.ws.send_text(frame)
+            self.sub.sent()
+
+    async def _read(self) -> None:
+        while True:
+            try:
+                message = await self.ws.receive()
+            except (WebSocketDisconnect, RuntimeError):
+                return
+            if message["type"] == "websocket.disconnect":
+                return
+            if not self._within_rate():
+                await self.close(CLOSE_POLICY)
+                return
+            text = message.get("text")
+            if text is None:
+                if len(message.get("bytes") or b"") > self.settings.ws_max_frame_bytes:
+                    await self.close(CLOSE_TOO_BIG)
+                    return
+                self.sub.send_control(_error("bad_request", "Frames must be JSON text."))
+                continue
+            if len(text.encode()) > self.settings.ws_max_frame_bytes:
+                await self.close(CLOSE_TOO_BIG)
+                return
+            await self._handle(text)
+
+    def _within_rate(self) -> bool:
+        now = time.monotonic()
+        if now - self._window_start >= 1.0:
+            self._window_start, self._window_frames = now, 0
+        self._window_frames += 1
+        return self._window_frames <= self.settings.ws_max_frames_per_second
+
+    async def _handle(self, text: str) -> None:
+        try:
+            frame = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            self.sub.send_control(_error("bad_request", "Frames must be JSON objects."))
+            return
+        if not isinstance(frame, dict):
+            self.sub.send_control(_error("bad_request", "Frames must be JSON objects."))
+            return
+        frame_id = frame.get("id")
+        kind = frame.get("type")
+        try:
+            if kind == "ping":
+                reply: dict[str, Any] = {"type": "pong"}
+                if frame_id is not None:
+                    reply["id"] = frame_id
+                self.sub.send_control(orjson.dumps(reply).decode())
+            elif kind == "subscribe":
+                entries = await self._subscribe(frame)
+                reply = {"type": "snapshot", "orders": entries}
+                if frame_id is not None:
+                    reply["id"] = frame_id
+                self.sub.send_control(orjson.dumps(reply).decode())
+            elif kind == "unsubscribe":
+                await self._unsubscribe(frame)
+            else:
+                raise SubscriptionRefused("bad_request", "Unknown frame type.")
+        except SubscriptionRefused as refused:
+            self.sub.send_control(_error(refused.code, refused.message, frame_id))
+
+    def _targets(self, frame: dict[str, Any]) -> tuple[list[str] | None, str | None]:
+        order_ids, store_id = frame.get("orderIds"), frame.get("storeId")
+        if (order_ids is None) == (store_id is None):
+            raise SubscriptionRefused("bad_request", "Give either orderIds or storeId.")
+        if order_ids is not None:
+            if (not isinstance(order_ids, list) or not order_ids or len(order_ids) > 100
+                    or not all(isinstance(o, str) for o in order_ids)):
+                raise SubscriptionRefused("bad_request", "orderIds must be a list of 1 to 100 order ids.")
+            return list(dict.fromkeys(order_ids)), None
+        if not isinstance(store_id, str):
+            raise SubscriptionRefused("bad_request", "storeId must be a store id.")
+        return None, store_id
+
+    async def _subscribe(self, frame: dict[str, Any]) -> list[dict[str, Any]]:
+        order_ids, store_id = self._targets(frame)
+        if order_ids is not None:
+            return await self.hub.subscribe_orders(self.sub, order_ids)
+        return await self.hub.subscribe_store(self.sub, store_id or "")
+
+    async def _unsubscribe(self, frame: dict[str, Any]) -> None:
+        order_ids, store_id = self._targets(frame)
+        if order_ids is not None:
+            await self.hub.unsubscribe_orders(self.sub, order_ids)
+        else:
+            await self.hub.unsubscribe_store(self.sub, store_id or "")
+
+
+async def websocket_endpoint(websocket: WebSocket) -> None:
+    runtime = websocket.app.state.runtime
+    await websocket.accept()
+    try:
+        principal = await authenticate(websocket, allow_query=True)
+    except ApiError:
+        await websocket.close(CLOSE_UNAUTHORISED)
+        return
+    subscriber = Subscriber(principal, runtime.settings.ws_queue_size, _ws_render)
+    runtime.hub.attach(subscriber)
+    metrics.SOCKETS_OPEN.inc()
+    try:
+        await SocketSession(websocket, runtime.hub, subscriber, runtime.settings).run()
+    finally:
+        metrics.SOCKETS_OPEN.dec()
+        await runtime.hub.detach(subscriber)
+
+
+# --- Server-Sent Events -----------------------------------------------------------------------
+
+def _sse_render(change: OrderChange, sees_kitchen: bool) -> str:
+    return f"event: order\nid: {change.version}\ndata: {change.frame(sees_kitchen)}\n\n"
+
+
+def _last_event_id(request: Request) -> int | None:
+    raw = request.headers.get("last-event-id") or request.query_params.get("lastEventId")
+    return int(raw) if raw and raw.isdigit() else None
+
+
+async def _sse(request: Request, subscribe) -> StreamingResponse:
+    runtime = request.app.state.runtime
+    principal = await authenticate(request, allow_query=True)
+    subscriber = Subscriber(principal, runtime.settings.ws_queue_size, _sse_render)
+    try:
+        entries = await subscribe(runtime.hub, subscriber)
+    except SubscriptionRefused as refused:
+        await runtime.hub.detach(subscriber)
+        status = {"forbidden": 403, "not_found": 404}.get(refused.code, 400)
+        raise ApiError(status, refused.message) from None
+    runtime.hub.attach(subscriber)
+    resume_from = _last_event_id(request)
+    heartbeat = runtime.settings.sse_heartbeat_seconds
+
+    async def stream():
+        task = asyncio.current_task()
+
+        async def abort(code: int) -> None:
+            subscriber.close()
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()
+
+        subscriber.abort = abort
+        metrics.SSE_STREAMS_OPEN.inc()
+        try:
+            yield "retry: 2000\n\n"
+            # Resuming a single-order stream that is already current sends nothing new.
+            current = [e for e in entries if resume_from is None or e["version"] > resume_from]
+            if current or resume_from is None or len(subscriber.order_ids) != 1:
+                newest = max((e["version"] for e in entries), default=0)
+                snapshot = orjson.dumps({"type": "snapshot", "orders": entries}).decode()
+                yield f"event: snapshot\nid: {newest}\ndata: {snapshot}\n\n"
+            while not subscriber.closed:
+                frame = await subscriber.next_frame(timeout=heartbeat)
+                subscriber.sending()
+                yield frame if frame is not None else ": heartbeat\n\n"
+                subscriber.sent()
+        finally:
+            metrics.SSE_STREAMS_OPEN.dec()
+            await runtime.hub.detach(subscriber)
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+async def order_events(request: Request):
+    order_id = request.path_params["order_id"]
+    principal = await authenticate(request, allow_query=True)
+    await request.app.state.runtime.orders.visible_order(principal, order_id)  # REST's 404 and 403
+    return await _sse(request, lambda hub, sub: hub.subscribe_orders(sub, [order_id]))
+
+
+async def store_events(request: Request):
+    store_id = request.path_params["store_id"]
+    return await _sse(request, lambda hub, sub: hub.subscribe_store(sub, store_id))
+
+
+routes = [
+    WebSocketRoute("/ws", websocket_endpoint),
+    Route("/api/orders/{order_id}/events", order_events, methods=["GET"]),
+    Route("/api/stores/{store_id}/events", store_events, methods=["GET"]),
+]

@@ -1,0 +1,144 @@
+"""Enforcing deadlines: one asyncio task per process, sleeping until the next one is due.
+
+Every kind of deadline is one `update_many` whose filter is the compare-and-set: an order is
+cancelled by whichever process matches it first, and no other process can match it again, so
+a no-show is recorded exactly once however many enforcers race. Cancelled orders are tagged
+with the enforcing pass so that exactly that pass publishes their events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from bson import ObjectId
+
+from server import metrics
+from server.config import Settings
+from server.domain.clock import as_utc, utcnow
+from server.domain.lifecycle import CancellationReason, OrderStatus, PaymentStatus
+from server.models import Order
+from server.services.publishing import ChangePublisher
+
+log = logging.getLogger("orderpulse.deadlines")
+
+# Upper bound on one sleep: covers deadlines created by another process that then died.
+MAX_SLEEP_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class DeadlineKind:
+    reason: CancellationReason
+    timeout: timedelta
+    records_no_show: bool
+
+    def due_filter(self, now: datetime, unpaid_timeout: timedelta) -> dict[str, Any]:
+        if self.reason == CancellationReason.PAYMENT_TIMEOUT:
+            return {"order_status": OrderStatus.PLACED.value, "payment_status": PaymentStatus.PENDING.value,
+                    "created_at": {"$lte": now - unpaid_timeout}}
+        if self.reason == CancellationReason.COMMITMENT_TIMEOUT:
+            return {"order_status": OrderStatus.PLACED.value, "requires_commitment": True,
+                    "is_commitment_confirmed": False, "commitment_deadline_at": {"$lte": now}}
+        return {"order_status": OrderStatus.READY.value, "is_otp_verified": False,
+                "ready_expires_at": {"$lte": now}}
+
+
+class DeadlineEnforcer:
+    def __init__(self, settings: Settings, publisher: ChangePublisher) -> None:
+        self._settings = settings
+        self._publisher = publisher
+        # Both placed-order deadlines run from creation: the shorter timeout always falls first.
+        self._kinds = sorted(
+            [
+                DeadlineKind(CancellationReason.PAYMENT_TIMEOUT, settings.unpaid_timeout, False),
+                DeadlineKind(CancellationReason.COMMITMENT_TIMEOUT, settings.commitment_timeout, True),
+                DeadlineKind(CancellationReason.NO_SHOW_TIMEOUT, settings.ready_timeout, True),
+            ],
+            key=lambda kind: kind.timeout,
+        )
+        self._wake = asyncio.Event()
+        self._next_wake: datetime | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="deadline-enforcer")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    def deadline_scheduled(self, when: datetime) -> None:
+        """A change in this process set a deadline: wake early if it is nearer than the planned one."""
+        if self._next_wake is None or when < self._next_wake:
+            self._wake.set()
+
+    async def enforce_due(self, now: datetime | None = None,
+                          order_id: ObjectId | None = None) -> int:
+        """Cancel every order (or just `order_id`) whose deadline has passed; returns how many."""
+        now = now or utcnow()
+        collection = Order.get_pymongo_collection()
+        batch = uuid.uuid4().hex
+        cancelled = 0
+        for kind in self._kinds:
+            query = {"next_deadline_at": {"$lte": now}, **kind.due_filter(now, self._settings.unpaid_timeout)}
+            if order_id is not None:
+                query["_id"] = order_id
+            changes: dict[str, Any] = {
+                "order_status": OrderStatus.CANCELLED.value, "cancellation_reason": kind.reason.value,
+                "cancelled_at": now, "updated_at": now, "outbox_at": now, "deadline_batch": batch,
+            }
+            if kind.reason == CancellationReason.PAYMENT_TIMEOUT:
+                changes["payment_status"] = PaymentStatus.FAILED.value
+            if kind.records_no_show:
+                changes["no_show_at"] = now
+            result = await collection.update_many(
+                query, {"$set": changes, "$unset": {"next_deadline_at": ""}, "$inc": {"version": 1}})
+            if result.modified_count:
+                metrics.DEADLINES_ENFORCED.labels(kind.reason.value).inc(result.modified_count)
+                cancelled += result.modified_count
+        if cancelled:
+            await self._publish_batch(batch)
+        return cancelled
+
+    async def _publish_batch(self, batch: str) -> None:
+        collection = Order.get_pymongo_collection()
+        for order in await Order.find({"deadline_batch": batch}).to_list():
+            self._publisher.written()
+            await self._publisher.broadcast(order)
+        # Cancelled is terminal: nothing else can have changed these orders since.
+        await collection.update_many({"deadline_batch": batch},
+                                     {"$unset": {"deadline_batch": "", "outbox_at": ""}})
+
+    async def _seconds_until_next(self, after: datetime) -> float:
+        upcoming = await Order.get_pymongo_collection().find(
+            {"next_deadline_at": {"$gt": after}}, {"next_deadline_at": 1}
+        ).sort("next_deadline_at", 1).limit(1).to_list()
+        if not upcoming:
+            self._next_wake = None
+            return MAX_SLEEP_SECONDS
+        self._next_wake = as_utc(upcoming[0]["next_deadline_at"])
+        return min(MAX_SLEEP_SECONDS, max(0.0, (self._next_wake - utcnow()).total_seconds()))
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                now = utcnow()
+                await self.enforce_due(now)
+                delay = await self._seconds_until_next(now)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("deadline pass failed; retrying in 1 s")
+                delay = 1.0
+            if delay <= 0:
+                continue
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+            except TimeoutError:
+                pass

@@ -1,0 +1,118 @@
+"""Signed tokens: access JWTs, checkout-session JWTs, opaque refresh tokens, password hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from server.domain import messages
+from server.errors import ApiError
+
+_passwords = PasswordHasher()
+# A hash of a random password: login with an unknown email spends the same time as a wrong one.
+_DUMMY_HASH = _passwords.hash(secrets.token_urlsafe(16))
+
+
+def hash_password(password: str) -> str:
+    return _passwords.hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    try:
+        return _passwords.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def new_refresh_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    user_id: str
+    role: str
+    store_id: str | None
+    expires_at: float  # epoch seconds
+    token_id: str
+
+
+class TokenService:
+    """Issues and verifies JWTs. Verifying a token seen before costs a dictionary lookup."""
+
+    ACCESS = "access"
+    CHECKOUT = "checkout"
+
+    def __init__(self, secret: str, algorithm: str, access_lifetime: timedelta,
+                 cache_size: int = 50_000) -> None:
+        self._secret = secret
+        self._algorithm = algorithm
+        self._access_lifetime = access_lifetime
+        self._verified: OrderedDict[str, AccessClaims] = OrderedDict()
+        self._cache_size = cache_size
+
+    def issue_access(self, user_id: str, role: str, store_id: str | None, now: datetime) -> str:
+        claims: dict[str, Any] = {
+            "sub": user_id, "role": role, "typ": self.ACCESS, "jti": uuid.uuid4().hex,
+            "iat": int(now.timestamp()), "exp": now + self._access_lifetime,
+        }
+        if store_id:
+            claims["storeId"] = store_id
+        return jwt.encode(claims, self._secret, algorithm=self._algorithm)
+
+    def verify_access(self, token: str) -> AccessClaims:
+        """Raise the contract's 401 for a bad or expired token."""
+        claims = self._verified.get(token)
+        if claims is not None:
+            if claims.expires_at <= time.time():
+                raise ApiError(401, messages.TOKEN_EXPIRED)
+            return claims
+        payload = self._decode(token, self.ACCESS)
+        claims = AccessClaims(
+            user_id=payload["sub"], role=payload["role"], store_id=payload.get("storeId"),
+            expires_at=float(payload["exp"]), token_id=payload["jti"],
+        )
+        self._verified[token] = claims
+        if len(self._verified) > self._cache_size:
+            self._verified.popitem(last=False)
+        return claims
+
+    def issue_checkout(self, claims: dict[str, Any], now: datetime, lifetime: timedelta) -> str:
+        body = {**claims, "typ": self.CHECKOUT, "iat": int(now.timestamp()), "exp": now + lifetime}
+        return jwt.encode(body, self._secret, algorithm=self._algorithm)
+
+    def verify_checkout(self, token: str) -> dict[str, Any]:
+        try:
+            return self._decode(token, self.CHECKOUT)
+        except ApiError:
+            raise ApiError(400, messages.CHECKOUT_INVALID) from None
+
+    def _decode(self, token: str, token_type: str) -> dict[str, Any]:
+        try:
+            payload = jwt.decode(
+                token, self._secret, algorithms=[self._algorithm],
+                options={"require": ["exp", "iat", "sub", "jti"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise ApiError(401, messages.TOKEN_EXPIRED) from None
+        except jwt.PyJWTError:
+            raise ApiError(401, messages.INVALID_TOKEN) from None
+        if payload.get("typ") != token_type or not isinstance(payload.get("sub"), str):
+            raise ApiError(401, messages.INVALID_TOKEN)
+        if token_type == self.ACCESS and not isinstance(payload.get("role"), str):
+            raise ApiError(401, messages.INVALID_TOKEN)
+        return payload
