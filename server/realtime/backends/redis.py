@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Sequence
 
 import redis.asyncio as aioredis
@@ -40,8 +41,8 @@ class RedisBackend(BrokerBackend):
         self._commands = asyncio.Lock()
 
     def _client(self) -> aioredis.Redis:
-        return aioredis.Redis.from_url(self._url, socket_connect_timeout=2, socket_timeout=5,
-                                       health_check_interval=HEALTH_CHECK_SECONDS, retry_on_timeout=False)
+        return aioredis.Redis.from_url(self._url, protocol=2, socket_connect_timeout=2, socket_timeout=5,
+                                       retry_on_timeout=False)
 
     async def connect(self, deliver: Deliver, connection_changed: ConnectionChanged) -> None:
         self._deliver = deliver
@@ -130,22 +131,30 @@ class RedisBackend(BrokerBackend):
                 self._connection_changed(True)
 
     async def _read_until_broken(self) -> None:
+        last_heard = time.monotonic()
         while True:
             pubsub = self._pubsub
-            assert pubsub is not None
-            if not pubsub.subscribed:
+            assert pubsub is not None and self._pubsub_client is not None
+            if not self._channels:
                 # Nothing to listen to: still check the connection, so its loss is noticed.
-                assert self._pubsub_client is not None
                 await self._pubsub_client.ping()
                 self._has_channels.clear()
                 try:
                     await asyncio.wait_for(self._has_channels.wait(), HEALTH_CHECK_SECONDS)
                 except TimeoutError:
                     pass
-                await asyncio.sleep(0.01)  # let the subscribe command complete
+                last_heard = time.monotonic()
                 continue
             message = await pubsub.get_message(timeout=HEALTH_CHECK_SECONDS)
-            if message is not None and message.get("type") == "message" and self._deliver is not None:
+            now = time.monotonic()
+            if message is None:
+                # A silent connection may be a dead one: ask, and give up if nothing comes back.
+                if now - last_heard > 3 * HEALTH_CHECK_SECONDS:
+                    raise ConnectionError("Redis stopped answering the listener's pings")
+                await pubsub.ping()
+                continue
+            last_heard = now
+            if message.get("type") == "message" and self._deliver is not None:
                 channel = message["channel"]
                 self._deliver(channel.decode() if isinstance(channel, bytes) else channel, message["data"])
 
