@@ -92,13 +92,16 @@ def build_parser() -> argparse.ArgumentParser:
     every = commands.add_parser("all", help="every scenario in turn, sharing one set of customers",
                                 description="Every scenario in turn; a flag applies to each scenario using it.")
     _add_common(every)
+    every.add_argument("--only", default="", help="run only these scenarios (comma-separated names)")
     _add_options(every, list(OPTIONS), {})
     return parser
 
 
 async def run(args: argparse.Namespace, progress: Progress) -> tuple[list[ScenarioResult], list[str], int]:
     targets = parse_targets(args.urls or args.url or DEFAULT_URL, args.allow_remote)
-    modules = [m for m in scenario_modules() if args.scenario in ("all", m.NAME)]
+    only = _only(args)
+    modules = [m for m in scenario_modules()
+               if args.scenario == m.NAME or (args.scenario == "all" and (not only or m.NAME in only))]
     apis = [Api(t.base_url) for t in targets]
     results: list[ScenarioResult] = []
     failed = 0
@@ -132,8 +135,16 @@ async def run(args: argparse.Namespace, progress: Progress) -> tuple[list[Scenar
     return results, [t.base_url for t in targets], failed
 
 
+def _only(args: argparse.Namespace) -> set[str]:
+    return {n.strip() for n in getattr(args, "only", "").split(",") if n.strip()}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    unknown = _only(args) - {m.NAME for m in scenario_modules()}
+    if unknown:
+        parser.error(f"unknown scenario(s) in --only: {', '.join(sorted(unknown))}")
     progress = Progress(enabled=not args.quiet)
     try:
         results, urls, failed = asyncio.run(asyncio.wait_for(run(args, progress), args.time_limit))

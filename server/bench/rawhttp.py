@@ -1,7 +1,9 @@
 """A lean HTTP/1.1 keep-alive client for load: pre-built request bytes, one request in flight.
 
-httpx spends ~150-250 µs of client CPU per request; this protocol spends ~20 µs, which is what
-lets one client process push a Python server to its limit on a small machine.
+Measured on the 2-core dev box against a trivial ASGI app, 64 connections: this protocol on
+uvloop costs ~43 µs of client CPU per request (13,300 req/s; wrk: 17,800 req/s), httpx
+AsyncClient 1.6 ms (one client per connection) to 4.3 ms (one shared pool) per request. Only
+the lean client leaves the server, not the client, as the bottleneck.
 """
 
 from __future__ import annotations

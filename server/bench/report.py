@@ -88,7 +88,9 @@ def format_value(value: float | str | None, unit: str) -> str:
         return value
     if unit == "ms":
         text = f"{value:,.2f}" if value < 100 else f"{value:,.0f}"
-    elif unit in ("KiB", "s", "x", "reads"):
+    elif unit == "reads":
+        text = f"{value:,.3f}"
+    elif unit in ("KiB", "s", "x"):
         text = f"{value:,.2f}"
     elif abs(value) >= 100 or float(value).is_integer():
         text = f"{value:,.0f}"
