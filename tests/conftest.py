@@ -43,8 +43,7 @@ def database_name() -> str:
 def make_settings(mongo, database_name, tmp_path):
     def build(**overrides) -> Settings:
         values = dict(mongodb_url=mongo.url, mongodb_database=database_name, jwt_secret=TEST_JWT_SECRET,
-                      data_dir=Path(tmp_path), orderpulse_env="test", poll_min_interval_seconds=0,
-                      user_cache_seconds=0)
+                      data_dir=Path(tmp_path), orderpulse_env="test", poll_min_interval_seconds=0)
         values.update(overrides)
         return Settings(_env_file=None, **values)
     return build

@@ -12,8 +12,10 @@ def utcnow() -> datetime:
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
-def as_utc(moment: datetime) -> datetime:
-    """MongoDB hands back naive UTC datetimes unless the client is tz-aware."""
+def as_utc(moment: datetime | str) -> datetime:
+    """UTC-aware; accepts the naive datetimes and date strings some MongoDB servers hand back."""
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment.replace("Z", "+00:00"))
     if moment.tzinfo is None:
         return moment.replace(tzinfo=timezone.utc)
     return moment.astimezone(timezone.utc)

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from beanie import Document
+from server.models.base import UtcDocument
 from pymongo import ASCENDING, IndexModel
 
 
-class ClientApp(Document):
+class ClientApp(UtcDocument):
     """A registered partner application of the `/v1` API (PARTNER.md)."""
 
     client_id: str

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from beanie import Document
+from server.models.base import UtcDocument
 from pymongo import ASCENDING, IndexModel
 
 
-class MenuItem(Document):
+class MenuItem(UtcDocument):
     store_id: str  # references are hex strings: see docs/EMBEDDED-MONGO.md
     name: str
     price_paise: int

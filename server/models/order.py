@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from beanie import Document
+from server.models.base import UtcDocument
 from pydantic import BaseModel
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
@@ -18,7 +18,7 @@ class OrderItem(BaseModel):
     total_paise: int
 
 
-class Order(Document):
+class Order(UtcDocument):
     """One order. Every change is a compare-and-set that bumps `version` and sets `outbox_at`.
 
     `next_deadline_at` is the earliest deadline still pending (absent when none) and

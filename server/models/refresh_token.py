@@ -2,11 +2,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from beanie import Document
+from server.models.base import UtcDocument
 from pymongo import ASCENDING, IndexModel
 
 
-class RefreshToken(Document):
+class RefreshToken(UtcDocument):
     """One issued refresh token. Rotation marks it used; reusing a used one revokes its family."""
 
     token_hash: str

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from beanie import Document
+from server.models.base import UtcDocument
 
 
-class Store(Document):
+class Store(UtcDocument):
     name: str
     location: str
     upi_id: str

@@ -3,14 +3,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from beanie import Document
+from server.models.base import UtcDocument
 from pymongo import ASCENDING, IndexModel
 
 Role = Literal["student", "faculty", "store_employee", "admin"]
 CUSTOMER_ROLES = frozenset({"student", "faculty"})
 
 
-class User(Document):
+class User(UtcDocument):
     name: str
     email: str
     password_hash: str

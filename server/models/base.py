@@ -1,0 +1,22 @@
+"""The base of every document: datetimes are always timezone-aware UTC once read.
+
+MongoDB with `tz_aware=True` already returns aware datetimes. nx-27017 returns values written by
+`$set` as naive `YYYY-MM-DD HH:MM:SS.ffffff` strings (see docs/EMBEDDED-MONGO.md); pydantic
+parses those, and this validator makes them UTC, so no code downstream sees the difference.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from beanie import Document
+from pydantic import model_validator
+
+
+class UtcDocument(Document):
+    @model_validator(mode="after")
+    def _aware_datetimes(self):
+        for name, value in self.__dict__.items():
+            if isinstance(value, datetime) and value.tzinfo is None:
+                object.__setattr__(self, name, value.replace(tzinfo=timezone.utc))
+        return self
