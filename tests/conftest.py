@@ -72,7 +72,7 @@ async def api_factory(app_factory) -> AsyncIterator:
 
     async def build(**overrides) -> Api:
         app = await app_factory(**overrides)
-        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://testserver")
         clients.append(client)
         return Api(client, app)
 
