@@ -1,0 +1,151 @@
+"""Running it: the embedded MongoDB, the command line, configuration, health and metrics."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+from pymongo import MongoClient
+
+from server.config import ConfigurationError, Settings, resolve_jwt_secret
+from server.embedded_mongo import EmbeddedMongo
+from tests.harness import REPO, ServerProcess, create_user_cli
+
+
+def test_embedded_mongo_starts_answers_and_stops(tmp_path):
+    mongo = EmbeddedMongo(tmp_path)
+    url = mongo.start()
+    client = MongoClient(url, serverSelectionTimeoutMS=2000)
+    assert client.admin.command("ping")["ok"] == 1
+    client.close()
+    process = mongo.process
+    mongo.stop()
+    assert process.poll() is not None
+
+
+def test_embedded_mongo_dies_with_a_crashed_server(tmp_path):
+    """A SIGKILLed server leaves no nx-27017 orphan holding the data directory."""
+    env = {**os.environ, "DATA_DIR": str(tmp_path), "JWT_SECRET": "s" * 40, "LOG_LEVEL": "warning"}
+    env.pop("MONGODB_URL", None)
+    server = ServerProcess(env, tmp_path)
+    server.env.pop("MONGODB_URL", None)
+    server.start()
+    child_pid = int((tmp_path / "nx-27017.pid").read_text().strip()) if (tmp_path / "nx-27017.pid").exists() else None
+    children = subprocess.run(["pgrep", "-P", str(server.process.pid)], capture_output=True, text=True).stdout.split()
+    assert children, "the server should run nx-27017 as its child"
+    server.kill()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_alive(int(pid)) for pid in children):
+        time.sleep(0.1)
+    assert not any(_alive(int(pid)) for pid in children), (children, child_pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().split()[2] != "Z"
+
+
+def test_server_shuts_down_cleanly_on_sigterm(tmp_path, mongo):
+    server = ServerProcess({"MONGODB_URL": mongo.url, "MONGODB_DATABASE": "sigterm"}, tmp_path).start()
+    server.process.send_signal(signal.SIGINT)
+    assert server.wait_exit(15) == 0
+
+
+def test_production_refuses_to_start_without_a_secret(tmp_path):
+    settings = Settings(_env_file=None, orderpulse_env="production", jwt_secret=None, data_dir=tmp_path)
+    with pytest.raises(ConfigurationError):
+        resolve_jwt_secret(settings)
+    result = subprocess.run([sys.executable, "-m", "server", "serve"], cwd=REPO, capture_output=True, text=True,
+                            env={**os.environ, "ORDERPULSE_ENV": "production", "DATA_DIR": str(tmp_path),
+                                 "JWT_SECRET": ""}, timeout=60)
+    assert result.returncode == 2 and "JWT_SECRET must be set" in result.stderr
+
+
+def test_development_secret_is_generated_once_and_kept(tmp_path):
+    first = Settings(_env_file=None, jwt_secret=None, data_dir=tmp_path)
+    assert "generated" in resolve_jwt_secret(first)
+    second = Settings(_env_file=None, jwt_secret=None, data_dir=tmp_path)
+    assert "using the JWT secret kept" in resolve_jwt_secret(second)
+    assert first.jwt_secret == second.jwt_secret and len(first.jwt_secret) > 40
+    assert (tmp_path / "jwt-secret").stat().st_mode & 0o777 == 0o600
+
+
+def test_settings_accept_fractions_of_a_minute():
+    settings = Settings(_env_file=None, unpaid_order_timeout_minutes=0.05, no_show_restriction_days=0.5)
+    assert settings.unpaid_timeout.total_seconds() == 3
+    assert settings.restriction_length.total_seconds() == 43200
+    with pytest.raises(ValueError):
+        Settings(_env_file=None, timezone="Mars/Olympus")
+
+
+def test_create_user_command_line(tmp_path, mongo):
+    env = {"MONGODB_URL": mongo.url, "MONGODB_DATABASE": "cli_users", "DATA_DIR": str(tmp_path)}
+    admin_id = create_user_cli(env, role="admin", email="root@campus.test", password="correct-horse-1",
+                               name="Root Admin")
+    assert len(admin_id) == 24
+    with pytest.raises(RuntimeError, match="storeId is required"):
+        create_user_cli(env, role="store_employee", email="s@campus.test", password="correct-horse-1", name="S")
+    with pytest.raises(RuntimeError, match="already exists"):
+        create_user_cli(env, role="admin", email="root@campus.test", password="correct-horse-1", name="Again")
+
+
+def test_demo_seeds_and_serves(tmp_path, mongo):
+    port = ServerProcess({}, tmp_path).port
+    env = {**os.environ, "MONGODB_URL": mongo.url, "MONGODB_DATABASE": "demo", "DATA_DIR": str(tmp_path),
+           "PORT": str(port), "JWT_SECRET": "d" * 40, "LOG_LEVEL": "warning"}
+    process = subprocess.Popen([sys.executable, "-m", "server", "demo"], cwd=REPO, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if line.startswith("Serving on"):
+                break
+        text = "".join(lines)
+        for email in ("admin@orderpulse.demo", "staff@orderpulse.demo", "asha@orderpulse.demo",
+                      "ravi@orderpulse.demo"):
+            assert email in text
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        login = httpx.post(f"http://127.0.0.1:{port}/api/auth/login",
+                           json={"email": "staff@orderpulse.demo", "password": "staff-demo-1"})
+        assert login.status_code == 200 and login.json()["data"]["user"]["storeId"]
+        menu = httpx.get(f"http://127.0.0.1:{port}/api/stores").json()["data"]
+        assert menu[0]["name"] == "Campus Cafe"
+    finally:
+        process.terminate()
+        process.wait(15)
+
+
+async def test_health_readiness_and_metrics(api):
+    assert (await api.get("/healthz")).json() == {"status": "ok"}
+    assert (await api.get("/readyz")).json() == {"status": "ready", "database": True, "broker": True}
+    store = await api.store()
+    customer = await api.customer()
+    await api.place_order(customer, store)
+    text = (await api.get("/metrics")).text
+    for name in ("orderpulse_http_requests_total", "orderpulse_http_request_seconds_bucket",
+                 "orderpulse_sockets_open", "orderpulse_events_fanned_out_total", "orderpulse_deadlines_enforced_total",
+                 "orderpulse_db_commands_total", "orderpulse_events_published_total"):
+        assert name in text, name
+    assert 'route="/api/orders"' in text
+
+
+async def test_readiness_fails_when_the_database_is_gone(api):
+    await api.runtime.client.close()
+    response = await api.get("/readyz")
+    assert response.status_code == 503 and response.json()["database"] is False
