@@ -9,7 +9,6 @@ warm-up batch so that first-use allocations are not charged to the sockets.
 from __future__ import annotations
 
 import asyncio
-import gc
 import time
 
 from server.bench.report import ScenarioResult
@@ -32,7 +31,7 @@ async def run(ctx: Context) -> ScenarioResult:
     processes = int(ctx.option("processes")) or DEFAULTS["processes"]
     hold = float(ctx.option("hold"))
     compression = bool(ctx.args.ws_compression)
-    target = ctx.subscribe_target
+    target = ctx.targets[0]  # the process whose memory the probe reads
     order_count = max(1, min(int(ctx.option("orders")), count))
     result = ScenarioResult(NAME, {
         "url": target.base_url, "sockets": count, "orders": order_count, "clientProcesses": processes,
@@ -49,8 +48,7 @@ async def run(ctx: Context) -> ScenarioResult:
         socket = await open_socket(target.ws_url, order.owner_token, compression=compression)
         await subscribe(socket, order_ids=[order.id])
         await socket.close()
-    await asyncio.sleep(1.0)
-    gc.collect()
+    await asyncio.sleep(0.5)
     rss_before = await ctx.probe.rss_bytes()
 
     parallel = max(1, int(ctx.option("connect_parallel")))
