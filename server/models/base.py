@@ -1,7 +1,7 @@
 """The base of every document: datetimes are always timezone-aware UTC once read.
 
 MongoDB with `tz_aware=True` already returns aware datetimes. nx-27017 returns values written by
-`$set` as naive `YYYY-MM-DD HH:MM:SS.ffffff` strings (see docs/EMBEDDED-MONGO.md); pydantic
+`$set` as naive `YYYY-MM-DD HH:MM:SS.ffffff` strings (see README, "Embedded MongoDB"); pydantic
 parses those, and this validator makes them UTC, so no code downstream sees the difference.
 """
 

@@ -7,7 +7,7 @@ from pymongo import ASCENDING, IndexModel
 
 
 class MenuItem(UtcDocument):
-    store_id: str  # references are hex strings: see docs/EMBEDDED-MONGO.md
+    store_id: str  # references are hex strings: see README, "Embedded MongoDB"
     name: str
     price_paise: int
     category: str | None = None
