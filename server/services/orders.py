@@ -23,10 +23,10 @@ from pymongo.errors import DuplicateKeyError
 
 from server.config import Settings
 from server.domain import messages
-from server.domain.clock import as_utc, iso_z, js_date_string, utcnow
+from server.domain.clock import as_utc, js_date_string, utcnow
 from server.domain.deadlines import next_deadline
 from server.domain.lifecycle import (
-    CancellationReason, OrderStatus, PaymentStatus, STORE_TRANSITIONS, TERMINAL, can_store_move,
+    CancellationReason, OrderStatus, PaymentStatus, TERMINAL, can_store_move,
     needs_commitment,
 )
 from server.domain.money import paise_to_rupees
