@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from pymongo import ASCENDING, IndexModel
+
 from server.models.base import UtcDocument
 
 
@@ -15,3 +17,4 @@ class Store(UtcDocument):
     class Settings:
         name = "stores"
         keep_nulls = False
+        indexes = [IndexModel([("is_active", ASCENDING), ("name", ASCENDING)], name="active_by_name")]
