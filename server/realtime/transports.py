@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from typing import Any
 
@@ -11,6 +10,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.routing import Route, WebSocketRoute
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from server import metrics
@@ -24,6 +24,8 @@ CLOSE_UNAUTHORISED = 4401
 CLOSE_TOO_BIG = 1009
 CLOSE_POLICY = 1008
 CLOSE_TRY_AGAIN = 1013
+# How long a close frame may wait behind unsent data before the connection is reset instead.
+CLOSE_FRAME_SECONDS = 1.0
 
 
 def _ws_render(change: OrderChange, sees_kitchen: bool) -> str:
@@ -40,47 +42,68 @@ def _error(code: str, message: str, frame_id: Any = None) -> str:
 class SocketSession:
     """One WebSocket: reads client frames, writes queued frames, closes on expiry or abuse."""
 
-    def __init__(self, websocket: WebSocket, hub: Hub, subscriber: Subscriber, settings) -> None:
+    def __init__(self, websocket: WebSocket, hub: Hub, subscriber: Subscriber, settings,
+                 transport: asyncio.BaseTransport | None = None) -> None:
         self.ws = websocket
         self.hub = hub
         self.sub = subscriber
         self.settings = settings
+        self._transport = transport
         self._window_start = time.monotonic()
         self._window_frames = 0
         self._closing = False
+        self._finished = asyncio.Event()
 
     async def run(self) -> None:
-        writer = asyncio.create_task(self._write())
+        """Read and write until the peer leaves or `close` is done with the connection."""
         loop = asyncio.get_running_loop()
         expiry = loop.call_later(max(0.0, self.sub.principal.expires_at - time.time()),
                                  lambda: asyncio.create_task(self.close(CLOSE_UNAUTHORISED)))
         self.sub.abort = self.close
+        tasks = [asyncio.create_task(self._read()), asyncio.create_task(self._finished.wait()),
+                 asyncio.create_task(self._write())]
         try:
-            await self._read()
+            await asyncio.wait(tasks[:2], return_when=asyncio.FIRST_COMPLETED)
         finally:
             expiry.cancel()
-            writer.cancel()
-            await asyncio.gather(writer, return_exceptions=True)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def close(self, code: int) -> None:
         if self._closing:
             return
         self._closing = True
         self.sub.close()
-        # A peer that does not read cannot take a close frame either; the server drops the
-        # connection once this handler returns.
-        if self.ws.application_state == WebSocketState.CONNECTED:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.ws.close(code), 1.0)
+        try:
+            if self.ws.application_state == WebSocketState.CONNECTED:
+                try:
+                    await asyncio.wait_for(self.ws.close(code), CLOSE_FRAME_SECONDS)
+                except Exception:
+                    # A peer that does not read cannot take a close frame either. The server's
+                    # own close would wait for the unsent buffer to drain, which never happens.
+                    self._drop()
+        finally:
+            self._finished.set()
+
+    def _drop(self) -> None:
+        """Reset the TCP connection at once, discarding whatever the peer never read."""
+        if self._transport is not None:
+            self._transport.abort()
 
     async def _write(self) -> None:
-        while True:
-            frame = await self.sub.next_frame()
-            if frame is None:
-                return
-            self.sub.sending()
-            await self.ws.send_text(frame)
-            self.sub.sent()
+        try:
+            while True:
+                frame = await self.sub.next_frame()
+                if frame is None:
+                    return
+                self.sub.sending()
+                await self.ws.send_text(frame)
+                self.sub.sent()
+        except Exception:
+            # The connection is gone or broken: nothing more can be written, so end the session.
+            self._drop()
+            self._finished.set()
 
     async def _read(self) -> None:
         while True:
@@ -169,7 +192,22 @@ class SocketSession:
             await self.hub.unsubscribe_store(self.sub, store_id or "")
 
 
-async def websocket_endpoint(websocket: WebSocket) -> None:
+def _transport_of(receive: Receive) -> asyncio.BaseTransport | None:
+    """The TCP transport under an ASGI connection, when the server exposes it (uvicorn's
+    protocols are the owners of the `receive` they pass and keep it as `.transport`)."""
+    transport = getattr(getattr(receive, "__self__", None), "transport", None)
+    # Duck-typed: uvloop's transports do not derive from asyncio's classes.
+    return transport if callable(getattr(transport, "abort", None)) else None
+
+
+class WebSocketApp:
+    """The `/ws` ASGI app; plain ASGI so the session can reach the connection's transport."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await websocket_endpoint(WebSocket(scope, receive=receive, send=send), _transport_of(receive))
+
+
+async def websocket_endpoint(websocket: WebSocket, transport: asyncio.BaseTransport | None = None) -> None:
     runtime = websocket.app.state.runtime
     await websocket.accept()
     try:
@@ -181,7 +219,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     runtime.hub.attach(subscriber)
     metrics.SOCKETS_OPEN.inc()
     try:
-        await SocketSession(websocket, runtime.hub, subscriber, runtime.settings).run()
+        await SocketSession(websocket, runtime.hub, subscriber, runtime.settings, transport).run()
     finally:
         metrics.SOCKETS_OPEN.dec()
         await runtime.hub.detach(subscriber)
@@ -256,7 +294,7 @@ async def store_events(request: Request):
 
 
 routes = [
-    WebSocketRoute("/ws", websocket_endpoint),
+    WebSocketRoute("/ws", WebSocketApp()),
     Route("/api/orders/{order_id}/events", order_events, methods=["GET"]),
     Route("/api/stores/{store_id}/events", store_events, methods=["GET"]),
 ]
