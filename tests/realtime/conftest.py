@@ -179,7 +179,7 @@ class SseWatcher(OrderBook):
         super().__init__()
         self.messages: list[tuple[str | None, str, str]] = []  # (id, event, data)
         self.comments: list[str] = []
-        self.status: int | None = None
+        self.http_status: int | None = None
         self.headers: httpx.Headers | None = None
         self.body: str = ""
         self.last_event_id: str | None = None
@@ -195,7 +195,7 @@ class SseWatcher(OrderBook):
             headers["Last-Event-ID"] = last_event_id
         async with httpx.AsyncClient(timeout=httpx.Timeout(10, read=None)) as client:
             async with client.stream("GET", url, headers=headers) as response:
-                self.status, self.headers = response.status_code, response.headers
+                self.http_status, self.headers = response.status_code, response.headers
                 if response.status_code != 200:
                     self.body = (await response.aread()).decode()
                     return
