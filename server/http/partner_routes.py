@@ -25,9 +25,7 @@ PARTNER_NOT_FOUND = "Order not found"
 PARTNER_FORBIDDEN = "You do not have access to this order"
 PARTNER_INTERNAL = "Internal server error"
 MAX_WAIT_SECONDS = 30
-CLIENT_CACHE_SECONDS = 5.0
-
-_clients: dict[str, tuple[float, bool]] = {}
+MAX_CLIENT_ID_LENGTH = 100
 
 
 def error_response(exc: ApiError) -> JSONResponse:
@@ -64,19 +62,16 @@ def partner_view(order: Order, zone) -> dict[str, Any]:
 
 
 async def _check_client(request: Request) -> None:
-    """499 without `X-Client-ID`, 498 for an unknown or revoked one; before the bearer token."""
+    """499 without `X-Client-ID`, 498 for an unknown or revoked one; before the bearer token.
+
+    Read on every request (one unique-index lookup), so `orderpulse client revoke` takes
+    effect at once in every server process.
+    """
     client_id = request.headers.get("x-client-id")
     if not client_id:
         raise ApiError(499, CLIENT_MISSING)
-    now = time.monotonic()
-    cached = _clients.get(client_id)
-    if cached is None or now - cached[0] > CLIENT_CACHE_SECONDS:
-        active = len(client_id) <= 100 and await ClientApp.find_one(
-            {"client_id": client_id, "is_active": True}) is not None
-        if len(_clients) > 10_000:
-            _clients.clear()
-        cached = _clients[client_id] = (now, active)
-    if not cached[1]:
+    if len(client_id) > MAX_CLIENT_ID_LENGTH or await ClientApp.find_one(
+            {"client_id": client_id, "is_active": True}) is None:
         raise ApiError(498, CLIENT_UNKNOWN)
 
 
@@ -95,6 +90,9 @@ async def _wait_while_started(request: Request, order: Order, seconds: int) -> O
     order_id = str(order.id)
     deadline = time.monotonic() + seconds
     await runtime.snapshots.track(order_id)
+    # Read again after subscribing: a change made between the first read and the
+    # subscription published no event we could hear.
+    order = await runtime.orders.enforce_own_deadline(await Order.get(order.id))
     while partner_status(order) == "STARTED":
         remaining = deadline - time.monotonic()
         if remaining <= 0:
