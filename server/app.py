@@ -36,7 +36,7 @@ async def api_error(request: Request, exc: Exception):
 async def http_error(request: Request, exc: Exception):
     assert isinstance(exc, HTTPException)
     message = _HTTP_MESSAGES.get(exc.status_code, str(exc.detail))
-    return failure(exc.status_code, message, headers=getattr(exc, "headers", None))
+    return await api_error(request, ApiError(exc.status_code, message, headers=getattr(exc, "headers", None)))
 
 
 async def unexpected_error(request: Request, exc: Exception):

@@ -36,15 +36,27 @@ class DeadlineKind:
     timeout: timedelta
     records_no_show: bool
 
-    def due_filter(self, now: datetime, unpaid_timeout: timedelta) -> dict[str, Any]:
+    def state_filter(self) -> dict[str, Any]:
+        """The state an order must still be in for this deadline to apply: the compare-and-set.
+
+        None of these deadlines can move while the state stays the same, so once a read has
+        found the deadline passed, this filter alone decides who cancels.
+        """
         if self.reason == CancellationReason.PAYMENT_TIMEOUT:
-            return {"order_status": OrderStatus.PLACED.value, "payment_status": PaymentStatus.PENDING.value,
-                    "created_at": {"$lte": now - unpaid_timeout}}
+            return {"order_status": OrderStatus.PLACED.value, "payment_status": PaymentStatus.PENDING.value}
         if self.reason == CancellationReason.COMMITMENT_TIMEOUT:
             return {"order_status": OrderStatus.PLACED.value, "requires_commitment": True,
-                    "is_commitment_confirmed": False, "commitment_deadline_at": {"$lte": now}}
-        return {"order_status": OrderStatus.READY.value, "is_otp_verified": False,
-                "ready_expires_at": {"$lte": now}}
+                    "is_commitment_confirmed": False}
+        return {"order_status": OrderStatus.READY.value, "is_otp_verified": False}
+
+    def due_filter(self, now: datetime, unpaid_timeout: timedelta) -> dict[str, Any]:
+        if self.reason == CancellationReason.PAYMENT_TIMEOUT:
+            passed = {"created_at": {"$lte": now - unpaid_timeout}}
+        elif self.reason == CancellationReason.COMMITMENT_TIMEOUT:
+            passed = {"commitment_deadline_at": {"$lte": now}}
+        else:
+            passed = {"ready_expires_at": {"$lte": now}}
+        return {**self.state_filter(), **passed}
 
 
 class DeadlineEnforcer:
@@ -88,6 +100,12 @@ class DeadlineEnforcer:
             query = {"next_deadline_at": {"$lte": now}, **kind.due_filter(now, self._settings.unpaid_timeout)}
             if order_id is not None:
                 query["_id"] = order_id
+            # Read which orders are due, then compare-and-set on their state alone: portable
+            # across MongoDB and nx-27017, whose update filters mishandle dates (see README).
+            due = [doc["_id"] async for doc in collection.find(query, {"_id": 1})]
+            if not due:
+                continue
+            query = {"_id": {"$in": due}, **kind.state_filter()}
             changes: dict[str, Any] = {
                 "order_status": OrderStatus.CANCELLED.value, "cancellation_reason": kind.reason.value,
                 "cancelled_at": now, "updated_at": now, "outbox_at": now, "deadline_batch": batch,
