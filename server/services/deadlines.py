@@ -49,14 +49,18 @@ class DeadlineKind:
                     "is_commitment_confirmed": False}
         return {"order_status": OrderStatus.READY.value, "is_otp_verified": False}
 
+    @property
+    def field(self) -> str:
+        return {CancellationReason.PAYMENT_TIMEOUT: "created_at",
+                CancellationReason.COMMITMENT_TIMEOUT: "commitment_deadline_at"}.get(self.reason, "ready_expires_at")
+
+    def deadline(self, document: dict[str, Any], unpaid_timeout: timedelta) -> datetime:
+        moment = as_utc(document[self.field])
+        return moment + unpaid_timeout if self.reason == CancellationReason.PAYMENT_TIMEOUT else moment
+
     def due_filter(self, now: datetime, unpaid_timeout: timedelta) -> dict[str, Any]:
-        if self.reason == CancellationReason.PAYMENT_TIMEOUT:
-            passed = {"created_at": {"$lte": now - unpaid_timeout}}
-        elif self.reason == CancellationReason.COMMITMENT_TIMEOUT:
-            passed = {"commitment_deadline_at": {"$lte": now}}
-        else:
-            passed = {"ready_expires_at": {"$lte": now}}
-        return {**self.state_filter(), **passed}
+        limit = now - unpaid_timeout if self.reason == CancellationReason.PAYMENT_TIMEOUT else now
+        return {**self.state_filter(), self.field: {"$lte": limit}}
 
 
 class DeadlineEnforcer:
@@ -102,7 +106,9 @@ class DeadlineEnforcer:
                 query["_id"] = order_id
             # Read which orders are due, then compare-and-set on their state alone: portable
             # across MongoDB and nx-27017, whose update filters mishandle dates (see README).
-            due = [doc["_id"] async for doc in collection.find(query, {"_id": 1})]
+            unpaid = self._settings.unpaid_timeout
+            due = [doc["_id"] async for doc in collection.find(query, {kind.field: 1})
+                   if kind.deadline(doc, unpaid) <= now]
             if not due:
                 continue
             query = {"_id": {"$in": due}, **kind.state_filter()}
@@ -133,13 +139,16 @@ class DeadlineEnforcer:
                                      {"$unset": {"deadline_batch": "", "outbox_at": ""}})
 
     async def _seconds_until_next(self, after: datetime) -> float:
+        # A second of slack, compared exactly here: some servers compare dates to the second.
         upcoming = await Order.get_pymongo_collection().find(
-            {"next_deadline_at": {"$gt": after}}, {"next_deadline_at": 1}
-        ).sort("next_deadline_at", 1).limit(1).to_list()
-        if not upcoming:
+            {"next_deadline_at": {"$gte": after - timedelta(seconds=1)}}, {"next_deadline_at": 1}
+        ).sort("next_deadline_at", 1).limit(100).to_list()
+        later = [as_utc(doc["next_deadline_at"]) for doc in upcoming]
+        later = [when for when in later if when > after]
+        if not later:
             self._next_wake = None
             return MAX_SLEEP_SECONDS
-        self._next_wake = as_utc(upcoming[0]["next_deadline_at"])
+        self._next_wake = min(later)
         return min(MAX_SLEEP_SECONDS, max(0.0, (self._next_wake - utcnow()).total_seconds()))
 
     async def _run(self) -> None:
