@@ -13,6 +13,7 @@ import itertools
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from server import metrics
 from server.realtime.events import OrderChange
@@ -22,15 +23,20 @@ Frame = str
 _control_keys = itertools.count()
 
 
+SnapshotRender = Callable[[list[dict[str, Any]], Any], Frame]
+"""Renders a snapshot's entries (and the id of the frame that asked for it) for the transport."""
+
+
 class Subscriber:
     def __init__(self, principal: Principal, queue_size: int,
-                 render: Callable[[OrderChange, bool], Frame]) -> None:
+                 render: Callable[[OrderChange, bool], Frame], render_snapshot: SnapshotRender) -> None:
         self.principal = principal
         self.sees_kitchen = not principal.is_customer
         self.order_ids: set[str] = set()
         self.store_ids: set[str] = set()
         self.sent_versions: dict[str, int] = {}
         self._render = render
+        self._render_snapshot = render_snapshot
         self._queue: OrderedDict[object, OrderChange | Frame] = OrderedDict()
         self._queue_size = queue_size
         self._ready = asyncio.Event()
@@ -70,6 +76,12 @@ class Subscriber:
             return
         self._queue[("control", next(_control_keys))] = frame
         self._ready.set()
+
+    def send_snapshot(self, entries: list[dict[str, Any]], frame_id: Any = None) -> None:
+        """Queue a snapshot, then the events held while it was read: a newer event that arrived
+        meanwhile must follow the snapshot, never precede it."""
+        self.send_control(self._render_snapshot(entries, frame_id))
+        self.release_events()
 
     def hold_events(self) -> None:
         if self._held is None:

@@ -14,12 +14,11 @@ from collections import defaultdict
 from datetime import timedelta
 from typing import Any
 
-import orjson
 from bson import ObjectId
 
 from server import metrics
 from server.config import Settings
-from server.domain.clock import utcnow
+from server.domain.clock import as_utc, utcnow
 from server.domain.lifecycle import ACTIVE
 from server.models import Order
 from server.realtime.broker import Broker
@@ -32,6 +31,7 @@ log = logging.getLogger("orderpulse.hub")
 
 RECENT_FINISHED = timedelta(hours=1)
 MAX_ORDERS_PER_SUBSCRIBER = 1000
+FINISHED_SCAN = 500
 
 
 class SubscriptionRefused(Exception):
@@ -87,7 +87,10 @@ class Hub:
 
     async def subscribe_orders(self, subscriber: Subscriber, order_ids: list[str]) -> list[dict[str, Any]]:
         """Watch orders the caller may see; returns the snapshot entries. Refuses the whole frame
-        if any id is not the caller's, without saying whether it exists."""
+        if any id is not the caller's, without saying whether it exists.
+
+        Events stay held until the caller queues the snapshot with `subscriber.send_snapshot`
+        (or gives up on it with `release_events`), so the snapshot always goes out first."""
         principal = subscriber.principal
         if len(subscriber.order_ids | set(order_ids)) > MAX_ORDERS_PER_SUBSCRIBER:
             raise SubscriptionRefused("rate_limited", f"At most {MAX_ORDERS_PER_SUBSCRIBER} orders per connection.")
@@ -106,8 +109,9 @@ class Hub:
             # Re-read after listening, so no change can fall between the read and the subscription.
             fresh = await Order.find({"_id": {"$in": [ObjectId(v) for v in order_ids]}}).to_list()
             return self._snapshot_entries(subscriber, fresh)
-        finally:
+        except BaseException:
             subscriber.release_events()
+            raise
 
     async def subscribe_store(self, subscriber: Subscriber, store_id: str) -> list[dict[str, Any]]:
         principal = subscriber.principal
@@ -121,8 +125,9 @@ class Hub:
         try:
             await self._watch_store(subscriber, store_id)
             return self._snapshot_entries(subscriber, await store_board(store_id))
-        finally:
+        except BaseException:
             subscriber.release_events()
+            raise
 
     async def unsubscribe_orders(self, subscriber: Subscriber, order_ids: list[str]) -> None:
         for order_id in order_ids:
@@ -218,7 +223,7 @@ class Hub:
                 chosen.update({str(o.id): o for o in boards.get(sid, [])})
             entries = self._snapshot_entries(subscriber, list(chosen.values()))
             subscriber.needs_snapshot = False
-            subscriber.send_control(orjson.dumps({"type": "snapshot", "orders": entries}).decode())
+            subscriber.send_snapshot(entries)
 
     async def _watch_stalls(self) -> None:
         """Close subscribers stuck on one write for the stall limit; resync those that overflowed."""
@@ -251,9 +256,17 @@ def _may_see(principal: Principal, order: Order) -> bool:
 
 
 async def store_board(store_id: str) -> list[Order]:
-    """A store's active orders and those finished in the last hour, oldest first."""
+    """A store's active orders and those finished in the last hour, oldest first.
+
+    "Finished in the last hour" is decided here rather than by a date range in the query: the
+    embedded nx-27017 stores dates written by `$set` as strings, which a `$gte` on a date then
+    misses, and a resync snapshot without a just-cancelled order never converges. The newest
+    FINISHED_SCAN finished orders bound the read.
+    """
     since = utcnow() - RECENT_FINISHED
-    return await Order.find({
-        "store_id": store_id,
-        "$or": [{"order_status": {"$in": [s.value for s in ACTIVE]}}, {"updated_at": {"$gte": since}}],
-    }).sort("created_at").to_list()
+    active = await Order.find({"store_id": store_id,
+                               "order_status": {"$in": [s.value for s in ACTIVE]}}).to_list()
+    finished = await Order.find({"store_id": store_id, "order_status": {"$nin": [s.value for s in ACTIVE]}}
+                                ).sort("-_id").limit(FINISHED_SCAN).to_list()
+    recent = [order for order in finished if as_utc(order.updated_at) >= since]
+    return sorted(active + recent, key=lambda order: as_utc(order.created_at))

@@ -32,6 +32,13 @@ def _ws_render(change: OrderChange, sees_kitchen: bool) -> str:
     return change.frame(sees_kitchen)
 
 
+def _ws_snapshot(entries: list[dict[str, Any]], frame_id: Any = None) -> str:
+    body: dict[str, Any] = {"type": "snapshot", "orders": entries}
+    if frame_id is not None:
+        body["id"] = frame_id
+    return orjson.dumps(body).decode()
+
+
 def _error(code: str, message: str, frame_id: Any = None) -> str:
     body: dict[str, Any] = {"type": "error", "code": code, "message": message}
     if frame_id is not None:
@@ -153,11 +160,7 @@ class SocketSession:
                     reply["id"] = frame_id
                 self.sub.send_control(orjson.dumps(reply).decode())
             elif kind == "subscribe":
-                entries = await self._subscribe(frame)
-                reply = {"type": "snapshot", "orders": entries}
-                if frame_id is not None:
-                    reply["id"] = frame_id
-                self.sub.send_control(orjson.dumps(reply).decode())
+                self.sub.send_snapshot(await self._subscribe(frame), frame_id)
             elif kind == "unsubscribe":
                 await self._unsubscribe(frame)
             else:
@@ -215,7 +218,7 @@ async def websocket_endpoint(websocket: WebSocket, transport: asyncio.BaseTransp
     except ApiError:
         await websocket.close(CLOSE_UNAUTHORISED)
         return
-    subscriber = Subscriber(principal, runtime.settings.ws_queue_size, _ws_render)
+    subscriber = Subscriber(principal, runtime.settings.ws_queue_size, _ws_render, _ws_snapshot)
     runtime.hub.attach(subscriber)
     metrics.SOCKETS_OPEN.inc()
     try:
@@ -231,6 +234,12 @@ def _sse_render(change: OrderChange, sees_kitchen: bool) -> str:
     return f"event: order\nid: {change.version}\ndata: {change.frame(sees_kitchen)}\n\n"
 
 
+def _sse_snapshot(entries: list[dict[str, Any]], frame_id: Any = None) -> str:
+    newest = max((e["version"] for e in entries), default=0)
+    snapshot = orjson.dumps({"type": "snapshot", "orders": entries}).decode()
+    return f"event: snapshot\nid: {newest}\ndata: {snapshot}\n\n"
+
+
 def _last_event_id(request: Request) -> int | None:
     raw = request.headers.get("last-event-id") or request.query_params.get("lastEventId")
     return int(raw) if raw and raw.isdigit() else None
@@ -239,7 +248,7 @@ def _last_event_id(request: Request) -> int | None:
 async def _sse(request: Request, subscribe) -> StreamingResponse:
     runtime = request.app.state.runtime
     principal = await authenticate(request, allow_query=True)
-    subscriber = Subscriber(principal, runtime.settings.ws_queue_size, _sse_render)
+    subscriber = Subscriber(principal, runtime.settings.ws_queue_size, _sse_render, _sse_snapshot)
     try:
         entries = await subscribe(runtime.hub, subscriber)
     except SubscriptionRefused as refused:
@@ -248,6 +257,12 @@ async def _sse(request: Request, subscribe) -> StreamingResponse:
         raise ApiError(status, refused.message) from None
     runtime.hub.attach(subscriber)
     resume_from = _last_event_id(request)
+    # Resuming a single-order stream that is already current sends nothing new.
+    current = [e for e in entries if resume_from is None or e["version"] > resume_from]
+    if current or resume_from is None or len(subscriber.order_ids) != 1:
+        subscriber.send_snapshot(entries)
+    else:
+        subscriber.release_events()
     heartbeat = runtime.settings.sse_heartbeat_seconds
 
     async def stream():
@@ -262,12 +277,6 @@ async def _sse(request: Request, subscribe) -> StreamingResponse:
         metrics.SSE_STREAMS_OPEN.inc()
         try:
             yield "retry: 2000\n\n"
-            # Resuming a single-order stream that is already current sends nothing new.
-            current = [e for e in entries if resume_from is None or e["version"] > resume_from]
-            if current or resume_from is None or len(subscriber.order_ids) != 1:
-                newest = max((e["version"] for e in entries), default=0)
-                snapshot = orjson.dumps({"type": "snapshot", "orders": entries}).decode()
-                yield f"event: snapshot\nid: {newest}\ndata: {snapshot}\n\n"
             while not subscriber.closed:
                 frame = await subscriber.next_frame(timeout=heartbeat)
                 subscriber.sending()

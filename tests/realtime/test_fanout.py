@@ -6,8 +6,9 @@ from __future__ import annotations
 import orjson
 from prometheus_client import REGISTRY
 
+from server.realtime import hub as hub_module
 from server.realtime.client import Subscriber
-from server.realtime.transports import _ws_render
+from server.realtime.transports import _ws_render, _ws_snapshot
 from tests.realtime.conftest import until
 from tests.support import Api
 
@@ -18,9 +19,21 @@ def counter(name: str) -> float:
 
 async def subscriber_for(api: Api, token: str, queue_size: int = 256) -> Subscriber:
     principal = await api.runtime.accounts.authenticate(token)
-    subscriber = Subscriber(principal, queue_size, _ws_render)
+    subscriber = Subscriber(principal, queue_size, _ws_render, _ws_snapshot)
     api.runtime.hub.attach(subscriber)
     return subscriber
+
+
+async def watch(api: Api, subscriber: Subscriber, *, store_id: str | None = None,
+                order_ids: list[str] | None = None) -> dict:
+    """Subscribe the way `/ws` does, and take the snapshot off the queue."""
+    hub = api.runtime.hub
+    entries = await (hub.subscribe_store(subscriber, store_id) if store_id
+                     else hub.subscribe_orders(subscriber, order_ids or []))
+    subscriber.send_snapshot(entries)
+    snapshot = orjson.loads(await subscriber.next_frame(timeout=2))
+    assert snapshot["type"] == "snapshot"
+    return snapshot
 
 
 async def test_an_event_is_serialised_once_for_every_socket_that_receives_it(api: Api):
@@ -28,11 +41,11 @@ async def test_an_event_is_serialised_once_for_every_socket_that_receives_it(api
     customer = await api.customer()
     staff = [await subscriber_for(api, store.staff.access_token) for _ in range(3)]
     for subscriber in staff:
-        await api.runtime.hub.subscribe_store(subscriber, store.id)
+        await watch(api, subscriber, store_id=store.id)
     order = await api.place_order(customer, store)
     owners = [await subscriber_for(api, customer.access_token) for _ in range(2)]
     for subscriber in owners:
-        await api.runtime.hub.subscribe_orders(subscriber, [order["id"]])
+        await watch(api, subscriber, order_ids=[order["id"]])
 
     frames = [await s.next_frame(timeout=2) for s in staff]
     assert all(frame is frames[0] for frame in frames)  # the same str object: encoded once
@@ -54,7 +67,7 @@ async def test_a_socket_that_falls_behind_gets_only_the_newest_state_of_each_ord
     customer = await api.customer()
     order = await api.place_order(customer, store)
     slow = await subscriber_for(api, customer.access_token)
-    await api.runtime.hub.subscribe_orders(slow, [order["id"]])
+    await watch(api, slow, order_ids=[order["id"]])
     coalesced = counter("orderpulse_events_coalesced_total")
 
     await api.advance(store, order["id"], "paid", "processing", "ready")  # nobody reads meanwhile
@@ -70,7 +83,7 @@ async def test_a_full_queue_drops_and_the_socket_gets_a_fresh_snapshot_once_it_c
     store = await api.store()
     customer = await api.customer()
     slow = await subscriber_for(api, store.staff.access_token, queue_size=8)
-    await api.runtime.hub.subscribe_store(slow, store.id)
+    await watch(api, slow, store_id=store.id)
     dropped = counter("orderpulse_events_dropped_total")
     orders = [await api.place_order(customer, store) for _ in range(12)]  # 12 distinct orders, room for 8
     assert counter("orderpulse_events_dropped_total") - dropped == 4
@@ -84,3 +97,23 @@ async def test_a_full_queue_drops_and_the_socket_gets_a_fresh_snapshot_once_it_c
     assert {o["id"] for o in snapshot["orders"]} == {o["id"] for o in orders}
     assert not slow.needs_snapshot
     await api.runtime.hub.detach(slow)
+
+
+async def test_an_event_that_lands_while_a_snapshot_is_read_follows_the_snapshot(api: Api, monkeypatch):
+    store = await api.store()
+    customer = await api.customer()
+    order = await api.place_order(customer, store)
+    read_board = hub_module.store_board
+
+    async def board_then_a_change(store_id: str):
+        board = await read_board(store_id)
+        await api.advance(store, order["id"], "paid")  # published after the read, before the snapshot goes out
+        return board
+
+    monkeypatch.setattr(hub_module, "store_board", board_then_a_change)
+    staff = await subscriber_for(api, store.staff.access_token)
+    snapshot = await watch(api, staff, store_id=store.id)  # asserts the snapshot comes first
+    assert [o["version"] for o in snapshot["orders"]] == [1]
+    event = orjson.loads(await staff.next_frame(timeout=2))
+    assert (event["type"], event["version"]) == ("order", 2)
+    await api.runtime.hub.detach(staff)

@@ -321,3 +321,17 @@ async def test_metrics_count_sockets_subscriptions_and_events(site: Site):
 
 async def _sockets_open_below(site: Site, value: float) -> bool:
     return metric(await metrics_of(site.server), "orderpulse_sockets_open") < value
+
+
+async def test_a_store_snapshot_includes_orders_finished_in_the_last_hour(site: Site):
+    store = await site.api.store(site.deployment.admin)
+    cancelled = await site.api.place_order(site.alice, store)
+    active = await site.api.place_order(site.bob, store)
+    await site.api.advance(store, cancelled["id"], "paid", "cancelled")
+    staff = await site.watcher(store.staff)
+    try:
+        snapshot = await staff.subscribe(storeId=store.id)
+        assert [(o["id"], o["orderStatus"]) for o in snapshot["orders"]] == [
+            (cancelled["id"], "cancelled"), (active["id"], "placed")]
+    finally:
+        await staff.close()
