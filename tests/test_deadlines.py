@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 
+from server.domain.clock import parse_iso
 from server.models import Order
 from tests.deadline_helpers import make_watch_tier, no_show, wait_for_status
 
@@ -16,6 +17,8 @@ async def test_unpaid_orders_are_cancelled_by_the_payment_timeout(api_factory):
     order = await api.place_order(customer, store)
     data = await wait_for_status(api, customer, order["id"], "cancelled")
     assert (data["cancellationReason"], data["paymentStatus"]) == ("payment_timeout", "failed")
+    lateness = (parse_iso(data["cancelledAt"]) - parse_iso(order["createdAt"])).total_seconds() - 1.2
+    assert 0 <= lateness < 1.0, lateness  # never early; within the contract's second
     profile = (await api.get("/api/users/me", customer)).json()["data"]
     assert profile["noShowCount"] == 0  # an unpaid order is not a no-show
 
