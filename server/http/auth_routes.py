@@ -10,7 +10,7 @@ from starlette.routing import Route
 from server.domain import messages
 from server.domain.clock import iso_z
 from server.errors import ApiError
-from server.http.body import Fields, read_json
+from server.http.body import Fields, request_fields
 from server.http.responses import ok
 from server.http.security import ADMINS, authenticate
 from server.views import user_view
@@ -21,10 +21,6 @@ MIN_PASSWORD = 8
 
 def _runtime(request: Request):
     return request.app.state.runtime
-
-
-async def _fields(request: Request) -> Fields:
-    return Fields(await read_json(request, _runtime(request).settings.max_body_bytes))
 
 
 def _credentials(fields: Fields) -> tuple[str, str, str]:
@@ -44,7 +40,7 @@ async def _session(request: Request, user, status_code: int = 200):
 
 
 async def register(request: Request):
-    fields = await _fields(request)
+    fields = await request_fields(request)
     name, email, password = _credentials(fields)
     role = fields.string("role", choices=("student", "faculty"))
     register_number = employee_id = None
@@ -59,7 +55,7 @@ async def register(request: Request):
 
 
 async def login(request: Request):
-    fields = await _fields(request)
+    fields = await request_fields(request)
     email = fields.string("email", max_length=254)
     password = fields.string("password", max_length=200)
     user = await _runtime(request).accounts.login(email, password)
@@ -67,14 +63,14 @@ async def login(request: Request):
 
 
 async def refresh(request: Request):
-    fields = await _fields(request)
+    fields = await request_fields(request)
     token = fields.string("refreshToken", max_length=200)
     user, tokens = await _runtime(request).accounts.refresh(token)
     return ok({**tokens, "user": user_view(user)})
 
 
 async def logout(request: Request):
-    fields = await _fields(request)
+    fields = await request_fields(request)
     token = fields.string("refreshToken", max_length=200)
     await _runtime(request).accounts.logout(token)
     return ok(None, message=messages.LOGGED_OUT)
@@ -99,7 +95,7 @@ async def me(request: Request):
 
 async def create_user(request: Request):
     await authenticate(request, *ADMINS)
-    fields = await _fields(request)
+    fields = await request_fields(request)
     name, email, password = _credentials(fields)
     role = fields.string("role", choices=("store_employee", "admin"))
     store_id = fields.string("storeId", required=False, max_length=24)

@@ -13,6 +13,11 @@ from server.errors import ApiError
 MAX_STRING = 500
 
 
+async def request_fields(request: Request) -> Fields:
+    """The request's JSON object, within the configured body limit."""
+    return Fields(await read_json(request, request.app.state.runtime.settings.max_body_bytes))
+
+
 async def read_json(request: Request, max_bytes: int) -> dict[str, Any]:
     """The JSON object of the body; `{}` for an empty body; 413 past the limit; 400 if malformed."""
     declared = request.headers.get("content-length")

@@ -13,7 +13,7 @@ from server.domain import messages
 from server.domain.clock import utcnow
 from server.domain.lifecycle import OrderStatus
 from server.errors import ApiError
-from server.http.body import Fields, read_json
+from server.http.body import Fields, request_fields
 from server.http.responses import JSONResponse, ok
 from server.http.security import CUSTOMERS, STAFF, authenticate
 from server.models import Order
@@ -28,10 +28,6 @@ def _runtime(request: Request):
     return request.app.state.runtime
 
 
-async def _fields(request: Request) -> Fields:
-    return Fields(await read_json(request, _runtime(request).settings.max_body_bytes))
-
-
 def _detail(request: Request, order: Order, principal) -> dict:
     otp = None
     if principal.is_customer and principal.user_id == str(order.user_id) and order.order_status == OrderStatus.READY:
@@ -41,7 +37,7 @@ def _detail(request: Request, order: Order, principal) -> dict:
 
 async def checkout_session(request: Request):
     principal = await authenticate(request, *CUSTOMERS)
-    fields = await _fields(request)
+    fields = await request_fields(request)
     store_id = fields.string("storeId", max_length=24)
     cart = []
     for index, line in enumerate(fields.array("items", max_items=MAX_CART_LINES)):
@@ -60,7 +56,7 @@ async def checkout_session(request: Request):
 
 async def create_order(request: Request):
     principal = await authenticate(request, *CUSTOMERS)
-    fields = await _fields(request)
+    fields = await request_fields(request)
     order, created = await _runtime(request).orders.create_order(
         principal, fields.raw("checkoutToken"), fields.raw("transactionId"))
     if created:
@@ -147,7 +143,7 @@ async def poll_status(request: Request):
 
 async def update_payment_status(request: Request):
     principal = await authenticate(request, *STAFF)
-    fields = await _fields(request)
+    fields = await request_fields(request)
     status = fields.string("paymentStatus", choices=("success", "failed"))
     order, message = await _runtime(request).orders.update_payment(
         principal, request.path_params["order_id"], status, fields.raw("transactionId"))
@@ -156,7 +152,7 @@ async def update_payment_status(request: Request):
 
 async def update_status(request: Request):
     principal = await authenticate(request, *STAFF)
-    fields = await _fields(request)
+    fields = await request_fields(request)
     target = fields.string("status", choices=tuple(s.value for s in OrderStatus))
     note = fields.string("reason", required=False, max_length=200)
     order = await _runtime(request).orders.update_status(
@@ -166,7 +162,7 @@ async def update_status(request: Request):
 
 async def verify_otp(request: Request):
     principal = await authenticate(request, *STAFF)
-    fields = await _fields(request)
+    fields = await request_fields(request)
     otp = fields.raw("otp")
     if isinstance(otp, int) and not isinstance(otp, bool):
         otp = f"{otp:06d}"

@@ -14,7 +14,7 @@ from server.domain import messages
 from server.domain.clock import partner_timestamp
 from server.domain.lifecycle import CancellationReason, OrderStatus, PaymentStatus
 from server.errors import ApiError
-from server.http.body import Fields, read_json
+from server.http.body import request_fields
 from server.http.responses import JSONResponse
 from server.http.security import CUSTOMERS, authenticate
 from server.models import ClientApp, Order
@@ -134,7 +134,7 @@ async def create_order(request: Request):
     if principal.role not in CUSTOMERS:
         raise ApiError(403, messages.FORBIDDEN_ROLE)
     runtime = request.app.state.runtime
-    fields = Fields(await read_json(request, runtime.settings.max_body_bytes))
+    fields = await request_fields(request)
     order, created = await runtime.orders.create_order(
         principal, fields.raw("checkoutToken"), fields.raw("transactionId"))
     return JSONResponse(partner_view(order, runtime.settings.zone), status_code=201 if created else 200)

@@ -10,7 +10,7 @@ from starlette.routing import Route
 from server.domain.clock import iso_z
 from server.domain.money import InvalidAmount, paise_to_rupees, rupees_to_paise
 from server.errors import ApiError
-from server.http.body import Fields, read_json
+from server.http.body import Fields, request_fields
 from server.http.responses import ok
 from server.http.security import ADMINS, authenticate
 from server.models import MenuItem
@@ -34,10 +34,6 @@ def _price(fields: Fields) -> int:
         raise ApiError(400, f"{exc}.") from None
 
 
-async def _fields(request: Request) -> Fields:
-    return Fields(await read_json(request, request.app.state.runtime.settings.max_body_bytes))
-
-
 async def list_stores(request: Request):
     stores = await catalog.list_stores(include_inactive=False)
     return ok([store_view(store) for store in stores])
@@ -50,7 +46,7 @@ async def get_store(request: Request):
 
 async def create_store(request: Request):
     await authenticate(request, *ADMINS)
-    fields = await _fields(request)
+    fields = await request_fields(request)
     store = await catalog.create_store(
         name=fields.string("name", max_length=100), location=fields.string("location", max_length=200),
         upi_id=fields.string("upiId", max_length=100), is_active=fields.boolean("isActive", True))
@@ -67,7 +63,7 @@ async def add_menu_item(request: Request):
     principal = await authenticate(request)
     store = await catalog.find_store(request.path_params["store_id"])
     catalog.authorise_store_staff(principal, str(store.id))
-    fields = await _fields(request)
+    fields = await request_fields(request)
     if not fields.has("price"):
         raise ApiError(400, "price is required.")
     item = await catalog.add_menu_item(
@@ -81,7 +77,7 @@ async def update_menu_item(request: Request):
     principal = await authenticate(request)
     item = await catalog.find_menu_item(request.path_params["item_id"])
     catalog.authorise_store_staff(principal, str(item.store_id))
-    fields = await _fields(request)
+    fields = await request_fields(request)
     changes: dict[str, Any] = {}
     if fields.has("name"):
         changes["name"] = fields.string("name", max_length=100)
