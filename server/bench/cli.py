@@ -120,8 +120,13 @@ async def run(args: argparse.Namespace, progress: Progress) -> tuple[list[Scenar
             progress.begin(module.NAME)
             await population.refresh_tokens()
             ctx = Context(targets, apis, population, probe, progress, args, module.DEFAULTS)
+            conflicts = population.setup_conflicts
             try:
                 results.append(await module.run(ctx))
+                if population.setup_conflicts > conflicts:
+                    results[-1].notes.append(
+                        f"{population.setup_conflicts - conflicts} uncontended payment confirmations during "
+                        "setup answered 409 and were retried.")
             except Exception as error:  # noqa: BLE001 - one failed scenario must not lose the others
                 failed += 1
                 failure = ScenarioResult(module.NAME, {}, at_target_size=False)

@@ -56,7 +56,8 @@ class Population:
     password: str
     reuse_store_id: str | None = None
     reuse_staff: list[tuple[str, str]] = field(default_factory=list)
-    last_checkout: dict = field(default_factory=dict)
+    # 409s answered to the bench's own uncontended setup writes (a server-side race if non-zero).
+    setup_conflicts: int = 0
     _stores_made: int = 0
 
     async def refresh_tokens(self) -> None:
@@ -114,16 +115,27 @@ class Population:
             nonlocal done
             customer = owners[i % len(owners)]
             checkout = await self.api.checkout(customer.access_token, store.id, store.menu_item_id)
-            self.last_checkout = checkout
             placed = await self.api.place_order(customer.access_token, checkout["checkoutToken"])
             if accept:
-                await self.api.set_payment(store.staff[i % len(store.staff)].access_token, placed["id"])
+                await self._accept(store.staff[i % len(store.staff)].access_token, placed["id"])
             done += 1
             if progress:
                 progress.update(f"created {done}/{count} orders")
             return Order(placed["id"], customer.access_token, placed.get("createdAt"))
 
         return await bounded_gather([one(i) for i in range(count)], concurrency)
+
+    async def _accept(self, staff_token: str, order_id: str) -> None:
+        """Confirm payment; a 409 on an order nobody else touches is retried and counted."""
+        for attempt in range(5):
+            try:
+                await self.api.set_payment(staff_token, order_id)
+                return
+            except ApiError as error:
+                if error.status != 409 or attempt == 4:
+                    raise
+                self.setup_conflicts += 1
+                await asyncio.sleep(0.05 * (attempt + 1))
 
 
 async def build_population(api: Api, *, admin_email: str, admin_password: str, customers: int,
