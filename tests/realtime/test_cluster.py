@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import shutil
 import signal
 import tempfile
 from dataclasses import dataclass
@@ -82,6 +83,7 @@ async def cluster(mongo):
     finally:
         await deployment.close()
         redis_server.kill()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 async def test_a_change_made_through_one_process_reaches_sockets_on_another(cluster: Cluster):
