@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 import pytest_asyncio
 import redis
 from websockets.asyncio.client import ClientConnection, connect
@@ -193,19 +192,19 @@ class SseWatcher(OrderBook):
         headers = {"Authorization": f"Bearer {token}"}
         if last_event_id is not None:
             headers["Last-Event-ID"] = last_event_id
-        async with httpx.AsyncClient(timeout=httpx.Timeout(10, read=None)) as client:
-            async with client.stream("GET", url, headers=headers) as response:
-                self.http_status, self.headers = response.status_code, response.headers
-                if response.status_code != 200:
-                    self.body = (await response.aread()).decode()
-                    return
-                block: list[str] = []
-                async for line in response.aiter_lines():
-                    if line:
-                        block.append(line)
-                        continue
-                    self._dispatch(block)
-                    block = []
+        async with httpx.AsyncClient(timeout=httpx.Timeout(10, read=None)) as client, \
+                client.stream("GET", url, headers=headers) as response:
+            self.http_status, self.headers = response.status_code, response.headers
+            if response.status_code != 200:
+                self.body = (await response.aread()).decode()
+                return
+            block: list[str] = []
+            async for line in response.aiter_lines():
+                if line:
+                    block.append(line)
+                    continue
+                self._dispatch(block)
+                block = []
 
     def _dispatch(self, block: list[str]) -> None:
         event_id, event, data = None, "message", []
@@ -214,7 +213,7 @@ class SseWatcher(OrderBook):
                 self.comments.append(line)
                 continue
             name, _, value = line.partition(":")
-            value = value[1:] if value.startswith(" ") else value
+            value = value.removeprefix(" ")
             if name == "id":
                 event_id = value
             elif name == "event":

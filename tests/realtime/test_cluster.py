@@ -19,7 +19,16 @@ import pytest_asyncio
 
 from tests.harness import RedisServer, ServerProcess
 from tests.realtime.conftest import (
-    Deployment, OrderBook, SseWatcher, Watcher, deployment_env, metric, metrics_of, redis_channels, restart_redis, until,
+    Deployment,
+    OrderBook,
+    SseWatcher,
+    Watcher,
+    deployment_env,
+    metric,
+    metrics_of,
+    redis_channels,
+    restart_redis,
+    until,
 )
 from tests.support import Actor, Api, StoreSetup
 

@@ -122,7 +122,7 @@ async def test_a_stalled_socket_does_not_delay_a_healthy_one_and_is_dropped_afte
             while server_side_established(site.server.port, stalled.local_port):
                 assert time.monotonic() - started < 25, "the server never dropped the stalled connection"
                 created = await site.api.place_order(site.alice, store, specialInstructions=note)
-                await until(lambda: created["id"] in healthy.orders, timeout=2,
+                await until(lambda created=created: created["id"] in healthy.orders, timeout=2,
                             message="the healthy socket's event while another socket is stalled")
         finally:
             asking.cancel()

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 import uuid
 
 import jwt
 from bson import ObjectId
+from websockets.exceptions import ConnectionClosed
 
 from tests.harness import TEST_JWT_SECRET
-from tests.realtime.conftest import Site, Watcher, metric, metrics_of, redis_channels, until
+from tests.realtime.conftest import (
+    Site,
+    Watcher,
+    metric,
+    metrics_of,
+    redis_channels,
+    until,
+)
 
 LEAN_KEYS = {"id", "orderNumber", "orderStatus", "paymentStatus", "totalAmount", "isCommitmentConfirmed",
              "commitmentDeadlineAt", "readyAt", "readyExpiresAt", "isOtpVerified", "cancelledAt",
@@ -289,7 +296,7 @@ async def test_more_than_20_frames_a_second_closes_with_1008(site: Site):
     for n in range(30):
         try:
             await watcher.send({"type": "ping", "id": n})
-        except Exception:
+        except ConnectionClosed:
             break
     assert await watcher.wait_closed() == 1008
     assert len([f for f in watcher.frames if f["type"] == "pong"]) <= 20
