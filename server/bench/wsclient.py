@@ -10,8 +10,9 @@ from urllib.parse import quote
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
 
-# A subscribe frame must stay under the server's 16 KiB frame limit: 24-hex ids cost 27 bytes.
-IDS_PER_FRAME = 300
+# The server takes at most 100 ids per subscribe frame and 1,000 orders per connection.
+IDS_PER_FRAME = 100
+ORDERS_PER_SOCKET = 1000
 # The server closes sockets sending more than 20 frames a second.
 FRAME_SPACING_SECONDS = 0.06
 

@@ -90,24 +90,35 @@ async def measure_push(ctx: Context, store: StoreFixture, orders: list[Order],
                    sum(o["still_open"] for o in outputs), before, after)
 
 
-def report_push(result: ScenarioResult, run: PushRun, targets: dict[str, float]) -> None:
-    """Rows shared by fanout and latency: deliveries, latency percentiles, ordering, errors."""
+def report_push(result: ScenarioResult, run: PushRun, targets: dict[str, float], *, planned: int,
+                watchers_per_change: int) -> None:
+    """Rows shared by fanout and latency: deliveries, latency percentiles, ordering, errors.
+
+    `watchers_per_change` is how many connected sockets should receive each change.
+    """
     log = run.log
     from_return, from_send, early = delivery_latencies(log, run.receipts)
-    expected = len(log.returned) * run.connected
+    expected = len(log.returned) * watchers_per_change
     delivered = len(from_return)
     result.add("changes_ok", "changes made", len(log.returned))
     result.add("change_errors", "changes refused", sum(log.errors.values()))
     span = log.finished - log.started
     result.add("change_rate", "achieved change rate", len(log.returned) / span if span > 0 else None, "/s")
-    result.add("subscribers", "subscribers connected", run.connected, "", None)
+    result.add("subscribers", "subscribers connected", run.connected)
+    if run.connected < planned:
+        result.notes.append(f"only {run.connected:,} of {planned:,} subscribers connected: see subscriberErrors.")
     result.add("deliveries", "events delivered", delivered)
     result.add("missing", "deliveries missing", expected - delivered)
     result.add_distribution("delivery", "API return→receipt", summarize(from_return), targets)
     # The server publishes before it answers, so most receipts beat the API answer: the
     # send→receipt figure shows the whole path including the write.
-    result.add_distribution("send_to_receipt", "API send→receipt", summarize(from_send))
+    result.add_distribution("send_to_receipt", "API send→receipt", summarize(from_send), targets)
     result.add("early", "receipts before API answer", early)
+    if delivered and early > delivered / 2:
+        result.notes.append(
+            f"{early:,} of {delivered:,} receipts arrived before the API call that caused them returned "
+            "(the server publishes, then answers): return→receipt reads 0 for them, so judge by "
+            "send→receipt, which includes the write and any queueing of the API call.")
     result.add("out_of_order", "older event after newer", run.order_problems.get("older_after_newer", 0))
     result.add("dropped", "subscribers dropped", run.connected - run.still_open)
     received = sorted(t for times in run.receipts.values() for t in times)
@@ -137,7 +148,7 @@ async def run(ctx: Context) -> ScenarioResult:
     plan = [(tokens[i % len(tokens)], {"storeId": store.id}) for i in range(subscribers)]
     run_ = await measure_push(ctx, store, orders, plan, processes=processes, rate=rate,
                               changes=changes, settle=float(ctx.option("settle")))
-    report_push(result, run_, {"p99": TARGET_P99_MS})
+    report_push(result, run_, {"p99": TARGET_P99_MS}, planned=subscribers, watchers_per_change=run_.connected)
     fanout = histogram_delta(run_.before, run_.after, FANOUT_HISTOGRAM)
     if fanout is None or not fanout.count:
         for key, label in (("server_mean_ms", "server fan-out mean"), ("server_p99_ms", "server fan-out p99")):
