@@ -245,6 +245,22 @@ def _last_event_id(request: Request) -> int | None:
     return int(raw) if raw and raw.isdigit() else None
 
 
+class EventStream(StreamingResponse):
+    """An SSE response that releases its subscriber however the stream ends, even when the
+    client left before the first byte (the generator's own `finally` would never run then)."""
+
+    def __init__(self, content, release) -> None:
+        super().__init__(content, media_type="text/event-stream",
+                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        self._release = release
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._release()
+
+
 async def _sse(request: Request, subscribe) -> StreamingResponse:
     runtime = request.app.state.runtime
     principal = await authenticate(request, allow_query=True)
@@ -284,10 +300,8 @@ async def _sse(request: Request, subscribe) -> StreamingResponse:
                 subscriber.sent()
         finally:
             metrics.SSE_STREAMS_OPEN.dec()
-            await runtime.hub.detach(subscriber)
 
-    return StreamingResponse(stream(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return EventStream(stream(), release=lambda: runtime.hub.detach(subscriber))
 
 
 async def order_events(request: Request):

@@ -100,3 +100,23 @@ async def test_streams_refuse_other_users_orders_with_403_and_unknown_ones_with_
         other_staff = {"Authorization": f"Bearer {site.other_store.staff.access_token}"}
         response = await client.get(f"/api/stores/{site.store.id}/events", headers=other_staff)
         assert response.status_code == 403
+
+
+async def test_streams_abandoned_at_once_release_their_subscriptions(site: Site):
+    """Clients that leave before reading anything leave nothing subscribed behind."""
+    order = await site.api.place_order(site.alice, site.store)
+    url = f"{site.server.url}/api/orders/{order['id']}/events?token={site.alice.access_token}"
+
+    async def subscriptions() -> float:
+        return metric(await metrics_of(site.server), "orderpulse_subscriptions", '{kind="order"}')
+
+    before = await subscriptions()
+    for _ in range(10):
+        async with httpx.AsyncClient() as client:
+            async with client.stream("GET", url) as response:
+                assert response.status_code == 200
+    await until(lambda: _equal(subscriptions(), before), message="every abandoned stream released")
+
+
+async def _equal(value, expected) -> bool:
+    return await value == expected
