@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -81,9 +82,9 @@ class Hub:
         subscriber.close()
         self.subscribers.discard(subscriber)
         for order_id in list(subscriber.order_ids):
-            await self._unwatch_order(subscriber, order_id)
+            await self._unwatch(subscriber, "order", order_id)
         for store_id in list(subscriber.store_ids):
-            await self._unwatch_store(subscriber, store_id)
+            await self._unwatch(subscriber, "store", store_id)
 
     async def subscribe_orders(self, subscriber: Subscriber, order_ids: list[str]) -> list[dict[str, Any]]:
         """Watch orders the caller may see; returns the snapshot entries. Refuses the whole frame
@@ -105,7 +106,7 @@ class Hub:
         subscriber.hold_events()
         try:
             for order_id in order_ids:
-                await self._watch_order(subscriber, order_id)
+                await self._watch(subscriber, "order", order_id)
             # Re-read after listening, so no change can fall between the read and the subscription.
             fresh = await Order.find({"_id": {"$in": [ObjectId(v) for v in order_ids]}}).to_list()
             return self._snapshot_entries(subscriber, fresh)
@@ -123,7 +124,7 @@ class Hub:
                 raise SubscriptionRefused("not_found", "Store not found.")
         subscriber.hold_events()
         try:
-            await self._watch_store(subscriber, store_id)
+            await self._watch(subscriber, "store", store_id)
             return self._snapshot_entries(subscriber, await store_board(store_id))
         except BaseException:
             subscriber.release_events()
@@ -131,58 +132,44 @@ class Hub:
 
     async def unsubscribe_orders(self, subscriber: Subscriber, order_ids: list[str]) -> None:
         for order_id in order_ids:
-            await self._unwatch_order(subscriber, order_id)
+            await self._unwatch(subscriber, "order", order_id)
 
     async def unsubscribe_store(self, subscriber: Subscriber, store_id: str) -> None:
-        await self._unwatch_store(subscriber, store_id)
+        await self._unwatch(subscriber, "store", store_id)
 
     def _snapshot_entries(self, subscriber: Subscriber, orders: list[Order]) -> list[dict[str, Any]]:
         return [snapshot_entry(order, subscriber.sees_kitchen) for order in orders
                 if subscriber.accept_snapshot_version(str(order.id), order.version)]
 
-    async def _watch_order(self, subscriber: Subscriber, order_id: str) -> None:
-        if order_id in subscriber.order_ids:
-            return
-        subscriber.order_ids.add(order_id)
-        watchers = self._order_watchers[order_id]
-        watchers.add(subscriber)
-        metrics.SUBSCRIPTIONS.labels("order").inc()
-        if len(watchers) == 1:
-            await self._broker.subscribe(order_channel(order_id), self._on_message)
+    def _kind(self, subscriber: Subscriber, kind: str) -> tuple[set[str], dict[str, set[Subscriber]], Callable[[str], str]]:
+        """What a subscriber watches of one kind, who watches each key, and the key's channel."""
+        if kind == "order":
+            return subscriber.order_ids, self._order_watchers, order_channel
+        return subscriber.store_ids, self._store_watchers, store_channel
 
-    async def _unwatch_order(self, subscriber: Subscriber, order_id: str) -> None:
-        if order_id not in subscriber.order_ids:
+    async def _watch(self, subscriber: Subscriber, kind: str, key: str) -> None:
+        mine, watchers_of, channel = self._kind(subscriber, kind)
+        if key in mine:
             return
-        subscriber.order_ids.discard(order_id)
-        metrics.SUBSCRIPTIONS.labels("order").dec()
-        watchers = self._order_watchers.get(order_id)
+        mine.add(key)
+        watchers = watchers_of[key]
+        watchers.add(subscriber)
+        metrics.SUBSCRIPTIONS.labels(kind).inc()
+        if len(watchers) == 1:
+            await self._broker.subscribe(channel(key), self._on_message)
+
+    async def _unwatch(self, subscriber: Subscriber, kind: str, key: str) -> None:
+        mine, watchers_of, channel = self._kind(subscriber, kind)
+        if key not in mine:
+            return
+        mine.discard(key)
+        metrics.SUBSCRIPTIONS.labels(kind).dec()
+        watchers = watchers_of.get(key)
         if watchers is not None:
             watchers.discard(subscriber)
             if not watchers:
-                del self._order_watchers[order_id]
-                await self._broker.unsubscribe(order_channel(order_id), self._on_message)
-
-    async def _watch_store(self, subscriber: Subscriber, store_id: str) -> None:
-        if store_id in subscriber.store_ids:
-            return
-        subscriber.store_ids.add(store_id)
-        watchers = self._store_watchers[store_id]
-        watchers.add(subscriber)
-        metrics.SUBSCRIPTIONS.labels("store").inc()
-        if len(watchers) == 1:
-            await self._broker.subscribe(store_channel(store_id), self._on_message)
-
-    async def _unwatch_store(self, subscriber: Subscriber, store_id: str) -> None:
-        if store_id not in subscriber.store_ids:
-            return
-        subscriber.store_ids.discard(store_id)
-        metrics.SUBSCRIPTIONS.labels("store").dec()
-        watchers = self._store_watchers.get(store_id)
-        if watchers is not None:
-            watchers.discard(subscriber)
-            if not watchers:
-                del self._store_watchers[store_id]
-                await self._broker.unsubscribe(store_channel(store_id), self._on_message)
+                del watchers_of[key]
+                await self._broker.unsubscribe(channel(key), self._on_message)
 
     # --- fan-out ---------------------------------------------------------------------------
 
