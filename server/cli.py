@@ -31,7 +31,12 @@ def serve(settings: Settings) -> None:
         app, host=settings.host, port=settings.port, log_level=settings.log_level,
         ws="websockets-sansio", ws_max_size=settings.ws_max_frame_bytes,
         ws_ping_interval=settings.ws_ping_interval_seconds, ws_ping_timeout=settings.ws_ping_timeout_seconds,
-        proxy_headers=True, lifespan="on",
+        # Frames are small JSON; per-message deflate would cost a zlib context per socket and a
+        # compression per socket per event, which is most of the cost of a fan-out.
+        ws_per_message_deflate=False,
+        # Longer than the 5-second interval legacy pollers use, so they keep their connection.
+        timeout_keep_alive=settings.http_keep_alive_seconds,
+        proxy_headers=True, lifespan="on", access_log=False,
     )
 
 

@@ -24,6 +24,7 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     timezone: str = "Asia/Kolkata"
     log_level: str = "info"
+    http_keep_alive_seconds: int = Field(30, ge=1)
 
     jwt_secret: str | None = None
     jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
