@@ -9,7 +9,9 @@ with the enforcing pass so that exactly that pass publishes their events.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,8 +28,10 @@ from server.services.publishing import ChangePublisher
 
 log = logging.getLogger("orderpulse.deadlines")
 
-# Upper bound on one sleep: covers deadlines created by another process that then died.
+# How often the database is asked for the next deadline: covers deadlines set by other
+# processes (each also enforces its own) and by a process that died.
 MAX_SLEEP_SECONDS = 5.0
+MAX_SCHEDULED = 100_000
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,10 @@ class DeadlineEnforcer:
         )
         self._wake = asyncio.Event()
         self._next_wake: datetime | None = None
+        # Deadlines set by this process, soonest first; the database is asked only every
+        # MAX_SLEEP_SECONDS (for deadlines set elsewhere), not after every pass.
+        self._scheduled: list[datetime] = []
+        self._resync_due = 0.0
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -90,6 +98,8 @@ class DeadlineEnforcer:
 
     def deadline_scheduled(self, when: datetime) -> None:
         """A change in this process set a deadline: wake early if it is nearer than the planned one."""
+        if len(self._scheduled) < MAX_SCHEDULED:
+            heapq.heappush(self._scheduled, when)
         if self._next_wake is None or when < self._next_wake:
             self._wake.set()
 
@@ -138,18 +148,27 @@ class DeadlineEnforcer:
         await collection.update_many({"deadline_batch": batch},
                                      {"$unset": {"deadline_batch": "", "outbox_at": ""}})
 
-    async def _seconds_until_next(self, after: datetime) -> float:
+    async def _next_in_database(self, after: datetime) -> datetime | None:
         # A second of slack, compared exactly here: some servers compare dates to the second.
         upcoming = await Order.get_pymongo_collection().find(
             {"next_deadline_at": {"$gte": after - timedelta(seconds=1)}}, {"next_deadline_at": 1}
         ).sort("next_deadline_at", 1).limit(100).to_list()
-        later = [as_utc(doc["next_deadline_at"]) for doc in upcoming]
-        later = [when for when in later if when > after]
-        if not later:
-            self._next_wake = None
-            return MAX_SLEEP_SECONDS
-        self._next_wake = min(later)
-        return min(MAX_SLEEP_SECONDS, max(0.0, (self._next_wake - utcnow()).total_seconds()))
+        later = [when for when in (as_utc(doc["next_deadline_at"]) for doc in upcoming) if when > after]
+        return min(later, default=None)
+
+    async def _seconds_until_next(self, after: datetime) -> float:
+        while self._scheduled and self._scheduled[0] <= after:
+            heapq.heappop(self._scheduled)
+        if time.monotonic() >= self._resync_due or len(self._scheduled) >= MAX_SCHEDULED:
+            self._resync_due = time.monotonic() + MAX_SLEEP_SECONDS
+            found = await self._next_in_database(after)
+            if found is not None:
+                heapq.heappush(self._scheduled, found)
+        self._next_wake = self._scheduled[0] if self._scheduled else None
+        until_resync = max(0.0, self._resync_due - time.monotonic())
+        if self._next_wake is None:
+            return until_resync
+        return min(until_resync, max(0.0, (self._next_wake - utcnow()).total_seconds()))
 
     async def _run(self) -> None:
         while True:
