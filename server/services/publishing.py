@@ -14,6 +14,9 @@ import os
 import signal
 from datetime import timedelta
 
+from bson import ObjectId
+from pymongo import UpdateOne
+
 from server import metrics
 from server.domain.clock import utcnow
 from server.models import Order
@@ -23,12 +26,16 @@ from server.realtime.events import encode_change, order_channel, store_channel
 log = logging.getLogger("orderpulse.publishing")
 
 FAILPOINT_AFTER_WRITE = "after_write_before_publish"
+CLEAR_INTERVAL_SECONDS = 0.1
 
 
 class ChangePublisher:
     def __init__(self, broker: Broker, failpoint: str | None = None) -> None:
         self._broker = broker
         self._failpoint = failpoint
+        # Published changes whose marks are still set: cleared in bulk by the relay, off the
+        # request path (order id → newest published version).
+        self._published: dict[ObjectId, int] = {}
 
     def written(self) -> None:
         """Called between the database write and the publish; the test-only failpoint lives here."""
@@ -49,13 +56,23 @@ class ChangePublisher:
         return True
 
     async def publish(self, order: Order, *, created: bool = False) -> None:
-        """Publish one change and clear its outbox mark."""
-        if not await self.broadcast(order, created=created):
-            return
-        await Order.get_pymongo_collection().update_one(
-            {"_id": order.id, "version": order.version, "outbox_at": {"$exists": True}},
-            {"$unset": {"outbox_at": ""}},
-        )
+        """Publish one change; its outbox mark is cleared by the next `clear_published_marks`."""
+        if await self.broadcast(order, created=created):
+            if self._published.get(order.id, 0) < order.version:
+                self._published[order.id] = order.version
+
+    async def clear_published_marks(self) -> int:
+        """One bulk write for every change published since the last call."""
+        if not self._published:
+            return 0
+        published, self._published = self._published, {}
+        # A mark of a newer, unpublished change (another version) is left for the relay.
+        await Order.get_pymongo_collection().bulk_write([
+            UpdateOne({"_id": order_id, "version": version, "outbox_at": {"$exists": True}},
+                      {"$unset": {"outbox_at": ""}})
+            for order_id, version in published.items()
+        ], ordered=False)
+        return len(published)
 
 
 class OutboxRelay:
@@ -73,21 +90,35 @@ class OutboxRelay:
         if self._task:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        try:
+            await self._publisher.clear_published_marks()
+        except Exception:  # the database may already be gone; the marks then relay once more
+            log.warning("could not clear the last outbox marks on shutdown")
 
     async def relay_once(self) -> int:
         cutoff = utcnow() - self._after
-        stale = await Order.find({"outbox_at": {"$lte": cutoff}}).sort("outbox_at").limit(500).to_list()
+        # Marks of changes this process did publish are not stale: clear them before looking.
+        await self._publisher.clear_published_marks()
+        # No sort: on servers without a usable index a sorted scan decodes every order.
+        stale = await Order.find({"outbox_at": {"$lte": cutoff}}).limit(500).to_list()
         for order in stale:
             metrics.OUTBOX_REPUBLISHED.inc()
             await self._publisher.publish(order, created=order.version == 1)
+        await self._publisher.clear_published_marks()
         return len(stale)
 
     async def _run(self) -> None:
-        interval = min(1.0, self._after.total_seconds())
+        interval = min(1.0, self._after.total_seconds()) / 2
+        passes = 0
         while True:
-            await asyncio.sleep(interval / 2)
+            await asyncio.sleep(CLEAR_INTERVAL_SECONDS)
+            passes += 1
             try:
-                await self.relay_once()
+                if passes * CLEAR_INTERVAL_SECONDS >= interval:
+                    passes = 0
+                    await self.relay_once()
+                else:
+                    await self._publisher.clear_published_marks()
             except asyncio.CancelledError:
                 raise
             except Exception:

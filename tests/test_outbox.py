@@ -1,0 +1,54 @@
+"""The outbox: every change carries a mark until it is published; orphaned marks are relayed."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from server.domain.clock import utcnow
+from server.models import Order
+from server.realtime.events import OrderChange, order_channel
+
+
+async def marked(order_number: str) -> bool:
+    document = await Order.get_pymongo_collection().find_one({"order_number": order_number}, {"outbox_at": 1})
+    return "outbox_at" in document
+
+
+async def until(condition, timeout: float = 5.0):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await condition():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+
+
+async def test_published_changes_lose_their_mark(api):
+    store = await api.store()
+    customer = await api.customer()
+    order = await api.place_order(customer, store)
+    await api.advance(store, order["id"], "paid")
+    await until(lambda: _not(marked(order["orderNumber"])))
+
+
+async def test_an_orphaned_mark_is_republished_and_cleared(api):
+    store = await api.store()
+    customer = await api.customer()
+    order = await api.place_order(customer, store)
+    await until(lambda: _not(marked(order["orderNumber"])))
+    # A writer that died between its write and its publish leaves exactly this behind.
+    await Order.get_pymongo_collection().update_one(
+        {"order_number": order["orderNumber"]}, {"$set": {"outbox_at": utcnow() - timedelta(seconds=5)}})
+    received: list[OrderChange] = []
+    await api.runtime.broker.subscribe(order_channel(order["id"]),
+                                       lambda channel, payload: received.append(OrderChange.decode(payload)))
+    await until(lambda: _true(bool(received)))
+    assert (received[0].order_id, received[0].version, received[0].event) == (order["id"], 1, "created")
+    await until(lambda: _not(marked(order["orderNumber"])))
+
+
+async def _not(awaitable) -> bool:
+    return not await awaitable
+
+
+async def _true(value: bool) -> bool:
+    return value
