@@ -17,6 +17,7 @@ from server.config import Settings
 from server.domain import messages
 from server.errors import ApiError
 from server.http import auth_routes, ops_routes, order_routes, pages, partner_routes, store_routes
+from server.http.poll_fast_path import PollStatusFastPath
 from server.http.responses import failure
 from server.realtime import transports
 from server.runtime import Runtime
@@ -74,6 +75,20 @@ class RequestMetrics:
             metrics.REQUEST_SECONDS.labels(template).observe(time.perf_counter() - started)
 
 
+class OrderPulseApp(Starlette):
+    """Starlette, with the hot poll-status case answered before the middleware stack."""
+
+    def __init__(self, *args, runtime: Runtime, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.state.runtime = runtime
+        self._fast_poll = PollStatusFastPath(runtime)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._fast_poll.matches(scope) and await self._fast_poll.try_answer(scope, send):
+            return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
     runtime = Runtime(settings)
@@ -86,7 +101,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         finally:
             await runtime.stop()
 
-    app = Starlette(
+    app = OrderPulseApp(
+        runtime=runtime,
         routes=[
             *auth_routes.routes, *store_routes.routes, *order_routes.routes, *transports.routes,
             *partner_routes.routes, *ops_routes.routes, *pages.routes(),
@@ -95,5 +111,4 @@ def create_app(settings: Settings | None = None) -> Starlette:
         exception_handlers={ApiError: api_error, HTTPException: http_error, Exception: unexpected_error},
         lifespan=lifespan,
     )
-    app.state.runtime = runtime
     return app

@@ -44,6 +44,10 @@ class EmbeddedMongo:
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
+    def pid_file(self) -> Path:
+        return self.data_dir / f"nx-27017-{self.port}.pid"
+
+    @property
     def url(self) -> str:
         return f"mongodb://127.0.0.1:{self.port}"
 
@@ -56,8 +60,11 @@ class EmbeddedMongo:
             "--data-dir", str(db_dir),
             "--host", "127.0.0.1", "--port", str(self.port),
             "--log-file", str(log_path),
-            "--pid-file", str(self.data_dir / "nx-27017.pid"),
+            # nx-27017's daemon bookkeeping, unused here; one file per port so a stale one left
+            # by a killed run (whose PID may since belong to another process) never blocks a start.
+            "--pid-file", str(self.pid_file),
         ]
+        self.pid_file.unlink(missing_ok=True)
         self.process = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
@@ -107,3 +114,4 @@ class EmbeddedMongo:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        self.pid_file.unlink(missing_ok=True)

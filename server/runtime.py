@@ -5,7 +5,6 @@ Like centrifuge's `node.go`: the single place that knows how the parts fit toget
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from beanie import init_beanie
@@ -35,7 +34,9 @@ async def connect_database(settings: Settings) -> tuple[AsyncMongoClient, Embedd
     url = settings.mongodb_url
     if not url:
         embedded = EmbeddedMongo(settings.data_dir)
-        url = await asyncio.to_thread(embedded.start)
+        # Started from this (the main) thread: the kernel's parent-death signal follows the
+        # thread that forked, and the main thread lives as long as the server.
+        url = embedded.start()
     client: AsyncMongoClient = AsyncMongoClient(url, tz_aware=True, event_listeners=[COMMAND_COUNTER])
     database = client.get_default_database(default=settings.mongodb_database)
     try:

@@ -62,6 +62,19 @@ class AccountService:
                          store_id=user.store_id,
                          name=user.name, expires_at=claims.expires_at)
 
+    def known_principal(self, token: str) -> Principal | None:
+        """The caller when that needs no I/O (a valid token, a recently read user); else None."""
+        try:
+            claims = self.tokens.verify_access(token)
+        except ApiError:
+            return None
+        cached = self._users.get(claims.user_id)
+        if cached is None or time.monotonic() - cached[0] >= self._user_cache_seconds:
+            return None
+        user = cached[1]
+        return Principal(user_id=claims.user_id, role=user.role, store_id=user.store_id,
+                         name=user.name, expires_at=claims.expires_at)
+
     async def _cached_user(self, claims: AccessClaims) -> User:
         now = time.monotonic()
         cached = self._users.get(claims.user_id)
