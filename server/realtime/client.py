@@ -46,30 +46,39 @@ class Subscriber:
         # While a subscribe reads its snapshot, events wait here so the snapshot goes out first.
         self._held: list[OrderChange] | None = None
         self.abort: Callable[[int], Awaitable[None]] | None = None
+        # The transport's way to write an event immediately; returns False when it cannot.
+        self.write_now: Callable[[OrderChange, bool], bool] | None = None
 
     # --- producer side (the hub) ---------------------------------------------------------------
 
-    def offer(self, change: OrderChange) -> None:
+    def offer(self, change: OrderChange) -> bool:
+        """Queue (or write at once) one event; True when it will reach the subscriber."""
         if self.closed:
-            return
+            return False
         if self._held is not None:
             self._held.append(change)
-            return
+            return False
         order_id = change.order_id
         if self.sent_versions.get(order_id, 0) >= change.version:
             metrics.EVENTS_DROPPED.inc()
-            return
+            return False
+        # An idle subscriber whose connection can take bytes now gets the process's one copy of
+        # the frame written straight away: no queue, no task switch. Anything else queues.
+        if (self.write_now is not None and not self._queue and self.sending_since is None
+                and self.write_now(change, self.sees_kitchen)):
+            self.sent_versions[order_id] = change.version
+            return True
         if order_id in self._queue:
             metrics.EVENTS_COALESCED.inc()
         elif len(self._queue) >= self._queue_size:
             # Nothing to coalesce with: drop, and send a fresh snapshot once the queue drains.
             metrics.EVENTS_DROPPED.inc()
             self.needs_snapshot = True
-            return
+            return False
         self.sent_versions[order_id] = change.version
         self._queue[order_id] = change
-        metrics.EVENTS_FANNED_OUT.inc()
         self._ready.set()
+        return True
 
     def send_control(self, frame: Frame) -> None:
         if self.closed:
@@ -89,8 +98,8 @@ class Subscriber:
 
     def release_events(self) -> None:
         held, self._held = self._held, None
-        for change in held or ():
-            self.offer(change)
+        delivered = sum(self.offer(change) for change in held or ())
+        metrics.EVENTS_FANNED_OUT.inc(delivered)
 
     def accept_snapshot_version(self, order_id: str, version: int) -> bool:
         """Record a snapshot entry; False if the subscriber already has a newer state."""

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from websockets.frames import Frame as WsFrame
+from websockets.frames import Opcode
 
 from server.domain.clock import iso_z
 from server.models import Order
@@ -43,6 +45,7 @@ class OrderChange:
     next_deadline_at: str | None = None
     _customer_frame: str | None = None
     _staff_frame: str | None = None
+    _wire: dict[bool, bytes] | None = None
 
     @classmethod
     def decode(cls, payload: bytes) -> OrderChange:
@@ -71,6 +74,17 @@ class OrderChange:
         if self._customer_frame is None:
             self._customer_frame = self._encode(self.order)
         return self._customer_frame
+
+    def wire(self, sees_kitchen: bool) -> bytes:
+        """The whole WebSocket text frame, as bytes on the wire: server frames are unmasked and
+        uncompressed, so one copy serves every socket of the process."""
+        if self._wire is None:
+            self._wire = {}
+        frame = self._wire.get(sees_kitchen)
+        if frame is None:
+            payload = self.frame(sees_kitchen).encode()
+            frame = self._wire[sees_kitchen] = WsFrame(Opcode.TEXT, payload).serialize(mask=False)
+        return frame
 
     def _encode(self, order: dict[str, Any]) -> str:
         return orjson.dumps({"type": "order", "event": self.event, "version": self.version,

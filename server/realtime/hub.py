@@ -180,8 +180,8 @@ class Hub:
         watchers = (self._order_watchers if kind == "order" else self._store_watchers).get(key)
         if not watchers:
             return
-        for subscriber in tuple(watchers):
-            subscriber.offer(change)
+        delivered = sum(subscriber.offer(change) for subscriber in tuple(watchers))
+        metrics.EVENTS_FANNED_OUT.inc(delivered)
         metrics.FANOUT_SECONDS.observe(time.perf_counter() - started)
 
     # --- faults ----------------------------------------------------------------------------

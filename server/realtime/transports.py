@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import orjson
+from websockets.protocol import State as WsState
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.routing import Route, WebSocketRoute
@@ -92,6 +93,21 @@ class SocketSession:
                     self._drop()
         finally:
             self._finished.set()
+
+    def direct_writer(self, protocol: Any):
+        """Write a ready-made event frame to the transport, if the connection is open and not
+        pushing back; False sends the event through the queue instead."""
+        transport = self._transport
+        writable = protocol.writable
+        conn = protocol.conn
+
+        def write_now(change: OrderChange, sees_kitchen: bool) -> bool:
+            if self._closing or not writable.is_set() or conn.state is not WsState.OPEN or transport.is_closing():
+                return False
+            transport.write(change.wire(sees_kitchen))
+            return True
+
+        return write_now
 
     def _drop(self) -> None:
         """Reset the TCP connection at once, discarding whatever the peer never read."""
@@ -195,6 +211,16 @@ class SocketSession:
             await self.hub.unsubscribe_store(self.sub, store_id or "")
 
 
+def _protocol_of(receive: Receive) -> Any:
+    """uvicorn's sans-I/O WebSocket protocol under this connection, when that is the server:
+    it exposes its flow control (`writable`) and connection state (`conn.state`)."""
+    protocol = getattr(receive, "__self__", None)
+    conn = getattr(protocol, "conn", None)
+    if isinstance(getattr(protocol, "writable", None), asyncio.Event) and hasattr(conn, "state"):
+        return protocol
+    return None
+
+
 def _transport_of(receive: Receive) -> asyncio.BaseTransport | None:
     """The TCP transport under an ASGI connection, when the server exposes it (uvicorn's
     protocols are the owners of the `receive` they pass and keep it as `.transport`)."""
@@ -207,10 +233,12 @@ class WebSocketApp:
     """The `/ws` ASGI app; plain ASGI so the session can reach the connection's transport."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await websocket_endpoint(WebSocket(scope, receive=receive, send=send), _transport_of(receive))
+        await websocket_endpoint(WebSocket(scope, receive=receive, send=send), _transport_of(receive),
+                                 _protocol_of(receive))
 
 
-async def websocket_endpoint(websocket: WebSocket, transport: asyncio.BaseTransport | None = None) -> None:
+async def websocket_endpoint(websocket: WebSocket, transport: asyncio.BaseTransport | None = None,
+                             protocol: Any = None) -> None:
     runtime = websocket.app.state.runtime
     await websocket.accept()
     try:
@@ -222,7 +250,10 @@ async def websocket_endpoint(websocket: WebSocket, transport: asyncio.BaseTransp
     runtime.hub.attach(subscriber)
     metrics.SOCKETS_OPEN.inc()
     try:
-        await SocketSession(websocket, runtime.hub, subscriber, runtime.settings, transport).run()
+        session = SocketSession(websocket, runtime.hub, subscriber, runtime.settings, transport)
+        if protocol is not None and transport is not None:
+            subscriber.write_now = session.direct_writer(protocol)
+        await session.run()
     finally:
         metrics.SOCKETS_OPEN.dec()
         await runtime.hub.detach(subscriber)
