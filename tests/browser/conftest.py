@@ -45,7 +45,9 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason=reason))
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: while the sync Playwright API is open the main thread looks like
+# it runs an event loop, which would break every asyncio test collected after this package.
+@pytest.fixture(scope="package")
 def browser():
     reason = _browser_missing_reason()
     if reason:
