@@ -278,7 +278,8 @@ class OrderCard {
     this.short = h("span", { class: "kcard__short" });
     this.full = h("span", { class: "kcard__full" });
     this.age = h("span", { class: "kcard__age" });
-    this.customer = h("p", { class: "kcard__customer" });
+    this.customer = h("span", { class: "kcard__customer" });
+    this.fullVisible = h("span", { class: "kcard__full", "aria-hidden": "true" });
     this.badges = h("div", { class: "kcard__badges" });
     this.items = h("ul", { class: "kcard__items", "aria-label": "Items" });
     this.note = h("p", { class: "kcard__note" });
@@ -289,9 +290,9 @@ class OrderCard {
     this.final = h("p", { class: "kcard__final" });
     this.element = h("li", { class: "kcard", dataset: { id: order.id }, "aria-labelledby": titleId },
       h("div", { class: "kcard__head" },
-        h("h3", { class: "kcard__number", id: titleId }, this.short, this.full),
+        h("h3", { class: "kcard__number", id: titleId }, this.short, h("span", { class: "visually-hidden" }, this.full)),
         this.age),
-      this.customer, this.badges, this.items, this.note, this.pay, this.timer, this.messageBox, this.actions, this.final);
+      h("p", { class: "kcard__who" }, this.customer, this.fullVisible), this.badges, this.items, this.note, this.pay, this.timer, this.messageBox, this.actions, this.final);
   }
 
   highlight() {
@@ -310,7 +311,8 @@ class OrderCard {
     const status = order.orderStatus;
     this.element.dataset.status = status;
     this.short.textContent = `#${shortNumber(order.orderNumber)}`;
-    this.full.textContent = order.orderNumber || "";
+    this.full.textContent = ` ${order.orderNumber || ""}`;
+    this.fullVisible.textContent = order.orderNumber || "";
     this.customer.textContent = order.customerFirstName || "";
     this.customer.hidden = !order.customerFirstName;
 
@@ -376,7 +378,7 @@ class OrderCard {
     switch (order.orderStatus) {
       case "placed":
         if (order.paymentStatus === "pending") {
-          nodes.push(this.button("Payment received", "kbtn--blue", () => this.setPayment("success"), `Payment received for order ${number}`));
+          nodes.push(this.button("Mark paid", "kbtn--blue", () => this.setPayment("success"), `Payment received for order ${number}`));
           nodes.push(this.dangerButton("Not paid", "Tap again to cancel", () => this.setPayment("failed"), `Payment not received for order ${number}, cancels the order`));
         } else if (order.paymentStatus === "success" && commitPending) {
           nodes.push(h("p", { class: "kcard__waiting", text: "Paid. Waiting for the customer to confirm they're on the way." }));

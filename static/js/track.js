@@ -300,14 +300,15 @@ function buildView() {
   const paymentCard = h("section", { class: "card", "aria-labelledby": "payment-heading" },
     h("h2", { class: "section-title", id: "payment-heading", text: "Payment" }), facts);
 
+  const top = h("div", { class: "track-top" }, hero, commit, otp);
   view.replaceChildren(
-    hero, commit, otp,
+    top,
     h("div", { class: "track-grid" }, h("div", { class: "stack" }, timelineCard), h("div", { class: "stack" }, itemsCard, paymentCard)),
     h("p", { class: "page-foot", text: "This page updates by itself. You can keep it open while you walk over." }),
   );
   view.removeAttribute("aria-busy");
   return {
-    hero, storeLine, number, status, detail,
+    top, hero, storeLine, number, status, detail,
     commit, commitTime, meterFill, commitButton, commitErrorBox, commitText, commitDone,
     otp, otpCode, otpExpiry, otpMissing, otpRetry,
     timeline, items, total, instructions, facts,
@@ -351,6 +352,7 @@ function render() {
 
   renderCommit(order);
   renderOtp(order);
+  ui.top.dataset.split = String(!ui.commit.hidden || !ui.otp.hidden);
   renderTimeline(order);
   renderItems(order);
   renderPayment(order);
