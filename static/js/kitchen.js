@@ -378,19 +378,19 @@ class OrderCard {
     switch (order.orderStatus) {
       case "placed":
         if (order.paymentStatus === "pending") {
-          nodes.push(this.button("Mark paid", "kbtn--blue", () => this.setPayment("success"), `Payment received for order ${number}`));
-          nodes.push(this.dangerButton("Not paid", "Tap again to cancel", () => this.setPayment("failed"), `Payment not received for order ${number}, cancels the order`));
+          nodes.push(this.button("Mark paid", "kbtn--blue", () => this.setPayment("success"), `Mark paid, order ${number}`));
+          nodes.push(this.dangerButton("Not paid", "Tap again to cancel", () => this.setPayment("failed"), `Not paid, order ${number} (cancels the order)`));
         } else if (order.paymentStatus === "success" && commitPending) {
           nodes.push(h("p", { class: "kcard__waiting", text: "Paid. Waiting for the customer to confirm they're on the way." }));
         } else if (order.paymentStatus === "success") {
-          nodes.push(this.button("Accept order", "kbtn--blue", () => this.setStatus("accepted"), `Accept order ${number}`));
+          nodes.push(this.button("Accept order", "kbtn--blue", () => this.setStatus("accepted"), `Accept order, order ${number}`));
         }
         break;
       case "accepted":
-        nodes.push(this.button("Start preparing", "kbtn--orange", () => this.setStatus("processing"), `Start preparing order ${number}`));
+        nodes.push(this.button("Start preparing", "kbtn--orange", () => this.setStatus("processing"), `Start preparing, order ${number}`));
         break;
       case "processing":
-        nodes.push(this.button("Mark ready", "", () => this.setStatus("ready"), `Mark order ${number} ready`));
+        nodes.push(this.button("Mark ready", "", () => this.setStatus("ready"), `Mark ready, order ${number}`));
         break;
       case "ready":
         nodes.push(this.otpForm());
@@ -420,7 +420,7 @@ class OrderCard {
       }
       button.dataset.armed = "true";
       button.textContent = armedLabel;
-      button.setAttribute("aria-label", `${armedLabel}: confirm that order ${shortNumber(this.order.orderNumber)} was not paid`);
+      button.setAttribute("aria-label", `${armedLabel}, order ${shortNumber(this.order.orderNumber)} was not paid`);
       clearTimeout(this.armedTimer);
       this.armedTimer = setTimeout(() => {
         button.dataset.armed = "false";
@@ -446,7 +446,7 @@ class OrderCard {
     const form = h("form", { class: "otp-form", novalidate: true },
       h("label", { for: inputId, text: "Customer's pickup code" }),
       input,
-      h("button", { class: "kbtn", type: "submit", text: "Complete pickup", "aria-label": `Complete pickup of order ${shortNumber(this.order.orderNumber)}` }));
+      h("button", { class: "kbtn", type: "submit", text: "Complete pickup", "aria-label": `Complete pickup, order ${shortNumber(this.order.orderNumber)}` }));
     form.addEventListener("submit", (event) => {
       event.preventDefault();
       this.verifyOtp(input);

@@ -271,7 +271,6 @@ function buildView() {
     commitText,
     h("div", { class: "commit__row" }, commitTime, h("div", { class: "commit__meter", "aria-hidden": "true" }, meterFill)),
     commitButton,
-    commitErrorBox,
     commitDone);
 
   const otpCode = h("div", { class: "otp__code", "aria-live": "off" });
@@ -302,6 +301,7 @@ function buildView() {
 
   const top = h("div", { class: "track-top" }, hero, commit, otp);
   view.replaceChildren(
+    commitErrorBox,
     top,
     h("div", { class: "track-grid" }, h("div", { class: "stack" }, timelineCard), h("div", { class: "stack" }, itemsCard, paymentCard)),
     h("p", { class: "page-foot", text: "This page updates by itself. You can keep it open while you walk over." }),
@@ -360,6 +360,8 @@ function render() {
 }
 
 function renderCommit(order) {
+  ui.commitErrorBox.hidden = !commitError;
+  ui.commitErrorBox.textContent = commitError;
   const open = order.orderStatus === "placed" && order.requiresCommitment;
   ui.commit.hidden = !open;
   if (!open) return;
@@ -373,8 +375,6 @@ function renderCommit(order) {
   ui.commitText.textContent = "Because of earlier missed pickups, this order needs a quick confirmation. If the timer runs out, the order is cancelled and counted as another no-show.";
   ui.commitDone.hidden = pending;
   ui.commitDone.textContent = pending ? "" : "Thanks! You confirmed you're on your way.";
-  ui.commitErrorBox.hidden = !commitError;
-  ui.commitErrorBox.textContent = commitError;
 }
 
 function renderOtp(order) {
@@ -476,7 +476,7 @@ function renderItems(order) {
 
 function renderPayment(order) {
   const chip = h("span", { class: "chip", dataset: { payment: order.paymentStatus } }, {
-    pending: "Waiting for store to verify",
+    pending: order.orderStatus === "cancelled" ? "Not verified" : "Waiting for store to verify",
     success: "Verified",
     failed: "Failed",
   }[order.paymentStatus] || order.paymentStatus || "—");

@@ -51,7 +51,7 @@ def test_kitchen_and_customer_follow_an_order_from_placed_to_picked_up(start_ser
     expect(phone.locator("#conn")).to_have_attribute("data-state", "live")
 
     # Payment verified: the order is accepted at once (a good-standing customer).
-    card.get_by_role("button", name=re.compile("Payment received")).click()
+    card.get_by_role("button", name=re.compile("Mark paid")).click()
     card = kitchen_card(kitchen, order["id"], "accepted")
     expect(card).to_be_visible(timeout=LIVE_MS)
     expect(hero).to_have_attribute("data-status", "accepted", timeout=LIVE_MS)
@@ -65,7 +65,7 @@ def test_kitchen_and_customer_follow_an_order_from_placed_to_picked_up(start_ser
     expect(phone.locator("#status-heading")).to_have_text("Being prepared")
     expect(phone.locator("#announcer")).to_have_text("Your order is being prepared.")
 
-    card.get_by_role("button", name=re.compile("Mark order .* ready")).click()
+    card.get_by_role("button", name=re.compile("Mark ready")).click()
     card = kitchen_card(kitchen, order["id"], "ready")
     expect(card).to_be_visible(timeout=LIVE_MS)
     expect(card.locator(".kcard__timer")).to_have_text(re.compile(r"No-show cancel in \d+:\d\d"))
