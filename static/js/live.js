@@ -11,7 +11,7 @@ const OPEN_TIMEOUT_MS = 8_000;
 const IDLE_PING_MS = 15_000;
 const PONG_TIMEOUT_MS = 8_000;
 const WAKE_PONG_TIMEOUT_MS = 4_000;
-// Socket attempts that never opened before we also try polling over HTTP.
+// Socket attempts that never got as far as a snapshot before we also try polling over HTTP.
 const FAILURES_BEFORE_POLLING = 2;
 const DEFAULT_POLL_MS = 4_000;
 
@@ -251,7 +251,7 @@ export class LiveFeed extends EventTarget {
     ws.onclose = (event) => {
       clearTimeout(openTimer);
       if (this.ws !== ws) return;
-      this.onSocketClosed(event.code, !!ws.openedAt);
+      this.onSocketClosed(event.code, !!ws.gotSnapshot);
     };
   }
 
@@ -265,10 +265,10 @@ export class LiveFeed extends EventTarget {
     } catch {
       // Already closing.
     }
-    this.onSocketClosed(code, !!ws.openedAt);
+    this.onSocketClosed(code, !!ws.gotSnapshot);
   }
 
-  onSocketClosed(code, opened) {
+  onSocketClosed(code, worked) {
     this.ws = null;
     this.subscribed = false;
     this.stopHeartbeat();
@@ -283,7 +283,7 @@ export class LiveFeed extends EventTarget {
         });
       return;
     }
-    if (!opened) this.failuresWithoutOpen += 1;
+    if (!worked) this.failuresWithoutOpen += 1;
     this.scheduleReconnect();
   }
 
@@ -315,6 +315,7 @@ export class LiveFeed extends EventTarget {
     switch (frame.type) {
       case "snapshot": {
         this.subscribed = true;
+        if (this.ws) this.ws.gotSnapshot = true;
         this.attempt = 0;
         this.failuresWithoutOpen = 0;
         this.authFailures = 0;
