@@ -67,3 +67,24 @@ def test_tracking_falls_back_to_polling_when_websockets_are_blocked(start_server
     assert any(status == 200 for status, _ in polls)
     # After the first answer every poll sends the ETag it got.
     assert any(tag for _, tag in polls)
+
+
+def test_pages_stay_signed_in_and_live_across_access_token_expiry(start_server, make_shop, open_page):
+    # Six-second access tokens: the page must refresh them ahead of time and reconnect its
+    # socket when the server closes it at the old token's expiry (4401).
+    server = start_server(ACCESS_TOKEN_MINUTES="0.1")
+    shop = make_shop(server)
+    customer = shop.customer("Asha Rao")
+    order = shop.place_order(customer, {"Masala Dosa": 1})
+
+    phone = open_page(PHONE)
+    sign_in(phone, server.url, customer, next_path=f"/track/{order['id']}")
+    expect(phone.locator("#conn")).to_have_attribute("data-state", "live")
+    first_token = phone.evaluate("JSON.parse(sessionStorage.getItem('orderpulse.session')).accessToken")
+
+    phone.wait_for_timeout(14_000)
+    assert phone.evaluate("JSON.parse(sessionStorage.getItem('orderpulse.session')).accessToken") != first_token
+    shop.verify_payment(order["id"])
+    expect(phone.locator(".track-hero")).to_have_attribute("data-status", "accepted", timeout=3_000)
+    expect(phone.locator("#conn")).to_have_attribute("data-state", "live")
+    expect(phone).to_have_url(re.compile(f"/track/{order['id']}$"))
