@@ -25,7 +25,7 @@ EVENTS_COALESCED = Counter("orderpulse_events_coalesced_total", "Queued frames r
 EVENTS_DROPPED = Counter("orderpulse_events_dropped_total", "Frames not delivered (stale version or closed socket).")
 BROKER_RECONNECTS = Counter("orderpulse_broker_reconnects_total", "Broker connections re-established.")
 FANOUT_SECONDS = Histogram(
-    "orderpulse_fanout_seconds", "Time to queue one event to every local subscriber.",
+    "orderpulse_fanout_seconds", "Time to fan out one event: write or queue it for every local subscriber.",
     buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
 

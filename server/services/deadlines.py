@@ -1,8 +1,9 @@
 """Enforcing deadlines: one asyncio task per process, sleeping until the next one is due.
 
-Every kind of deadline is one `update_many` whose filter is the compare-and-set: an order is
-cancelled by whichever process matches it first, and no other process can match it again, so
-a no-show is recorded exactly once however many enforcers race. Cancelled orders are tagged
+For every kind of deadline a pass reads the orders that look due, checks each deadline to the
+millisecond, then cancels them with one `update_many` whose filter is the compare-and-set on
+their state: an order is cancelled by whichever process matches it first, and no other process
+can match it again, so a no-show is recorded exactly once however many enforcers race. Cancelled orders are tagged
 with the enforcing pass so that exactly that pass publishes their events.
 """
 
