@@ -76,14 +76,22 @@ class RequestMetrics:
 
 
 class OrderPulseApp(Starlette):
-    """Starlette, with the hot poll-status case answered before the middleware stack."""
+    """Starlette, with two hot paths taken before the middleware stack: the poll-status answer
+    for a known caller, and `/ws`, whose connection lives for hours (every coroutine frame
+    between the server and the socket's read loop is kept alive for each open socket, and the
+    HTTP middleware has nothing to do for a WebSocket)."""
 
     def __init__(self, *args, runtime: Runtime, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.state.runtime = runtime
         self._fast_poll = PollStatusFastPath(runtime)
+        self._sockets = transports.WebSocketApp()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and scope["path"] == "/ws":
+            scope["app"] = self
+            await self._sockets(scope, receive, send)
+            return
         if self._fast_poll.matches(scope) and await self._fast_poll.try_answer(scope, send):
             return
         await super().__call__(scope, receive, send)

@@ -25,11 +25,12 @@ def serve(settings: Settings) -> None:
     import uvicorn
 
     from server.app import create_app
+    from server.realtime.wsprotocol import LeanWebSocketProtocol
 
     app = create_app(settings)
     uvicorn.run(
         app, host=settings.host, port=settings.port, log_level=settings.log_level,
-        ws="websockets-sansio", ws_max_size=settings.ws_max_frame_bytes,
+        ws=LeanWebSocketProtocol, ws_max_size=settings.ws_max_frame_bytes,
         ws_ping_interval=settings.ws_ping_interval_seconds, ws_ping_timeout=settings.ws_ping_timeout_seconds,
         # Frames are small JSON; per-message deflate would cost a zlib context per socket and a
         # compression per socket per event, which is most of the cost of a fan-out.

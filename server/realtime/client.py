@@ -39,7 +39,11 @@ class Subscriber:
         self._render_snapshot = render_snapshot
         self._queue: OrderedDict[object, OrderChange | Frame] = OrderedDict()
         self._queue_size = queue_size
-        self._ready = asyncio.Event()
+        # Created on first wait: most subscribers never wait (a socket's writer runs only while
+        # its queue has frames), and every idle socket's bytes count.
+        self._ready: asyncio.Event | None = None
+        # Called when the queue gets something to send: a WebSocket starts its writer here.
+        self.on_ready: Callable[[], None] | None = None
         self.needs_snapshot = False
         self.closed = False
         self.sending_since: float | None = None
@@ -77,14 +81,20 @@ class Subscriber:
             return False
         self.sent_versions[order_id] = change.version
         self._queue[order_id] = change
-        self._ready.set()
+        self._wake()
         return True
 
     def send_control(self, frame: Frame) -> None:
         if self.closed:
             return
         self._queue[("control", next(_control_keys))] = frame
-        self._ready.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._ready is not None:
+            self._ready.set()
+        if self.on_ready is not None:
+            self.on_ready()
 
     def send_snapshot(self, entries: list[dict[str, Any]], frame_id: Any = None) -> None:
         """Queue a snapshot, then the events held while it was read: a newer event that arrived
@@ -112,6 +122,8 @@ class Subscriber:
 
     async def next_frame(self, timeout: float | None = None) -> Frame | None:
         """The next frame to write, or None when `timeout` passes with nothing to send."""
+        if self._ready is None:
+            self._ready = asyncio.Event()
         while not self._queue:
             self._ready.clear()
             if self.closed:
@@ -120,6 +132,12 @@ class Subscriber:
                 await asyncio.wait_for(self._ready.wait(), timeout)
             except TimeoutError:
                 return None
+        return self.pop_frame()
+
+    def pop_frame(self) -> Frame | None:
+        """The next queued frame, or None when the queue is empty (or the subscriber closed)."""
+        if not self._queue:
+            return None
         _, item = self._queue.popitem(last=False)
         if isinstance(item, OrderChange):
             return self._render(item, self.sees_kitchen)
@@ -138,4 +156,5 @@ class Subscriber:
     def close(self) -> None:
         self.closed = True
         self._queue.clear()
-        self._ready.set()
+        if self._ready is not None:
+            self._ready.set()

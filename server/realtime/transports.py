@@ -48,7 +48,12 @@ def _error(code: str, message: str, frame_id: Any = None) -> str:
 
 
 class SocketSession:
-    """One WebSocket: reads client frames, writes queued frames, closes on expiry or abuse."""
+    """One WebSocket: reads client frames, writes queued frames, closes on expiry or abuse.
+
+    An idle socket costs no task of its own: frames are read by the connection's ASGI task,
+    events are usually written straight from the fan-out (`direct_writer`), and a writer task
+    exists only while frames are queued.
+    """
 
     def __init__(self, websocket: WebSocket, hub: Hub, subscriber: Subscriber, settings,
                  transport: asyncio.BaseTransport | None = None) -> None:
@@ -60,23 +65,34 @@ class SocketSession:
         self._window_start = time.monotonic()
         self._window_frames = 0
         self._closing = False
-        self._finished = asyncio.Event()
+        self._reader: asyncio.Task[Any] | None = None
+        self._receiving = False
+        self._read_stopped = False
+        self._writer: asyncio.Task[None] | None = None
 
     async def run(self) -> None:
-        """Read and write until the peer leaves or `close` is done with the connection."""
-        loop = asyncio.get_running_loop()
-        expiry = loop.call_later(max(0.0, self.sub.principal.expires_at - time.time()),
-                                 lambda: asyncio.create_task(self.close(CLOSE_UNAUTHORISED)))
+        """Read until the peer leaves or `close` is done with the connection."""
+        self._reader = asyncio.current_task()
+        expiry = asyncio.get_running_loop().call_later(
+            max(0.0, self.sub.principal.expires_at - time.time()), self._expire)
         self.sub.abort = self.close
-        tasks = [asyncio.create_task(self._read()), asyncio.create_task(self._finished.wait()),
-                 asyncio.create_task(self._write())]
+        self.sub.on_ready = self._start_writer
         try:
-            await asyncio.wait(tasks[:2], return_when=asyncio.FIRST_COMPLETED)
+            await self._read()
+        except asyncio.CancelledError:
+            # `_stop_reading` ended the read; any other cancellation is let through.
+            if not self._read_stopped or self._reader is None or self._reader.uncancel() > 0:
+                raise
         finally:
             expiry.cancel()
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            self.sub.on_ready = None
+            writer = self._writer
+            if writer is not None and not writer.done():
+                writer.cancel()
+                await asyncio.gather(writer, return_exceptions=True)
+
+    def _expire(self) -> None:
+        asyncio.create_task(self.close(CLOSE_UNAUTHORISED))
 
     async def close(self, code: int) -> None:
         if self._closing:
@@ -92,7 +108,14 @@ class SocketSession:
                     # own close would wait for the unsent buffer to drain, which never happens.
                     self._drop()
         finally:
-            self._finished.set()
+            self._stop_reading()
+
+    def _stop_reading(self) -> None:
+        """End the read loop if it is waiting for a frame: the session is over."""
+        if (self._receiving and not self._read_stopped and self._reader is not None
+                and self._reader is not asyncio.current_task()):
+            self._read_stopped = True
+            self._reader.cancel()
 
     def direct_writer(self, protocol: Any):
         """Write a ready-made event frame to the transport, if the connection is open and not
@@ -114,26 +137,34 @@ class SocketSession:
         if self._transport is not None:
             self._transport.abort()
 
+    def _start_writer(self) -> None:
+        if not self._closing and (self._writer is None or self._writer.done()):
+            self._writer = asyncio.create_task(self._write())
+
     async def _write(self) -> None:
+        """Write queued frames until the queue is empty, then end."""
         try:
-            while True:
-                frame = await self.sub.next_frame()
-                if frame is None:
-                    return
+            while (frame := self.sub.pop_frame()) is not None:
                 self.sub.sending()
                 await self.ws.send_text(frame)
                 self.sub.sent()
+            self._writer = None  # a finished task keeps its coroutine; nothing needs it now
         except Exception:
             # The connection is gone or broken: nothing more can be written, so end the session.
+            self._closing = True
+            self.sub.close()
             self._drop()
-            self._finished.set()
+            self._stop_reading()
 
     async def _read(self) -> None:
-        while True:
+        while not self._closing:
+            self._receiving = True
             try:
                 message = await self.ws.receive()
             except (WebSocketDisconnect, RuntimeError):
                 return
+            finally:
+                self._receiving = False
             if message["type"] == "websocket.disconnect":
                 return
             if not self._within_rate():
