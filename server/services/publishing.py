@@ -36,6 +36,8 @@ class ChangePublisher:
         # Published changes whose marks are still set: cleared in bulk by the relay, off the
         # request path (order id → newest published version).
         self._published: dict[ObjectId, int] = {}
+        # Set when there are marks to clear, so an idle process does not wake to find none.
+        self.marks_pending = asyncio.Event()
 
     def written(self) -> None:
         """Called between the database write and the publish; the test-only failpoint lives here."""
@@ -60,12 +62,14 @@ class ChangePublisher:
         if await self.broadcast(order, created=created):
             if self._published.get(order.id, 0) < order.version:
                 self._published[order.id] = order.version
+                self.marks_pending.set()
 
     async def clear_published_marks(self) -> int:
         """One bulk write for every change published since the last call."""
         if not self._published:
             return 0
         published, self._published = self._published, {}
+        self.marks_pending.clear()
         # A mark of a newer, unpublished change (another version) is left for the relay.
         await Order.get_pymongo_collection().bulk_write([
             UpdateOne({"_id": order_id, "version": version, "outbox_at": {"$exists": True}},
@@ -108,14 +112,21 @@ class OutboxRelay:
         return len(stale)
 
     async def _run(self) -> None:
-        interval = min(1.0, self._after.total_seconds()) / 2
-        passes = 0
+        """Clear published marks at most every `CLEAR_INTERVAL_SECONDS` while changes come in,
+        and look for stale marks once per relay interval; an idle process sleeps in between."""
+        loop = asyncio.get_running_loop()
+        interval = min(1.0, self._after.total_seconds())
+        next_relay = loop.time() + interval
         while True:
-            await asyncio.sleep(CLEAR_INTERVAL_SECONDS)
-            passes += 1
             try:
-                if passes * CLEAR_INTERVAL_SECONDS >= interval:
-                    passes = 0
+                await asyncio.wait_for(self._publisher.marks_pending.wait(),
+                                       max(0.0, next_relay - loop.time()))
+                await asyncio.sleep(CLEAR_INTERVAL_SECONDS)  # gather a batch
+            except TimeoutError:
+                pass
+            try:
+                if loop.time() >= next_relay:
+                    next_relay = loop.time() + interval
                     await self.relay_once()
                 else:
                     await self._publisher.clear_published_marks()
