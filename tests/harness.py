@@ -19,7 +19,7 @@ import httpx
 from server.embedded_mongo import EmbeddedMongo, free_loopback_port
 
 REPO = Path(__file__).resolve().parents[1]
-TEST_JWT_SECRET = "test-secret-" + "x" * 40
+TEST_JWT_SECRET = "test-secret-" + "x" * 52  # 64 bytes: long enough for HS512 too
 
 
 def start_mongo(data_dir: Path) -> EmbeddedMongo:

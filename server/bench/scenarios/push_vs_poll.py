@@ -1,6 +1,7 @@
 """push-vs-poll: server CPU to keep K orders fresh for a while, with sockets versus polling.
 
-Same server, same K accepted orders, two phases of --duration seconds each: first one socket
+Same server, same K accepted orders, three phases of --duration seconds each: the server idle
+with no clients (reported beside the target, which compares the other two), then one socket
 per order (the owner's, subscribed to that order), then one poller per order asking
 poll-status every --poll-interval seconds (default 5, what the seed recommends), each on its
 own keep-alive connection as separate phones would be. Only the steady state is charged: the
@@ -41,6 +42,11 @@ async def run(ctx: Context) -> ScenarioResult:
 
     store = await ctx.population.new_store(NAME)
     orders = await ctx.population.create_orders(store, count, accept=True, progress=ctx.progress)
+
+    # Phase 0: the same server with no clients, so that what the sockets and the polls themselves
+    # cost can be told apart from the server's own background work.
+    await asyncio.sleep(1.0)
+    idle_cpu, _ = await _cpu_over(ctx, duration, "idle, no clients")
 
     # Phase 1: sockets.
     plan = [(o.owner_token, {"orderIds": [o.id]}) for o in orders]
@@ -114,6 +120,11 @@ async def run(ctx: Context) -> ScenarioResult:
         result.notes.append("socket phase CPU below the counter's resolution (10 ms): ratio not computed.")
     result.add("ratio", "polling CPU / socket CPU", ratio, "x", f">= {TARGET_RATIO:g}x",
                ratio is not None and ratio >= TARGET_RATIO)
+    result.add("idle_cpu_s", "server CPU, idle (no clients)", idle_cpu, "s")
+    if idle_cpu is not None and socket_cpu is not None and poll_cpu is not None:
+        socket_own, poll_own = socket_cpu - idle_cpu, poll_cpu - idle_cpu
+        result.add("ratio_above_idle", "polling / sockets, above idle",
+                   poll_own / socket_own if socket_own > 0 else None, "x")
     if socket_tree is not None and poll_tree is not None:
         result.add("socket_tree_cpu_s", "server+db CPU, sockets", socket_tree, "s")
         result.add("poll_tree_cpu_s", "server+db CPU, polling", poll_tree, "s")
