@@ -59,6 +59,7 @@ class Hub:
         self._store_watchers: dict[str, set[Subscriber]] = defaultdict(set)
         self._watchdog: asyncio.Task[None] | None = None
         self._resync: asyncio.Task[None] | None = None
+        self._closing: set[asyncio.Task[None]] = set()
         broker.on_connection_change(self._connection_changed)
 
     async def start(self) -> None:
@@ -224,7 +225,9 @@ class Hub:
                     log.info("closing a subscriber stalled for %.0f s", now - subscriber.sending_since)
                     subscriber.sending_since = None
                     if subscriber.abort:
-                        asyncio.create_task(subscriber.abort(1013))
+                        closing = asyncio.create_task(subscriber.abort(1013))
+                        self._closing.add(closing)  # the loop keeps only weak references
+                        closing.add_done_callback(self._closing.discard)
                 elif subscriber.needs_snapshot and subscriber.queue_empty:
                     overflowed.append(subscriber)
             if overflowed:

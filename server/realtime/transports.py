@@ -69,6 +69,7 @@ class SocketSession:
         self._receiving = False
         self._read_stopped = False
         self._writer: asyncio.Task[None] | None = None
+        self._closer: asyncio.Task[None] | None = None
 
     async def run(self) -> None:
         """Read until the peer leaves or `close` is done with the connection."""
@@ -92,7 +93,8 @@ class SocketSession:
                 await asyncio.gather(writer, return_exceptions=True)
 
     def _expire(self) -> None:
-        asyncio.create_task(self.close(CLOSE_UNAUTHORISED))
+        # Kept on the session: the loop holds only a weak reference to a running task.
+        self._closer = asyncio.create_task(self.close(CLOSE_UNAUTHORISED))
 
     async def close(self, code: int) -> None:
         if self._closing:
