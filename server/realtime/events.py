@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -46,6 +46,13 @@ class OrderChange:
     _customer_frame: str | None = None
     _staff_frame: str | None = None
     _wire: dict[bool, bytes] | None = None
+    # Read for every subscriber of a fan-out: plain attributes, not properties over the dict.
+    order_id: str = field(init=False)
+    version: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.order_id = self.order["id"]
+        self.version = self.order["version"]
 
     @classmethod
     def decode(cls, payload: bytes) -> OrderChange:
@@ -54,16 +61,8 @@ class OrderChange:
                    next_deadline_at=data.get("nextDeadlineAt"))
 
     @property
-    def order_id(self) -> str:
-        return self.order["id"]
-
-    @property
     def store_id(self) -> str:
         return self.order["storeId"]
-
-    @property
-    def version(self) -> int:
-        return self.order["version"]
 
     def frame(self, sees_kitchen: bool) -> str:
         """The `{"type": "order", ...}` frame for customers or for store staff, built once."""
