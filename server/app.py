@@ -40,11 +40,43 @@ async def http_error(request: Request, exc: Exception):
     return await api_error(request, ApiError(exc.status_code, message, headers=getattr(exc, "headers", None)))
 
 
-async def unexpected_error(request: Request, exc: Exception):
-    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    if request.url.path.startswith("/v1/"):
-        return partner_routes.internal_error()
-    return failure(500, messages.INTERNAL_ERROR)
+class UnexpectedErrors:
+    """The last line for a bug: log it for operators and answer a bare 500 in the caller's error
+    shape, keeping the connection open.
+
+    Not a Starlette `Exception` handler: `ServerErrorMiddleware` re-raises after sending its 500,
+    and uvicorn then closes the keep-alive connection. A client that takes that connection from
+    its pool for the next request at that moment gets a reset instead of an answer. An error after
+    the response has started cannot be answered any more; it goes on to uvicorn, which closes the
+    connection, the only honest end for a half-sent response.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_tracking_start(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_tracking_start)
+        except Exception:
+            if started:
+                raise
+            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            if scope["path"].startswith("/v1/"):
+                response = partner_routes.internal_error()
+            else:
+                response = failure(500, messages.INTERNAL_ERROR)
+            await response(scope, receive, send)
 
 
 class RequestMetrics:
@@ -115,8 +147,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *auth_routes.routes, *store_routes.routes, *order_routes.routes, *transports.routes,
             *partner_routes.routes, *ops_routes.routes, *pages.routes(),
         ],
-        middleware=[Middleware(RequestMetrics)],
-        exception_handlers={ApiError: api_error, HTTPException: http_error, Exception: unexpected_error},
+        middleware=[Middleware(UnexpectedErrors), Middleware(RequestMetrics)],
+        exception_handlers={ApiError: api_error, HTTPException: http_error},
         lifespan=lifespan,
     )
     return app

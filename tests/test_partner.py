@@ -623,6 +623,27 @@ async def test_an_unreadable_order_is_500_with_no_internals_on_a_live_server(liv
     assert "ValidationError" in live.server.log_path.read_text()  # logged for operators, not sent
 
 
+async def test_a_500_keeps_the_connection_open_for_the_next_request(live):
+    """A pooled client may send its next request on the connection at once; closing it after
+    the 500 would turn that request into a connection reset (seen in CI before the fix)."""
+    order_id = (await live.partner.order())["orderId"]
+    live.database.orders.update_one({"_id": ObjectId(order_id)}, {"$set": {"items": 7}})
+    headers = partner_headers(live.partner.client_id, live.partner.customer)
+    reader, writer = await asyncio.open_connection("127.0.0.1", live.server.port)
+    try:
+        for path, status in ((f"/v1/order/{order_id}", 500), ("/healthz", 200)):
+            head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{head}\r\n".encode())
+            await writer.drain()
+            status_line, *lines = (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)).decode().split("\r\n")
+            fields = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines if line)}
+            assert status_line.split()[1] == str(status)
+            assert fields.get("connection", "keep-alive") != "close"
+            await reader.readexactly(int(fields["content-length"]))
+    finally:
+        writer.close()
+
+
 async def test_the_v1_routes_are_in_openapi(partner):
     document = (await partner.api.get("/openapi.json")).json()
     create = document["paths"]["/v1/order"]["post"]
