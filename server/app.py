@@ -40,9 +40,10 @@ async def http_error(request: Request, exc: Exception):
     return await api_error(request, ApiError(exc.status_code, message, headers=getattr(exc, "headers", None)))
 
 
-class UnexpectedErrors:
-    """The last line for a bug: log it for operators and answer a bare 500 in the caller's error
-    shape, keeping the connection open.
+class RequestEdge:
+    """Every HTTP request passes here (pure ASGI: no per-request task). It counts and times the
+    request by route template, and is the last line for a bug: log it for operators and answer
+    a bare 500 in the caller's error shape, keeping the connection open.
 
     Not a Starlette `Exception` handler: `ServerErrorMiddleware` re-raises after sending its 500,
     and uvicorn then closes the keep-alive connection. A client that takes that connection from
@@ -58,39 +59,8 @@ class UnexpectedErrors:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
-
-        async def send_tracking_start(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_tracking_start)
-        except Exception:
-            if started:
-                raise
-            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
-            if scope["path"].startswith("/v1/"):
-                response = partner_routes.internal_error()
-            else:
-                response = failure(500, messages.INTERNAL_ERROR)
-            await response(scope, receive, send)
-
-
-class RequestMetrics:
-    """Counts and times every HTTP request by route template (pure ASGI: no per-request task)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
         started = time.perf_counter()
-        status = 500
+        status: int | None = None
 
         async def send_with_status(message: Message) -> None:
             nonlocal status
@@ -100,10 +70,20 @@ class RequestMetrics:
 
         try:
             await self.app(scope, receive, send_with_status)
+        except Exception:
+            if status is not None:
+                status = 500  # counted as the failure it is, whatever the half-sent status said
+                raise
+            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            if scope["path"].startswith("/v1/"):
+                response = partner_routes.internal_error()
+            else:
+                response = failure(500, messages.INTERNAL_ERROR)
+            await response(scope, receive, send_with_status)
         finally:
             route = scope.get("route")
             template = getattr(route, "path", "unmatched")
-            metrics.REQUESTS.labels(scope["method"], template, str(status)).inc()
+            metrics.REQUESTS.labels(scope["method"], template, str(status or 500)).inc()
             metrics.REQUEST_SECONDS.labels(template).observe(time.perf_counter() - started)
 
 
@@ -147,7 +127,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *auth_routes.routes, *store_routes.routes, *order_routes.routes, *transports.routes,
             *partner_routes.routes, *ops_routes.routes, *pages.routes(),
         ],
-        middleware=[Middleware(UnexpectedErrors), Middleware(RequestMetrics)],
+        middleware=[Middleware(RequestEdge)],
         exception_handlers={ApiError: api_error, HTTPException: http_error},
         lifespan=lifespan,
     )

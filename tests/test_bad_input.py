@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from prometheus_client import REGISTRY
 
 from server.models import Order
 
@@ -112,7 +113,10 @@ async def test_an_unexpected_error_is_a_bare_500(api_factory):
     # A document the code cannot read: an operator's bad manual edit, say.
     await Order.get_pymongo_collection().update_one({"order_number": order["orderNumber"]},
                                                     {"$set": {"items": "corrupted"}})
+    labels = {"method": "GET", "route": "/api/orders/{order_id}", "status": "500"}
+    counted = REGISTRY.get_sample_value("orderpulse_http_requests_total", labels) or 0
     response = await api.get(f"/api/orders/{order['id']}", customer)
     assert response.status_code == 500
     assert response.json() == {"success": False, "message": "Internal server error."}
     assert "Traceback" not in response.text and "items" not in response.text
+    assert REGISTRY.get_sample_value("orderpulse_http_requests_total", labels) == counted + 1
