@@ -377,27 +377,53 @@ class OrderService:
         order = await self.visible_order(principal, order_id)
         now = utcnow()
         if order.otp_locked_until is not None and as_utc(order.otp_locked_until) > now:
-            wait = max(1, int((as_utc(order.otp_locked_until) - now).total_seconds() + 0.999))
-            raise ApiError(429, messages.OTP_LOCKED.format(seconds=wait), headers={"Retry-After": str(wait)})
+            raise self._otp_locked(as_utc(order.otp_locked_until), now)
         expected = self.pickup_otp(order)
         if order.order_status != OrderStatus.READY or expected is None:
             raise ApiError(400, messages.OTP_INVALID)
+        await self._claim_otp_attempt(order, now)
         if not hmac.compare_digest(expected, otp):
-            await self._count_wrong_code(order, now)
             raise ApiError(400, messages.OTP_INVALID)
         return await self._commit(order, {"order_status": OrderStatus.PICKED_UP, "is_otp_verified": True,
-                                          "picked_up_at": now, "otp_failed_attempts": 0})
+                                          "picked_up_at": now, "otp_failed_attempts": 0,
+                                          "otp_locked_until": None})
 
-    async def _count_wrong_code(self, order: Order, now: datetime) -> None:
+    async def _claim_otp_attempt(self, order: Order, now: datetime) -> None:
+        """Count one attempt before any code is compared; 429 when the window's attempts are spent.
+
+        Each claim is one atomic update whose filter is the limit, so however many requests
+        arrive at once on however many processes, at most `otp_max_attempts` get to compare;
+        the claim that takes the last attempt sets the lock in the same update. A right code
+        resets the count (in `verify_otp`'s commit); a wrong one leaves it counted.
+        """
         collection = Order.get_pymongo_collection()
-        counted = await collection.find_one_and_update(
-            {"_id": order.id}, {"$inc": {"otp_failed_attempts": 1}},
-            projection={"otp_failed_attempts": 1}, return_document=ReturnDocument.AFTER)
-        if counted and counted["otp_failed_attempts"] >= self._settings.otp_max_attempts:
+        limit = self._settings.otp_max_attempts
+        lock_until = now + timedelta(seconds=self._settings.otp_lockout_seconds)
+        for _ in range(3):
+            if await collection.find_one_and_update(
+                    {"_id": order.id, "otp_failed_attempts": {"$lt": limit - 1}},
+                    {"$inc": {"otp_failed_attempts": 1}}, projection={"_id": 1}) is not None:
+                return
+            if await collection.find_one_and_update(
+                    {"_id": order.id, "otp_failed_attempts": limit - 1},
+                    {"$inc": {"otp_failed_attempts": 1}, "$set": {"otp_locked_until": lock_until}},
+                    projection={"_id": 1}) is not None:
+                return
+            # Every attempt of the window is taken: locked until the lock ends.
+            raw = await collection.find_one({"_id": order.id}, {"otp_locked_until": 1, "otp_failed_attempts": 1})
+            stored = (raw or {}).get("otp_locked_until")
+            if raw is None or stored is None or as_utc(stored) > now:
+                raise self._otp_locked(as_utc(stored) if stored is not None else lock_until, now)
+            # The lock has ended: exactly one caller opens the next window (the filter matches
+            # the stored lock as read, in whatever form the database keeps it), then all retry.
             await collection.update_one(
-                {"_id": order.id},
-                {"$set": {"otp_failed_attempts": 0,
-                          "otp_locked_until": now + timedelta(seconds=self._settings.otp_lockout_seconds)}})
+                {"_id": order.id, "otp_locked_until": stored, "otp_failed_attempts": {"$gte": limit}},
+                {"$set": {"otp_failed_attempts": 0}, "$unset": {"otp_locked_until": ""}})
+        raise self._otp_locked(lock_until, now)
+
+    def _otp_locked(self, until: datetime, now: datetime) -> ApiError:
+        wait = max(1, int((until - now).total_seconds() + 0.999))
+        return ApiError(429, messages.OTP_LOCKED.format(seconds=wait), headers={"Retry-After": str(wait)})
 
     async def cancel_by_customer(self, principal: Principal, order_id: str) -> Order:
         order = await self.visible_order(principal, order_id)
