@@ -14,7 +14,7 @@ import pytest_asyncio
 
 from server.app import create_app
 from server.config import Settings
-from tests.harness import TEST_JWT_SECRET, RedisServer, start_mongo
+from tests.harness import TEST_JWT_SECRET, RedisServer, drop_database, start_mongo
 from tests.support import Api
 
 _emails = itertools.count()
@@ -35,8 +35,10 @@ def redis_server(tmp_path_factory):
 
 
 @pytest.fixture
-def database_name() -> str:
-    return f"t_{uuid.uuid4().hex[:12]}"
+def database_name(mongo):
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    yield name
+    drop_database(mongo.url, name)
 
 
 @pytest.fixture

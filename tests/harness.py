@@ -28,6 +28,23 @@ def start_mongo(data_dir: Path) -> EmbeddedMongo:
     return mongo
 
 
+def drop_database(url: str, name: str) -> None:
+    """Drop a test's database once its test is done.
+
+    nx-27017 keeps at most 100 database files open and, past that, closes the least recently used
+    one while other threads of it may be serving commands; a full suite creates a database per
+    test, and one run in three hung for good once it passed 100. Dropping each database when its
+    test ends keeps the open count at a handful, as in production (one database).
+    """
+    from pymongo import MongoClient
+
+    client = MongoClient(url, serverSelectionTimeoutMS=5000)
+    try:
+        client.drop_database(name)
+    finally:
+        client.close()
+
+
 def _wait_for_port(port: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -14,7 +14,7 @@ import pytest
 
 from server.bench.cli import main
 from server.bench.target import TargetRefused, parse_targets
-from tests.harness import ServerProcess, create_user_cli
+from tests.harness import ServerProcess, create_user_cli, drop_database
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -42,6 +42,7 @@ def server_pair(mongo, redis_server, tmp_path):
     yield pair
     for process in pair:
         process.stop()
+    drop_database(env["MONGODB_URL"], env["MONGODB_DATABASE"])
 
 
 def _value(scenario: dict, key: str):

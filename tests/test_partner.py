@@ -270,8 +270,9 @@ async def live(mongo, tmp_path_factory) -> Live:
             yield Live(server, env, Partner(api, store, customer, stranger, created.stdout.strip()),
                        mongo_client[env["MONGODB_DATABASE"]])
     finally:
-        mongo_client.close()
         server.stop()
+        mongo_client.drop_database(env["MONGODB_DATABASE"])
+        mongo_client.close()
 
 
 # --- client registry: the command line --------------------------------------------------------

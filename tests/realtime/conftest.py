@@ -25,7 +25,7 @@ import redis
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.harness import RedisServer, ServerProcess, create_user_cli
+from tests.harness import RedisServer, ServerProcess, create_user_cli, drop_database
 from tests.support import PASSWORD, Actor, Api, StoreSetup
 
 _admins = itertools.count(1)
@@ -272,6 +272,7 @@ class Deployment:
             await client.aclose()
         for server in self.servers:
             server.kill()
+        drop_database(self.env["MONGODB_URL"], self.env["MONGODB_DATABASE"])
 
 
 def deployment_env(mongo, redis_server: RedisServer | None, **extra: str) -> dict[str, str]:
