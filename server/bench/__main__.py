@@ -1,3 +1,3 @@
-from server.bench.cli import main
+from server.bench import main
 
 raise SystemExit(main())
