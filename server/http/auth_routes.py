@@ -11,6 +11,7 @@ from server.domain import messages
 from server.domain.clock import iso_z
 from server.errors import ApiError
 from server.http.body import Fields, request_fields
+from server.models.user import ROLES
 from server.http.responses import ok
 from server.http.security import ADMINS, authenticate
 from server.views import user_view
@@ -108,7 +109,61 @@ routes = [
     Route("/api/auth/register", register, methods=["POST"]),
     Route("/api/auth/login", login, methods=["POST"]),
     Route("/api/auth/refresh", refresh, methods=["POST"]),
+def _admin_user_view(user) -> dict:
+    return {**user_view(user), "isActive": user.is_active}
+
+
+def _page_param(request: Request, name: str, default: int, maximum: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= maximum:
+        raise ApiError(400, f"{name} must be a whole number from 1 to {maximum}.")
+    return int(raw)
+
+
+async def list_users(request: Request):
+    """Accounts, newest first: `?role=`, `?search=` (part of a name or email), paginated."""
+    await authenticate(request, *ADMINS)
+    page = _page_param(request, "page", 1, 10_000)
+    limit = _page_param(request, "limit", 20, 100)
+    role = request.query_params.get("role") or None
+    if role is not None and role not in ROLES:
+        raise ApiError(400, f"role must be one of: {', '.join(ROLES)}.")
+    search = (request.query_params.get("search") or "").strip() or None
+    if search is not None and len(search) > 100:
+        raise ApiError(400, "search must be at most 100 characters.")
+    users, total = await _runtime(request).accounts.list_users(page=page, limit=limit, role=role, search=search)
+    return ok({"users": [_admin_user_view(user) for user in users], "page": page, "limit": limit,
+               "total": total, "pages": (total + limit - 1) // limit})
+
+
+async def update_user(request: Request):
+    """Disable (`{"isActive": false}`) or re-enable an account; a disabled account's tokens,
+    refresh tokens and open sockets stop working on every process."""
+    admin = await authenticate(request, *ADMINS)
+    user_id = request.path_params["user_id"]
+    fields = await request_fields(request)
+    active = fields.raw("isActive")
+    if not isinstance(active, bool):
+        raise ApiError(400, "isActive is required and must be true or false.")
+    if not active and user_id == admin.user_id:
+        raise ApiError(400, messages.CANNOT_DISABLE_SELF)
+    user = await _runtime(request).accounts.set_active(user_id, active)
+    return ok(_admin_user_view(user))
+
+
+async def stream_ticket(request: Request):
+    """A 30-second, single-use `?ticket=` for one event stream: EventSource cannot send headers."""
+    principal = await authenticate(request)
+    ticket, lifetime = await _runtime(request).accounts.issue_stream_ticket(principal)
+    return ok({"ticket": ticket, "expiresInSeconds": lifetime}, status_code=201)
+
+
     Route("/api/auth/logout", logout, methods=["POST"]),
     Route("/api/users/me", me, methods=["GET"]),
     Route("/api/admin/users", create_user, methods=["POST"]),
 ]
+    Route("/api/admin/users", list_users, methods=["GET"]),
+    Route("/api/admin/users/{user_id}", update_user, methods=["PATCH"]),
+    Route("/api/auth/stream-ticket", stream_ticket, methods=["POST"]),

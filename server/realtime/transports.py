@@ -15,8 +15,9 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from server import metrics
+from server.domain import messages
 from server.errors import ApiError
-from server.http.security import authenticate
+from server.http.security import authenticate, has_token
 from server.realtime.client import Subscriber
 from server.realtime.events import OrderChange
 from server.realtime.hub import Hub, SubscriptionRefused
@@ -212,6 +213,8 @@ class SocketSession:
                 self.sub.send_snapshot(await self._subscribe(frame), frame_id)
             elif kind == "unsubscribe":
                 await self._unsubscribe(frame)
+            elif kind == "auth":
+                raise SubscriptionRefused("bad_request", messages.WS_ALREADY_AUTHENTICATED)
             else:
                 raise SubscriptionRefused("bad_request", "Unknown frame type.")
         except SubscriptionRefused as refused:
@@ -270,12 +273,42 @@ class WebSocketApp:
                                  _protocol_of(receive))
 
 
+async def _first_frame_principal(websocket: WebSocket, timeout: float):
+    """The caller named by the socket's first frame, `{"type": "auth", "token": "..."}`, which
+    keeps the token out of the URL (and so out of every proxy's and server's request log).
+    None when the peer left first; 401 for any other first frame, a bad token or the deadline."""
+    try:
+        message = await asyncio.wait_for(websocket.receive(), timeout)
+    except TimeoutError:
+        raise ApiError(401, messages.WS_AUTH_REQUIRED) from None
+    if message["type"] == "websocket.disconnect":
+        return None
+    try:
+        frame = orjson.loads(message.get("text") or "")
+    except orjson.JSONDecodeError:
+        frame = None
+    token = frame.get("token") if isinstance(frame, dict) and frame.get("type") == "auth" else None
+    if not isinstance(token, str) or not token:
+        raise ApiError(401, messages.WS_AUTH_REQUIRED)
+    principal = await websocket.app.state.runtime.accounts.authenticate(token)
+    reply: dict[str, Any] = {"type": "authenticated"}
+    if frame.get("id") is not None:
+        reply["id"] = frame["id"]
+    await websocket.send_text(orjson.dumps(reply).decode())
+    return principal
+
+
 async def websocket_endpoint(websocket: WebSocket, transport: asyncio.BaseTransport | None = None,
                              protocol: Any = None) -> None:
     runtime = websocket.app.state.runtime
     await websocket.accept()
     try:
-        principal = await authenticate(websocket, allow_query=True)
+        if has_token(websocket, allow_query=True):
+            principal = await authenticate(websocket, allow_query=True)
+        else:
+            principal = await _first_frame_principal(websocket, runtime.settings.ws_auth_timeout_seconds)
+            if principal is None:
+                return
     except ApiError:
         await websocket.close(CLOSE_UNAUTHORISED)
         return
@@ -304,6 +337,21 @@ def _sse_snapshot(entries: list[dict[str, Any]], frame_id: Any = None) -> str:
     return f"event: snapshot\nid: {newest}\ndata: {snapshot}\n\n"
 
 
+async def _stream_principal(request: Request):
+    """The caller of an event stream: a single-use `?ticket=` (what a browser's EventSource can
+    send without putting its access token in the URL), else the bearer header or `?token=`.
+    Verified once per request (a ticket works only once)."""
+    principal = request.scope.get("orderpulse.principal")
+    if principal is None:
+        ticket = request.query_params.get("ticket")
+        if ticket:
+            principal = await request.app.state.runtime.accounts.redeem_stream_ticket(ticket)
+        else:
+            principal = await authenticate(request, allow_query=True)
+        request.scope["orderpulse.principal"] = principal
+    return principal
+
+
 def _last_event_id(request: Request) -> int | None:
     raw = request.headers.get("last-event-id") or request.query_params.get("lastEventId")
     return int(raw) if raw and raw.isdigit() else None
@@ -327,7 +375,7 @@ class EventStream(StreamingResponse):
 
 async def _sse(request: Request, subscribe) -> StreamingResponse:
     runtime = request.app.state.runtime
-    principal = await authenticate(request, allow_query=True)
+    principal = await _stream_principal(request)
     subscriber = Subscriber(principal, runtime.settings.ws_queue_size, _sse_render, _sse_snapshot)
     try:
         entries = await subscribe(runtime.hub, subscriber)
@@ -370,7 +418,7 @@ async def _sse(request: Request, subscribe) -> StreamingResponse:
 
 async def order_events(request: Request):
     order_id = request.path_params["order_id"]
-    principal = await authenticate(request, allow_query=True)
+    principal = await _stream_principal(request)
     await request.app.state.runtime.orders.visible_order(principal, order_id)  # REST's 404 and 403
     return await _sse(request, lambda hub, sub: hub.subscribe_orders(sub, [order_id]))
 

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+import re
+import secrets
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
@@ -15,10 +22,21 @@ from server.domain.clock import as_utc, utcnow
 from server.domain.trust import TrustPolicy, TrustStanding, standing
 from server.errors import ApiError
 from server.models import Order, RefreshToken, Store, User
+from server.models.stream_ticket import StreamTicket
 from server.models.user import CUSTOMER_ROLES
 from server.services.tokens import (
     AccessClaims, TokenService, digest, hash_password, new_refresh_token, verify_password,
 )
+
+if TYPE_CHECKING:
+    from server.realtime.broker import Broker
+
+log = logging.getLogger("orderpulse.accounts")
+
+# Every process listens here: an account was disabled, re-enabled or removed.
+ACCOUNTS_CHANNEL = "accounts"
+STREAM_TICKET_LIFETIME = timedelta(seconds=30)
+AccountListener = Callable[[str, bool], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +62,12 @@ class Principal:
         return self.role == "store_employee"
 
 
+def _issued_before_disable(claims: AccessClaims, user: User) -> bool:
+    """A token from before the account was last disabled stays dead after a re-enable. Tokens
+    carry whole seconds, so one from the disable's own second counts as before (the safe side)."""
+    return user.disabled_at is not None and claims.issued_at <= as_utc(user.disabled_at).timestamp()
+
+
 class AccountService:
     def __init__(self, tokens: TokenService, refresh_lifetime, trust_policy: TrustPolicy,
                  user_cache_seconds: float) -> None:
@@ -52,12 +76,113 @@ class AccountService:
         self._trust_policy = trust_policy
         self._user_cache_seconds = user_cache_seconds
         self._users: dict[str, tuple[float, User]] = {}
+        # When each account last changed (monotonic), so a read in flight meanwhile is redone.
+        self._changed_at: dict[str, float] = {}
+        self._account_listeners: list[AccountListener] = []
+        self._broker: Broker | None = None
+
+    # --- account changes, across processes ---------------------------------------------------
+
+    def use_broker(self, broker: Broker) -> None:
+        """Account changes go out through `broker`; a lost broker connection forgets every user."""
+        self._broker = broker
+        broker.on_connection_change(lambda connected: self._users.clear())
+
+    async def start(self) -> None:
+        if self._broker is not None:
+            await self._broker.subscribe(ACCOUNTS_CHANNEL, self._on_account_message)
+
+    def on_account_changed(self, listener: AccountListener) -> None:
+        """Call `listener(user_id, active)` when any process changes an account."""
+        self._account_listeners.append(listener)
+
+    def _on_account_message(self, channel: str, payload: bytes) -> None:
+        try:
+            change = orjson.loads(payload)
+            user_id, active = str(change["userId"]), bool(change["active"])
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            log.warning("ignored a malformed account change")
+            return
+        self.account_changed(user_id, active)
+
+    def account_changed(self, user_id: str, active: bool) -> None:
+        """Forget the cached user and tell the listeners (the hub closes a disabled user's sockets)."""
+        self._users.pop(user_id, None)
+        self._changed_at[user_id] = time.monotonic()
+        if len(self._changed_at) > 10_000:
+            horizon = time.monotonic() - 60
+            self._changed_at = {k: v for k, v in self._changed_at.items() if v > horizon}
+        for listener in tuple(self._account_listeners):
+            try:
+                listener(user_id, active)
+            except Exception:
+                log.exception("account listener failed")
+
+    async def set_active(self, user_id: str, active: bool) -> User:
+        """Disable or re-enable an account. Disabling revokes its refresh tokens; either way every
+        process forgets the cached user at once (and within the cache lifetime if a message is lost)."""
+        user = await User.get(user_id) if ObjectId.is_valid(user_id) else None
+        if user is None:
+            raise ApiError(404, messages.ADMIN_USER_NOT_FOUND)
+        now = utcnow()
+        # `disabled_at` stays after a re-enable: tokens issued before it never work again.
+        changes: dict[str, Any] = {"is_active": active} if active else {"is_active": False, "disabled_at": now}
+        await User.get_pymongo_collection().update_one({"_id": user.id}, {"$set": changes})
+        if not active:
+            await RefreshToken.get_pymongo_collection().update_many(
+                {"user_id": user_id, "revoked_at": {"$exists": False}}, {"$set": {"revoked_at": now}})
+        self.account_changed(user_id, active)
+        if self._broker is not None:
+            try:
+                await self._broker.publish([ACCOUNTS_CHANNEL], orjson.dumps({"userId": user_id, "active": active}))
+            except Exception:  # the cache lifetime still bounds how long other processes trust it
+                log.warning("could not publish the change of account %s", user_id)
+        user.is_active = active
+        if not active:
+            user.disabled_at = now
+        return user
+
+    async def list_users(self, *, page: int, limit: int, role: str | None,
+                         search: str | None) -> tuple[list[User], int]:
+        query: dict[str, Any] = {}
+        if role:
+            query["role"] = role
+        if search:
+            pattern = re.escape(search)
+            query["$or"] = [{"email": {"$regex": pattern, "$options": "i"}},
+                            {"name": {"$regex": pattern, "$options": "i"}}]
+        total = await User.find(query).count()
+        users = await User.find(query).sort([("_id", -1)]).skip((page - 1) * limit).limit(limit).to_list()
+        return users, total
+
+    # --- event-stream tickets ---------------------------------------------------------------
+
+    async def issue_stream_ticket(self, principal: Principal) -> tuple[str, int]:
+        """A ticket for one event stream, valid for 30 s and once: `?ticket=` instead of `?token=`."""
+        ticket = secrets.token_urlsafe(24)
+        now = utcnow()
+        await StreamTicket(ticket_hash=digest(ticket), user_id=principal.user_id,
+                           token_expires_at=principal.expires_at, expires_at=now + STREAM_TICKET_LIFETIME,
+                           created_at=now).insert()
+        return ticket, int(STREAM_TICKET_LIFETIME.total_seconds())
+
+    async def redeem_stream_ticket(self, ticket: str) -> Principal:
+        """The caller a ticket was issued to; it works once, and only until it expires."""
+        record = await StreamTicket.get_pymongo_collection().find_one_and_delete({"ticket_hash": digest(ticket)})
+        if record is None or as_utc(record["expires_at"]) <= utcnow() or record["token_expires_at"] <= time.time():
+            raise ApiError(401, messages.STREAM_TICKET_INVALID)
+        user_id = str(record["user_id"])
+        user = await self._cached_user(user_id)
+        return Principal(user_id=user_id, role=user.role, store_id=user.store_id, name=user.name,
+                         expires_at=record["token_expires_at"])
 
     # --- who is calling -------------------------------------------------------------------
 
     async def authenticate(self, token: str) -> Principal:
         claims = self.tokens.verify_access(token)
-        user = await self._cached_user(claims)
+        user = await self._cached_user(claims.user_id)
+        if _issued_before_disable(claims, user):
+            raise ApiError(401, messages.USER_NOT_FOUND)
         return Principal(user_id=claims.user_id, role=user.role,
                          store_id=user.store_id,
                          name=user.name, expires_at=claims.expires_at)
@@ -72,21 +197,38 @@ class AccountService:
         if cached is None or time.monotonic() - cached[0] >= self._user_cache_seconds:
             return None
         user = cached[1]
+        if not user.is_active or _issued_before_disable(claims, user):
+            return None
         return Principal(user_id=claims.user_id, role=user.role, store_id=user.store_id,
                          name=user.name, expires_at=claims.expires_at)
 
-    async def _cached_user(self, claims: AccessClaims) -> User:
-        now = time.monotonic()
-        cached = self._users.get(claims.user_id)
-        if cached is not None and now - cached[0] < self._user_cache_seconds:
-            return cached[1]
-        user = await User.get(claims.user_id) if ObjectId.is_valid(claims.user_id) else None
-        if user is None:
-            self._users.pop(claims.user_id, None)
+    async def _cached_user(self, user_id: str) -> User:
+        """The caller's account, read at most once per cache lifetime; 401 once removed or disabled."""
+        cached = self._users.get(user_id)
+        if cached is not None and time.monotonic() - cached[0] < self._user_cache_seconds:
+            user = cached[1]
+        else:
+            user = await self._read_user(user_id)
+        if user is None or not user.is_active:
             raise ApiError(401, messages.USER_NOT_FOUND)
+        return user
+
+    async def _read_user(self, user_id: str) -> User | None:
+        if not ObjectId.is_valid(user_id):
+            return None
+        for _ in range(3):
+            started = time.monotonic()
+            user = await User.get(user_id)
+            # The account changed while this read was in flight: it may have read the old state.
+            if self._changed_at.get(user_id, float("-inf")) < started:
+                break
+        if user is None:
+            self._users.pop(user_id, None)
+            return None
         if len(self._users) > 100_000:
             self._users.clear()
-        self._users[claims.user_id] = (now, user)
+        # Stamped with the read's start, so the cache never trusts a state older than its lifetime.
+        self._users[user_id] = (started, user)
         return user
 
     # --- sign-up and sign-in ----------------------------------------------------------------
@@ -124,6 +266,8 @@ class AccountService:
             raise ApiError(401, messages.BAD_CREDENTIALS)
         return user
 
+        if not user.is_active:
+            raise ApiError(403, messages.ACCOUNT_DISABLED)
     async def issue_session(self, user: User, family_id: str | None = None) -> dict[str, str]:
         now = utcnow()
         access = self.tokens.issue_access(str(user.id), user.role, user.store_id, now)
@@ -148,7 +292,7 @@ class AccountService:
             await self._revoke_family(record.family_id, now)
             raise ApiError(401, messages.REFRESH_REUSED)
         user = await User.get(record.user_id)
-        if user is None:
+        if user is None or not user.is_active:
             raise ApiError(401, messages.USER_NOT_FOUND)
         return user, await self.issue_session(user, record.family_id)
 
