@@ -19,6 +19,7 @@ from server.errors import ApiError
 from server.http import auth_routes, ops_routes, order_routes, pages, partner_routes, store_routes
 from server.http.poll_fast_path import PollStatusFastPath
 from server.http.responses import failure
+from server.logging_filter import install_secret_filter
 from server.realtime import transports
 from server.runtime import Runtime
 
@@ -111,10 +112,12 @@ class OrderPulseApp(Starlette):
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
+    install_secret_filter()
     runtime = Runtime(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
+        install_secret_filter()  # again: the server may have replaced its handlers since
         await runtime.start()
         try:
             yield

@@ -53,8 +53,12 @@ class Settings(BaseSettings):
     ws_max_frame_bytes: int = 16 * 1024
     ws_max_frames_per_second: int = 20
     sse_heartbeat_seconds: float = Field(15, gt=0)
-    # How long a user looked up for token verification is trusted without a database read.
-    user_cache_seconds: float = Field(30, ge=0)
+    # A socket that sent no token with the upgrade has this long to send `{"type": "auth"}`
+    # (graphql-ws gives its `connection_init` the same 3 s).
+    ws_auth_timeout_seconds: float = Field(3, gt=0)
+    # How long a user looked up for token verification is trusted without a database read: the
+    # bound on a disabled account's tokens working on a process that missed the change message.
+    user_cache_seconds: float = Field(1, ge=0)
 
     # Test-only failpoint: "after_write_before_publish" kills the process between the
     # database write of an order change and its publish (REALTIME.md, outbox).

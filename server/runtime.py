@@ -63,6 +63,7 @@ class Runtime:
                         settings.restriction_length),
             settings.user_cache_seconds)
         self.broker = Broker(settings.redis_url)
+        self.accounts.use_broker(self.broker)
         self.publisher = ChangePublisher(self.broker, settings.orderpulse_failpoint)
         self.enforcer = DeadlineEnforcer(settings, self.publisher)
         self.orders = OrderService(settings, self.accounts, self.tokens, self.publisher, self.enforcer)
@@ -76,6 +77,7 @@ class Runtime:
     async def start(self) -> None:
         self.client, self.embedded = await connect_database(self.settings)
         await self.broker.connect()
+        await self.accounts.start()
         await self.hub.start()
         self.enforcer.start()
         self.relay.start()

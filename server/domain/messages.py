@@ -14,6 +14,12 @@ EMAIL_TAKEN = "An account with this email already exists."
 INVALID_REFRESH = "Invalid or expired refresh token."
 REFRESH_REUSED = "Refresh token reuse detected. Please sign in again."
 LOGGED_OUT = "Logged out."
+ACCOUNT_DISABLED = "This account is disabled. Contact an administrator."
+ADMIN_USER_NOT_FOUND = "User not found."
+CANNOT_DISABLE_SELF = "You cannot disable your own account."
+STREAM_TICKET_INVALID = "Invalid or expired stream ticket."
+WS_AUTH_REQUIRED = "Send {\"type\": \"auth\", \"token\": \"<access token>\"} as the first frame."
+WS_ALREADY_AUTHENTICATED = "This socket is already authenticated."
 
 # Request shape.
 MALFORMED_JSON = "Malformed JSON body."

@@ -25,6 +25,11 @@ def bearer_token(connection: HTTPConnection, allow_query: bool = False) -> str:
     raise ApiError(401, messages.NO_TOKEN)
 
 
+def has_token(connection: HTTPConnection, allow_query: bool = False) -> bool:
+    """Whether the request carries a token at all (an `Authorization` header, or `?token=`)."""
+    return "authorization" in connection.headers or (allow_query and "token" in connection.query_params)
+
+
 async def authenticate(connection: HTTPConnection, *roles: str, allow_query: bool = False) -> Principal:
     """The verified caller; 401 without a valid token, 403 when the role may not use the route."""
     token = bearer_token(connection, allow_query)

@@ -6,9 +6,10 @@ from server.models.menu import MenuItem
 from server.models.order import Order, OrderItem
 from server.models.refresh_token import RefreshToken
 from server.models.store import Store
+from server.models.stream_ticket import StreamTicket
 from server.models.user import User
 
-DOCUMENT_MODELS = [User, Store, MenuItem, Order, RefreshToken, Counter, ClientApp]
+DOCUMENT_MODELS = [User, Store, MenuItem, Order, RefreshToken, Counter, ClientApp, StreamTicket]
 
 __all__ = ["DOCUMENT_MODELS", "ClientApp", "Counter", "MenuItem", "Order", "OrderItem",
-           "RefreshToken", "Store", "User"]
+           "RefreshToken", "Store", "StreamTicket", "User"]

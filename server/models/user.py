@@ -8,6 +8,7 @@ from pymongo import ASCENDING, IndexModel
 
 Role = Literal["student", "faculty", "store_employee", "admin"]
 CUSTOMER_ROLES = frozenset({"student", "faculty"})
+ROLES = ("student", "faculty", "store_employee", "admin")
 
 
 class User(UtcDocument):
@@ -19,11 +20,16 @@ class User(UtcDocument):
     employee_id: str | None = None
     store_id: str | None = None
     created_at: datetime
+    # A disabled account's tokens stop working on every process within a second (README, Hardening).
+    is_active: bool = True
+    # When it was last disabled; kept after a re-enable so tokens issued before stay refused.
+    disabled_at: datetime | None = None
 
     class Settings:
         name = "users"
         keep_nulls = False
-        indexes = [IndexModel([("email", ASCENDING)], name="email_unique", unique=True)]
+        indexes = [IndexModel([("email", ASCENDING)], name="email_unique", unique=True),
+                   IndexModel([("role", ASCENDING)], name="role")]
 
     @property
     def first_name(self) -> str:

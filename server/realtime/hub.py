@@ -11,7 +11,8 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from itertools import chain
 from datetime import timedelta
 from typing import Any
 
@@ -21,7 +22,7 @@ from server import metrics
 from server.config import Settings
 from server.domain.clock import as_utc, utcnow
 from server.domain.lifecycle import ACTIVE
-from server.models import Order
+from server.models import Order, User
 from server.realtime.broker import Broker
 from server.realtime.client import Subscriber
 from server.realtime.events import OrderChange, order_channel, store_channel
@@ -33,6 +34,7 @@ log = logging.getLogger("orderpulse.hub")
 RECENT_FINISHED = timedelta(hours=1)
 MAX_ORDERS_PER_SUBSCRIBER = 1000
 FINISHED_SCAN = 500
+CLOSE_UNAUTHORISED = 4401
 
 
 class SubscriptionRefused(Exception):
@@ -59,17 +61,19 @@ class Hub:
         self._store_watchers: dict[str, set[Subscriber]] = defaultdict(set)
         self._watchdog: asyncio.Task[None] | None = None
         self._resync: asyncio.Task[None] | None = None
+        self._recheck: asyncio.Task[None] | None = None
         self._closing: set[asyncio.Task[None]] = set()
         broker.on_connection_change(self._connection_changed)
+        accounts.on_account_changed(self._account_changed)
 
     async def start(self) -> None:
         self._watchdog = asyncio.create_task(self._watch_stalls(), name="hub-watchdog")
 
     async def stop(self) -> None:
-        for task in (self._watchdog, self._resync):
-            if task:
-                task.cancel()
-        await asyncio.gather(*(t for t in (self._watchdog, self._resync) if t), return_exceptions=True)
+        tasks = [t for t in (self._watchdog, self._resync, self._recheck) if t]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         for subscriber in list(self.subscribers):
             if subscriber.abort:
                 await subscriber.abort(1001)
@@ -185,6 +189,41 @@ class Hub:
         metrics.EVENTS_FANNED_OUT.inc(delivered)
         metrics.FANOUT_SECONDS.observe(time.perf_counter() - started)
 
+    # --- accounts --------------------------------------------------------------------------
+
+    def _account_changed(self, user_id: str, active: bool) -> None:
+        if not active:
+            self.close_streams_of({user_id})
+
+    def close_streams_of(self, user_ids: set[str]) -> None:
+        """End every stream of these accounts: sockets close with 4401, event streams end.
+
+        Watchers count too: an event stream still reading its snapshot is not attached yet."""
+        candidates: Iterable[Subscriber] = set(chain(self.subscribers, *self._order_watchers.values(),
+                                                     *self._store_watchers.values()))
+        for subscriber in candidates:
+            if subscriber.closed or subscriber.principal.user_id not in user_ids:
+                continue
+            if subscriber.abort is None:
+                subscriber.close()
+                continue
+            closing = asyncio.create_task(subscriber.abort(CLOSE_UNAUTHORISED))
+            self._closing.add(closing)  # the loop keeps only weak references
+            closing.add_done_callback(self._closing.discard)
+
+    async def close_streams_of_disabled_accounts(self, subscribers: list[Subscriber]) -> None:
+        """After missed messages: end the streams of accounts disabled or removed meanwhile
+        (one read for all of this process's callers)."""
+        user_ids = {s.principal.user_id for s in subscribers}
+        ids = [ObjectId(u) for u in user_ids if ObjectId.is_valid(u)]
+        try:
+            documents = await User.get_pymongo_collection().find({"_id": {"$in": ids}}, {"is_active": 1}).to_list()
+        except Exception:  # the tokens' lifetime still bounds these streams
+            log.exception("could not re-check the accounts of open streams")
+            return
+        active = {str(d["_id"]) for d in documents if d.get("is_active", True)}
+        self.close_streams_of(user_ids - active)
+
     # --- faults ----------------------------------------------------------------------------
 
     def _connection_changed(self, connected: bool) -> None:
@@ -192,6 +231,8 @@ class Hub:
             if self._resync and not self._resync.done():
                 self._resync.cancel()
             self._resync = asyncio.create_task(self.send_fresh_snapshots(list(self.subscribers)))
+            if self._recheck is None or self._recheck.done():
+                self._recheck = asyncio.create_task(self.close_streams_of_disabled_accounts(list(self.subscribers)))
 
     async def send_fresh_snapshots(self, subscribers: list[Subscriber]) -> None:
         """After missed messages: every subscriber gets its whole current state again.

@@ -49,6 +49,7 @@ class AccessClaims:
     store_id: str | None
     expires_at: float  # epoch seconds
     token_id: str
+    issued_at: float = 0.0  # epoch seconds, whole
 
 
 class TokenService:
@@ -84,7 +85,7 @@ class TokenService:
         payload = self._decode(token, self.ACCESS)
         claims = AccessClaims(
             user_id=payload["sub"], role=payload["role"], store_id=payload.get("storeId"),
-            expires_at=float(payload["exp"]), token_id=payload["jti"],
+            expires_at=float(payload["exp"]), token_id=payload["jti"], issued_at=float(payload["iat"]),
         )
         self._verified[token] = claims
         if len(self._verified) > self._cache_size:
