@@ -105,10 +105,6 @@ async def create_user(request: Request):
     return ok(user_view(user), status_code=201)
 
 
-routes = [
-    Route("/api/auth/register", register, methods=["POST"]),
-    Route("/api/auth/login", login, methods=["POST"]),
-    Route("/api/auth/refresh", refresh, methods=["POST"]),
 def _admin_user_view(user) -> dict:
     return {**user_view(user), "isActive": user.is_active}
 
@@ -160,10 +156,14 @@ async def stream_ticket(request: Request):
     return ok({"ticket": ticket, "expiresInSeconds": lifetime}, status_code=201)
 
 
+routes = [
+    Route("/api/auth/register", register, methods=["POST"]),
+    Route("/api/auth/login", login, methods=["POST"]),
+    Route("/api/auth/refresh", refresh, methods=["POST"]),
     Route("/api/auth/logout", logout, methods=["POST"]),
     Route("/api/users/me", me, methods=["GET"]),
     Route("/api/admin/users", create_user, methods=["POST"]),
-]
     Route("/api/admin/users", list_users, methods=["GET"]),
     Route("/api/admin/users/{user_id}", update_user, methods=["PATCH"]),
     Route("/api/auth/stream-ticket", stream_ticket, methods=["POST"]),
+]

@@ -264,10 +264,10 @@ class AccountService:
         user = await User.find_one({"email": email.lower()})
         if not verify_password(user.password_hash if user else None, password) or user is None:
             raise ApiError(401, messages.BAD_CREDENTIALS)
-        return user
-
         if not user.is_active:
             raise ApiError(403, messages.ACCOUNT_DISABLED)
+        return user
+
     async def issue_session(self, user: User, family_id: str | None = None) -> dict[str, str]:
         now = utcnow()
         access = self.tokens.issue_access(str(user.id), user.role, user.store_id, now)
