@@ -217,3 +217,23 @@ async def test_without_the_broker_message_the_cache_lifetime_still_bounds_it(mon
 async def _refused(api: Api, actor) -> bool:
     response = await api.get("/api/users/me", actor)
     return response.status_code == 401 and response.json() == USER_NOT_FOUND
+
+
+async def test_the_new_routes_answer_what_the_openapi_document_says(api):
+    from server.http.openapi import openapi_document
+    from tests.test_openapi import check
+
+    document = openapi_document()
+    admin = await api.admin()
+    customer = await api.customer()
+    calls = [
+        ("/api/admin/users", "get", await api.get("/api/admin/users", admin)),
+        ("/api/admin/users", "get", await api.get("/api/admin/users?page=0", admin)),
+        ("/api/admin/users/{user_id}", "patch", await disable(api, admin, customer.id)),
+        ("/api/admin/users/{user_id}", "patch", await disable(api, admin, "65f7a8b9c1234567890abcde")),
+        ("/api/auth/stream-ticket", "post", await api.post("/api/auth/stream-ticket", admin)),
+        ("/api/auth/stream-ticket", "post", await api.post("/api/auth/stream-ticket", customer)),
+    ]
+    for path, method, response in calls:
+        check(document, path, method, response)
+    assert [response.status_code for _, _, response in calls] == [200, 400, 200, 404, 201, 401]

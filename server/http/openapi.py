@@ -68,6 +68,9 @@ SCHEMAS: dict[str, Any] = {
     "Profile": {"allOf": [ref("User"), obj({"trustTier": {"enum": ["good", "watch", "restricted", None]},
                                             "noShowCount": INT, "orderingRestrictedUntil": NTIME})]},
     "Session": obj({"accessToken": STR, "refreshToken": STR, "user": ref("User")}),
+    "AdminUser": {"allOf": [ref("User"), obj({"isActive": BOOL})]},
+    "UserPage": obj({"users": {"type": "array", "items": ref("AdminUser")}, "page": INT, "limit": INT,
+                     "total": INT, "pages": INT}),
     "Store": obj({"id": OID, "name": STR, "location": STR, "upiId": STR, "isActive": BOOL, "createdAt": TIME}),
     "MenuItem": obj({"id": OID, "storeId": OID, "name": STR, "price": MONEY, "category": NSTR,
                      "isAvailable": BOOL, "createdAt": TIME, "updatedAt": TIME}),
@@ -139,6 +142,9 @@ PARTNER_ERRORS = {code: {"description": text, **_json(ref("PartnerError"))} for 
     "404": "Order not found", "498": "Unknown or revoked X-Client-ID", "499": "X-Client-ID absent",
     "500": "Unexpected error"}.items()}
 CLIENT_ID = {"name": "X-Client-ID", "in": "header", "required": True, "schema": STR}
+STREAM_AUTH = [{"name": "ticket", "in": "query", "schema": STR,
+                "description": "single-use, from POST /api/auth/stream-ticket (for EventSource)"},
+               {"name": "token", "in": "query", "schema": STR, "description": "deprecated: use a ticket"}]
 
 
 @cache
@@ -157,7 +163,19 @@ def openapi_document() -> dict[str, Any]:
                                         body=obj({"refreshToken": STR}))},
         "/api/users/me": {"get": op("The caller's profile and trust tier", {"200": ok(ref("Profile")), **COMMON},
                                     tag="auth")},
-        "/api/admin/users": {"post": op("Create store staff or an admin (admins)", {
+        "/api/auth/stream-ticket": {"post": op("A 30-second, single-use `?ticket=` for one event stream", {
+            "201": ok(obj({"ticket": STR, "expiresInSeconds": INT}), "Issued"), **COMMON}, tag="auth")},
+        "/api/admin/users/{user_id}": {"patch": op("Disable or re-enable an account (admins)", {
+            "200": ok(ref("AdminUser")), **COMMON, "404": _error("User not found")}, tag="admin",
+            params=[ID("user_id")], body=obj({"isActive": BOOL}))},
+        "/api/admin/users": {"get": op("Accounts, newest first (admins)", {"200": ok(ref("UserPage")), **COMMON},
+                                       tag="admin", params=[
+                                           {"name": "role", "in": "query", "schema": STR},
+                                           {"name": "search", "in": "query", "schema": STR,
+                                            "description": "part of a name or email"},
+                                           {"name": "page", "in": "query", "schema": INT},
+                                           {"name": "limit", "in": "query", "schema": INT}]),
+                             "post": op("Create store staff or an admin (admins)", {
             "201": ok(ref("User"), "Created"), **COMMON, "404": _error("Store not found"),
             "409": _error("Email taken")}, tag="admin",
             body=obj({"name": STR, "email": STR, "password": STR, "role": {"enum": ["store_employee", "admin"]}},
@@ -224,10 +242,10 @@ def openapi_document() -> dict[str, Any]:
             params=[ID("order_id")])},
         "/api/orders/{order_id}/events": {"get": op("Server-Sent Events of one order", {
             "200": {"description": "text/event-stream", "content": {"text/event-stream": {"schema": STR}}},
-            **COMMON, **ORDER_NOT_FOUND}, tag="realtime", params=[ID("order_id")])},
+            **COMMON, **ORDER_NOT_FOUND}, tag="realtime", params=[ID("order_id"), *STREAM_AUTH])},
         "/api/stores/{store_id}/events": {"get": op("Server-Sent Events of a store's orders (its staff)", {
             "200": {"description": "text/event-stream", "content": {"text/event-stream": {"schema": STR}}},
-            **COMMON}, tag="realtime", params=[ID("store_id")])},
+            **COMMON}, tag="realtime", params=[ID("store_id"), *STREAM_AUTH])},
         "/v1/order": {"post": op("Partner: create an order from a checkout token", {
             "201": {"description": "Created", **_json(ref("PartnerOrder"))},
             "200": {"description": "This checkout's existing order", **_json(ref("PartnerOrder"))},
