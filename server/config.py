@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     otp_lockout_seconds: float = Field(60, gt=0)
     max_body_bytes: int = 64 * 1024
 
+    # Failed sign-ins (per email, per client address) before `429` until the window ends.
+    login_max_failures_per_account: int = Field(5, ge=1)
+    login_max_failures_per_address: int = Field(20, ge=1)
+    login_failure_window_seconds: float = Field(300, gt=0)
+
     # Real-time delivery (REALTIME.md).
     outbox_relay_after_seconds: float = Field(1, gt=0)
     ws_ping_interval_seconds: float = Field(20, gt=0)

@@ -19,6 +19,7 @@ from server.realtime.broker import Broker
 from server.realtime.hub import Hub
 from server.services.accounts import AccountService
 from server.services.deadlines import DeadlineEnforcer
+from server.services.login_throttle import LoginThrottle
 from server.services.orders import OrderService
 from server.services.publishing import ChangePublisher, OutboxRelay
 from server.services.ratelimit import PollRateLimiter
@@ -62,6 +63,9 @@ class Runtime:
             TrustPolicy(settings.no_show_warning_threshold, settings.no_show_restriction_threshold,
                         settings.restriction_length),
             settings.user_cache_seconds)
+        self.login_throttle = LoginThrottle(settings.login_max_failures_per_account,
+                                            settings.login_max_failures_per_address,
+                                            settings.login_failure_window_seconds)
         self.broker = Broker(settings.redis_url)
         self.accounts.use_broker(self.broker)
         self.publisher = ChangePublisher(self.broker, settings.orderpulse_failpoint)

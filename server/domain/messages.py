@@ -20,6 +20,7 @@ CANNOT_DISABLE_SELF = "You cannot disable your own account."
 STREAM_TICKET_INVALID = "Invalid or expired stream ticket."
 WS_AUTH_REQUIRED = "Send {\"type\": \"auth\", \"token\": \"<access token>\"} as the first frame."
 WS_ALREADY_AUTHENTICATED = "This socket is already authenticated."
+LOGIN_THROTTLED = "Too many failed sign-in attempts. Try again in {seconds} s."
 
 # Request shape.
 MALFORMED_JSON = "Malformed JSON body."
@@ -27,6 +28,7 @@ BODY_TOO_LARGE = "Request body too large."
 NOT_FOUND = "Not found."
 METHOD_NOT_ALLOWED = "Method not allowed."
 INTERNAL_ERROR = "Internal server error."
+SERVER_BUSY = "Server busy. Try again in {seconds} s."
 
 # Stores and menu.
 STORE_NOT_FOUND = "Store not found."

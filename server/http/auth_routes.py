@@ -59,7 +59,11 @@ async def login(request: Request):
     fields = await request_fields(request)
     email = fields.string("email", max_length=254)
     password = fields.string("password", max_length=200)
-    user = await _runtime(request).accounts.login(email, password)
+    runtime = _runtime(request)
+    # Counted before the password is checked: a throttled attempt is refused without hashing.
+    attempt = await runtime.login_throttle.begin(email, request.client.host if request.client else "")
+    user = await runtime.accounts.login(email, password)
+    await runtime.login_throttle.succeeded(attempt)
     return await _session(request, user)
 
 

@@ -141,6 +141,7 @@ PARTNER_ERRORS = {code: {"description": text, **_json(ref("PartnerError"))} for 
     "400": "Bad input", "401": "Bearer token missing, expired or invalid", "403": "Not this user's order",
     "404": "Order not found", "498": "Unknown or revoked X-Client-ID", "499": "X-Client-ID absent",
     "500": "Unexpected error"}.items()}
+BUSY_HASHING = "Too many password checks in progress; see Retry-After"
 CLIENT_ID = {"name": "X-Client-ID", "in": "header", "required": True, "schema": STR}
 STREAM_AUTH = [{"name": "ticket", "in": "query", "schema": STR,
                 "description": "single-use, from POST /api/auth/stream-ticket (for EventSource)"},
@@ -151,11 +152,14 @@ STREAM_AUTH = [{"name": "ticket", "in": "query", "schema": STR,
 def openapi_document() -> dict[str, Any]:
     paths: dict[str, Any] = {
         "/api/auth/register": {"post": op("Register a student or faculty member", {
-            "201": ok(ref("Session"), "Registered"), **COMMON, "409": _error("Email taken")}, auth=False, tag="auth",
+            "201": ok(ref("Session"), "Registered"), **COMMON, "409": _error("Email taken"),
+            "503": _error(BUSY_HASHING)}, auth=False, tag="auth",
             body=obj({"name": STR, "email": STR, "password": STR, "role": {"enum": ["student", "faculty"]}},
                      {"registerNumber": STR, "employeeId": STR}))},
-        "/api/auth/login": {"post": op("Sign in", {"200": ok(ref("Session")), **COMMON}, auth=False, tag="auth",
-                                       body=CREDENTIALS)},
+        "/api/auth/login": {"post": op("Sign in", {"200": ok(ref("Session")), **COMMON,
+                                                   "429": _error("Too many failed sign-ins; see Retry-After"),
+                                                   "503": _error(BUSY_HASHING)},
+                                       auth=False, tag="auth", body=CREDENTIALS)},
         "/api/auth/refresh": {"post": op("Rotate a refresh token", {"200": ok(ref("Session")), **COMMON},
                                          auth=False, tag="auth", body=obj({"refreshToken": STR}))},
         "/api/auth/logout": {"post": op("Revoke a refresh token's family", {"200": ok({"type": "null"}, message=True),

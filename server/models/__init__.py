@@ -2,6 +2,7 @@
 
 from server.models.client_app import ClientApp
 from server.models.counter import Counter
+from server.models.login_attempt import LoginFailureWindow
 from server.models.menu import MenuItem
 from server.models.order import Order, OrderItem
 from server.models.refresh_token import RefreshToken
@@ -9,7 +10,7 @@ from server.models.store import Store
 from server.models.stream_ticket import StreamTicket
 from server.models.user import User
 
-DOCUMENT_MODELS = [User, Store, MenuItem, Order, RefreshToken, Counter, ClientApp, StreamTicket]
+DOCUMENT_MODELS = [User, Store, MenuItem, Order, RefreshToken, Counter, ClientApp, LoginFailureWindow, StreamTicket]
 
-__all__ = ["DOCUMENT_MODELS", "ClientApp", "Counter", "MenuItem", "Order", "OrderItem",
+__all__ = ["DOCUMENT_MODELS", "ClientApp", "Counter", "LoginFailureWindow", "MenuItem", "Order", "OrderItem",
            "RefreshToken", "Store", "StreamTicket", "User"]

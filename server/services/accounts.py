@@ -25,7 +25,7 @@ from server.models import Order, RefreshToken, Store, User
 from server.models.stream_ticket import StreamTicket
 from server.models.user import CUSTOMER_ROLES
 from server.services.tokens import (
-    AccessClaims, TokenService, digest, hash_password, new_refresh_token, verify_password,
+    AccessClaims, TokenService, digest, hash_password_async, new_refresh_token, verify_password_async,
 )
 
 if TYPE_CHECKING:
@@ -235,7 +235,8 @@ class AccountService:
 
     async def register_customer(self, *, name: str, email: str, password: str, role: str,
                                 register_number: str | None, employee_id: str | None) -> User:
-        user = User(name=name, email=email.lower(), password_hash=hash_password(password), role=role,
+        password_hash = await hash_password_async(password)
+        user = User(name=name, email=email.lower(), password_hash=password_hash, role=role,
                     register_number=register_number, employee_id=employee_id, created_at=utcnow())
         return await self._insert_user(user)
 
@@ -249,7 +250,8 @@ class AccountService:
             if not ObjectId.is_valid(store_id) or await Store.get(store_id) is None:
                 raise ApiError(404, messages.STORE_NOT_FOUND)
             store_oid = store_id
-        user = User(name=name, email=email.lower(), password_hash=hash_password(password), role=role,
+        password_hash = await hash_password_async(password)
+        user = User(name=name, email=email.lower(), password_hash=password_hash, role=role,
                     store_id=store_oid, created_at=utcnow())
         return await self._insert_user(user)
 
@@ -262,7 +264,7 @@ class AccountService:
 
     async def login(self, email: str, password: str) -> User:
         user = await User.find_one({"email": email.lower()})
-        if not verify_password(user.password_hash if user else None, password) or user is None:
+        if not await verify_password_async(user.password_hash if user else None, password) or user is None:
             raise ApiError(401, messages.BAD_CREDENTIALS)
         if not user.is_active:
             raise ApiError(403, messages.ACCOUNT_DISABLED)
