@@ -16,10 +16,13 @@ REDACTED = "[redacted]"
 # `key=value` in a query string or a message: token=, access_token=, ticket=, otp=, password=…
 _QUERY_VALUE = re.compile(
     r"(?i)(\b[\w-]*(?:token|ticket|passw(?:or)?d|secret|otp)=)(?!\[redacted\])[^&\s\"',;]+")
-# `"password": "…"`, `'refreshToken': '…'`, `otp: 123456` in JSON, dict reprs and free text.
+# `"password": "…"`, `'refreshToken': '…'`, `otp: 123456` in JSON, dict reprs and free text, and
+# `\"password_hash\": \"…\"` in JSON inside JSON (the MongoDB driver's debug log of commands).
 _KEYED_VALUE = re.compile(
-    r"(?i)([\"']?\b[\w-]*(?:token|ticket|passw(?:or)?d\w*|secret|otp|authorization)[\"']?\s*[:=]\s*)"
-    r"(?!\[redacted\])(\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'|(?:bearer\s+|basic\s+)?[^\s,&;}\])]+)")
+    r"(?i)((?:\\?[\"'])?\b[\w-]*(?:token|ticket|passw(?:or)?d\w*|secret|otp|authorization|hash|nonce)"
+    r"(?:\\?[\"'])?\s*[:=]\s*)"
+    r"(?!\[redacted\])(\\\"(?:(?!\\\").)*\\\"|\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'"
+    r"|(?:bearer\s+|basic\s+)?[^\s,&;}\])]+)")
 # An `Authorization` header value in any other shape, e.g. (b'authorization', b'Bearer …').
 _SCHEME_VALUE = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+")
 # A JWT anywhere, whatever surrounds it.
@@ -28,7 +31,7 @@ _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]+")
 
 def _keyed(match: re.Match[str]) -> str:
     value = match.group(2)
-    quote = value[0] if value[:1] in ("'", '"') else ""
+    quote = '\\"' if value.startswith('\\"') else value[0] if value[:1] in ("'", '"') else ""
     return f"{match.group(1)}{quote}{REDACTED}{quote}"
 
 
@@ -60,19 +63,18 @@ class SecretFilter(logging.Filter):
             return True
         record._secrets_redacted = True
         try:
-            if isinstance(record.args, tuple):
+            if record.name == "uvicorn.access" and isinstance(record.args, tuple):
+                # Its formatter unpacks the arguments (client, method, path, version, status).
                 record.args = tuple(_redact_arg(arg) for arg in record.args)
-            elif isinstance(record.args, dict):
-                record.args = {key: _redact_arg(arg) for key, arg in record.args.items()}
-            if isinstance(record.msg, str):
-                record.msg = redact(record.msg)
             else:
-                record.msg = redact(str(record.msg))
-            # A secret split between the format and an argument ("token=%s") shows only whole.
-            message = record.getMessage()
-            clean = redact(message)
-            if clean != message and record.name != "uvicorn.access":
-                record.msg, record.args = clean, None
+                # The whole message: a secret may sit half in the format, half in an argument.
+                try:
+                    message = record.getMessage()
+                except Exception:  # a bad format: the handler's error report would print the args
+                    message = f"{record.msg} {record.args!r}"
+                clean = redact(message)
+                if clean != message:
+                    record.msg, record.args = clean, None
             if record.exc_info and not record.exc_text:
                 record.exc_text = logging.Formatter().formatException(record.exc_info)
             if record.exc_text:

@@ -216,7 +216,8 @@ export class LiveFeed extends EventTarget {
     const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
     let ws;
     try {
-      ws = new WebSocket(`${scheme}//${window.location.host}/ws?token=${encodeURIComponent(token)}`);
+      // The token goes in the first frame, never the URL: URLs end up in proxy and server logs.
+      ws = new WebSocket(`${scheme}//${window.location.host}/ws`);
     } catch {
       this.failuresWithoutOpen += 1;
       this.scheduleReconnect();
@@ -232,6 +233,7 @@ export class LiveFeed extends EventTarget {
       clearTimeout(openTimer);
       ws.openedAt = Date.now();
       this.lastMessageAt = Date.now();
+      this.send({ type: "auth", token });
       this.send({ type: "subscribe", ...this.subscription });
       this.startHeartbeat();
     };
