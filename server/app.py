@@ -9,7 +9,8 @@ import time
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server import metrics
@@ -38,7 +39,21 @@ async def api_error(request: Request, exc: Exception):
 async def http_error(request: Request, exc: Exception):
     assert isinstance(exc, HTTPException)
     message = _HTTP_MESSAGES.get(exc.status_code, str(exc.detail))
-    return await api_error(request, ApiError(exc.status_code, message, headers=getattr(exc, "headers", None)))
+    headers = getattr(exc, "headers", None)
+    if exc.status_code == 405:
+        # Starlette names only the methods of the first route that matched the path; a path
+        # served by several routes (GET and POST /api/orders) accepts the union of them.
+        headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(request.app, request.url.path))}
+    return await api_error(request, ApiError(exc.status_code, message, headers=headers))
+
+
+def allowed_methods(app: Starlette, path: str) -> list[str]:
+    """Every method some HTTP route of the app accepts on `path`, sorted."""
+    methods: set[str] = set()
+    for route in app.router.routes:
+        if isinstance(route, Route) and route.methods and route.path_regex.match(path):
+            methods |= route.methods
+    return sorted(methods)
 
 
 class RequestEdge:
@@ -71,6 +86,11 @@ class RequestEdge:
 
         try:
             await self.app(scope, receive, send_with_status)
+        except ClientDisconnect:
+            # The client left before its body arrived: nobody to answer, nothing of ours broke.
+            # Counted apart as nginx's "499 client closed request".
+            if status is None:
+                status = 499
         except Exception:
             if status is not None:
                 status = 500  # counted as the failure it is, whatever the half-sent status said

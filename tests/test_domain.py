@@ -18,9 +18,10 @@ T0 = datetime(2024, 3, 18, 14, 30, tzinfo=timezone.utc)
 
 
 def test_money_round_trips_exactly():
-    assert rupees_to_paise(49.5) == 4950 and rupees_to_paise("120") == 12000 and rupees_to_paise(0.1) == 10
+    assert rupees_to_paise(49.5) == 4950 and rupees_to_paise(120) == 12000 and rupees_to_paise(0.1) == 10
+    assert rupees_to_paise(100_000) == 10_000_000 and rupees_to_paise(0.01) == 1
     assert paise_to_rupees(24950) == 249.5 and paise_to_rupees(12000) == 120
-    for bad in (0, -1, 1.005, "x", True, float("nan"), float("inf"), 10**8):
+    for bad in (0, -1, 1.005, "x", "120", None, True, float("nan"), float("inf"), 10**8, 1e26, 1e300, 100_000.01):
         with pytest.raises(InvalidAmount):
             rupees_to_paise(bad)
 

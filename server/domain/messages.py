@@ -28,6 +28,18 @@ BODY_TOO_LARGE = "Request body too large."
 NOT_FOUND = "Not found."
 METHOD_NOT_ALLOWED = "Method not allowed."
 INTERNAL_ERROR = "Internal server error."
+
+# Field rules (server/http/body.py), SSE resume.
+FIELD_UNSAFE_CHARACTERS = "{field} must not contain control or bidirectional formatting characters."
+FIELD_NOT_EMAIL = "{field} must be a valid email address."
+PASSWORD_BLANK = "password must contain a character other than spaces."
+LAST_EVENT_ID_INVALID = "Last-Event-ID must be a whole number."
+
+# Money (rupees at the JSON edge).
+PRICE_NOT_NUMBER = "price must be a number."
+PRICE_NOT_POSITIVE = "price must be greater than 0."
+PRICE_DECIMALS = "price must have at most 2 decimals."
+PRICE_TOO_LARGE = "price must be at most {maximum}."
 SERVER_BUSY = "Server busy. Try again in {seconds} s."
 
 # Stores and menu.

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import Decimal
+
+from server.domain import messages
 
 MAX_PRICE_PAISE = 10_000_000  # ₹100,000: no campus menu item costs more.
+_MAX_RUPEES = Decimal(MAX_PRICE_PAISE) / 100
+_CENT = Decimal("0.01")
 
 
 class InvalidAmount(ValueError):
@@ -12,20 +16,21 @@ class InvalidAmount(ValueError):
 
 
 def rupees_to_paise(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
-        raise InvalidAmount("price must be a number")
-    try:
-        amount = Decimal(str(value))
-    except InvalidOperation as exc:
-        raise InvalidAmount("price must be a number") from exc
-    if not amount.is_finite() or amount <= 0:
-        raise InvalidAmount("price must be greater than 0")
-    if amount != amount.quantize(Decimal("0.01")):
-        raise InvalidAmount("price must have at most 2 decimals")
-    paise = int((amount * 100).quantize(Decimal("1"), rounding=ROUND_HALF_UP))
-    if paise > MAX_PRICE_PAISE:
-        raise InvalidAmount("price is too large")
-    return paise
+    """A JSON number of rupees as paise; strings, booleans and null are not numbers."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidAmount(messages.PRICE_NOT_NUMBER)
+    # `str()` keeps a float's shortest decimal form: 49.5 stays 49.5, not 49.5000000000000000001.
+    amount = Decimal(value) if isinstance(value, int) else Decimal(str(value))
+    if not amount.is_finite():
+        raise InvalidAmount(messages.PRICE_NOT_NUMBER)
+    if amount <= 0:
+        raise InvalidAmount(messages.PRICE_NOT_POSITIVE)
+    # Checked before quantizing: a huge amount (1e26) has more digits than the decimal context holds.
+    if amount > _MAX_RUPEES:
+        raise InvalidAmount(messages.PRICE_TOO_LARGE.format(maximum=paise_to_rupees(MAX_PRICE_PAISE)))
+    if amount != amount.quantize(_CENT):
+        raise InvalidAmount(messages.PRICE_DECIMALS)
+    return int(amount * 100)
 
 
 def paise_to_rupees(paise: int) -> int | float:

@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import re
-
 from starlette.requests import Request
 from starlette.routing import Route
 
 from server.domain import messages
 from server.domain.clock import iso_z
 from server.errors import ApiError
-from server.http.body import Fields, request_fields
-from server.models.user import ROLES
+from server.http.body import Fields, has_unsafe_characters, request_fields
 from server.http.responses import ok
 from server.http.security import ADMINS, authenticate
+from server.models.user import ROLES
 from server.views import user_view
 
-EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 MIN_PASSWORD = 8
+MAX_PASSWORD = 200
 
 
 def _runtime(request: Request):
@@ -26,12 +24,14 @@ def _runtime(request: Request):
 
 def _credentials(fields: Fields) -> tuple[str, str, str]:
     name = fields.string("name", max_length=100)
-    email = fields.string("email", max_length=254)
-    if not EMAIL.fullmatch(email):
-        raise ApiError(400, "email must be a valid email address.")
+    email = fields.email("email")
     password = fields.raw("password")
-    if not isinstance(password, str) or len(password) < MIN_PASSWORD or len(password) > 200:
-        raise ApiError(400, f"password must be {MIN_PASSWORD} to 200 characters.")
+    if not isinstance(password, str) or not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        raise ApiError(400, f"password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters.")
+    if not password.strip():
+        raise ApiError(400, messages.PASSWORD_BLANK)
+    if has_unsafe_characters(password):
+        raise ApiError(400, messages.FIELD_UNSAFE_CHARACTERS.format(field="password"))
     return name, email, password
 
 

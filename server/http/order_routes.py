@@ -13,7 +13,8 @@ from server.domain import messages
 from server.domain.clock import utcnow
 from server.domain.lifecycle import OrderStatus
 from server.errors import ApiError
-from server.http.body import Fields, request_fields
+from server.http.body import Fields, ascii_int, request_fields
+from server.http.poll_fast_path import etag_matches
 from server.http.responses import JSONResponse, ok
 from server.http.security import CUSTOMERS, STAFF, authenticate
 from server.models import Order
@@ -49,7 +50,7 @@ async def checkout_session(request: Request):
         if isinstance(quantity, bool) or not isinstance(quantity, int):
             raise ApiError(400, f"items[{index}].quantity must be a whole number.")
         cart.append(CartLine(menu_item_id, quantity))
-    note = fields.string("specialInstructions", required=False, max_length=300)
+    note = fields.string("specialInstructions", required=False, max_length=300, multiline=True)
     session = await _runtime(request).orders.checkout_session(principal, store_id, cart, note)
     return ok(session)
 
@@ -85,9 +86,10 @@ async def list_orders(request: Request):
 def _int_param(raw: str | None, name: str, default: int, minimum: int, maximum: int) -> int:
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or not minimum <= int(raw) <= maximum:
+    value = ascii_int(raw)
+    if value is None or not minimum <= value <= maximum:
         raise ApiError(400, f"{name} must be a whole number from {minimum} to {maximum}.")
-    return int(raw)
+    return value
 
 
 async def get_order(request: Request):
@@ -130,13 +132,14 @@ async def poll_status(request: Request):
     if retry is not None:
         raise ApiError(429, messages.POLL_TOO_FAST.format(seconds=retry), headers={"Retry-After": str(retry)})
     headers = {"ETag": etag, "Cache-Control": "no-cache"}
-    if request.headers.get("if-none-match") == etag:
+    if_none_match = request.headers.get("if-none-match")
+    if etag_matches(if_none_match, etag):
         if wait and not (snapshot and snapshot.terminal):
             if snapshot is not None:
                 await runtime.snapshots.wait_for_change(snapshot, wait)
             snapshot, body, etag = await _current_snapshot(request, principal, order_id)
             headers["ETag"] = etag
-        if request.headers.get("if-none-match") == etag:
+        if etag_matches(if_none_match, etag):
             return Response(status_code=304, headers=headers)
     return Response(body, media_type="application/json", headers=headers)
 

@@ -14,7 +14,7 @@ from server.domain import messages
 from server.domain.clock import partner_timestamp
 from server.domain.lifecycle import CancellationReason, OrderStatus, PaymentStatus
 from server.errors import ApiError
-from server.http.body import request_fields
+from server.http.body import ascii_int, request_fields
 from server.http.responses import JSONResponse
 from server.http.security import CUSTOMERS, authenticate
 from server.models import ClientApp, Order
@@ -113,9 +113,10 @@ def _wait_seconds(request: Request) -> int:
     raw = request.query_params.get("wait")
     if raw is None or raw == "":
         return 0
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_WAIT_SECONDS:
+    seconds = ascii_int(raw)
+    if seconds is None or not 1 <= seconds <= MAX_WAIT_SECONDS:
         raise ApiError(400, f"wait must be a whole number from 1 to {MAX_WAIT_SECONDS}")
-    return int(raw)
+    return seconds
 
 
 async def get_order(request: Request):

@@ -9,6 +9,7 @@ which produces the same answers the slow way.
 
 from __future__ import annotations
 
+import re
 import time
 
 from server import metrics
@@ -19,6 +20,21 @@ PREFIX = "/api/orders/"
 SUFFIX = "/poll-status"
 ROUTE = PREFIX + "{order_id}" + SUFFIX
 _PATH_LENGTH = len(PREFIX) + 24 + len(SUFFIX)
+# An entity tag, weak or strong (RFC 9110 §8.8.3); its opaque part may itself hold commas.
+_ENTITY_TAG = re.compile(r'\s*(?:W/)?("[^"]*")\s*(?:,|$)')
+
+
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """RFC 9110 §13.1.2: If-None-Match compares weakly (a `W/` prefix on either side is ignored),
+    takes a list of tags, and `*` matches any current representation."""
+    if if_none_match is None:
+        return False
+    if if_none_match == etag:  # what our own clients send back: no parsing on the hot path
+        return True
+    if if_none_match.strip() == "*":
+        return True
+    opaque = etag[2:] if etag.startswith("W/") else etag
+    return any(match.group(1) == opaque for match in _ENTITY_TAG.finditer(if_none_match))
 
 
 def poll_headers(etag: str) -> list[tuple[bytes, bytes]]:
@@ -76,7 +92,7 @@ class PollStatusFastPath:
         if runtime.poll_limiter.retry_after(principal.user_id, order_id) is not None:
             return None  # the route answers the 429 (the limiter records nothing for it)
         headers = poll_headers(snapshot.etag)
-        if if_none_match is not None and if_none_match.decode("latin-1") == snapshot.etag:
+        if if_none_match is not None and etag_matches(if_none_match.decode("latin-1"), snapshot.etag):
             return 304, headers, b""
         headers.append((b"content-type", b"application/json"))
         headers.append((b"content-length", str(len(snapshot.body)).encode()))

@@ -31,7 +31,7 @@ def _price(fields: Fields) -> int:
     try:
         return rupees_to_paise(fields.raw("price"))
     except InvalidAmount as exc:
-        raise ApiError(400, f"{exc}.") from None
+        raise ApiError(400, str(exc)) from None
 
 
 async def list_stores(request: Request):
@@ -81,7 +81,7 @@ async def update_menu_item(request: Request):
     changes: dict[str, Any] = {}
     if fields.has("name"):
         changes["name"] = fields.string("name", max_length=100)
-    if fields.has("price"):
+    if fields.present("price"):  # an explicit null is a wrong type, not "leave it"
         changes["price_paise"] = _price(fields)
     if fields.has("isAvailable"):
         changes["is_available"] = fields.boolean("isAvailable", item.is_available)

@@ -17,6 +17,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from server import metrics
 from server.domain import messages
 from server.errors import ApiError
+from server.http.body import ascii_int
 from server.http.security import authenticate, has_token
 from server.realtime.client import Subscriber
 from server.realtime.events import OrderChange
@@ -353,8 +354,15 @@ async def _stream_principal(request: Request):
 
 
 def _last_event_id(request: Request) -> int | None:
+    """The version a client resumes from; our event ids are always ASCII whole numbers, so any
+    other value was not sent by this server and is refused (400) rather than guessed at."""
     raw = request.headers.get("last-event-id") or request.query_params.get("lastEventId")
-    return int(raw) if raw and raw.isdigit() else None
+    if not raw:
+        return None
+    version = ascii_int(raw.strip())
+    if version is None:
+        raise ApiError(400, messages.LAST_EVENT_ID_INVALID)
+    return version
 
 
 class EventStream(StreamingResponse):
@@ -376,21 +384,8 @@ class EventStream(StreamingResponse):
 async def _sse(request: Request, subscribe) -> StreamingResponse:
     runtime = request.app.state.runtime
     principal = await _stream_principal(request)
-    subscriber = Subscriber(principal, runtime.settings.ws_queue_size, _sse_render, _sse_snapshot)
-    try:
-        entries = await subscribe(runtime.hub, subscriber)
-    except SubscriptionRefused as refused:
-        await runtime.hub.detach(subscriber)
-        status = {"forbidden": 403, "not_found": 404}.get(refused.code, 400)
-        raise ApiError(status, refused.message) from None
-    runtime.hub.attach(subscriber)
     resume_from = _last_event_id(request)
-    # Resuming a single-order stream that is already current sends nothing new.
-    current = [e for e in entries if resume_from is None or e["version"] > resume_from]
-    if current or resume_from is None or len(subscriber.order_ids) != 1:
-        subscriber.send_snapshot(entries)
-    else:
-        subscriber.release_events()
+    subscriber = Subscriber(principal, runtime.settings.ws_queue_size, _sse_render, _sse_snapshot)
     heartbeat = runtime.settings.sse_heartbeat_seconds
 
     async def stream():
@@ -413,7 +408,25 @@ async def _sse(request: Request, subscribe) -> StreamingResponse:
         finally:
             metrics.SSE_STREAMS_OPEN.dec()
 
-    return EventStream(stream(), release=lambda: runtime.hub.detach(subscriber))
+    # From the first watch until the response owns the subscriber, any failure detaches it here:
+    # otherwise the hub and the broker would keep it, and its channels, for the process's life.
+    try:
+        try:
+            entries = await subscribe(runtime.hub, subscriber)
+        except SubscriptionRefused as refused:
+            status = {"forbidden": 403, "not_found": 404}.get(refused.code, 400)
+            raise ApiError(status, refused.message) from None
+        runtime.hub.attach(subscriber)
+        # Resuming a single-order stream that is already current sends nothing new.
+        current = [e for e in entries if resume_from is None or e["version"] > resume_from]
+        if current or resume_from is None or len(subscriber.order_ids) != 1:
+            subscriber.send_snapshot(entries)
+        else:
+            subscriber.release_events()
+        return EventStream(stream(), release=lambda: runtime.hub.detach(subscriber))
+    except BaseException:
+        await runtime.hub.detach(subscriber)
+        raise
 
 
 async def order_events(request: Request):
