@@ -151,7 +151,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *partner_routes.routes, *ops_routes.routes, *pages.routes(),
         ],
         middleware=[Middleware(RequestEdge)],
-        exception_handlers={ApiError: api_error, HTTPException: http_error},
+        # An unreachable MongoDB is a 503 with Retry-After, answered here (not re-raised).
+        exception_handlers={ApiError: api_error, HTTPException: http_error,
+                            **ops_routes.database_outage_handlers()},
         lifespan=lifespan,
     )
     return app

@@ -5,12 +5,20 @@ Like centrifuge's `node.go`: the single place that knows how the parts fit toget
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
+from collections.abc import Awaitable
+from typing import Any
+from urllib.parse import unquote_plus
 
+import pymongo
 from beanie import init_beanie
 from pymongo import AsyncMongoClient
+from pymongo.errors import ConfigurationError as PyMongoConfigurationError
+from pymongo.errors import ConnectionFailure, ExecutionTimeout, PyMongoError
 
-from server.config import Settings, resolve_jwt_secret
+from server.config import ConfigurationError, Settings, resolve_jwt_secret
 from server.domain.trust import TrustPolicy
 from server.embedded_mongo import EmbeddedMongo
 from server.metrics import COMMAND_COUNTER
@@ -29,25 +37,122 @@ from server.services.tokens import TokenService
 log = logging.getLogger("orderpulse")
 
 
+CLIENT_CLOSE_SECONDS = 1.0
+# Each part gets this long to stop; together they stay well inside the 10 s a supervisor
+# (systemd, Kubernetes) waits after SIGTERM before it kills the process.
+PART_STOP_SECONDS = 2.0
+EMBEDDED_STOP_SECONDS = 2.0
+
+
+def public_mongodb_url(url: str) -> str:
+    """The URL without user, password or options (which may hold secrets), for messages."""
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        return "the configured URL"
+    # Credentials end at the last '@' (a careless unescaped '@' in a password included).
+    hosts_and_path = rest.rpartition("@")[2].split("?", 1)[0]
+    return f"{scheme}://{hosts_and_path}"
+
+
+def _without_credentials(text: str, url: str) -> str:
+    """`text` with any user name or password from `url` blanked out, however the driver quoted it."""
+    userinfo = url.partition("://")[2].rpartition("@")[0]
+    for secret in {part for piece in userinfo.split(":", 1) for part in (piece, unquote_plus(piece))}:
+        if len(secret) >= 3:
+            text = text.replace(secret, "***")
+    return text
+
+
+def _reason(exc: Exception, url: str) -> str:
+    """The driver's first clause, without the topology dump after it or credentials from `url`."""
+    text = str(exc) or type(exc).__name__
+    for cut in (" (configured timeouts", ", Timeout:", ", Topology Description:"):
+        text = text.split(cut, 1)[0]
+    return _without_credentials(text.rstrip(". "), url)
+
+
+async def _close_client(client: AsyncMongoClient) -> None:
+    # `close()` ends server sessions on the server; with the server gone that would wait for
+    # a server selection, and nothing useful is lost by not waiting.
+    try:
+        await asyncio.wait_for(client.close(), CLIENT_CLOSE_SECONDS)
+    except (TimeoutError, PyMongoError):
+        pass
+
+
+async def _reach(client: AsyncMongoClient, url: str, settings: Settings) -> None:
+    """Ping until the database answers or the start-up budget is spent; then one clear error."""
+    deadline = time.monotonic() + settings.mongodb_startup_timeout_seconds
+    while True:
+        remaining = deadline - time.monotonic()
+        try:
+            with pymongo.timeout(max(remaining, 0.1)):
+                await client.admin.command("ping")
+            return
+        except (ConnectionFailure, ExecutionTimeout) as exc:
+            if time.monotonic() < deadline:
+                # A server that is only slow to answer its first hello gets the whole budget.
+                await asyncio.sleep(0.1)
+                continue
+            raise ConfigurationError(f"Cannot reach MongoDB at {public_mongodb_url(url)}: "
+                                     f"{_reason(exc, url)}. Check MONGODB_URL.") from None
+        except PyMongoError as exc:  # authentication and other refusals: waiting will not help
+            raise ConfigurationError(f"MongoDB at {public_mongodb_url(url)} refused the connection: "
+                                     f"{_reason(exc, url)}. Check MONGODB_URL.") from None
+
+
+def client_options(settings: Settings) -> dict[str, Any]:
+    """Driver timeouts from the settings: they win over the same options in the URL."""
+    return {
+        "serverSelectionTimeoutMS": int(settings.mongodb_server_selection_timeout_seconds * 1000),
+        "connectTimeoutMS": int(settings.mongodb_connect_timeout_seconds * 1000),
+        "socketTimeoutMS": int(settings.mongodb_socket_timeout_seconds * 1000),
+    }
+
+
 async def connect_database(settings: Settings) -> tuple[AsyncMongoClient, EmbeddedMongo | None]:
-    """Connect to `MONGODB_URL`, or start the embedded nx-27017 when it is unset; init Beanie."""
+    """Connect to `MONGODB_URL`, or start the embedded nx-27017 when it is unset; init Beanie.
+
+    Raises `ConfigurationError` (one line, no credentials) when the database cannot be used.
+    """
     embedded = None
     url = settings.mongodb_url
     if not url:
         embedded = EmbeddedMongo(settings.data_dir)
         # Started from this (the main) thread: the kernel's parent-death signal follows the
         # thread that forked, and the main thread lives as long as the server.
-        url = embedded.start()
-    client: AsyncMongoClient = AsyncMongoClient(url, tz_aware=True, event_listeners=[COMMAND_COUNTER])
-    database = client.get_default_database(default=settings.mongodb_database)
+        try:
+            url = embedded.start()
+        except RuntimeError as exc:
+            raise ConfigurationError(f"The embedded MongoDB did not start: {exc}.") from None
     try:
-        await init_beanie(database=database, document_models=DOCUMENT_MODELS)
-    except BaseException:
-        await client.close()
+        client: AsyncMongoClient = AsyncMongoClient(url, tz_aware=True, event_listeners=[COMMAND_COUNTER],
+                                                    **client_options(settings))
+    except PyMongoConfigurationError as exc:
         if embedded:
             embedded.stop()
+        raise ConfigurationError(f"MONGODB_URL is not usable: {_reason(exc, url)}. Check MONGODB_URL.") from None
+    try:
+        await _reach(client, url, settings)
+        database = client.get_default_database(default=settings.mongodb_database)
+        await init_beanie(database=database, document_models=DOCUMENT_MODELS)
+    except BaseException:
+        await _close_client(client)
+        if embedded:
+            embedded.stop(EMBEDDED_STOP_SECONDS)
         raise
     return client, embedded
+
+
+async def _stop_part(what: str, work: Awaitable[Any], seconds: float = PART_STOP_SECONDS) -> None:
+    """Await one part's stop for at most `seconds`; a part that fails or hangs is logged and left."""
+    task = asyncio.ensure_future(work)
+    done, _ = await asyncio.wait({task}, timeout=seconds)
+    if not done:
+        task.cancel()
+        log.warning("shutdown: %s did not stop within %.1f s; going on without it", what, seconds)
+    elif not task.cancelled() and task.exception() is not None:
+        log.warning("shutdown: stopping %s failed (%s)", what, type(task.exception()).__name__)
 
 
 class Runtime:
@@ -77,9 +182,21 @@ class Runtime:
         self.hub = Hub(settings, self.broker, self.accounts)
         self.client: AsyncMongoClient | None = None
         self.embedded: EmbeddedMongo | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._broker_connected = False
 
     async def start(self) -> None:
         self.client, self.embedded = await connect_database(self.settings)
+        if self.embedded is not None:
+            self._supervisor = asyncio.create_task(self.embedded.supervise(), name="embedded-mongo-supervisor")
+        try:
+            await self._start_parts()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start_parts(self) -> None:
+        self._broker_connected = True
         await self.broker.connect()
         await self.accounts.start()
         await self.hub.start()
@@ -87,19 +204,31 @@ class Runtime:
         self.relay.start()
 
     async def stop(self) -> None:
-        await self.relay.stop()
-        await self.enforcer.stop()
-        await self.hub.stop()
-        await self.broker.disconnect()
-        if self.client is not None:
-            await self.client.close()
-        if self.embedded is not None:
-            self.embedded.stop()
+        """Stop every part within a bound, whatever the database and broker are doing."""
+        supervisor, self._supervisor = self._supervisor, None
+        if supervisor is not None:  # first, so a database stopped below is not restarted
+            supervisor.cancel()
+            await asyncio.wait({supervisor}, timeout=PART_STOP_SECONDS)
+        await asyncio.gather(_stop_part("outbox relay", self.relay.stop()),
+                             _stop_part("deadline enforcer", self.enforcer.stop()),
+                             _stop_part("hub", self.hub.stop()))
+        if self._broker_connected:
+            self._broker_connected = False
+            await _stop_part("broker", self.broker.disconnect())
+        client, self.client = self.client, None
+        if client is not None:
+            await _close_client(client)
+        embedded, self.embedded = self.embedded, None
+        if embedded is not None:
+            embedded.stop(EMBEDDED_STOP_SECONDS)
 
     async def database_ready(self) -> bool:
+        """True when MongoDB answers a ping within `READINESS_TIMEOUT_SECONDS`."""
+        if self.client is None or (self.embedded is not None and not self.embedded.running):
+            return False
         try:
-            assert self.client is not None
-            await self.client.admin.command("ping")
+            with pymongo.timeout(self.settings.readiness_timeout_seconds):
+                await self.client.admin.command("ping")
             return True
         except Exception:
             return False

@@ -28,6 +28,7 @@ BODY_TOO_LARGE = "Request body too large."
 NOT_FOUND = "Not found."
 METHOD_NOT_ALLOWED = "Method not allowed."
 INTERNAL_ERROR = "Internal server error."
+DATABASE_UNAVAILABLE = "Service temporarily unavailable. Please retry."
 
 # Field rules (server/http/body.py), SSE resume.
 FIELD_UNSAFE_CHARACTERS = "{field} must not contain control or bidirectional formatting characters."

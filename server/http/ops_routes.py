@@ -1,14 +1,49 @@
-"""Operations: liveness, readiness, Prometheus metrics and the OpenAPI document."""
+"""Operations: liveness, readiness, Prometheus metrics, the OpenAPI document, and the answer
+every route gives while MongoDB cannot be reached."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
+
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pymongo.errors import ConnectionFailure, ExecutionTimeout
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from server.domain import messages
 from server.http.openapi import openapi_document
-from server.http.responses import JSONResponse
+from server.http.responses import JSONResponse, failure
+
+log = logging.getLogger("orderpulse")
+
+# What the driver raises when MongoDB is not there in time: a closed or refused connection, no
+# server within the selection timeout, a socket or operation timeout (all ConnectionFailure), or
+# a server-side time limit. Any other PyMongoError is a bug and stays a 500.
+DATABASE_UNREACHABLE: tuple[type[Exception], ...] = (ConnectionFailure, ExecutionTimeout)
+RETRY_AFTER_SECONDS = 2
+OUTAGE_LOG_INTERVAL_SECONDS = 10.0
+_last_outage_log = 0.0
+
+
+async def database_unavailable(request: Request, exc: Exception):
+    """`503` with `Retry-After` in the caller's error shape; one log line per 10 s, no traceback."""
+    global _last_outage_log
+    if time.monotonic() - _last_outage_log >= OUTAGE_LOG_INTERVAL_SECONDS:
+        _last_outage_log = time.monotonic()
+        log.warning("database unreachable (%s on %s %s): answering 503 until it is back",
+                    type(exc).__name__, request.method, request.url.path)
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    if request.url.path.startswith("/v1/"):
+        return JSONResponse({"error": messages.DATABASE_UNAVAILABLE}, status_code=503, headers=headers)
+    return failure(503, messages.DATABASE_UNAVAILABLE, headers=headers)
+
+
+def database_outage_handlers() -> dict[type[Exception], object]:
+    """The Starlette `exception_handlers` entries that turn an unreachable database into a 503."""
+    return dict.fromkeys(DATABASE_UNREACHABLE, database_unavailable)
 
 
 async def healthz(request: Request):
@@ -17,11 +52,19 @@ async def healthz(request: Request):
 
 async def readyz(request: Request):
     runtime = request.app.state.runtime
-    database = await runtime.database_ready()
-    broker = await runtime.broker.ping()
+    timeout = runtime.settings.readiness_timeout_seconds
+    # Both checks at once, each bounded: a probe must answer while a dependency hangs.
+    database, broker = await asyncio.gather(runtime.database_ready(), _bounded(runtime.broker.ping(), timeout))
     status = 200 if database and broker else 503
     return JSONResponse({"status": "ready" if status == 200 else "unavailable",
                          "database": database, "broker": broker}, status_code=status)
+
+
+async def _bounded(check, timeout: float) -> bool:
+    try:
+        return bool(await asyncio.wait_for(check, timeout))
+    except TimeoutError:
+        return False
 
 
 async def metrics(request: Request):

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
+from pymongo.errors import ConnectionFailure, ExecutionTimeout
 
 from server import metrics
 from server.config import Settings
@@ -33,6 +34,8 @@ log = logging.getLogger("orderpulse.deadlines")
 # processes (each also enforces its own) and by a process that died.
 MAX_SLEEP_SECONDS = 5.0
 MAX_SCHEDULED = 100_000
+RETRY_SECONDS = 1.0
+STOP_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -88,14 +91,21 @@ class DeadlineEnforcer:
         self._scheduled: list[datetime] = []
         self._resync_due = 0.0
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._database_down = False
 
     def start(self) -> None:
+        self._stopping = False
         self._task = asyncio.create_task(self._run(), name="deadline-enforcer")
 
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+    async def stop(self, timeout: float = STOP_SECONDS) -> None:
+        """Cancel the loop and wait for it at most `timeout`: a pass stuck on the database
+        must not hold a shutdown."""
+        self._stopping = True
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.wait({task}, timeout=timeout)
 
     def deadline_scheduled(self, when: datetime) -> None:
         """A change in this process set a deadline: wake early if it is nearer than the planned one."""
@@ -172,17 +182,29 @@ class DeadlineEnforcer:
         return min(until_resync, max(0.0, (self._next_wake - utcnow()).total_seconds()))
 
     async def _run(self) -> None:
-        while True:
+        # Checked as well as cancelled: the loop ends even if a cancellation is swallowed below.
+        while not self._stopping:
             self._wake.clear()
             try:
                 now = utcnow()
                 await self.enforce_due(now)
                 delay = await self._seconds_until_next(now)
+                if self._database_down:
+                    self._database_down = False
+                    log.warning("deadline passes resumed: the database answers again")
             except asyncio.CancelledError:
                 raise
+            except (ConnectionFailure, ExecutionTimeout) as exc:
+                if not self._database_down:  # one line per outage, not a traceback a second
+                    self._database_down = True
+                    log.warning("deadline pass failed: database unreachable (%s); retrying every %.0f s",
+                                type(exc).__name__, RETRY_SECONDS)
+                delay = RETRY_SECONDS
             except Exception:
                 log.exception("deadline pass failed; retrying in 1 s")
-                delay = 1.0
+                delay = RETRY_SECONDS
+            if self._stopping:
+                return
             if delay <= 0:
                 continue
             try:

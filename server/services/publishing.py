@@ -14,6 +14,7 @@ import os
 import signal
 from datetime import timedelta
 
+import pymongo
 from bson import ObjectId
 from pymongo import UpdateOne
 
@@ -27,6 +28,7 @@ log = logging.getLogger("orderpulse.publishing")
 
 FAILPOINT_AFTER_WRITE = "after_write_before_publish"
 CLEAR_INTERVAL_SECONDS = 0.1
+STOP_SECONDS = 1.5
 
 
 class ChangePublisher:
@@ -86,17 +88,24 @@ class OutboxRelay:
         self._publisher = publisher
         self._after = timedelta(seconds=after_seconds)
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def start(self) -> None:
+        self._stopping = False
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
 
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+    async def stop(self, timeout: float = STOP_SECONDS) -> None:
+        """Cancel the loop and clear the last marks, each within `timeout`: a database that is
+        gone must not hold a shutdown (its marks are then relayed once more, which is harmless)."""
+        self._stopping = True
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.wait({task}, timeout=timeout)
         try:
-            await self._publisher.clear_published_marks()
-        except Exception:  # the database may already be gone; the marks then relay once more
+            with pymongo.timeout(timeout):
+                await self._publisher.clear_published_marks()
+        except Exception:
             log.warning("could not clear the last outbox marks on shutdown")
 
     async def relay_once(self) -> int:
@@ -117,7 +126,8 @@ class OutboxRelay:
         loop = asyncio.get_running_loop()
         interval = min(1.0, self._after.total_seconds())
         next_relay = loop.time() + interval
-        while True:
+        # Checked as well as cancelled: the loop ends even if a cancellation is swallowed below.
+        while not self._stopping:
             try:
                 await asyncio.wait_for(self._publisher.marks_pending.wait(),
                                        max(0.0, next_relay - loop.time()))
