@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 
 import httpx
+from pymongo import monitoring
 import pytest
 import uvicorn
 
@@ -237,3 +238,32 @@ async def test_the_new_routes_answer_what_the_openapi_document_says(api):
     for path, method, response in calls:
         check(document, path, method, response)
     assert [response.status_code for _, _, response in calls] == [200, 400, 200, 404, 201, 401]
+
+
+class _UserReads(monitoring.CommandListener):
+    """Counts the driver's reads of the users collection."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def started(self, event) -> None:
+        if event.command_name == "find" and event.command.get("find") == "users":
+            self.count += 1
+
+    def succeeded(self, event) -> None:
+        pass
+
+    def failed(self, event) -> None:
+        pass
+
+
+async def test_concurrent_requests_of_one_caller_share_one_read_of_the_user(api_factory):
+    reads = _UserReads()
+    monitoring.register(reads)  # global: the app's driver client is created after this
+    api = await api_factory(user_cache_seconds=0)  # every request verifies its caller anew
+    customer = await api.customer()
+    before = reads.count
+    principals = await asyncio.gather(*(api.runtime.accounts.authenticate(customer.access_token)
+                                        for _ in range(20)))
+    assert {p.user_id for p in principals} == {customer.id}
+    assert reads.count - before == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import secrets
@@ -80,6 +81,7 @@ class AccountService:
         self._changed_at: dict[str, float] = {}
         self._account_listeners: list[AccountListener] = []
         self._broker: Broker | None = None
+        self._loading: dict[str, asyncio.Future[User | None]] = {}
 
     # --- account changes, across processes ---------------------------------------------------
 
@@ -214,8 +216,21 @@ class AccountService:
         return user
 
     async def _read_user(self, user_id: str) -> User | None:
+        """One read per user at a time: callers arriving while it runs share it (when a cache entry
+        expires, every in-flight request of that caller would otherwise read the same user)."""
         if not ObjectId.is_valid(user_id):
             return None
+        loading = self._loading.get(user_id)
+        if loading is None:
+            loading = asyncio.ensure_future(self._load_user(user_id))
+            self._loading[user_id] = loading
+            loading.add_done_callback(lambda done: self._loading.pop(user_id, None)
+                                      if self._loading.get(user_id) is done else None)
+            # Retrieved here too, so a load whose callers all left is not reported as unhandled.
+            loading.add_done_callback(lambda done: done.cancelled() or done.exception())
+        return await asyncio.shield(loading)
+
+    async def _load_user(self, user_id: str) -> User | None:
         for _ in range(3):
             started = time.monotonic()
             user = await User.get(user_id)
