@@ -67,10 +67,10 @@ class Settings(BaseSettings):
 
     # MongoDB outages (README, "MongoDB unreachable"). A request waits at most the selection timeout for an
     # unreachable database before its 503; a live but slow one gets the connect and socket timeouts.
-    mongodb_server_selection_timeout_seconds: float = Field(1.0, gt=0)
+    mongodb_server_selection_timeout_seconds: float = Field(0.75, gt=0)
     mongodb_connect_timeout_seconds: float = Field(10, gt=0)
     mongodb_socket_timeout_seconds: float = Field(20, gt=0)
-    mongodb_startup_timeout_seconds: float = Field(5, gt=0)
+    mongodb_startup_timeout_seconds: float = Field(4, gt=0)
     readiness_timeout_seconds: float = Field(1.0, gt=0)
 
     # Test-only failpoint: "after_write_before_publish" kills the process between the

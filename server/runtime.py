@@ -227,8 +227,9 @@ class Runtime:
         if self.client is None or (self.embedded is not None and not self.embedded.running):
             return False
         try:
-            with pymongo.timeout(self.settings.readiness_timeout_seconds):
-                await self.client.admin.command("ping")
+            # Not `pymongo.timeout()`: with it the driver waits for a server in half-second steps
+            # past the limit.
+            await asyncio.wait_for(self.client.admin.command("ping"), self.settings.readiness_timeout_seconds)
             return True
         except Exception:
             return False

@@ -326,7 +326,7 @@ async def test_a_database_that_stalls_briefly_answers_late_rather_than_503(tmp_p
             # Signing in reads the account and writes a refresh token: no cache can answer it.
             request = asyncio.create_task(api.post("/api/auth/login", json={
                 "email": customer.user["email"], "password": PASSWORD}))
-            # Real time on purpose: the stall must outlast the 1 s server-selection timeout.
+            # Real time on purpose: the stall must outlast the 0.75 s server-selection timeout.
             await asyncio.sleep(2.5)
             assert not request.done()
         finally:

@@ -14,7 +14,6 @@ import os
 import signal
 from datetime import timedelta
 
-import pymongo
 from bson import ObjectId
 from pymongo import UpdateOne
 
@@ -28,7 +27,7 @@ log = logging.getLogger("orderpulse.publishing")
 
 FAILPOINT_AFTER_WRITE = "after_write_before_publish"
 CLEAR_INTERVAL_SECONDS = 0.1
-STOP_SECONDS = 1.5
+STOP_SECONDS = 1.0
 
 
 class ChangePublisher:
@@ -103,8 +102,7 @@ class OutboxRelay:
             task.cancel()
             await asyncio.wait({task}, timeout=timeout)
         try:
-            with pymongo.timeout(timeout):
-                await self._publisher.clear_published_marks()
+            await asyncio.wait_for(self._publisher.clear_published_marks(), timeout)
         except Exception:
             log.warning("could not clear the last outbox marks on shutdown")
 
