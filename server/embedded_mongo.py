@@ -122,14 +122,16 @@ class EmbeddedMongo:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.seek(0)
-            holder = handle.read().strip()
+            holder = handle.read().split()
             handle.close()
-            owner = f" (pid {holder})" if holder.isdigit() else ""
+            pid = holder[0] if holder and holder[0].isdigit() else None
+            url = holder[1] if len(holder) > 1 and holder[1].startswith("mongodb://") else None
             raise ConfigurationError(
-                f"Another OrderPulse process{owner} is using the embedded database in {self.data_dir}; "
-                "stop it, or give this one another DATA_DIR.") from None
+                f"Another OrderPulse process{f' (pid {pid})' if pid else ''} is using the embedded database in "
+                f"{self.data_dir}{f' at {url}' if url else ''}; stop it, "
+                f"{f'set MONGODB_URL={url} to share it, ' if url else ''}or give this one another DATA_DIR.") from None
         handle.truncate(0)
-        handle.write(f"{os.getpid()}\n")
+        handle.write(f"{os.getpid()} {self.url}\n")  # who holds it and where, for the refusal above
         handle.flush()
         self._lock = handle
 

@@ -123,6 +123,8 @@ async def connect_database(settings: Settings) -> tuple[AsyncMongoClient, Embedd
         # thread that forked, and the main thread lives as long as the server.
         try:
             url = embedded.start()
+        except ConfigurationError:
+            raise  # already one line for the operator (the data directory is in use)
         except RuntimeError as exc:
             raise ConfigurationError(f"The embedded MongoDB did not start: {exc}.") from None
     try:

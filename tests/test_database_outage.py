@@ -269,9 +269,10 @@ def test_a_second_server_on_the_same_embedded_database_is_refused_before_it_seed
         second = subprocess.run([sys.executable, "-m", "server", "demo"], cwd=REPO, env=env,
                                 capture_output=True, text=True, timeout=60)
         output = second.stdout + second.stderr
-        assert second.returncode != 0, output
+        assert second.returncode != 0 and len(output.strip().splitlines()) == 1, output
         assert f"Another OrderPulse process (pid {first.process.pid}) is using the embedded database in " \
                f"{tmp_path.resolve()}" in output, output
+        assert f"set MONGODB_URL=mongodb://127.0.0.1:{port_of(children(first.process.pid)[0])} to share it" in output
         assert "Demo store" not in output
         # The first server still owns its database, and nothing was seeded into it.
         assert httpx.get(f"{first.url}/readyz", timeout=5).status_code == 200
@@ -303,7 +304,7 @@ async def test_an_unreachable_mongodb_url_fails_fast_without_showing_credentials
     except subprocess.TimeoutExpired:
         pytest.fail("start-up against a closed port did not end within 10 s")
     output = result.stdout + result.stderr
-    assert result.returncode != 0
+    assert result.returncode != 0 and len(output.strip().splitlines()) == 1, output
     assert f"Cannot reach MongoDB at mongodb://127.0.0.1:{port}/shop" in output, output
     assert "hunter2" not in output
 
