@@ -222,7 +222,7 @@ class EmbeddedMongo:
                 self.restarts += 1
                 try:
                     await self._restart(RESTART_ANSWER_TIMEOUT_SECONDS)
-                except (RuntimeError, OSError) as exc:
+                except Exception as exc:  # whatever went wrong, the supervisor must keep trying
                     delay = min(delay * 2, RESTART_MAX_DELAY_SECONDS)
                     log.warning("embedded MongoDB (nx-27017) restart %d failed: %s; next attempt in %.1f s",
                                 self.restarts, exc, delay)
