@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
 import secrets
+import socket
 import sys
 
-from server.config import ConfigurationError, Settings, resolve_jwt_secret
+from pydantic import ValidationError
+
+from server.config import LOG_LEVELS, ConfigurationError, Settings, resolve_jwt_secret
 
 DEMO_PASSWORDS = {
     "admin": ("Demo Admin", "admin@orderpulse.demo", "admin-demo-1"),
@@ -21,24 +25,115 @@ DEMO_MENU = [("Paneer Burger", 120, "Burgers"), ("French Fries", 80, "Sides"),
              ("Veg Sandwich", 45, "Snacks"), ("Lemon Soda", 30, "Drinks")]
 
 
-def serve(settings: Settings) -> None:
+def bind_listener(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything else starts so that a taken port is reported
+    before the database starts or any demo data is written."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+    except socket.gaierror:
+        raise ConfigurationError(f"HOST {host!r} is neither an address nor a name this machine can resolve; "
+                                 "set HOST to an address such as 127.0.0.1.") from None
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+        sock.listen(2048)  # uvicorn's default backlog
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigurationError(f"port {port} on {host} is already in use; set PORT to a free port.") from None
+        if exc.errno == errno.EACCES:
+            raise ConfigurationError(f"port {port} needs privileges this user does not have; "
+                                     "set PORT to 1024 or above.") from None
+        if exc.errno == errno.EADDRNOTAVAIL:
+            raise ConfigurationError(f"HOST {host} is not an address of this machine; "
+                                     "set HOST to one of its addresses, such as 127.0.0.1 or 0.0.0.0.") from None
+        raise ConfigurationError(f"cannot listen on {host}:{port} ({exc.strerror}); check HOST and PORT.") from None
+    return sock
+
+
+class StartedLifespan:
+    """The app, whose lifespan the command line enters before serving: uvicorn's lifespan start-up
+    is then a no-op, and its shutdown (inside uvicorn's signal handling) exits it."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+        self._context = app.router.lifespan_context(app)
+        self._open = False
+
+    def __call__(self, scope, receive, send):
+        # Not a coroutine function: handing back the app's coroutine adds no frame per request or socket.
+        if scope["type"] == "lifespan":
+            return self._lifespan(receive, send)
+        return self.app(scope, receive, send)
+
+    async def enter(self) -> None:
+        await self._context.__aenter__()
+        self._open = True
+
+    async def exit(self) -> None:
+        if self._open:
+            self._open = False
+            await self._context.__aexit__(None, None, None)
+
+    async def _lifespan(self, receive, send) -> None:
+        await receive()
+        await send({"type": "lifespan.startup.complete"})
+        await receive()
+        await self.exit()
+        await send({"type": "lifespan.shutdown.complete"})
+
+
+def serve(settings: Settings, *, demo: bool = False) -> int:
+    """`serve` and `demo`: bind the port, start the runtime, seed the demo through it, serve."""
     import uvicorn
 
     from server.app import create_app
+    from server.http_protocol import ConnectionLimits, protocol_for
     from server.realtime.wsprotocol import LeanWebSocketProtocol
 
-    app = create_app(settings)
-    uvicorn.run(
-        app, host=settings.host, port=settings.port, log_level=settings.log_level,
-        ws=LeanWebSocketProtocol, ws_max_size=settings.ws_max_frame_bytes,
-        ws_ping_interval=settings.ws_ping_interval_seconds, ws_ping_timeout=settings.ws_ping_timeout_seconds,
-        # Frames are small JSON; per-message deflate would cost a zlib context per socket and a
-        # compression per socket per event, which is most of the cost of a fan-out.
-        ws_per_message_deflate=False,
-        # Longer than the 5-second interval legacy pollers use, so they keep their connection.
-        timeout_keep_alive=settings.http_keep_alive_seconds,
-        proxy_headers=True, lifespan="on", access_log=False,
-    )
+    sock = bind_listener(settings.host, settings.port)
+    try:
+        notice = resolve_jwt_secret(settings)
+        app = StartedLifespan(create_app(settings))
+        limits = ConnectionLimits(settings.http_header_timeout_seconds, settings.http_max_header_bytes,
+                                  settings.http_max_connections)
+        config = uvicorn.Config(
+            app, interface="asgi3", lifespan="on", log_level=settings.log_level, http=protocol_for(limits),
+            ws=LeanWebSocketProtocol, ws_max_size=settings.ws_max_frame_bytes,
+            ws_ping_interval=settings.ws_ping_interval_seconds, ws_ping_timeout=settings.ws_ping_timeout_seconds,
+            # Frames are small JSON; per-message deflate would cost a zlib context per socket and a
+            # compression per socket per event, which is most of the cost of a fan-out.
+            ws_per_message_deflate=False,
+            # Longer than the 5-second interval legacy pollers use, so they keep their connection.
+            timeout_keep_alive=settings.http_keep_alive_seconds,
+            proxy_headers=True, access_log=False,
+        )
+        server = uvicorn.Server(config)
+
+        async def run() -> None:
+            await app.enter()  # database and broker: a ConfigurationError ends here, before serving
+            try:
+                if demo:
+                    print("\n".join(await _seed_demo(settings)))
+                if notice:
+                    print(notice, file=sys.stderr)
+                hint = "  (kitchen: /kitchen, sign in: /login)" if demo else ""
+                print(f"Serving on http://{settings.host}:{settings.port}{hint}", flush=True)
+                await server.serve(sockets=[sock])
+            finally:
+                await app.exit()  # already done by uvicorn's shutdown, unless serving never began
+
+        try:
+            with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
+                runner.run(run())
+        except KeyboardInterrupt:
+            # uvicorn re-raises the Ctrl-C it shut down for: a clean stop once it had served.
+            return 0 if server.started else 130
+    finally:
+        sock.close()
+    return 0 if server.started else 1
 
 
 async def _with_database(settings: Settings, work):
@@ -135,26 +230,69 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Settings whose value is never repeated back, even when it is invalid (it may hold a password).
+_UNECHOED = ("secret", "password", "url")
+_NUMBER_ERRORS = {"int_parsing", "int_from_float", "int_type", "float_parsing", "float_type", "finite_number",
+                  "greater_than", "greater_than_equal", "less_than", "less_than_equal"}
+
+
+def _expected_number(name: str) -> str | None:
+    """'a whole number from 1 to 65535' for a numeric setting, from its type and bounds."""
+    field = Settings.model_fields.get(name)
+    if field is None or field.annotation not in (int, float):
+        return None
+    kind = "a whole number" if field.annotation is int else "a number"
+    bounds = {key: getattr(item, key) for item in field.metadata for key in ("ge", "gt", "le", "lt")
+              if getattr(item, key, None) is not None}
+    if "ge" in bounds and "le" in bounds:
+        return f"{kind} from {bounds['ge']} to {bounds['le']}"
+    words = {"ge": "of at least", "gt": "greater than", "le": "of at most", "lt": "less than"}
+    phrases = [f"{words[key]} {value}" for key, value in bounds.items()]
+    return f"{kind} {' and '.join(phrases)}" if phrases else kind
+
+
+def settings_problems(exc: ValidationError) -> list[str]:
+    """One line per invalid setting, naming its environment variable and what it must be."""
+    lines = []
+    for error in exc.errors():
+        name = str(error["loc"][0]) if error["loc"] else ""
+        variable = name.upper()
+        expected = _expected_number(name) if error["type"] in _NUMBER_ERRORS else None
+        if expected:
+            line = f"{variable} must be {expected}"
+        elif error["type"] == "value_error":
+            line = f"{variable}: {error['ctx']['error']}"
+        elif error["msg"].startswith("Input should be "):
+            line = f"{variable} must be {error['msg'].removeprefix('Input should be ')}"
+        else:
+            line = f"{variable}: {error['msg']}"
+        if error["type"] != "value_error" and not any(word in name for word in _UNECHOED):
+            line += f" (got {error.get('input')!r})"
+        lines.append(line + ".")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    settings = Settings()
-    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     try:
-        notice = resolve_jwt_secret(settings)
+        settings = Settings()
+    except ValidationError as exc:
+        for line in settings_problems(exc):
+            print(f"error: {line}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=LOG_LEVELS[settings.log_level], format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return _run(args, settings)
     except ConfigurationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if notice and args.command in ("serve", "demo"):
-        print(notice, file=sys.stderr)
-    if args.command == "serve":
-        serve(settings)
-    elif args.command == "demo":
-        lines = asyncio.run(_with_database(settings, lambda: _seed_demo(settings)))
-        print("\n".join(lines))
-        print(f"Serving on http://{settings.host}:{settings.port}  (kitchen: /kitchen, sign in: /login)")
-        sys.stdout.flush()
-        serve(settings)
-    elif args.command == "create-user":
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command in ("serve", "demo"):
+        return serve(settings, demo=args.command == "demo")
+    resolve_jwt_secret(settings)
+    if args.command == "create-user":
         print(asyncio.run(_with_database(settings, lambda: _create_user(settings, args))))
     elif args.command == "client" and args.client_command == "create":
         print(asyncio.run(_with_database(settings, lambda: _client_create(args.name))))

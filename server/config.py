@@ -12,12 +12,16 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+# uvicorn's log levels ("trace" is its own, below debug).
+LOG_LEVELS = {"critical": 50, "error": 40, "warning": 30, "info": 20, "debug": 10, "trace": 5}
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
 
     orderpulse_env: Literal["development", "production", "test"] = "development"
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: int = Field(8000, ge=1, le=65535)
     data_dir: Path = Path("./var")
     mongodb_url: str | None = None
     mongodb_database: str = "orderpulse"
@@ -25,6 +29,11 @@ class Settings(BaseSettings):
     timezone: str = "Asia/Kolkata"
     log_level: str = "info"
     http_keep_alive_seconds: int = Field(30, ge=1)
+
+    # What one HTTP connection may hold before its request head is read (server/http_protocol.py).
+    http_header_timeout_seconds: float = Field(10, gt=0)
+    http_max_header_bytes: int = Field(32 * 1024, ge=1024)
+    http_max_connections: int = Field(1000, ge=1)
 
     jwt_secret: str | None = None
     jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
@@ -85,6 +94,13 @@ class Settings(BaseSettings):
         except (KeyError, ValueError):
             raise ValueError(f"unknown time zone {value!r}") from None
         return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_log_level(cls, value: str) -> str:
+        if value.lower() not in LOG_LEVELS:
+            raise ValueError(f"unknown log level {value!r}; use one of {', '.join(LOG_LEVELS)}")
+        return value.lower()
 
     @property
     def zone(self) -> ZoneInfo:

@@ -30,6 +30,11 @@ METHOD_NOT_ALLOWED = "Method not allowed."
 INTERNAL_ERROR = "Internal server error."
 DATABASE_UNAVAILABLE = "Service temporarily unavailable. Please retry."
 
+# Connection limits, answered by the HTTP protocol before any route (server/http_protocol.py).
+HEADERS_TOO_LARGE = "Request line and headers too large: at most {limit} bytes."
+HEADERS_TIMEOUT = "Request headers not received within {seconds} s."
+TOO_MANY_CONNECTIONS = "The server is at its limit of {limit} open connections; retry shortly."
+
 # Field rules (server/http/body.py), SSE resume.
 FIELD_UNSAFE_CHARACTERS = "{field} must not contain control or bidirectional formatting characters."
 FIELD_NOT_EMAIL = "{field} must be a valid email address."

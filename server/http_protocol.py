@@ -1,0 +1,286 @@
+"""uvicorn's httptools protocol, bounded in what one connection may hold before its request is read.
+
+uvicorn has no setting for these with httptools (`h11_max_incomplete_event_size` is h11's, and
+`limit_concurrency` counts WebSockets too and is only checked once a head is complete):
+
+- **Header deadline.** A connection that has not completed its request head within
+  `HTTP_HEADER_TIMEOUT_SECONDS` of connecting (or, on a kept-alive connection, of the head's first
+  byte) is closed: silently if it sent nothing, with `408` if it sent part of a head. The idle
+  time between requests stays uvicorn's keep-alive timeout, and bodies are not timed here. All
+  deadlines of a server share one timer.
+- **Header size.** At most `HTTP_MAX_HEADER_BYTES` of request line and headers reach the parser
+  (httptools buffers a header line until it ends); past that the answer is `431`.
+- **Connections.** Past `HTTP_MAX_CONNECTIONS` open HTTP connections (upgraded WebSockets are
+  not counted), a new connection's first request is answered `503` with `Retry-After` and the
+  connection closed, so the ones already open keep working.
+
+A refused connection gets its answer, then a half-close; what the client still sends is read and
+dropped for a moment (up to `LINGER_SECONDS` or `LINGER_BYTES`) so that closing with unread input
+does not reset the connection before the client has read the answer.
+
+Written against uvicorn 0.54's `HttpToolsProtocol`; `protocol_for` falls back to uvicorn's own
+protocol, with one warning, when the installed uvicorn is not the one this was written for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http
+import inspect
+import logging
+import math
+import sys
+import weakref
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from server.domain import messages
+
+log = logging.getLogger("orderpulse.http")
+
+try:
+    import uvicorn
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+except ImportError:  # pragma: no cover - uvicorn[standard] installs httptools
+    uvicorn = None  # type: ignore[assignment]
+    HttpToolsProtocol = asyncio.Protocol  # type: ignore[assignment,misc]
+
+TESTED_UVICORN = "0.54"
+LINGER_SECONDS = 2.0
+LINGER_BYTES = 1024 * 1024
+FULL_WARNING_EVERY_SECONDS = 60.0
+UNBOUNDED = sys.maxsize
+
+# Methods overridden or called here, with the parameters this module passes or receives.
+_EXPECTED_METHODS = {
+    "__init__": ["self", "config", "server_state", "app_state", "_loop"],
+    "connection_made": ["self", "transport"],
+    "connection_lost": ["self", "exc"],
+    "data_received": ["self", "data"],
+    "on_message_begin": ["self"],
+    "on_headers_complete": ["self"],
+    "on_message_complete": ["self"],
+    "handle_websocket_upgrade": ["self"],
+}
+
+
+@dataclass(frozen=True)
+class ConnectionLimits:
+    header_timeout: float
+    max_header_bytes: int
+    max_connections: int
+
+
+class ConnectionGuard:
+    """The HTTP connections of one uvicorn server: those open, and the deadlines of unread heads."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, limits: ConnectionLimits) -> None:
+        self.loop = loop
+        self.limits = limits
+        self.open: set[GuardedHttpToolsProtocol] = set()
+        # Deadline per connection; insertion order is deadline order, since every deadline is
+        # "now + the same timeout", so expiry walks from the front and stops at the first not due.
+        self.heads: dict[GuardedHttpToolsProtocol, float] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._warned_full_at = -math.inf
+
+    def expect_head(self, protocol: GuardedHttpToolsProtocol) -> None:
+        if protocol in self.heads:
+            return
+        deadline = self.loop.time() + self.limits.header_timeout
+        self.heads[protocol] = deadline
+        if self._timer is None:
+            self._timer = self.loop.call_at(deadline, self._expire)
+
+    def head_done(self, protocol: GuardedHttpToolsProtocol) -> None:
+        self.heads.pop(protocol, None)
+
+    def forget(self, protocol: GuardedHttpToolsProtocol) -> None:
+        self.open.discard(protocol)
+        self.heads.pop(protocol, None)
+
+    def note_full(self) -> None:
+        now = self.loop.time()
+        if now - self._warned_full_at >= FULL_WARNING_EVERY_SECONDS:
+            self._warned_full_at = now
+            log.warning("%d HTTP connections open (HTTP_MAX_CONNECTIONS): new connections are answered 503",
+                        self.limits.max_connections)
+
+    def _expire(self) -> None:
+        self._timer = None
+        now = self.loop.time() + 0.001  # a timer may fire a clock tick early
+        overdue = []
+        for protocol, deadline in self.heads.items():
+            if deadline > now:
+                break
+            overdue.append(protocol)
+        for protocol in overdue:
+            del self.heads[protocol]
+            protocol.head_overdue()
+        if self.heads:
+            self._timer = self.loop.call_at(next(iter(self.heads.values())), self._expire)
+
+
+_guards: weakref.WeakKeyDictionary[Any, ConnectionGuard] = weakref.WeakKeyDictionary()
+
+
+def _status_line(status: int) -> bytes:
+    return f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}\r\n".encode()
+
+
+def _error_body(message: str) -> bytes:
+    return orjson.dumps({"success": False, "message": message})
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):  # type: ignore[misc,valid-type]
+    """`HttpToolsProtocol` with a header deadline, a header size limit and a connection limit."""
+
+    limits: ConnectionLimits  # set on the subclass `protocol_for` makes
+
+    def __init__(self, config: Any, server_state: Any, app_state: dict[str, Any],
+                 _loop: asyncio.AbstractEventLoop | None = None) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        guard = _guards.get(server_state)
+        if guard is None:
+            guard = _guards[server_state] = ConnectionGuard(self.loop, self.limits)
+        self.guard = guard
+        self.heads = guard.heads
+        self.max_head = self.limits.max_header_bytes
+        # Bytes the current request head may still use; unbounded while no head is being read.
+        # One counter keeps the per-request cost of the checks to a comparison.
+        self.head_room = self.max_head
+        self.over_limit = False
+        self.upgraded = False
+        self.refused = False
+        self.dropped_bytes = 0
+        self.linger_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        guard = self.guard
+        guard.open.add(self)
+        if len(guard.open) > self.limits.max_connections:
+            self.over_limit = True
+            self.app = self._answer_busy  # uvicorn runs it for this connection's first request
+            guard.note_full()
+        guard.expect_head(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.guard.forget(self)
+        if self.linger_timer is not None:
+            self.linger_timer.cancel()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if len(data) <= self.head_room:
+            self.head_room -= len(data)
+            HttpToolsProtocol.data_received(self, data)
+        else:
+            self._data_past_head_room(data)
+
+    def _data_past_head_room(self, data: bytes) -> None:
+        if self.refused:
+            self.dropped_bytes += len(data)
+            if self.dropped_bytes > LINGER_BYTES:
+                self.transport.close()
+            return
+        # More than the head may hold: let the parser see only what fits, and the rest only if
+        # the head ended within it (a body, or the next pipelined request).
+        fits, self.head_room = self.head_room, 0
+        if fits:
+            HttpToolsProtocol.data_received(self, data[:fits])
+        if self.upgraded or self.refused or self.transport.is_closing():
+            return
+        if self.head_room == 0:
+            self.refuse(431, messages.HEADERS_TOO_LARGE.format(limit=self.max_head))
+            return
+        self.data_received(data[fits:])
+
+    def on_message_begin(self) -> None:
+        HttpToolsProtocol.on_message_begin(self)
+        if self not in self.heads:
+            self.guard.expect_head(self)
+
+    def on_headers_complete(self) -> None:
+        self.head_room = UNBOUNDED
+        self.heads.pop(self, None)
+        HttpToolsProtocol.on_headers_complete(self)
+
+    def on_message_complete(self) -> None:
+        self.head_room = self.max_head
+        HttpToolsProtocol.on_message_complete(self)
+
+    def handle_websocket_upgrade(self) -> None:
+        self.upgraded = True
+        self.guard.forget(self)
+        if self.over_limit:
+            self.refuse(503, messages.TOO_MANY_CONNECTIONS.format(limit=self.limits.max_connections),
+                        [(b"retry-after", b"1")])
+            return
+        super().handle_websocket_upgrade()
+
+    def head_overdue(self) -> None:
+        """The header deadline passed: close, with `408` if part of a head arrived."""
+        if self.transport.is_closing():
+            return
+        if self.head_room < self.max_head:
+            self.refuse(408, messages.HEADERS_TIMEOUT.format(seconds=f"{self.limits.header_timeout:g}"))
+        elif self.cycle is not None and not self.cycle.response_complete:
+            self.cycle.keep_alive = False  # a pipelined head that never came: close after this answer
+        else:
+            self.transport.close()
+
+    def refuse(self, status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+        """Answer `status` and close; input is dropped from now on."""
+        self.refused = True
+        self.head_room = -1  # every read takes the slow path, which drops it
+        self.guard.heads.pop(self, None)
+        if self.cycle is not None and not self.cycle.response_complete:
+            # An earlier response is still being written (pipelining): end the connection after it.
+            self.cycle.keep_alive = False
+            return
+        body = _error_body(message)
+        head = [_status_line(status)]
+        for name, value in [*self.server_state.default_headers, *(headers or []),
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()), (b"connection", b"close")]:
+            head += [name, b": ", value, b"\r\n"]
+        self.transport.write(b"".join([*head, b"\r\n", body]))
+        if not self.transport.can_write_eof():
+            self.transport.close()
+            return
+        self.transport.write_eof()
+        self.linger_timer = self.loop.call_later(LINGER_SECONDS, self.transport.close)
+
+    async def _answer_busy(self, scope: Any, receive: Any, send: Any) -> None:
+        body = _error_body(messages.TOO_MANY_CONNECTIONS.format(limit=self.limits.max_connections))
+        await send({"type": "http.response.start", "status": 503, "headers": [
+            (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+            (b"retry-after", b"1"), (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": body})
+
+
+def incompatibility(base: type | None = HttpToolsProtocol, version: str | None = None) -> str | None:
+    """Why `GuardedHttpToolsProtocol` cannot run on this uvicorn, or None when it can."""
+    version = version if version is not None else getattr(uvicorn, "__version__", "")
+    if base is None or base is asyncio.Protocol:
+        return "uvicorn's httptools protocol is not installed"
+    if version.split(".")[:2] != TESTED_UVICORN.split("."):
+        return f"uvicorn {version} is installed, server/http_protocol.py is written for {TESTED_UVICORN}.x"
+    for name, parameters in _EXPECTED_METHODS.items():
+        method = getattr(base, name, None)
+        if method is None or list(inspect.signature(method).parameters) != parameters:
+            return f"uvicorn's HttpToolsProtocol.{name} is not the one server/http_protocol.py expects"
+    return None
+
+
+def protocol_for(limits: ConnectionLimits, base: type | None = HttpToolsProtocol,
+                 version: str | None = None) -> type[asyncio.Protocol] | str:
+    """The protocol class to give uvicorn as `http=`; uvicorn's own, with one warning, if ours cannot run."""
+    problem = incompatibility(base, version)
+    if problem is not None:
+        log.warning("%s: the header deadline, header size and connection limits are off", problem)
+        return "auto"
+    return type("OrderPulseHttpProtocol", (GuardedHttpToolsProtocol,), {"limits": limits})

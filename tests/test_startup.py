@@ -1,0 +1,129 @@
+"""Start-up as a new user meets it: the real command line, run with bad settings, ends in one clear
+`error:` line on stderr and exit code 2 within 10 s, before anything is started or seeded."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from server.cli import settings_problems
+from server.config import Settings
+from server.embedded_mongo import free_loopback_port
+from tests.harness import TEST_JWT_SECRET, ServerProcess
+
+START_UP_BUDGET = 10  # seconds: the brief's bound for a failed start, not a speed measurement
+
+
+def _environment(tmp_path, **settings: str) -> dict[str, str]:
+    """This process's environment without any OrderPulse setting, plus `settings`."""
+    names = {name.upper() for name in Settings.model_fields}
+    base = {key: value for key, value in os.environ.items() if key.upper() not in names}
+    return {**base, "JWT_SECRET": TEST_JWT_SECRET, "DATA_DIR": str(tmp_path / "data"), "LOG_LEVEL": "info",
+            **settings}
+
+
+def _run(tmp_path, command: str, **settings: str) -> subprocess.CompletedProcess[str]:
+    # Run outside the repository, so that a developer's `.env` cannot change the settings.
+    return subprocess.run([sys.executable, "-m", "server", command], cwd=tmp_path, capture_output=True,
+                          text=True, env=_environment(tmp_path, **settings), timeout=START_UP_BUDGET)
+
+
+def _the_one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "Serving on" not in result.stdout
+    return lines[0]
+
+
+def test_a_port_that_is_not_a_number_is_named_in_one_line(tmp_path):
+    result = _run(tmp_path, "serve", PORT="abc")
+    assert _the_one_error_line(result) == "error: PORT must be a whole number from 1 to 65535 (got 'abc')."
+
+
+def test_a_port_out_of_range_is_refused_instead_of_serving_on_another(tmp_path):
+    result = _run(tmp_path, "serve", PORT="99999")
+    assert _the_one_error_line(result) == "error: PORT must be a whole number from 1 to 65535 (got '99999')."
+
+
+def test_every_bad_setting_gets_one_line_naming_its_variable(tmp_path):
+    result = _run(tmp_path, "demo", PORT="abc", HTTP_KEEP_ALIVE_SECONDS="0", ORDERPULSE_ENV="prod",
+                  LOG_LEVEL="loud", HTTP_HEADER_TIMEOUT_SECONDS="soon")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert sorted(result.stderr.splitlines()) == [
+        "error: HTTP_HEADER_TIMEOUT_SECONDS must be a number greater than 0 (got 'soon').",
+        "error: HTTP_KEEP_ALIVE_SECONDS must be a whole number of at least 1 (got '0').",
+        "error: LOG_LEVEL: unknown log level 'loud'; use one of critical, error, warning, info, debug, trace.",
+        "error: ORDERPULSE_ENV must be 'development', 'production' or 'test' (got 'prod').",
+        "error: PORT must be a whole number from 1 to 65535 (got 'abc').",
+    ]
+
+
+def test_a_bad_setting_in_a_url_or_secret_is_named_without_its_value():
+    class Probe(BaseModel):
+        mongodb_url: int
+        jwt_secret: int
+
+    try:
+        Probe(mongodb_url="mongodb://ops:hunter22@db1/orderpulse", jwt_secret="s3cret-value")
+    except ValidationError as exc:
+        lines = settings_problems(exc)
+    assert [line.split()[0] for line in lines] == ["MONGODB_URL", "JWT_SECRET"]
+    assert not any("hunter22" in line or "s3cret" in line for line in lines)
+
+
+def test_a_second_demo_on_a_taken_port_stops_before_starting_a_database_or_seeding(tmp_path, mongo):
+    first = ServerProcess({"MONGODB_URL": mongo.url, "MONGODB_DATABASE": "taken_port"}, tmp_path / "first").start()
+    try:
+        result = _run(tmp_path, "demo", PORT=str(first.port))
+        assert _the_one_error_line(result) == (
+            f"error: port {first.port} on 127.0.0.1 is already in use; set PORT to a free port.")
+        assert not (tmp_path / "data" / "mongo").exists(), "no embedded database may start"
+        assert result.stdout == "", "no demo credentials: nothing was seeded"
+        assert httpx.get(f"{first.url}/healthz").status_code == 200
+    finally:
+        first.stop()
+
+
+def test_a_host_that_is_not_this_machine_is_named_in_one_line(tmp_path):
+    result = _run(tmp_path, "serve", HOST="192.0.2.1", PORT=str(free_loopback_port()))  # TEST-NET-1
+    assert _the_one_error_line(result) == ("error: HOST 192.0.2.1 is not an address of this machine; set HOST "
+                                           "to one of its addresses, such as 127.0.0.1 or 0.0.0.0.")
+
+
+def test_an_unreachable_database_during_start_up_is_one_line_and_nothing_is_served(tmp_path):
+    nothing_there = free_loopback_port()
+    port = free_loopback_port()
+    result = _run(tmp_path, "demo", PORT=str(port), MONGODB_URL=f"mongodb://127.0.0.1:{nothing_there}/orderpulse")
+    line = _the_one_error_line(result)
+    assert line.startswith("error: ") and "MONGODB_URL" in line
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", port)) != 0, "the port is released"
+
+
+def test_the_demo_starts_one_embedded_database_and_says_serving_once_it_listens(tmp_path):
+    port = free_loopback_port()
+    process = subprocess.Popen([sys.executable, "-m", "server", "demo"], cwd=tmp_path, text=True,
+                               env=_environment(tmp_path, PORT=str(port)),
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        seen = []
+        for line in process.stdout:
+            seen.append(line)
+            if line.startswith("Serving on"):
+                break
+        assert seen and seen[-1].startswith(f"Serving on http://127.0.0.1:{port}"), "".join(seen)
+        # Right away, with no retry: the port was bound before the line was printed.
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+        text = "".join(seen)
+        assert text.count("embedded MongoDB") == 1, text
+        assert "staff@orderpulse.demo" in text
+    finally:
+        process.terminate()
+        process.wait(15)
