@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import IO
 
+from server import metrics
 from server.config import ConfigurationError
 
 log = logging.getLogger("orderpulse.embedded_mongo")
@@ -229,6 +230,7 @@ class EmbeddedMongo:
                     continue
                 log.warning("embedded MongoDB (nx-27017) %s; restarted on %s after %.1f s (restart %d)",
                             cause, self.url, time.monotonic() - died, self.restarts)
+                metrics.EMBEDDED_MONGO_RESTARTS.inc()
                 delay = min(delay * 2, RESTART_MAX_DELAY_SECONDS)
                 break
 

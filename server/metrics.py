@@ -23,6 +23,8 @@ BROKER_CHANNELS = Gauge("orderpulse_broker_channels", "Broker channels this proc
 EVENTS_FANNED_OUT = Counter("orderpulse_events_fanned_out_total", "Event frames queued to sockets.")
 EVENTS_COALESCED = Counter("orderpulse_events_coalesced_total", "Queued frames replaced by a newer state.")
 EVENTS_DROPPED = Counter("orderpulse_events_dropped_total", "Frames not delivered (stale version or closed socket).")
+EMBEDDED_MONGO_RESTARTS = Counter("orderpulse_embedded_mongo_restarts_total",
+                                  "Embedded nx-27017 children restarted after they died.")
 BROKER_RECONNECTS = Counter("orderpulse_broker_reconnects_total", "Broker connections re-established.")
 FANOUT_SECONDS = Histogram(
     "orderpulse_fanout_seconds", "Time to fan out one event: write or queue it for every local subscriber.",

@@ -16,7 +16,7 @@ import pymongo
 from beanie import init_beanie
 from pymongo import AsyncMongoClient
 from pymongo.errors import ConfigurationError as PyMongoConfigurationError
-from pymongo.errors import ConnectionFailure, ExecutionTimeout, PyMongoError
+from pymongo.errors import PyMongoError
 
 from server.config import ConfigurationError, Settings, resolve_jwt_secret
 from server.domain.trust import TrustPolicy
@@ -29,6 +29,7 @@ from server.services.accounts import AccountService
 from server.services.deadlines import DeadlineEnforcer
 from server.services.login_throttle import LoginThrottle
 from server.services.orders import OrderService
+from server.services.outage import UNREACHABLE
 from server.services.publishing import ChangePublisher, OutboxRelay
 from server.services.ratelimit import PollRateLimiter
 from server.services.snapshots import OrderSnapshotCache
@@ -89,7 +90,7 @@ async def _reach(client: AsyncMongoClient, url: str, settings: Settings) -> None
             with pymongo.timeout(max(remaining, 0.1)):
                 await client.admin.command("ping")
             return
-        except (ConnectionFailure, ExecutionTimeout) as exc:
+        except UNREACHABLE as exc:
             if time.monotonic() < deadline:
                 # A server that is only slow to answer its first hello gets the whole budget.
                 await asyncio.sleep(0.1)

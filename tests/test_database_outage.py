@@ -137,6 +137,7 @@ def test_a_killed_embedded_database_is_reaped_and_restarted_on_the_same_port(tmp
         # The same client reconnects to the same data: the account made before the kill signs in.
         wait_until(lambda: logged_in(server.url, "kept@campus.test"), 30, "sign-in after the restart")
         assert httpx.get(f"{server.url}/readyz", timeout=5).status_code == 200
+        assert "orderpulse_embedded_mongo_restarts_total 1.0" in httpx.get(f"{server.url}/metrics", timeout=5).text
         log = server.log_path.read_text()
         restarts = re.findall(rf"killed by SIGKILL; restarted on mongodb://127\.0\.0\.1:{port} .*\n(.*)",
                               log, re.MULTILINE)

@@ -8,7 +8,6 @@ import logging
 import time
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pymongo.errors import ConnectionFailure, ExecutionTimeout
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -16,13 +15,10 @@ from starlette.routing import Route
 from server.domain import messages
 from server.http.openapi import openapi_document
 from server.http.responses import JSONResponse, failure
+from server.services.outage import UNREACHABLE
 
 log = logging.getLogger("orderpulse")
 
-# What the driver raises when MongoDB is not there in time: a closed or refused connection, no
-# server within the selection timeout, a socket or operation timeout (all ConnectionFailure), or
-# a server-side time limit. Any other PyMongoError is a bug and stays a 500.
-DATABASE_UNREACHABLE: tuple[type[Exception], ...] = (ConnectionFailure, ExecutionTimeout)
 RETRY_AFTER_SECONDS = 2
 OUTAGE_LOG_INTERVAL_SECONDS = 10.0
 _last_outage_log = 0.0
@@ -43,7 +39,7 @@ async def database_unavailable(request: Request, exc: Exception):
 
 def database_outage_handlers() -> dict[type[Exception], object]:
     """The Starlette `exception_handlers` entries that turn an unreachable database into a 503."""
-    return dict.fromkeys(DATABASE_UNREACHABLE, database_unavailable)
+    return dict.fromkeys(UNREACHABLE, database_unavailable)
 
 
 async def healthz(request: Request):

@@ -19,13 +19,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
-from pymongo.errors import ConnectionFailure, ExecutionTimeout
 
 from server import metrics
 from server.config import Settings
 from server.domain.clock import as_utc, utcnow
 from server.domain.lifecycle import CancellationReason, OrderStatus, PaymentStatus
 from server.models import Order
+from server.services.outage import UNREACHABLE, OutageLog
 from server.services.publishing import ChangePublisher
 
 log = logging.getLogger("orderpulse.deadlines")
@@ -92,7 +92,7 @@ class DeadlineEnforcer:
         self._resync_due = 0.0
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
-        self._database_down = False
+        self._outage = OutageLog(log, "deadline pass")
 
     def start(self) -> None:
         self._stopping = False
@@ -189,16 +189,11 @@ class DeadlineEnforcer:
                 now = utcnow()
                 await self.enforce_due(now)
                 delay = await self._seconds_until_next(now)
-                if self._database_down:
-                    self._database_down = False
-                    log.warning("deadline passes resumed: the database answers again")
+                self._outage.succeeded()
             except asyncio.CancelledError:
                 raise
-            except (ConnectionFailure, ExecutionTimeout) as exc:
-                if not self._database_down:  # one line per outage, not a traceback a second
-                    self._database_down = True
-                    log.warning("deadline pass failed: database unreachable (%s); retrying every %.0f s",
-                                type(exc).__name__, RETRY_SECONDS)
+            except UNREACHABLE as exc:
+                self._outage.failed(exc, RETRY_SECONDS)
                 delay = RETRY_SECONDS
             except Exception:
                 log.exception("deadline pass failed; retrying in 1 s")

@@ -19,6 +19,7 @@ from pymongo import UpdateOne
 
 from server import metrics
 from server.domain.clock import utcnow
+from server.services.outage import UNREACHABLE, OutageLog
 from server.models import Order
 from server.realtime.broker import Broker
 from server.realtime.events import encode_change, order_channel, store_channel
@@ -87,6 +88,7 @@ class OutboxRelay:
         self._publisher = publisher
         self._after = timedelta(seconds=after_seconds)
         self._task: asyncio.Task[None] | None = None
+        self._outage = OutageLog(log, "outbox relay pass")
         self._stopping = False
 
     def start(self) -> None:
@@ -138,7 +140,10 @@ class OutboxRelay:
                     await self.relay_once()
                 else:
                     await self._publisher.clear_published_marks()
+                self._outage.succeeded()
             except asyncio.CancelledError:
                 raise
+            except UNREACHABLE as exc:
+                self._outage.failed(exc, interval)
             except Exception:
                 log.exception("outbox relay pass failed")
