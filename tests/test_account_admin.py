@@ -13,6 +13,7 @@ import uvicorn
 
 from server.embedded_mongo import free_loopback_port
 from server.realtime.wsprotocol import LeanWebSocketProtocol
+from tests.harness import RedisServer
 from tests.realtime.conftest import Deployment, Watcher, deployment_env, until
 from tests.support import PASSWORD, Api
 
@@ -267,3 +268,22 @@ async def test_concurrent_requests_of_one_caller_share_one_read_of_the_user(api_
                                         for _ in range(20)))
     assert {p.user_id for p in principals} == {customer.id}
     assert reads.count - before == 1
+
+
+async def test_sockets_of_a_process_that_missed_the_change_close_once_redis_is_back(mongo, tmp_path):
+    redis = RedisServer(tmp_path / "redis").start()
+    try:
+        async with two_servers(mongo, redis, tmp_path / "servers") as (deployment, on_a, on_b, admin, b):
+            customer = await on_b.customer()
+            socket = await Watcher.open(b.ws_url)
+            await socket.send({"type": "auth", "token": customer.access_token})
+            assert (await socket.ask({"type": "ping"}))["type"] == "pong"
+            redis.kill()
+            # A cannot tell B: the change message is lost, not queued.
+            assert (await disable(on_a, admin, customer.id)).status_code == 200
+            await until(lambda: _refused(on_b, customer), timeout=5, message="B to refuse the token")
+            assert not socket.closed
+            redis.start()  # same port: B reconnects and re-reads the accounts of its sockets
+            assert await socket.wait_closed(timeout=20) == 4401
+    finally:
+        redis.kill()
