@@ -14,6 +14,8 @@ from pydantic import ValidationError
 
 from server.config import LOG_LEVELS, ConfigurationError, Settings, resolve_jwt_secret
 
+SHUTDOWN_GRACE_SECONDS = 3  # plus the runtime's own bounded stop: SIGTERM ends well within 10 s
+
 DEMO_PASSWORDS = {
     "admin": ("Demo Admin", "admin@orderpulse.demo", "admin-demo-1"),
     "staff": ("Kavya Staff", "staff@orderpulse.demo", "staff-demo-1"),
@@ -108,6 +110,9 @@ def serve(settings: Settings, *, demo: bool = False) -> int:
             ws_per_message_deflate=False,
             # Longer than the 5-second interval legacy pollers use, so they keep their connection.
             timeout_keep_alive=settings.http_keep_alive_seconds,
+            # An event stream never ends by itself: without a bound, one open stream held SIGTERM
+            # for good. Streams still open after this are cancelled; the runtime then stops.
+            timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
             proxy_headers=True, access_log=False,
         )
         server = uvicorn.Server(config)

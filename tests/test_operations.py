@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -10,11 +11,13 @@ import time
 
 import httpx
 import pytest
+import websockets
 from pymongo import MongoClient
 
 from server.config import ConfigurationError, Settings, resolve_jwt_secret
 from server.embedded_mongo import EmbeddedMongo
 from tests.harness import REPO, ServerProcess, create_user_cli
+from tests.support import PASSWORD, Api
 
 
 def test_embedded_mongo_starts_answers_and_stops(tmp_path):
@@ -66,6 +69,26 @@ def test_server_shuts_down_cleanly_on_sigterm(tmp_path, mongo):
     server = ServerProcess({"MONGODB_URL": mongo.url, "MONGODB_DATABASE": "sigterm"}, tmp_path).start()
     server.process.send_signal(signal.SIGINT)
     assert server.wait_exit(15) == 0
+
+
+async def test_sigterm_ends_the_server_within_10_s_with_an_event_stream_and_a_socket_open(tmp_path, mongo):
+    env = {"MONGODB_URL": mongo.url, "MONGODB_DATABASE": "sigterm_streams"}
+    server = ServerProcess(env, tmp_path).start()
+    await asyncio.to_thread(create_user_cli, env, role="admin", email="ops-sigterm@campus.test",
+                            password=PASSWORD, name="Ops")
+    async with httpx.AsyncClient(base_url=server.url, timeout=20) as client:
+        api = Api(client)
+        store = await api.store(await api.login("ops-sigterm@campus.test"))
+        customer = await api.customer()
+        order = await api.place_order(customer, store)
+        async with client.stream("GET", f"/api/orders/{order['id']}/events", headers=customer.headers) as stream:
+            assert stream.status_code == 200
+            async with websockets.connect(f"{server.ws_url}?token={customer.access_token}"):
+                started = time.monotonic()
+                server.process.send_signal(signal.SIGTERM)
+                await asyncio.to_thread(server.wait_exit, 15)
+                # Real time on purpose: the contract is an exit within 10 s of SIGTERM.
+                assert time.monotonic() - started < 10
 
 
 def test_production_refuses_to_start_without_a_secret(tmp_path):
