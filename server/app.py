@@ -43,17 +43,15 @@ async def http_error(request: Request, exc: Exception):
     if exc.status_code == 405:
         # Starlette names only the methods of the first route that matched the path; a path
         # served by several routes (GET and POST /api/orders) accepts the union of them.
-        headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(request.app, request.url.path))}
+        headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(request.app, request.scope["path"]))}
     return await api_error(request, ApiError(exc.status_code, message, headers=headers))
 
 
 def allowed_methods(app: Starlette, path: str) -> list[str]:
-    """Every method some HTTP route of the app accepts on `path`, sorted."""
-    methods: set[str] = set()
-    for route in app.router.routes:
-        if isinstance(route, Route) and route.methods and route.path_regex.match(path):
-            methods |= route.methods
-    return sorted(methods)
+    """The methods of every route with the template that first matches `path`, sorted: the
+    literal `/api/orders/checkout-session` is POST only, though `/api/orders/{order_id}` matches it."""
+    routes = [r for r in app.router.routes if isinstance(r, Route) and r.methods and r.path_regex.match(path)]
+    return sorted({m for r in routes if r.path == routes[0].path for m in r.methods or ()}) if routes else []
 
 
 class RequestEdge:

@@ -17,7 +17,7 @@ from tests.harness import ServerProcess, drop_database
 UNSAFE = "must not contain control or bidirectional formatting characters."
 # NUL, escape, DEL, a C1 control, right-to-left override, isolate, mark, line separator.
 UNSAFE_SAMPLES = ["Tea\x00", "Te\x1ba", "Tea\x7f", "Tea\x85x", "Tea \u202eaeT", "a\u2066b\u2069", "a\u200fb",
-                  "a\u2028b", "two\nlines"]
+                  "a\u2028b", "two\nlines", "\tTea", "Tea\n"]
 
 
 async def test_unicode_digits_are_not_numbers(api):

@@ -97,11 +97,12 @@ class Fields:
             return None
         if not isinstance(value, str):
             raise ApiError(400, f"{name} must be a string.")
-        value = value.strip()
         if multiline:
             value = value.replace("\r\n", "\n")
+        # Checked before trimming: a tab or newline at either end is refused like one inside.
         if has_unsafe_characters(value, multiline=multiline):
             raise ApiError(400, messages.FIELD_UNSAFE_CHARACTERS.format(field=name))
+        value = value.strip()
         if len(value) > max_length:
             raise ApiError(400, f"{name} must be at most {max_length} characters.")
         if choices is not None and value not in choices:

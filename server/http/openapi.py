@@ -6,6 +6,9 @@ from functools import cache
 from typing import Any
 
 from server.domain.lifecycle import CancellationReason, OrderStatus, PaymentStatus
+from server.domain.money import MAX_PRICE_PAISE
+from server.models.user import ROLES
+from server.services.orders import MAX_CART_LINES
 
 STR = {"type": "string"}
 NSTR = {"type": ["string", "null"]}
@@ -15,6 +18,46 @@ BOOL = {"type": "boolean"}
 INT = {"type": "integer"}
 MONEY = {"type": "number", "minimum": 0}
 OID = {"type": "string", "pattern": "^[0-9a-f]{24}$"}
+
+# What `Fields.string` (server/http/body.py) accepts: no control or bidirectional-formatting
+# character anywhere, and one character that trimming keeps. Lengths count the text as sent.
+_UNSAFE = "\\u0000-\\u001f\\u007f-\\u009f\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069\\u2028\\u2029"
+_UNSAFE_MULTILINE = _UNSAFE.replace("\\u0000-\\u001f", "\\u0000-\\u0009\\u000b-\\u001f")
+_SPACES = " \\u00a0\\u1680\\u2000-\\u200a\\u202f\\u205f\\u3000"
+
+
+def text(max_length: int, *, multiline: bool = False) -> dict[str, Any]:
+    """A required text field of at most `max_length` characters."""
+    unsafe = _UNSAFE_MULTILINE if multiline else _UNSAFE
+    spaces = _SPACES + ("\\n" if multiline else "")
+    return {"type": "string", "minLength": 1, "maxLength": max_length,
+            "pattern": f"^[^{unsafe}]*[^{unsafe}{spaces}][^{unsafe}]*$"}
+
+
+def optional_text(max_length: int, *, multiline: bool = False) -> dict[str, Any]:
+    """An optional text field: blank or null means not given."""
+    unsafe = _UNSAFE_MULTILINE if multiline else _UNSAFE
+    return {"type": ["string", "null"], "maxLength": max_length, "pattern": f"^[^{unsafe}]*$"}
+
+
+def bounded(minimum: int, maximum: int) -> dict[str, Any]:
+    return {"type": "integer", "minimum": minimum, "maximum": maximum}
+
+
+EMAIL = {"type": "string", "format": "email", "maxLength": 254}
+PASSWORD = {**text(200), "minLength": 8}
+PRICE = {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_PRICE_PAISE // 100, "multipleOf": 0.01}
+TRANSACTION_ID = {"type": ["string", "null"], "pattern": "^([A-Za-z0-9]{8,40})?$",
+                  "description": "UPI transaction id; blank or null when not known yet"}
+IGNORED = {"description": "ignored for this role"}
+DEFAULT_TRUE = {"type": ["boolean", "null"], "description": "null or absent: true"}
+UNCHANGED = "null or absent: unchanged"
+SSE_EVENT = {"type": "object", "required": ["data"], "description": "one event of the stream (REALTIME.md)",
+             "properties": {"event": {"enum": ["snapshot", "order"]}, "id": {"type": "string", "pattern": "^[0-9]+$"},
+                            "data": {"type": "string", "description": "a JSON object"}}}
+SSE_STREAM = {"description": "text/event-stream", "content": {"text/event-stream": {"schema": SSE_EVENT}}}
+PAGE = {"name": "page", "in": "query", "schema": bounded(1, 10_000)}
+LIMIT = {"name": "limit", "in": "query", "schema": bounded(1, 100)}
 
 
 def ref(name: str) -> dict[str, str]:
@@ -39,6 +82,8 @@ def envelope(data: dict[str, Any], message: bool = False) -> dict[str, Any]:
 ORDER_STATUS = {"type": "string", "enum": [s.value for s in OrderStatus]}
 PAYMENT_STATUS = {"type": "string", "enum": [s.value for s in PaymentStatus]}
 REASON = {"type": ["string", "null"], "enum": [r.value for r in CancellationReason] + [None]}
+_STATUS_NAME = "|".join(s.value for s in OrderStatus)
+STATUS_LIST = {"type": "string", "pattern": f"^({_STATUS_NAME})?(,({_STATUS_NAME})?)*$"}
 
 LEAN = {
     "id": OID, "orderNumber": STR, "orderStatus": ORDER_STATUS, "paymentStatus": PAYMENT_STATUS,
@@ -119,12 +164,12 @@ COMMON = {"400": _error("Bad input"), "401": _error("No, invalid or expired toke
 
 
 def op(summary: str, responses: dict[str, Any], *, auth: bool = True, body: dict[str, Any] | None = None,
-       params: list[dict[str, Any]] | None = None, tag: str = "orders") -> dict[str, Any]:
+       params: list[dict[str, Any]] | None = None, tag: str = "orders", body_required: bool = True) -> dict[str, Any]:
     operation: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": responses}
     if auth:
         operation["security"] = AUTH
     if body is not None:
-        operation["requestBody"] = _body(body)
+        operation["requestBody"] = {**_body(body), "required": body_required}
     if params:
         operation["parameters"] = params
     return operation
@@ -134,7 +179,7 @@ def ok(schema: dict[str, Any], description: str = "OK", message: bool = False) -
     return {"description": description, **_json(envelope(schema, message))}
 
 
-CREDENTIALS = obj({"email": STR, "password": STR})
+CREDENTIALS = obj({"email": text(254), "password": {"type": "string", "minLength": 1, "maxLength": 200}})
 ORDER_NOT_FOUND = {"404": _error("Order not found")}
 CONFLICT = {"409": _error("Conflict: the order changed, or the request does not fit its state")}
 PARTNER_ERRORS = {code: {"description": text, **_json(ref("PartnerError"))} for code, text in {
@@ -142,7 +187,8 @@ PARTNER_ERRORS = {code: {"description": text, **_json(ref("PartnerError"))} for 
     "404": "Order not found", "498": "Unknown or revoked X-Client-ID", "499": "X-Client-ID absent",
     "500": "Unexpected error"}.items()}
 BUSY_HASHING = "Too many password checks in progress; see Retry-After"
-CLIENT_ID = {"name": "X-Client-ID", "in": "header", "required": True, "schema": STR}
+CLIENT_ID = {"name": "X-Client-ID", "in": "header", "required": True,
+             "schema": {"type": "string", "minLength": 1, "maxLength": 100}}
 STREAM_AUTH = [{"name": "ticket", "in": "query", "schema": STR,
                 "description": "single-use, from POST /api/auth/stream-ticket (for EventSource)"},
                {"name": "token", "in": "query", "schema": STR, "description": "deprecated: use a ticket"}]
@@ -154,17 +200,20 @@ def openapi_document() -> dict[str, Any]:
         "/api/auth/register": {"post": op("Register a student or faculty member", {
             "201": ok(ref("Session"), "Registered"), **COMMON, "409": _error("Email taken"),
             "503": _error(BUSY_HASHING)}, auth=False, tag="auth",
-            body=obj({"name": STR, "email": STR, "password": STR, "role": {"enum": ["student", "faculty"]}},
-                     {"registerNumber": STR, "employeeId": STR}))},
+            body={"oneOf": [
+                obj({"name": text(100), "email": EMAIL, "password": PASSWORD, "role": {"const": "student"},
+                     "registerNumber": text(50)}, {"employeeId": IGNORED}),
+                obj({"name": text(100), "email": EMAIL, "password": PASSWORD, "role": {"const": "faculty"},
+                     "employeeId": text(50)}, {"registerNumber": IGNORED})]})},
         "/api/auth/login": {"post": op("Sign in", {"200": ok(ref("Session")), **COMMON,
                                                    "429": _error("Too many failed sign-ins; see Retry-After"),
                                                    "503": _error(BUSY_HASHING)},
                                        auth=False, tag="auth", body=CREDENTIALS)},
         "/api/auth/refresh": {"post": op("Rotate a refresh token", {"200": ok(ref("Session")), **COMMON},
-                                         auth=False, tag="auth", body=obj({"refreshToken": STR}))},
+                                         auth=False, tag="auth", body=obj({"refreshToken": text(200)}))},
         "/api/auth/logout": {"post": op("Revoke a refresh token's family", {"200": ok({"type": "null"}, message=True),
                                                                             **COMMON}, auth=False, tag="auth",
-                                        body=obj({"refreshToken": STR}))},
+                                        body=obj({"refreshToken": text(200)}))},
         "/api/users/me": {"get": op("The caller's profile and trust tier", {"200": ok(ref("Profile")), **COMMON},
                                     tag="auth")},
         "/api/auth/stream-ticket": {"post": op("A 30-second, single-use `?ticket=` for one event stream", {
@@ -174,20 +223,24 @@ def openapi_document() -> dict[str, Any]:
             params=[ID("user_id")], body=obj({"isActive": BOOL}))},
         "/api/admin/users": {"get": op("Accounts, newest first (admins)", {"200": ok(ref("UserPage")), **COMMON},
                                        tag="admin", params=[
-                                           {"name": "role", "in": "query", "schema": STR},
-                                           {"name": "search", "in": "query", "schema": STR,
+                                           {"name": "role", "in": "query", "schema": {"enum": ["", *ROLES]}},
+                                           {"name": "search", "in": "query", "schema": {"type": "string",
+                                                                                       "maxLength": 100},
                                             "description": "part of a name or email"},
-                                           {"name": "page", "in": "query", "schema": INT},
-                                           {"name": "limit", "in": "query", "schema": INT}]),
+                                           PAGE, LIMIT]),
                              "post": op("Create store staff or an admin (admins)", {
             "201": ok(ref("User"), "Created"), **COMMON, "404": _error("Store not found"),
             "409": _error("Email taken")}, tag="admin",
-            body=obj({"name": STR, "email": STR, "password": STR, "role": {"enum": ["store_employee", "admin"]}},
-                     {"storeId": STR}))},
+            body={"oneOf": [
+                obj({"name": text(100), "email": EMAIL, "password": PASSWORD, "role": {"const": "admin"}},
+                    {"storeId": optional_text(24)}),
+                obj({"name": text(100), "email": EMAIL, "password": PASSWORD, "role": {"const": "store_employee"},
+                     "storeId": OID})]})},
         "/api/stores": {
             "get": op("Active stores", {"200": ok({"type": "array", "items": ref("Store")})}, auth=False, tag="stores"),
             "post": op("Create a store (admins)", {"201": ok(ref("Store"), "Created"), **COMMON}, tag="stores",
-                       body=obj({"name": STR, "location": STR, "upiId": STR}, {"isActive": BOOL})),
+                       body=obj({"name": text(100), "location": text(200), "upiId": text(100)},
+                                {"isActive": DEFAULT_TRUE})),
         },
         "/api/stores/{store_id}": {"get": op("One store", {"200": ok(ref("Store")), "404": _error("Store not found")},
                                              auth=False, tag="stores", params=[ID("store_id")])},
@@ -197,28 +250,36 @@ def openapi_document() -> dict[str, Any]:
                       auth=False, tag="stores", params=[ID("store_id")]),
             "post": op("Add a menu item (that store's staff, admins)", {
                 "201": ok(ref("MenuItem"), "Created"), **COMMON, "404": _error("Store not found")}, tag="stores",
-                params=[ID("store_id")], body=obj({"name": STR, "price": MONEY}, {"category": STR, "isAvailable": BOOL})),
+                params=[ID("store_id")], body=obj({"name": text(100), "price": PRICE},
+                                                  {"category": optional_text(50), "isAvailable": DEFAULT_TRUE})),
         },
         "/api/menu/{item_id}": {"patch": op("Change a menu item", {"200": ok(ref("MenuItem")), **COMMON,
                                                                    "404": _error("Menu item not found")},
                                             tag="stores", params=[ID("item_id")],
-                                            body=obj({}, {"name": STR, "price": MONEY, "isAvailable": BOOL,
-                                                          "category": STR}))},
+                                            body_required=False, body=obj({}, {
+                                                "name": {"anyOf": [text(100), {"type": "null"}], "description": UNCHANGED},
+                                                "price": PRICE,
+                                                "isAvailable": {"type": ["boolean", "null"], "description": UNCHANGED},
+                                                "category": {"anyOf": [text(50), {"type": "null"}],
+                                                             "description": UNCHANGED}}))},
         "/api/orders/checkout-session": {"post": op("Price a cart and issue a checkout token (customers)", {
             "200": ok(ref("CheckoutSession")), **COMMON}, body=obj(
-                {"storeId": STR, "items": {"type": "array", "items": obj({"menuItemId": STR, "quantity": INT})}},
-                {"specialInstructions": STR}))},
+                {"storeId": text(24), "items": {
+                    "type": "array", "minItems": 1, "maxItems": MAX_CART_LINES,
+                    "items": obj({"menuItemId": text(24), "quantity": bounded(1, 50)})}},
+                {"specialInstructions": optional_text(300, multiline=True)}))},
         "/api/orders": {
             "post": op("Create the order of a checkout session (seed 001)", {
                 "201": ok(ref("OrderSummary"), "Created", message=True),
                 "200": ok(ref("OrderSummary"), "This checkout's existing order", message=True),
                 **COMMON, "409": _error("Transaction id taken, or the cart changed")},
-                body=obj({"checkoutToken": STR}, {"transactionId": STR})),
+                body=obj({"checkoutToken": {"type": "string", "minLength": 1}}, {"transactionId": TRANSACTION_ID})),
             "get": op("The caller's orders (staff: their store's), newest first", {"200": ok(ref("OrderPage")), **COMMON},
-                      params=[{"name": "status", "in": "query", "schema": STR, "description": "comma-separated"},
-                              {"name": "page", "in": "query", "schema": INT},
-                              {"name": "limit", "in": "query", "schema": INT},
-                              {"name": "storeId", "in": "query", "schema": STR, "description": "admins"}]),
+                      params=[{"name": "status", "in": "query", "schema": STATUS_LIST, "description": "comma-separated"},
+                              PAGE, LIMIT,
+                              {"name": "storeId", "in": "query", "schema": {"type": "string",
+                                                                            "pattern": "^[0-9a-fA-F]{24}$"},
+                               "description": "admins"}]),
         },
         "/api/orders/{order_id}": {"get": op("One order; the owner sees `pickupOtp` while ready", {
             "200": ok(ref("Order")), **COMMON, **ORDER_NOT_FOUND}, params=[ID("order_id")])},
@@ -232,29 +293,28 @@ def openapi_document() -> dict[str, Any]:
         "/api/orders/{order_id}/payment-status": {"patch": op("Verify or fail payment (that store's staff)", {
             "200": ok(ref("Order"), message=True), **COMMON, **ORDER_NOT_FOUND, **CONFLICT},
             params=[ID("order_id")], body=obj({"paymentStatus": {"enum": ["success", "failed"]}},
-                                              {"transactionId": STR}))},
+                                              {"transactionId": TRANSACTION_ID}))},
         "/api/orders/{order_id}/status": {"patch": op("Move an order along its lifecycle (that store's staff)", {
             "200": ok(ref("Order"), message=True), **COMMON, **ORDER_NOT_FOUND, **CONFLICT},
-            params=[ID("order_id")], body=obj({"status": ORDER_STATUS}, {"reason": STR}))},
+            params=[ID("order_id")], body=obj({"status": ORDER_STATUS}, {"reason": optional_text(200)}))},
         "/api/orders/{order_id}/verify-otp": {"post": op("Complete pickup with the customer's code", {
             "200": ok(ref("Order"), message=True), **COMMON, **ORDER_NOT_FOUND, **CONFLICT,
-            "429": _error("Too many wrong codes")}, params=[ID("order_id")], body=obj({"otp": STR}))},
+            "429": _error("Too many wrong codes")}, params=[ID("order_id")],
+            body=obj({"otp": {"anyOf": [{"type": "string", "pattern": "[^\\s]"}, {"type": "integer"}]}}))},
         "/api/orders/{order_id}/cancel": {"post": op("Cancel an unpaid placed order (owner)", {
             "200": ok(ref("Order"), message=True), **COMMON, **ORDER_NOT_FOUND, **CONFLICT}, params=[ID("order_id")])},
         "/api/orders/{order_id}/confirm-commitment": {"post": op("Confirm pickup commitment (seed 003)", {
             "200": {"description": "Confirmed", **_json(ref("Commitment"))}, **COMMON, **ORDER_NOT_FOUND},
             params=[ID("order_id")])},
         "/api/orders/{order_id}/events": {"get": op("Server-Sent Events of one order", {
-            "200": {"description": "text/event-stream", "content": {"text/event-stream": {"schema": STR}}},
-            **COMMON, **ORDER_NOT_FOUND}, tag="realtime", params=[ID("order_id"), *STREAM_AUTH])},
+            "200": SSE_STREAM, **COMMON, **ORDER_NOT_FOUND}, tag="realtime", params=[ID("order_id"), *STREAM_AUTH])},
         "/api/stores/{store_id}/events": {"get": op("Server-Sent Events of a store's orders (its staff)", {
-            "200": {"description": "text/event-stream", "content": {"text/event-stream": {"schema": STR}}},
-            **COMMON}, tag="realtime", params=[ID("store_id"), *STREAM_AUTH])},
+            "200": SSE_STREAM, **COMMON, "404": _error("Store not found")}, tag="realtime", params=[ID("store_id"), *STREAM_AUTH])},
         "/v1/order": {"post": op("Partner: create an order from a checkout token", {
             "201": {"description": "Created", **_json(ref("PartnerOrder"))},
             "200": {"description": "This checkout's existing order", **_json(ref("PartnerOrder"))},
             **PARTNER_ERRORS}, tag="partner", params=[CLIENT_ID],
-            body=obj({"checkoutToken": STR}, {"transactionId": STR}))},
+            body=obj({"checkoutToken": {"type": "string", "minLength": 1}}, {"transactionId": TRANSACTION_ID}))},
         "/v1/order/{order_id}": {"get": op("Partner: payment status of an order (seed 004)", {
             "200": {"description": "OK", **_json(ref("PartnerOrder"))}, **PARTNER_ERRORS}, tag="partner",
             params=[ID("order_id"), CLIENT_ID, {"name": "wait", "in": "query",
