@@ -37,7 +37,7 @@ workers = 1
 color = false
 
 [generation]
-max-examples = 4
+max-examples = 2
 deterministic = true
 database = "none"
 
