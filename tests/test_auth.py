@@ -55,6 +55,17 @@ async def test_public_registration_cannot_create_staff_or_admins(api):
         assert response.json()["message"] == "role must be one of: student, faculty."
 
 
+async def test_a_password_with_outer_spaces_signs_in_exactly_as_registered(api):
+    password = "  spaced out pass  "
+    response = await api.post("/api/auth/register", json={
+        "name": "Asha Rao", "email": "spaces@campus.test", "password": password, "role": "student",
+        "registerNumber": "21CS1002"})
+    assert response.status_code == 201
+    assert (await api.post("/api/auth/login", json={"email": "spaces@campus.test", "password": password})).status_code == 200
+    stripped = await api.post("/api/auth/login", json={"email": "spaces@campus.test", "password": password.strip()})
+    assert stripped.status_code == 401
+
+
 async def test_wrong_email_and_wrong_password_get_the_same_answer(api):
     actor = await api.customer()
     expected = {"success": False, "message": "Invalid email or password."}

@@ -1,6 +1,6 @@
 """Every client-facing error and status message, defined once.
 
-Texts quoted from the seeds (`shared/seeds/000`, `001`, `003`) must stay exactly as they are.
+Texts quoted from seeds 000, 001 and 003 (static/docs/contracts/API.md) must stay exactly as they are.
 """
 
 # Authentication and authorisation (API.md, Identity and roles).
@@ -28,6 +28,7 @@ BODY_TOO_LARGE = "Request body too large."
 NOT_FOUND = "Not found."
 METHOD_NOT_ALLOWED = "Method not allowed."
 INTERNAL_ERROR = "Internal server error."
+SERVER_BUSY = "Server busy. Try again in {seconds} s."
 DATABASE_UNAVAILABLE = "Service temporarily unavailable. Please retry."
 
 # Connection limits, answered by the HTTP protocol before any route (server/http_protocol.py).
@@ -46,7 +47,6 @@ PRICE_NOT_NUMBER = "price must be a number."
 PRICE_NOT_POSITIVE = "price must be greater than 0."
 PRICE_DECIMALS = "price must have at most 2 decimals."
 PRICE_TOO_LARGE = "price must be at most {maximum}."
-SERVER_BUSY = "Server busy. Try again in {seconds} s."
 
 # Stores and menu.
 STORE_NOT_FOUND = "Store not found."

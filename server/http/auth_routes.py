@@ -8,7 +8,7 @@ from starlette.routing import Route
 from server.domain import messages
 from server.domain.clock import iso_z
 from server.errors import ApiError
-from server.http.body import Fields, has_unsafe_characters, request_fields
+from server.http.body import Fields, has_unsafe_characters, query_int, request_fields
 from server.http.responses import ok
 from server.http.security import ADMINS, authenticate
 from server.models.user import ROLES
@@ -57,8 +57,13 @@ async def register(request: Request):
 
 async def login(request: Request):
     fields = await request_fields(request)
-    email = fields.string("email", max_length=254)
-    password = fields.string("password", max_length=200)
+    email = fields.email("email")  # normalised as registration normalised it
+    # Exactly as typed: registration keeps leading and trailing spaces, so sign-in must too.
+    password = fields.raw("password")
+    if not isinstance(password, str) or not password:
+        raise ApiError(400, "password is required.")
+    if len(password) > MAX_PASSWORD:
+        raise ApiError(400, f"password must be at most {MAX_PASSWORD} characters.")
     runtime = _runtime(request)
     # Counted before the password is checked: a throttled attempt is refused without hashing.
     attempt = await runtime.login_throttle.begin(email, request.client.host if request.client else "")
@@ -113,20 +118,11 @@ def _admin_user_view(user) -> dict:
     return {**user_view(user), "isActive": user.is_active}
 
 
-def _page_param(request: Request, name: str, default: int, maximum: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return default
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= maximum:
-        raise ApiError(400, f"{name} must be a whole number from 1 to {maximum}.")
-    return int(raw)
-
-
 async def list_users(request: Request):
     """Accounts, newest first: `?role=`, `?search=` (part of a name or email), paginated."""
     await authenticate(request, *ADMINS)
-    page = _page_param(request, "page", 1, 10_000)
-    limit = _page_param(request, "limit", 20, 100)
+    page = query_int(request.query_params.get("page"), "page", 1, 1, 10_000)
+    limit = query_int(request.query_params.get("limit"), "limit", 20, 1, 100)
     role = request.query_params.get("role") or None
     if role is not None and role not in ROLES:
         raise ApiError(400, f"role must be one of: {', '.join(ROLES)}.")

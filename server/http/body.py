@@ -32,6 +32,16 @@ def ascii_int(raw: str | None) -> int | None:
     return int(raw)
 
 
+def query_int(raw: str | None, name: str, default: int, minimum: int, maximum: int) -> int:
+    """A query parameter in `[minimum, maximum]`; absent or empty means `default`; else a 400."""
+    if raw is None or raw == "":
+        return default
+    value = ascii_int(raw)
+    if value is None or not minimum <= value <= maximum:
+        raise ApiError(400, f"{name} must be a whole number from {minimum} to {maximum}.")
+    return value
+
+
 def has_unsafe_characters(value: str, *, multiline: bool = False) -> bool:
     """True when `value` holds a control, bidirectional-formatting or separator character."""
     return (_UNSAFE_MULTILINE if multiline else _UNSAFE_TEXT).search(value) is not None

@@ -13,7 +13,7 @@ from server.domain import messages
 from server.domain.clock import utcnow
 from server.domain.lifecycle import OrderStatus
 from server.errors import ApiError
-from server.http.body import Fields, ascii_int, request_fields
+from server.http.body import Fields, query_int, request_fields
 from server.http.poll_fast_path import etag_matches
 from server.http.responses import JSONResponse, ok
 from server.http.security import CUSTOMERS, STAFF, authenticate
@@ -73,23 +73,14 @@ async def list_orders(request: Request):
     for status in statuses:
         if status not in valid:
             raise ApiError(400, f"status must be a comma-separated list of: {', '.join(valid)}.")
-    page = _int_param(params.get("page"), "page", 1, 1, 10_000)
-    limit = _int_param(params.get("limit"), "limit", 20, 1, 100)
+    page = query_int(params.get("page"), "page", 1, 1, 10_000)
+    limit = query_int(params.get("limit"), "limit", 20, 1, 100)
     store_id = params.get("storeId")
     if store_id is not None and not ObjectId.is_valid(store_id):
         raise ApiError(400, "storeId must be a store id.")
     orders, total = await _runtime(request).orders.list_orders(principal, statuses, page, limit, store_id)
     return ok({"orders": [_detail(request, order, principal) for order in orders],
                "page": page, "limit": limit, "total": total, "pages": (total + limit - 1) // limit})
-
-
-def _int_param(raw: str | None, name: str, default: int, minimum: int, maximum: int) -> int:
-    if raw is None or raw == "":
-        return default
-    value = ascii_int(raw)
-    if value is None or not minimum <= value <= maximum:
-        raise ApiError(400, f"{name} must be a whole number from {minimum} to {maximum}.")
-    return value
 
 
 async def get_order(request: Request):
@@ -126,7 +117,7 @@ async def poll_status(request: Request):
     principal = await authenticate(request)
     runtime = _runtime(request)
     order_id = request.path_params["order_id"]
-    wait = _int_param(request.query_params.get("wait"), "wait", 0, 1, MAX_WAIT_SECONDS)
+    wait = query_int(request.query_params.get("wait"), "wait", 0, 1, MAX_WAIT_SECONDS)
     snapshot, body, etag = await _current_snapshot(request, principal, order_id)
     retry = runtime.poll_limiter.retry_after(principal.user_id, order_id)
     if retry is not None:
