@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timezone
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 
@@ -10,6 +12,28 @@ def utcnow() -> datetime:
     """Now, in UTC, truncated to milliseconds (what MongoDB stores)."""
     now = datetime.now(timezone.utc)
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+class Clock(Protocol):
+    """What the services, the deadline enforcer and the rate limiters read time from; tests pass
+    one they move by hand instead of sleeping."""
+
+    def now(self) -> datetime:
+        """Wall-clock now in UTC, truncated to milliseconds."""
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes back, for intervals."""
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return utcnow()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+
+SYSTEM_CLOCK = SystemClock()
 
 
 def as_utc(moment: datetime | str) -> datetime:
