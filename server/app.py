@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from server import metrics
 from server.config import Settings
 from server.domain import messages
-from server.errors import ApiError
+from server.domain.errors import ApiError
 from server.http import auth_routes, ops_routes, order_routes, pages, partner_routes, store_routes
 from server.http.poll_fast_path import PollStatusFastPath
 from server.http.responses import failure

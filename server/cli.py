@@ -155,7 +155,7 @@ async def _with_database(settings: Settings, work):
 
 async def _create_user(settings: Settings, args) -> str:
     from server.domain.trust import TrustPolicy
-    from server.errors import ApiError
+    from server.domain.errors import ApiError
     from server.services.accounts import AccountService
     from server.services.tokens import TokenService
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from server.errors import ApiError
+from server.domain.errors import ApiError
 from server.http.openapi import openapi_document
 from server.models import LoginFailureWindow
 from server.services.login_throttle import LoginThrottle, address_subject

@@ -7,7 +7,7 @@ from starlette.routing import Route
 
 from server.domain import messages
 from server.domain.clock import iso_z
-from server.errors import ApiError
+from server.domain.errors import ApiError
 from server.http.body import Fields, has_unsafe_characters, query_int, request_fields
 from server.http.responses import ok
 from server.http.security import ADMINS, authenticate

@@ -10,7 +10,7 @@ from email_validator import EmailNotValidError, validate_email
 from starlette.requests import Request
 
 from server.domain import messages
-from server.errors import ApiError
+from server.domain.errors import ApiError
 
 MAX_STRING = 500
 # Longer than any number a request needs, and far below `int()`'s 4,300-digit limit.

@@ -12,7 +12,7 @@ from server import metrics
 from server.domain import messages
 from server.domain.clock import utcnow
 from server.domain.lifecycle import OrderStatus
-from server.errors import ApiError
+from server.domain.errors import ApiError
 from server.http.body import Fields, query_int, request_fields
 from server.http.poll_fast_path import etag_matches
 from server.http.responses import JSONResponse, ok

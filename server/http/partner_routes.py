@@ -13,7 +13,7 @@ from starlette.routing import Route
 from server.domain import messages
 from server.domain.clock import partner_timestamp
 from server.domain.lifecycle import CancellationReason, OrderStatus, PaymentStatus
-from server.errors import ApiError
+from server.domain.errors import ApiError
 from server.http.body import ascii_int, request_fields
 from server.http.responses import JSONResponse
 from server.http.security import CUSTOMERS, authenticate

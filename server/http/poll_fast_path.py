@@ -14,7 +14,7 @@ import time
 
 from server import metrics
 from server.domain.clock import utcnow
-from server.errors import ApiError
+from server.domain.errors import ApiError
 
 PREFIX = "/api/orders/"
 SUFFIX = "/poll-status"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import HTTPConnection
 
 from server.domain import messages
-from server.errors import ApiError
+from server.domain.errors import ApiError
 from server.services.accounts import Principal
 
 CUSTOMERS = ("student", "faculty")

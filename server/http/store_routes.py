@@ -9,7 +9,7 @@ from starlette.routing import Route
 
 from server.domain.clock import iso_z
 from server.domain.money import InvalidAmount, paise_to_rupees, rupees_to_paise
-from server.errors import ApiError
+from server.domain.errors import ApiError
 from server.http.body import Fields, request_fields
 from server.http.responses import ok
 from server.http.security import ADMINS, authenticate

@@ -16,7 +16,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from server import metrics
 from server.domain import messages
-from server.errors import ApiError
+from server.domain.errors import ApiError
 from server.http.body import ascii_int
 from server.http.security import authenticate, has_token
 from server.realtime.client import Subscriber

@@ -21,7 +21,7 @@ from pymongo.errors import DuplicateKeyError
 from server.domain import messages
 from server.domain.clock import as_utc, utcnow
 from server.domain.trust import TrustPolicy, TrustStanding, standing
-from server.errors import ApiError
+from server.domain.errors import ApiError
 from server.models import Order, RefreshToken, Store, User
 from server.models.stream_ticket import StreamTicket
 from server.models.user import CUSTOMER_ROLES

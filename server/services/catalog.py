@@ -8,7 +8,7 @@ from bson import ObjectId
 
 from server.domain import messages
 from server.domain.clock import utcnow
-from server.errors import ApiError
+from server.domain.errors import ApiError
 from server.models import MenuItem, Store
 from server.services.accounts import Principal
 

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pymongo import ReturnDocument
 
 from server.domain import messages
-from server.errors import ApiError
+from server.domain.errors import ApiError
 from server.models import LoginFailureWindow
 
 

@@ -31,7 +31,7 @@ from server.domain.lifecycle import (
 )
 from server.domain.money import paise_to_rupees
 from server.domain.trust import TrustStanding, TrustTier
-from server.errors import ApiError
+from server.domain.errors import ApiError
 from server.models import Counter, MenuItem, Order, OrderItem, Store
 from server.services.accounts import AccountService, Principal
 from server.services.deadlines import DeadlineEnforcer

@@ -22,7 +22,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from server.domain import messages
-from server.errors import ApiError
+from server.domain.errors import ApiError
 
 T = TypeVar("T")
 
