@@ -1,8 +1,13 @@
-"""A small client for tests: people, a store with a menu, and orders, made through the API."""
+"""A small client for tests: people, a store with a menu, and orders, made through the API; and
+`until`, the one way tests wait for something to happen."""
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import itertools
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,6 +15,22 @@ import httpx
 
 _sequence = itertools.count(1)
 PASSWORD = "correct-horse-1"
+
+
+async def until(condition: Callable[[], Any], timeout: float = 5.0, interval: float = 0.02,
+                message: str = "condition") -> Any:
+    """Poll `condition` (sync or async) until it is truthy and return its value; fail naming
+    `message` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {message}")
+        await asyncio.sleep(interval)
 
 
 @dataclass
@@ -132,3 +153,12 @@ class Api:
     async def otp_of(self, customer: Actor, order_id: str) -> str:
         response = await self.get(f"/api/orders/{order_id}", customer)
         return response.json()["data"]["pickupOtp"]
+
+
+def metric_value(text: str, name: str, **labels: str) -> float:
+    """The sum of the samples `name` in a `/metrics` text whose labels include `labels` (0 if none),
+    read with prometheus_client's parser."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
+               if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()))

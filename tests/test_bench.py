@@ -8,17 +8,21 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import uuid
 
 import pytest
 
 from server.bench.cli import main
+from server.bench.loadgen import choose_client
+from server.bench.metrics import MetricsSnapshot, histogram_delta
 from server.bench.target import TargetRefused, parse_targets
+from server.embedded_mongo import free_loopback_port
 from tests.harness import ServerProcess, create_user_cli, drop_database
 
-pytestmark = pytest.mark.timeout(150)
+pytestmark = pytest.mark.timeout(240)
 
-ADMIN_EMAIL = "bench-admin@orderpulse.test"
+ADMIN_EMAIL = "bench-admin@orderpulse.demo"
 ADMIN_PASSWORD = "bench-admin-password"
 TINY = ["--customers", "2", "--duration", "1.5", "--warmup", "0.3", "--concurrency", "4", "--orders", "16",
         "--processes", "2", "--sockets", "24", "--hold", "1", "--subscribers", "6", "--rate", "20",
@@ -26,8 +30,10 @@ TINY = ["--customers", "2", "--duration", "1.5", "--warmup", "0.3", "--concurren
 
 
 def _env(mongo) -> dict[str, str]:
+    # Development, as `orderpulse demo` runs: it refuses the `.test` emails a test server accepts.
     return {"MONGODB_URL": mongo.url, "MONGODB_DATABASE": f"bench_{uuid.uuid4().hex[:10]}",
-            "POLL_MIN_INTERVAL_SECONDS": "0", "UNPAID_ORDER_TIMEOUT_MINUTES": "0.05"}
+            "ORDERPULSE_ENV": "development", "POLL_MIN_INTERVAL_SECONDS": "0",
+            "UNPAID_ORDER_TIMEOUT_MINUTES": "0.05"}
 
 
 def _admin_args() -> list[str]:
@@ -60,6 +66,13 @@ def test_refuses_hosts_other_than_loopback():
     assert main(["poll", "--url", "http://192.0.2.10:8000", "--quiet"]) == 2
 
 
+def test_an_unreachable_server_is_one_line(capsys):
+    port = free_loopback_port()
+    assert main(["poll", "--url", f"http://127.0.0.1:{port}", "--quiet"]) == 1
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "orderpulse-bench: cannot reach the server: ConnectError: All connection attempts failed"]
+
+
 def test_every_scenario_reports_coherent_results(server_pair, tmp_path):
     out, charts = tmp_path / "bench.json", tmp_path / "charts"
     # Two processes sharing Redis: changes go to the first, subscribers (fanout, latency,
@@ -72,11 +85,8 @@ def test_every_scenario_reports_coherent_results(server_pair, tmp_path):
     assert list(scenarios) == ["poll", "sockets", "fanout", "latency", "push-vs-poll", "deadlines"]
 
     poll = scenarios["poll"]
-    assert _value(poll, "polls") > 0
-    assert _value(poll, "status_200") == _value(poll, "polls")
-    assert _value(poll, "bad_bodies") == 0 and _value(poll, "client_errors") == 0
-    assert _ordered(poll["distributions"]["poll"])
-    assert _value(poll, "db_reads_per_poll") >= 0
+    assert poll["params"]["client"].startswith("wrk" if shutil.which("wrk") else "python")
+    _assert_poll_and_its_floor(poll)
 
     sockets = scenarios["sockets"]
     assert _value(sockets, "sockets_open") == 24 and _value(sockets, "dropped") == 0
@@ -90,7 +100,15 @@ def test_every_scenario_reports_coherent_results(server_pair, tmp_path):
         assert _value(push, "deliveries") == made * subscribers
         assert _value(push, "missing") == 0 and _value(push, "out_of_order") == 0
         assert _ordered(push["distributions"]["delivery"])
-    assert _value(scenarios["fanout"], "server_events") >= 30
+    fanout = scenarios["fanout"]
+    assert _value(fanout, "server_events") >= 30
+    # The floor: the same 6 subscribers and 30 events through a raw send loop, and the ratios to it.
+    assert _value(fanout, "floor_subscribers") == 6
+    assert _value(fanout, "floor_deliveries") == 30 * 6 and _value(fanout, "floor_missing") == 0
+    assert fanout["params"]["floorFrameBytes"] > 100  # a real event frame's size was measured
+    assert _ordered(fanout["distributions"]["floor_send_to_receipt"])
+    for ratio in ("floor_ratio_fanout", "floor_ratio_p50", "floor_ratio_p99"):
+        assert _value(fanout, ratio) > 0, ratio
 
     pvp = scenarios["push-vs-poll"]
     assert _value(pvp, "sockets_open") == 16
@@ -103,6 +121,55 @@ def test_every_scenario_reports_coherent_results(server_pair, tmp_path):
     assert deadlines["params"]["cancellationReasons"] == {"payment_timeout": 16}
     assert not math.isnan(deadlines["distributions"]["lateness"]["p99"])
 
-    assert {p.name for p in charts.iterdir()} >= {"bench-poll-latency.png", "bench-poll-timeline.png",
-                                                  "bench-fanout-latency.png", "bench-deadlines-latency.png"}
+    assert {p.name for p in charts.iterdir()} >= {"bench-poll-latency.png", "bench-fanout-latency.png",
+                                                  "bench-deadlines-latency.png"}
+
+
+def _assert_poll_and_its_floor(poll: dict) -> None:
+    """Every answer a 2xx, no errors, and the bare Starlette floor measured with the same client."""
+    assert _value(poll, "polls") > 0
+    assert _value(poll, "status_ok") == _value(poll, "polls") and _value(poll, "status_other") == 0
+    assert _value(poll, "client_errors") == 0
+    assert _ordered(poll["distributions"]["poll"])
+    assert _value(poll, "db_reads_per_poll") >= 0
+    assert poll["params"]["floorStatusCounts"]
+    assert _value(poll, "floor_rps") > 0 and _ordered(poll["distributions"]["floor"])
+    assert _value(poll, "floor_ratio_rps") == pytest.approx(_value(poll, "throughput_rps") / _value(poll, "floor_rps"))
+    assert _value(poll, "floor_ratio_p99") > 0
+
+
+def test_poll_with_the_python_client_reports_its_floor(server_pair, tmp_path):
+    out = tmp_path / "poll.json"
+    first, _ = server_pair
+    code = main(["all", "--only", "poll", "--url", first.url, "--client", "python", *_admin_args(), *TINY,
+                 "--json", str(out)])
+    assert code == 0
+    poll = json.loads(out.read_text())["scenarios"][0]
+    assert poll["params"]["client"] == "python"
+    _assert_poll_and_its_floor(poll)
+    assert _value(poll, "bad_bodies") == 0 and _value(poll, "status_429") == 0
+    assert poll["timelines"]["throughput req/s"]
+
+
+def test_without_wrk_auto_falls_back_to_python_and_wrk_is_refused_in_one_line(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("PATH", str(tmp_path))  # a PATH holding no wrk
+    assert choose_client("auto") is None
+    assert main(["poll", "--client", "wrk", "--quiet"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "orderpulse-bench: --client wrk: wrk is not installed (apt-get install wrk)"]
+
+
+def test_metrics_are_read_with_the_prometheus_parser():
+    before = MetricsSnapshot.parse('orderpulse_fanout_seconds_bucket{le="0.01"} 1\n'
+                                   'orderpulse_fanout_seconds_bucket{le="+Inf"} 1\n'
+                                   'orderpulse_fanout_seconds_count 1\norderpulse_fanout_seconds_sum 0.004\n')
+    after = MetricsSnapshot.parse(
+        '# HELP orderpulse_fanout_seconds Time to fan out one event.\n# TYPE orderpulse_fanout_seconds histogram\n'
+        'orderpulse_fanout_seconds_bucket{le="0.01"} 3.0\norderpulse_fanout_seconds_bucket{le="+Inf"} 4.0\n'
+        'orderpulse_fanout_seconds_count 4.0\norderpulse_fanout_seconds_sum 0.034\n'
+        'orderpulse_db_commands_total{command="find",db="a \\"quoted\\" name"} 7.0\n')
+    fanned = histogram_delta(before, after, "orderpulse_fanout_seconds")
+    assert (fanned.count, fanned.buckets) == (3, [(0.01, 2.0), (math.inf, 3.0)])
+    assert fanned.mean == pytest.approx(0.01)
+    assert after.label_values("orderpulse_db_commands_total", "db") == {'a "quoted" name': 7.0}
 

@@ -13,6 +13,7 @@ import httpx
 from server.domain.clock import utcnow
 from server.models import ClientApp, MenuItem, Order, Store, User
 from tests.harness import ServerProcess, drop_database
+from tests.support import metric_value
 
 UNSAFE = "must not contain control or bidirectional formatting characters."
 # NUL, escape, DEL, a C1 control, right-to-left override, isolate, mark, line separator.
@@ -209,14 +210,6 @@ async def test_a_weak_validator_matches_the_current_etag(api):
             assert response.status_code == 200, (url, header)
 
 
-def _metric(text: str, name: str, **labels: str) -> float:
-    """One sample of a Prometheus exposition, 0 when absent."""
-    for line in text.splitlines():
-        if line.startswith(f"{name}{{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
-
-
 def test_a_client_that_hangs_up_mid_body_is_a_499_not_an_error(tmp_path, mongo):
     database = f"t_{uuid.uuid4().hex[:12]}"
     server = ServerProcess({"MONGODB_URL": mongo.url, "MONGODB_DATABASE": database, "LOG_LEVEL": "info"},
@@ -230,12 +223,12 @@ def test_a_client_that_hangs_up_mid_body_is_a_499_not_an_error(tmp_path, mongo):
         deadline = time.monotonic() + 10
         while True:  # the server learns of each hang-up on its own schedule: wait for the count
             text = httpx.get(f"{server.url}/metrics", timeout=5).text
-            if _metric(text, "orderpulse_http_requests_total", **labels) == 3 or time.monotonic() > deadline:
+            if metric_value(text, "orderpulse_http_requests_total", **labels) == 3 or time.monotonic() > deadline:
                 break
             time.sleep(0.05)
-        assert _metric(text, "orderpulse_http_requests_total", **labels) == 3
-        assert _metric(text, "orderpulse_http_requests_total", method="POST", route="/api/auth/login",
-                       status="500") == 0
+        assert metric_value(text, "orderpulse_http_requests_total", **labels) == 3
+        assert metric_value(text, "orderpulse_http_requests_total", method="POST", route="/api/auth/login",
+                            status="500") == 0
         response = httpx.post(f"{server.url}/api/auth/login", json={"email": "nobody@campus.edu", "password": "x" * 8})
         assert response.status_code == 401  # and the server still answers
     finally:

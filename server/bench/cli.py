@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from server.bench.api import Api
+import httpx
+
+from server.bench.api import Api, ApiError
 from server.bench.fixtures import build_population
+from server.bench.loadgen import ClientUnavailable, choose_client
 from server.bench.metrics import ServerProbe
 from server.bench.plots import write_plots
 from server.bench.progress import Progress
-from server.bench.report import ScenarioResult, render_table, write_json
+from server.bench.report import ScenarioResult, machine_facts, render_table, write_json
 from server.bench.scenarios import Context, scenario_modules
 from server.bench.target import TargetRefused, parse_targets
 
@@ -25,8 +29,8 @@ OPTIONS: dict[str, tuple[Any, str]] = {
     "orders": (int, "distinct orders (poll), orders kept fresh (push-vs-poll), deadlines (deadlines), "
                     "orders the sockets subscribe to (sockets)"),
     "concurrency": (int, "connections polling at once"),
-    "processes": (int, "client processes (0: pick for this machine)"),
-    "engine": (str, "poll client: raw (asyncio protocol, pre-built requests) or httpx"),
+    "processes": (int, "client processes, or wrk threads (0: pick for this machine)"),
+    "client": (str, "HTTP load client: auto (wrk when installed), wrk, or python (the bench's own)"),
     "warmup": (float, "seconds of load before measuring"),
     "max_requests": (int, "stop polling after this many requests in all"),
     "sockets": (int, "sockets to open"),
@@ -150,7 +154,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = _only(args) - {m.NAME for m in scenario_modules()}
     if unknown:
         parser.error(f"unknown scenario(s) in --only: {', '.join(sorted(unknown))}")
+    try:
+        choose_client(getattr(args, "client", None) or "auto")
+    except ClientUnavailable as error:
+        print(f"orderpulse-bench: {error}", file=sys.stderr)
+        return 2
     progress = Progress(enabled=not args.quiet)
+    load_at_start = os.getloadavg()
     try:
         results, urls, failed = asyncio.run(asyncio.wait_for(run(args, progress), args.time_limit))
     except TargetRefused as error:
@@ -159,9 +169,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TimeoutError:
         print(f"orderpulse-bench: stopped after --time-limit {args.time_limit:g} s", file=sys.stderr)
         return 1
+    except ApiError as error:
+        print(f"orderpulse-bench: setting up the run failed: {error}", file=sys.stderr)
+        return 1
+    except httpx.TransportError as error:
+        print(f"orderpulse-bench: cannot reach the server: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
     render_table(results, sys.stdout)
     if args.json:
-        write_json(args.json, results, urls, list(argv if argv is not None else sys.argv[1:]))
+        write_json(args.json, results, urls, list(argv if argv is not None else sys.argv[1:]),
+                   machine_facts(load_at_start))
         print(f"JSON written to {args.json}", file=sys.stderr)
     if args.plot:
         for path in write_plots(args.plot, results):

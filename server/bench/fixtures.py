@@ -94,7 +94,7 @@ class Population:
         item = await api.add_menu_item(self.admin.access_token, store_id, "Bench thali", MENU_PRICE)
 
         async def one_staff(i: int) -> Session:
-            email = f"bench-{tag}-staff{i}@bench.orderpulse.test"
+            email = f"bench-{tag}-staff{i}@bench.orderpulse.demo"
             await api.create_staff(self.admin.access_token, f"Bench Staff {i}", email, self.password, store_id)
             return await api.login(email, self.password)
 
@@ -152,7 +152,7 @@ async def build_population(api: Api, *, admin_email: str, admin_password: str, c
     async def register(i: int) -> Session:
         nonlocal made
         session = await api.register_student(
-            f"Bench Customer {i}", f"bench-{run_id}-c{i}@bench.orderpulse.test", password,
+            f"Bench Customer {i}", f"bench-{run_id}-c{i}@bench.orderpulse.demo", password,
             f"BENCH{run_id.replace('-', '').upper()}{i:05d}")
         made += 1
         progress.update(f"registered {made}/{customers} customers")

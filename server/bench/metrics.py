@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from server.bench.api import Api
 from server.bench.stats import histogram_quantile
-
-_LINE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)")
-_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 
 READ_COMMANDS = ("find", "aggregate", "count")
 
@@ -25,21 +23,9 @@ class MetricsSnapshot:
 
     @classmethod
     def parse(cls, text: str) -> MetricsSnapshot:
-        samples: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
-        for line in text.splitlines():
-            if not line or line.startswith("#"):
-                continue
-            match = _LINE.match(line)
-            if not match:
-                continue
-            name, _, labels, value = match.groups()
-            try:
-                number = float(value)
-            except ValueError:
-                continue
-            key = tuple(sorted(_LABEL.findall(labels or "")))
-            samples[(name, key)] = number
-        return cls(samples)
+        """Read a Prometheus text exposition with prometheus_client's own parser."""
+        return cls({(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+                    for family in text_string_to_metric_families(text) for sample in family.samples})
 
     def has(self, name: str) -> bool:
         return any(n == name for n, _ in self.samples)

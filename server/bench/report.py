@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import platform
 import sys
 from dataclasses import dataclass, field
@@ -118,13 +119,29 @@ def render_table(results: list[ScenarioResult], out: TextIO) -> None:
             out.write(f"{result.scenario}: {note}\n")
 
 
-def write_json(path: Path, results: list[ScenarioResult], urls: list[str], argv: list[str]) -> None:
+def machine_facts(load_at_start: tuple[float, float, float]) -> dict[str, Any]:
+    """What the numbers depend on: cores, CPU model, and the load average before and after the run."""
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpus": os.cpu_count(), "cpuModel": model, "loadAverageAtStart": list(load_at_start),
+            "loadAverageAtEnd": list(os.getloadavg())}
+
+
+def write_json(path: Path, results: list[ScenarioResult], urls: list[str], argv: list[str],
+               machine: dict[str, Any] | None = None) -> None:
     document = {
         "tool": "orderpulse-bench",
         "generatedAt": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "targets": urls,
         "command": argv,
         "client": {"python": sys.version.split()[0], "platform": platform.platform()},
+        "machine": machine or {},
         "scenarios": [r.as_json() for r in results],
     }
     path.parent.mkdir(parents=True, exist_ok=True)

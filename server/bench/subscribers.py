@@ -21,7 +21,7 @@ import orjson
 from server.bench.api import Api, ApiError
 from server.bench.fixtures import Order
 from server.bench.progress import Progress
-from server.bench.workers import Channel
+from server.bench.workers import Channel, WorkerPool
 from server.bench.wsclient import open_socket, subscribe
 
 # Fields of the event's order kept (once per key) for scenarios that need them.
@@ -48,6 +48,7 @@ async def subscriber_worker(channel: Channel, spec: SubscriberSpec) -> dict:
     readers: list[asyncio.Task] = []
     semaphore = asyncio.Semaphore(spec.parallel)
     connected = 0
+    largest_frame = 0  # bytes of the largest frame read after subscribing (the fan-out floor's frame size)
 
     def on_event(message: dict[str, Any], received: float, versions: dict[str, int]) -> None:
         if message.get("type") != "order":
@@ -71,11 +72,13 @@ async def subscriber_worker(channel: Channel, spec: SubscriberSpec) -> dict:
         times.append(received)
 
     async def read(socket: Any, versions: dict[str, int]) -> None:
+        nonlocal largest_frame
         loads, monotonic = orjson.loads, time.monotonic
         try:
             async for raw in socket:
                 if spec.record:
                     on_event(loads(raw), monotonic(), versions)
+                    largest_frame = max(largest_frame, len(raw))
         except Exception as error:  # noqa: BLE001 - a dropped socket is counted, not fatal
             errors[f"read:{type(error).__name__}"] += 1
 
@@ -124,7 +127,22 @@ async def subscriber_worker(channel: Channel, spec: SubscriberSpec) -> dict:
     for i in range(0, len(sockets), 500):
         await asyncio.gather(*(s.close() for s in sockets[i:i + 500]), return_exceptions=True)
     return {"receipts": receipts, "kept": kept, "errors": dict(errors), "still_open": still_open,
-            "order_problems": dict(order_problems)}
+            "order_problems": dict(order_problems), "largest_frame": largest_frame}
+
+
+async def connect_subscribers(pool: WorkerPool, planned: int, progress: Progress) -> tuple[list[dict], float]:
+    """Start the subscriber workers' sockets; their "connected" reports and the seconds it took."""
+    await pool.gather(timeout=60)
+    began = time.monotonic()
+    pool.broadcast(("connect",))
+    ticks = [0] * len(pool.conns)
+
+    def on_tick(index: int, message: tuple) -> None:
+        ticks[index] = message[1]
+        progress.update(f"{sum(ticks):,}/{planned:,} subscribers connected")
+
+    reports = [m[1] for m in await pool.until("connected", max(120.0, planned / 50), on_tick)]
+    return reports, time.monotonic() - began
 
 
 def merge_receipts(outputs: list[dict]) -> tuple[dict[str, list[float]], dict[str, dict[str, Any]]]:

@@ -26,7 +26,7 @@ from server.bench.workers import WorkerPool
 
 NAME = "deadlines"
 HELP = "K orders whose payment deadlines fall together: lateness of each cancellation"
-DEFAULTS = {"orders": 1000, "max_wait": 180.0, "create_concurrency": 64, "grace": 5.0}
+DEFAULTS = {"orders": 1000, "max_wait": 300.0, "create_concurrency": 64, "grace": 5.0}
 TARGET_ORDERS = 10_000
 TARGET_P99_MS = 1000.0
 

@@ -4,11 +4,17 @@ Latency is from the moment the change's API call returned to each subscriber's r
 Server-side fan-out time per event comes from the `orderpulse_fanout_seconds` histogram of the
 process the subscribers are connected to (n/a when the server has none). With `--urls A,B`
 changes are made on A and subscribers connect to B: the event crosses Redis.
+
+The floor, in the same run: the same number of subscribers, client processes and events at the
+same rate, served by a WebSocket server of our own whose fan-out is a plain loop writing one
+pre-built frame of the same size to every socket (timed like the server's histogram), each
+event triggered over a pipe; the server's figures are then given as ratios to it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -18,13 +24,15 @@ from server.bench.metrics import MetricsSnapshot, histogram_delta
 from server.bench.report import ScenarioResult
 from server.bench.scenarios import Context
 from server.bench.stats import rate_series, summarize
-from server.bench.subscribers import (ChangeLog, SubscriberSpec, delivery_latencies, drive_changes,
-                                      merge_receipts, orders_for_changes, split, subscriber_worker)
+from server.bench.floors import FanoutFloorSpec, event_frame, fanout_floor_worker
+from server.bench.subscribers import (ChangeLog, SubscriberSpec, connect_subscribers, delivery_latencies,
+                                      drive_changes, merge_receipts, orders_for_changes, split,
+                                      subscriber_worker)
 from server.bench.workers import WorkerPool
 
 NAME = "fanout"
 HELP = "N store subscribers, changes at a given rate: delivery latency and server fan-out time"
-DEFAULTS = {"subscribers": 500, "rate": 5.0, "duration": 10.0, "processes": 4, "settle": 3.0,
+DEFAULTS = {"subscribers": 5000, "rate": 5.0, "duration": 10.0, "processes": 4, "settle": 3.0,
             "connect_parallel": 64}
 TARGET_SUBSCRIBERS = 5_000
 TARGET_SERVER_MS = 25.0
@@ -44,6 +52,7 @@ class PushRun:
     still_open: int
     before: MetricsSnapshot
     after: MetricsSnapshot
+    largest_frame: int  # bytes of the largest event frame a subscriber read
 
 
 async def measure_push(ctx: Context, store: StoreFixture, orders: list[Order],
@@ -55,17 +64,7 @@ async def measure_push(ctx: Context, store: StoreFixture, orders: list[Order],
     specs = [SubscriberSpec(target.ws_url, part, parallel=parallel, compression=bool(ctx.args.ws_compression))
              for part in split(plan, processes)]
     with WorkerPool(subscriber_worker, specs) as pool:
-        await pool.gather(timeout=60)
-        began = time.monotonic()
-        pool.broadcast(("connect",))
-        ticks = [0] * len(specs)
-
-        def on_tick(index: int, message: tuple) -> None:
-            ticks[index] = message[1]
-            ctx.progress.update(f"{sum(ticks):,}/{len(plan):,} subscribers connected")
-
-        reports = [m[1] for m in await pool.until("connected", max(120.0, len(plan) / 50), on_tick)]
-        connect_seconds = time.monotonic() - began
+        reports, connect_seconds = await connect_subscribers(pool, len(plan), ctx.progress)
         connected = sum(r["connected"] for r in reports)
         ctx.progress.note(f"{connected:,} subscribers ready in {connect_seconds:.1f} s; "
                           f"{changes:,} changes at {rate:g}/s")
@@ -87,7 +86,8 @@ async def measure_push(ctx: Context, store: StoreFixture, orders: list[Order],
         for key, n in out["order_problems"].items():
             problems[key] = problems.get(key, 0) + n
     return PushRun(log, receipts, kept, connected, connect_seconds, errors, problems,
-                   sum(o["still_open"] for o in outputs), before, after)
+                   sum(o["still_open"] for o in outputs), before, after,
+                   max((o["largest_frame"] for o in outputs), default=0))
 
 
 def report_push(result: ScenarioResult, run: PushRun, targets: dict[str, float], *, planned: int,
@@ -164,4 +164,77 @@ async def run(ctx: Context) -> ScenarioResult:
         result.add("server_p50_ms", "server fan-out p50 (histogram)", fanout.quantile(0.5) * 1000, "ms")
         result.add("server_p99_ms", "server fan-out p99 (histogram)", p99, "ms", f"< {TARGET_SERVER_MS:g} ms",
                    p99 < TARGET_SERVER_MS)
+
+    frame_bytes = run_.largest_frame or DEFAULT_FRAME_BYTES
+    ctx.progress.note(f"floor: a raw send loop of one {frame_bytes}-byte frame to {subscribers:,} sockets")
+    floor = await measure_floor(ctx, subscribers, processes=processes, rate=rate, changes=changes,
+                                settle=float(ctx.option("settle")), frame_bytes=frame_bytes)
+    report_floor(result, floor, server_mean_ms=None if fanout is None or not fanout.count else fanout.mean * 1000)
     return result
+
+
+# When no event frame was read (nothing delivered), the floor still runs with a typical event's size.
+DEFAULT_FRAME_BYTES = 600
+
+
+@dataclass
+class FloorRun:
+    log: ChangeLog
+    receipts: dict[str, list[float]]
+    connected: int
+    loop_seconds: list[float]  # one send loop per event, as timed in the floor server
+    frame_bytes: int
+
+
+async def measure_floor(ctx: Context, count: int, *, processes: int, rate: float, changes: int,
+                        settle: float, frame_bytes: int) -> FloorRun:
+    """The same subscribers and events against the raw send loop of `fanout_floor_worker`."""
+    log = ChangeLog()
+    loops: list[float] = []
+    frames = [(f"floor-{i}:ready", event_frame(f"floor-{i}", "ready", frame_bytes)) for i in range(changes)]
+    with WorkerPool(fanout_floor_worker, [FanoutFloorSpec()]) as server:
+        _, port = (await server.gather(timeout=60))[0]
+        plan = [("floor", {"storeId": "floor"})] * count
+        parallel = max(1, int(ctx.option("connect_parallel")))
+        specs = [SubscriberSpec(f"ws://127.0.0.1:{port}", part, parallel=parallel)
+                 for part in split(plan, processes)]
+        with WorkerPool(subscriber_worker, specs) as pool:
+            reports, _ = await connect_subscribers(pool, count, ctx.progress)
+            log.started = time.monotonic()
+            for i, (key, frame) in enumerate(frames):
+                await asyncio.sleep(max(0.0, log.started + i / rate - time.monotonic()))
+                log.sent[key] = time.monotonic()
+                server.broadcast(("event", frame))
+                reply = (await server.gather(timeout=60))[0]
+                log.returned[key] = time.monotonic()
+                loops.append(reply[1])
+                ctx.progress.update(f"floor: {i + 1:,}/{changes:,} events sent")
+            log.finished = time.monotonic()
+            await asyncio.sleep(settle)
+            pool.broadcast(("stop",))
+            outputs = await pool.finish(timeout=120)
+        server.broadcast(("stop",))
+        await server.finish(timeout=30)
+    receipts, _ = merge_receipts(outputs)
+    return FloorRun(log, receipts, sum(r["connected"] for r in reports), loops, frame_bytes)
+
+
+def report_floor(result: ScenarioResult, floor: FloorRun, *, server_mean_ms: float | None) -> None:
+    """The floor's rows and the server's ratios to it."""
+    _, from_send, _ = delivery_latencies(floor.log, floor.receipts)
+    loop = summarize(floor.loop_seconds)
+    result.params["floorFrameBytes"] = floor.frame_bytes
+    result.add("floor_subscribers", "floor: subscribers connected", floor.connected)
+    result.add("floor_deliveries", "floor: events delivered", len(from_send))
+    result.add("floor_missing", "floor: deliveries missing", len(floor.log.returned) * floor.connected - len(from_send))
+    result.add("floor_loop_mean_ms", "floor: send loop mean", loop["mean"], "ms")
+    result.add_distribution("floor_loop", "floor: send loop", loop)
+    floor_receipt = summarize(from_send)
+    result.add_distribution("floor_send_to_receipt", "floor: send→receipt", floor_receipt)
+    result.add("floor_ratio_fanout", "server fan-out mean / floor loop mean",
+               server_mean_ms / loop["mean"] if server_mean_ms is not None and loop["mean"] > 0 else None, "x")
+    served = result.distributions.get("send_to_receipt", {})
+    for stat in ("p50", "p99"):
+        mine, base = served.get(stat), floor_receipt.get(stat)
+        result.add(f"floor_ratio_{stat}", f"send→receipt {stat} / floor {stat}",
+                   mine / base if mine and base and not math.isnan(mine) and base > 0 else None, "x")

@@ -20,7 +20,7 @@ from server.bench.wsclient import open_socket, subscribe
 
 NAME = "sockets"
 HELP = "N idle WebSocket subscribers: server memory per socket and time to connect them"
-DEFAULTS = {"sockets": 1000, "orders": 200, "processes": 4, "hold": 5.0, "connect_parallel": 64}
+DEFAULTS = {"sockets": 10_000, "orders": 200, "processes": 4, "hold": 10.0, "connect_parallel": 64}
 TARGET_SOCKETS = 10_000
 TARGET_KIB_PER_SOCKET = 24.0
 WARMUP_SOCKETS = 20

@@ -1,0 +1,175 @@
+"""The floors a throughput result is divided by, measured in the same run with the same client.
+
+- HTTP: a bare Starlette endpoint answering the poll-status path with a fixed body (the size of
+  a real answer), in its own uvicorn process with the server's uvicorn options (httptools,
+  uvloop, one worker, proxy headers, no access log): what one process of this stack can answer.
+- Fan-out: a WebSocket server of our own (websockets does the handshakes) holding the same
+  number of subscribers; each event is one pre-built frame written to every socket's transport
+  in a plain loop, timed like the server's `orderpulse_fanout_seconds`: the cost of the writes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from array import array
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from server.bench.rawhttp import RawConnection, build_get
+from server.bench.workers import Channel
+
+
+class FloorError(RuntimeError):
+    """A floor server did not start."""
+
+
+class HttpFloor:
+    """A bare Starlette endpoint in its own uvicorn process, listening on a loopback port."""
+
+    def __init__(self, body: bytes, folder: Path) -> None:
+        self.body_file = folder / "floor-body.json"
+        self.body_file.write_bytes(body)
+        self.log_path = folder / "floor-http.log"
+        self.listener = socket.create_server(("127.0.0.1", 0), backlog=2048)
+        self.port = self.listener.getsockname()[1]
+        self.process: subprocess.Popen[bytes] | None = None
+
+    async def start(self, probe_path: str, timeout: float = 30.0) -> HttpFloor:
+        """Start the process on the bound socket and wait until it answers `probe_path`."""
+        fd = self.listener.fileno()
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "server.bench.floors", "--fd", str(fd), "--body-file", str(self.body_file)],
+                pass_fds=[fd], stdout=log, stderr=subprocess.STDOUT)
+        self.listener.close()  # the child holds its own copy; connections queue in the backlog meanwhile
+        connection = RawConnection("127.0.0.1", self.port)
+        try:
+            await connection.connect()
+            status, _ = await asyncio.wait_for(
+                connection.request(build_get(f"127.0.0.1:{self.port}", probe_path, "floor")), timeout)
+        except (OSError, ConnectionError, TimeoutError) as error:
+            self.stop()
+            raise FloorError(f"the HTTP floor did not answer: {error or type(error).__name__}; "
+                             f"{self.log_path.read_text()[-300:]}") from error
+        finally:
+            connection.close()
+        if status != 200:
+            self.stop()
+            raise FloorError(f"the HTTP floor answered {status}")
+        return self
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def cpu_seconds(self) -> float | None:
+        """User + system CPU of the floor process so far."""
+        if not self.process:
+            return None
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def floor_app(body: bytes) -> Any:
+    """The Starlette app of the HTTP floor: the poll-status path, a constant JSON body."""
+    from starlette.applications import Starlette
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    async def poll_status(request: Any) -> Response:
+        return Response(body, media_type="application/json")
+
+    return Starlette(routes=[Route("/api/orders/{order_id}/poll-status", poll_status)])
+
+
+def _serve_http_floor(fd: int, body: bytes) -> None:
+    import uvicorn
+
+    listener = socket.socket(fileno=fd)
+    config = uvicorn.Config(floor_app(body), interface="asgi3", http="httptools", loop="uvloop",
+                            lifespan="off", workers=1, proxy_headers=True, access_log=False,
+                            log_level="warning")
+    uvicorn.Server(config).run(sockets=[listener])
+
+
+# --- fan-out ------------------------------------------------------------------------------
+
+
+@dataclass
+class FanoutFloorSpec:
+    backlog: int = 2048
+
+
+def event_frame(order_id: str, status: str, size: int) -> bytes:
+    """One server-to-client text frame carrying an order event, padded to `size` bytes of JSON."""
+    from websockets.frames import Frame, Opcode
+
+    message = {"type": "order", "order": {"id": order_id, "orderStatus": status, "version": 1}, "pad": ""}
+    message["pad"] = "x" * max(0, size - len(orjson.dumps(message)))
+    return Frame(Opcode.TEXT, orjson.dumps(message)).serialize(mask=False)
+
+
+async def fanout_floor_worker(channel: Channel, spec: FanoutFloorSpec) -> dict:
+    """Serve WebSocket subscribers; on each ("event", frame) write the frame to every one of them."""
+    from websockets.asyncio.server import serve
+
+    subscribers: set[Any] = set()
+
+    async def handler(connection: Any) -> None:
+        try:
+            async for raw in connection:
+                frame = orjson.loads(raw)
+                if frame.get("type") == "subscribe":
+                    await connection.send(orjson.dumps(
+                        {"type": "snapshot", "id": frame.get("id"), "orders": []}).decode())
+                    subscribers.add(connection)
+        finally:
+            subscribers.discard(connection)
+
+    loops = array("d")
+    async with serve(handler, "127.0.0.1", 0, ping_interval=None, compression=None, max_size=None,
+                     backlog=spec.backlog) as server:
+        port = server.sockets[0].getsockname()[1]
+        channel.send(("ready", port))
+        while True:
+            message = await channel.recv()
+            if message[0] != "event":
+                break
+            frame = message[1]
+            started = time.perf_counter()
+            for connection in subscribers:
+                connection.transport.write(frame)
+            elapsed = time.perf_counter() - started
+            loops.append(elapsed)
+            channel.send(("sent", elapsed, len(subscribers)))
+    return {"loop_seconds": loops}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="The bench's HTTP floor: a bare Starlette endpoint.")
+    parser.add_argument("--fd", type=int, required=True, help="listening socket inherited from the bench")
+    parser.add_argument("--body-file", type=Path, required=True, help="the body every answer carries")
+    args = parser.parse_args(argv)
+    _serve_http_floor(args.fd, args.body_file.read_bytes())
+
+
+if __name__ == "__main__":
+    main()
