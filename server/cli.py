@@ -13,6 +13,7 @@ import sys
 from pydantic import ValidationError
 
 from server.config import LOG_LEVELS, ConfigurationError, Settings, resolve_jwt_secret
+from server.domain.access import Role
 
 SHUTDOWN_GRACE_SECONDS = 3  # plus the runtime's own bounded stop: SIGTERM ends well within 10 s
 
@@ -185,7 +186,7 @@ async def _seed_demo(settings: Settings) -> list[str]:
         for name, price, category in DEMO_MENU:
             await MenuItem(store_id=str(store.id), name=name, price_paise=rupees_to_paise(price), category=category,
                            created_at=now, updated_at=now).insert()
-    roles = {"admin": "admin", "staff": "store_employee", "student": "student", "faculty": "faculty"}
+    roles = {"admin": Role.ADMIN, "staff": Role.STORE_EMPLOYEE, "student": Role.STUDENT, "faculty": Role.FACULTY}
     lines = [f"Demo store: {store.name} ({store.id})"]
     for key, (name, email, password) in DEMO_PASSWORDS.items():
         if await User.find_one({"email": email}) is None:
@@ -221,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("serve", help="serve the API, sockets and pages")
     commands.add_parser("demo", help="create a demo store, menu and users, print their credentials, then serve")
     user = commands.add_parser("create-user", help="create an admin or a store employee; prints the id")
-    user.add_argument("--role", required=True, choices=["admin", "store_employee"])
+    user.add_argument("--role", required=True, choices=[Role.ADMIN.value, Role.STORE_EMPLOYEE.value])
     user.add_argument("--email", required=True)
     user.add_argument("--password", required=True)
     user.add_argument("--name", required=True)

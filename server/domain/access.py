@@ -17,7 +17,10 @@ class Role(StrEnum):
     ADMIN = "admin"
 
 
-CUSTOMER_ROLES = frozenset({Role.STUDENT, Role.FACULTY})
+# In the order messages list them: the roles that register themselves and place orders.
+CUSTOMER_ROLES = (Role.STUDENT, Role.FACULTY)
+# The roles only an admin (or the command line) gives.
+ADMIN_GIVEN_ROLES = (Role.STORE_EMPLOYEE, Role.ADMIN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +45,17 @@ class Principal:
     def is_staff(self) -> bool:
         return self.role == Role.STORE_EMPLOYEE
 
+    @property
+    def first_name(self) -> str:
+        """What the kitchen calls the customer: the first word of the name."""
+        words = self.name.split()
+        return words[0] if words else self.name
+
+
+def may_place_orders(principal: Principal) -> bool:
+    """Students and faculty order (and have a trust standing); staff and admins run stores."""
+    return principal.is_customer
+
 
 def may_see_order(principal: Principal, owner_id: str, store_id: str) -> bool:
     """Admins see every order, a customer their own, store staff their store's."""
@@ -50,6 +64,26 @@ def may_see_order(principal: Principal, owner_id: str, store_id: str) -> bool:
     if principal.is_customer:
         return principal.user_id == owner_id
     return principal.is_staff and principal.store_id == store_id
+
+
+def may_see_every_order(principal: Principal) -> bool:
+    """Admins: only to them may a missing order be "not found"; to anyone else it is another's."""
+    return principal.is_admin
+
+
+def sees_pickup_code(principal: Principal, owner_id: str) -> bool:
+    """The pickup code is shown to the customer who owns the order, never to the store."""
+    return principal.is_customer and principal.user_id == owner_id
+
+
+def listing_scope(principal: Principal, requested_store_id: str | None) -> dict[str, str | None]:
+    """What every order a listing returns must match (`user_id` is the owner): a customer's own,
+    staff their store's, an admin the requested store's, or every order."""
+    if principal.is_customer:
+        return {"user_id": principal.user_id}
+    if principal.is_staff:
+        return {"store_id": principal.store_id}
+    return {"store_id": requested_store_id} if requested_store_id else {}
 
 
 def may_run_store(principal: Principal, store_id: str) -> bool:

@@ -6,12 +6,12 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from server.domain import messages
+from server.domain.access import ADMIN_GIVEN_ROLES, CUSTOMER_ROLES, Role, may_place_orders
 from server.domain.clock import iso_z
 from server.domain.errors import ApiError
 from server.http.body import Fields, has_unsafe_characters, query_int, request_fields
 from server.http.responses import ok
-from server.http.security import ADMINS, authenticate
-from server.models.user import ROLES
+from server.http.security import authenticate
 from server.views import user_view
 
 MIN_PASSWORD = 8
@@ -43,9 +43,9 @@ async def _session(request: Request, user, status_code: int = 200):
 async def register(request: Request):
     fields = await request_fields(request)
     name, email, password = _credentials(fields)
-    role = fields.string("role", choices=("student", "faculty"))
+    role = fields.string("role", choices=CUSTOMER_ROLES)
     register_number = employee_id = None
-    if role == "student":
+    if role == Role.STUDENT:
         register_number = fields.string("registerNumber", max_length=50)
     else:
         employee_id = fields.string("employeeId", max_length=50)
@@ -94,7 +94,7 @@ async def me(request: Request):
     if user is None:
         raise ApiError(401, messages.USER_NOT_FOUND)
     profile = user_view(user)
-    if principal.is_customer:
+    if may_place_orders(principal):
         standing = await runtime.accounts.trust_standing(str(user.id))
         profile.update(trustTier=standing.tier.value, noShowCount=standing.no_show_count,
                        orderingRestrictedUntil=iso_z(standing.restricted_until))
@@ -104,10 +104,10 @@ async def me(request: Request):
 
 
 async def create_user(request: Request):
-    await authenticate(request, *ADMINS)
+    await authenticate(request, Role.ADMIN)
     fields = await request_fields(request)
     name, email, password = _credentials(fields)
-    role = fields.string("role", choices=("store_employee", "admin"))
+    role = fields.string("role", choices=ADMIN_GIVEN_ROLES)
     store_id = fields.string("storeId", required=False, max_length=24)
     user = await _runtime(request).accounts.create_user(
         name=name, email=email, password=password, role=role, store_id=store_id)
@@ -120,12 +120,12 @@ def _admin_user_view(user) -> dict:
 
 async def list_users(request: Request):
     """Accounts, newest first: `?role=`, `?search=` (part of a name or email), paginated."""
-    await authenticate(request, *ADMINS)
+    await authenticate(request, Role.ADMIN)
     page = query_int(request.query_params.get("page"), "page", 1, 1, 10_000)
     limit = query_int(request.query_params.get("limit"), "limit", 20, 1, 100)
     role = request.query_params.get("role") or None
-    if role is not None and role not in ROLES:
-        raise ApiError(400, f"role must be one of: {', '.join(ROLES)}.")
+    if role is not None and role not in tuple(Role):
+        raise ApiError(400, f"role must be one of: {', '.join(Role)}.")
     search = (request.query_params.get("search") or "").strip() or None
     if search is not None and len(search) > 100:
         raise ApiError(400, "search must be at most 100 characters.")
@@ -137,7 +137,7 @@ async def list_users(request: Request):
 async def update_user(request: Request):
     """Disable (`{"isActive": false}`) or re-enable an account; a disabled account's tokens,
     refresh tokens and open sockets stop working on every process."""
-    admin = await authenticate(request, *ADMINS)
+    admin = await authenticate(request, Role.ADMIN)
     user_id = request.path_params["user_id"]
     fields = await request_fields(request)
     active = fields.raw("isActive")

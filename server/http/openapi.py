@@ -7,7 +7,7 @@ from typing import Any
 
 from server.domain.lifecycle import CancellationReason, OrderStatus, PaymentStatus
 from server.domain.money import MAX_PRICE_PAISE
-from server.models.user import ROLES
+from server.domain.access import Role
 from server.services.orders import MAX_CART_LINES
 
 STR = {"type": "string"}
@@ -223,7 +223,7 @@ def openapi_document() -> dict[str, Any]:
             params=[ID("user_id")], body=obj({"isActive": BOOL}))},
         "/api/admin/users": {"get": op("Accounts, newest first (admins)", {"200": ok(ref("UserPage")), **COMMON},
                                        tag="admin", params=[
-                                           {"name": "role", "in": "query", "schema": {"enum": ["", *ROLES]}},
+                                           {"name": "role", "in": "query", "schema": {"enum": ["", *(role.value for role in Role)]}},
                                            {"name": "search", "in": "query", "schema": {"type": "string",
                                                                                        "maxLength": 100},
                                             "description": "part of a name or email"},

@@ -10,13 +10,14 @@ from bson import ObjectId
 
 from server import metrics
 from server.domain import messages
+from server.domain.access import CUSTOMER_ROLES, Role, sees_pickup_code
 from server.domain.clock import utcnow
 from server.domain.lifecycle import OrderStatus
 from server.domain.errors import ApiError
 from server.http.body import Fields, query_int, request_fields
 from server.http.poll_fast_path import etag_matches
 from server.http.responses import JSONResponse, ok
-from server.http.security import CUSTOMERS, STAFF, authenticate
+from server.http.security import authenticate
 from server.models import Order
 from server.services.orders import MAX_CART_LINES, CartLine
 from server.services.snapshots import OrderSnapshot, poll_body
@@ -31,13 +32,13 @@ def _runtime(request: Request):
 
 def _detail(request: Request, order: Order, principal) -> dict:
     otp = None
-    if principal.is_customer and principal.user_id == str(order.user_id) and order.order_status == OrderStatus.READY:
+    if order.order_status == OrderStatus.READY and sees_pickup_code(principal, str(order.user_id)):
         otp = _runtime(request).orders.pickup_otp(order)
     return order_detail(order, otp)
 
 
 async def checkout_session(request: Request):
-    principal = await authenticate(request, *CUSTOMERS)
+    principal = await authenticate(request, *CUSTOMER_ROLES)
     fields = await request_fields(request)
     store_id = fields.string("storeId", max_length=24)
     cart = []
@@ -56,7 +57,7 @@ async def checkout_session(request: Request):
 
 
 async def create_order(request: Request):
-    principal = await authenticate(request, *CUSTOMERS)
+    principal = await authenticate(request, *CUSTOMER_ROLES)
     fields = await request_fields(request)
     order, created = await _runtime(request).orders.create_order(
         principal, fields.raw("checkoutToken"), fields.raw("transactionId"))
@@ -136,7 +137,7 @@ async def poll_status(request: Request):
 
 
 async def update_payment_status(request: Request):
-    principal = await authenticate(request, *STAFF)
+    principal = await authenticate(request, Role.STORE_EMPLOYEE)
     fields = await request_fields(request)
     status = fields.string("paymentStatus", choices=("success", "failed"))
     order, message = await _runtime(request).orders.update_payment(
@@ -145,7 +146,7 @@ async def update_payment_status(request: Request):
 
 
 async def update_status(request: Request):
-    principal = await authenticate(request, *STAFF)
+    principal = await authenticate(request, Role.STORE_EMPLOYEE)
     fields = await request_fields(request)
     target = fields.string("status", choices=tuple(s.value for s in OrderStatus))
     note = fields.string("reason", required=False, max_length=200)
@@ -155,7 +156,7 @@ async def update_status(request: Request):
 
 
 async def verify_otp(request: Request):
-    principal = await authenticate(request, *STAFF)
+    principal = await authenticate(request, Role.STORE_EMPLOYEE)
     fields = await request_fields(request)
     otp = fields.raw("otp")
     if isinstance(otp, int) and not isinstance(otp, bool):
@@ -167,13 +168,13 @@ async def verify_otp(request: Request):
 
 
 async def cancel_order(request: Request):
-    principal = await authenticate(request, *CUSTOMERS)
+    principal = await authenticate(request, *CUSTOMER_ROLES)
     order = await _runtime(request).orders.cancel_by_customer(principal, request.path_params["order_id"])
     return ok(_detail(request, order, principal), message=messages.ORDER_CANCELLED)
 
 
 async def confirm_commitment(request: Request):
-    principal = await authenticate(request, *CUSTOMERS)
+    principal = await authenticate(request, *CUSTOMER_ROLES)
     order = await _runtime(request).orders.confirm_commitment(principal, request.path_params["order_id"])
     return JSONResponse({"success": True, "message": messages.COMMITMENT_CONFIRMED,
                          "order": commitment_order(order)})

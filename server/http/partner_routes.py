@@ -11,12 +11,13 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from server.domain import messages
+from server.domain.access import may_place_orders
 from server.domain.clock import partner_timestamp
 from server.domain.lifecycle import CancellationReason, OrderStatus, PaymentStatus
 from server.domain.errors import ApiError
 from server.http.body import ascii_int, request_fields
 from server.http.responses import JSONResponse
-from server.http.security import CUSTOMERS, authenticate
+from server.http.security import authenticate
 from server.models import ClientApp, Order
 
 CLIENT_MISSING = "X-Client-ID header is required"
@@ -132,7 +133,7 @@ async def get_order(request: Request):
 async def create_order(request: Request):
     await _check_client(request)
     principal = await authenticate(request)
-    if principal.role not in CUSTOMERS:
+    if not may_place_orders(principal):
         raise ApiError(403, messages.FORBIDDEN_ROLE)
     runtime = request.app.state.runtime
     fields = await request_fields(request)

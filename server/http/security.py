@@ -5,12 +5,8 @@ from __future__ import annotations
 from starlette.requests import HTTPConnection
 
 from server.domain import messages
+from server.domain.access import Principal, Role
 from server.domain.errors import ApiError
-from server.services.accounts import Principal
-
-CUSTOMERS = ("student", "faculty")
-STAFF = ("store_employee",)
-ADMINS = ("admin",)
 
 
 def bearer_token(connection: HTTPConnection, allow_query: bool = False) -> str:
@@ -30,7 +26,7 @@ def has_token(connection: HTTPConnection, allow_query: bool = False) -> bool:
     return "authorization" in connection.headers or (allow_query and "token" in connection.query_params)
 
 
-async def authenticate(connection: HTTPConnection, *roles: str, allow_query: bool = False) -> Principal:
+async def authenticate(connection: HTTPConnection, *roles: Role, allow_query: bool = False) -> Principal:
     """The verified caller; 401 without a valid token, 403 when the role may not use the route."""
     token = bearer_token(connection, allow_query)
     principal = await connection.app.state.runtime.accounts.authenticate(token)

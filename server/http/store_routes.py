@@ -7,12 +7,13 @@ from typing import Any
 from starlette.requests import Request
 from starlette.routing import Route
 
+from server.domain.access import Role
 from server.domain.clock import iso_z
 from server.domain.money import InvalidAmount, paise_to_rupees, rupees_to_paise
 from server.domain.errors import ApiError
 from server.http.body import Fields, request_fields
 from server.http.responses import ok
-from server.http.security import ADMINS, authenticate
+from server.http.security import authenticate
 from server.models import MenuItem
 from server.services import catalog
 from server.views import store_view
@@ -45,7 +46,7 @@ async def get_store(request: Request):
 
 
 async def create_store(request: Request):
-    await authenticate(request, *ADMINS)
+    await authenticate(request, Role.ADMIN)
     fields = await request_fields(request)
     store = await catalog.create_store(
         name=fields.string("name", max_length=100), location=fields.string("location", max_length=200),

@@ -1,14 +1,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
 
-from server.models.base import UtcDocument
 from pymongo import ASCENDING, IndexModel
 
-Role = Literal["student", "faculty", "store_employee", "admin"]
-CUSTOMER_ROLES = frozenset({"student", "faculty"})
-ROLES = ("student", "faculty", "store_employee", "admin")
+from server.domain.access import Role
+from server.models.base import UtcDocument
 
 
 class User(UtcDocument):
@@ -30,7 +27,3 @@ class User(UtcDocument):
         keep_nulls = False
         indexes = [IndexModel([("email", ASCENDING)], name="email_unique", unique=True),
                    IndexModel([("role", ASCENDING)], name="role")]
-
-    @property
-    def first_name(self) -> str:
-        return self.name.split()[0] if self.name.split() else self.name

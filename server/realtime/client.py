@@ -16,8 +16,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from server import metrics
+from server.domain.access import Principal, sees_kitchen_view
 from server.realtime.events import OrderChange
-from server.services.accounts import Principal
 
 Frame = str
 _control_keys = itertools.count()
@@ -31,7 +31,7 @@ class Subscriber:
     def __init__(self, principal: Principal, queue_size: int,
                  render: Callable[[OrderChange, bool], Frame], render_snapshot: SnapshotRender) -> None:
         self.principal = principal
-        self.sees_kitchen = not principal.is_customer
+        self.sees_kitchen = sees_kitchen_view(principal)
         self.order_ids: set[str] = set()
         self.store_ids: set[str] = set()
         self.sent_versions: dict[str, int] = {}

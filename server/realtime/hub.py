@@ -20,13 +20,14 @@ from bson import ObjectId
 
 from server import metrics
 from server.config import Settings
+from server.domain.access import may_run_store, may_see_every_order, may_see_order
 from server.domain.clock import as_utc, utcnow
 from server.domain.lifecycle import ACTIVE
-from server.models import Order, User
+from server.models import Order, Store, User
 from server.realtime.broker import Broker
 from server.realtime.client import Subscriber
 from server.realtime.events import OrderChange, order_channel, store_channel
-from server.services.accounts import AccountService, Principal
+from server.services.accounts import AccountService
 from server.views import event_order, kitchen_fields
 
 log = logging.getLogger("orderpulse.hub")
@@ -104,8 +105,8 @@ class Hub:
         orders = {str(o.id): o for o in await Order.find({"_id": {"$in": [ObjectId(v) for v in valid]}}).to_list()}
         for order_id in order_ids:
             order = orders.get(order_id)
-            if order is None or not _may_see(principal, order):
-                if principal.is_admin and order is None:
+            if order is None or not may_see_order(principal, str(order.user_id), str(order.store_id)):
+                if order is None and may_see_every_order(principal):
                     raise SubscriptionRefused("not_found", "Order not found.")
                 raise SubscriptionRefused("forbidden", "You are not allowed to watch this order.")
         subscriber.hold_events()
@@ -121,12 +122,10 @@ class Hub:
 
     async def subscribe_store(self, subscriber: Subscriber, store_id: str) -> list[dict[str, Any]]:
         principal = subscriber.principal
-        if not (principal.is_admin or (principal.is_staff and principal.store_id == store_id)):
+        if not may_run_store(principal, store_id):
             raise SubscriptionRefused("forbidden", "You are not allowed to watch this store.")
-        if principal.is_admin:
-            from server.models import Store
-            if not ObjectId.is_valid(store_id) or await Store.get(store_id) is None:
-                raise SubscriptionRefused("not_found", "Store not found.")
+        if not ObjectId.is_valid(store_id) or await Store.get(store_id) is None:
+            raise SubscriptionRefused("not_found", "Store not found.")
         subscriber.hold_events()
         try:
             await self._watch(subscriber, "store", store_id)
@@ -276,14 +275,6 @@ class Hub:
                     await self.send_fresh_snapshots(overflowed)
                 except Exception:
                     log.exception("resync of overflowed subscribers failed")
-
-
-def _may_see(principal: Principal, order: Order) -> bool:
-    if principal.is_admin:
-        return True
-    if principal.is_customer:
-        return str(order.user_id) == principal.user_id
-    return principal.store_id == str(order.store_id)
 
 
 async def store_board(store_id: str) -> list[Order]:

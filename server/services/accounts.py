@@ -9,7 +9,6 @@ import secrets
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -19,12 +18,12 @@ from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
 from server.domain import messages
+from server.domain.access import Principal, Role
 from server.domain.clock import as_utc, utcnow
 from server.domain.trust import TrustPolicy, TrustStanding, standing
 from server.domain.errors import ApiError
 from server.models import Order, RefreshToken, Store, User
 from server.models.stream_ticket import StreamTicket
-from server.models.user import CUSTOMER_ROLES
 from server.services.tokens import (
     AccessClaims, TokenService, digest, hash_password_async, new_refresh_token, verify_password_async,
 )
@@ -38,29 +37,6 @@ log = logging.getLogger("orderpulse.accounts")
 ACCOUNTS_CHANNEL = "accounts"
 STREAM_TICKET_LIFETIME = timedelta(seconds=30)
 AccountListener = Callable[[str, bool], None]
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """The verified caller of a request."""
-
-    user_id: str
-    role: str
-    store_id: str | None
-    name: str
-    expires_at: float
-
-    @property
-    def is_customer(self) -> bool:
-        return self.role in CUSTOMER_ROLES
-
-    @property
-    def is_admin(self) -> bool:
-        return self.role == "admin"
-
-    @property
-    def is_staff(self) -> bool:
-        return self.role == "store_employee"
 
 
 def _issued_before_disable(claims: AccessClaims, user: User) -> bool:
@@ -248,18 +224,18 @@ class AccountService:
 
     # --- sign-up and sign-in ----------------------------------------------------------------
 
-    async def register_customer(self, *, name: str, email: str, password: str, role: str,
+    async def register_customer(self, *, name: str, email: str, password: str, role: Role,
                                 register_number: str | None, employee_id: str | None) -> User:
         password_hash = await hash_password_async(password)
         user = User(name=name, email=email.lower(), password_hash=password_hash, role=role,
                     register_number=register_number, employee_id=employee_id, created_at=utcnow())
         return await self._insert_user(user)
 
-    async def create_user(self, *, name: str, email: str, password: str, role: str,
+    async def create_user(self, *, name: str, email: str, password: str, role: Role,
                           store_id: str | None) -> User:
         """Store staff and admins: created by an admin or the command line only."""
         store_oid = None
-        if role == "store_employee":
+        if role == Role.STORE_EMPLOYEE:
             if not store_id:
                 raise ApiError(400, messages.STORE_REQUIRED_FOR_STAFF)
             if not ObjectId.is_valid(store_id) or await Store.get(store_id) is None:

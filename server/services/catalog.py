@@ -7,10 +7,10 @@ from typing import Any
 from bson import ObjectId
 
 from server.domain import messages
+from server.domain.access import Principal, may_run_store
 from server.domain.clock import utcnow
 from server.domain.errors import ApiError
 from server.models import MenuItem, Store
-from server.services.accounts import Principal
 
 
 async def find_store(store_id: str) -> Store:
@@ -22,9 +22,8 @@ async def find_store(store_id: str) -> Store:
 
 def authorise_store_staff(principal: Principal, store_id: str) -> None:
     """Menu writes: that store's employees, or an admin."""
-    if principal.is_admin or (principal.is_staff and principal.store_id == store_id):
-        return
-    raise ApiError(403, messages.FORBIDDEN_ROLE)
+    if not may_run_store(principal, store_id):
+        raise ApiError(403, messages.FORBIDDEN_ROLE)
 
 
 async def list_stores(include_inactive: bool) -> list[Store]:

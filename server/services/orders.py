@@ -23,6 +23,7 @@ from pymongo.errors import DuplicateKeyError
 
 from server.config import Settings
 from server.domain import messages
+from server.domain.access import Principal, listing_scope, may_see_order
 from server.domain.clock import as_utc, js_date_string, utcnow
 from server.domain.deadlines import next_deadline
 from server.domain.lifecycle import (
@@ -33,7 +34,7 @@ from server.domain.money import paise_to_rupees
 from server.domain.trust import TrustStanding, TrustTier
 from server.domain.errors import ApiError
 from server.models import Counter, MenuItem, Order, OrderItem, Store
-from server.services.accounts import AccountService, Principal
+from server.services.accounts import AccountService
 from server.services.deadlines import DeadlineEnforcer
 from server.services.publishing import ChangePublisher
 from server.services.tokens import TokenService
@@ -184,7 +185,7 @@ class OrderService:
         order = Order(
             order_number=await self._next_order_number(now),
             user_id=user_id, store_id=str(store.id), store_name=store.name, store_location=store.location,
-            customer_first_name=principal.name.split()[0] if principal.name.split() else principal.name,
+            customer_first_name=principal.first_name,
             items=items, total_paise=claims["total"], special_instructions=claims.get("note"),
             payment_reference=claims["ref"], transaction_id=transaction, checkout_id=claims["jti"],
             requires_commitment=standing.requires_commitment,
@@ -243,13 +244,8 @@ class OrderService:
     @staticmethod
     def authorise(principal: Principal, user_id: str, store_id: str,
                   forbidden: str = messages.ORDER_FORBIDDEN) -> None:
-        if principal.is_admin:
-            return
-        if principal.is_customer and principal.user_id == user_id:
-            return
-        if principal.is_staff and principal.store_id == store_id:
-            return
-        raise ApiError(403, forbidden)
+        if not may_see_order(principal, user_id, store_id):
+            raise ApiError(403, forbidden)
 
     async def _find(self, order_id: str) -> Order:
         order = await Order.get(order_id) if ObjectId.is_valid(order_id) else None
@@ -265,13 +261,7 @@ class OrderService:
 
     async def list_orders(self, principal: Principal, statuses: list[str], page: int, limit: int,
                           store_id: str | None) -> tuple[list[Order], int]:
-        query: dict[str, Any] = {}
-        if principal.is_customer:
-            query["user_id"] = principal.user_id
-        elif principal.is_staff:
-            query["store_id"] = principal.store_id
-        elif store_id:
-            query["store_id"] = store_id
+        query: dict[str, Any] = listing_scope(principal, store_id)
         if statuses:
             query["order_status"] = {"$in": statuses}
         total = await Order.find(query).count()
