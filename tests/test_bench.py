@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from server.bench.cli import main
+from server.bench.cli import main, parse_overrides
 from server.bench.loadgen import choose_client
 from server.bench.metrics import MetricsSnapshot, histogram_delta
 from server.bench.target import TargetRefused, parse_targets
@@ -79,7 +79,7 @@ def test_every_scenario_reports_coherent_results(server_pair, tmp_path):
     # deadlines) listen on the second, so every event crosses processes.
     first, second = server_pair
     code = main(["all", "--urls", f"{first.url},{second.url}", "--server-pid", str(first.process.pid),
-                 *_admin_args(), *TINY, "--json", str(out), "--plot", str(charts)])
+                 *_admin_args(), *TINY, "--set", "sockets.sockets=20", "--json", str(out), "--plot", str(charts)])
     assert code == 0
     scenarios = {s["scenario"]: s for s in json.loads(out.read_text())["scenarios"]}
     assert list(scenarios) == ["poll", "sockets", "fanout", "latency", "push-vs-poll", "deadlines"]
@@ -89,7 +89,7 @@ def test_every_scenario_reports_coherent_results(server_pair, tmp_path):
     _assert_poll_and_its_floor(poll)
 
     sockets = scenarios["sockets"]
-    assert _value(sockets, "sockets_open") == 24 and _value(sockets, "dropped") == 0
+    assert _value(sockets, "sockets_open") == 20 and _value(sockets, "dropped") == 0  # --set over --sockets 24
     assert isinstance(_value(sockets, "kib_per_socket"), float)
 
     for name, subscribers in (("fanout", 6), ("latency", 1)):
@@ -157,6 +157,14 @@ def test_without_wrk_auto_falls_back_to_python_and_wrk_is_refused_in_one_line(mo
     assert main(["poll", "--client", "wrk", "--quiet"]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
         "orderpulse-bench: --client wrk: wrk is not installed (apt-get install wrk)"]
+
+
+def test_set_gives_one_scenario_its_own_size():
+    assert parse_overrides(["poll.orders=500", "push-vs-poll.duration=30", "poll.client=python"]) == {
+        "poll": {"orders": 500, "client": "python"}, "push-vs-poll": {"duration": 30.0}}
+    for wrong in ("poll.sockets=5", "poll.orders", "nothing.orders=5", "poll.orders=many"):
+        with pytest.raises(ValueError, match="--set"):
+            parse_overrides([wrong])
 
 
 def test_metrics_are_read_with_the_prometheus_parser():

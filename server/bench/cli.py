@@ -97,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Every scenario in turn; a flag applies to each scenario using it.")
     _add_common(every)
     every.add_argument("--only", default="", help="run only these scenarios (comma-separated names)")
+    every.add_argument("--set", action="append", default=[], metavar="SCENARIO.OPTION=VALUE",
+                       help="one scenario's option, over the flag of the same name (repeatable), "
+                            "e.g. --set poll.orders=500")
     _add_options(every, list(OPTIONS), {})
     return parser
 
@@ -123,7 +126,8 @@ async def run(args: argparse.Namespace, progress: Progress) -> tuple[list[Scenar
         for module in modules:
             progress.begin(module.NAME)
             await population.refresh_tokens()
-            ctx = Context(targets, apis, population, probe, progress, args, module.DEFAULTS)
+            ctx = Context(targets, apis, population, probe, progress, args, module.DEFAULTS,
+                          args.overrides.get(module.NAME, {}))
             conflicts = population.setup_conflicts
             try:
                 results.append(await module.run(ctx))
@@ -144,6 +148,25 @@ async def run(args: argparse.Namespace, progress: Progress) -> tuple[list[Scenar
     return results, [t.base_url for t in targets], failed
 
 
+def parse_overrides(items: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """`--set poll.orders=500` → {"poll": {"orders": 500}}, each option one its scenario has."""
+    modules = {m.NAME: m for m in scenario_modules()}
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        key, equals, raw = item.partition("=")
+        scenario, dot, option = key.partition(".")
+        option = option.replace("-", "_")
+        if not equals or not dot or scenario not in modules or option not in modules[scenario].DEFAULTS:
+            raise ValueError(f"--set {item!r}: give SCENARIO.OPTION=VALUE with an option that scenario has "
+                             "(see orderpulse-bench SCENARIO --help)")
+        kind = OPTIONS[option][0]
+        try:
+            out.setdefault(scenario, {})[option] = kind(raw)
+        except ValueError:
+            raise ValueError(f"--set {item!r}: {raw!r} is not a {kind.__name__}") from None
+    return out
+
+
 def _only(args: argparse.Namespace) -> set[str]:
     return {n.strip() for n in getattr(args, "only", "").split(",") if n.strip()}
 
@@ -154,6 +177,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = _only(args) - {m.NAME for m in scenario_modules()}
     if unknown:
         parser.error(f"unknown scenario(s) in --only: {', '.join(sorted(unknown))}")
+    try:
+        args.overrides = parse_overrides(getattr(args, "set", []))
+    except ValueError as error:
+        parser.error(str(error))
     try:
         choose_client(getattr(args, "client", None) or "auto")
     except ClientUnavailable as error:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from server.bench.api import Api
@@ -24,6 +24,7 @@ class Context:
     progress: Progress
     args: argparse.Namespace
     defaults: dict[str, Any]
+    overrides: dict[str, Any] = field(default_factory=dict)  # this scenario's `all --set` values
 
     @property
     def api(self) -> Api:
@@ -40,7 +41,9 @@ class Context:
         return self.targets[-1]
 
     def option(self, name: str) -> Any:
-        """A command-line value, or this scenario's default when the flag was not given."""
+        """This scenario's `--set` value, else the command-line flag, else the scenario's default."""
+        if name in self.overrides:
+            return self.overrides[name]
         value = getattr(self.args, name, None)
         return self.defaults[name] if value is None else value
 
