@@ -175,7 +175,7 @@ class Runtime:
                                             settings.login_max_failures_per_address,
                                             settings.login_failure_window_seconds)
         self.broker = Broker(settings.redis_url)
-        self.accounts.use_broker(self.broker)
+        self.accounts.use_bus(self.broker)
         self.publisher = ChangePublisher(self.broker, settings.orderpulse_failpoint)
         self.enforcer = DeadlineEnforcer(settings, self.publisher)
         self.orders = OrderService(settings, self.accounts, self.tokens, self.publisher, self.enforcer)

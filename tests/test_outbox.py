@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from server.domain.clock import utcnow
 from server.models import Order
-from server.realtime.events import OrderChange, order_channel
+from server.services.changes import ChangeMessage, order_channel
 
 
 async def marked(order_number: str) -> bool:
@@ -38,9 +38,9 @@ async def test_an_orphaned_mark_is_republished_and_cleared(api):
     # A writer that died between its write and its publish leaves exactly this behind.
     await Order.get_pymongo_collection().update_one(
         {"order_number": order["orderNumber"]}, {"$set": {"outbox_at": utcnow() - timedelta(seconds=5)}})
-    received: list[OrderChange] = []
+    received: list[ChangeMessage] = []
     await api.runtime.broker.subscribe(order_channel(order["id"]),
-                                       lambda channel, payload: received.append(OrderChange.decode(payload)))
+                                       lambda channel, payload: received.append(ChangeMessage.decode(payload)))
     await until(lambda: _true(bool(received)))
     assert (received[0].order_id, received[0].version, received[0].event) == (order["id"], 1, "created")
     await until(lambda: _not(marked(order["orderNumber"])))

@@ -16,10 +16,9 @@ from urllib.parse import urlparse
 
 from server import metrics
 from server.realtime.backends.base import BrokerBackend
+from server.services.bus import Listener
 
 log = logging.getLogger("orderpulse.broker")
-
-Listener = Callable[[str, bytes], None]
 
 
 def backend_for(url: str | None) -> BrokerBackend:
@@ -34,6 +33,8 @@ def backend_for(url: str | None) -> BrokerBackend:
 
 
 class Broker:
+    """The message bus the services publish through (`server.services.bus.MessageBus`)."""
+
     def __init__(self, url: str | None = None, backend: BrokerBackend | None = None) -> None:
         self._backend = backend or backend_for(url)
         self._listeners: dict[str, list[Listener]] = defaultdict(list)
@@ -78,12 +79,8 @@ class Broker:
                 metrics.BROKER_CHANNELS.set(len(self._listeners))
                 try:
                     await self._backend.unsubscribe(channel)
-                except Exception:  # the engine re-subscribes from `channels` after a reconnect
+                except Exception:  # the engine has forgotten it: a reconnect does not re-subscribe it
                     log.warning("unsubscribe from %s failed; dropped locally", channel)
-
-    @property
-    def channels(self) -> set[str]:
-        return set(self._listeners)
 
     def on_connection_change(self, listener: Callable[[bool], None]) -> None:
         self._connection_listeners.append(listener)

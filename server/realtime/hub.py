@@ -26,7 +26,8 @@ from server.domain.lifecycle import ACTIVE
 from server.models import Order, Store, User
 from server.realtime.broker import Broker
 from server.realtime.client import Subscriber
-from server.realtime.events import OrderChange, order_channel, store_channel
+from server.realtime.events import OrderChange
+from server.services.changes import order_channel, store_channel
 from server.services.accounts import AccountService
 from server.views import event_order, kitchen_fields
 

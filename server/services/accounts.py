@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
@@ -24,12 +24,11 @@ from server.domain.trust import TrustPolicy, TrustStanding, standing
 from server.domain.errors import ApiError
 from server.models import Order, RefreshToken, Store, User
 from server.models.stream_ticket import StreamTicket
+from server.services.bus import MessageBus
 from server.services.tokens import (
     AccessClaims, TokenService, digest, hash_password_async, new_refresh_token, verify_password_async,
 )
 
-if TYPE_CHECKING:
-    from server.realtime.broker import Broker
 
 log = logging.getLogger("orderpulse.accounts")
 
@@ -56,19 +55,19 @@ class AccountService:
         # When each account last changed (monotonic), so a read in flight meanwhile is redone.
         self._changed_at: dict[str, float] = {}
         self._account_listeners: list[AccountListener] = []
-        self._broker: Broker | None = None
+        self._bus: MessageBus | None = None
         self._loading: dict[str, asyncio.Future[User | None]] = {}
 
     # --- account changes, across processes ---------------------------------------------------
 
-    def use_broker(self, broker: Broker) -> None:
-        """Account changes go out through `broker`; a lost broker connection forgets every user."""
-        self._broker = broker
-        broker.on_connection_change(lambda connected: self._users.clear())
+    def use_bus(self, bus: MessageBus) -> None:
+        """Account changes go out through `bus`; a lost bus connection forgets every user."""
+        self._bus = bus
+        bus.on_connection_change(lambda connected: self._users.clear())
 
     async def start(self) -> None:
-        if self._broker is not None:
-            await self._broker.subscribe(ACCOUNTS_CHANNEL, self._on_account_message)
+        if self._bus is not None:
+            await self._bus.subscribe(ACCOUNTS_CHANNEL, self._on_account_message)
 
     def on_account_changed(self, listener: AccountListener) -> None:
         """Call `listener(user_id, active)` when any process changes an account."""
@@ -110,9 +109,9 @@ class AccountService:
             await RefreshToken.get_pymongo_collection().update_many(
                 {"user_id": user_id, "revoked_at": {"$exists": False}}, {"$set": {"revoked_at": now}})
         self.account_changed(user_id, active)
-        if self._broker is not None:
+        if self._bus is not None:
             try:
-                await self._broker.publish([ACCOUNTS_CHANNEL], orjson.dumps({"userId": user_id, "active": active}))
+                await self._bus.publish([ACCOUNTS_CHANNEL], orjson.dumps({"userId": user_id, "active": active}))
             except Exception:  # the cache lifetime still bounds how long other processes trust it
                 log.warning("could not publish the change of account %s", user_id)
         user.is_active = active

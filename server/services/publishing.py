@@ -21,8 +21,8 @@ from server import metrics
 from server.domain.clock import utcnow
 from server.services.outage import UNREACHABLE, OutageLog
 from server.models import Order
-from server.realtime.broker import Broker
-from server.realtime.events import encode_change, order_channel, store_channel
+from server.services.bus import MessageBus
+from server.services.changes import encode_change, order_channel, store_channel
 
 log = logging.getLogger("orderpulse.publishing")
 
@@ -32,8 +32,8 @@ STOP_SECONDS = 1.0
 
 
 class ChangePublisher:
-    def __init__(self, broker: Broker, failpoint: str | None = None) -> None:
-        self._broker = broker
+    def __init__(self, bus: MessageBus, failpoint: str | None = None) -> None:
+        self._bus = bus
         self._failpoint = failpoint
         # Published changes whose marks are still set: cleared in bulk by the relay, off the
         # request path (order id → newest published version).
@@ -47,9 +47,9 @@ class ChangePublisher:
             os.kill(os.getpid(), signal.SIGKILL)
 
     async def broadcast(self, order: Order, *, created: bool = False) -> bool:
-        """Hand one change to the broker; False (mark kept for the relay) when the broker failed."""
+        """Hand one change to the bus; False (mark kept for the relay) when the bus failed."""
         try:
-            await self._broker.publish(
+            await self._bus.publish(
                 [order_channel(str(order.id)), store_channel(str(order.store_id))],
                 encode_change(order, "created" if created else "updated"),
             )

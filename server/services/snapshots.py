@@ -18,8 +18,8 @@ import orjson
 
 from server.domain.clock import as_utc, parse_iso
 from server.models import Order
-from server.realtime.broker import Broker
-from server.realtime.events import OrderChange, order_channel
+from server.services.bus import MessageBus
+from server.services.changes import ChangeMessage, order_channel
 from server.views import LEAN_FIELDS, lean_order
 
 
@@ -41,15 +41,15 @@ def poll_body(lean: dict) -> bytes:
 
 
 class OrderSnapshotCache:
-    def __init__(self, broker: Broker, max_entries: int = 50_000) -> None:
-        self._broker = broker
+    def __init__(self, bus: MessageBus, max_entries: int = 50_000) -> None:
+        self._bus = bus
         self._max_entries = max_entries
         self._entries: OrderedDict[str, OrderSnapshot] = OrderedDict()
         self._tracked: dict[str, None] = {}  # insertion order: oldest first
-        broker.on_connection_change(self._connection_changed)
+        bus.on_connection_change(self._connection_changed)
 
     def get(self, order_id: str) -> OrderSnapshot | None:
-        if not self._broker.connected:
+        if not self._bus.connected:
             return None
         return self._entries.get(order_id)
 
@@ -59,7 +59,7 @@ class OrderSnapshotCache:
             return
         self._tracked[order_id] = None
         try:
-            await self._broker.subscribe(order_channel(order_id), self._on_event)
+            await self._bus.subscribe(order_channel(order_id), self._on_event)
         except Exception:
             self._tracked.pop(order_id, None)
             raise
@@ -69,7 +69,7 @@ class OrderSnapshotCache:
     def store(self, order: Order) -> OrderSnapshot | None:
         """Keep a freshly read order, unless an event already brought a newer version."""
         order_id = str(order.id)
-        if order_id not in self._tracked or not self._broker.connected:
+        if order_id not in self._tracked or not self._bus.connected:
             return None
         current = self._entries.get(order_id)
         if current is not None and current.version >= order.version:
@@ -98,7 +98,7 @@ class OrderSnapshotCache:
             pass
 
     def _on_event(self, channel: str, payload: bytes) -> None:
-        change = OrderChange.decode(payload)
+        change = ChangeMessage.decode(payload)
         current = self._entries.get(change.order_id)
         if current is not None and current.version >= change.version:
             return
@@ -111,7 +111,7 @@ class OrderSnapshotCache:
         snapshot = self._entries.pop(order_id, None)
         if snapshot is not None:
             snapshot.changed.set()
-        await self._broker.unsubscribe(order_channel(order_id), self._on_event)
+        await self._bus.unsubscribe(order_channel(order_id), self._on_event)
 
     def _connection_changed(self, connected: bool) -> None:
         for snapshot in self._entries.values():

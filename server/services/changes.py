@@ -1,0 +1,64 @@
+"""The message published once per order change, as the broker carries it between processes.
+
+The services write it (publishing) and read it (the poll snapshots); the real-time adapters add
+their frames on top (`server.realtime.events`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Self
+
+import orjson
+
+from server.domain.clock import iso_z
+from server.models import Order
+from server.views import event_order, kitchen_fields
+
+
+def order_channel(order_id: str) -> str:
+    return f"order:{order_id}"
+
+
+def store_channel(store_id: str) -> str:
+    return f"store:{store_id}"
+
+
+def encode_change(order: Order, event: str) -> bytes:
+    """What the broker carries: the public event, the kitchen extras, and for routing and
+    caching the owner and the next deadline (neither is ever sent to a client)."""
+    return orjson.dumps({
+        "event": event,
+        "order": event_order(order),
+        "kitchen": kitchen_fields(order),
+        "userId": str(order.user_id),
+        "nextDeadlineAt": iso_z(order.next_deadline_at),
+    })
+
+
+@dataclass(slots=True)
+class ChangeMessage:
+    """One decoded broker message."""
+
+    event: str
+    order: dict[str, Any]
+    kitchen: dict[str, Any]
+    user_id: str
+    next_deadline_at: str | None = None
+    # Read for every subscriber of a fan-out: plain attributes, not properties over the dict.
+    order_id: str = field(init=False)
+    version: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.order_id = self.order["id"]
+        self.version = self.order["version"]
+
+    @classmethod
+    def decode(cls, payload: bytes) -> Self:
+        data = orjson.loads(payload)
+        return cls(event=data["event"], order=data["order"], kitchen=data["kitchen"], user_id=data["userId"],
+                   next_deadline_at=data.get("nextDeadlineAt"))
+
+    @property
+    def store_id(self) -> str:
+        return self.order["storeId"]
