@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import datetime, timezone
 from typing import Protocol
@@ -24,13 +25,27 @@ class Clock(Protocol):
     def monotonic(self) -> float:
         """Seconds on a clock that never goes back, for intervals."""
 
+    async def sleep(self, seconds: float, wake: asyncio.Event | None = None) -> None:
+        """Return once `seconds` have passed on this clock, or as soon as `wake` is set."""
+
 
 class SystemClock:
+    """The machine's clock, which production runs on."""
+
     def now(self) -> datetime:
         return utcnow()
 
     def monotonic(self) -> float:
         return time.monotonic()
+
+    async def sleep(self, seconds: float, wake: asyncio.Event | None = None) -> None:
+        if wake is None:
+            await asyncio.sleep(seconds)
+            return
+        try:
+            await asyncio.wait_for(wake.wait(), seconds)
+        except TimeoutError:
+            pass
 
 
 SYSTEM_CLOCK = SystemClock()

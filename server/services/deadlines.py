@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import heapq
 import logging
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,7 +21,7 @@ from bson import ObjectId
 
 from server import metrics
 from server.config import Settings
-from server.domain.clock import as_utc, utcnow
+from server.domain.clock import SYSTEM_CLOCK, Clock, as_utc
 from server.domain.lifecycle import CancellationReason, OrderStatus, PaymentStatus
 from server.models import Order
 from server.services.outage import UNREACHABLE, OutageLog
@@ -72,9 +71,12 @@ class DeadlineKind:
 
 
 class DeadlineEnforcer:
-    def __init__(self, settings: Settings, publisher: ChangePublisher) -> None:
+    """Cancels the orders whose deadline has passed, sleeping on `clock` until the next one."""
+
+    def __init__(self, settings: Settings, publisher: ChangePublisher, clock: Clock = SYSTEM_CLOCK) -> None:
         self._settings = settings
         self._publisher = publisher
+        self._clock = clock
         # Both placed-order deadlines run from creation: the shorter timeout always falls first.
         self._kinds = sorted(
             [
@@ -117,7 +119,7 @@ class DeadlineEnforcer:
     async def enforce_due(self, now: datetime | None = None,
                           order_id: ObjectId | None = None) -> int:
         """Cancel every order (or just `order_id`) whose deadline has passed; returns how many."""
-        now = now or utcnow()
+        now = now or self._clock.now()
         collection = Order.get_pymongo_collection()
         batch = uuid.uuid4().hex
         cancelled = 0
@@ -170,23 +172,23 @@ class DeadlineEnforcer:
     async def _seconds_until_next(self, after: datetime) -> float:
         while self._scheduled and self._scheduled[0] <= after:
             heapq.heappop(self._scheduled)
-        if time.monotonic() >= self._resync_due or len(self._scheduled) >= MAX_SCHEDULED:
-            self._resync_due = time.monotonic() + MAX_SLEEP_SECONDS
+        if self._clock.monotonic() >= self._resync_due or len(self._scheduled) >= MAX_SCHEDULED:
+            self._resync_due = self._clock.monotonic() + MAX_SLEEP_SECONDS
             found = await self._next_in_database(after)
             if found is not None:
                 heapq.heappush(self._scheduled, found)
         self._next_wake = self._scheduled[0] if self._scheduled else None
-        until_resync = max(0.0, self._resync_due - time.monotonic())
+        until_resync = max(0.0, self._resync_due - self._clock.monotonic())
         if self._next_wake is None:
             return until_resync
-        return min(until_resync, max(0.0, (self._next_wake - utcnow()).total_seconds()))
+        return min(until_resync, max(0.0, (self._next_wake - self._clock.now()).total_seconds()))
 
     async def _run(self) -> None:
         # Checked as well as cancelled: the loop ends even if a cancellation is swallowed below.
         while not self._stopping:
             self._wake.clear()
             try:
-                now = utcnow()
+                now = self._clock.now()
                 await self.enforce_due(now)
                 delay = await self._seconds_until_next(now)
                 self._outage.succeeded()
@@ -202,7 +204,4 @@ class DeadlineEnforcer:
                 return
             if delay <= 0:
                 continue
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=delay)
-            except TimeoutError:
-                pass
+            await self._clock.sleep(delay, self._wake)

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import math
-import time
+
+from server.domain.clock import SYSTEM_CLOCK, Clock
 
 
 class PollRateLimiter:
     """Remembers when each (caller, order) last polled; per process."""
 
-    def __init__(self, min_interval: float, max_keys: int = 200_000) -> None:
+    def __init__(self, min_interval: float, max_keys: int = 200_000, clock: Clock = SYSTEM_CLOCK) -> None:
         self._min_interval = min_interval
+        self._clock = clock
         self._max_keys = max_keys
         self._last: dict[tuple[str, str], float] = {}
 
@@ -18,7 +20,7 @@ class PollRateLimiter:
         """None when the poll may proceed (and is recorded); else seconds to wait."""
         if self._min_interval <= 0:
             return None
-        now = time.monotonic()
+        now = self._clock.monotonic()
         key = (caller, order_id)
         last = self._last.get(key)
         if last is not None and now - last < self._min_interval:

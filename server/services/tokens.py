@@ -8,7 +8,6 @@ import os
 import secrets
 import sys
 import threading
-import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from server.domain import messages
+from server.domain.clock import SYSTEM_CLOCK, Clock
 from server.domain.errors import ApiError
 
 T = TypeVar("T")
@@ -116,8 +116,9 @@ class TokenService:
     CHECKOUT = "checkout"
 
     def __init__(self, secret: str, algorithm: str, access_lifetime: timedelta,
-                 cache_size: int = 50_000) -> None:
+                 cache_size: int = 50_000, clock: Clock = SYSTEM_CLOCK) -> None:
         self._secret = secret
+        self._clock = clock
         self._algorithm = algorithm
         self._access_lifetime = access_lifetime
         self._verified: OrderedDict[str, AccessClaims] = OrderedDict()
@@ -136,7 +137,7 @@ class TokenService:
         """Raise the contract's 401 for a bad or expired token."""
         claims = self._verified.get(token)
         if claims is not None:
-            if claims.expires_at <= time.time():
+            if claims.expires_at <= self._clock.now().timestamp():
                 raise ApiError(401, messages.TOKEN_EXPIRED)
             return claims
         payload = self._decode(token, self.ACCESS)
@@ -161,14 +162,19 @@ class TokenService:
 
     def _decode(self, token: str, token_type: str) -> dict[str, Any]:
         try:
+            # The times are checked below against this service's clock; PyJWT would use the system's.
             payload = jwt.decode(
                 token, self._secret, algorithms=[self._algorithm],
-                options={"require": ["exp", "iat", "sub", "jti"]},
+                options={"require": ["exp", "iat", "sub", "jti"], "verify_exp": False, "verify_iat": False},
             )
-        except jwt.ExpiredSignatureError:
-            raise ApiError(401, messages.TOKEN_EXPIRED) from None
-        except jwt.PyJWTError:
+            issued_at, expires_at = int(payload["iat"]), int(payload["exp"])
+        except (jwt.PyJWTError, TypeError, ValueError):
             raise ApiError(401, messages.INVALID_TOKEN) from None
+        now = self._clock.now().timestamp()
+        if issued_at > now:
+            raise ApiError(401, messages.INVALID_TOKEN)
+        if expires_at <= now:
+            raise ApiError(401, messages.TOKEN_EXPIRED)
         if payload.get("typ") != token_type or not isinstance(payload.get("sub"), str):
             raise ApiError(401, messages.INVALID_TOKEN)
         if token_type == self.ACCESS and not isinstance(payload.get("role"), str):
