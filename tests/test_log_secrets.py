@@ -13,8 +13,8 @@ from uvicorn.logging import AccessFormatter
 
 from server.logging_filter import SecretFilter, install_secret_filter, redact
 from tests.harness import ServerProcess
-from tests.realtime.conftest import Deployment, Watcher, deployment_env, until
-from tests.support import PASSWORD
+from tests.realtime.conftest import Deployment, Watcher, deployment_env
+from tests.support import PASSWORD, until
 from tests.test_account_admin import served
 
 JWT = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjMifQ.c2lnbmF0dXJlX2J5dGVz"

@@ -9,7 +9,7 @@ from bson import ObjectId
 
 from server.domain.clock import utcnow
 from server.models import Order
-from tests.realtime.conftest import until
+from tests.support import until
 
 
 async def _ready_order(api):

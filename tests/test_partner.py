@@ -36,7 +36,7 @@ from server.domain.clock import utcnow
 from server.http.openapi import openapi_document
 from server.models import ClientApp, Order
 from tests.harness import REPO, TEST_JWT_SECRET, ServerProcess, create_user_cli
-from tests.support import PASSWORD, Actor, Api, StoreSetup
+from tests.support import PASSWORD, Actor, Api, StoreSetup, until
 
 SEED_TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}\+05:30$")
 KOLKATA = ZoneInfo("Asia/Kolkata")
@@ -70,7 +70,7 @@ async def wait_for_order_completion(order_id: str, client_id: str, access_token:
         if order["status"] in TERMINAL_STATES:
             return order
 
-        await asyncio.sleep(poll_interval_ms / 1000)
+        await asyncio.sleep(poll_interval_ms / 1000)  # the seed's own poll interval: the client under test
 
     raise TimeoutError("Order polling timed out. Please check back later.")
 
@@ -166,13 +166,6 @@ def assert_partner_order(body: dict) -> None:
     assert list(body["metadata"]) == ["paymentId", "txHash", "note"]
     assert body["metadata"]["txHash"] is None
     assert_schema("PartnerOrder", body)
-
-
-async def until(condition, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
 
 
 def orderpulse(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -477,7 +470,7 @@ async def test_the_unpaid_order_timeout_is_expired_and_wait_wakes_for_it_on_a_li
 async def test_wait_returns_as_soon_as_the_store_verifies_payment(partner):
     order_id = (await partner.order())["orderId"]
     held = asyncio.create_task(partner.get(order_id, params={"wait": 20}))
-    await until(lambda: partner.api.runtime.snapshots.get(order_id) is not None)
+    await until(lambda: partner.api.runtime.snapshots.get(order_id) is not None, message="the held request's snapshot")
     assert not held.done()
     paid = time.monotonic()
     await partner.api.advance(partner.store, order_id, "paid")
@@ -505,7 +498,7 @@ async def test_wait_sees_a_payment_verified_between_its_first_read_and_its_subsc
 async def test_wait_returns_failed_as_soon_as_the_store_fails_payment(partner):
     order_id = (await partner.order())["orderId"]
     held = asyncio.create_task(partner.get(order_id, params={"wait": 20}))
-    await until(lambda: partner.api.runtime.snapshots.get(order_id) is not None)
+    await until(lambda: partner.api.runtime.snapshots.get(order_id) is not None, message="the held request's snapshot")
     await partner.api.patch(f"/api/orders/{order_id}/payment-status", partner.store.staff,
                             json={"paymentStatus": "failed"})
     response = await asyncio.wait_for(held, 5)
@@ -532,11 +525,11 @@ async def test_wait_answers_started_after_n_seconds_when_nothing_happens(partner
 async def test_wait_ignores_changes_that_leave_the_order_started(partner):
     order_id = (await partner.order())["orderId"]
     held = asyncio.create_task(partner.get(order_id, params={"wait": 1}))
-    await until(lambda: partner.api.runtime.snapshots.get(order_id) is not None)
+    await until(lambda: partner.api.runtime.snapshots.get(order_id) is not None, message="the held request's snapshot")
     # Through the API only a watch-tier customer's commitment leaves an order STARTED; the
     # service's compare-and-set makes such a change (new version, one event) directly.
     stored = await Order.get(order_id)
-    await partner.api.runtime.orders._commit(stored, {"special_instructions": "No onions"})
+    await partner.api.runtime.lifecycle._commit(stored, {"special_instructions": "No onions"})
     response = await asyncio.wait_for(held, 5)
     assert response.json()["status"] == "STARTED"
 

@@ -1,20 +1,17 @@
 """Real-time fixtures: deployments of real server processes on one database and one Redis,
 WebSocket and SSE watchers that keep what a client keeps, and a deadline poller.
 
-Tests wait on conditions, never on fixed sleeps: `until` polls a condition against a deadline.
+Tests wait on conditions, never on fixed sleeps: `until` (tests/support.py) polls one against a deadline.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import itertools
 import json
 import re
-import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,24 +23,9 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from tests.harness import RedisServer, ServerProcess, create_user_cli, drop_database
-from tests.support import PASSWORD, Actor, Api, StoreSetup
+from tests.support import PASSWORD, Actor, Api, StoreSetup, until
 
 _admins = itertools.count(1)
-
-
-async def until(condition: Callable[[], Any], timeout: float = 5.0, interval: float = 0.02,
-                message: str = "condition") -> Any:
-    """Poll `condition` (sync or async) until it is truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if inspect.isawaitable(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {message}")
-        await asyncio.sleep(interval)
 
 
 def restart_redis(server: RedisServer) -> None:

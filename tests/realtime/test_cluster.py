@@ -28,9 +28,8 @@ from tests.realtime.conftest import (
     metrics_of,
     redis_channels,
     restart_redis,
-    until,
 )
-from tests.support import Actor, Api, StoreSetup
+from tests.support import Actor, Api, StoreSetup, until
 
 
 @dataclass

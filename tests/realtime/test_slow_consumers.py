@@ -13,7 +13,8 @@ import struct
 import time
 from pathlib import Path
 
-from tests.realtime.conftest import Site, metric, metrics_of, until
+from tests.realtime.conftest import Site, metric, metrics_of
+from tests.support import until
 
 TCP_ESTABLISHED = "01"
 

@@ -7,7 +7,8 @@ import json
 import httpx
 from bson import ObjectId
 
-from tests.realtime.conftest import Site, SseWatcher, metric, metrics_of, until
+from tests.realtime.conftest import Site, SseWatcher, metric, metrics_of
+from tests.support import until
 
 
 async def test_an_order_stream_sends_the_snapshot_first_then_events_with_version_ids_and_heartbeats(site: Site):

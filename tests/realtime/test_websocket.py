@@ -17,8 +17,8 @@ from tests.realtime.conftest import (
     metric,
     metrics_of,
     redis_channels,
-    until,
 )
+from tests.support import until
 
 LEAN_KEYS = {"id", "orderNumber", "orderStatus", "paymentStatus", "totalAmount", "isCommitmentConfirmed",
              "commitmentDeadlineAt", "readyAt", "readyExpiresAt", "isOtpVerified", "cancelledAt",
