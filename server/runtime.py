@@ -26,9 +26,11 @@ from server.models import DOCUMENT_MODELS
 from server.realtime.broker import Broker
 from server.realtime.hub import Hub
 from server.services.accounts import AccountService
+from server.services.checkout import CheckoutService
 from server.services.deadlines import DeadlineEnforcer
 from server.services.login_throttle import LoginThrottle
-from server.services.orders import OrderService
+from server.services.order_lifecycle import OrderLifecycle
+from server.services.order_queries import OrderQueries
 from server.services.outage import UNREACHABLE
 from server.services.publishing import ChangePublisher, OutboxRelay
 from server.services.ratelimit import PollRateLimiter
@@ -178,7 +180,10 @@ class Runtime:
         self.accounts.use_bus(self.broker)
         self.publisher = ChangePublisher(self.broker, settings.orderpulse_failpoint)
         self.enforcer = DeadlineEnforcer(settings, self.publisher)
-        self.orders = OrderService(settings, self.accounts, self.tokens, self.publisher, self.enforcer)
+        # Orders: reading them (and the deadline due on a read), checking out, changing them.
+        self.orders = OrderQueries(settings, self.enforcer)
+        self.checkout = CheckoutService(settings, self.accounts, self.tokens, self.publisher, self.enforcer)
+        self.lifecycle = OrderLifecycle(settings, self.orders, self.publisher, self.enforcer)
         self.snapshots = OrderSnapshotCache(self.broker)
         self.poll_limiter = PollRateLimiter(settings.poll_min_interval_seconds)
         self.relay = OutboxRelay(self.publisher, settings.outbox_relay_after_seconds)

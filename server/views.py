@@ -10,7 +10,7 @@ from typing import Any
 
 from server.domain.clock import iso_z
 from server.domain.money import paise_to_rupees
-from server.models import Order, Store, User
+from server.models import Order, OrderItem, Store, User
 
 LEAN_FIELDS = (
     "id", "orderNumber", "orderStatus", "paymentStatus", "totalAmount", "isCommitmentConfirmed",
@@ -56,6 +56,17 @@ def kitchen_fields(order: Order) -> dict[str, Any]:
     }
 
 
+def order_item_view(item: OrderItem) -> dict[str, Any]:
+    """One priced cart line, in checkout sessions and orders alike."""
+    return {
+        "menuItemId": str(item.menu_item_id),
+        "name": item.name,
+        "price": paise_to_rupees(item.price_paise),
+        "quantity": item.quantity,
+        "total": paise_to_rupees(item.total_paise),
+    }
+
+
 def order_summary(order: Order) -> dict[str, Any]:
     """The order object of seed 001's `201` answer, key for key."""
     return {
@@ -67,16 +78,7 @@ def order_summary(order: Order) -> dict[str, Any]:
         "orderStatus": order.order_status.value,
         "paymentMethod": order.payment_method,
         "transactionId": order.transaction_id,
-        "items": [
-            {
-                "menuItemId": str(item.menu_item_id),
-                "name": item.name,
-                "price": paise_to_rupees(item.price_paise),
-                "quantity": item.quantity,
-                "total": paise_to_rupees(item.total_paise),
-            }
-            for item in order.items
-        ],
+        "items": [order_item_view(item) for item in order.items],
         "specialInstructions": order.special_instructions,
         "isCommitmentConfirmed": order.is_commitment_confirmed,
         "commitmentDeadlineAt": iso_z(order.commitment_deadline_at),

@@ -103,3 +103,16 @@ COMMITMENT_FORBIDDEN = "You are not authorized to confirm commitment for this or
 COMMITMENT_NOT_OPEN = "This order can no longer be confirmed."
 PAYMENT_NOT_OPEN = "Payment can only be updated while the order is placed."
 PICKUP_NEEDS_OTP = "Pickup is completed by verifying the customer's OTP."
+
+# The partner API (static/docs/contracts/PARTNER.md): its errors have no final period.
+PARTNER_CLIENT_MISSING = "X-Client-ID header is required"
+PARTNER_CLIENT_UNKNOWN = "Unknown or revoked client ID"
+PARTNER_ORDER_NOT_FOUND = "Order not found"
+PARTNER_ORDER_FORBIDDEN = "You do not have access to this order"
+PARTNER_INTERNAL_ERROR = "Internal server error"
+PARTNER_WAIT_INVALID = "wait must be a whole number from 1 to {maximum}"
+
+# Real-time subscriptions refused (REALTIME.md, error frames; the same texts over SSE).
+WATCH_TOO_MANY_ORDERS = "At most {maximum} orders per connection."
+WATCH_ORDER_FORBIDDEN = "You are not allowed to watch this order."
+WATCH_STORE_FORBIDDEN = "You are not allowed to watch this store."

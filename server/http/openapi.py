@@ -8,7 +8,7 @@ from typing import Any
 from server.domain.lifecycle import CancellationReason, OrderStatus, PaymentStatus
 from server.domain.money import MAX_PRICE_PAISE
 from server.domain.access import Role
-from server.services.orders import MAX_CART_LINES
+from server.domain.cart import MAX_CART_LINES
 
 STR = {"type": "string"}
 NSTR = {"type": ["string", "null"]}

@@ -19,7 +19,7 @@ from server.http.poll_fast_path import etag_matches
 from server.http.responses import JSONResponse, ok
 from server.http.security import authenticate
 from server.models import Order
-from server.services.orders import MAX_CART_LINES, CartLine
+from server.domain.cart import MAX_CART_LINES, CartLine
 from server.services.snapshots import OrderSnapshot, poll_body
 from server.views import commitment_order, lean_order, order_detail, order_summary
 
@@ -52,14 +52,14 @@ async def checkout_session(request: Request):
             raise ApiError(400, f"items[{index}].quantity must be a whole number.")
         cart.append(CartLine(menu_item_id, quantity))
     note = fields.string("specialInstructions", required=False, max_length=300, multiline=True)
-    session = await _runtime(request).orders.checkout_session(principal, store_id, cart, note)
+    session = await _runtime(request).checkout.checkout_session(principal, store_id, cart, note)
     return ok(session)
 
 
 async def create_order(request: Request):
     principal = await authenticate(request, *CUSTOMER_ROLES)
     fields = await request_fields(request)
-    order, created = await _runtime(request).orders.create_order(
+    order, created = await _runtime(request).checkout.create_order(
         principal, fields.raw("checkoutToken"), fields.raw("transactionId"))
     if created:
         return ok(order_summary(order), status_code=201, message=messages.ORDER_PLACED)
@@ -140,7 +140,7 @@ async def update_payment_status(request: Request):
     principal = await authenticate(request, Role.STORE_EMPLOYEE)
     fields = await request_fields(request)
     status = fields.string("paymentStatus", choices=("success", "failed"))
-    order, message = await _runtime(request).orders.update_payment(
+    order, message = await _runtime(request).lifecycle.update_payment(
         principal, request.path_params["order_id"], status, fields.raw("transactionId"))
     return ok(_detail(request, order, principal), message=message)
 
@@ -150,7 +150,7 @@ async def update_status(request: Request):
     fields = await request_fields(request)
     target = fields.string("status", choices=tuple(s.value for s in OrderStatus))
     note = fields.string("reason", required=False, max_length=200)
-    order = await _runtime(request).orders.update_status(
+    order = await _runtime(request).lifecycle.update_status(
         principal, request.path_params["order_id"], OrderStatus(target), note)
     return ok(_detail(request, order, principal), message=messages.STATUS_UPDATED)
 
@@ -163,19 +163,19 @@ async def verify_otp(request: Request):
         otp = f"{otp:06d}"
     if not isinstance(otp, str) or not otp.strip():
         raise ApiError(400, "otp is required.")
-    order = await _runtime(request).orders.verify_otp(principal, request.path_params["order_id"], otp.strip())
+    order = await _runtime(request).lifecycle.verify_otp(principal, request.path_params["order_id"], otp.strip())
     return ok(_detail(request, order, principal), message=messages.OTP_VERIFIED)
 
 
 async def cancel_order(request: Request):
     principal = await authenticate(request, *CUSTOMER_ROLES)
-    order = await _runtime(request).orders.cancel_by_customer(principal, request.path_params["order_id"])
+    order = await _runtime(request).lifecycle.cancel_by_customer(principal, request.path_params["order_id"])
     return ok(_detail(request, order, principal), message=messages.ORDER_CANCELLED)
 
 
 async def confirm_commitment(request: Request):
     principal = await authenticate(request, *CUSTOMER_ROLES)
-    order = await _runtime(request).orders.confirm_commitment(principal, request.path_params["order_id"])
+    order = await _runtime(request).lifecycle.confirm_commitment(principal, request.path_params["order_id"])
     return JSONResponse({"success": True, "message": messages.COMMITMENT_CONFIRMED,
                          "order": commitment_order(order)})
 

@@ -6,7 +6,6 @@ import asyncio
 import time
 from typing import Any
 
-from bson import ObjectId
 from starlette.requests import Request
 from starlette.routing import Route
 
@@ -18,15 +17,10 @@ from server.domain.errors import ApiError
 from server.http.body import ascii_int, request_fields
 from server.http.responses import JSONResponse
 from server.http.security import authenticate
-from server.models import ClientApp, Order
+from server.models import Order
+from server.services.partners import client_is_active
 
-CLIENT_MISSING = "X-Client-ID header is required"
-CLIENT_UNKNOWN = "Unknown or revoked client ID"
-PARTNER_NOT_FOUND = "Order not found"
-PARTNER_FORBIDDEN = "You do not have access to this order"
-PARTNER_INTERNAL = "Internal server error"
 MAX_WAIT_SECONDS = 30
-MAX_CLIENT_ID_LENGTH = 100
 
 
 def error_response(exc: ApiError) -> JSONResponse:
@@ -34,7 +28,7 @@ def error_response(exc: ApiError) -> JSONResponse:
 
 
 def internal_error() -> JSONResponse:
-    return JSONResponse({"error": PARTNER_INTERNAL}, status_code=500)
+    return JSONResponse({"error": messages.PARTNER_INTERNAL_ERROR}, status_code=500)
 
 
 def partner_status(order: Order) -> str:
@@ -63,26 +57,12 @@ def partner_view(order: Order, zone) -> dict[str, Any]:
 
 
 async def _check_client(request: Request) -> None:
-    """499 without `X-Client-ID`, 498 for an unknown or revoked one; before the bearer token.
-
-    Read on every request (one unique-index lookup), so `orderpulse client revoke` takes
-    effect at once in every server process.
-    """
+    """499 without `X-Client-ID`, 498 for an unknown or revoked one; before the bearer token."""
     client_id = request.headers.get("x-client-id")
     if not client_id:
-        raise ApiError(499, CLIENT_MISSING)
-    if len(client_id) > MAX_CLIENT_ID_LENGTH or await ClientApp.find_one(
-            {"client_id": client_id, "is_active": True}) is None:
-        raise ApiError(498, CLIENT_UNKNOWN)
-
-
-async def _visible(request: Request, principal, order_id: str) -> Order:
-    order = await Order.get(order_id) if ObjectId.is_valid(order_id) else None
-    if order is None:
-        raise ApiError(404, PARTNER_NOT_FOUND)
-    orders = request.app.state.runtime.orders
-    orders.authorise(principal, str(order.user_id), str(order.store_id), PARTNER_FORBIDDEN)
-    return await orders.enforce_own_deadline(order)
+        raise ApiError(499, messages.PARTNER_CLIENT_MISSING)
+    if not await client_is_active(client_id):
+        raise ApiError(498, messages.PARTNER_CLIENT_UNKNOWN)
 
 
 async def _wait_while_started(request: Request, order: Order, seconds: int) -> Order:
@@ -93,20 +73,20 @@ async def _wait_while_started(request: Request, order: Order, seconds: int) -> O
     await runtime.snapshots.track(order_id)
     # Read again after subscribing: a change made between the first read and the
     # subscription published no event we could hear.
-    order = await runtime.orders.enforce_own_deadline(await Order.get(order.id))
+    order = await runtime.orders.reread(order)
     while partner_status(order) == "STARTED":
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             break
         snapshot = runtime.snapshots.store(order) or runtime.snapshots.get(order_id)
         if snapshot is not None and snapshot.version > order.version:
-            order = await runtime.orders.enforce_own_deadline(await Order.get(order.id))
+            order = await runtime.orders.reread(order)
             continue
         if snapshot is None:
             await asyncio.sleep(min(remaining, 0.5))
         else:
             await runtime.snapshots.wait_for_change(snapshot, remaining)
-        order = await runtime.orders.enforce_own_deadline(await Order.get(order.id))
+        order = await runtime.orders.reread(order)
     return order
 
 
@@ -116,7 +96,7 @@ def _wait_seconds(request: Request) -> int:
         return 0
     seconds = ascii_int(raw)
     if seconds is None or not 1 <= seconds <= MAX_WAIT_SECONDS:
-        raise ApiError(400, f"wait must be a whole number from 1 to {MAX_WAIT_SECONDS}")
+        raise ApiError(400, messages.PARTNER_WAIT_INVALID.format(maximum=MAX_WAIT_SECONDS))
     return seconds
 
 
@@ -124,7 +104,9 @@ async def get_order(request: Request):
     await _check_client(request)
     principal = await authenticate(request)
     wait = _wait_seconds(request)
-    order = await _visible(request, principal, request.path_params["order_id"])
+    order = await request.app.state.runtime.orders.visible_order(
+        principal, request.path_params["order_id"], forbidden=messages.PARTNER_ORDER_FORBIDDEN,
+        not_found=messages.PARTNER_ORDER_NOT_FOUND)
     if wait:
         order = await _wait_while_started(request, order, wait)
     return JSONResponse(partner_view(order, request.app.state.runtime.settings.zone))
@@ -137,7 +119,7 @@ async def create_order(request: Request):
         raise ApiError(403, messages.FORBIDDEN_ROLE)
     runtime = request.app.state.runtime
     fields = await request_fields(request)
-    order, created = await runtime.orders.create_order(
+    order, created = await runtime.checkout.create_order(
         principal, fields.raw("checkoutToken"), fields.raw("transactionId"))
     return JSONResponse(partner_view(order, runtime.settings.zone), status_code=201 if created else 200)
 

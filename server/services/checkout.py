@@ -1,0 +1,185 @@
+"""Checkout: pricing a cart, the signed checkout session, and creating the order it pays for."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from bson import ObjectId
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from server.config import Settings
+from server.domain import messages
+from server.domain.access import Principal
+from server.domain.cart import MAX_QUANTITY, CartLine
+from server.domain.clock import SYSTEM_CLOCK, Clock, as_utc, js_date_string
+from server.domain.deadlines import next_deadline
+from server.domain.errors import ApiError
+from server.domain.money import paise_to_rupees
+from server.domain.trust import TrustStanding, TrustTier
+from server.domain.upi import new_payment_reference, normalise_transaction_id, payment_link
+from server.models import Counter, MenuItem, Order, OrderItem, Store
+from server.services.accounts import AccountService
+from server.services.deadlines import DeadlineEnforcer
+from server.services.publishing import ChangePublisher
+from server.services.tokens import TokenService
+from server.views import order_item_view
+
+
+class CheckoutService:
+    def __init__(self, settings: Settings, accounts: AccountService, tokens: TokenService,
+                 publisher: ChangePublisher, enforcer: DeadlineEnforcer, clock: Clock = SYSTEM_CLOCK) -> None:
+        self._settings = settings
+        self._accounts = accounts
+        self._tokens = tokens
+        self._publisher = publisher
+        self._enforcer = enforcer
+        self._clock = clock
+
+    async def checkout_session(self, principal: Principal, store_id: str, cart: list[CartLine],
+                               special_instructions: str | None) -> dict[str, Any]:
+        """The priced cart, signed into a checkout token the order is later created from."""
+        now = self._clock.now()
+        standing = await self._accounts.trust_standing(principal.user_id, now)
+        self._refuse_restricted(standing)
+        store = await Store.get(store_id) if ObjectId.is_valid(store_id) else None
+        if store is None:
+            raise ApiError(400, messages.STORE_NOT_FOUND)
+        if not store.is_active:
+            raise ApiError(400, messages.CART_STORE_INACTIVE)
+        items = await self._priced_items(store, cart)
+        total = sum(item.total_paise for item in items)
+        reference = new_payment_reference()
+        lifetime = self._settings.checkout_lifetime
+        token = self._tokens.issue_checkout({
+            "sub": principal.user_id, "jti": uuid.uuid4().hex, "storeId": str(store.id),
+            "items": [[str(i.menu_item_id), i.quantity, i.price_paise] for i in items],
+            "total": total, "ref": reference, "note": special_instructions,
+        }, now, lifetime)
+        return {
+            "checkoutToken": token,
+            "paymentReference": reference,
+            "expiresInSeconds": int(lifetime.total_seconds()),
+            "totalAmount": paise_to_rupees(total),
+            "items": [order_item_view(item) for item in items],
+            "specialInstructions": special_instructions,
+            "store": {"id": str(store.id), "name": store.name, "location": store.location, "upiId": store.upi_id},
+            "noShowPolicy": {
+                "trustTier": standing.tier.value,
+                "noShowCount": standing.no_show_count,
+                "requiresCommitment": standing.requires_commitment,
+                "commitmentWindowMinutes": self._settings.order_commitment_timeout_minutes,
+                "unpaidTimeoutMinutes": self._settings.unpaid_order_timeout_minutes,
+                "readyTimeoutMinutes": self._settings.ready_no_show_timeout_minutes,
+            },
+            "payment": {"mode": "direct_store_upi",
+                        "upiLink": payment_link(store.upi_id, store.name, total, reference)},
+        }
+
+    async def _priced_items(self, store: Store, cart: list[CartLine]) -> list[OrderItem]:
+        if not cart:
+            raise ApiError(400, messages.CART_EMPTY)
+        seen: set[str] = set()
+        for line in cart:
+            if not ObjectId.is_valid(line.menu_item_id):
+                raise ApiError(400, messages.CART_ITEM_UNKNOWN.format(item_id=line.menu_item_id))
+            if line.menu_item_id in seen:
+                raise ApiError(400, messages.CART_DUPLICATE_ITEM.format(item_id=line.menu_item_id))
+            seen.add(line.menu_item_id)
+            if not 1 <= line.quantity <= MAX_QUANTITY:
+                raise ApiError(400, messages.CART_QUANTITY)
+        found = {str(item.id): item for item in
+                 await MenuItem.find({"_id": {"$in": [ObjectId(i) for i in seen]}}).to_list()}
+        priced = []
+        for line in cart:
+            menu_item = found.get(line.menu_item_id)
+            if menu_item is None:
+                raise ApiError(400, messages.CART_ITEM_UNKNOWN.format(item_id=line.menu_item_id))
+            if menu_item.store_id != str(store.id):
+                raise ApiError(400, messages.CART_ITEM_OTHER_STORE.format(item_id=line.menu_item_id))
+            if not menu_item.is_available:
+                raise ApiError(400, messages.CART_ITEM_UNAVAILABLE.format(name=menu_item.name))
+            priced.append(OrderItem(menu_item_id=str(menu_item.id), name=menu_item.name,
+                                    price_paise=menu_item.price_paise, quantity=line.quantity,
+                                    total_paise=menu_item.price_paise * line.quantity))
+        return priced
+
+    def _refuse_restricted(self, standing: TrustStanding) -> None:
+        if standing.tier == TrustTier.RESTRICTED and standing.restricted_until is not None:
+            until = js_date_string(standing.restricted_until, self._settings.zone)
+            raise ApiError(403, messages.RESTRICTED.format(until=until))
+
+    async def create_order(self, principal: Principal, checkout_token: object,
+                           transaction_id: object) -> tuple[Order, bool]:
+        """Returns the order and whether this call created it (False: the checkout's existing order)."""
+        if checkout_token is None or checkout_token == "":
+            raise ApiError(400, messages.CHECKOUT_TOKEN_REQUIRED)
+        if not isinstance(checkout_token, str):
+            raise ApiError(400, messages.CHECKOUT_INVALID)
+        claims = self._tokens.verify_checkout(checkout_token)
+        if claims.get("sub") != principal.user_id:
+            raise ApiError(400, messages.CHECKOUT_INVALID)
+        transaction = normalise_transaction_id(transaction_id)
+        existing = await Order.find_one({"checkout_id": claims["jti"]})
+        if existing is not None:
+            return existing, False
+
+        now = self._clock.now()
+        user_id = principal.user_id
+        standing = await self._accounts.trust_standing(user_id, now)
+        self._refuse_restricted(standing)
+        store, items = await self._recheck_cart(claims)
+        if transaction and await Order.find_one({"transaction_id": transaction}) is not None:
+            raise ApiError(409, messages.TRANSACTION_ID_TAKEN)
+
+        order = Order(
+            order_number=await self._next_order_number(now),
+            user_id=user_id, store_id=str(store.id), store_name=store.name, store_location=store.location,
+            customer_first_name=principal.first_name,
+            items=items, total_paise=claims["total"], special_instructions=claims.get("note"),
+            payment_reference=claims["ref"], transaction_id=transaction, checkout_id=claims["jti"],
+            requires_commitment=standing.requires_commitment,
+            commitment_deadline_at=now + self._settings.commitment_timeout if standing.requires_commitment else None,
+            created_at=now, updated_at=now, outbox_at=now,
+        )
+        order.next_deadline_at = next_deadline(order.deadline_view(), self._settings.unpaid_timeout)
+        try:
+            await order.insert()
+        except DuplicateKeyError as exc:
+            existing = await Order.find_one({"checkout_id": claims["jti"]})
+            if existing is not None:
+                return existing, False
+            if "transaction_id" in str(exc):
+                raise ApiError(409, messages.TRANSACTION_ID_TAKEN) from None
+            raise
+        self._publisher.written()
+        await self._publisher.publish(order, created=True)
+        if order.next_deadline_at:
+            self._enforcer.deadline_scheduled(order.next_deadline_at)
+        return order, True
+
+    async def _recheck_cart(self, claims: dict[str, Any]) -> tuple[Store, list[OrderItem]]:
+        """The cart must still be what the customer paid for."""
+        store = await Store.get(claims["storeId"])
+        if store is None or not store.is_active:
+            raise ApiError(409, messages.CART_CHANGED)
+        lines = claims["items"]
+        found = {str(i.id): i for i in await MenuItem.find({"_id": {"$in": [ObjectId(l[0]) for l in lines]}}).to_list()}
+        items = []
+        for item_id, quantity, price in lines:
+            menu_item = found.get(item_id)
+            if (menu_item is None or not menu_item.is_available or menu_item.price_paise != price
+                    or menu_item.store_id != str(store.id)):
+                raise ApiError(409, messages.CART_CHANGED)
+            items.append(OrderItem(menu_item_id=str(menu_item.id), name=menu_item.name, price_paise=price,
+                                   quantity=quantity, total_paise=price * quantity))
+        return store, items
+
+    async def _next_order_number(self, now: datetime) -> str:
+        day = as_utc(now).astimezone(self._settings.zone).strftime("%Y%m%d")
+        counter = await Counter.get_pymongo_collection().find_one_and_update(
+            {"_id": f"order-number:{day}"}, {"$inc": {"seq": 1}}, upsert=True,
+            return_document=ReturnDocument.AFTER)
+        return f"ORD-{day}-{counter['seq']:03d}"

@@ -1,0 +1,210 @@
+"""Changing an order: payment, the store's moves, pickup with the code, the customer's cancel and
+commitment.
+
+Each change is one compare-and-set on the order's `version` (so a lost race is a 409, never a
+silent overwrite), then exactly one published event.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import Enum
+from typing import Any
+
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from server.config import Settings
+from server.domain import messages
+from server.domain.access import Principal
+from server.domain.clock import SYSTEM_CLOCK, Clock, as_utc
+from server.domain.deadlines import next_deadline
+from server.domain.errors import ApiError
+from server.domain.lifecycle import (
+    CancellationReason, OrderStatus, PaymentStatus, TERMINAL, can_store_move,
+    needs_commitment,
+)
+from server.domain.pickup_code import codes_match, new_nonce
+from server.domain.upi import normalise_transaction_id
+from server.models import Order
+from server.services.deadlines import DeadlineEnforcer
+from server.services.order_queries import OrderQueries
+from server.services.publishing import ChangePublisher
+
+_FORWARD = [OrderStatus.PLACED, OrderStatus.ACCEPTED, OrderStatus.PROCESSING, OrderStatus.READY,
+            OrderStatus.PICKED_UP]
+
+
+def _mongo(value: Any) -> Any:
+    return value.value if isinstance(value, Enum) else value
+
+
+class OrderLifecycle:
+    def __init__(self, settings: Settings, queries: OrderQueries, publisher: ChangePublisher,
+                 enforcer: DeadlineEnforcer, clock: Clock = SYSTEM_CLOCK) -> None:
+        self._settings = settings
+        self._queries = queries
+        self._publisher = publisher
+        self._enforcer = enforcer
+        self._clock = clock
+
+    async def _commit(self, order: Order, changes: dict[str, Any]) -> Order:
+        """Compare-and-set on `version`, then publish exactly one event."""
+        now = self._clock.now()
+        changes = {**changes, "updated_at": now}
+        after = order.model_copy(update=changes)
+        deadline = next_deadline(after.deadline_view(), self._settings.unpaid_timeout)
+        set_doc = {key: _mongo(value) for key, value in changes.items() if value is not None}
+        set_doc["outbox_at"] = now
+        unset_doc = {key: "" for key, value in changes.items() if value is None}
+        if deadline is None:
+            unset_doc["next_deadline_at"] = ""
+        else:
+            set_doc["next_deadline_at"] = deadline
+        update: dict[str, Any] = {"$set": set_doc, "$inc": {"version": 1}}
+        if unset_doc:
+            update["$unset"] = unset_doc
+        try:
+            document = await Order.get_pymongo_collection().find_one_and_update(
+                {"_id": order.id, "version": order.version}, update, return_document=ReturnDocument.AFTER)
+        except DuplicateKeyError:
+            raise ApiError(409, messages.TRANSACTION_ID_TAKEN) from None
+        if document is None:
+            raise ApiError(409, messages.STATUS_CONFLICT)
+        updated = Order.model_validate(document)
+        self._publisher.written()
+        await self._publisher.publish(updated)
+        if deadline is not None:
+            self._enforcer.deadline_scheduled(deadline)
+        return updated
+
+    async def update_payment(self, principal: Principal, order_id: str, payment_status: str,
+                             transaction_id: object) -> tuple[Order, str]:
+        order = await self._queries.visible_order(principal, order_id)
+        transaction = normalise_transaction_id(transaction_id)
+        if order.payment_status != PaymentStatus.PENDING:
+            raise ApiError(409, messages.PAYMENT_ALREADY_FINAL.format(status=order.payment_status.value))
+        if order.order_status != OrderStatus.PLACED:
+            raise ApiError(409, messages.PAYMENT_NOT_OPEN)
+        now = self._clock.now()
+        if payment_status == PaymentStatus.FAILED:
+            changes = {"payment_status": PaymentStatus.FAILED, "order_status": OrderStatus.CANCELLED,
+                       "cancelled_at": now, "cancellation_reason": CancellationReason.PAYMENT_FAILED}
+            return await self._commit(order, changes), messages.PAYMENT_FAILED_CANCELLED
+        changes: dict[str, Any] = {"payment_status": PaymentStatus.SUCCESS, "paid_at": now}
+        if transaction:
+            if await Order.find_one({"transaction_id": transaction, "_id": {"$ne": order.id}}) is not None:
+                raise ApiError(409, messages.TRANSACTION_ID_TAKEN)
+            changes["transaction_id"] = transaction
+        if needs_commitment(order.requires_commitment, order.is_commitment_confirmed):
+            return await self._commit(order, changes), messages.PAYMENT_WAITING_COMMITMENT
+        changes.update(order_status=OrderStatus.ACCEPTED, accepted_at=now)
+        return await self._commit(order, changes), messages.PAYMENT_UPDATED
+
+    async def update_status(self, principal: Principal, order_id: str, target: OrderStatus,
+                            note: str | None) -> Order:
+        order = await self._queries.visible_order(principal, order_id)
+        current = order.order_status
+        if target == OrderStatus.PICKED_UP:
+            raise ApiError(400, messages.PICKUP_NEEDS_OTP)
+        if not can_store_move(current, target):
+            # A target at or behind the current state means the caller's view is stale.
+            stale = current in TERMINAL or (
+                target in _FORWARD and _FORWARD.index(target) <= _FORWARD.index(current))
+            if stale:
+                raise ApiError(409, messages.STATUS_CONFLICT)
+            raise ApiError(400, messages.INVALID_TRANSITION.format(current=current.value, target=target.value))
+        now = self._clock.now()
+        changes: dict[str, Any] = {"order_status": target}
+        if target == OrderStatus.ACCEPTED:
+            if order.payment_status != PaymentStatus.SUCCESS:
+                raise ApiError(400, messages.ACCEPT_NEEDS_PAYMENT)
+            if needs_commitment(order.requires_commitment, order.is_commitment_confirmed):
+                raise ApiError(400, messages.ACCEPT_NEEDS_COMMITMENT)
+            changes["accepted_at"] = now
+        elif target == OrderStatus.READY:
+            changes.update(ready_at=now, ready_expires_at=now + self._settings.ready_timeout,
+                           otp_nonce=new_nonce(), otp_failed_attempts=0)
+        elif target == OrderStatus.CANCELLED:
+            changes.update(cancelled_at=now, cancellation_reason=CancellationReason.STORE_CANCELLED,
+                           cancellation_note=note)
+        return await self._commit(order, changes)
+
+    async def verify_otp(self, principal: Principal, order_id: str, otp: str) -> Order:
+        order = await self._queries.visible_order(principal, order_id)
+        now = self._clock.now()
+        if order.otp_locked_until is not None and as_utc(order.otp_locked_until) > now:
+            raise self._otp_locked(as_utc(order.otp_locked_until), now)
+        expected = self._queries.pickup_otp(order)
+        if order.order_status != OrderStatus.READY or expected is None:
+            raise ApiError(400, messages.OTP_INVALID)
+        await self._claim_otp_attempt(order, now)
+        if not codes_match(expected, otp):
+            raise ApiError(400, messages.OTP_INVALID)
+        return await self._commit(order, {"order_status": OrderStatus.PICKED_UP, "is_otp_verified": True,
+                                          "picked_up_at": now, "otp_failed_attempts": 0,
+                                          "otp_locked_until": None})
+
+    async def _claim_otp_attempt(self, order: Order, now: datetime) -> None:
+        """Count one attempt before any code is compared; 429 when the window's attempts are spent.
+
+        Each claim is one atomic update whose filter is the limit, so however many requests
+        arrive at once on however many processes, at most `otp_max_attempts` get to compare;
+        the claim that takes the last attempt sets the lock in the same update. A right code
+        resets the count (in `verify_otp`'s commit); a wrong one leaves it counted.
+        """
+        collection = Order.get_pymongo_collection()
+        limit = self._settings.otp_max_attempts
+        lock_until = now + timedelta(seconds=self._settings.otp_lockout_seconds)
+        for _ in range(3):
+            if await collection.find_one_and_update(
+                    {"_id": order.id, "otp_failed_attempts": {"$lt": limit - 1}},
+                    {"$inc": {"otp_failed_attempts": 1}}, projection={"_id": 1}) is not None:
+                return
+            if await collection.find_one_and_update(
+                    {"_id": order.id, "otp_failed_attempts": limit - 1},
+                    {"$inc": {"otp_failed_attempts": 1}, "$set": {"otp_locked_until": lock_until}},
+                    projection={"_id": 1}) is not None:
+                return
+            # Every attempt of the window is taken: locked until the lock ends.
+            raw = await collection.find_one({"_id": order.id}, {"otp_locked_until": 1, "otp_failed_attempts": 1})
+            stored = (raw or {}).get("otp_locked_until")
+            if raw is None or stored is None or as_utc(stored) > now:
+                raise self._otp_locked(as_utc(stored) if stored is not None else lock_until, now)
+            # The lock has ended: exactly one caller opens the next window (the filter matches
+            # the stored lock as read, in whatever form the database keeps it), then all retry.
+            await collection.update_one(
+                {"_id": order.id, "otp_locked_until": stored, "otp_failed_attempts": {"$gte": limit}},
+                {"$set": {"otp_failed_attempts": 0}, "$unset": {"otp_locked_until": ""}})
+        raise self._otp_locked(lock_until, now)
+
+    def _otp_locked(self, until: datetime, now: datetime) -> ApiError:
+        wait = max(1, int((until - now).total_seconds() + 0.999))
+        return ApiError(429, messages.OTP_LOCKED.format(seconds=wait), headers={"Retry-After": str(wait)})
+
+    async def cancel_by_customer(self, principal: Principal, order_id: str) -> Order:
+        order = await self._queries.visible_order(principal, order_id)
+        if order.order_status != OrderStatus.PLACED or order.payment_status != PaymentStatus.PENDING:
+            raise ApiError(409, messages.CANCEL_NOT_ALLOWED)
+        return await self._commit(order, {"order_status": OrderStatus.CANCELLED, "cancelled_at": self._clock.now(),
+                                          "cancellation_reason": CancellationReason.CUSTOMER_CANCELLED})
+
+    async def confirm_commitment(self, principal: Principal, order_id: str) -> Order:
+        order = await self._queries.find(order_id)
+        if str(order.user_id) != principal.user_id:
+            raise ApiError(403, messages.COMMITMENT_FORBIDDEN)
+        order = await self._queries.enforce_own_deadline(order)
+        if order.cancellation_reason == CancellationReason.COMMITMENT_TIMEOUT:
+            raise ApiError(400, messages.COMMITMENT_EXPIRED)
+        if not order.requires_commitment:
+            raise ApiError(400, messages.COMMITMENT_NOT_REQUIRED)
+        if order.is_commitment_confirmed:
+            raise ApiError(400, messages.COMMITMENT_ALREADY)
+        if order.order_status != OrderStatus.PLACED:
+            raise ApiError(400, messages.COMMITMENT_NOT_OPEN)
+        now = self._clock.now()
+        changes: dict[str, Any] = {"is_commitment_confirmed": True, "commitment_confirmed_at": now}
+        if order.payment_status == PaymentStatus.SUCCESS:
+            # Payment was verified while we waited for the customer: the order can go ahead.
+            changes.update(order_status=OrderStatus.ACCEPTED, accepted_at=now)
+        return await self._commit(order, changes)

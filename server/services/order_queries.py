@@ -1,0 +1,69 @@
+"""Reading orders: one order a caller may see (its due deadline enforced first), listings, the
+pickup code its owner is shown."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bson import ObjectId
+
+from server.config import Settings
+from server.domain import messages
+from server.domain.access import Principal, listing_scope, may_see_order
+from server.domain.clock import SYSTEM_CLOCK, Clock, as_utc
+from server.domain.errors import ApiError
+from server.domain.pickup_code import pickup_code, pickup_key
+from server.models import Order
+from server.services.deadlines import DeadlineEnforcer
+
+
+class OrderQueries:
+    def __init__(self, settings: Settings, enforcer: DeadlineEnforcer, clock: Clock = SYSTEM_CLOCK) -> None:
+        self._enforcer = enforcer
+        self._clock = clock
+        self._pickup_key = pickup_key(settings.jwt_secret or "")
+
+    async def visible_order(self, principal: Principal, order_id: str, forbidden: str = messages.ORDER_FORBIDDEN,
+                            not_found: str = messages.ORDER_NOT_FOUND) -> Order:
+        """The order, with its due deadline enforced; 404 when absent, 403 when not the caller's."""
+        order = await self.find(order_id, not_found)
+        self.authorise(principal, str(order.user_id), str(order.store_id), forbidden)
+        return await self.enforce_own_deadline(order)
+
+    @staticmethod
+    def authorise(principal: Principal, user_id: str, store_id: str,
+                  forbidden: str = messages.ORDER_FORBIDDEN) -> None:
+        if not may_see_order(principal, user_id, store_id):
+            raise ApiError(403, forbidden)
+
+    async def find(self, order_id: str, not_found: str = messages.ORDER_NOT_FOUND) -> Order:
+        order = await Order.get(order_id) if ObjectId.is_valid(order_id) else None
+        if order is None:
+            raise ApiError(404, not_found)
+        return order
+
+    async def enforce_own_deadline(self, order: Order) -> Order:
+        """The order as it is once its own due deadline (if any) has been enforced."""
+        if order.next_deadline_at is not None and as_utc(order.next_deadline_at) <= self._clock.now():
+            if await self._enforcer.enforce_due(order_id=order.id):
+                return await self.find(str(order.id))
+        return order
+
+    async def reread(self, order: Order) -> Order:
+        """The order's current state, its due deadline enforced (a caller waiting on it)."""
+        return await self.enforce_own_deadline(await self.find(str(order.id)))
+
+    async def list_orders(self, principal: Principal, statuses: list[str], page: int, limit: int,
+                          store_id: str | None) -> tuple[list[Order], int]:
+        query: dict[str, Any] = listing_scope(principal, store_id)
+        if statuses:
+            query["order_status"] = {"$in": statuses}
+        total = await Order.find(query).count()
+        orders = await Order.find(query).sort([("created_at", -1)]).skip((page - 1) * limit).limit(limit).to_list()
+        return orders, total
+
+    def pickup_otp(self, order: Order) -> str | None:
+        """The order's 6-digit pickup code (server/domain/pickup_code.py), None before it is ready."""
+        if order.otp_nonce is None:
+            return None
+        return pickup_code(self._pickup_key, str(order.id), order.otp_nonce)
