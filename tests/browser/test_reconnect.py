@@ -82,7 +82,8 @@ def test_pages_stay_signed_in_and_live_across_access_token_expiry(start_server, 
     expect(phone.locator("#conn")).to_have_attribute("data-state", "live")
     first_token = phone.evaluate("JSON.parse(sessionStorage.getItem('orderpulse.session')).accessToken")
 
-    phone.wait_for_timeout(14_000)
+    # The server closes the socket at the old token's expiry (4401) and the page opens another.
+    phone.wait_for_event("websocket", timeout=15_000)
     assert phone.evaluate("JSON.parse(sessionStorage.getItem('orderpulse.session')).accessToken") != first_token
     shop.verify_payment(order["id"])
     expect(phone.locator(".track-hero")).to_have_attribute("data-status", "accepted", timeout=3_000)

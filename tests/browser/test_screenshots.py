@@ -58,7 +58,9 @@ def test_screenshots_of_every_page_at_phone_and_wall_sizes(start_server, make_sh
     pending = shop.place_order(meera, {"Lemon Soda": 1, "Veg Sandwich": 2})
     new_card = kitchen.locator(f'.kcard[data-id="{pending["id"]}"]')
     expect(new_card.locator('[data-commitment="pending"]')).to_contain_text(re.compile(r"\d:\d\d"))
-    kitchen.wait_for_timeout(1500)
+    # The new card's arrival animation ends before the picture is taken.
+    new_card.evaluate("card => Promise.all(card.getAnimations()"
+                      ".filter(a => a.animationName === 'arrive').map(a => a.finished))")
     screenshot(kitchen, "kitchen-1920x1080")
     kitchen.set_viewport_size(PHONE)
     screenshot(kitchen, "kitchen-390x844")
