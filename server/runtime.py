@@ -35,6 +35,7 @@ from server.services.outage import UNREACHABLE
 from server.services.publishing import ChangePublisher, OutboxRelay
 from server.services.ratelimit import PollRateLimiter
 from server.services.snapshots import OrderSnapshotCache
+from server.services.subscriptions import SubscriptionService
 from server.services.tokens import TokenService
 
 log = logging.getLogger("orderpulse")
@@ -187,7 +188,9 @@ class Runtime:
         self.snapshots = OrderSnapshotCache(self.broker)
         self.poll_limiter = PollRateLimiter(settings.poll_min_interval_seconds)
         self.relay = OutboxRelay(self.publisher, settings.outbox_relay_after_seconds)
-        self.hub = Hub(settings, self.broker, self.accounts)
+        self.subscriptions = SubscriptionService()
+        self.hub = Hub(settings, self.broker, self.subscriptions)
+        self.accounts.on_account_changed(self.hub.account_changed)
         self.client: AsyncMongoClient | None = None
         self.embedded: EmbeddedMongo | None = None
         self._supervisor: asyncio.Task[None] | None = None

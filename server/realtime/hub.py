@@ -2,7 +2,8 @@
 
 The hub listens to the broker only for channels its subscribers watch (reference-counted by
 the broker), decodes each event once, and hands it to every watcher's queue: no task, no JSON
-encoding and no database read per subscriber per event.
+encoding and no database read per subscriber per event. What a caller may watch, and the
+snapshots it starts from, come from the subscription service.
 """
 
 from __future__ import annotations
@@ -13,37 +14,27 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from itertools import chain
-from datetime import timedelta
-from typing import Any
-
-from bson import ObjectId
+from typing import TYPE_CHECKING, Any
 
 from server import metrics
 from server.config import Settings
-from server.domain.access import may_run_store, may_see_every_order, may_see_order
-from server.domain.clock import as_utc, utcnow
-from server.domain.lifecycle import ACTIVE
-from server.models import Order, Store, User
+from server.domain import messages
 from server.realtime.broker import Broker
 from server.realtime.client import Subscriber
 from server.realtime.events import OrderChange
 from server.services.changes import order_channel, store_channel
-from server.services.accounts import AccountService
+from server.services.subscriptions import SubscriptionRefused, SubscriptionService
 from server.views import event_order, kitchen_fields
+
+if TYPE_CHECKING:
+    from server.models import Order
 
 log = logging.getLogger("orderpulse.hub")
 
-RECENT_FINISHED = timedelta(hours=1)
 MAX_ORDERS_PER_SUBSCRIBER = 1000
-FINISHED_SCAN = 500
 CLOSE_UNAUTHORISED = 4401
 
-
-class SubscriptionRefused(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+__all__ = ["Hub", "SubscriptionRefused", "snapshot_entry"]
 
 
 def snapshot_entry(order: Order, sees_kitchen: bool) -> dict[str, Any]:
@@ -54,10 +45,10 @@ def snapshot_entry(order: Order, sees_kitchen: bool) -> dict[str, Any]:
 
 
 class Hub:
-    def __init__(self, settings: Settings, broker: Broker, accounts: AccountService) -> None:
+    def __init__(self, settings: Settings, broker: Broker, subscriptions: SubscriptionService) -> None:
         self._settings = settings
         self._broker = broker
-        self._accounts = accounts
+        self._subscriptions = subscriptions
         self.subscribers: set[Subscriber] = set()
         self._order_watchers: dict[str, set[Subscriber]] = defaultdict(set)
         self._store_watchers: dict[str, set[Subscriber]] = defaultdict(set)
@@ -66,7 +57,6 @@ class Hub:
         self._recheck: asyncio.Task[None] | None = None
         self._closing: set[asyncio.Task[None]] = set()
         broker.on_connection_change(self._connection_changed)
-        accounts.on_account_changed(self._account_changed)
 
     async def start(self) -> None:
         self._watchdog = asyncio.create_task(self._watch_stalls(), name="hub-watchdog")
@@ -99,38 +89,26 @@ class Hub:
 
         Events stay held until the caller queues the snapshot with `subscriber.send_snapshot`
         (or gives up on it with `release_events`), so the snapshot always goes out first."""
-        principal = subscriber.principal
         if len(subscriber.order_ids | set(order_ids)) > MAX_ORDERS_PER_SUBSCRIBER:
-            raise SubscriptionRefused("rate_limited", f"At most {MAX_ORDERS_PER_SUBSCRIBER} orders per connection.")
-        valid = [oid for oid in order_ids if ObjectId.is_valid(oid)]
-        orders = {str(o.id): o for o in await Order.find({"_id": {"$in": [ObjectId(v) for v in valid]}}).to_list()}
-        for order_id in order_ids:
-            order = orders.get(order_id)
-            if order is None or not may_see_order(principal, str(order.user_id), str(order.store_id)):
-                if order is None and may_see_every_order(principal):
-                    raise SubscriptionRefused("not_found", "Order not found.")
-                raise SubscriptionRefused("forbidden", "You are not allowed to watch this order.")
+            raise SubscriptionRefused("rate_limited",
+                                      messages.WATCH_TOO_MANY_ORDERS.format(maximum=MAX_ORDERS_PER_SUBSCRIBER))
+        await self._subscriptions.check_orders(subscriber.principal, order_ids)
         subscriber.hold_events()
         try:
             for order_id in order_ids:
                 await self._watch(subscriber, "order", order_id)
             # Re-read after listening, so no change can fall between the read and the subscription.
-            fresh = await Order.find({"_id": {"$in": [ObjectId(v) for v in order_ids]}}).to_list()
-            return self._snapshot_entries(subscriber, fresh)
+            return self._snapshot_entries(subscriber, await self._subscriptions.orders(order_ids))
         except BaseException:
             subscriber.release_events()
             raise
 
     async def subscribe_store(self, subscriber: Subscriber, store_id: str) -> list[dict[str, Any]]:
-        principal = subscriber.principal
-        if not may_run_store(principal, store_id):
-            raise SubscriptionRefused("forbidden", "You are not allowed to watch this store.")
-        if not ObjectId.is_valid(store_id) or await Store.get(store_id) is None:
-            raise SubscriptionRefused("not_found", "Store not found.")
+        await self._subscriptions.check_store(subscriber.principal, store_id)
         subscriber.hold_events()
         try:
             await self._watch(subscriber, "store", store_id)
-            return self._snapshot_entries(subscriber, await store_board(store_id))
+            return self._snapshot_entries(subscriber, await self._subscriptions.store_board(store_id))
         except BaseException:
             subscriber.release_events()
             raise
@@ -191,7 +169,8 @@ class Hub:
 
     # --- accounts --------------------------------------------------------------------------
 
-    def _account_changed(self, user_id: str, active: bool) -> None:
+    def account_changed(self, user_id: str, active: bool) -> None:
+        """Told by the account service (runtime.py wires it): a disabled account's streams end."""
         if not active:
             self.close_streams_of({user_id})
 
@@ -215,13 +194,11 @@ class Hub:
         """After missed messages: end the streams of accounts disabled or removed meanwhile
         (one read for all of this process's callers)."""
         user_ids = {s.principal.user_id for s in subscribers}
-        ids = [ObjectId(u) for u in user_ids if ObjectId.is_valid(u)]
         try:
-            documents = await User.get_pymongo_collection().find({"_id": {"$in": ids}}, {"is_active": 1}).to_list()
+            active = await self._subscriptions.active_accounts(user_ids)
         except Exception:  # the tokens' lifetime still bounds these streams
             log.exception("could not re-check the accounts of open streams")
             return
-        active = {str(d["_id"]) for d in documents if d.get("is_active", True)}
         self.close_streams_of(user_ids - active)
 
     # --- faults ----------------------------------------------------------------------------
@@ -241,9 +218,8 @@ class Hub:
         """
         order_ids = {oid for s in subscribers for oid in s.order_ids}
         store_ids = {sid for s in subscribers for sid in s.store_ids}
-        orders = {str(o.id): o for o in await Order.find(
-            {"_id": {"$in": [ObjectId(v) for v in order_ids]}}).to_list()} if order_ids else {}
-        boards = {sid: await store_board(sid) for sid in store_ids}
+        orders = {str(o.id): o for o in await self._subscriptions.orders(order_ids)}
+        boards = {sid: await self._subscriptions.store_board(sid) for sid in store_ids}
         for subscriber in subscribers:
             if subscriber.closed:
                 continue
@@ -277,19 +253,3 @@ class Hub:
                 except Exception:
                     log.exception("resync of overflowed subscribers failed")
 
-
-async def store_board(store_id: str) -> list[Order]:
-    """A store's active orders and those finished in the last hour, oldest first.
-
-    "Finished in the last hour" is decided here rather than by a date range in the query: the
-    embedded nx-27017 stores dates written by `$set` as strings, which a `$gte` on a date then
-    misses, and a resync snapshot without a just-cancelled order never converges. The newest
-    FINISHED_SCAN finished orders bound the read.
-    """
-    since = utcnow() - RECENT_FINISHED
-    active = await Order.find({"store_id": store_id,
-                               "order_status": {"$in": [s.value for s in ACTIVE]}}).to_list()
-    finished = await Order.find({"store_id": store_id, "order_status": {"$nin": [s.value for s in ACTIVE]}}
-                                ).sort("-_id").limit(FINISHED_SCAN).to_list()
-    recent = [order for order in finished if as_utc(order.updated_at) >= since]
-    return sorted(active + recent, key=lambda order: as_utc(order.created_at))

@@ -6,7 +6,6 @@ from __future__ import annotations
 import orjson
 from prometheus_client import REGISTRY
 
-from server.realtime import hub as hub_module
 from server.realtime.client import Subscriber
 from server.realtime.transports import _ws_render, _ws_snapshot
 from tests.realtime.conftest import until
@@ -103,14 +102,14 @@ async def test_an_event_that_lands_while_a_snapshot_is_read_follows_the_snapshot
     store = await api.store()
     customer = await api.customer()
     order = await api.place_order(customer, store)
-    read_board = hub_module.store_board
+    read_board = api.runtime.subscriptions.store_board
 
     async def board_then_a_change(store_id: str):
         board = await read_board(store_id)
         await api.advance(store, order["id"], "paid")  # published after the read, before the snapshot goes out
         return board
 
-    monkeypatch.setattr(hub_module, "store_board", board_then_a_change)
+    monkeypatch.setattr(api.runtime.subscriptions, "store_board", board_then_a_change)
     staff = await subscriber_for(api, store.staff.access_token)
     snapshot = await watch(api, staff, store_id=store.id)  # asserts the snapshot comes first
     assert [o["version"] for o in snapshot["orders"]] == [1]
