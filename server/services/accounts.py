@@ -19,7 +19,7 @@ from pymongo.errors import DuplicateKeyError
 
 from server.domain import messages
 from server.domain.access import Principal, Role
-from server.domain.clock import as_utc, utcnow
+from server.domain.clock import SYSTEM_CLOCK, Clock, as_utc
 from server.domain.trust import TrustPolicy, TrustStanding, standing
 from server.domain.errors import ApiError
 from server.models import Order, RefreshToken, Store, User
@@ -46,10 +46,13 @@ def _issued_before_disable(claims: AccessClaims, user: User) -> bool:
 
 class AccountService:
     def __init__(self, tokens: TokenService, refresh_lifetime, trust_policy: TrustPolicy,
-                 user_cache_seconds: float) -> None:
+                 user_cache_seconds: float, clock: Clock = SYSTEM_CLOCK) -> None:
         self.tokens = tokens
+        self._clock = clock
         self._refresh_lifetime = refresh_lifetime
         self._trust_policy = trust_policy
+        # The user cache runs on real monotonic time, not `clock`: it bounds how long this process
+        # misses a change made by another one, and those happen in real time.
         self._user_cache_seconds = user_cache_seconds
         self._users: dict[str, tuple[float, User]] = {}
         # When each account last changed (monotonic), so a read in flight meanwhile is redone.
@@ -101,7 +104,7 @@ class AccountService:
         user = await User.get(user_id) if ObjectId.is_valid(user_id) else None
         if user is None:
             raise ApiError(404, messages.ADMIN_USER_NOT_FOUND)
-        now = utcnow()
+        now = self._clock.now()
         # `disabled_at` stays after a re-enable: tokens issued before it never work again.
         changes: dict[str, Any] = {"is_active": active} if active else {"is_active": False, "disabled_at": now}
         await User.get_pymongo_collection().update_one({"_id": user.id}, {"$set": changes})
@@ -137,7 +140,7 @@ class AccountService:
     async def issue_stream_ticket(self, principal: Principal) -> tuple[str, int]:
         """A ticket for one event stream, valid for 30 s and once: `?ticket=` instead of `?token=`."""
         ticket = secrets.token_urlsafe(24)
-        now = utcnow()
+        now = self._clock.now()
         await StreamTicket(ticket_hash=digest(ticket), user_id=principal.user_id,
                            token_expires_at=principal.expires_at, expires_at=now + STREAM_TICKET_LIFETIME,
                            created_at=now).insert()
@@ -146,7 +149,8 @@ class AccountService:
     async def redeem_stream_ticket(self, ticket: str) -> Principal:
         """The caller a ticket was issued to; it works once, and only until it expires."""
         record = await StreamTicket.get_pymongo_collection().find_one_and_delete({"ticket_hash": digest(ticket)})
-        if record is None or as_utc(record["expires_at"]) <= utcnow() or record["token_expires_at"] <= time.time():
+        now = self._clock.now()
+        if record is None or as_utc(record["expires_at"]) <= now or record["token_expires_at"] <= now.timestamp():
             raise ApiError(401, messages.STREAM_TICKET_INVALID)
         user_id = str(record["user_id"])
         user = await self._cached_user(user_id)
@@ -227,7 +231,7 @@ class AccountService:
                                 register_number: str | None, employee_id: str | None) -> User:
         password_hash = await hash_password_async(password)
         user = User(name=name, email=email.lower(), password_hash=password_hash, role=role,
-                    register_number=register_number, employee_id=employee_id, created_at=utcnow())
+                    register_number=register_number, employee_id=employee_id, created_at=self._clock.now())
         return await self._insert_user(user)
 
     async def create_user(self, *, name: str, email: str, password: str, role: Role,
@@ -242,7 +246,7 @@ class AccountService:
             store_oid = store_id
         password_hash = await hash_password_async(password)
         user = User(name=name, email=email.lower(), password_hash=password_hash, role=role,
-                    store_id=store_oid, created_at=utcnow())
+                    store_id=store_oid, created_at=self._clock.now())
         return await self._insert_user(user)
 
     async def _insert_user(self, user: User) -> User:
@@ -261,7 +265,7 @@ class AccountService:
         return user
 
     async def issue_session(self, user: User, family_id: str | None = None) -> dict[str, str]:
-        now = utcnow()
+        now = self._clock.now()
         access = self.tokens.issue_access(str(user.id), user.role, user.store_id, now)
         refresh = new_refresh_token()
         await RefreshToken(token_hash=digest(refresh), family_id=family_id or uuid.uuid4().hex,
@@ -271,7 +275,7 @@ class AccountService:
 
     async def refresh(self, refresh_token: str) -> tuple[User, dict[str, str]]:
         """Rotate: a token works once; presenting a used one revokes its whole family."""
-        now = utcnow()
+        now = self._clock.now()
         record = await RefreshToken.find_one({"token_hash": digest(refresh_token)})
         if record is None or record.revoked_at is not None or as_utc(record.expires_at) <= now:
             raise ApiError(401, messages.INVALID_REFRESH)
@@ -291,7 +295,7 @@ class AccountService:
     async def logout(self, refresh_token: str) -> None:
         record = await RefreshToken.find_one({"token_hash": digest(refresh_token)})
         if record is not None:
-            await self._revoke_family(record.family_id, utcnow())
+            await self._revoke_family(record.family_id, self._clock.now())
 
     async def _revoke_family(self, family_id: str, now: datetime) -> None:
         await RefreshToken.get_pymongo_collection().update_many(
@@ -308,4 +312,4 @@ class AccountService:
         if count:
             latest = await collection.find(no_shows, {"no_show_at": 1}).sort("no_show_at", -1).limit(1).to_list()
             last = as_utc(latest[0]["no_show_at"]) if latest else None
-        return standing(count, last, self._trust_policy, now or utcnow())
+        return standing(count, last, self._trust_policy, now or self._clock.now())

@@ -18,7 +18,7 @@ from bson import ObjectId
 from pymongo import UpdateOne
 
 from server import metrics
-from server.domain.clock import utcnow
+from server.domain.clock import SYSTEM_CLOCK, Clock
 from server.services.outage import UNREACHABLE, OutageLog
 from server.models import Order
 from server.services.bus import MessageBus
@@ -84,8 +84,9 @@ class ChangePublisher:
 class OutboxRelay:
     """Republishes changes whose writer died before publishing them."""
 
-    def __init__(self, publisher: ChangePublisher, after_seconds: float) -> None:
+    def __init__(self, publisher: ChangePublisher, after_seconds: float, clock: Clock = SYSTEM_CLOCK) -> None:
         self._publisher = publisher
+        self._clock = clock
         self._after = timedelta(seconds=after_seconds)
         self._task: asyncio.Task[None] | None = None
         self._outage = OutageLog(log, "outbox relay pass")
@@ -109,7 +110,7 @@ class OutboxRelay:
             log.warning("could not clear the last outbox marks on shutdown")
 
     async def relay_once(self) -> int:
-        cutoff = utcnow() - self._after
+        cutoff = self._clock.now() - self._after
         # Marks of changes this process did publish are not stale: clear them before looking.
         await self._publisher.clear_published_marks()
         # No sort: on servers without a usable index a sorted scan decodes every order.
@@ -123,20 +124,17 @@ class OutboxRelay:
     async def _run(self) -> None:
         """Clear published marks at most every `CLEAR_INTERVAL_SECONDS` while changes come in,
         and look for stale marks once per relay interval; an idle process sleeps in between."""
-        loop = asyncio.get_running_loop()
+        clock = self._clock
         interval = min(1.0, self._after.total_seconds())
-        next_relay = loop.time() + interval
+        next_relay = clock.monotonic() + interval
         # Checked as well as cancelled: the loop ends even if a cancellation is swallowed below.
         while not self._stopping:
-            try:
-                await asyncio.wait_for(self._publisher.marks_pending.wait(),
-                                       max(0.0, next_relay - loop.time()))
+            await clock.sleep(max(0.0, next_relay - clock.monotonic()), self._publisher.marks_pending)
+            if self._publisher.marks_pending.is_set():
                 await asyncio.sleep(CLEAR_INTERVAL_SECONDS)  # gather a batch
-            except TimeoutError:
-                pass
             try:
-                if loop.time() >= next_relay:
-                    next_relay = loop.time() + interval
+                if clock.monotonic() >= next_relay:
+                    next_relay = clock.monotonic() + interval
                     await self.relay_once()
                 else:
                     await self._publisher.clear_published_marks()

@@ -16,7 +16,7 @@ from datetime import datetime
 
 import orjson
 
-from server.domain.clock import as_utc, parse_iso
+from server.domain.clock import SYSTEM_CLOCK, Clock, as_utc, parse_iso
 from server.models import Order
 from server.services.bus import MessageBus
 from server.services.changes import ChangeMessage, order_channel
@@ -41,8 +41,9 @@ def poll_body(lean: dict) -> bytes:
 
 
 class OrderSnapshotCache:
-    def __init__(self, bus: MessageBus, max_entries: int = 50_000) -> None:
+    def __init__(self, bus: MessageBus, max_entries: int = 50_000, clock: Clock = SYSTEM_CLOCK) -> None:
         self._bus = bus
+        self._clock = clock
         self._max_entries = max_entries
         self._entries: OrderedDict[str, OrderSnapshot] = OrderedDict()
         self._tracked: dict[str, None] = {}  # insertion order: oldest first
@@ -92,10 +93,7 @@ class OrderSnapshotCache:
         return snapshot
 
     async def wait_for_change(self, snapshot: OrderSnapshot, timeout: float) -> None:
-        try:
-            await asyncio.wait_for(snapshot.changed.wait(), timeout)
-        except TimeoutError:
-            pass
+        await self._clock.sleep(timeout, snapshot.changed)
 
     def _on_event(self, channel: str, payload: bytes) -> None:
         change = ChangeMessage.decode(payload)
