@@ -1,4 +1,5 @@
-"""Pure rules, no database: money, time formats, trust tiers, deadlines, the transition table."""
+"""Pure rules, no database: money, time formats, trust tiers, the transition table (deadlines:
+tests/test_deadline_rules.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from server.domain.clock import as_utc, iso_z, js_date_string, partner_timestamp
-from server.domain.deadlines import DeadlineView, due_deadline, next_deadline
-from server.domain.lifecycle import CancellationReason, OrderStatus, PaymentStatus, can_store_move
+from server.domain.lifecycle import OrderStatus, can_store_move
 from server.domain.money import InvalidAmount, paise_to_rupees, rupees_to_paise
 from server.domain.trust import TrustPolicy, TrustTier, standing
 
@@ -45,28 +45,6 @@ def test_trust_tiers():
     assert restricted.tier == TrustTier.RESTRICTED and restricted.restricted_until == T0 + timedelta(days=14)
     after = standing(3, T0, policy, T0 + timedelta(days=15))
     assert (after.tier, after.restricted_until, after.requires_commitment) == (TrustTier.WATCH, None, True)
-
-
-def view(**changes) -> DeadlineView:
-    base = dict(order_status=OrderStatus.PLACED, payment_status=PaymentStatus.PENDING, created_at=T0,
-                requires_commitment=False, is_commitment_confirmed=False, commitment_deadline_at=None,
-                ready_expires_at=None, is_otp_verified=False)
-    base.update(changes)
-    return DeadlineView(**base)
-
-
-def test_deadlines():
-    unpaid = timedelta(minutes=8)
-    assert next_deadline(view(), unpaid) == T0 + unpaid
-    assert due_deadline(view(), unpaid, T0 + timedelta(minutes=7)) is None
-    assert due_deadline(view(), unpaid, T0 + unpaid).reason == CancellationReason.PAYMENT_TIMEOUT
-    watch = view(requires_commitment=True, commitment_deadline_at=T0 + timedelta(minutes=4))
-    assert next_deadline(watch, unpaid) == T0 + timedelta(minutes=4)
-    assert due_deadline(watch, unpaid, T0 + timedelta(minutes=9)).reason == CancellationReason.COMMITMENT_TIMEOUT
-    ready = view(order_status=OrderStatus.READY, payment_status=PaymentStatus.SUCCESS,
-                 ready_expires_at=T0 + timedelta(minutes=20))
-    assert due_deadline(ready, unpaid, T0 + timedelta(minutes=21)).records_no_show
-    assert next_deadline(view(order_status=OrderStatus.PROCESSING, payment_status=PaymentStatus.SUCCESS), unpaid) is None
 
 
 def test_transition_table():
