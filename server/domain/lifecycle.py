@@ -43,10 +43,6 @@ STORE_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     OrderStatus.CANCELLED: frozenset(),
 }
 
-# Reasons a store may give when it cancels; the others are the system's own.
-NO_SHOW_REASONS = frozenset({CancellationReason.COMMITMENT_TIMEOUT, CancellationReason.NO_SHOW_TIMEOUT})
-
-
 def can_store_move(current: OrderStatus, target: OrderStatus) -> bool:
     return target in STORE_TRANSITIONS[current]
 

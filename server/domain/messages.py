@@ -51,7 +51,6 @@ PRICE_TOO_LARGE = "price must be at most {maximum}."
 # Stores and menu.
 STORE_NOT_FOUND = "Store not found."
 MENU_ITEM_NOT_FOUND = "Menu item not found."
-NOT_YOUR_STORE = "You can only manage your own store."
 STORE_REQUIRED_FOR_STAFF = "storeId is required for store employees."
 
 # Checkout session.

@@ -63,6 +63,9 @@ class Order(UtcDocument):
     updated_at: datetime
     next_deadline_at: datetime | None = None
     outbox_at: datetime | None = None
+    # The deadline pass that cancelled this order, until that pass has published it: with many
+    # enforcers racing, it tells each pass exactly the orders it won (server/services/deadlines.py).
+    deadline_batch: str | None = None
 
     class Settings:
         name = "orders"

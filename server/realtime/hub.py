@@ -33,6 +33,7 @@ log = logging.getLogger("orderpulse.hub")
 
 MAX_ORDERS_PER_SUBSCRIBER = 1000
 CLOSE_UNAUTHORISED = 4401
+CLOSE_STALLED = 1013  # "try again later": stuck on one write for the stall limit
 
 __all__ = ["Hub", "SubscriptionRefused", "snapshot_entry"]
 
@@ -242,7 +243,7 @@ class Hub:
                     log.info("closing a subscriber stalled for %.0f s", now - subscriber.sending_since)
                     subscriber.sending_since = None
                     if subscriber.abort:
-                        closing = asyncio.create_task(subscriber.abort(1013))
+                        closing = asyncio.create_task(subscriber.abort(CLOSE_STALLED))
                         self._closing.add(closing)  # the loop keeps only weak references
                         closing.add_done_callback(self._closing.discard)
                 elif subscriber.needs_snapshot and subscriber.queue_empty:
