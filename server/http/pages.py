@@ -10,11 +10,17 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 STATIC_DIR = Path(__file__).resolve().parents[2] / "static"
+# The API reference runs Redoc (static/vendor/redoc): its scripts come from this server only, it
+# reads /openapi.json, styles itself with inline <style> (styled-components) and searches in a
+# worker made from a blob URL; nothing else may load, and the page cannot be framed.
+DOCS_CSP = ("default-src 'none'; script-src 'self'; worker-src blob:; connect-src 'self'; "
+            "style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; "
+            "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 
 
-def _page(name: str):
+def _page(name: str, headers: dict[str, str] | None = None):
     async def serve(request: Request):
-        return FileResponse(STATIC_DIR / name, headers={"Cache-Control": "no-cache"})
+        return FileResponse(STATIC_DIR / name, headers={"Cache-Control": "no-cache", **(headers or {})})
     return serve
 
 
@@ -31,5 +37,6 @@ def routes() -> list:
         Route("/orders", _page("orders.html"), methods=["GET"]),
         Route("/kitchen", _page("kitchen.html"), methods=["GET"]),
         Route("/track/{order_id}", _page("track.html"), methods=["GET"]),
+        Route("/docs", _page("docs.html", {"Content-Security-Policy": DOCS_CSP}), methods=["GET"]),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
     ]
