@@ -23,7 +23,7 @@ from server.domain import messages
 from server.embedded_mongo import EmbeddedMongo, free_loopback_port
 from server.runtime import connect_database, public_mongodb_url
 from tests.harness import REPO, TEST_JWT_SECRET, ServerProcess, start_mongo
-from tests.support import metric_value
+from tests.support import metric_value, until
 
 PASSWORD = "correct-horse-1"
 UNAVAILABLE = {"success": False, "message": messages.DATABASE_UNAVAILABLE}
@@ -159,27 +159,22 @@ async def test_a_restart_that_fails_is_retried_with_a_longer_wait_each_time(tmp_
     try:
         mongo.process.kill()
         # Hold the port as soon as the dead child lets go of it, so that restarts fail to bind.
-        deadline = time.monotonic() + 5
-        while True:
+        def hold_the_port() -> bool:
             try:
                 blocker.bind(("127.0.0.1", mongo.port))
-                break
+                return True
             except OSError:
-                assert time.monotonic() < deadline, "the killed child never released its port"
-                await asyncio.sleep(0.01)
+                return False
+
+        await until(hold_the_port, timeout=5, interval=0.01, message="the killed child to release its port")
         blocker.listen()
 
         def failures() -> list[float]:
             return [float(delay) for delay in re.findall(r"failed: .*; next attempt in ([\d.]+) s", caplog.text)]
 
-        deadline = time.monotonic() + 30
-        while len(failures()) < 2:
-            assert time.monotonic() < deadline, caplog.text
-            await asyncio.sleep(0.05)
+        await until(lambda: len(failures()) >= 2, timeout=30, message="two failed restarts")
         blocker.close()
-        while "restarted on" not in caplog.text:
-            assert time.monotonic() < deadline, caplog.text
-            await asyncio.sleep(0.05)
+        await until(lambda: "restarted on" in caplog.text, timeout=30, message="the restart")
         assert failures()[:2] == [1.0, 2.0], caplog.text
         assert f"restarted on {mongo.url}" in caplog.text and "Traceback" not in caplog.text
         assert mongo.running
