@@ -10,7 +10,7 @@ from typing import Any
 
 from server.domain.clock import iso_z
 from server.domain.money import paise_to_rupees
-from server.models import Order, OrderItem, Store, User
+from server.models import MenuItem, Order, OrderItem, Store, User
 
 LEAN_FIELDS = (
     "id", "orderNumber", "orderStatus", "paymentStatus", "totalAmount", "isCommitmentConfirmed",
@@ -120,6 +120,15 @@ def commitment_order(order: Order) -> dict[str, Any]:
         "commitmentDeadline": iso_z(order.commitment_deadline_at),
         "totalAmount": paise_to_rupees(order.total_paise),
         "paymentStatus": order.payment_status.value,
+    }
+
+
+def menu_item_view(item: MenuItem) -> dict[str, Any]:
+    return {
+        "id": str(item.id), "storeId": str(item.store_id), "name": item.name,
+        "price": paise_to_rupees(item.price_paise), "category": item.category,
+        "isAvailable": item.is_available, "createdAt": iso_z(item.created_at),
+        "updatedAt": iso_z(item.updated_at),
     }
 
 

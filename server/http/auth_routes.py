@@ -89,10 +89,7 @@ async def logout(request: Request):
 async def me(request: Request):
     principal = await authenticate(request)
     runtime = _runtime(request)
-    from server.models import User
-    user = await User.get(principal.user_id)
-    if user is None:
-        raise ApiError(401, messages.USER_NOT_FOUND)
+    user = await runtime.accounts.current_user(principal)
     profile = user_view(user)
     if may_place_orders(principal):
         standing = await runtime.accounts.trust_standing(str(user.id))

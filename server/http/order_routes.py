@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -18,10 +20,12 @@ from server.http.body import Fields, query_int, request_fields
 from server.http.poll_fast_path import etag_matches
 from server.http.responses import JSONResponse, ok
 from server.http.security import authenticate
-from server.models import Order
 from server.domain.cart import MAX_CART_LINES, CartLine
 from server.services.snapshots import OrderSnapshot, poll_body
 from server.views import commitment_order, lean_order, order_detail, order_summary
+
+if TYPE_CHECKING:
+    from server.models import Order
 
 MAX_WAIT_SECONDS = 30
 

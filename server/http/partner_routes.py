@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.routing import Route
@@ -17,8 +17,10 @@ from server.domain.errors import ApiError
 from server.http.body import ascii_int, request_fields
 from server.http.responses import JSONResponse
 from server.http.security import authenticate
-from server.models import Order
 from server.services.partners import client_is_active
+
+if TYPE_CHECKING:
+    from server.models import Order
 
 MAX_WAIT_SECONDS = 30
 

@@ -8,24 +8,13 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from server.domain.access import Role
-from server.domain.clock import iso_z
-from server.domain.money import InvalidAmount, paise_to_rupees, rupees_to_paise
+from server.domain.money import InvalidAmount, rupees_to_paise
 from server.domain.errors import ApiError
 from server.http.body import Fields, request_fields
 from server.http.responses import ok
 from server.http.security import authenticate
-from server.models import MenuItem
 from server.services import catalog
-from server.views import store_view
-
-
-def menu_item_view(item: MenuItem) -> dict[str, Any]:
-    return {
-        "id": str(item.id), "storeId": str(item.store_id), "name": item.name,
-        "price": paise_to_rupees(item.price_paise), "category": item.category,
-        "isAvailable": item.is_available, "createdAt": iso_z(item.created_at),
-        "updatedAt": iso_z(item.updated_at),
-    }
+from server.views import menu_item_view, store_view
 
 
 def _price(fields: Fields) -> int:

@@ -301,6 +301,13 @@ class AccountService:
         await RefreshToken.get_pymongo_collection().update_many(
             {"family_id": family_id, "revoked_at": {"$exists": False}}, {"$set": {"revoked_at": now}})
 
+    async def current_user(self, principal: Principal) -> User:
+        """The caller's account as stored now (not the cached copy); 401 once it is gone."""
+        user = await User.get(principal.user_id)
+        if user is None:
+            raise ApiError(401, messages.USER_NOT_FOUND)
+        return user
+
     # --- trust ------------------------------------------------------------------------------
 
     async def trust_standing(self, user_id: str, now: datetime | None = None) -> TrustStanding:
