@@ -18,10 +18,10 @@ from server.domain.access import Role
 SHUTDOWN_GRACE_SECONDS = 3  # plus the runtime's own bounded stop: SIGTERM ends well within 10 s
 
 DEMO_PASSWORDS = {
-    "admin": ("Demo Admin", "admin@orderpulse.demo", "admin-demo-1"),
-    "staff": ("Kavya Staff", "staff@orderpulse.demo", "staff-demo-1"),
-    "student": ("Asha Rao", "asha@orderpulse.demo", "student-demo-1"),
-    "faculty": ("Ravi Menon", "ravi@orderpulse.demo", "faculty-demo-1"),
+    Role.ADMIN: ("Demo Admin", "admin@orderpulse.demo", "admin-demo-1"),
+    Role.STORE_EMPLOYEE: ("Kavya Staff", "staff@orderpulse.demo", "staff-demo-1"),
+    Role.STUDENT: ("Asha Rao", "asha@orderpulse.demo", "student-demo-1"),
+    Role.FACULTY: ("Ravi Menon", "ravi@orderpulse.demo", "faculty-demo-1"),
 }
 DEMO_MENU = [("Paneer Burger", 120, "Burgers"), ("French Fries", 80, "Sides"),
              ("Cold Coffee", 49.5, "Drinks"), ("Masala Dosa", 60, "South Indian"),
@@ -186,15 +186,14 @@ async def _seed_demo(settings: Settings) -> list[str]:
         for name, price, category in DEMO_MENU:
             await MenuItem(store_id=str(store.id), name=name, price_paise=rupees_to_paise(price), category=category,
                            created_at=now, updated_at=now).insert()
-    roles = {"admin": Role.ADMIN, "staff": Role.STORE_EMPLOYEE, "student": Role.STUDENT, "faculty": Role.FACULTY}
     lines = [f"Demo store: {store.name} ({store.id})"]
-    for key, (name, email, password) in DEMO_PASSWORDS.items():
+    for role, (name, email, password) in DEMO_PASSWORDS.items():
         if await User.find_one({"email": email}) is None:
-            await User(name=name, email=email, password_hash=hash_password(password), role=roles[key],
-                       store_id=str(store.id) if key == "staff" else None,
-                       register_number="21CS1001" if key == "student" else None,
-                       employee_id="FAC-042" if key == "faculty" else None, created_at=utcnow()).insert()
-        lines.append(f"  {roles[key]:<15} {email:<26} {password}")
+            await User(name=name, email=email, password_hash=hash_password(password), role=role,
+                       store_id=str(store.id) if role == Role.STORE_EMPLOYEE else None,
+                       register_number="21CS1001" if role == Role.STUDENT else None,
+                       employee_id="FAC-042" if role == Role.FACULTY else None, created_at=utcnow()).insert()
+        lines.append(f"  {role:<15} {email:<26} {password}")
     return lines
 
 
