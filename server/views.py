@@ -1,46 +1,67 @@
 """The shapes clients see of an order, each defined once.
 
-`lean_order` is the seed-000 poll-status body; events and socket snapshots add `storeId` and
-`version` to it, and store subscribers get `kitchen_fields` on top.
+`LEAN_SHAPE` is the seed-000 poll-status body; events and socket snapshots add `storeId` and
+`version` to it (`EVENT_SHAPE`), and store subscribers get `kitchen_fields` on top. The OpenAPI
+document's `PollStatus` and `OrderEvent` are made from the same two tuples.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Any, NamedTuple
+
+from pydantic import Field, StringConstraints
 
 from server.domain.clock import iso_z
+from server.domain.lifecycle import CancellationReason, OrderStatus, PaymentStatus
 from server.domain.money import paise_to_rupees
 from server.models import MenuItem, Order, OrderItem, Store, User
 
-LEAN_FIELDS = (
-    "id", "orderNumber", "orderStatus", "paymentStatus", "totalAmount", "isCommitmentConfirmed",
-    "commitmentDeadlineAt", "readyAt", "readyExpiresAt", "isOtpVerified", "cancelledAt",
-    "cancellationReason", "updatedAt",
+ObjectIdText = Annotated[str, StringConstraints(pattern="^[0-9a-f]{24}$")]
+Rupees = Annotated[float, Field(ge=0)]  # whole rupees are sent as integers (`120`), as in seed 001
+
+
+class ShapeField(NamedTuple):
+    """One field of a shape: its JSON name, its type as the document states it, how it is read."""
+
+    name: str
+    type: Any
+    read: Callable[[Order], Any]
+
+
+LEAN_SHAPE: tuple[ShapeField, ...] = (
+    ShapeField("id", ObjectIdText, lambda order: str(order.id)),
+    ShapeField("orderNumber", str, lambda order: order.order_number),
+    ShapeField("orderStatus", OrderStatus, lambda order: order.order_status.value),
+    ShapeField("paymentStatus", PaymentStatus, lambda order: order.payment_status.value),
+    ShapeField("totalAmount", Rupees, lambda order: paise_to_rupees(order.total_paise)),
+    ShapeField("isCommitmentConfirmed", bool, lambda order: order.is_commitment_confirmed),
+    ShapeField("commitmentDeadlineAt", datetime | None, lambda order: iso_z(order.commitment_deadline_at)),
+    ShapeField("readyAt", datetime | None, lambda order: iso_z(order.ready_at)),
+    ShapeField("readyExpiresAt", datetime | None, lambda order: iso_z(order.ready_expires_at)),
+    ShapeField("isOtpVerified", bool, lambda order: order.is_otp_verified),
+    ShapeField("cancelledAt", datetime | None, lambda order: iso_z(order.cancelled_at)),
+    ShapeField("cancellationReason", CancellationReason | None,
+               lambda order: order.cancellation_reason.value if order.cancellation_reason else None),
+    ShapeField("updatedAt", datetime, lambda order: iso_z(order.updated_at)),
 )
+EVENT_SHAPE: tuple[ShapeField, ...] = (
+    *LEAN_SHAPE,
+    ShapeField("storeId", ObjectIdText, lambda order: str(order.store_id)),
+    ShapeField("version", int, lambda order: order.version),
+)
+LEAN_FIELDS = tuple(field.name for field in LEAN_SHAPE)
 
 
 def lean_order(order: Order) -> dict[str, Any]:
-    """Exactly the 13 fields of seed 000's example."""
-    return {
-        "id": str(order.id),
-        "orderNumber": order.order_number,
-        "orderStatus": order.order_status.value,
-        "paymentStatus": order.payment_status.value,
-        "totalAmount": paise_to_rupees(order.total_paise),
-        "isCommitmentConfirmed": order.is_commitment_confirmed,
-        "commitmentDeadlineAt": iso_z(order.commitment_deadline_at),
-        "readyAt": iso_z(order.ready_at),
-        "readyExpiresAt": iso_z(order.ready_expires_at),
-        "isOtpVerified": order.is_otp_verified,
-        "cancelledAt": iso_z(order.cancelled_at),
-        "cancellationReason": order.cancellation_reason.value if order.cancellation_reason else None,
-        "updatedAt": iso_z(order.updated_at),
-    }
+    """Exactly the 13 fields of seed 000's example, in its order."""
+    return {field.name: field.read(order) for field in LEAN_SHAPE}
 
 
 def event_order(order: Order) -> dict[str, Any]:
     """The `order` object of a real-time event (REALTIME.md): lean shape plus routing."""
-    return {**lean_order(order), "storeId": str(order.store_id), "version": order.version}
+    return {field.name: field.read(order) for field in EVENT_SHAPE}
 
 
 def kitchen_fields(order: Order) -> dict[str, Any]:

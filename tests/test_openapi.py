@@ -7,7 +7,10 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from server.app import create_app
+from server.http import requests
 from server.http.openapi import openapi_document
+from server.models import Order
+from server.views import LEAN_FIELDS, event_order, lean_order
 
 
 def check(document: dict, path: str, method: str, response) -> None:
@@ -103,3 +106,54 @@ async def test_real_responses_match_the_document(api):
             pytest.fail(f"{method.upper()} {path} → {response.status_code}: {exc}\n{response.text[:500]}")
         statuses.add((path, response.status_code))
     assert len(statuses) >= 25
+
+
+def _references(node) -> list[str]:
+    if isinstance(node, dict):
+        own = [node["$ref"]] if "$ref" in node else []
+        return own + [ref for value in node.values() for ref in _references(value)]
+    if isinstance(node, list):
+        return [ref for value in node for ref in _references(value)]
+    return []
+
+
+def test_every_reference_in_the_document_resolves():
+    document = openapi_document()
+    references = set(_references(document))
+    assert references
+    for reference in references:
+        assert reference.startswith("#/components/schemas/"), reference
+        assert reference.rsplit("/", 1)[1] in document["components"]["schemas"], reference
+
+
+def test_every_request_body_is_the_schema_of_the_model_that_parses_it():
+    document = openapi_document()
+    schemas = document["components"]["schemas"]
+    bodies = 0
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if "requestBody" not in operation:
+                continue
+            bodies += 1
+            name = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+            model = getattr(requests, name)
+            assert issubclass(model, requests.RequestModel), (path, method)
+            # The model's own fields, by their JSON names, are what the document lists.
+            listed = schemas[name]["properties"] if "properties" in schemas[name] else \
+                {key: None for variant in schemas[name]["oneOf"] for key in variant["properties"]}
+            assert list(listed) == [field.alias for field in model.model_fields.values()], name
+    assert bodies == 15
+
+
+async def test_the_lean_shape_is_one_definition_for_the_poll_body_the_events_and_the_document(api):
+    schemas = openapi_document()["components"]["schemas"]
+    store = await api.store()
+    customer = await api.customer()
+    placed = await api.place_order(customer, store)
+    order = await Order.get(placed["id"])
+    poll = (await api.get(f"/api/orders/{placed['id']}/poll-status", customer)).json()["data"]
+    assert list(poll) == list(lean_order(order)) == list(LEAN_FIELDS) == list(schemas["PollStatus"]["properties"])
+    assert schemas["PollStatus"]["required"] == list(LEAN_FIELDS)
+    assert list(event_order(order)) == [*LEAN_FIELDS, "storeId", "version"] == list(schemas["OrderEvent"]["properties"])
+    Draft202012Validator({**schemas["OrderEvent"], "components": {"schemas": schemas}}).validate(event_order(order))
+

@@ -20,6 +20,14 @@ CANNOT_DISABLE_SELF = "You cannot disable your own account."
 STREAM_TICKET_INVALID = "Invalid or expired stream ticket."
 WS_AUTH_REQUIRED = "Send {\"type\": \"auth\", \"token\": \"<access token>\"} as the first frame."
 WS_ALREADY_AUTHENTICATED = "This socket is already authenticated."
+
+# WebSocket frames refused with a `bad_request` error frame (REALTIME.md, Server to client).
+WS_FRAME_NOT_TEXT = "Frames must be JSON text."
+WS_FRAME_NOT_OBJECT = "Frames must be JSON objects."
+WS_FRAME_UNKNOWN = "Unknown frame type."
+WS_TARGET_REQUIRED = "Give either orderIds or storeId."
+WS_ORDER_IDS_INVALID = "orderIds must be a list of 1 to 100 order ids."
+STORE_ID_INVALID = "storeId must be a store id."
 LOGIN_THROTTLED = "Too many failed sign-in attempts. Try again in {seconds} s."
 
 # Request shape.
@@ -31,15 +39,30 @@ INTERNAL_ERROR = "Internal server error."
 SERVER_BUSY = "Server busy. Try again in {seconds} s."
 DATABASE_UNAVAILABLE = "Service temporarily unavailable. Please retry."
 
-# Connection limits, answered by the HTTP protocol before any route (server/http_protocol.py).
+# Connection limits, answered by the HTTP protocol before any route (server/uvicorn_adapter/http_limits.py).
 HEADERS_TOO_LARGE = "Request line and headers too large: at most {limit} bytes."
 HEADERS_TIMEOUT = "Request headers not received within {seconds} s."
 TOO_MANY_CONNECTIONS = "The server is at its limit of {limit} open connections; retry shortly."
 
-# Field rules (server/http/body.py), SSE resume.
+# Field rules of request bodies (server/http/requests.py): `{field}` is the field's name, `{path}`
+# its place in the body (`items[0].quantity`); query numbers (server/http/body.py); SSE resume.
+FIELD_REQUIRED = "{field} is required."
+FIELD_NOT_STRING = "{field} must be a string."
+FIELD_TOO_LONG = "{field} must be at most {maximum} characters."
+FIELD_NOT_CHOICE = "{field} must be one of: {choices}."
+FIELD_NOT_BOOLEAN = "{field} must be true or false."
+FIELD_REQUIRED_BOOLEAN = "{field} is required and must be true or false."
+FIELD_NOT_WHOLE_NUMBER = "{path} must be a whole number."
+FIELD_NOT_ARRAY = "{field} must be an array."
+FIELD_TOO_MANY = "{field} must have at most {maximum} entries."
+FIELD_NOT_OBJECT = "{path} must be an object."
+FIELD_INVALID = "{path} is not valid."
 FIELD_UNSAFE_CHARACTERS = "{field} must not contain control or bidirectional formatting characters."
 FIELD_NOT_EMAIL = "{field} must be a valid email address."
+PASSWORD_LENGTH = "password must be {minimum} to {maximum} characters."
 PASSWORD_BLANK = "password must contain a character other than spaces."
+OTP_NOT_ASCII = "otp must contain only printable ASCII characters."
+QUERY_NOT_NUMBER = "{name} must be a whole number from {minimum} to {maximum}."
 LAST_EVENT_ID_INVALID = "Last-Event-ID must be a whole number."
 
 # Money (rupees at the JSON edge).
@@ -115,3 +138,8 @@ PARTNER_WAIT_INVALID = "wait must be a whole number from 1 to {maximum}"
 WATCH_TOO_MANY_ORDERS = "At most {maximum} orders per connection."
 WATCH_ORDER_FORBIDDEN = "You are not allowed to watch this order."
 WATCH_STORE_FORBIDDEN = "You are not allowed to watch this store."
+
+# Query parameters of the listings (GET /api/orders, GET /api/admin/users).
+ORDER_STATUS_FILTER_INVALID = "status must be a comma-separated list of: {choices}."
+QUERY_NOT_CHOICE = "{name} must be one of: {choices}."
+QUERY_TOO_LONG = "{name} must be at most {maximum} characters."

@@ -6,33 +6,17 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from server.domain import messages
-from server.domain.access import ADMIN_GIVEN_ROLES, CUSTOMER_ROLES, Role, may_place_orders
+from server.domain.access import Role, may_place_orders
 from server.domain.clock import iso_z
 from server.domain.errors import ApiError
-from server.http.body import Fields, has_unsafe_characters, query_int, request_fields
+from server.http.body import query_int, read_body
+from server.http.requests import AdminUserPatch, AdminUserRequest, LoginRequest, RefreshRequest, RegisterRequest
 from server.http.responses import ok
 from server.http.security import authenticate
 from server.views import user_view
 
-MIN_PASSWORD = 8
-MAX_PASSWORD = 200
-
-
 def _runtime(request: Request):
     return request.app.state.runtime
-
-
-def _credentials(fields: Fields) -> tuple[str, str, str]:
-    name = fields.string("name", max_length=100)
-    email = fields.email("email")
-    password = fields.raw("password")
-    if not isinstance(password, str) or not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
-        raise ApiError(400, f"password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters.")
-    if not password.strip():
-        raise ApiError(400, messages.PASSWORD_BLANK)
-    if has_unsafe_characters(password):
-        raise ApiError(400, messages.FIELD_UNSAFE_CHARACTERS.format(field="password"))
-    return name, email, password
 
 
 async def _session(request: Request, user, status_code: int = 200):
@@ -41,29 +25,16 @@ async def _session(request: Request, user, status_code: int = 200):
 
 
 async def register(request: Request):
-    fields = await request_fields(request)
-    name, email, password = _credentials(fields)
-    role = fields.string("role", choices=CUSTOMER_ROLES)
-    register_number = employee_id = None
-    if role == Role.STUDENT:
-        register_number = fields.string("registerNumber", max_length=50)
-    else:
-        employee_id = fields.string("employeeId", max_length=50)
+    body = await read_body(request, RegisterRequest)
     user = await _runtime(request).accounts.register_customer(
-        name=name, email=email, password=password, role=role,
-        register_number=register_number, employee_id=employee_id)
+        name=body.name, email=body.email, password=body.password, role=body.role,
+        register_number=body.register_number, employee_id=body.employee_id)
     return await _session(request, user, 201)
 
 
 async def login(request: Request):
-    fields = await request_fields(request)
-    email = fields.email("email")  # normalised as registration normalised it
-    # Exactly as typed: registration keeps leading and trailing spaces, so sign-in must too.
-    password = fields.raw("password")
-    if not isinstance(password, str) or not password:
-        raise ApiError(400, "password is required.")
-    if len(password) > MAX_PASSWORD:
-        raise ApiError(400, f"password must be at most {MAX_PASSWORD} characters.")
+    body = await read_body(request, LoginRequest)
+    email, password = body.email, body.password
     runtime = _runtime(request)
     # Counted before the password is checked: a throttled attempt is refused without hashing.
     attempt = await runtime.login_throttle.begin(email, request.client.host if request.client else "")
@@ -73,16 +44,14 @@ async def login(request: Request):
 
 
 async def refresh(request: Request):
-    fields = await request_fields(request)
-    token = fields.string("refreshToken", max_length=200)
-    user, tokens = await _runtime(request).accounts.refresh(token)
+    body = await read_body(request, RefreshRequest)
+    user, tokens = await _runtime(request).accounts.refresh(body.refresh_token)
     return ok({**tokens, "user": user_view(user)})
 
 
 async def logout(request: Request):
-    fields = await request_fields(request)
-    token = fields.string("refreshToken", max_length=200)
-    await _runtime(request).accounts.logout(token)
+    body = await read_body(request, RefreshRequest)
+    await _runtime(request).accounts.logout(body.refresh_token)
     return ok(None, message=messages.LOGGED_OUT)
 
 
@@ -102,12 +71,9 @@ async def me(request: Request):
 
 async def create_user(request: Request):
     await authenticate(request, Role.ADMIN)
-    fields = await request_fields(request)
-    name, email, password = _credentials(fields)
-    role = fields.string("role", choices=ADMIN_GIVEN_ROLES)
-    store_id = fields.string("storeId", required=False, max_length=24)
+    body = await read_body(request, AdminUserRequest)
     user = await _runtime(request).accounts.create_user(
-        name=name, email=email, password=password, role=role, store_id=store_id)
+        name=body.name, email=body.email, password=body.password, role=body.role, store_id=body.store_id)
     return ok(user_view(user), status_code=201)
 
 
@@ -122,10 +88,10 @@ async def list_users(request: Request):
     limit = query_int(request.query_params.get("limit"), "limit", 20, 1, 100)
     role = request.query_params.get("role") or None
     if role is not None and role not in tuple(Role):
-        raise ApiError(400, f"role must be one of: {', '.join(Role)}.")
+        raise ApiError(400, messages.QUERY_NOT_CHOICE.format(name="role", choices=", ".join(Role)))
     search = (request.query_params.get("search") or "").strip() or None
     if search is not None and len(search) > 100:
-        raise ApiError(400, "search must be at most 100 characters.")
+        raise ApiError(400, messages.QUERY_TOO_LONG.format(name="search", maximum=100))
     users, total = await _runtime(request).accounts.list_users(page=page, limit=limit, role=role, search=search)
     return ok({"users": [_admin_user_view(user) for user in users], "page": page, "limit": limit,
                "total": total, "pages": (total + limit - 1) // limit})
@@ -136,10 +102,7 @@ async def update_user(request: Request):
     refresh tokens and open sockets stop working on every process."""
     admin = await authenticate(request, Role.ADMIN)
     user_id = request.path_params["user_id"]
-    fields = await request_fields(request)
-    active = fields.raw("isActive")
-    if not isinstance(active, bool):
-        raise ApiError(400, "isActive is required and must be true or false.")
+    active = (await read_body(request, AdminUserPatch)).is_active
     if not active and user_id == admin.user_id:
         raise ApiError(400, messages.CANNOT_DISABLE_SELF)
     user = await _runtime(request).accounts.set_active(user_id, active)

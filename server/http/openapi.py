@@ -1,14 +1,21 @@
-"""The OpenAPI 3.1 document of every HTTP route; a test validates real responses against it."""
+"""The OpenAPI 3.1 document of every HTTP route; a test validates real responses against it.
+
+Request bodies are the JSON Schemas of their parsing models (server/http/requests.py), and the
+lean order shape that of `server.views.LEAN_SHAPE`; the other answers are described here.
+"""
 
 from __future__ import annotations
 
 from functools import cache
 from typing import Any
 
-from server.domain.lifecycle import CancellationReason, OrderStatus, PaymentStatus
-from server.domain.money import MAX_PRICE_PAISE
+from pydantic import BaseModel, ConfigDict, create_model
+from pydantic.json_schema import GenerateJsonSchema
+
 from server.domain.access import Role
-from server.domain.cart import MAX_CART_LINES
+from server.domain.lifecycle import CancellationReason, OrderStatus, PaymentStatus
+from server.http import requests
+from server.views import EVENT_SHAPE, LEAN_SHAPE, ShapeField
 
 STR = {"type": "string"}
 NSTR = {"type": ["string", "null"]}
@@ -17,44 +24,18 @@ NTIME = {"type": ["string", "null"], "format": "date-time"}
 BOOL = {"type": "boolean"}
 INT = {"type": "integer"}
 MONEY = {"type": "number", "minimum": 0}
-OID = {"type": "string", "pattern": "^[0-9a-f]{24}$"}
-
-# What `Fields.string` (server/http/body.py) accepts: no control or bidirectional-formatting
-# character anywhere, and one character that trimming keeps. Lengths count the text as sent.
-_UNSAFE = "\\u0000-\\u001f\\u007f-\\u009f\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069\\u2028\\u2029"
-_UNSAFE_MULTILINE = _UNSAFE.replace("\\u0000-\\u001f", "\\u0000-\\u0009\\u000b-\\u001f")
-_SPACES = " \\u00a0\\u1680\\u2000-\\u200a\\u202f\\u205f\\u3000"
-
-
-def text(max_length: int, *, multiline: bool = False) -> dict[str, Any]:
-    """A required text field of at most `max_length` characters."""
-    unsafe = _UNSAFE_MULTILINE if multiline else _UNSAFE
-    spaces = _SPACES + ("\\n" if multiline else "")
-    return {"type": "string", "minLength": 1, "maxLength": max_length,
-            "pattern": f"^[^{unsafe}]*[^{unsafe}{spaces}][^{unsafe}]*$"}
-
-
-def optional_text(max_length: int, *, multiline: bool = False) -> dict[str, Any]:
-    """An optional text field: blank or null means not given."""
-    unsafe = _UNSAFE_MULTILINE if multiline else _UNSAFE
-    return {"type": ["string", "null"], "maxLength": max_length, "pattern": f"^[^{unsafe}]*$"}
+OID = requests.OBJECT_ID
 
 
 def bounded(minimum: int, maximum: int) -> dict[str, Any]:
     return {"type": "integer", "minimum": minimum, "maximum": maximum}
 
 
-EMAIL = {"type": "string", "format": "email", "maxLength": 254}
-PASSWORD = {**text(200), "minLength": 8}
-PRICE = {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_PRICE_PAISE // 100, "multipleOf": 0.01}
-TRANSACTION_ID = {"type": ["string", "null"], "pattern": "^([A-Za-z0-9]{8,40})?$",
-                  "description": "UPI transaction id; blank or null when not known yet"}
-IGNORED = {"description": "ignored for this role"}
-DEFAULT_TRUE = {"type": ["boolean", "null"], "description": "null or absent: true"}
-UNCHANGED = "null or absent: unchanged"
 SSE_EVENT = {"type": "object", "required": ["data"], "description": "one event of the stream (REALTIME.md)",
              "properties": {"event": {"enum": ["snapshot", "order"]}, "id": {"type": "string", "pattern": "^[0-9]+$"},
-                            "data": {"type": "string", "description": "a JSON object"}}}
+                            "data": {"type": "string", "description": "a JSON object; an `order` event's `order` is "
+                                                                      "an `OrderEvent` (store staff also get the "
+                                                                      "kitchen's fields)"}}}
 SSE_STREAM = {"description": "text/event-stream", "content": {"text/event-stream": {"schema": SSE_EVENT}}}
 PAGE = {"name": "page", "in": "query", "schema": bounded(1, 10_000)}
 LIMIT = {"name": "limit", "in": "query", "schema": bounded(1, 100)}
@@ -84,13 +65,43 @@ PAYMENT_STATUS = {"type": "string", "enum": [s.value for s in PaymentStatus]}
 REASON = {"type": ["string", "null"], "enum": [r.value for r in CancellationReason] + [None]}
 _STATUS_NAME = "|".join(s.value for s in OrderStatus)
 STATUS_LIST = {"type": "string", "pattern": f"^({_STATUS_NAME})?(,({_STATUS_NAME})?)*$"}
+REF_TEMPLATE = "#/components/schemas/{model}"
 
-LEAN = {
-    "id": OID, "orderNumber": STR, "orderStatus": ORDER_STATUS, "paymentStatus": PAYMENT_STATUS,
-    "totalAmount": MONEY, "isCommitmentConfirmed": BOOL, "commitmentDeadlineAt": NTIME, "readyAt": NTIME,
-    "readyExpiresAt": NTIME, "isOtpVerified": BOOL, "cancelledAt": NTIME, "cancellationReason": REASON,
-    "updatedAt": TIME,
-}
+
+class _DocumentSchema(GenerateJsonSchema):
+    """pydantic's JSON Schema without a generated title on every property."""
+
+    def field_title_should_be_set(self, schema: Any) -> bool:
+        return False
+
+
+def shape_model(name: str, shape: tuple[ShapeField, ...], description: str) -> type[BaseModel]:
+    """A shape of `server.views` as a closed pydantic model, for its JSON Schema."""
+    return create_model(name, __config__=ConfigDict(extra="forbid"), __doc__=description,
+                        **{field.name: (field.type, ...) for field in shape})
+
+
+def model_schemas(models: list[type[BaseModel]]) -> dict[str, Any]:
+    """Each model's JSON Schema under its name, and beside them the schemas they refer to."""
+    schemas: dict[str, Any] = {}
+    for model in models:
+        schema = model.model_json_schema(ref_template=REF_TEMPLATE, schema_generator=_DocumentSchema)
+        for name, definition in {**schema.pop("$defs", {}), model.__name__: schema}.items():
+            if schemas.setdefault(name, definition) != definition:
+                raise ValueError(f"two different schemas are named {name}")
+    return schemas
+
+
+def _request_models() -> list[type[BaseModel]]:
+    return [value for value in vars(requests).values() if isinstance(value, type)
+            and issubclass(value, requests.RequestModel) and value is not requests.RequestModel]
+
+
+def _shape_models() -> list[type[BaseModel]]:
+    return [shape_model("PollStatus", LEAN_SHAPE, "Seed 000's poll-status body: these 13 fields, in this order."),
+            shape_model("OrderEvent", EVENT_SHAPE, "The `order` of a real-time event (REALTIME.md): the "
+                                                   "poll-status fields, the store and the order's version.")]
+
 ORDER_ITEM = obj({"menuItemId": OID, "name": STR, "price": MONEY, "quantity": INT, "total": MONEY})
 ORDER_SUMMARY = {
     "id": OID, "orderNumber": STR, "paymentReference": {"type": "string", "pattern": "^CBPAY[0-9A-F]{10}$"},
@@ -119,7 +130,6 @@ SCHEMAS: dict[str, Any] = {
     "Store": obj({"id": OID, "name": STR, "location": STR, "upiId": STR, "isActive": BOOL, "createdAt": TIME}),
     "MenuItem": obj({"id": OID, "storeId": OID, "name": STR, "price": MONEY, "category": NSTR,
                      "isAvailable": BOOL, "createdAt": TIME, "updatedAt": TIME}),
-    "PollStatus": obj(LEAN, closed=True),
     "OrderSummary": obj(ORDER_SUMMARY, closed=True),
     "Order": obj({**ORDER_SUMMARY, **ORDER_DETAIL_EXTRA}, {"pickupOtp": {"type": "string", "pattern": "^[0-9]{6}$"}},
                  closed=True),
@@ -153,23 +163,20 @@ def _error(description: str) -> dict[str, Any]:
     return {"description": description, **_json(ref("Error"))}
 
 
-def _body(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"required": True, **_json(schema)}
-
-
 AUTH = [{"bearer": []}]
 ID = lambda name: {"name": name, "in": "path", "required": True, "schema": STR}  # noqa: E731
 COMMON = {"400": _error("Bad input"), "401": _error("No, invalid or expired token"),
           "403": _error("Not allowed"), "413": _error("Body over 64 KiB")}
 
 
-def op(summary: str, responses: dict[str, Any], *, auth: bool = True, body: dict[str, Any] | None = None,
+def op(summary: str, responses: dict[str, Any], *, auth: bool = True, body: type[BaseModel] | None = None,
        params: list[dict[str, Any]] | None = None, tag: str = "orders", body_required: bool = True) -> dict[str, Any]:
+    """One operation; `body` is the request model that parses its body (server/http/requests.py)."""
     operation: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": responses}
     if auth:
         operation["security"] = AUTH
     if body is not None:
-        operation["requestBody"] = {**_body(body), "required": body_required}
+        operation["requestBody"] = {"required": body_required, **_json(ref(body.__name__))}
     if params:
         operation["parameters"] = params
     return operation
@@ -179,7 +186,6 @@ def ok(schema: dict[str, Any], description: str = "OK", message: bool = False) -
     return {"description": description, **_json(envelope(schema, message))}
 
 
-CREDENTIALS = obj({"email": text(254), "password": {"type": "string", "minLength": 1, "maxLength": 200}})
 ORDER_NOT_FOUND = {"404": _error("Order not found")}
 CONFLICT = {"409": _error("Conflict: the order changed, or the request does not fit its state")}
 PARTNER_ERRORS = {code: {"description": text, **_json(ref("PartnerError"))} for code, text in {
@@ -200,27 +206,23 @@ def openapi_document() -> dict[str, Any]:
         "/api/auth/register": {"post": op("Register a student or faculty member", {
             "201": ok(ref("Session"), "Registered"), **COMMON, "409": _error("Email taken"),
             "503": _error(BUSY_HASHING)}, auth=False, tag="auth",
-            body={"oneOf": [
-                obj({"name": text(100), "email": EMAIL, "password": PASSWORD, "role": {"const": "student"},
-                     "registerNumber": text(50)}, {"employeeId": IGNORED}),
-                obj({"name": text(100), "email": EMAIL, "password": PASSWORD, "role": {"const": "faculty"},
-                     "employeeId": text(50)}, {"registerNumber": IGNORED})]})},
+            body=requests.RegisterRequest)},
         "/api/auth/login": {"post": op("Sign in", {"200": ok(ref("Session")), **COMMON,
                                                    "429": _error("Too many failed sign-ins; see Retry-After"),
                                                    "503": _error(BUSY_HASHING)},
-                                       auth=False, tag="auth", body=CREDENTIALS)},
+                                       auth=False, tag="auth", body=requests.LoginRequest)},
         "/api/auth/refresh": {"post": op("Rotate a refresh token", {"200": ok(ref("Session")), **COMMON},
-                                         auth=False, tag="auth", body=obj({"refreshToken": text(200)}))},
+                                         auth=False, tag="auth", body=requests.RefreshRequest)},
         "/api/auth/logout": {"post": op("Revoke a refresh token's family", {"200": ok({"type": "null"}, message=True),
                                                                             **COMMON}, auth=False, tag="auth",
-                                        body=obj({"refreshToken": text(200)}))},
+                                        body=requests.RefreshRequest)},
         "/api/users/me": {"get": op("The caller's profile and trust tier", {"200": ok(ref("Profile")), **COMMON},
                                     tag="auth")},
         "/api/auth/stream-ticket": {"post": op("A 30-second, single-use `?ticket=` for one event stream", {
             "201": ok(obj({"ticket": STR, "expiresInSeconds": INT}), "Issued"), **COMMON}, tag="auth")},
         "/api/admin/users/{user_id}": {"patch": op("Disable or re-enable an account (admins)", {
             "200": ok(ref("AdminUser")), **COMMON, "404": _error("User not found")}, tag="admin",
-            params=[ID("user_id")], body=obj({"isActive": BOOL}))},
+            params=[ID("user_id")], body=requests.AdminUserPatch)},
         "/api/admin/users": {"get": op("Accounts, newest first (admins)", {"200": ok(ref("UserPage")), **COMMON},
                                        tag="admin", params=[
                                            {"name": "role", "in": "query", "schema": {"enum": ["", *(role.value for role in Role)]}},
@@ -231,16 +233,11 @@ def openapi_document() -> dict[str, Any]:
                              "post": op("Create store staff or an admin (admins)", {
             "201": ok(ref("User"), "Created"), **COMMON, "404": _error("Store not found"),
             "409": _error("Email taken")}, tag="admin",
-            body={"oneOf": [
-                obj({"name": text(100), "email": EMAIL, "password": PASSWORD, "role": {"const": "admin"}},
-                    {"storeId": optional_text(24)}),
-                obj({"name": text(100), "email": EMAIL, "password": PASSWORD, "role": {"const": "store_employee"},
-                     "storeId": OID})]})},
+            body=requests.AdminUserRequest)},
         "/api/stores": {
             "get": op("Active stores", {"200": ok({"type": "array", "items": ref("Store")})}, auth=False, tag="stores"),
             "post": op("Create a store (admins)", {"201": ok(ref("Store"), "Created"), **COMMON}, tag="stores",
-                       body=obj({"name": text(100), "location": text(200), "upiId": text(100)},
-                                {"isActive": DEFAULT_TRUE})),
+                       body=requests.CreateStoreRequest),
         },
         "/api/stores/{store_id}": {"get": op("One store", {"200": ok(ref("Store")), "404": _error("Store not found")},
                                              auth=False, tag="stores", params=[ID("store_id")])},
@@ -250,30 +247,20 @@ def openapi_document() -> dict[str, Any]:
                       auth=False, tag="stores", params=[ID("store_id")]),
             "post": op("Add a menu item (that store's staff, admins)", {
                 "201": ok(ref("MenuItem"), "Created"), **COMMON, "404": _error("Store not found")}, tag="stores",
-                params=[ID("store_id")], body=obj({"name": text(100), "price": PRICE},
-                                                  {"category": optional_text(50), "isAvailable": DEFAULT_TRUE})),
+                params=[ID("store_id")], body=requests.MenuItemRequest),
         },
         "/api/menu/{item_id}": {"patch": op("Change a menu item", {"200": ok(ref("MenuItem")), **COMMON,
                                                                    "404": _error("Menu item not found")},
                                             tag="stores", params=[ID("item_id")],
-                                            body_required=False, body=obj({}, {
-                                                "name": {"anyOf": [text(100), {"type": "null"}], "description": UNCHANGED},
-                                                "price": PRICE,
-                                                "isAvailable": {"type": ["boolean", "null"], "description": UNCHANGED},
-                                                "category": {"anyOf": [text(50), {"type": "null"}],
-                                                             "description": UNCHANGED}}))},
+                                            body_required=False, body=requests.MenuItemPatch)},
         "/api/orders/checkout-session": {"post": op("Price a cart and issue a checkout token (customers)", {
-            "200": ok(ref("CheckoutSession")), **COMMON}, body=obj(
-                {"storeId": text(24), "items": {
-                    "type": "array", "minItems": 1, "maxItems": MAX_CART_LINES,
-                    "items": obj({"menuItemId": text(24), "quantity": bounded(1, 50)})}},
-                {"specialInstructions": optional_text(300, multiline=True)}))},
+            "200": ok(ref("CheckoutSession")), **COMMON}, body=requests.CheckoutSessionRequest)},
         "/api/orders": {
             "post": op("Create the order of a checkout session (seed 001)", {
                 "201": ok(ref("OrderSummary"), "Created", message=True),
                 "200": ok(ref("OrderSummary"), "This checkout's existing order", message=True),
                 **COMMON, "409": _error("Transaction id taken, or the cart changed")},
-                body=obj({"checkoutToken": {"type": "string", "minLength": 1}}, {"transactionId": TRANSACTION_ID})),
+                body=requests.CreateOrderRequest),
             "get": op("The caller's orders (staff: their store's), newest first", {"200": ok(ref("OrderPage")), **COMMON},
                       params=[{"name": "status", "in": "query", "schema": STATUS_LIST, "description": "comma-separated"},
                               PAGE, LIMIT,
@@ -292,15 +279,14 @@ def openapi_document() -> dict[str, Any]:
                     {"name": "If-None-Match", "in": "header", "schema": STR}])},
         "/api/orders/{order_id}/payment-status": {"patch": op("Verify or fail payment (that store's staff)", {
             "200": ok(ref("Order"), message=True), **COMMON, **ORDER_NOT_FOUND, **CONFLICT},
-            params=[ID("order_id")], body=obj({"paymentStatus": {"enum": ["success", "failed"]}},
-                                              {"transactionId": TRANSACTION_ID}))},
+            params=[ID("order_id")], body=requests.PaymentStatusRequest)},
         "/api/orders/{order_id}/status": {"patch": op("Move an order along its lifecycle (that store's staff)", {
             "200": ok(ref("Order"), message=True), **COMMON, **ORDER_NOT_FOUND, **CONFLICT},
-            params=[ID("order_id")], body=obj({"status": ORDER_STATUS}, {"reason": optional_text(200)}))},
+            params=[ID("order_id")], body=requests.StatusRequest)},
         "/api/orders/{order_id}/verify-otp": {"post": op("Complete pickup with the customer's code", {
             "200": ok(ref("Order"), message=True), **COMMON, **ORDER_NOT_FOUND, **CONFLICT,
             "429": _error("Too many wrong codes")}, params=[ID("order_id")],
-            body=obj({"otp": {"anyOf": [{"type": "string", "pattern": "[^\\s]"}, {"type": "integer"}]}}))},
+            body=requests.VerifyOtpRequest)},
         "/api/orders/{order_id}/cancel": {"post": op("Cancel an unpaid placed order (owner)", {
             "200": ok(ref("Order"), message=True), **COMMON, **ORDER_NOT_FOUND, **CONFLICT}, params=[ID("order_id")])},
         "/api/orders/{order_id}/confirm-commitment": {"post": op("Confirm pickup commitment (seed 003)", {
@@ -313,8 +299,7 @@ def openapi_document() -> dict[str, Any]:
         "/v1/order": {"post": op("Partner: create an order from a checkout token", {
             "201": {"description": "Created", **_json(ref("PartnerOrder"))},
             "200": {"description": "This checkout's existing order", **_json(ref("PartnerOrder"))},
-            **PARTNER_ERRORS}, tag="partner", params=[CLIENT_ID],
-            body=obj({"checkoutToken": {"type": "string", "minLength": 1}}, {"transactionId": TRANSACTION_ID}))},
+            **PARTNER_ERRORS}, tag="partner", params=[CLIENT_ID], body=requests.CreateOrderRequest)},
         "/v1/order/{order_id}": {"get": op("Partner: payment status of an order (seed 004)", {
             "200": {"description": "OK", **_json(ref("PartnerOrder"))}, **PARTNER_ERRORS}, tag="partner",
             params=[ID("order_id"), CLIENT_ID, {"name": "wait", "in": "query",
@@ -332,8 +317,17 @@ def openapi_document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {"title": "OrderPulse", "version": "0.1.0",
-                 "description": "Real-time order tracking for campus food outlets. WebSocket: `GET /ws` (see README)."},
+                 "description": "Real-time order tracking for campus food outlets. WebSocket: `GET /ws` (see README).",
+                 "x-logo": {"url": "/static/img/logo.svg", "altText": "OrderPulse"}},
         "paths": paths,
-        "components": {"schemas": SCHEMAS,
+        "components": {"schemas": _components(),
                        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
     }
+
+
+def _components() -> dict[str, Any]:
+    generated = model_schemas([*_request_models(), *_shape_models()])
+    clash = set(generated) & set(SCHEMAS)
+    if clash:
+        raise ValueError(f"schemas named twice: {sorted(clash)}")
+    return {**SCHEMAS, **generated}

@@ -16,11 +16,13 @@ from server.domain.access import CUSTOMER_ROLES, Role, sees_pickup_code
 from server.domain.clock import utcnow
 from server.domain.lifecycle import OrderStatus
 from server.domain.errors import ApiError
-from server.http.body import Fields, query_int, request_fields
+from server.http.body import query_int, read_body
 from server.http.poll_fast_path import etag_matches
 from server.http.responses import JSONResponse, ok
 from server.http.security import authenticate
-from server.domain.cart import MAX_CART_LINES, CartLine
+from server.http.requests import (CheckoutSessionRequest, CreateOrderRequest, PaymentStatusRequest, StatusRequest,
+                                  VerifyOtpRequest)
+from server.domain.cart import CartLine
 from server.services.snapshots import OrderSnapshot, poll_body
 from server.views import commitment_order, lean_order, order_detail, order_summary
 
@@ -43,28 +45,17 @@ def _detail(request: Request, order: Order, principal) -> dict:
 
 async def checkout_session(request: Request):
     principal = await authenticate(request, *CUSTOMER_ROLES)
-    fields = await request_fields(request)
-    store_id = fields.string("storeId", max_length=24)
-    cart = []
-    for index, line in enumerate(fields.array("items", max_items=MAX_CART_LINES)):
-        if not isinstance(line, dict):
-            raise ApiError(400, f"items[{index}] must be an object.")
-        entry = Fields(line)
-        menu_item_id = entry.string("menuItemId", max_length=24)
-        quantity = entry.raw("quantity")
-        if isinstance(quantity, bool) or not isinstance(quantity, int):
-            raise ApiError(400, f"items[{index}].quantity must be a whole number.")
-        cart.append(CartLine(menu_item_id, quantity))
-    note = fields.string("specialInstructions", required=False, max_length=300, multiline=True)
-    session = await _runtime(request).checkout.checkout_session(principal, store_id, cart, note)
+    body = await read_body(request, CheckoutSessionRequest)
+    cart = [CartLine(line.menu_item_id, line.quantity) for line in body.items]
+    session = await _runtime(request).checkout.checkout_session(principal, body.store_id, cart,
+                                                              body.special_instructions)
     return ok(session)
 
 
 async def create_order(request: Request):
     principal = await authenticate(request, *CUSTOMER_ROLES)
-    fields = await request_fields(request)
-    order, created = await _runtime(request).checkout.create_order(
-        principal, fields.raw("checkoutToken"), fields.raw("transactionId"))
+    body = await read_body(request, CreateOrderRequest)
+    order, created = await _runtime(request).checkout.create_order(principal, body.checkout_token, body.transaction_id)
     if created:
         return ok(order_summary(order), status_code=201, message=messages.ORDER_PLACED)
     return ok(order_summary(order), status_code=200, message=messages.ORDER_EXISTS)
@@ -74,15 +65,14 @@ async def list_orders(request: Request):
     principal = await authenticate(request)
     params = request.query_params
     statuses = [s for s in (params.get("status") or "").split(",") if s]
-    valid = {s.value for s in OrderStatus}
     for status in statuses:
-        if status not in valid:
-            raise ApiError(400, f"status must be a comma-separated list of: {', '.join(valid)}.")
+        if status not in tuple(OrderStatus):
+            raise ApiError(400, messages.ORDER_STATUS_FILTER_INVALID.format(choices=", ".join(OrderStatus)))
     page = query_int(params.get("page"), "page", 1, 1, 10_000)
     limit = query_int(params.get("limit"), "limit", 20, 1, 100)
     store_id = params.get("storeId")
     if store_id is not None and not ObjectId.is_valid(store_id):
-        raise ApiError(400, "storeId must be a store id.")
+        raise ApiError(400, messages.STORE_ID_INVALID)
     orders, total = await _runtime(request).orders.list_orders(principal, statuses, page, limit, store_id)
     return ok({"orders": [_detail(request, order, principal) for order in orders],
                "page": page, "limit": limit, "total": total, "pages": (total + limit - 1) // limit})
@@ -142,32 +132,24 @@ async def poll_status(request: Request):
 
 async def update_payment_status(request: Request):
     principal = await authenticate(request, Role.STORE_EMPLOYEE)
-    fields = await request_fields(request)
-    status = fields.string("paymentStatus", choices=("success", "failed"))
+    body = await read_body(request, PaymentStatusRequest)
     order, message = await _runtime(request).lifecycle.update_payment(
-        principal, request.path_params["order_id"], status, fields.raw("transactionId"))
+        principal, request.path_params["order_id"], body.payment_status, body.transaction_id)
     return ok(_detail(request, order, principal), message=message)
 
 
 async def update_status(request: Request):
     principal = await authenticate(request, Role.STORE_EMPLOYEE)
-    fields = await request_fields(request)
-    target = fields.string("status", choices=tuple(s.value for s in OrderStatus))
-    note = fields.string("reason", required=False, max_length=200)
+    body = await read_body(request, StatusRequest)
     order = await _runtime(request).lifecycle.update_status(
-        principal, request.path_params["order_id"], OrderStatus(target), note)
+        principal, request.path_params["order_id"], OrderStatus(body.status), body.reason)
     return ok(_detail(request, order, principal), message=messages.STATUS_UPDATED)
 
 
 async def verify_otp(request: Request):
     principal = await authenticate(request, Role.STORE_EMPLOYEE)
-    fields = await request_fields(request)
-    otp = fields.raw("otp")
-    if isinstance(otp, int) and not isinstance(otp, bool):
-        otp = f"{otp:06d}"
-    if not isinstance(otp, str) or not otp.strip():
-        raise ApiError(400, "otp is required.")
-    order = await _runtime(request).lifecycle.verify_otp(principal, request.path_params["order_id"], otp.strip())
+    otp = (await read_body(request, VerifyOtpRequest)).otp
+    order = await _runtime(request).lifecycle.verify_otp(principal, request.path_params["order_id"], otp)
     return ok(_detail(request, order, principal), message=messages.OTP_VERIFIED)
 
 

@@ -14,7 +14,8 @@ from server.domain.access import may_place_orders
 from server.domain.clock import partner_timestamp
 from server.domain.lifecycle import CancellationReason, OrderStatus, PaymentStatus
 from server.domain.errors import ApiError
-from server.http.body import ascii_int, request_fields
+from server.http.body import ascii_int, read_body
+from server.http.requests import CreateOrderRequest
 from server.http.responses import JSONResponse
 from server.http.security import authenticate
 from server.services.partners import client_is_active
@@ -120,9 +121,8 @@ async def create_order(request: Request):
     if not may_place_orders(principal):
         raise ApiError(403, messages.FORBIDDEN_ROLE)
     runtime = request.app.state.runtime
-    fields = await request_fields(request)
-    order, created = await runtime.checkout.create_order(
-        principal, fields.raw("checkoutToken"), fields.raw("transactionId"))
+    body = await read_body(request, CreateOrderRequest)
+    order, created = await runtime.checkout.create_order(principal, body.checkout_token, body.transaction_id)
     return JSONResponse(partner_view(order, runtime.settings.zone), status_code=201 if created else 200)
 
 
