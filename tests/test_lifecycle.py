@@ -201,3 +201,12 @@ async def test_customers_cannot_use_store_routes(api):
     response = await api.patch(f"/api/orders/{order['id']}/status", customer, json={"status": "accepted"})
     assert response.status_code == 403
     assert response.json() == {"success": False, "message": "You do not have permission to perform this action."}
+
+
+async def test_an_unknown_status_filter_names_every_status_in_lifecycle_order(api):
+    alice = await api.customer()
+    response = await api.get("/api/orders?status=placed,eaten", alice)
+    assert response.status_code == 400
+    # The same text on every process (a set once ordered it by each process's string hashes).
+    assert response.json()["message"] == (
+        "status must be a comma-separated list of: placed, accepted, processing, ready, picked_up, cancelled.")
