@@ -118,7 +118,7 @@ ORDER_DETAIL_EXTRA = {
 
 SCHEMAS: dict[str, Any] = {
     "Error": obj({"success": {"const": False}, "message": STR}, {"errors": {"type": "array"}}),
-    "User": obj({"id": OID, "name": STR, "email": STR, "role": {"enum": ["student", "faculty", "store_employee", "admin"]},
+    "User": obj({"id": OID, "name": STR, "email": STR, "role": {"enum": [role.value for role in Role]},
                  "storeId": {"type": ["string", "null"]}, "createdAt": TIME},
                 {"registerNumber": STR, "employeeId": STR}),
     "Profile": {"allOf": [ref("User"), obj({"trustTier": {"enum": ["good", "watch", "restricted", None]},
