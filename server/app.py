@@ -16,12 +16,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from server import metrics
 from server.config import Settings
 from server.domain import messages
+from server.domain.clock import SYSTEM_CLOCK, Clock
 from server.domain.errors import ApiError
-from server.http import auth_routes, ops_routes, order_routes, pages, partner_routes, store_routes
+from server.http import auth_routes, ops_routes, order_routes, pages, partner_routes, store_routes, streams
 from server.http.poll_fast_path import PollStatusFastPath
 from server.http.responses import failure
 from server.logging_filter import install_secret_filter
-from server.realtime import transports
 from server.runtime import Runtime
 
 log = logging.getLogger("orderpulse")
@@ -116,7 +116,7 @@ class OrderPulseApp(Starlette):
         super().__init__(*args, **kwargs)
         self.state.runtime = runtime
         self._fast_poll = PollStatusFastPath(runtime)
-        self._sockets = transports.WebSocketApp()
+        self._sockets = streams.WebSocketApp()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket" and scope["path"] == "/ws":
@@ -128,10 +128,11 @@ class OrderPulseApp(Starlette):
         await super().__call__(scope, receive, send)
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+def create_app(settings: Settings | None = None, clock: Clock = SYSTEM_CLOCK) -> Starlette:
+    """The application; in-process tests pass a `clock` they move by hand."""
     settings = settings or Settings()
     install_secret_filter()
-    runtime = Runtime(settings)
+    runtime = Runtime(settings, clock=clock)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
@@ -145,7 +146,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app = OrderPulseApp(
         runtime=runtime,
         routes=[
-            *auth_routes.routes, *store_routes.routes, *order_routes.routes, *transports.routes,
+            *auth_routes.routes, *store_routes.routes, *order_routes.routes, *streams.routes,
             *partner_routes.routes, *ops_routes.routes, *pages.routes(),
         ],
         middleware=[Middleware(RequestEdge)],

@@ -93,18 +93,16 @@ def serve(settings: Settings, *, demo: bool = False) -> int:
     import uvicorn
 
     from server.app import create_app
-    from server.http_protocol import ConnectionLimits, protocol_for
-    from server.realtime.wsprotocol import LeanWebSocketProtocol
+    from server.uvicorn_adapter import server_protocols
 
     sock = bind_listener(settings.host, settings.port)
     try:
         notice = resolve_jwt_secret(settings)
         app = StartedLifespan(create_app(settings))
-        limits = ConnectionLimits(settings.http_header_timeout_seconds, settings.http_max_header_bytes,
-                                  settings.http_max_connections)
+        protocols = server_protocols(settings)
         config = uvicorn.Config(
-            app, interface="asgi3", lifespan="on", log_level=settings.log_level, http=protocol_for(limits),
-            ws=LeanWebSocketProtocol, ws_max_size=settings.ws_max_frame_bytes,
+            app, interface="asgi3", lifespan="on", log_level=settings.log_level, http=protocols.http,
+            ws=protocols.ws, ws_max_size=settings.ws_max_frame_bytes,
             ws_ping_interval=settings.ws_ping_interval_seconds, ws_ping_timeout=settings.ws_ping_timeout_seconds,
             # Frames are small JSON; per-message deflate would cost a zlib context per socket and a
             # compression per socket per event, which is most of the cost of a fan-out.

@@ -30,10 +30,12 @@ class Settings(BaseSettings):
     log_level: str = "info"
     http_keep_alive_seconds: int = Field(30, ge=1)
 
-    # What one HTTP connection may hold before its request head is read (server/http_protocol.py).
+    # What one HTTP connection may hold before its request head is read (server/uvicorn_adapter).
     http_header_timeout_seconds: float = Field(10, gt=0)
     http_max_header_bytes: int = Field(32 * 1024, ge=1024)
     http_max_connections: int = Field(1000, ge=1)
+    # "off" runs uvicorn's own protocols, as on a uvicorn the adapter was not written for.
+    orderpulse_uvicorn_adapter: Literal["auto", "off"] = "auto"
 
     jwt_secret: str | None = None
     jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"

@@ -12,10 +12,10 @@ import pytest
 import uvicorn
 
 from server.embedded_mongo import free_loopback_port
-from server.realtime.wsprotocol import LeanWebSocketProtocol
+from server.uvicorn_adapter.lean_websocket import LeanWebSocketProtocol
 from tests.harness import RedisServer
-from tests.realtime.conftest import Deployment, Watcher, deployment_env, until
-from tests.support import PASSWORD, Api
+from tests.realtime.conftest import Deployment, Watcher, deployment_env
+from tests.support import PASSWORD, Api, until
 
 USER_NOT_FOUND = {"success": False, "message": "Invalid token. User not found."}
 

@@ -1,10 +1,9 @@
-"""What one HTTP connection may hold (server/http_protocol.py), against real server processes:
+"""What one HTTP connection may hold (server/uvicorn_adapter/http_limits.py), against real server processes:
 a deadline for the request head, a header size limit, and a limit on open connections."""
 
 from __future__ import annotations
 
 import json
-import logging
 import socket
 import time
 
@@ -13,8 +12,6 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
-from server import http_protocol
-from server.http_protocol import ConnectionLimits, incompatibility, protocol_for
 from tests.harness import ServerProcess
 
 HEADER_TIMEOUT = 1.0
@@ -192,16 +189,3 @@ def test_past_the_connection_limit_a_new_connection_is_refused_and_open_ones_kee
         assert "HTTP_MAX_CONNECTIONS" in limited.log_path.read_text()
     finally:
         limited.stop()
-
-
-def test_an_unexpected_uvicorn_falls_back_to_its_own_protocol_with_one_warning(caplog):
-    limits = ConnectionLimits(10, 32768, 1000)
-    assert incompatibility() is None
-    assert "0.99.1" in incompatibility(version="0.99.1")
-    stripped = type("Stripped", (), {name: getattr(http_protocol.HttpToolsProtocol, name)
-                                      for name in ("__init__", "connection_made", "connection_lost")})
-    assert "data_received" in incompatibility(base=stripped)
-    with caplog.at_level(logging.WARNING, logger="orderpulse.http"):
-        assert protocol_for(limits, version="0.99.1") == "auto"
-    assert len(caplog.records) == 1 and "limits are off" in caplog.records[0].getMessage()
-    assert issubclass(protocol_for(limits), http_protocol.GuardedHttpToolsProtocol)

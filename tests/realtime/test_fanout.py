@@ -6,10 +6,9 @@ from __future__ import annotations
 import orjson
 from prometheus_client import REGISTRY
 
+from server.realtime import frames
 from server.realtime.client import Subscriber
-from server.realtime.transports import _ws_render, _ws_snapshot
-from tests.realtime.conftest import until
-from tests.support import Api
+from tests.support import Api, until
 
 
 def counter(name: str) -> float:
@@ -18,7 +17,7 @@ def counter(name: str) -> float:
 
 async def subscriber_for(api: Api, token: str, queue_size: int = 256) -> Subscriber:
     principal = await api.runtime.accounts.authenticate(token)
-    subscriber = Subscriber(principal, queue_size, _ws_render, _ws_snapshot)
+    subscriber = Subscriber(principal, queue_size, frames.order_event, frames.snapshot)
     api.runtime.hub.attach(subscriber)
     return subscriber
 

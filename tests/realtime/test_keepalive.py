@@ -1,6 +1,6 @@
 """Keep-alive (REALTIME.md: the server pings every 20 s and drops a socket that has not
 answered in 10 s), with the intervals shortened to half a second. The pings of all sockets share
-one timer per process (server/realtime/wsprotocol.py), so each may come up to a second late."""
+one timer per process (server/uvicorn_adapter/keepalive.py), so each may come up to a second late."""
 
 from __future__ import annotations
 

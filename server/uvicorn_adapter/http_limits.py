@@ -18,15 +18,14 @@ A refused connection gets its answer, then a half-close; what the client still s
 dropped for a moment (up to `LINGER_SECONDS` or `LINGER_BYTES`) so that closing with unread input
 does not reset the connection before the client has read the answer.
 
-Written against uvicorn 0.54's `HttpToolsProtocol`; `protocol_for` falls back to uvicorn's own
-protocol, with one warning, when the installed uvicorn is not the one this was written for.
+Written against uvicorn 0.54's `HttpToolsProtocol`; the adapter's guard (`__init__.py`) runs
+uvicorn's own protocol instead, with one warning, on any other uvicorn.
 """
 
 from __future__ import annotations
 
 import asyncio
 import http
-import inspect
 import logging
 import math
 import sys
@@ -35,36 +34,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from server.domain import messages
 
 log = logging.getLogger("orderpulse.http")
 
-try:
-    import uvicorn
-    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-except ImportError:  # pragma: no cover - uvicorn[standard] installs httptools
-    uvicorn = None  # type: ignore[assignment]
-    HttpToolsProtocol = asyncio.Protocol  # type: ignore[assignment,misc]
-
-TESTED_UVICORN = "0.54"
 LINGER_SECONDS = 2.0
 LINGER_BYTES = 1024 * 1024
 FULL_WARNING_EVERY_SECONDS = 60.0
 UNBOUNDED = sys.maxsize
-
-# Methods overridden or called here, with the parameters this module passes or receives.
-_EXPECTED_METHODS = {
-    "__init__": ["self", "config", "server_state", "app_state", "_loop"],
-    "connection_made": ["self", "transport"],
-    "connection_lost": ["self", "exc"],
-    "data_received": ["self", "data"],
-    "on_message_begin": ["self"],
-    "on_headers_complete": ["self"],
-    "on_message_complete": ["self"],
-    "handle_websocket_upgrade": ["self"],
-}
-
 
 @dataclass(frozen=True)
 class ConnectionLimits:
@@ -134,10 +113,10 @@ def _error_body(message: str) -> bytes:
     return orjson.dumps({"success": False, "message": message})
 
 
-class GuardedHttpToolsProtocol(HttpToolsProtocol):  # type: ignore[misc,valid-type]
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
     """`HttpToolsProtocol` with a header deadline, a header size limit and a connection limit."""
 
-    limits: ConnectionLimits  # set on the subclass `protocol_for` makes
+    limits: ConnectionLimits  # set on the subclass `guarded_protocol` makes
 
     def __init__(self, config: Any, server_state: Any, app_state: dict[str, Any],
                  _loop: asyncio.AbstractEventLoop | None = None) -> None:
@@ -262,25 +241,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):  # type: ignore[misc,valid-ty
         await send({"type": "http.response.body", "body": body})
 
 
-def incompatibility(base: type | None = HttpToolsProtocol, version: str | None = None) -> str | None:
-    """Why `GuardedHttpToolsProtocol` cannot run on this uvicorn, or None when it can."""
-    version = version if version is not None else getattr(uvicorn, "__version__", "")
-    if base is None or base is asyncio.Protocol:
-        return "uvicorn's httptools protocol is not installed"
-    if version.split(".")[:2] != TESTED_UVICORN.split("."):
-        return f"uvicorn {version} is installed, server/http_protocol.py is written for {TESTED_UVICORN}.x"
-    for name, parameters in _EXPECTED_METHODS.items():
-        method = getattr(base, name, None)
-        if method is None or list(inspect.signature(method).parameters) != parameters:
-            return f"uvicorn's HttpToolsProtocol.{name} is not the one server/http_protocol.py expects"
-    return None
-
-
-def protocol_for(limits: ConnectionLimits, base: type | None = HttpToolsProtocol,
-                 version: str | None = None) -> type[asyncio.Protocol] | str:
-    """The protocol class to give uvicorn as `http=`; uvicorn's own, with one warning, if ours cannot run."""
-    problem = incompatibility(base, version)
-    if problem is not None:
-        log.warning("%s: the header deadline, header size and connection limits are off", problem)
-        return "auto"
+def guarded_protocol(limits: ConnectionLimits) -> type[GuardedHttpToolsProtocol]:
+    """The protocol class to give uvicorn as `http=`, enforcing `limits`."""
     return type("OrderPulseHttpProtocol", (GuardedHttpToolsProtocol,), {"limits": limits})

@@ -1,0 +1,127 @@
+"""The stream routes: `GET /ws` and the two Server-Sent Events routes, with who may open them.
+
+Authentication and HTTP answers are here; what a socket or a stream does once open is
+server/realtime (session.py, sse.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from starlette.requests import Request
+from starlette.routing import Route, WebSocketRoute
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
+
+from server import uvicorn_adapter
+from server.domain import messages
+from server.domain.errors import ApiError
+from server.http.body import ascii_int
+from server.http.security import authenticate, has_token
+from server.realtime import frames, session, sse
+from server.realtime.frames import CLOSE_UNAUTHORISED, FrameRefused
+from server.realtime.hub import SubscriptionRefused
+
+_REFUSAL_STATUS = {"forbidden": 403, "not_found": 404}
+
+
+class WebSocketApp:
+    """The `/ws` ASGI app; plain ASGI so the session can reach the connection under it."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await websocket_endpoint(WebSocket(scope, receive=receive, send=send), uvicorn_adapter.socket_of(receive))
+
+
+async def websocket_endpoint(websocket: WebSocket, socket: session.ServerSocket | None = None) -> None:
+    runtime = websocket.app.state.runtime
+    await websocket.accept()
+    try:
+        if has_token(websocket, allow_query=True):
+            principal = await authenticate(websocket, allow_query=True)
+        else:
+            principal = await _first_frame_principal(websocket, runtime.settings.ws_auth_timeout_seconds)
+            if principal is None:
+                return
+    except ApiError:
+        await websocket.close(CLOSE_UNAUTHORISED)
+        return
+    await session.serve(websocket, runtime.hub, principal, runtime.settings, socket)
+
+
+async def _first_frame_principal(websocket: WebSocket, timeout: float):
+    """The caller named by the socket's first frame, `{"type": "auth", "token": "..."}`, which
+    keeps the token out of the URL (and so out of every proxy's and server's request log).
+    None when the peer left first; 401 for any other first frame, a bad token or the deadline."""
+    try:
+        message = await asyncio.wait_for(websocket.receive(), timeout)
+    except TimeoutError:
+        raise ApiError(401, messages.WS_AUTH_REQUIRED) from None
+    if message["type"] == "websocket.disconnect":
+        return None
+    try:
+        frame = frames.parse(message.get("text") or "")
+    except FrameRefused:
+        frame = None
+    if frame is None or frame.type != "auth" or frame.token is None:
+        raise ApiError(401, messages.WS_AUTH_REQUIRED)
+    principal = await websocket.app.state.runtime.accounts.authenticate(frame.token)
+    await websocket.send_text(frames.authenticated(frame.id))
+    return principal
+
+
+# --- Server-Sent Events ---------------------------------------------------------------------------
+
+async def _stream_principal(request: Request):
+    """The caller of an event stream: a single-use `?ticket=` (what a browser's EventSource can
+    send without putting its access token in the URL), else the bearer header or `?token=`.
+    Verified once per request (a ticket works only once)."""
+    principal = request.scope.get("orderpulse.principal")
+    if principal is None:
+        ticket = request.query_params.get("ticket")
+        if ticket:
+            principal = await request.app.state.runtime.accounts.redeem_stream_ticket(ticket)
+        else:
+            principal = await authenticate(request, allow_query=True)
+        request.scope["orderpulse.principal"] = principal
+    return principal
+
+
+def _last_event_id(request: Request) -> int | None:
+    """The version a client resumes from; our event ids are always ASCII whole numbers, so any
+    other value was not sent by this server and is refused (400) rather than guessed at."""
+    raw = request.headers.get("last-event-id") or request.query_params.get("lastEventId")
+    if not raw:
+        return None
+    version = ascii_int(raw.strip())
+    if version is None:
+        raise ApiError(400, messages.LAST_EVENT_ID_INVALID)
+    return version
+
+
+async def _event_stream(request: Request, subscribe: sse.Subscribe) -> sse.EventStream:
+    runtime = request.app.state.runtime
+    principal = await _stream_principal(request)
+    resume_from = _last_event_id(request)
+    try:
+        return await sse.open_stream(runtime.hub, runtime.settings, principal, subscribe, resume_from)
+    except SubscriptionRefused as refused:
+        raise ApiError(_REFUSAL_STATUS.get(refused.code, 400), refused.message) from None
+
+
+async def order_events(request: Request):
+    order_id = request.path_params["order_id"]
+    principal = await _stream_principal(request)
+    await request.app.state.runtime.orders.visible_order(principal, order_id)  # REST's 404 and 403
+    return await _event_stream(request, lambda hub, sub: hub.subscribe_orders(sub, [order_id]))
+
+
+async def store_events(request: Request):
+    store_id = request.path_params["store_id"]
+    return await _event_stream(request, lambda hub, sub: hub.subscribe_store(sub, store_id))
+
+
+routes = [
+    WebSocketRoute("/ws", WebSocketApp()),
+    Route("/api/orders/{order_id}/events", order_events, methods=["GET"]),
+    Route("/api/stores/{store_id}/events", store_events, methods=["GET"]),
+]

@@ -1,0 +1,209 @@
+"""One authenticated WebSocket's life: its subscriber, its read loop, its writes, its close."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, Protocol
+
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from server import metrics
+from server.config import Settings
+from server.domain import messages
+from server.realtime import frames
+from server.realtime.client import Subscriber
+from server.realtime.events import OrderChange
+from server.realtime.frames import CLOSE_POLICY, CLOSE_TOO_BIG, CLOSE_UNAUTHORISED, FrameRefused
+from server.realtime.hub import Hub, SubscriptionRefused
+
+# How long a close frame may wait behind unsent data before the connection is reset instead.
+CLOSE_FRAME_SECONDS = 1.0
+
+
+class ServerSocket(Protocol):
+    """The connection under a WebSocket, where the server exposes it (server/uvicorn_adapter)."""
+
+    writes_frames: bool  # whether `can_write` and `write` may be used
+
+    def can_write(self) -> bool:
+        """Whether a whole frame written now goes out at once (open, and not pushing back)."""
+
+    def write(self, frame: bytes) -> None:
+        """Write one whole serialised WebSocket frame to the connection."""
+
+    def abort(self) -> None:
+        """Reset the TCP connection at once, discarding whatever the peer never read."""
+
+
+async def serve(websocket: WebSocket, hub: Hub, principal: Any, settings: Settings,
+                socket: ServerSocket | None = None) -> None:
+    """Watch for `principal` over an accepted socket until either side ends it."""
+    subscriber = Subscriber(principal, settings.ws_queue_size, frames.order_event, frames.snapshot)
+    hub.attach(subscriber)
+    metrics.SOCKETS_OPEN.inc()
+    try:
+        await SocketSession(websocket, hub, subscriber, settings, socket).run()
+    finally:
+        metrics.SOCKETS_OPEN.dec()
+        await hub.detach(subscriber)
+
+
+class SocketSession:
+    """One WebSocket: reads client frames, writes queued frames, closes on expiry or abuse.
+
+    An idle socket costs no task of its own: frames are read by the connection's ASGI task,
+    events are usually written straight from the fan-out (`_write_now`), and a writer task
+    exists only while frames are queued.
+    """
+
+    def __init__(self, websocket: WebSocket, hub: Hub, subscriber: Subscriber, settings: Settings,
+                 socket: ServerSocket | None = None) -> None:
+        self.ws = websocket
+        self.hub = hub
+        self.sub = subscriber
+        self.settings = settings
+        self._socket = socket
+        self._window_start = time.monotonic()
+        self._window_frames = 0
+        self._closing = False
+        self._reader: asyncio.Task[Any] | None = None
+        self._receiving = False
+        self._read_stopped = False
+        self._writer: asyncio.Task[None] | None = None
+        self._closer: asyncio.Task[None] | None = None
+        if socket is not None and socket.writes_frames:
+            subscriber.write_now = self._write_now
+
+    async def run(self) -> None:
+        """Read until the peer leaves or `close` is done with the connection."""
+        self._reader = asyncio.current_task()
+        expiry = asyncio.get_running_loop().call_later(
+            max(0.0, self.sub.principal.expires_at - time.time()), self._expire)
+        self.sub.abort = self.close
+        self.sub.on_ready = self._start_writer
+        try:
+            await self._read()
+        except asyncio.CancelledError:
+            # `_stop_reading` ended the read; any other cancellation is let through.
+            if not self._read_stopped or self._reader is None or self._reader.uncancel() > 0:
+                raise
+        finally:
+            expiry.cancel()
+            self.sub.on_ready = None
+            writer = self._writer
+            if writer is not None and not writer.done():
+                writer.cancel()
+                await asyncio.gather(writer, return_exceptions=True)
+
+    def _expire(self) -> None:
+        # Kept on the session: the loop holds only a weak reference to a running task.
+        self._closer = asyncio.create_task(self.close(CLOSE_UNAUTHORISED))
+
+    async def close(self, code: int) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        self.sub.close()
+        try:
+            if self.ws.application_state == WebSocketState.CONNECTED:
+                try:
+                    await asyncio.wait_for(self.ws.close(code), CLOSE_FRAME_SECONDS)
+                except Exception:
+                    # A peer that does not read cannot take a close frame either. The server's
+                    # own close would wait for the unsent buffer to drain, which never happens.
+                    self._drop()
+        finally:
+            self._stop_reading()
+
+    def _stop_reading(self) -> None:
+        """End the read loop if it is waiting for a frame: the session is over."""
+        if (self._receiving and not self._read_stopped and self._reader is not None
+                and self._reader is not asyncio.current_task()):
+            self._read_stopped = True
+            self._reader.cancel()
+
+    def _write_now(self, change: OrderChange, sees_kitchen: bool) -> bool:
+        """Write an event's ready-made frame to the connection if it can take it now; False
+        sends the event through the queue instead."""
+        socket = self._socket
+        if self._closing or socket is None or not socket.can_write():
+            return False
+        socket.write(change.wire(sees_kitchen))
+        return True
+
+    def _drop(self) -> None:
+        if self._socket is not None:
+            self._socket.abort()
+
+    def _start_writer(self) -> None:
+        if not self._closing and (self._writer is None or self._writer.done()):
+            self._writer = asyncio.create_task(self._write())
+
+    async def _write(self) -> None:
+        """Write queued frames until the queue is empty, then end."""
+        try:
+            while (frame := self.sub.pop_frame()) is not None:
+                self.sub.sending()
+                await self.ws.send_text(frame)
+                self.sub.sent()
+            self._writer = None  # a finished task keeps its coroutine; nothing needs it now
+        except Exception:
+            # The connection is gone or broken: nothing more can be written, so end the session.
+            self._closing = True
+            self.sub.close()
+            self._drop()
+            self._stop_reading()
+
+    async def _read(self) -> None:
+        limit = self.settings.ws_max_frame_bytes
+        while not self._closing:
+            self._receiving = True
+            try:
+                message = await self.ws.receive()
+            except (WebSocketDisconnect, RuntimeError):
+                return
+            finally:
+                self._receiving = False
+            if message["type"] == "websocket.disconnect":
+                return
+            if not self._within_rate():
+                await self.close(CLOSE_POLICY)
+                return
+            text = message.get("text")
+            if frames.is_too_big(text if text is not None else message.get("bytes") or b"", limit):
+                await self.close(CLOSE_TOO_BIG)
+                return
+            await self._handle(text)
+
+    def _within_rate(self) -> bool:
+        now = time.monotonic()
+        if now - self._window_start >= 1.0:
+            self._window_start, self._window_frames = now, 0
+        self._window_frames += 1
+        return self._window_frames <= self.settings.ws_max_frames_per_second
+
+    async def _handle(self, text: str | None) -> None:
+        frame_id = None
+        try:
+            frame = frames.parse(text)
+            frame_id = frame.id
+            if frame.type == "ping":
+                self.sub.send_control(frames.pong(frame_id))
+            elif frame.type == "subscribe":
+                if frame.order_ids is not None:
+                    entries = await self.hub.subscribe_orders(self.sub, frame.order_ids)
+                else:
+                    entries = await self.hub.subscribe_store(self.sub, frame.store_id or "")
+                self.sub.send_snapshot(entries, frame_id)
+            elif frame.type == "unsubscribe":
+                if frame.order_ids is not None:
+                    await self.hub.unsubscribe_orders(self.sub, frame.order_ids)
+                else:
+                    await self.hub.unsubscribe_store(self.sub, frame.store_id or "")
+            else:  # a second `auth`
+                raise FrameRefused(messages.WS_ALREADY_AUTHENTICATED, frame_id)
+        except FrameRefused as refused:
+            self.sub.send_control(frames.error(refused.code, refused.message, refused.frame_id))
+        except SubscriptionRefused as refused:
+            self.sub.send_control(frames.error(refused.code, refused.message, frame_id))

@@ -1,0 +1,91 @@
+"""Server-Sent Events: one subscriber streamed as `text/event-stream`, with heartbeats."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.responses import StreamingResponse
+
+from server import metrics
+from server.config import Settings
+from server.realtime import frames
+from server.realtime.client import Subscriber
+from server.realtime.events import OrderChange
+from server.realtime.hub import Hub
+
+RETRY_MILLISECONDS = 2000
+
+Subscribe = Callable[[Hub, Subscriber], Awaitable[list[dict[str, Any]]]]
+"""Starts watching for the subscriber and returns the snapshot's entries (SubscriptionRefused if not allowed)."""
+
+
+def render_event(change: OrderChange, sees_kitchen: bool) -> str:
+    return f"event: order\nid: {change.version}\ndata: {change.frame(sees_kitchen)}\n\n"
+
+
+def render_snapshot(entries: list[dict[str, Any]], frame_id: Any = None) -> str:
+    """The snapshot as an event whose id is the newest version in it (where a resume starts)."""
+    newest = max((e["version"] for e in entries), default=0)
+    return f"event: snapshot\nid: {newest}\ndata: {frames.snapshot(entries)}\n\n"
+
+
+class EventStream(StreamingResponse):
+    """An SSE response that releases its subscriber however the stream ends, even when the
+    client left before the first byte (the generator's own `finally` would never run then)."""
+
+    def __init__(self, content, release: Callable[[], Awaitable[None]]) -> None:
+        super().__init__(content, media_type="text/event-stream",
+                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        self._release = release
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._release()
+
+
+async def open_stream(hub: Hub, settings: Settings, principal: Any, subscribe: Subscribe,
+                      resume_from: int | None) -> EventStream:
+    """The stream of what `subscribe` watches for `principal`, from its snapshot on; a resume
+    (`resume_from`, the client's Last-Event-ID) of one order already current sends no snapshot.
+    SubscriptionRefused passes through, with nothing left attached."""
+    subscriber = Subscriber(principal, settings.ws_queue_size, render_event, render_snapshot)
+    heartbeat = settings.sse_heartbeat_seconds
+
+    async def stream():
+        task = asyncio.current_task()
+
+        async def abort(code: int) -> None:
+            subscriber.close()
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()
+
+        subscriber.abort = abort
+        metrics.SSE_STREAMS_OPEN.inc()
+        try:
+            yield f"retry: {RETRY_MILLISECONDS}\n\n"
+            while not subscriber.closed:
+                frame = await subscriber.next_frame(timeout=heartbeat)
+                subscriber.sending()
+                yield frame if frame is not None else ": heartbeat\n\n"
+                subscriber.sent()
+        finally:
+            metrics.SSE_STREAMS_OPEN.dec()
+
+    # From the first watch until the response owns the subscriber, any failure detaches it here:
+    # otherwise the hub and the broker would keep it, and its channels, for the process's life.
+    try:
+        entries = await subscribe(hub, subscriber)
+        hub.attach(subscriber)
+        current = [e for e in entries if resume_from is None or e["version"] > resume_from]
+        if current or resume_from is None or len(subscriber.order_ids) != 1:
+            subscriber.send_snapshot(entries)
+        else:
+            subscriber.release_events()
+        return EventStream(stream(), release=lambda: hub.detach(subscriber))
+    except BaseException:
+        await hub.detach(subscriber)
+        raise

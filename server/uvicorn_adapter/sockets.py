@@ -1,0 +1,61 @@
+"""The connection under an ASGI WebSocket, reached through the protocol that owns its `receive`.
+
+What the session needs from it (server/realtime/session.py, `ServerSocket`): writing a whole
+pre-built frame straight to the transport (the lean protocol only) and resetting a peer that
+stopped reading (any uvicorn protocol: the ASGI close would wait for a buffer that never drains).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from websockets.protocol import State
+
+
+class TransportSocket:
+    """A connection whose frames go through its protocol's ASGI `send`: it can only be reset."""
+
+    __slots__ = ("transport",)
+    writes_frames = False
+
+    def __init__(self, transport: Any) -> None:
+        self.transport = transport
+
+    def can_write(self) -> bool:
+        return False
+
+    def write(self, frame: bytes) -> None:
+        raise RuntimeError("this connection takes frames through its ASGI send only")
+
+    def abort(self) -> None:
+        self.transport.abort()
+
+
+class LeanSocket(TransportSocket):
+    """A lean protocol's connection: frames may be written directly while it is open and not pushing back."""
+
+    __slots__ = ("_protocol",)
+    writes_frames = True
+
+    def __init__(self, protocol: Any) -> None:
+        super().__init__(protocol.transport)
+        self._protocol = protocol
+
+    def can_write(self) -> bool:
+        protocol = self._protocol
+        return protocol.writable.is_set() and protocol.conn.state is State.OPEN and not self.transport.is_closing()
+
+    def write(self, frame: bytes) -> None:
+        self.transport.write(frame)
+
+
+def socket_of(receive: Any) -> TransportSocket | None:
+    """The connection under the WebSocket whose ASGI `receive` this is, when the server exposes it
+    (uvicorn's protocols pass their own bound `receive` and keep the transport as `.transport`)."""
+    owner = getattr(receive, "__self__", None)
+    lean = getattr(owner, "orderpulse_socket", None)
+    if lean is not None:
+        return lean()
+    transport = getattr(owner, "transport", None)
+    # Duck-typed: uvloop's transports do not derive from asyncio's classes.
+    return TransportSocket(transport) if callable(getattr(transport, "abort", None)) else None
