@@ -15,12 +15,13 @@ from starlette.websockets import WebSocket
 
 from server import uvicorn_adapter
 from server.domain import messages
+from server.domain.access import Principal
 from server.domain.errors import ApiError
 from server.http.body import ascii_int
 from server.http.security import authenticate, has_token
 from server.realtime import frames, session, sse
 from server.realtime.frames import CLOSE_UNAUTHORISED, FrameRefused
-from server.realtime.hub import SubscriptionRefused
+from server.services.subscriptions import SubscriptionRefused
 
 _REFUSAL_STATUS = {"forbidden": 403, "not_found": 404}
 
@@ -48,7 +49,7 @@ async def websocket_endpoint(websocket: WebSocket, socket: session.ServerSocket 
     await session.serve(websocket, runtime.hub, principal, runtime.settings, socket)
 
 
-async def _first_frame_principal(websocket: WebSocket, timeout: float):
+async def _first_frame_principal(websocket: WebSocket, timeout: float) -> Principal | None:
     """The caller named by the socket's first frame, `{"type": "auth", "token": "..."}`, which
     keeps the token out of the URL (and so out of every proxy's and server's request log).
     None when the peer left first; 401 for any other first frame, a bad token or the deadline."""
@@ -71,7 +72,7 @@ async def _first_frame_principal(websocket: WebSocket, timeout: float):
 
 # --- Server-Sent Events ---------------------------------------------------------------------------
 
-async def _stream_principal(request: Request):
+async def _stream_principal(request: Request) -> Principal:
     """The caller of an event stream: a single-use `?ticket=` (what a browser's EventSource can
     send without putting its access token in the URL), else the bearer header or `?token=`.
     Verified once per request (a ticket works only once)."""

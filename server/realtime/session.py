@@ -11,11 +11,13 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from server import metrics
 from server.config import Settings
 from server.domain import messages
+from server.domain.access import Principal
 from server.realtime import frames
 from server.realtime.client import Subscriber
 from server.realtime.events import OrderChange
 from server.realtime.frames import CLOSE_POLICY, CLOSE_TOO_BIG, CLOSE_UNAUTHORISED, FrameRefused
-from server.realtime.hub import Hub, SubscriptionRefused
+from server.realtime.hub import Hub
+from server.services.subscriptions import SubscriptionRefused
 
 # How long a close frame may wait behind unsent data before the connection is reset instead.
 CLOSE_FRAME_SECONDS = 1.0
@@ -36,7 +38,7 @@ class ServerSocket(Protocol):
         """Reset the TCP connection at once, discarding whatever the peer never read."""
 
 
-async def serve(websocket: WebSocket, hub: Hub, principal: Any, settings: Settings,
+async def serve(websocket: WebSocket, hub: Hub, principal: Principal, settings: Settings,
                 socket: ServerSocket | None = None) -> None:
     """Watch for `principal` over an accepted socket until either side ends it."""
     subscriber = Subscriber(principal, settings.ws_queue_size, frames.order_event, frames.snapshot)

@@ -10,6 +10,7 @@ from starlette.responses import StreamingResponse
 
 from server import metrics
 from server.config import Settings
+from server.domain.access import Principal
 from server.realtime import frames
 from server.realtime.client import Subscriber
 from server.realtime.events import OrderChange
@@ -47,7 +48,7 @@ class EventStream(StreamingResponse):
             await self._release()
 
 
-async def open_stream(hub: Hub, settings: Settings, principal: Any, subscribe: Subscribe,
+async def open_stream(hub: Hub, settings: Settings, principal: Principal, subscribe: Subscribe,
                       resume_from: int | None) -> EventStream:
     """The stream of what `subscribe` watches for `principal`, from its snapshot on; a resume
     (`resume_from`, the client's Last-Event-ID) of one order already current sends no snapshot.
