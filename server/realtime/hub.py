@@ -22,6 +22,7 @@ from server.domain import messages
 from server.realtime.broker import Broker
 from server.realtime.client import Subscriber
 from server.realtime.events import OrderChange
+from server.realtime.frames import CLOSE_UNAUTHORISED
 from server.services.changes import order_channel, store_channel
 from server.services.subscriptions import SubscriptionRefused, SubscriptionService
 from server.views import event_order, kitchen_fields
@@ -32,10 +33,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("orderpulse.hub")
 
 MAX_ORDERS_PER_SUBSCRIBER = 1000
-CLOSE_UNAUTHORISED = 4401
 CLOSE_STALLED = 1013  # "try again later": stuck on one write for the stall limit
-
-__all__ = ["Hub", "SubscriptionRefused", "snapshot_entry"]
 
 
 def snapshot_entry(order: Order, sees_kitchen: bool) -> dict[str, Any]:
