@@ -19,6 +19,7 @@ from pymongo.errors import ConfigurationError as PyMongoConfigurationError
 from pymongo.errors import PyMongoError
 
 from server.config import ConfigurationError, Settings, resolve_jwt_secret
+from server.domain.clock import SYSTEM_CLOCK, Clock
 from server.domain.trust import TrustPolicy
 from server.embedded_mongo import EmbeddedMongo
 from server.metrics import COMMAND_COUNTER
@@ -162,33 +163,35 @@ async def _stop_part(what: str, work: Awaitable[Any], seconds: float = PART_STOP
 
 
 class Runtime:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Clock = SYSTEM_CLOCK) -> None:
         self.settings = settings
+        # Passed to the parts that read the time, so in-process tests can move it.
+        self.clock = clock
         notice = resolve_jwt_secret(settings)
         if notice:
             log.warning(notice)
         self.tokens = TokenService(settings.jwt_secret or "", settings.jwt_algorithm,
-                                   settings.access_token_lifetime)
+                                   settings.access_token_lifetime, clock=clock)
         self.accounts = AccountService(
             self.tokens, settings.refresh_token_lifetime,
             TrustPolicy(settings.no_show_warning_threshold, settings.no_show_restriction_threshold,
                         settings.restriction_length),
-            settings.user_cache_seconds)
+            settings.user_cache_seconds, clock=clock)
         self.login_throttle = LoginThrottle(settings.login_max_failures_per_account,
                                             settings.login_max_failures_per_address,
-                                            settings.login_failure_window_seconds)
+                                            settings.login_failure_window_seconds, clock=clock)
         self.broker = Broker(settings.redis_url)
         self.accounts.use_bus(self.broker)
         self.publisher = ChangePublisher(self.broker, settings.orderpulse_failpoint)
-        self.enforcer = DeadlineEnforcer(settings, self.publisher)
+        self.enforcer = DeadlineEnforcer(settings, self.publisher, clock=clock)
         # Orders: reading them (and the deadline due on a read), checking out, changing them.
-        self.orders = OrderQueries(settings, self.enforcer)
-        self.checkout = CheckoutService(settings, self.accounts, self.tokens, self.publisher, self.enforcer)
-        self.lifecycle = OrderLifecycle(settings, self.orders, self.publisher, self.enforcer)
-        self.snapshots = OrderSnapshotCache(self.broker)
-        self.poll_limiter = PollRateLimiter(settings.poll_min_interval_seconds)
-        self.relay = OutboxRelay(self.publisher, settings.outbox_relay_after_seconds)
-        self.subscriptions = SubscriptionService()
+        self.orders = OrderQueries(settings, self.enforcer, clock=clock)
+        self.checkout = CheckoutService(settings, self.accounts, self.tokens, self.publisher, self.enforcer, clock=clock)
+        self.lifecycle = OrderLifecycle(settings, self.orders, self.publisher, self.enforcer, clock=clock)
+        self.snapshots = OrderSnapshotCache(self.broker, clock=clock)
+        self.poll_limiter = PollRateLimiter(settings.poll_min_interval_seconds, clock=clock)
+        self.relay = OutboxRelay(self.publisher, settings.outbox_relay_after_seconds, clock=clock)
+        self.subscriptions = SubscriptionService(clock=clock)
         self.hub = Hub(settings, self.broker, self.subscriptions)
         self.accounts.on_account_changed(self.hub.account_changed)
         self.client: AsyncMongoClient | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from datetime import datetime, timedelta
 
@@ -34,6 +35,11 @@ class ManualClock:
         for due, woken in self._sleepers:
             if due <= self._monotonic and not woken.done():
                 woken.set_result(None)
+
+    def sleeping(self, seconds: float) -> int:
+        """How many sleep until exactly `seconds` from now: a test waits for a part to be asleep."""
+        return sum(1 for due, woken in self._sleepers
+                   if math.isclose(due - self._monotonic, seconds, abs_tol=1e-6) and not woken.done())
 
     async def sleep(self, seconds: float, wake: asyncio.Event | None = None) -> None:
         if seconds <= 0 or (wake is not None and wake.is_set()):

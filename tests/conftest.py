@@ -1,5 +1,6 @@
 """Shared fixtures: one real nx-27017 for the session, a fresh database per test, and an
-in-process app driven over ASGI (fast, and measured by coverage)."""
+in-process app driven over ASGI (fast, and measured by coverage), on the system clock or on a
+`clock` the test moves by hand."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ import pytest_asyncio
 
 from server.app import create_app
 from server.config import Settings
+from server.domain.clock import SYSTEM_CLOCK, Clock
+from tests.clock import ManualClock
 from tests.harness import TEST_JWT_SECRET, RedisServer, drop_database, start_mongo
 from tests.support import Api
 
@@ -51,13 +54,19 @@ def make_settings(mongo, database_name, tmp_path):
     return build
 
 
+@pytest.fixture
+def clock() -> ManualClock:
+    """A clock that moves only when the test says: pass it to `api_factory(clock=clock)`."""
+    return ManualClock()
+
+
 @pytest_asyncio.fixture
 async def app_factory(make_settings):
     """Start apps in-process; each is stopped when the test ends."""
     stack = []
 
-    async def start(**overrides):
-        app = create_app(make_settings(**overrides))
+    async def start(clock: Clock = SYSTEM_CLOCK, **overrides):
+        app = create_app(make_settings(**overrides), clock=clock)
         lifespan = app.router.lifespan_context(app)
         await lifespan.__aenter__()
         stack.append(lifespan)
@@ -72,8 +81,8 @@ async def app_factory(make_settings):
 async def api_factory(app_factory) -> AsyncIterator:
     clients = []
 
-    async def build(**overrides) -> Api:
-        app = await app_factory(**overrides)
+    async def build(clock: Clock = SYSTEM_CLOCK, **overrides) -> Api:
+        app = await app_factory(clock=clock, **overrides)
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://testserver")
         clients.append(client)
         return Api(client, app)

@@ -1,33 +1,36 @@
-"""Waiting on deadline outcomes: poll the API until the event has happened, with a limit."""
+"""Driving orders past their deadlines on a manual clock, and waiting for the enforcer's pass."""
 
 from __future__ import annotations
 
-import asyncio
-import time
+from server.models import Order
+from tests.clock import ManualClock
+from tests.support import until
 
 
-async def wait_for_status(api, actor, order_id: str, status: str, timeout: float = 15) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        data = (await api.get(f"/api/orders/{order_id}", actor)).json()["data"]
-        if data["orderStatus"] == status:
-            return data
-        if time.monotonic() > deadline:
-            raise AssertionError(f"order {order_id} is {data['orderStatus']}, not {status}, after {timeout} s")
-        await asyncio.sleep(0.05)
+async def cancelled_by_enforcer(api, actor, order_id: str) -> dict:
+    """Wait for the background enforcer to cancel the order; then its API view. The wait reads the
+    database, not the API: a read enforces the order's own due deadline, which would hide the enforcer."""
+
+    async def cancelled() -> bool:
+        stored = await Order.get(order_id)
+        return stored is not None and stored.order_status == "cancelled"
+
+    await until(cancelled, message=f"the enforcer to cancel order {order_id}")
+    return (await api.get(f"/api/orders/{order_id}", actor)).json()["data"]
 
 
-async def no_show(api, store, customer) -> dict:
+async def no_show(api, store, customer, clock: ManualClock) -> dict:
     """One no-show: an order taken to ready and left there until the ready timeout passes."""
     order = await api.place_order(customer, store)
     if order["commitmentDeadlineAt"]:
         await api.post(f"/api/orders/{order['id']}/confirm-commitment", customer)
     await api.advance(store, order["id"], "paid", "processing", "ready")
-    return await wait_for_status(api, customer, order["id"], "cancelled")
+    clock.advance(api.runtime.settings.ready_timeout.total_seconds())
+    return await cancelled_by_enforcer(api, customer, order["id"])
 
 
-async def make_watch_tier(api, store, customer) -> None:
+async def make_watch_tier(api, store, customer, clock: ManualClock) -> None:
     for _ in range(2):
-        await no_show(api, store, customer)
+        await no_show(api, store, customer, clock)
     profile = (await api.get("/api/users/me", customer)).json()["data"]
     assert profile["trustTier"] == "watch", profile

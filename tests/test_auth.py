@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from datetime import datetime, timedelta, timezone
 
 import jwt
 
+from tests.clock import ManualClock
 from tests.harness import TEST_JWT_SECRET
 from tests.support import PASSWORD
 
@@ -120,13 +120,23 @@ async def test_token_of_a_deleted_user(api_factory):
     assert response.json() == {"success": False, "message": "Invalid token. User not found."}
 
 
-async def test_a_cached_token_still_expires(api_factory):
-    api = await api_factory(access_token_minutes=0.02)
+async def test_a_cached_token_still_expires(api_factory, clock):
+    api = await api_factory(clock=clock)
     actor = await api.customer()
     assert (await api.get("/api/users/me", actor)).status_code == 200
-    time.sleep(1.3)
+    clock.advance(api.runtime.settings.access_token_lifetime.total_seconds() - 1)
+    assert (await api.get("/api/users/me", actor)).status_code == 200
+    clock.advance(1)
     response = await api.get("/api/users/me", actor)
     assert response.json()["message"] == "Token expired."
+
+
+async def test_a_token_from_the_future_is_refused(api_factory, clock):
+    api = await api_factory(clock=clock)
+    actor = await api.customer()
+    behind = await api_factory(clock=ManualClock(clock.now() - timedelta(seconds=5)))  # a second process
+    response = await behind.get("/api/users/me", actor)
+    assert response.status_code == 401 and response.json()["message"] == "Invalid token."
 
 
 async def test_refresh_rotates_and_reuse_revokes_the_family(api):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.deadline_helpers import make_watch_tier, wait_for_status
+from tests.deadline_helpers import cancelled_by_enforcer, make_watch_tier
 
 
 async def test_good_tier_orders_need_no_commitment(api):
@@ -14,11 +14,11 @@ async def test_good_tier_orders_need_no_commitment(api):
     assert response.json() == {"success": False, "message": "This order does not require commitment confirmation."}
 
 
-async def test_watch_tier_confirms_once(api_factory):
-    api = await api_factory(ready_no_show_timeout_minutes=0.01)
+async def test_watch_tier_confirms_once(api_factory, clock):
+    api = await api_factory(clock=clock, ready_no_show_timeout_minutes=0.01)
     store = await api.store()
     customer = await api.customer()
-    await make_watch_tier(api, store, customer)
+    await make_watch_tier(api, store, customer, clock)
     order = await api.place_order(customer, store)
     assert order["commitmentDeadlineAt"] is not None
     response = await api.post(f"/api/orders/{order['id']}/confirm-commitment", customer)
@@ -35,13 +35,14 @@ async def test_watch_tier_confirms_once(api_factory):
     assert again.json() == {"success": False, "message": "Commitment already confirmed for this order."}
 
 
-async def test_expired_commitment_cancels_the_order(api_factory):
-    api = await api_factory(ready_no_show_timeout_minutes=0.01, order_commitment_timeout_minutes=0.01)
+async def test_expired_commitment_cancels_the_order(api_factory, clock):
+    api = await api_factory(clock=clock, ready_no_show_timeout_minutes=0.01)
     store = await api.store()
     customer = await api.customer()
-    await make_watch_tier(api, store, customer)
+    await make_watch_tier(api, store, customer, clock)
     order = await api.place_order(customer, store)
-    await wait_for_status(api, customer, order["id"], "cancelled")
+    clock.advance(api.runtime.settings.commitment_timeout.total_seconds())
+    await cancelled_by_enforcer(api, customer, order["id"])
     response = await api.post(f"/api/orders/{order['id']}/confirm-commitment", customer)
     assert response.status_code == 400
     assert response.json() == {"success": False, "message": "Commitment window has expired. Order has been cancelled."}
@@ -65,11 +66,11 @@ async def test_unknown_order(api):
         assert response.json() == {"success": False, "message": "Order not found."}
 
 
-async def test_payment_verified_while_waiting_then_commitment_accepts(api_factory):
-    api = await api_factory(ready_no_show_timeout_minutes=0.01)
+async def test_payment_verified_while_waiting_then_commitment_accepts(api_factory, clock):
+    api = await api_factory(clock=clock, ready_no_show_timeout_minutes=0.01)
     store = await api.store()
     customer = await api.customer()
-    await make_watch_tier(api, store, customer)
+    await make_watch_tier(api, store, customer, clock)
     order = await api.place_order(customer, store)
     response = await api.patch(f"/api/orders/{order['id']}/payment-status", store.staff,
                                json={"paymentStatus": "success"})

@@ -137,8 +137,8 @@ async def test_picked_up_orders_cannot_be_cancelled(api):
     assert response.status_code == 409
 
 
-async def test_wrong_codes_then_lockout(api_factory):
-    api = await api_factory(otp_lockout_seconds=1)
+async def test_wrong_codes_then_lockout(api_factory, clock):
+    api = await api_factory(clock=clock)
     store = await api.store()
     customer = await api.customer()
     order = await api.place_order(customer, store)
@@ -150,8 +150,12 @@ async def test_wrong_codes_then_lockout(api_factory):
         assert response.status_code == 400
         assert response.json() == {"success": False, "message": "Invalid or expired OTP."}
     locked = await api.post(f"/api/orders/{order['id']}/verify-otp", store.staff, json={"otp": otp})
-    assert locked.status_code == 429 and locked.headers["retry-after"] == "1"
-    await asyncio.sleep(1.1)
+    lockout = api.runtime.settings.otp_lockout_seconds
+    assert locked.status_code == 429 and locked.headers["retry-after"] == str(int(lockout))
+    clock.advance(lockout - 0.001)
+    still = await api.post(f"/api/orders/{order['id']}/verify-otp", store.staff, json={"otp": otp})
+    assert still.status_code == 429 and still.headers["retry-after"] == "1"
+    clock.advance(0.001)
     response = await api.post(f"/api/orders/{order['id']}/verify-otp", store.staff, json={"otp": otp})
     assert response.status_code == 200
 

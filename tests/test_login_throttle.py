@@ -8,6 +8,7 @@ import itertools
 import statistics
 import time
 import uuid
+from datetime import datetime, timezone
 
 import httpx
 import pytest
@@ -16,8 +17,9 @@ import pytest_asyncio
 from server.domain.errors import ApiError
 from server.http.openapi import openapi_document
 from server.models import LoginFailureWindow
-from server.services.login_throttle import LoginThrottle, address_subject
+from server.services.login_throttle import address_subject
 from server.services.tokens import HashingThreads, hash_password, verify_password_async
+from tests.clock import ManualClock
 from tests.harness import ServerProcess, create_user_cli
 from tests.support import PASSWORD, Api
 from tests.test_openapi import check
@@ -27,27 +29,16 @@ WINDOW = 300
 _addresses = itertools.count(1)
 
 
-class Clock:
-    """Epoch seconds that a test moves by hand; starts 10 s into a window."""
-
-    def __init__(self, window: float = WINDOW) -> None:
-        self.now = (1_800_000_000 // window) * window + 10
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+def window_clock() -> ManualClock:
+    """A clock the test moves by hand, 10 s into a sign-in window."""
+    return ManualClock(datetime.fromtimestamp((1_800_000_000 // WINDOW) * WINDOW + 10, timezone.utc))
 
 
-def throttled_api(api: Api, clock: Clock, **limits) -> Api:
-    """Give the in-process app a throttle on `clock` with the settings' limits, or `limits`."""
-    settings = api.runtime.settings
-    api.runtime.login_throttle = LoginThrottle(
-        limits.get("account", settings.login_max_failures_per_account),
-        limits.get("address", settings.login_max_failures_per_address),
-        settings.login_failure_window_seconds, now=clock)
-    return api
+async def throttled_api(api_factory, clock: ManualClock | None = None, **limits: int) -> Api:
+    """An in-process app on `clock` (else a fresh `window_clock`) with the settings' limits, or
+    `limits` (`account=`, `address=`)."""
+    overrides = {f"login_max_failures_per_{kind}": limit for kind, limit in limits.items()}
+    return await api_factory(clock=clock or window_clock(), login_failure_window_seconds=WINDOW, **overrides)
 
 
 def from_address(api: Api, host: str) -> httpx.AsyncClient:
@@ -68,9 +59,9 @@ def assert_throttled(response: httpx.Response, seconds: int) -> None:
 
 # --- per account ------------------------------------------------------------------------------
 
-async def test_sixth_failure_is_429_with_retry_after_and_the_right_password_is_refused_too(api):
-    clock = Clock()
-    throttled_api(api, clock)
+async def test_sixth_failure_is_429_with_retry_after_and_the_right_password_is_refused_too(api_factory):
+    clock = window_clock()
+    api = await throttled_api(api_factory, clock)
     email = (await api.customer()).user["email"]
     for _ in range(5):
         assert (await sign_in(api, email, WRONG)).status_code == 401
@@ -83,15 +74,15 @@ async def test_sixth_failure_is_429_with_retry_after_and_the_right_password_is_r
     assert_throttled(await sign_in(api, email.upper(), PASSWORD), WINDOW - 110)
 
 
-async def test_concurrent_attempts_cannot_slip_past_the_limit(api):
-    throttled_api(api, Clock())
+async def test_concurrent_attempts_cannot_slip_past_the_limit(api_factory):
+    api = await throttled_api(api_factory)
     email = (await api.customer()).user["email"]
     answers = await asyncio.gather(*(sign_in(api, email, WRONG) for _ in range(10)))
     assert sorted(r.status_code for r in answers) == [401] * 5 + [429] * 5
 
 
-async def test_a_throttled_attempt_costs_no_password_hashing(api):
-    throttled_api(api, Clock(), account=1)
+async def test_a_throttled_attempt_costs_no_password_hashing(api_factory):
+    api = await throttled_api(api_factory, account=1)
     email = (await api.customer()).user["email"]
     started = time.process_time()
     assert (await sign_in(api, email, WRONG)).status_code == 401
@@ -104,8 +95,8 @@ async def test_a_throttled_attempt_costs_no_password_hashing(api):
     assert refused < hashed, (refused, hashed)
 
 
-async def test_a_success_before_the_limit_is_not_counted_and_clears_the_account(api):
-    throttled_api(api, Clock())
+async def test_a_success_before_the_limit_is_not_counted_and_clears_the_account(api_factory):
+    api = await throttled_api(api_factory)
     email = (await api.customer()).user["email"]
     for _ in range(4):
         assert (await sign_in(api, email, WRONG)).status_code == 401
@@ -115,9 +106,9 @@ async def test_a_success_before_the_limit_is_not_counted_and_clears_the_account(
     assert (await sign_in(api, email, WRONG)).status_code == 429
 
 
-async def test_the_throttle_lifts_when_the_window_ends_and_ended_windows_are_deleted(api):
-    clock = Clock()
-    throttled_api(api, clock)
+async def test_the_throttle_lifts_when_the_window_ends_and_ended_windows_are_deleted(api_factory):
+    clock = window_clock()
+    api = await throttled_api(api_factory, clock)
     email = (await api.customer()).user["email"]
     for _ in range(5):
         assert (await sign_in(api, email, WRONG)).status_code == 401
@@ -135,8 +126,8 @@ async def test_the_throttle_lifts_when_the_window_ends_and_ended_windows_are_del
     assert (await windows.find_one({}))["failures"] == 0
 
 
-async def test_bad_input_is_400_and_not_counted(api):
-    throttled_api(api, Clock(), account=1)
+async def test_bad_input_is_400_and_not_counted(api_factory):
+    api = await throttled_api(api_factory, account=1)
     email = (await api.customer()).user["email"]
     for body in ({"email": email}, {"email": email, "password": 12345678}, {"password": PASSWORD}):
         response = await api.post("/api/auth/login", json=body)
@@ -146,8 +137,8 @@ async def test_bad_input_is_400_and_not_counted(api):
 
 # --- per address ------------------------------------------------------------------------------
 
-async def test_failures_from_one_address_across_accounts_throttle_that_address_only(api):
-    throttled_api(api, Clock(), address=4)
+async def test_failures_from_one_address_across_accounts_throttle_that_address_only(api_factory):
+    api = await throttled_api(api_factory, address=4)
     victim = (await api.customer()).user["email"]
     attacker, neighbour = from_address(api, "192.0.2.10"), from_address(api, "192.0.2.11")
     try:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-from datetime import timedelta
-
-from server.domain.clock import utcnow
 from server.models import Order
 from server.services.changes import ChangeMessage, order_channel
+from tests.support import until
 
 
 async def marked(order_number: str) -> bool:
@@ -15,40 +12,31 @@ async def marked(order_number: str) -> bool:
     return "outbox_at" in document
 
 
-async def until(condition, timeout: float = 5.0):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await condition():
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.02)
-
-
 async def test_published_changes_lose_their_mark(api):
     store = await api.store()
     customer = await api.customer()
     order = await api.place_order(customer, store)
     await api.advance(store, order["id"], "paid")
-    await until(lambda: _not(marked(order["orderNumber"])))
+    await until(lambda: _not(marked(order["orderNumber"])), message="the mark to be cleared")
 
 
-async def test_an_orphaned_mark_is_republished_and_cleared(api):
+async def test_an_orphaned_mark_is_republished_and_cleared(api_factory, clock):
+    api = await api_factory(clock=clock)
     store = await api.store()
     customer = await api.customer()
     order = await api.place_order(customer, store)
-    await until(lambda: _not(marked(order["orderNumber"])))
+    await until(lambda: _not(marked(order["orderNumber"])), message="the mark to be cleared")
     # A writer that died between its write and its publish leaves exactly this behind.
     await Order.get_pymongo_collection().update_one(
-        {"order_number": order["orderNumber"]}, {"$set": {"outbox_at": utcnow() - timedelta(seconds=5)}})
+        {"order_number": order["orderNumber"]}, {"$set": {"outbox_at": clock.now()}})
     received: list[ChangeMessage] = []
     await api.runtime.broker.subscribe(order_channel(order["id"]),
                                        lambda channel, payload: received.append(ChangeMessage.decode(payload)))
-    await until(lambda: _true(bool(received)))
+    clock.advance(api.runtime.settings.outbox_relay_after_seconds)  # the mark is now stale: the relay's next look
+    await until(lambda: received, message="the relayed event")
     assert (received[0].order_id, received[0].version, received[0].event) == (order["id"], 1, "created")
-    await until(lambda: _not(marked(order["orderNumber"])))
+    await until(lambda: _not(marked(order["orderNumber"])), message="the mark to be cleared")
 
 
 async def _not(awaitable) -> bool:
     return not await awaitable
-
-
-async def _true(value: bool) -> bool:
-    return value

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 from server import metrics
+from tests.support import until
 
 SEED_000_KEYS = ["id", "orderNumber", "orderStatus", "paymentStatus", "totalAmount", "isCommitmentConfirmed",
                  "commitmentDeadlineAt", "readyAt", "readyExpiresAt", "isOtpVerified", "cancelledAt",
@@ -76,8 +76,8 @@ async def test_etag_and_304(api):
     assert changed.json()["data"]["orderStatus"] == "accepted"
 
 
-async def test_polling_faster_than_the_interval_is_429_with_retry_after(api_factory):
-    api = await api_factory(poll_min_interval_seconds=1)
+async def test_polling_faster_than_the_interval_is_429_with_retry_after(api_factory, clock):
+    api = await api_factory(clock=clock, poll_min_interval_seconds=1)
     store = await api.store()
     customer = await api.customer()
     order = await api.place_order(customer, store)
@@ -89,32 +89,38 @@ async def test_polling_faster_than_the_interval_is_429_with_retry_after(api_fact
     assert again.json() == {"success": False, "message": "Polling too frequently. Retry after 1 s."}
     # The limit is per caller: the store's staff may poll the same order meanwhile.
     assert (await api.get(f"/api/orders/{order['id']}/poll-status", store.staff)).status_code == 200
+    clock.advance(0.999)
+    assert (await api.get(f"/api/orders/{order['id']}/poll-status", customer)).status_code == 429
+    clock.advance(0.001)
+    assert (await api.get(f"/api/orders/{order['id']}/poll-status", customer)).status_code == 200
 
 
-async def test_long_poll_returns_when_the_order_changes(api):
+async def test_long_poll_returns_when_the_order_changes(api_factory, clock):
+    api = await api_factory(clock=clock)
     store = await api.store()
     customer = await api.customer()
     order = await api.place_order(customer, store)
     etag = (await api.get(f"/api/orders/{order['id']}/poll-status", customer)).headers["etag"]
-    started = time.monotonic()
     waiting = asyncio.create_task(api.get(f"/api/orders/{order['id']}/poll-status?wait=20", customer,
                                           headers={"If-None-Match": etag}))
-    await asyncio.sleep(0.2)
-    assert not waiting.done()
-    await api.advance(store, order["id"], "paid")
+    await until(lambda: clock.sleeping(20), message="the long poll to wait")
+    await api.advance(store, order["id"], "paid")  # the clock stands still: only the change can answer it
     response = await waiting
     assert response.status_code == 200 and response.json()["data"]["orderStatus"] == "accepted"
-    assert time.monotonic() - started < 10
 
 
-async def test_long_poll_times_out_with_304(api):
+async def test_long_poll_times_out_with_304(api_factory, clock):
+    api = await api_factory(clock=clock)
     store = await api.store()
     customer = await api.customer()
     order = await api.place_order(customer, store)
     etag = (await api.get(f"/api/orders/{order['id']}/poll-status", customer)).headers["etag"]
-    response = await api.get(f"/api/orders/{order['id']}/poll-status?wait=1", customer,
-                             headers={"If-None-Match": etag})
-    assert response.status_code == 304
+    # Two seconds: nothing else in the process sleeps exactly that long (the outbox relay sleeps one).
+    waiting = asyncio.create_task(api.get(f"/api/orders/{order['id']}/poll-status?wait=2", customer,
+                                          headers={"If-None-Match": etag}))
+    await until(lambda: clock.sleeping(2), message="the long poll to wait")
+    clock.advance(2)
+    assert (await waiting).status_code == 304
 
 
 async def test_wait_outside_1_to_30_is_400(api):

@@ -6,14 +6,13 @@ import asyncio
 import hashlib
 import ipaddress
 import math
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from pymongo import ReturnDocument
 
 from server.domain import messages
+from server.domain.clock import SYSTEM_CLOCK, Clock
 from server.domain.errors import ApiError
 from server.models import LoginFailureWindow
 
@@ -49,16 +48,16 @@ class LoginThrottle:
     """
 
     def __init__(self, max_per_account: int, max_per_address: int, window_seconds: float,
-                 now: Callable[[], float] = time.time) -> None:
+                 clock: Clock = SYSTEM_CLOCK) -> None:
         self.max_per_account = max_per_account
         self.max_per_address = max_per_address
         self.window_seconds = window_seconds
-        self.now = now  # epoch seconds; shared by every process, injectable for tests
+        self._clock = clock  # wall-clock time: windows are shared by every process
         self._next_prune = 0.0
 
     async def begin(self, email: str, address: str) -> LoginAttempt:
         """Charge this attempt to both counters; raise the `429` when either is past its limit."""
-        now = self.now()
+        now = self._clock.now().timestamp()
         window = math.floor(now / self.window_seconds)
         ends_at = (window + 1) * self.window_seconds
         attempt = LoginAttempt(self._key("account", email.strip().lower(), window),
