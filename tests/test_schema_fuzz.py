@@ -94,7 +94,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(target, role,
     result = subprocess.run(
         [sys.executable, "-m", "schemathesis.cli", "--config-file", str(config), "run", f"{server.url}/openapi.json",
          "-H", f"Authorization: Bearer {actor.access_token}", "--phases", PHASES[role],
-         "--report-dir", str(tmp_path / "report")],
+         "--workers", "2", "--report-dir", str(tmp_path / "report")],
         cwd=tmp_path, capture_output=True, text=True, timeout=170)
     report = result.stdout[-12000:] + result.stderr[-3000:]
     assert result.returncode == 0, report
