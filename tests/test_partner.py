@@ -124,7 +124,9 @@ globalThis.fetch = async (...args) => {
 };
 """
 NODE_EPILOGUE = "\nconsole.log(JSON.stringify({ result: order }));\n"
-SEED_004_FILES = sorted(Path("/work/shared/seeds").glob("004_*.txt"))
+# The seeds sit beside the checkout (`../shared`, as CI lays them) or in the workplace's copy.
+SEED_004_FILES = sorted(path for folder in (REPO.parent / "shared" / "seeds", Path("/work/shared/seeds"))
+                        for path in folder.glob("004_*.txt"))
 
 
 # --- helpers ----------------------------------------------------------------------------------
