@@ -11,12 +11,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 
 from server.embedded_mongo import EmbeddedMongo, free_loopback_port
+from tests.support import until_sync
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_JWT_SECRET = "test-secret-" + "x" * 52  # 64 bytes: long enough for HS512 too
@@ -45,15 +45,12 @@ def drop_database(url: str, name: str) -> None:
         client.close()
 
 
-def _wait_for_port(port: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on port {port} after {timeout} s")
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
 
 
 class RedisServer:
@@ -77,7 +74,7 @@ class RedisServer:
             [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
              "--dir", str(self.data_dir)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        _wait_for_port(self.port, 10)
+        until_sync(lambda: _listening(self.port), 10, message=f"redis-server on port {self.port}")
         return self
 
     def kill(self) -> None:
@@ -116,18 +113,20 @@ class ServerProcess:
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen([sys.executable, "-m", "server", "serve"], cwd=REPO, env=self.env,
                                         stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log_path.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        self.kill()
-        raise RuntimeError(f"server did not become ready:\n{self.log_path.read_text()[-3000:]}")
+        try:
+            until_sync(self._ready, timeout, interval=0.1, message="the server's /readyz")
+        except AssertionError:
+            self.kill()
+            raise RuntimeError(f"server did not become ready:\n{self.log_path.read_text()[-3000:]}") from None
+        return self
+
+    def _ready(self) -> bool:
+        if self.process.poll() is not None:
+            raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log_path.read_text()[-3000:]}")
+        try:
+            return httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:

@@ -17,20 +17,43 @@ _sequence = itertools.count(1)
 PASSWORD = "correct-horse-1"
 
 
+class _Deadline:
+    """The one waiting rule: keep trying until the condition holds, fail naming it after `timeout`."""
+
+    def __init__(self, timeout: float, message: str) -> None:
+        self.timeout, self.message = timeout, message
+        self.at = time.monotonic() + timeout
+
+    def check(self) -> None:
+        if time.monotonic() > self.at:
+            raise AssertionError(f"timed out after {self.timeout} s waiting for {self.message}")
+
+
 async def until(condition: Callable[[], Any], timeout: float = 5.0, interval: float = 0.02,
                 message: str = "condition") -> Any:
     """Poll `condition` (sync or async) until it is truthy and return its value; fail naming
     `message` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
+    deadline = _Deadline(timeout, message)
     while True:
         value = condition()
         if inspect.isawaitable(value):
             value = await value
         if value:
             return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {message}")
+        deadline.check()
         await asyncio.sleep(interval)
+
+
+def until_sync(condition: Callable[[], Any], timeout: float = 5.0, interval: float = 0.05,
+               message: str = "condition") -> Any:
+    """`until` for code without an event loop (subprocess servers, browser helpers): blocks the thread."""
+    deadline = _Deadline(timeout, message)
+    while True:
+        value = condition()
+        if value:
+            return value
+        deadline.check()
+        time.sleep(interval)
 
 
 @dataclass

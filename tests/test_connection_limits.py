@@ -13,6 +13,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
 from tests.harness import ServerProcess
+from tests.support import until_sync
 
 HEADER_TIMEOUT = 1.0
 MAX_HEADER_BYTES = 8192
@@ -27,6 +28,11 @@ def server(mongo, tmp_path_factory):
                             tmp_path_factory.mktemp("limits")).start()
     yield process
     process.stop()
+
+
+def _status_on_a_new_connection(server: ServerProcess) -> int:
+    with _connect(server) as sock:
+        return _get(sock)[0]
 
 
 def _connect(server: ServerProcess) -> socket.socket:
@@ -179,13 +185,8 @@ def test_past_the_connection_limit_a_new_connection_is_refused_and_open_ones_kee
         assert _get(held[0])[0] == 200
 
         held.pop().close()
-        deadline = time.monotonic() + 10
-        while True:  # until the server has seen the close
-            with _connect(limited) as sock:
-                status = _get(sock)[0]
-            if status == 200 or time.monotonic() > deadline:
-                break
-        assert status == 200
+        until_sync(lambda: _status_on_a_new_connection(limited) == 200, 10, interval=0.02,
+                   message="the server to see the close and admit a new connection")
         assert "HTTP_MAX_CONNECTIONS" in limited.log_path.read_text()
     finally:
         limited.stop()

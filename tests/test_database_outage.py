@@ -23,24 +23,13 @@ from server.domain import messages
 from server.embedded_mongo import EmbeddedMongo, free_loopback_port
 from server.runtime import connect_database, public_mongodb_url
 from tests.harness import REPO, TEST_JWT_SECRET, ServerProcess, start_mongo
-from tests.support import metric_value, until
+from tests.support import metric_value, until, until_sync
 
 PASSWORD = "correct-horse-1"
 UNAVAILABLE = {"success": False, "message": messages.DATABASE_UNAVAILABLE}
 # Real time is measured on purpose in the outage tests: the bug was requests held for the
 # driver's default 30 s, and the contract is an answer within 2 s (asserted with headroom).
 QUICK_ANSWER_SECONDS = 5.0
-
-
-def wait_until(check, timeout: float, what: str):
-    """Poll `check` until it returns something truthy; fail naming `what` after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def children(pid: int) -> list[int]:
@@ -131,12 +120,12 @@ def test_a_killed_embedded_database_is_reaped_and_restarted_on_the_same_port(tmp
         port = port_of(first)
         os.kill(first, signal.SIGKILL)
 
-        second = wait_until(lambda: next((c for c in children(server.process.pid) if c != first and port_of(c)),
-                                         None), 30, "a new nx-27017 child")
+        second = until_sync(lambda: next((c for c in children(server.process.pid) if c != first and port_of(c)),
+                                         None), 30, message="a new nx-27017 child")
         assert port_of(second) == port, "the driver reconnects only to the same port"
-        wait_until(lambda: process_state(first) is None, 10, "the killed child to be reaped")
+        until_sync(lambda: process_state(first) is None, 10, message="the killed child to be reaped")
         # The same client reconnects to the same data: the account made before the kill signs in.
-        wait_until(lambda: logged_in(server.url, "kept@campus.test"), 30, "sign-in after the restart")
+        until_sync(lambda: logged_in(server.url, "kept@campus.test"), 30, message="sign-in after the restart")
         assert httpx.get(f"{server.url}/readyz", timeout=5).status_code == 200
         assert metric_value(httpx.get(f"{server.url}/metrics", timeout=5).text,
                             "orderpulse_embedded_mongo_restarts_total") == 1
@@ -208,7 +197,7 @@ def test_an_external_database_that_goes_away_gets_quick_503s_and_the_server_reco
                             status="503") >= 1, metrics
 
         mongo.start()  # the same instance: same port, same data
-        wait_until(lambda: httpx.get(f"{server.url}/readyz", timeout=5).status_code == 200, 30, "readiness")
+        until_sync(lambda: httpx.get(f"{server.url}/readyz", timeout=5).status_code == 200, 30, message="readiness")
         assert login(server.url, "back@campus.test").status_code == 200
         assert "database unreachable (" in server.log_path.read_text()
     finally:
@@ -240,17 +229,17 @@ def test_sigterm_ends_the_server_within_10_s_after_its_database_was_killed(tmp_p
     try:
         register(server.url, "leaving@campus.test")
         os.kill(child, signal.SIGKILL)
-        wait_until(lambda: process_state(child) in (None, "Z"), 10, "the database to die")
+        until_sync(lambda: process_state(child) in (None, "Z"), 10, message="the database to die")
         # Requests that need the dead database are in flight when the signal comes.
         in_flight.start()
-        wait_until(lambda: established_to(server.port), 10, "the request to reach the server")
+        until_sync(lambda: established_to(server.port), 10, message="the request to reach the server")
         server.process.send_signal(signal.SIGTERM)
         try:
             server.wait_exit(10)
         except subprocess.TimeoutExpired:
             pytest.fail("the server was still running 10 s after SIGTERM:\n" + server.log_path.read_text()[-3000:])
         # Nothing is left behind, not even a child the supervisor was restarting meanwhile.
-        wait_until(lambda: not mongo_processes_of(tmp_path / "server"), 10, "no nx-27017 left running")
+        until_sync(lambda: not mongo_processes_of(tmp_path / "server"), 10, message="no nx-27017 left running")
     finally:
         server.kill()
         done.set()

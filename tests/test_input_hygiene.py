@@ -5,7 +5,6 @@ validators match, and a client that hangs up mid-body is not a server error."""
 from __future__ import annotations
 
 import socket
-import time
 import uuid
 
 import httpx
@@ -13,7 +12,7 @@ import httpx
 from server.domain.clock import utcnow
 from server.models import ClientApp, MenuItem, Order, Store, User
 from tests.harness import ServerProcess, drop_database
-from tests.support import metric_value
+from tests.support import metric_value, until_sync
 
 UNSAFE = "must not contain control or bidirectional formatting characters."
 # NUL, escape, DEL, a C1 control, right-to-left override, isolate, mark, line separator.
@@ -220,13 +219,10 @@ def test_a_client_that_hangs_up_mid_body_is_a_499_not_an_error(tmp_path, mongo):
             with socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw:
                 raw.sendall(b"POST /api/auth/login HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                             b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"email\": \"a")
-        deadline = time.monotonic() + 10
-        while True:  # the server learns of each hang-up on its own schedule: wait for the count
-            text = httpx.get(f"{server.url}/metrics", timeout=5).text
-            if metric_value(text, "orderpulse_http_requests_total", **labels) == 3 or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
-        assert metric_value(text, "orderpulse_http_requests_total", **labels) == 3
+        # The server learns of each hang-up on its own schedule: wait for the count.
+        until_sync(lambda: metric_value(httpx.get(f"{server.url}/metrics", timeout=5).text,
+                                        "orderpulse_http_requests_total", **labels) == 3, 10, message="three 499s")
+        text = httpx.get(f"{server.url}/metrics", timeout=5).text
         assert metric_value(text, "orderpulse_http_requests_total", method="POST", route="/api/auth/login",
                             status="500") == 0
         response = httpx.post(f"{server.url}/api/auth/login", json={"email": "nobody@campus.edu", "password": "x" * 8})

@@ -17,7 +17,7 @@ from pymongo import MongoClient
 from server.config import ConfigurationError, Settings, resolve_jwt_secret
 from server.embedded_mongo import EmbeddedMongo
 from tests.harness import REPO, ServerProcess, create_user_cli
-from tests.support import PASSWORD, Api
+from tests.support import PASSWORD, Api, until_sync
 
 
 def test_embedded_mongo_starts_answers_and_stops(tmp_path):
@@ -50,10 +50,14 @@ def test_embedded_mongo_dies_with_a_crashed_server(tmp_path):
     children = subprocess.run(["pgrep", "-P", str(server.process.pid)], capture_output=True, text=True).stdout.split()
     assert children, "the server should run nx-27017 as its child"
     server.kill()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(_alive(int(pid)) for pid in children):
-        time.sleep(0.1)
-    assert not any(_alive(int(pid)) for pid in children), children
+    until_sync(lambda: not any(_alive(int(pid)) for pid in children), 10, message=f"nx-27017 {children} to exit")
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def _alive(pid: int) -> bool:
@@ -145,13 +149,7 @@ def test_demo_seeds_and_serves(tmp_path, mongo):
         for email in ("admin@orderpulse.demo", "staff@orderpulse.demo", "asha@orderpulse.demo",
                       "ravi@orderpulse.demo"):
             assert email in text
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+        until_sync(lambda: _healthy(f"http://127.0.0.1:{port}"), 30, message="the demo's /healthz")
         login = httpx.post(f"http://127.0.0.1:{port}/api/auth/login",
                            json={"email": "staff@orderpulse.demo", "password": "staff-demo-1"})
         assert login.status_code == 200 and login.json()["data"]["user"]["storeId"]

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import itertools
 import secrets
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+
+from tests.support import until_sync
 
 _counter = itertools.count(1)
 
@@ -101,14 +102,8 @@ class Shop:
         self.set_status(order_id, "ready")
 
     def wait_for_status(self, account: Account, order_id: str, status: str, timeout: float = 15) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            order = self.order(account, order_id)
-            if order["orderStatus"] == status:
-                return order
-            if time.monotonic() > deadline:
-                raise AssertionError(f"order {order_id} is {order['orderStatus']}, expected {status}")
-            time.sleep(0.25)
+        return until_sync(lambda: (order := self.order(account, order_id))["orderStatus"] == status and order,
+                          timeout, interval=0.1, message=f"order {order_id} to be {status}")
 
     def me(self, account: Account) -> dict[str, Any]:
         return self.call(account, "GET", "/api/users/me")
