@@ -13,7 +13,6 @@ from bson import ObjectId
 from server import metrics
 from server.domain import messages
 from server.domain.access import CUSTOMER_ROLES, Role, sees_pickup_code
-from server.domain.clock import utcnow
 from server.domain.lifecycle import OrderStatus
 from server.domain.errors import ApiError
 from server.http.body import query_int, read_body
@@ -88,7 +87,7 @@ async def _current_snapshot(request: Request, principal, order_id: str) -> tuple
     """The poll answer: from the per-process snapshot when fresh, else from the database."""
     runtime = _runtime(request)
     snapshot = runtime.snapshots.get(order_id)
-    if snapshot is not None and (snapshot.next_deadline_at is None or snapshot.next_deadline_at > utcnow()):
+    if snapshot is not None and (snapshot.next_deadline_at is None or snapshot.next_deadline_at > runtime.clock.now()):
         runtime.orders.authorise(principal, snapshot.user_id, snapshot.store_id)
         metrics.POLL_CACHE.labels("snapshot").inc()
         return snapshot, snapshot.body, snapshot.etag
@@ -148,9 +147,10 @@ async def update_status(request: Request):
 
 async def verify_otp(request: Request):
     principal = await authenticate(request, Role.STORE_EMPLOYEE)
-    otp = (await read_body(request, VerifyOtpRequest)).otp
+    otp = (await read_body(request, VerifyOtpRequest)).otp  # None: `manualConfirm` without a code
     order = await _runtime(request).lifecycle.verify_otp(principal, request.path_params["order_id"], otp)
-    return ok(_detail(request, order, principal), message=messages.OTP_VERIFIED)
+    return ok(_detail(request, order, principal),
+              message=messages.OTP_VERIFIED if otp is not None else messages.MANUAL_PICKUP_CONFIRMED)
 
 
 async def cancel_order(request: Request):

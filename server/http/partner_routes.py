@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -72,13 +70,14 @@ async def _wait_while_started(request: Request, order: Order, seconds: int) -> O
     """Hold until the order leaves STARTED or `seconds` pass, woken by its own events."""
     runtime = request.app.state.runtime
     order_id = str(order.id)
-    deadline = time.monotonic() + seconds
+    clock = runtime.clock
+    deadline = clock.monotonic() + seconds
     await runtime.snapshots.track(order_id)
     # Read again after subscribing: a change made between the first read and the
     # subscription published no event we could hear.
     order = await runtime.orders.reread(order)
     while partner_status(order) == "STARTED":
-        remaining = deadline - time.monotonic()
+        remaining = deadline - clock.monotonic()
         if remaining <= 0:
             break
         snapshot = runtime.snapshots.store(order) or runtime.snapshots.get(order_id)
@@ -86,7 +85,7 @@ async def _wait_while_started(request: Request, order: Order, seconds: int) -> O
             order = await runtime.orders.reread(order)
             continue
         if snapshot is None:
-            await asyncio.sleep(min(remaining, 0.5))
+            await clock.sleep(min(remaining, 0.5))
         else:
             await runtime.snapshots.wait_for_change(snapshot, remaining)
         order = await runtime.orders.reread(order)

@@ -13,7 +13,6 @@ import re
 import time
 
 from server import metrics
-from server.domain.clock import utcnow
 from server.domain.errors import ApiError
 
 PREFIX = "/api/orders/"
@@ -83,7 +82,7 @@ class PollStatusFastPath:
             return None
         order_id = scope["path"][len(PREFIX):len(PREFIX) + 24]
         snapshot = runtime.snapshots.get(order_id)
-        if snapshot is None or (snapshot.next_deadline_at is not None and snapshot.next_deadline_at <= utcnow()):
+        if snapshot is None or (snapshot.next_deadline_at is not None and snapshot.next_deadline_at <= runtime.clock.now()):
             return None
         try:
             runtime.orders.authorise(principal, snapshot.user_id, snapshot.store_id)

@@ -20,10 +20,11 @@ from server import metrics
 from server.config import Settings
 from server.domain import messages
 from server.realtime.broker import Broker
+from server.realtime.catalog_feed import CatalogFeed
 from server.realtime.client import Subscriber
 from server.realtime.events import OrderChange
 from server.realtime.frames import CLOSE_UNAUTHORISED
-from server.services.changes import order_channel, store_channel
+from server.services.changes import customer_channel, order_channel, store_channel
 from server.services.subscriptions import SubscriptionRefused, SubscriptionService
 from server.views import event_order, kitchen_fields
 
@@ -48,9 +49,13 @@ class Hub:
         self._settings = settings
         self._broker = broker
         self._subscriptions = subscriptions
+        self.clock = subscriptions.clock
         self.subscribers: set[Subscriber] = set()
         self._order_watchers: dict[str, set[Subscriber]] = defaultdict(set)
         self._store_watchers: dict[str, set[Subscriber]] = defaultdict(set)
+        # "My orders": subscribers by the customer whose orders they watch (their own).
+        self._customer_watchers: dict[str, set[Subscriber]] = defaultdict(set)
+        self.catalog = CatalogFeed(broker, subscriptions.menu)
         self._watchdog: asyncio.Task[None] | None = None
         self._resync: asyncio.Task[None] | None = None
         self._recheck: asyncio.Task[None] | None = None
@@ -65,6 +70,7 @@ class Hub:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        self.catalog.stop()
         for subscriber in list(self.subscribers):
             if subscriber.abort:
                 await subscriber.abort(1001)
@@ -81,6 +87,8 @@ class Hub:
             await self._unwatch(subscriber, "order", order_id)
         for store_id in list(subscriber.store_ids):
             await self._unwatch(subscriber, "store", store_id)
+        for user_id in list(subscriber.customer_ids):
+            await self._unwatch(subscriber, "customer", user_id)
 
     async def subscribe_orders(self, subscriber: Subscriber, order_ids: list[str]) -> list[dict[str, Any]]:
         """Watch orders the caller may see; returns the snapshot entries. Refuses the whole frame
@@ -112,6 +120,21 @@ class Hub:
             subscriber.release_events()
             raise
 
+    async def subscribe_mine(self, subscriber: Subscriber) -> list[dict[str, Any]]:
+        """Watch the caller's own orders, those placed later included (from any page or partner
+        app); returns their active and recently finished orders. Nobody else's can be named."""
+        user_id = subscriber.principal.user_id
+        subscriber.hold_events()
+        try:
+            await self._watch(subscriber, "customer", user_id)
+            return self._snapshot_entries(subscriber, await self._subscriptions.customer_orders(user_id))
+        except BaseException:
+            subscriber.release_events()
+            raise
+
+    async def unsubscribe_mine(self, subscriber: Subscriber) -> None:
+        await self._unwatch(subscriber, "customer", subscriber.principal.user_id)
+
     async def unsubscribe_orders(self, subscriber: Subscriber, order_ids: list[str]) -> None:
         for order_id in order_ids:
             await self._unwatch(subscriber, "order", order_id)
@@ -127,6 +150,8 @@ class Hub:
         """What a subscriber watches of one kind, who watches each key, and the key's channel."""
         if kind == "order":
             return subscriber.order_ids, self._order_watchers, order_channel
+        if kind == "customer":
+            return subscriber.customer_ids, self._customer_watchers, customer_channel
         return subscriber.store_ids, self._store_watchers, store_channel
 
     async def _watch(self, subscriber: Subscriber, kind: str, key: str) -> None:
@@ -159,7 +184,8 @@ class Hub:
         started = time.perf_counter()
         change = OrderChange.decode(payload)
         kind, _, key = channel.partition(":")
-        watchers = (self._order_watchers if kind == "order" else self._store_watchers).get(key)
+        watchers = (self._order_watchers if kind == "order" else self._customer_watchers if kind == "customer"
+                    else self._store_watchers).get(key)
         if not watchers:
             return
         delivered = sum(subscriber.offer(change) for subscriber in tuple(watchers))
@@ -178,7 +204,8 @@ class Hub:
 
         Watchers count too: an event stream still reading its snapshot is not attached yet."""
         candidates: Iterable[Subscriber] = set(chain(self.subscribers, *self._order_watchers.values(),
-                                                     *self._store_watchers.values()))
+                                                     *self._store_watchers.values(),
+                                                     *self._customer_watchers.values()))
         for subscriber in candidates:
             if subscriber.closed or subscriber.principal.user_id not in user_ids:
                 continue
@@ -213,18 +240,23 @@ class Hub:
     async def send_fresh_snapshots(self, subscribers: list[Subscriber]) -> None:
         """After missed messages: every subscriber gets its whole current state again.
 
-        One query for all watched orders and one per watched store, however many subscribers.
+        One query for all watched orders and one per watched store or customer, however many
+        subscribers.
         """
         order_ids = {oid for s in subscribers for oid in s.order_ids}
         store_ids = {sid for s in subscribers for sid in s.store_ids}
         orders = {str(o.id): o for o in await self._subscriptions.orders(order_ids)}
         boards = {sid: await self._subscriptions.store_board(sid) for sid in store_ids}
+        customer_ids = {uid for s in subscribers for uid in s.customer_ids}
+        mine = {uid: await self._subscriptions.customer_orders(uid) for uid in customer_ids}
         for subscriber in subscribers:
             if subscriber.closed:
                 continue
             chosen = {oid: orders[oid] for oid in subscriber.order_ids if oid in orders}
             for sid in subscriber.store_ids:
                 chosen.update({str(o.id): o for o in boards.get(sid, [])})
+            for uid in subscriber.customer_ids:
+                chosen.update({str(o.id): o for o in mine.get(uid, [])})
             entries = self._snapshot_entries(subscriber, list(chosen.values()))
             subscriber.needs_snapshot = False
             subscriber.send_snapshot(entries)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any, Protocol
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
@@ -66,7 +65,8 @@ class SocketSession:
         self.sub = subscriber
         self.settings = settings
         self._socket = socket
-        self._window_start = time.monotonic()
+        self._clock = hub.clock
+        self._window_start = self._clock.monotonic()
         self._window_frames = 0
         self._closing = False
         self._reader: asyncio.Task[Any] | None = None
@@ -81,7 +81,7 @@ class SocketSession:
         """Read until the peer leaves or `close` is done with the connection."""
         self._reader = asyncio.current_task()
         expiry = asyncio.get_running_loop().call_later(
-            max(0.0, self.sub.principal.expires_at - time.time()), self._expire)
+            max(0.0, self.sub.principal.expires_at - self._clock.now().timestamp()), self._expire)
         self.sub.abort = self.close
         self.sub.on_ready = self._start_writer
         try:
@@ -179,7 +179,7 @@ class SocketSession:
             await self._handle(text)
 
     def _within_rate(self) -> bool:
-        now = time.monotonic()
+        now = self._clock.monotonic()
         if now - self._window_start >= 1.0:
             self._window_start, self._window_frames = now, 0
         self._window_frames += 1
@@ -193,13 +193,17 @@ class SocketSession:
             if frame.type == "ping":
                 self.sub.send_control(frames.pong(frame_id))
             elif frame.type == "subscribe":
-                if frame.order_ids is not None:
+                if frame.mine:
+                    entries = await self.hub.subscribe_mine(self.sub)
+                elif frame.order_ids is not None:
                     entries = await self.hub.subscribe_orders(self.sub, frame.order_ids)
                 else:
                     entries = await self.hub.subscribe_store(self.sub, frame.store_id or "")
                 self.sub.send_snapshot(entries, frame_id)
             elif frame.type == "unsubscribe":
-                if frame.order_ids is not None:
+                if frame.mine:
+                    await self.hub.unsubscribe_mine(self.sub)
+                elif frame.order_ids is not None:
                     await self.hub.unsubscribe_orders(self.sub, frame.order_ids)
                 else:
                     await self.hub.unsubscribe_store(self.sub, frame.store_id or "")

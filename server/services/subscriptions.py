@@ -16,6 +16,7 @@ from server.domain.access import Principal, may_run_store, may_see_every_order, 
 from server.domain.clock import SYSTEM_CLOCK, Clock, as_utc
 from server.domain.lifecycle import ACTIVE
 from server.models import Order, Store, User
+from server.services import catalog
 
 RECENT_FINISHED = timedelta(hours=1)
 FINISHED_SCAN = 500
@@ -33,6 +34,11 @@ class SubscriptionRefused(Exception):
 class SubscriptionService:
     def __init__(self, clock: Clock = SYSTEM_CLOCK) -> None:
         self._clock = clock
+
+    @property
+    def clock(self) -> Clock:
+        """The runtime's clock, which also times the sockets these subscriptions feed."""
+        return self._clock
 
     async def check_orders(self, principal: Principal, order_ids: list[str]) -> None:
         """Refuse the whole request if any order is not the caller's, without saying whether it
@@ -71,6 +77,21 @@ class SubscriptionService:
                                     ).sort("-_id").limit(FINISHED_SCAN).to_list()
         recent = [order for order in finished if as_utc(order.updated_at) >= since]
         return sorted(active + recent, key=lambda order: as_utc(order.created_at))
+
+    async def customer_orders(self, user_id: str) -> list[Order]:
+        """A customer's active orders and those finished in the last hour, oldest first ("My
+        orders"); like `store_board`, "the last hour" is decided here, and the read is bounded."""
+        since = self._clock.now() - RECENT_FINISHED
+        active = await Order.find({"user_id": user_id,
+                                   "order_status": {"$in": [s.value for s in ACTIVE]}}).to_list()
+        finished = await Order.find({"user_id": user_id, "order_status": {"$nin": [s.value for s in ACTIVE]}}
+                                    ).sort("-created_at").limit(FINISHED_SCAN).to_list()
+        recent = [order for order in finished if as_utc(order.updated_at) >= since]
+        return sorted(active + recent, key=lambda order: as_utc(order.created_at))
+
+    async def menu(self, store_id: str) -> dict | None:
+        """A store's whole menu with its catalog revision, for a page that follows it."""
+        return await catalog.menu_snapshot(store_id)
 
     async def active_accounts(self, user_ids: set[str]) -> set[str]:
         """Those of these accounts that still exist and are not disabled, in one read."""
