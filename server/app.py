@@ -18,7 +18,9 @@ from server.config import Settings
 from server.domain import messages
 from server.domain.clock import SYSTEM_CLOCK, Clock
 from server.domain.errors import ApiError
-from server.http import auth_routes, ops_routes, order_routes, pages, partner_routes, store_routes, streams
+from server.http import (
+    admin_routes, auth_routes, ops_routes, order_routes, pages, partner_routes, store_routes, streams,
+)
 from server.http.poll_fast_path import PollStatusFastPath
 from server.http.responses import failure
 from server.logging_filter import install_secret_filter
@@ -146,7 +148,7 @@ def create_app(settings: Settings | None = None, clock: Clock = SYSTEM_CLOCK) ->
     app = OrderPulseApp(
         runtime=runtime,
         routes=[
-            *auth_routes.routes, *store_routes.routes, *order_routes.routes, *streams.routes,
+            *auth_routes.routes, *admin_routes.routes, *store_routes.routes, *order_routes.routes, *streams.routes,
             *partner_routes.routes, *ops_routes.routes, *pages.routes(),
         ],
         middleware=[Middleware(RequestEdge)],

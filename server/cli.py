@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import errno
 import logging
-import secrets
 import socket
 import sys
 
@@ -196,21 +195,15 @@ async def _seed_demo(settings: Settings) -> list[str]:
 
 
 async def _client_create(name: str) -> str:
-    from server.domain.clock import utcnow
-    from server.models import ClientApp
+    from server.services import partners
 
-    client = ClientApp(client_id="opc_" + secrets.token_urlsafe(18), name=name, created_at=utcnow())
-    await client.insert()
-    return client.client_id
+    return (await partners.create_client(name)).client_id
 
 
 async def _client_revoke(client_id: str) -> bool:
-    from server.domain.clock import utcnow
-    from server.models import ClientApp
+    from server.services import partners
 
-    result = await ClientApp.get_pymongo_collection().update_one(
-        {"client_id": client_id}, {"$set": {"is_active": False, "revoked_at": utcnow()}})
-    return result.matched_count == 1
+    return await partners.revoke_client(client_id) is not None
 
 
 def build_parser() -> argparse.ArgumentParser:

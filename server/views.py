@@ -120,6 +120,8 @@ def order_detail(order: Order, pickup_otp: str | None) -> dict[str, Any]:
         readyExpiresAt=iso_z(order.ready_expires_at),
         isOtpVerified=order.is_otp_verified,
         pickedUpAt=iso_z(order.picked_up_at),
+        pickupMethod=order.pickup_method,
+        pickedUpBy={"id": order.picked_up_by, "name": order.picked_up_by_name} if order.picked_up_by else None,
         cancelledAt=iso_z(order.cancelled_at),
         cancellationReason=order.cancellation_reason.value if order.cancellation_reason else None,
         customerFirstName=order.customer_first_name,
@@ -155,8 +157,8 @@ def menu_item_view(item: MenuItem) -> dict[str, Any]:
 
 def store_view(store: Store) -> dict[str, Any]:
     return {
-        "id": str(store.id), "name": store.name, "location": store.location, "upiId": store.upi_id,
-        "isActive": store.is_active, "createdAt": iso_z(store.created_at),
+        "id": str(store.id), "name": store.name, "location": store.location, "description": store.description,
+        "upiId": store.upi_id, "isActive": store.is_active, "createdAt": iso_z(store.created_at),
     }
 
 

@@ -28,6 +28,7 @@ WS_FRAME_UNKNOWN = "Unknown frame type."
 WS_TARGET_REQUIRED = "Give either orderIds or storeId."
 WS_ORDER_IDS_INVALID = "orderIds must be a list of 1 to 100 order ids."
 STORE_ID_INVALID = "storeId must be a store id."
+WS_MINE_ALONE = "Give mine: true alone, without orderIds or storeId."
 LOGIN_THROTTLED = "Too many failed sign-in attempts. Try again in {seconds} s."
 
 # Request shape.
@@ -102,7 +103,6 @@ ORDER_NOT_FOUND = "Order not found."
 ORDER_FORBIDDEN = "You are not authorized to view this order."
 STATUS_CONFLICT = "Order status changed. Refresh and try again."
 INVALID_TRANSITION = "Cannot move an order from {current} to {target}."
-ACCEPT_NEEDS_PAYMENT = "Payment must be verified before the order can be accepted."
 ACCEPT_NEEDS_COMMITMENT = "The customer must confirm commitment before the order can be accepted."
 PAYMENT_ALREADY_FINAL = "Payment status is already {status}."
 PAYMENT_UPDATED = "Payment status updated."
@@ -114,7 +114,22 @@ CANCEL_NOT_ALLOWED = "Only placed orders with pending payment can be cancelled."
 OTP_INVALID = "Invalid or expired OTP."
 OTP_LOCKED = "Too many wrong codes. Try again in {seconds} s."
 OTP_VERIFIED = "OTP verified. Order picked up."
+PICKUP_NOT_READY = "Only a ready order can be picked up."
+PICKUP_NEEDS_PAYMENT = "Payment must be confirmed before the order is picked up."
+MANUAL_PICKUP_CONFIRMED = "Pickup confirmed by staff without the code. Order picked up."
 POLL_TOO_FAST = "Polling too frequently. Retry after {seconds} s."
+
+# CampusBite's notification stream (/api/notifications/subscribe): (title, message) by order status.
+CAMPUSBITE_STREAM_CONNECTED = "Notification stream connected."
+CAMPUSBITE_NOTIFICATIONS = {
+    "placed": ("Order Placed", "Your order has been placed. Pay the store and wait for it to be accepted."),
+    "accepted": ("Order Accepted", "The store has accepted your order."),
+    "processing": ("Order Being Prepared", "The store is now preparing your order. Hang tight!"),
+    "ready": ("Order Ready for Pickup", "Your order is ready! Head to the store and show the OTP to collect it."),
+    "picked_up": ("Order Collected", "You have collected your order. Enjoy your meal!"),
+    "cancelled": ("Order Cancelled", "Your order has been cancelled."),
+}
+CAMPUSBITE_NOTIFICATION_DEFAULT = ("Order Update", "Your order status changed to {status}.")
 
 # Commitment (seed 003).
 COMMITMENT_CONFIRMED = "Commitment confirmed. Your order will be processed."
@@ -123,7 +138,7 @@ COMMITMENT_EXPIRED = "Commitment window has expired. Order has been cancelled."
 COMMITMENT_NOT_REQUIRED = "This order does not require commitment confirmation."
 COMMITMENT_FORBIDDEN = "You are not authorized to confirm commitment for this order."
 COMMITMENT_NOT_OPEN = "This order can no longer be confirmed."
-PAYMENT_NOT_OPEN = "Payment can only be updated while the order is placed."
+PAYMENT_NOT_OPEN = "Payment can only be updated before the order is picked up or cancelled."
 PICKUP_NEEDS_OTP = "Pickup is completed by verifying the customer's OTP."
 
 # The partner API (static/docs/contracts/PARTNER.md): its errors have no final period.
@@ -143,3 +158,11 @@ WATCH_STORE_FORBIDDEN = "You are not allowed to watch this store."
 ORDER_STATUS_FILTER_INVALID = "status must be a comma-separated list of: {choices}."
 QUERY_NOT_CHOICE = "{name} must be one of: {choices}."
 QUERY_TOO_LONG = "{name} must be at most {maximum} characters."
+
+# The admin console and the kitchen's store controls (issue 11).
+STORE_UPDATE_EMPTY = "Send at least one of: name, location, description, upiId, isActive."
+CUSTOMER_NOT_FOUND = "Customer not found."
+NO_SHOW_NOT_RECORDED = "This order has no recorded no-show to clear."
+NO_SHOW_CLEARED = "No-show cleared."
+CLIENT_NOT_FOUND = "Partner client not found."
+CLIENT_REVOKED = "Partner client revoked."

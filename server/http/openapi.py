@@ -127,7 +127,15 @@ SCHEMAS: dict[str, Any] = {
     "AdminUser": {"allOf": [ref("User"), obj({"isActive": BOOL})]},
     "UserPage": obj({"users": {"type": "array", "items": ref("AdminUser")}, "page": INT, "limit": INT,
                      "total": INT, "pages": INT}),
-    "Store": obj({"id": OID, "name": STR, "location": STR, "upiId": STR, "isActive": BOOL, "createdAt": TIME}),
+    "Store": obj({"id": OID, "name": STR, "location": STR, "description": NSTR, "upiId": STR, "isActive": BOOL,
+                  "createdAt": TIME}),
+    "Customer": {"allOf": [ref("AdminUser"), obj({"trustTier": {"enum": ["good", "watch", "restricted"]},
+                                                  "noShowCount": INT, "orderingRestrictedUntil": NTIME})]},
+    "CustomerPage": obj({"customers": {"type": "array", "items": ref("Customer")}, "page": INT, "limit": INT,
+                         "total": INT, "pages": INT}),
+    "NoShow": obj({"orderId": OID, "orderNumber": STR, "storeId": OID, "recordedAt": NTIME, "clearedAt": NTIME,
+                   "clearedBy": NSTR, "clearedReason": NSTR}),
+    "PartnerClient": obj({"clientId": STR, "name": STR, "isActive": BOOL, "createdAt": TIME, "revokedAt": NTIME}),
     "MenuItem": obj({"id": OID, "storeId": OID, "name": STR, "price": MONEY, "category": NSTR,
                      "isAvailable": BOOL, "createdAt": TIME, "updatedAt": TIME}),
     "OrderSummary": obj(ORDER_SUMMARY, closed=True),
@@ -234,13 +242,39 @@ def openapi_document() -> dict[str, Any]:
             "201": ok(ref("User"), "Created"), **COMMON, "404": _error("Store not found"),
             "409": _error("Email taken")}, tag="admin",
             body=requests.AdminUserRequest)},
+        "/api/admin/stores": {"get": op("Every store, closed ones too (admins)", {
+            "200": ok({"type": "array", "items": ref("Store")}), **COMMON}, tag="admin")},
+        "/api/admin/customers": {"get": op("Students and faculty with their trust standing (admins)", {
+            "200": ok(ref("CustomerPage")), **COMMON}, tag="admin", params=[
+                {"name": "search", "in": "query", "schema": {"type": "string", "maxLength": 100},
+                 "description": "part of a name or email"}, PAGE, LIMIT])},
+        "/api/admin/customers/{user_id}/no-shows": {"get": op(
+            "A customer's standing and recorded no-shows, cleared ones too (admins)", {
+                "200": ok(obj({"customer": ref("Customer"), "noShows": {"type": "array", "items": ref("NoShow")}})),
+                **COMMON, "404": _error("Customer not found")}, tag="admin", params=[ID("user_id")])},
+        "/api/admin/orders/{order_id}/clear-no-show": {"post": op(
+            "Clear a wrongly recorded no-show, with the reason; trust is recomputed (admins)", {
+                "200": ok(obj({"noShow": ref("NoShow"), "customer": ref("Customer")}), message=True), **COMMON,
+                **ORDER_NOT_FOUND, "409": _error("No no-show recorded on this order")}, tag="admin",
+            params=[ID("order_id")], body=requests.ClearNoShowRequest)},
+        "/api/admin/clients": {
+            "get": op("Partner clients of /v1 (admins)", {"200": ok({"type": "array", "items": ref("PartnerClient")}),
+                                                          **COMMON}, tag="admin"),
+            "post": op("Register a partner client; its id is its X-Client-ID (admins)", {
+                "201": ok(ref("PartnerClient"), "Created"), **COMMON}, tag="admin", body=requests.AdminClientRequest)},
+        "/api/admin/clients/{client_id}/revoke": {"post": op("Revoke a partner client id (admins)", {
+            "200": ok(ref("PartnerClient"), message=True), **COMMON, "404": _error("Partner client not found")},
+            tag="admin", params=[ID("client_id")])},
         "/api/stores": {
             "get": op("Active stores", {"200": ok({"type": "array", "items": ref("Store")})}, auth=False, tag="stores"),
             "post": op("Create a store (admins)", {"201": ok(ref("Store"), "Created"), **COMMON}, tag="stores",
                        body=requests.CreateStoreRequest),
         },
         "/api/stores/{store_id}": {"get": op("One store", {"200": ok(ref("Store")), "404": _error("Store not found")},
-                                             auth=False, tag="stores", params=[ID("store_id")])},
+                                             auth=False, tag="stores", params=[ID("store_id")]),
+                                   "patch": op("Edit, open or close a store (that store's staff, admins)", {
+                                       "200": ok(ref("Store")), **COMMON, "404": _error("Store not found")},
+                                       tag="stores", params=[ID("store_id")], body=requests.StoreUpdateRequest)},
         "/api/stores/{store_id}/menu": {
             "get": op("A store's available menu (`?all=true` includes unavailable items)",
                       {"200": ok({"type": "array", "items": ref("MenuItem")}), "404": _error("Store not found")},
@@ -296,6 +330,11 @@ def openapi_document() -> dict[str, Any]:
             "200": SSE_STREAM, **COMMON, **ORDER_NOT_FOUND}, tag="realtime", params=[ID("order_id"), *STREAM_AUTH])},
         "/api/stores/{store_id}/events": {"get": op("Server-Sent Events of a store's orders (its staff)", {
             "200": SSE_STREAM, **COMMON, "404": _error("Store not found")}, tag="realtime", params=[ID("store_id"), *STREAM_AUTH])},
+        "/api/stores/{store_id}/menu/events": {"get": op(
+            "Server-Sent Events of a store's menu (public): a `menu` event with the store and its whole "
+            "menu now and after every change, its id the catalog revision", {
+                "200": SSE_STREAM, "404": _error("Store not found")}, auth=False, tag="realtime",
+            params=[ID("store_id")])},
         "/v1/order": {"post": op("Partner: create an order from a checkout token", {
             "201": {"description": "Created", **_json(ref("PartnerOrder"))},
             "200": {"description": "This checkout's existing order", **_json(ref("PartnerOrder"))},

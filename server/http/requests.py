@@ -284,9 +284,15 @@ class Items(Rule):
 
 @dataclass(frozen=True)
 class PickupCode(Rule):
-    """The pickup code as text or a number (`123` is `"000123"`); trimmed, printable ASCII."""
+    """The pickup code as text or a number (`123` is `"000123"`); trimmed, printable ASCII.
+    `unless_manual`: absent is None when the body's `manualConfirm` is true (a staff pickup without the code)."""
 
-    def check(self, value: Any, info: ValidationInfo) -> str:
+    unless_manual: bool = False
+    required: bool = True
+
+    def check(self, value: Any, info: ValidationInfo) -> str | None:
+        if value is None and self.unless_manual and info.data.get("manual_confirm"):
+            return None
         if isinstance(value, int) and not isinstance(value, bool):
             value = f"{value:06d}"
         if not isinstance(value, str) or not value.strip():
@@ -430,6 +436,37 @@ class CreateStoreRequest(RequestModel):
     location: Annotated[str, Text(200)]
     upi_id: Annotated[str, Text(100)]
     is_active: Annotated[bool, Flag(default=True)] = True
+    description: Annotated[str | None, Text(300, required=False, multiline=True)] = None
+
+
+class StoreUpdateRequest(RequestModel):
+    """Edit a store or open (`isActive: true`) and close it; only the fields sent change."""
+
+    name: Annotated[str | None, Text(100, null_unchanged=True)] = None
+    location: Annotated[str | None, Text(200, null_unchanged=True)] = None
+    description: Annotated[str | None, Text(300, required=False, multiline=True)] = None
+    upi_id: Annotated[str | None, Text(100, null_unchanged=True)] = None
+    is_active: Annotated[bool | None, Flag(default=None)] = None
+
+    def changes(self) -> dict[str, Any]:
+        """The store's fields to set, by their stored names; a blank or null `description` removes it."""
+        values = {"name": self.name, "location": self.location, "upi_id": self.upi_id, "is_active": self.is_active}
+        changes: dict[str, Any] = {name: value for name, value in values.items() if value is not None}
+        if "description" in self.model_fields_set:
+            changes["description"] = self.description
+        return changes
+
+
+class AdminClientRequest(RequestModel):
+    """Register a partner application of the `/v1` API."""
+
+    name: Annotated[str, Text(100)]
+
+
+class ClearNoShowRequest(RequestModel):
+    """Why a recorded no-show was wrong (kept with who cleared it and when)."""
+
+    reason: Annotated[str, Text(300)]
 
 
 class MenuItemRequest(RequestModel):
@@ -491,7 +528,9 @@ class StatusRequest(RequestModel):
 
 
 class VerifyOtpRequest(RequestModel):
-    otp: Annotated[str, PickupCode()]
+    # CampusBite's staff clients confirm a pickup without the code with `{"manualConfirm": true}`.
+    manual_confirm: Annotated[bool, Flag(default=False)] = False
+    otp: Annotated[str | None, PickupCode(unless_manual=True, required=False)]
 
 
 # --- parsing ------------------------------------------------------------------------------------

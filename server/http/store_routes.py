@@ -5,9 +5,12 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.routing import Route
 
+from server.domain import messages
 from server.domain.access import Role
+from server.domain.errors import ApiError
+from server.http import campusbite
 from server.http.body import read_body
-from server.http.requests import CreateStoreRequest, MenuItemPatch, MenuItemRequest
+from server.http.requests import CreateStoreRequest, MenuItemPatch, MenuItemRequest, StoreUpdateRequest
 from server.http.responses import ok
 from server.http.security import authenticate
 from server.services import catalog
@@ -16,7 +19,7 @@ from server.views import menu_item_view, store_view
 
 async def list_stores(request: Request):
     stores = await catalog.list_stores(include_inactive=False)
-    return ok([store_view(store) for store in stores])
+    return ok(campusbite.store_list([store_view(store) for store in stores], await campusbite.optional_caller(request)))
 
 
 async def get_store(request: Request):
@@ -28,14 +31,26 @@ async def create_store(request: Request):
     await authenticate(request, Role.ADMIN)
     body = await read_body(request, CreateStoreRequest)
     store = await catalog.create_store(name=body.name, location=body.location, upi_id=body.upi_id,
-                                       is_active=body.is_active)
+                                       is_active=body.is_active, description=body.description)
     return ok(store_view(store), status_code=201)
+
+
+async def update_store(request: Request):
+    """Edit a store, or open and close it: that store's staff, or an admin."""
+    principal = await authenticate(request)
+    store = await catalog.find_store(request.path_params["store_id"])
+    catalog.authorise_store_staff(principal, str(store.id))
+    changes = (await read_body(request, StoreUpdateRequest)).changes()
+    if not changes:
+        raise ApiError(400, messages.STORE_UPDATE_EMPTY)
+    store = await catalog.update_store(store, changes, request.app.state.runtime.broker)
+    return ok(store_view(store))
 
 
 async def get_menu(request: Request):
     store = await catalog.find_store(request.path_params["store_id"])
     items = await catalog.menu_of(store, include_unavailable=request.query_params.get("all") == "true")
-    return ok([menu_item_view(item) for item in items])
+    return ok(campusbite.menu_list([menu_item_view(item) for item in items], await campusbite.optional_caller(request)))
 
 
 async def add_menu_item(request: Request):
@@ -44,7 +59,7 @@ async def add_menu_item(request: Request):
     catalog.authorise_store_staff(principal, str(store.id))
     body = await read_body(request, MenuItemRequest)
     item = await catalog.add_menu_item(store, name=body.name, price_paise=body.price_paise, category=body.category,
-                                       is_available=body.is_available)
+                                       is_available=body.is_available, bus=request.app.state.runtime.broker)
     return ok(menu_item_view(item), status_code=201)
 
 
@@ -53,7 +68,7 @@ async def update_menu_item(request: Request):
     item = await catalog.find_menu_item(request.path_params["item_id"])
     catalog.authorise_store_staff(principal, str(item.store_id))
     body = await read_body(request, MenuItemPatch)
-    item = await catalog.update_menu_item(item, body.changes())
+    item = await catalog.update_menu_item(item, body.changes(), request.app.state.runtime.broker)
     return ok(menu_item_view(item))
 
 
@@ -61,6 +76,7 @@ routes = [
     Route("/api/stores", list_stores, methods=["GET"]),
     Route("/api/stores", create_store, methods=["POST"]),
     Route("/api/stores/{store_id}", get_store, methods=["GET"]),
+    Route("/api/stores/{store_id}", update_store, methods=["PATCH"]),
     Route("/api/stores/{store_id}/menu", get_menu, methods=["GET"]),
     Route("/api/stores/{store_id}/menu", add_menu_item, methods=["POST"]),
     Route("/api/menu/{item_id}", update_menu_item, methods=["PATCH"]),

@@ -54,10 +54,19 @@ class Order(UtcDocument):
     otp_locked_until: datetime | None = None
     is_otp_verified: bool = False
     picked_up_at: datetime | None = None
+    # "code" (the customer's code was checked) or "manual" (staff confirmed without it), and by whom.
+    pickup_method: str | None = None
+    picked_up_by: str | None = None
+    picked_up_by_name: str | None = None
     cancelled_at: datetime | None = None
     cancellation_reason: CancellationReason | None = None
     cancellation_note: str | None = None
     no_show_at: datetime | None = None
+    # An admin cleared a wrongly recorded no-show: `no_show_at` moves here, with who and why.
+    no_show_cleared_at: datetime | None = None
+    no_show_cleared_by: str | None = None
+    no_show_cleared_reason: str | None = None
+    no_show_recorded_at: datetime | None = None
     version: int = 1
     created_at: datetime
     updated_at: datetime

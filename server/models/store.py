@@ -10,6 +10,8 @@ from server.models.base import UtcDocument
 class Store(UtcDocument):
     name: str
     location: str
+    # Shown under the store's name on the customer pages; optional.
+    description: str | None = None
     upi_id: str
     is_active: bool = True
     created_at: datetime

@@ -18,7 +18,7 @@ from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
 from server.domain import messages
-from server.domain.access import Principal, Role
+from server.domain.access import CUSTOMER_ROLES, Principal, Role
 from server.domain.clock import SYSTEM_CLOCK, Clock, as_utc
 from server.domain.trust import TrustPolicy, TrustStanding, standing
 from server.domain.errors import ApiError
@@ -123,10 +123,13 @@ class AccountService:
         return user
 
     async def list_users(self, *, page: int, limit: int, role: str | None,
-                         search: str | None) -> tuple[list[User], int]:
+                         search: str | None, roles: tuple[str, ...] = ()) -> tuple[list[User], int]:
+        """A page of accounts, newest first: of `role` (or any of `roles`), matching `search`."""
         query: dict[str, Any] = {}
         if role:
             query["role"] = role
+        elif roles:
+            query["role"] = {"$in": list(roles)}
         if search:
             pattern = re.escape(search)
             query["$or"] = [{"email": {"$regex": pattern, "$options": "i"}},
@@ -320,3 +323,43 @@ class AccountService:
             latest = await collection.find(no_shows, {"no_show_at": 1}).sort("no_show_at", -1).limit(1).to_list()
             last = as_utc(latest[0]["no_show_at"]) if latest else None
         return standing(count, last, self._trust_policy, now or self._clock.now())
+
+    # --- the admin console: customers' no-shows -------------------------------------------------
+
+    async def customer(self, user_id: str) -> User:
+        """A student or faculty account; 404 for anyone else."""
+        user = await User.get(user_id) if ObjectId.is_valid(user_id) else None
+        if user is None or user.role not in CUSTOMER_ROLES:
+            raise ApiError(404, messages.CUSTOMER_NOT_FOUND)
+        return user
+
+    async def no_shows_of(self, user_id: str) -> list[Order]:
+        """Every no-show recorded against the customer, the cleared ones too, newest first."""
+        query = {"user_id": user_id, "$or": [{"no_show_at": {"$exists": True}},
+                                             {"no_show_cleared_at": {"$exists": True}}]}
+        return await Order.find(query).sort([("created_at", -1)]).limit(100).to_list()
+
+    async def clear_no_show(self, order_id: str, admin: Principal, reason: str) -> Order:
+        """Take back a wrongly recorded no-show: it stops counting towards the customer's trust, and
+        the order keeps when it was recorded, who cleared it, when and why."""
+        if not ObjectId.is_valid(order_id):
+            raise ApiError(404, messages.ORDER_NOT_FOUND)
+        now = self._clock.now()
+        collection = Order.get_pymongo_collection()
+        record = await collection.find_one({"_id": ObjectId(order_id)}, {"no_show_at": 1})
+        if record is None:
+            raise ApiError(404, messages.ORDER_NOT_FOUND)
+        if record.get("no_show_at") is None:
+            raise ApiError(409, messages.NO_SHOW_NOT_RECORDED)
+        # Matches only the no-show just read, so two admins clearing it at once clear it once.
+        result = await collection.update_one(
+            {"_id": ObjectId(order_id), "no_show_at": record["no_show_at"]},
+            {"$unset": {"no_show_at": ""},
+             "$set": {"no_show_recorded_at": record["no_show_at"], "no_show_cleared_at": now,
+                      "no_show_cleared_by": admin.user_id, "no_show_cleared_reason": reason}})
+        if result.modified_count != 1:
+            raise ApiError(409, messages.NO_SHOW_NOT_RECORDED)
+        order = await Order.get(order_id)
+        assert order is not None
+        log.info("admin %s cleared the no-show of order %s", admin.user_id, order_id)
+        return order

@@ -1,16 +1,30 @@
-"""Stores and their menus."""
+"""Stores and their menus, and the catalog event published whenever either changes.
+
+Each change of a store or one of its menu items publishes the store's whole menu on
+`catalog:{storeId}`, numbered by an atomic per-store counter taken after the write: a message
+with a higher `revision` always holds every change of the lower ones, so a page that keeps the
+highest revision it saw never goes back, however many processes publish at once.
+"""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import orjson
 from bson import ObjectId
+from pymongo import ReturnDocument
 
 from server.domain import messages
 from server.domain.access import Principal, may_run_store
 from server.domain.clock import utcnow
 from server.domain.errors import ApiError
-from server.models import MenuItem, Store
+from server.models import Counter, MenuItem, Store
+from server.services.bus import MessageBus
+from server.services.changes import catalog_channel
+from server.views import menu_item_view, store_view
+
+log = logging.getLogger("orderpulse.catalog")
 
 
 async def find_store(store_id: str) -> Store:
@@ -31,9 +45,26 @@ async def list_stores(include_inactive: bool) -> list[Store]:
     return await Store.find(query).sort("name").to_list()
 
 
-async def create_store(name: str, location: str, upi_id: str, is_active: bool) -> Store:
-    store = Store(name=name, location=location, upi_id=upi_id, is_active=is_active, created_at=utcnow())
+async def create_store(name: str, location: str, upi_id: str, is_active: bool,
+                       description: str | None = None) -> Store:
+    store = Store(name=name, location=location, description=description, upi_id=upi_id, is_active=is_active,
+                  created_at=utcnow())
     return await store.insert()
+
+
+async def update_store(store: Store, changes: dict[str, Any], bus: MessageBus) -> Store:
+    """Set `changes` (stored names; a None `description` removes it) and publish the change."""
+    if changes:
+        unset = {name: "" for name, value in changes.items() if value is None}
+        update: dict[str, Any] = {"$set": {name: value for name, value in changes.items() if value is not None}}
+        if unset:
+            update["$unset"] = unset
+        if not update["$set"]:
+            del update["$set"]
+        await Store.get_pymongo_collection().update_one({"_id": store.id}, update)
+        store = store.model_copy(update=changes)
+        await publish_store_changed(bus, str(store.id))
+    return store
 
 
 async def menu_of(store: Store, include_unavailable: bool) -> list[MenuItem]:
@@ -44,11 +75,13 @@ async def menu_of(store: Store, include_unavailable: bool) -> list[MenuItem]:
 
 
 async def add_menu_item(store: Store, name: str, price_paise: int, category: str | None,
-                        is_available: bool) -> MenuItem:
+                        is_available: bool, bus: MessageBus) -> MenuItem:
     now = utcnow()
     item = MenuItem(store_id=str(store.id), name=name, price_paise=price_paise, category=category,
                     is_available=is_available, created_at=now, updated_at=now)
-    return await item.insert()
+    item = await item.insert()
+    await publish_store_changed(bus, str(store.id))
+    return item
 
 
 async def find_menu_item(item_id: str) -> MenuItem:
@@ -58,9 +91,45 @@ async def find_menu_item(item_id: str) -> MenuItem:
     return item
 
 
-async def update_menu_item(item: MenuItem, changes: dict[str, Any]) -> MenuItem:
+async def update_menu_item(item: MenuItem, changes: dict[str, Any], bus: MessageBus) -> MenuItem:
     if changes:
         changes["updated_at"] = utcnow()
         await MenuItem.get_pymongo_collection().update_one({"_id": item.id}, {"$set": changes})
         item = item.model_copy(update=changes)
+        await publish_store_changed(bus, item.store_id)
     return item
+
+
+async def _catalog_revision(store_id: str, bump: bool) -> int:
+    counter_id = f"catalog:{store_id}"
+    collection = Counter.get_pymongo_collection()
+    if not bump:
+        document = await collection.find_one({"_id": counter_id})
+        return int(document["seq"]) if document else 0
+    document = await collection.find_one_and_update(
+        {"_id": counter_id}, {"$inc": {"seq": 1}}, upsert=True, return_document=ReturnDocument.AFTER)
+    return int(document["seq"])
+
+
+async def menu_snapshot(store_id: str, *, bump: bool = False) -> dict[str, Any] | None:
+    """The store and its whole menu (sold-out items too) with the catalog revision it holds;
+    None when there is no such store. `bump` takes a new revision first (a change was written)."""
+    revision = await _catalog_revision(store_id, bump)
+    store = await Store.get(store_id) if ObjectId.is_valid(store_id) else None
+    if store is None:
+        return None
+    items = await MenuItem.find({"store_id": store_id}).sort("name").to_list()
+    return {"storeId": store_id, "revision": revision, "store": store_view(store),
+            "menu": [menu_item_view(item) for item in items]}
+
+
+async def publish_store_changed(bus: MessageBus, store_id: str) -> None:
+    """Tell every process's menu watchers that this store or its menu changed (call after the
+    write). A failed publish is logged, not raised: the write stands, and a page that missed it
+    catches up on its next reconnect's snapshot."""
+    try:
+        snapshot = await menu_snapshot(store_id, bump=True)
+        if snapshot is not None:
+            await bus.publish([catalog_channel(store_id)], orjson.dumps(snapshot))
+    except Exception:
+        log.warning("catalog change of store %s was not published", store_id)

@@ -62,3 +62,13 @@ class ChangeMessage:
     @property
     def store_id(self) -> str:
         return self.order["storeId"]
+
+
+def customer_channel(user_id: str) -> str:
+    """Every change of one customer's orders, new ones included ("My orders")."""
+    return f"customer:{user_id}"
+
+
+def catalog_channel(store_id: str) -> str:
+    """A store's details or menu changed: carries the whole menu (`server.services.catalog`)."""
+    return f"catalog:{store_id}"

@@ -1,0 +1,118 @@
+"""`/api/admin/*` beyond accounts: every store, customers' trust and no-shows, partner clients.
+Admins only; anyone else gets a 403 and nothing else."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.routing import Route
+
+from server.domain import messages
+from server.domain.access import CUSTOMER_ROLES, Role
+from server.domain.clock import iso_z
+from server.domain.errors import ApiError
+from server.http.body import query_int, read_body
+from server.http.requests import AdminClientRequest, ClearNoShowRequest
+from server.http.responses import ok
+from server.http.security import authenticate
+from server.services import catalog, partners
+from server.views import store_view, user_view
+
+MAX_SEARCH = 100
+
+
+def _accounts(request: Request):
+    return request.app.state.runtime.accounts
+
+
+async def list_all_stores(request: Request):
+    """Every store, closed ones too, by name."""
+    await authenticate(request, Role.ADMIN)
+    return ok([store_view(store) for store in await catalog.list_stores(include_inactive=True)])
+
+
+async def _customer_view(request: Request, user) -> dict[str, Any]:
+    standing = await _accounts(request).trust_standing(str(user.id))
+    return {**user_view(user), "isActive": user.is_active, "trustTier": standing.tier.value,
+            "noShowCount": standing.no_show_count, "orderingRestrictedUntil": iso_z(standing.restricted_until)}
+
+
+async def list_customers(request: Request):
+    """Students and faculty, newest first, with their trust standing: `?search=`, paginated."""
+    await authenticate(request, Role.ADMIN)
+    page = query_int(request.query_params.get("page"), "page", 1, 1, 10_000)
+    limit = query_int(request.query_params.get("limit"), "limit", 20, 1, 100)
+    search = (request.query_params.get("search") or "").strip() or None
+    if search is not None and len(search) > MAX_SEARCH:
+        raise ApiError(400, messages.QUERY_TOO_LONG.format(name="search", maximum=MAX_SEARCH))
+    users, total = await _accounts(request).list_users(page=page, limit=limit, role=None, search=search,
+                                                       roles=CUSTOMER_ROLES)
+    return ok({"customers": [await _customer_view(request, user) for user in users], "page": page,
+               "limit": limit, "total": total, "pages": (total + limit - 1) // limit})
+
+
+def _no_show_view(order) -> dict[str, Any]:
+    cleared = order.no_show_cleared_at is not None and order.no_show_at is None
+    return {"orderId": str(order.id), "orderNumber": order.order_number, "storeId": order.store_id,
+            "recordedAt": iso_z(order.no_show_recorded_at if cleared else order.no_show_at),
+            "clearedAt": iso_z(order.no_show_cleared_at) if cleared else None,
+            "clearedBy": order.no_show_cleared_by if cleared else None,
+            "clearedReason": order.no_show_cleared_reason if cleared else None}
+
+
+async def customer_no_shows(request: Request):
+    """One customer's standing and every no-show recorded against them, cleared ones included."""
+    await authenticate(request, Role.ADMIN)
+    accounts = _accounts(request)
+    user = await accounts.customer(request.path_params["user_id"])
+    orders = await accounts.no_shows_of(str(user.id))
+    return ok({"customer": await _customer_view(request, user), "noShows": [_no_show_view(o) for o in orders]})
+
+
+async def clear_no_show(request: Request):
+    """Clear a wrongly recorded no-show, with the admin's reason; the customer's trust follows."""
+    admin = await authenticate(request, Role.ADMIN)
+    body = await read_body(request, ClearNoShowRequest)
+    accounts = _accounts(request)
+    order = await accounts.clear_no_show(request.path_params["order_id"], admin, body.reason)
+    user = await accounts.customer(order.user_id)
+    return ok({"noShow": _no_show_view(order), "customer": await _customer_view(request, user)},
+              message=messages.NO_SHOW_CLEARED)
+
+
+def _client_view(client) -> dict[str, Any]:
+    return {"clientId": client.client_id, "name": client.name, "isActive": client.is_active,
+            "createdAt": iso_z(client.created_at), "revokedAt": iso_z(client.revoked_at)}
+
+
+async def list_clients(request: Request):
+    await authenticate(request, Role.ADMIN)
+    return ok([_client_view(client) for client in await partners.list_clients()])
+
+
+async def create_client(request: Request):
+    await authenticate(request, Role.ADMIN)
+    body = await read_body(request, AdminClientRequest)
+    return ok(_client_view(await partners.create_client(body.name)), status_code=201)
+
+
+async def revoke_client(request: Request):
+    """Revoke a partner client id: its next `/v1` request is refused, on every process."""
+    await authenticate(request, Role.ADMIN)
+    client_id = request.path_params["client_id"]
+    client = await partners.revoke_client(client_id) if len(client_id) <= partners.MAX_CLIENT_ID_LENGTH else None
+    if client is None:
+        raise ApiError(404, messages.CLIENT_NOT_FOUND)
+    return ok(_client_view(client), message=messages.CLIENT_REVOKED)
+
+
+routes = [
+    Route("/api/admin/stores", list_all_stores, methods=["GET"]),
+    Route("/api/admin/customers", list_customers, methods=["GET"]),
+    Route("/api/admin/customers/{user_id}/no-shows", customer_no_shows, methods=["GET"]),
+    Route("/api/admin/orders/{order_id}/clear-no-show", clear_no_show, methods=["POST"]),
+    Route("/api/admin/clients", list_clients, methods=["GET"]),
+    Route("/api/admin/clients", create_client, methods=["POST"]),
+    Route("/api/admin/clients/{client_id}/revoke", revoke_client, methods=["POST"]),
+]
