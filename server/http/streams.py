@@ -121,8 +121,19 @@ async def store_events(request: Request):
     return await _event_stream(request, lambda hub, sub: hub.subscribe_store(sub, store_id))
 
 
+async def menu_events(request: Request):
+    """A store's menu as it changes; public, like the menu itself (no caller to authenticate)."""
+    runtime = request.app.state.runtime
+    stream = await sse.open_menu_stream(runtime.hub.catalog, request.path_params["store_id"],
+                                        runtime.settings.sse_heartbeat_seconds)
+    if stream is None:
+        raise ApiError(404, messages.STORE_NOT_FOUND)
+    return stream
+
+
 routes = [
     WebSocketRoute("/ws", WebSocketApp()),
     Route("/api/orders/{order_id}/events", order_events, methods=["GET"]),
     Route("/api/stores/{store_id}/events", store_events, methods=["GET"]),
+    Route("/api/stores/{store_id}/menu/events", menu_events, methods=["GET"]),
 ]

@@ -34,6 +34,7 @@ class Subscriber:
         self.sees_kitchen = sees_kitchen_view(principal)
         self.order_ids: set[str] = set()
         self.store_ids: set[str] = set()
+        self.customer_ids: set[str] = set()  # only ever the caller's own id ("My orders")
         self.sent_versions: dict[str, int] = {}
         self._render = render
         self._render_snapshot = render_snapshot

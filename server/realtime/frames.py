@@ -34,12 +34,14 @@ class FrameRefused(Exception):
 
 @dataclass(frozen=True, slots=True)
 class ClientFrame:
-    """One checked client frame: `ping`, `auth`, `subscribe` or `unsubscribe`, with what it names."""
+    """One checked client frame: `ping`, `auth`, `subscribe` or `unsubscribe`, with what it names
+    (`orderIds`, `storeId`, or `mine`)."""
 
     type: str
     id: Any = None
     order_ids: list[str] | None = None
     store_id: str | None = None
+    mine: bool = False  # the caller's own orders, new ones included
     token: str | None = None
 
 
@@ -57,6 +59,10 @@ def parse(text: str | None) -> ClientFrame:
     if kind == "ping":
         return ClientFrame("ping", frame_id)
     if kind in ("subscribe", "unsubscribe"):
+        if "mine" in frame:
+            if frame["mine"] is not True or "orderIds" in frame or "storeId" in frame:
+                raise FrameRefused(messages.WS_MINE_ALONE, frame_id)
+            return ClientFrame(kind, frame_id, mine=True)
         order_ids, store_id = _targets(frame, frame_id)
         return ClientFrame(kind, frame_id, order_ids=order_ids, store_id=store_id)
     if kind == "auth":

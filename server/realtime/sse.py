@@ -12,6 +12,7 @@ from server import metrics
 from server.config import Settings
 from server.domain.access import Principal
 from server.realtime import frames
+from server.realtime.catalog_feed import CatalogFeed
 from server.realtime.client import Subscriber
 from server.realtime.events import OrderChange
 from server.realtime.hub import Hub
@@ -49,11 +50,13 @@ class EventStream(StreamingResponse):
 
 
 async def open_stream(hub: Hub, settings: Settings, principal: Principal, subscribe: Subscribe,
-                      resume_from: int | None) -> EventStream:
+                      resume_from: int | None, render: Callable[[OrderChange, bool], str] = render_event,
+                      render_first: Callable[[list[dict[str, Any]], Any], str] = render_snapshot) -> EventStream:
     """The stream of what `subscribe` watches for `principal`, from its snapshot on; a resume
     (`resume_from`, the client's Last-Event-ID) of one order already current sends no snapshot.
-    SubscriptionRefused passes through, with nothing left attached."""
-    subscriber = Subscriber(principal, settings.ws_queue_size, render_event, render_snapshot)
+    SubscriptionRefused passes through, with nothing left attached. `render` and `render_first`
+    write its events and snapshots (another client's event format: server/http/campusbite.py)."""
+    subscriber = Subscriber(principal, settings.ws_queue_size, render, render_first)
     heartbeat = settings.sse_heartbeat_seconds
 
     async def stream():
@@ -90,3 +93,26 @@ async def open_stream(hub: Hub, settings: Settings, principal: Principal, subscr
     except BaseException:
         await hub.detach(subscriber)
         raise
+
+
+async def open_menu_stream(feed: CatalogFeed, store_id: str, heartbeat_seconds: float) -> EventStream | None:
+    """One store's menu: a `menu` event now and after every change (each the whole menu, its
+    `id` the catalog revision); None when there is no such store."""
+    watcher = await feed.watch(store_id)
+    if watcher is None:
+        return None
+
+    async def stream():
+        metrics.SSE_STREAMS_OPEN.inc()
+        try:
+            yield f"retry: {RETRY_MILLISECONDS}\n\n"
+            while not watcher.closed:
+                payload = await watcher.next_menu(heartbeat_seconds)
+                if payload is None:
+                    yield ": heartbeat\n\n"
+                else:
+                    yield f"event: menu\nid: {watcher.revision}\ndata: {payload.decode()}\n\n"
+        finally:
+            metrics.SSE_STREAMS_OPEN.dec()
+
+    return EventStream(stream(), release=lambda: feed.unwatch(watcher))

@@ -22,7 +22,7 @@ from server.domain.clock import SYSTEM_CLOCK, Clock
 from server.services.outage import UNREACHABLE, OutageLog
 from server.models import Order
 from server.services.bus import MessageBus
-from server.services.changes import encode_change, order_channel, store_channel
+from server.services.changes import customer_channel, encode_change, order_channel, store_channel
 
 log = logging.getLogger("orderpulse.publishing")
 
@@ -50,7 +50,8 @@ class ChangePublisher:
         """Hand one change to the bus; False (mark kept for the relay) when the bus failed."""
         try:
             await self._bus.publish(
-                [order_channel(str(order.id)), store_channel(str(order.store_id))],
+                [order_channel(str(order.id)), store_channel(str(order.store_id)),
+                 customer_channel(str(order.user_id))],
                 encode_change(order, "created" if created else "updated"),
             )
         except Exception:

@@ -171,7 +171,7 @@ class SseWatcher(OrderBook):
         return self
 
     async def _stream(self, url: str, token: str, last_event_id: str | None) -> None:
-        headers = {"Authorization": f"Bearer {token}"}
+        headers = {"Authorization": f"Bearer {token}"} if token else {}  # "": a public stream
         if last_event_id is not None:
             headers["Last-Event-ID"] = last_event_id
         async with httpx.AsyncClient(timeout=httpx.Timeout(10, read=None)) as client, \

@@ -1,0 +1,132 @@
+"""Menu watchers: pages that follow one store's menu, fed by its `catalog:{storeId}` messages.
+
+Each catalog message is the store's whole menu (server/services/catalog.py), so a watcher keeps
+only the newest revision it has not sent yet: a slow page skips straight to the current menu
+and memory per watcher is one message. The broker is asked once per watched store, and after
+a broker reconnect every watched store's menu is read again (a change may have been missed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+
+from server.realtime.broker import Broker
+from server.services.changes import catalog_channel
+
+log = logging.getLogger("orderpulse.catalog_feed")
+
+ReadMenu = Callable[[str], Awaitable[dict[str, Any] | None]]
+"""The store's menu snapshot now (None: no such store)."""
+
+
+class MenuWatcher:
+    """One page's view of one store's menu: the newest unsent message, and a wake-up."""
+
+    def __init__(self, store_id: str) -> None:
+        self.store_id = store_id
+        self.revision = -1
+        self._pending: bytes | None = None
+        self._ready = asyncio.Event()
+        self.closed = False
+
+    def offer(self, revision: int, payload: bytes) -> None:
+        if self.closed or revision <= self.revision:
+            return
+        self.revision = revision
+        self._pending = payload
+        self._ready.set()
+
+    async def next_menu(self, timeout: float) -> bytes | None:
+        """The next menu to send, or None after `timeout` with nothing new (or once closed)."""
+        if self._pending is None and not self.closed:
+            self._ready.clear()
+            try:
+                await asyncio.wait_for(self._ready.wait(), timeout)
+            except TimeoutError:
+                return None
+        payload, self._pending = self._pending, None
+        return payload
+
+    def close(self) -> None:
+        self.closed = True
+        self._ready.set()
+
+
+class CatalogFeed:
+    def __init__(self, broker: Broker, read_menu: ReadMenu) -> None:
+        self._broker = broker
+        self._read_menu = read_menu
+        self._watchers: dict[str, set[MenuWatcher]] = defaultdict(set)
+        self._resync: asyncio.Task[None] | None = None
+        broker.on_connection_change(self._connection_changed)
+
+    async def watch(self, store_id: str) -> MenuWatcher | None:
+        """Start following a store's menu, with its current menu already offered; None (and
+        nothing left watching) when there is no such store."""
+        watcher = MenuWatcher(store_id)
+        watchers = self._watchers[store_id]
+        watchers.add(watcher)
+        try:
+            if len(watchers) == 1:
+                await self._broker.subscribe(catalog_channel(store_id), self._on_message)
+            # Read after listening, so no change can fall between the read and the subscription.
+            snapshot = await self._read_menu(store_id)
+        except BaseException:
+            await self.unwatch(watcher)
+            raise
+        if snapshot is None:
+            await self.unwatch(watcher)
+            return None
+        watcher.offer(snapshot["revision"], orjson.dumps(snapshot))
+        return watcher
+
+    async def unwatch(self, watcher: MenuWatcher) -> None:
+        watcher.close()
+        watchers = self._watchers.get(watcher.store_id)
+        if watchers is None or watcher not in watchers:
+            return
+        watchers.discard(watcher)
+        if not watchers:
+            del self._watchers[watcher.store_id]
+            await self._broker.unsubscribe(catalog_channel(watcher.store_id), self._on_message)
+
+    def stop(self) -> None:
+        if self._resync is not None:
+            self._resync.cancel()
+        for watchers in self._watchers.values():
+            for watcher in watchers:
+                watcher.close()
+
+    def _on_message(self, channel: str, payload: bytes) -> None:
+        store_id = channel.partition(":")[2]
+        watchers = self._watchers.get(store_id)
+        if not watchers:
+            return
+        revision = orjson.loads(payload)["revision"]
+        for watcher in tuple(watchers):
+            watcher.offer(revision, payload)
+
+    def _connection_changed(self, connected: bool) -> None:
+        if connected and self._watchers:
+            if self._resync is not None and not self._resync.done():
+                self._resync.cancel()
+            self._resync = asyncio.create_task(self._read_again(list(self._watchers)))
+
+    async def _read_again(self, store_ids: list[str]) -> None:
+        for store_id in store_ids:
+            try:
+                snapshot = await self._read_menu(store_id)
+            except Exception:
+                log.warning("could not re-read the menu of store %s after a broker reconnect", store_id)
+                continue
+            if snapshot is not None:
+                payload = orjson.dumps(snapshot)
+                for watcher in tuple(self._watchers.get(store_id, ())):
+                    watcher.offer(snapshot["revision"], payload)
+
