@@ -116,6 +116,8 @@ def order_detail(order: Order, pickup_otp: str | None) -> dict[str, Any]:
         requiresCommitment=order.requires_commitment,
         commitmentConfirmedAt=iso_z(order.commitment_confirmed_at),
         paidAt=iso_z(order.paid_at),
+        acceptedAt=iso_z(order.accepted_at),
+        preparingAt=iso_z(order.preparing_at),
         readyAt=iso_z(order.ready_at),
         readyExpiresAt=iso_z(order.ready_expires_at),
         isOtpVerified=order.is_otp_verified,

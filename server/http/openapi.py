@@ -111,7 +111,8 @@ ORDER_SUMMARY = {
     "store": obj({"id": OID, "name": STR, "location": STR}), "createdAt": TIME, "updatedAt": TIME,
 }
 ORDER_DETAIL_EXTRA = {
-    "requiresCommitment": BOOL, "commitmentConfirmedAt": NTIME, "paidAt": NTIME, "readyAt": NTIME,
+    "requiresCommitment": BOOL, "commitmentConfirmedAt": NTIME, "paidAt": NTIME, "acceptedAt": NTIME,
+    "preparingAt": NTIME, "readyAt": NTIME,
     "readyExpiresAt": NTIME, "isOtpVerified": BOOL, "pickedUpAt": NTIME, "cancelledAt": NTIME,
     "cancellationReason": REASON, "customerFirstName": STR, "version": INT,
 }

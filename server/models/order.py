@@ -47,6 +47,7 @@ class Order(UtcDocument):
     commitment_deadline_at: datetime | None = None
     paid_at: datetime | None = None
     accepted_at: datetime | None = None
+    preparing_at: datetime | None = None  # when the store started preparing (processing)
     ready_at: datetime | None = None
     ready_expires_at: datetime | None = None
     otp_nonce: str | None = None

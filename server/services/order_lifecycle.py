@@ -125,6 +125,8 @@ class OrderLifecycle:
         elif target == OrderStatus.READY:
             changes.update(ready_at=now, ready_expires_at=now + self._settings.ready_timeout,
                            otp_nonce=new_nonce(), otp_failed_attempts=0)
+        elif target == OrderStatus.PROCESSING:
+            changes["preparing_at"] = now
         elif target == OrderStatus.CANCELLED:
             changes.update(cancelled_at=now, cancellation_reason=CancellationReason.STORE_CANCELLED,
                            cancellation_note=note)
