@@ -13,6 +13,8 @@ REQUEST_SECONDS = Histogram(
 DB_COMMANDS = Counter("orderpulse_db_commands_total", "MongoDB commands sent, by command name.", ["command"])
 POLL_CACHE = Counter("orderpulse_poll_cache_total", "poll-status answers by source.", ["source"])
 DEADLINES_ENFORCED = Counter("orderpulse_deadlines_enforced_total", "Orders cancelled by a deadline.", ["reason"])
+PICKUPS = Counter("orderpulse_pickups_total", "Orders handed over, by how: the customer's code or staff by hand.",
+                  ["method"])
 EVENTS_PUBLISHED = Counter("orderpulse_events_published_total", "Order changes published to the broker.")
 OUTBOX_REPUBLISHED = Counter("orderpulse_outbox_republished_total", "Changes republished by the outbox relay.")
 

@@ -24,7 +24,8 @@ async def test_watch_tier_confirms_once(api_factory, clock):
     response = await api.post(f"/api/orders/{order['id']}/confirm-commitment", customer)
     assert response.status_code == 200
     body = response.json()
-    assert list(body) == ["success", "message", "order"]
+    # Seed 003's body, and beside it `data.order` for CampusBite's web client (tests/test_campusbite_compat.py).
+    assert list(body) == ["success", "message", "order", "data"]
     assert body["message"] == "Commitment confirmed. Your order will be processed."
     assert list(body["order"]) == ["id", "orderNumber", "status", "requiresCommitment", "commitmentConfirmedAt",
                                    "commitmentDeadline", "totalAmount", "paymentStatus"]

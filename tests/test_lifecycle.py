@@ -63,13 +63,17 @@ async def test_payment_can_be_set_only_once(api):
     assert response.json()["message"] == "Payment status is already success."
 
 
-async def test_accepting_needs_verified_payment(api):
+async def test_an_unpaid_order_can_be_accepted_but_not_handed_over(api):
+    """CampusBite's counter flow (README): accept, prepare and ready before payment; pickup waits for it."""
     store = await api.store()
     customer = await api.customer()
     order = await api.place_order(customer, store)
-    response = await api.patch(f"/api/orders/{order['id']}/status", store.staff, json={"status": "accepted"})
+    response = await api.advance(store, order["id"], "accepted", "processing", "ready")
+    assert response.json()["data"]["paymentStatus"] == "pending"
+    otp = await api.otp_of(customer, order["id"])
+    response = await api.post(f"/api/orders/{order['id']}/verify-otp", store.staff, json={"otp": otp})
     assert response.status_code == 400
-    assert response.json()["message"] == "Payment must be verified before the order can be accepted."
+    assert response.json()["message"] == "Payment must be confirmed before the order is picked up."
 
 
 async def test_skipping_ahead_is_refused_and_stale_moves_conflict(api):
@@ -173,13 +177,13 @@ async def test_listing_is_scoped_paginated_and_newest_first(api):
     alice, bob = await api.customer(), await api.customer()
     mine = [await api.place_order(alice, store) for _ in range(3)]
     await api.place_order(bob, other_store)
-    page = (await api.get("/api/orders?limit=2&page=1", alice)).json()["data"]
-    assert (page["total"], page["pages"], len(page["orders"])) == (3, 2, 2)
-    assert [o["id"] for o in page["orders"]] == [mine[2]["id"], mine[1]["id"]]
+    page = (await api.get("/api/orders?limit=2&page=1", alice)).json()
+    assert page["pagination"] == {"total": 3, "page": 1, "limit": 2, "totalPages": 2} and len(page["data"]) == 2
+    assert [o["id"] for o in page["data"]] == [mine[2]["id"], mine[1]["id"]]
     staff_view = (await api.get("/api/orders?status=placed,accepted", store.staff)).json()["data"]
-    assert {o["id"] for o in staff_view["orders"]} == {o["id"] for o in mine}
-    other_view = (await api.get("/api/orders", other_store.staff)).json()["data"]
-    assert other_view["total"] == 1
+    assert {o["id"] for o in staff_view} == {o["id"] for o in mine}
+    other_view = (await api.get("/api/orders", other_store.staff)).json()
+    assert other_view["pagination"]["total"] == 1
     assert (await api.get("/api/orders?status=eaten", alice)).status_code == 400
     assert (await api.get("/api/orders?limit=500", alice)).status_code == 400
 

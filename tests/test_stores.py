@@ -62,7 +62,7 @@ async def test_checkout_session_shape(api):
     assert data["expiresInSeconds"] == 900 and data["totalAmount"] == 289.5
     assert data["noShowPolicy"] == {"trustTier": "good", "noShowCount": 0, "requiresCommitment": False,
                                     "commitmentWindowMinutes": 4, "unpaidTimeoutMinutes": 8,
-                                    "readyTimeoutMinutes": 20}
+                                    "readyTimeoutMinutes": 20, "requiresCommitmentBeforePrep": False}
     assert data["payment"]["mode"] == "direct_store_upi"
     assert data["payment"]["upiLink"].startswith("upi://pay?pa=") and "am=289.50" in data["payment"]["upiLink"]
 

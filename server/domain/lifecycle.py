@@ -47,5 +47,23 @@ def can_store_move(current: OrderStatus, target: OrderStatus) -> bool:
     return target in STORE_TRANSITIONS[current]
 
 
+# CampusBite's counter flow: a store may accept, prepare and ready an order whose UPI payment it
+# has not verified yet, and confirm the payment when the customer is at the counter. The guard:
+# payment stays open while the order is active, and nothing is handed over unpaid.
+def payment_open(current: OrderStatus) -> bool:
+    """Whether the store may still record the payment (success or failure)."""
+    return current not in TERMINAL
+
+
+def may_hand_over(payment: PaymentStatus) -> bool:
+    """An order is picked up only once its payment is verified, by code or by hand."""
+    return payment == PaymentStatus.SUCCESS
+
+
+class PickupMethod(StrEnum):
+    CODE = "code"  # the customer's pickup code was checked
+    MANUAL = "manual"  # staff confirmed the pickup without the code (the customer's phone died)
+
+
 def needs_commitment(requires_commitment: bool, is_confirmed: bool) -> bool:
     return requires_commitment and not is_confirmed

@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from server.domain import messages
-from server.domain.access import Role, may_place_orders
+from server.domain.access import CUSTOMER_ROLES, Role
 from server.domain.clock import iso_z
 from server.domain.errors import ApiError
 from server.http.body import query_int, read_body
@@ -21,7 +21,20 @@ def _runtime(request: Request):
 
 async def _session(request: Request, user, status_code: int = 200):
     tokens = await _runtime(request).accounts.issue_session(user)
-    return ok({**tokens, "user": user_view(user)}, status_code=status_code)
+    return ok({**tokens, "user": await _profile(request, user)}, status_code=status_code)
+
+
+async def _profile(request: Request, user) -> dict:
+    """The user with their trust standing (customers; staff and admins have none), as signing in,
+    refreshing and `/api/users/me` answer it: CampusBite's clients read the standing from `user`."""
+    profile = user_view(user)
+    if user.role in CUSTOMER_ROLES:
+        standing = await _runtime(request).accounts.trust_standing(str(user.id))
+        profile.update(trustTier=standing.tier.value, noShowCount=standing.no_show_count,
+                       orderingRestrictedUntil=iso_z(standing.restricted_until))
+    else:
+        profile.update(trustTier=None, noShowCount=0, orderingRestrictedUntil=None)
+    return profile
 
 
 async def register(request: Request):
@@ -46,7 +59,7 @@ async def login(request: Request):
 async def refresh(request: Request):
     body = await read_body(request, RefreshRequest)
     user, tokens = await _runtime(request).accounts.refresh(body.refresh_token)
-    return ok({**tokens, "user": user_view(user)})
+    return ok({**tokens, "user": await _profile(request, user)})
 
 
 async def logout(request: Request):
@@ -59,14 +72,7 @@ async def me(request: Request):
     principal = await authenticate(request)
     runtime = _runtime(request)
     user = await runtime.accounts.current_user(principal)
-    profile = user_view(user)
-    if may_place_orders(principal):
-        standing = await runtime.accounts.trust_standing(str(user.id))
-        profile.update(trustTier=standing.tier.value, noShowCount=standing.no_show_count,
-                       orderingRestrictedUntil=iso_z(standing.restricted_until))
-    else:
-        profile.update(trustTier=None, noShowCount=0, orderingRestrictedUntil=None)
-    return ok(profile)
+    return ok(await _profile(request, user))
 
 
 async def create_user(request: Request):

@@ -13,8 +13,8 @@ from pydantic import BaseModel, ConfigDict, create_model
 from pydantic.json_schema import GenerateJsonSchema
 
 from server.domain.access import Role
-from server.domain.lifecycle import CancellationReason, OrderStatus, PaymentStatus
-from server.http import requests
+from server.domain.lifecycle import CancellationReason, OrderStatus, PaymentStatus, PickupMethod
+from server.http import campusbite, requests
 from server.views import EVENT_SHAPE, LEAN_SHAPE, ShapeField
 
 STR = {"type": "string"}
@@ -115,6 +115,16 @@ ORDER_DETAIL_EXTRA = {
     "preparingAt": NTIME, "readyAt": NTIME,
     "readyExpiresAt": NTIME, "isOtpVerified": BOOL, "pickedUpAt": NTIME, "cancelledAt": NTIME,
     "cancellationReason": REASON, "customerFirstName": STR, "version": INT,
+    "pickupMethod": {"type": ["string", "null"], "enum": [m.value for m in PickupMethod] + [None]},
+    "pickedUpBy": {"oneOf": [{"type": "null"}, obj({"id": OID, "name": STR}, closed=True)],
+                   "description": "the staff member who handed the order over"},
+}
+PICKUP_OTP = {"type": "string", "pattern": "^[0-9]{6}$"}
+# CampusBite's names of the same fields (server/http/campusbite.py), each typed as its source.
+_ORDER_FIELDS = {**ORDER_SUMMARY, **ORDER_DETAIL_EXTRA}
+CAMPUSBITE_ORDER = {
+    **{alias: _ORDER_FIELDS[source] for alias, source in campusbite.ORDER_ALIASES.items()},
+    **{alias: _ORDER_FIELDS["store"]["properties"][source] for alias, source in campusbite.STORE_ALIASES.items()},
 }
 
 SCHEMAS: dict[str, Any] = {
@@ -140,23 +150,25 @@ SCHEMAS: dict[str, Any] = {
     "MenuItem": obj({"id": OID, "storeId": OID, "name": STR, "price": MONEY, "category": NSTR,
                      "isAvailable": BOOL, "createdAt": TIME, "updatedAt": TIME}),
     "OrderSummary": obj(ORDER_SUMMARY, closed=True),
-    "Order": obj({**ORDER_SUMMARY, **ORDER_DETAIL_EXTRA}, {"pickupOtp": {"type": "string", "pattern": "^[0-9]{6}$"}},
-                 closed=True),
-    "OrderPage": obj({"orders": {"type": "array", "items": ref("Order")}, "page": INT, "limit": INT,
-                      "total": INT, "pages": INT}),
+    "Order": obj({**ORDER_SUMMARY, **ORDER_DETAIL_EXTRA, **CAMPUSBITE_ORDER},
+                 {"pickupOtp": PICKUP_OTP, **{alias: PICKUP_OTP for alias in campusbite.OTP_ALIASES}}, closed=True),
+    "OrderPage": obj({"success": {"const": True}, "data": {"type": "array", "items": ref("Order")},
+                      "pagination": obj({"total": INT, "page": INT, "limit": INT, "totalPages": INT})}),
     "CheckoutSession": obj({
         "checkoutToken": STR, "paymentReference": STR, "expiresInSeconds": INT, "totalAmount": MONEY,
         "items": {"type": "array", "items": ORDER_ITEM}, "specialInstructions": NSTR,
         "store": obj({"id": OID, "name": STR, "location": STR, "upiId": STR}),
         "noShowPolicy": obj({"trustTier": {"enum": ["good", "watch", "restricted"]}, "noShowCount": INT,
-                             "requiresCommitment": BOOL, "commitmentWindowMinutes": {"type": "number"},
+                             "requiresCommitment": BOOL, "requiresCommitmentBeforePrep": BOOL,
+                             "commitmentWindowMinutes": {"type": "number"},
                              "unpaidTimeoutMinutes": {"type": "number"}, "readyTimeoutMinutes": {"type": "number"}}),
         "payment": obj({"mode": {"const": "direct_store_upi"}, "upiLink": STR}),
     }),
     "Commitment": obj({"success": {"const": True}, "message": STR, "order": obj({
         "id": OID, "orderNumber": STR, "status": ORDER_STATUS, "requiresCommitment": BOOL,
         "commitmentConfirmedAt": NTIME, "commitmentDeadline": NTIME, "totalAmount": MONEY,
-        "paymentStatus": PAYMENT_STATUS}, closed=True)}, closed=True),
+        "paymentStatus": PAYMENT_STATUS}, closed=True),
+        "data": obj({"order": ref("Order")}, closed=True)}, closed=True),
     "PartnerOrder": obj({
         "requestId": STR, "orderId": OID, "status": {"enum": ["STARTED", "COMPLETED", "FAILED", "EXPIRED"]},
         "paidAt": NSTR, "metadata": obj({"paymentId": NSTR, "txHash": {"type": "null"}, "note": NSTR})}),
@@ -227,6 +239,15 @@ def openapi_document() -> dict[str, Any]:
                                         body=requests.RefreshRequest)},
         "/api/users/me": {"get": op("The caller's profile and trust tier", {"200": ok(ref("Profile")), **COMMON},
                                     tag="auth")},
+        "/api/users/profile": {"get": op("`/api/users/me` under CampusBite's name", {"200": ok(ref("Profile")),
+                                                                                    **COMMON}, tag="campusbite")},
+        "/api/auth/refresh-token": {"post": op("`/api/auth/refresh` under CampusBite's name", {
+            "200": ok(ref("Session")), **COMMON}, auth=False, tag="campusbite", body=requests.RefreshRequest)},
+        "/api/notifications/subscribe": {"get": op(
+            "CampusBite's notification stream: unnamed events, `{type: connected}` first, then one "
+            "`{type: order_update, title, message, data: {orderId, orderNumber, status, paymentStatus, version}}` "
+            "per change of the caller's orders (staff: their store's)", {"200": SSE_STREAM, **COMMON},
+            tag="campusbite", params=STREAM_AUTH)},
         "/api/auth/stream-ticket": {"post": op("A 30-second, single-use `?ticket=` for one event stream", {
             "201": ok(obj({"ticket": STR, "expiresInSeconds": INT}), "Issued"), **COMMON}, tag="auth")},
         "/api/admin/users/{user_id}": {"patch": op("Disable or re-enable an account (admins)", {
@@ -267,7 +288,10 @@ def openapi_document() -> dict[str, Any]:
             "200": ok(ref("PartnerClient"), message=True), **COMMON, "404": _error("Partner client not found")},
             tag="admin", params=[ID("client_id")])},
         "/api/stores": {
-            "get": op("Active stores", {"200": ok({"type": "array", "items": ref("Store")})}, auth=False, tag="stores"),
+            "get": op("Active stores; for store staff `{stores}` with `owner_id`/`owner_name` on their own (CampusBite)",
+                      {"200": ok({"oneOf": [{"type": "array", "items": ref("Store")},
+                                            obj({"stores": {"type": "array", "items": ref("Store")}}, closed=True)]})},
+                      auth=False, tag="stores"),
             "post": op("Create a store (admins)", {"201": ok(ref("Store"), "Created"), **COMMON}, tag="stores",
                        body=requests.CreateStoreRequest),
         },
@@ -278,7 +302,9 @@ def openapi_document() -> dict[str, Any]:
                                        tag="stores", params=[ID("store_id")], body=requests.StoreUpdateRequest)},
         "/api/stores/{store_id}/menu": {
             "get": op("A store's available menu (`?all=true` includes unavailable items)",
-                      {"200": ok({"type": "array", "items": ref("MenuItem")}), "404": _error("Store not found")},
+                      {"200": ok({"oneOf": [{"type": "array", "items": ref("MenuItem")},
+                                            obj({"menuItems": {"type": "array", "items": ref("MenuItem")}},
+                                                closed=True)]}), "404": _error("Store not found")},
                       auth=False, tag="stores", params=[ID("store_id")]),
             "post": op("Add a menu item (that store's staff, admins)", {
                 "201": ok(ref("MenuItem"), "Created"), **COMMON, "404": _error("Store not found")}, tag="stores",
@@ -296,7 +322,8 @@ def openapi_document() -> dict[str, Any]:
                 "200": ok(ref("OrderSummary"), "This checkout's existing order", message=True),
                 **COMMON, "409": _error("Transaction id taken, or the cart changed")},
                 body=requests.CreateOrderRequest),
-            "get": op("The caller's orders (staff: their store's), newest first", {"200": ok(ref("OrderPage")), **COMMON},
+            "get": op("The caller's orders (staff: their store's), newest first", {
+                "200": {"description": "OK", **_json(ref("OrderPage"))}, **COMMON},
                       params=[{"name": "status", "in": "query", "schema": STATUS_LIST, "description": "comma-separated"},
                               PAGE, LIMIT,
                               {"name": "storeId", "in": "query", "schema": {"type": "string",
@@ -318,7 +345,8 @@ def openapi_document() -> dict[str, Any]:
         "/api/orders/{order_id}/status": {"patch": op("Move an order along its lifecycle (that store's staff)", {
             "200": ok(ref("Order"), message=True), **COMMON, **ORDER_NOT_FOUND, **CONFLICT},
             params=[ID("order_id")], body=requests.StatusRequest)},
-        "/api/orders/{order_id}/verify-otp": {"post": op("Complete pickup with the customer's code", {
+        "/api/orders/{order_id}/verify-otp": {"post": op("Complete pickup with the customer's code, or by hand "
+                                                         "(`manualConfirm: true`, recorded as `pickupMethod: manual`)", {
             "200": ok(ref("Order"), message=True), **COMMON, **ORDER_NOT_FOUND, **CONFLICT,
             "429": _error("Too many wrong codes")}, params=[ID("order_id")],
             body=requests.VerifyOtpRequest)},

@@ -15,6 +15,7 @@ from server.domain import messages
 from server.domain.access import CUSTOMER_ROLES, Role, sees_pickup_code
 from server.domain.lifecycle import OrderStatus
 from server.domain.errors import ApiError
+from server.http import campusbite
 from server.http.body import query_int, read_body
 from server.http.poll_fast_path import etag_matches
 from server.http.responses import JSONResponse, ok
@@ -39,7 +40,7 @@ def _detail(request: Request, order: Order, principal) -> dict:
     otp = None
     if order.order_status == OrderStatus.READY and sees_pickup_code(principal, str(order.user_id)):
         otp = _runtime(request).orders.pickup_otp(order)
-    return order_detail(order, otp)
+    return campusbite.order(order_detail(order, otp))
 
 
 async def checkout_session(request: Request):
@@ -48,7 +49,7 @@ async def checkout_session(request: Request):
     cart = [CartLine(line.menu_item_id, line.quantity) for line in body.items]
     session = await _runtime(request).checkout.checkout_session(principal, body.store_id, cart,
                                                               body.special_instructions)
-    return ok(session)
+    return ok(campusbite.checkout_session(session))
 
 
 async def create_order(request: Request):
@@ -73,8 +74,10 @@ async def list_orders(request: Request):
     if store_id is not None and not ObjectId.is_valid(store_id):
         raise ApiError(400, messages.STORE_ID_INVALID)
     orders, total = await _runtime(request).orders.list_orders(principal, statuses, page, limit, store_id)
-    return ok({"orders": [_detail(request, order, principal) for order in orders],
-               "page": page, "limit": limit, "total": total, "pages": (total + limit - 1) // limit})
+    # CampusBite's shape, which OrderPulse's pages read too: the page as `data`, its place beside it.
+    return JSONResponse({"success": True, "data": [_detail(request, order, principal) for order in orders],
+                         "pagination": {"total": total, "page": page, "limit": limit,
+                                        "totalPages": (total + limit - 1) // limit}})
 
 
 async def get_order(request: Request):
@@ -162,8 +165,9 @@ async def cancel_order(request: Request):
 async def confirm_commitment(request: Request):
     principal = await authenticate(request, *CUSTOMER_ROLES)
     order = await _runtime(request).lifecycle.confirm_commitment(principal, request.path_params["order_id"])
+    # Seed 003's body, and `data.order` (the full order), where CampusBite's web client reads it.
     return JSONResponse({"success": True, "message": messages.COMMITMENT_CONFIRMED,
-                         "order": commitment_order(order)})
+                         "order": commitment_order(order), "data": {"order": _detail(request, order, principal)}})
 
 
 routes = [

@@ -14,6 +14,7 @@ from typing import Any
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
+from server import metrics
 from server.config import Settings
 from server.domain import messages
 from server.domain.access import Principal
@@ -21,8 +22,8 @@ from server.domain.clock import SYSTEM_CLOCK, Clock, as_utc
 from server.domain.deadlines import next_deadline
 from server.domain.errors import ApiError
 from server.domain.lifecycle import (
-    CancellationReason, OrderStatus, PaymentStatus, TERMINAL, can_store_move,
-    needs_commitment,
+    CancellationReason, OrderStatus, PaymentStatus, PickupMethod, TERMINAL, can_store_move, may_hand_over,
+    needs_commitment, payment_open,
 )
 from server.domain.pickup_code import codes_match, new_nonce
 from server.domain.upi import normalise_transaction_id
@@ -84,7 +85,7 @@ class OrderLifecycle:
         transaction = normalise_transaction_id(transaction_id)
         if order.payment_status != PaymentStatus.PENDING:
             raise ApiError(409, messages.PAYMENT_ALREADY_FINAL.format(status=order.payment_status.value))
-        if order.order_status != OrderStatus.PLACED:
+        if not payment_open(order.order_status):
             raise ApiError(409, messages.PAYMENT_NOT_OPEN)
         now = self._clock.now()
         if payment_status == PaymentStatus.FAILED:
@@ -96,6 +97,9 @@ class OrderLifecycle:
             if await Order.find_one({"transaction_id": transaction, "_id": {"$ne": order.id}}) is not None:
                 raise ApiError(409, messages.TRANSACTION_ID_TAKEN)
             changes["transaction_id"] = transaction
+        if order.order_status != OrderStatus.PLACED:
+            # Accepted before payment (the counter flow): verifying it changes nothing else.
+            return await self._commit(order, changes), messages.PAYMENT_UPDATED
         if needs_commitment(order.requires_commitment, order.is_commitment_confirmed):
             return await self._commit(order, changes), messages.PAYMENT_WAITING_COMMITMENT
         changes.update(order_status=OrderStatus.ACCEPTED, accepted_at=now)
@@ -117,8 +121,7 @@ class OrderLifecycle:
         now = self._clock.now()
         changes: dict[str, Any] = {"order_status": target}
         if target == OrderStatus.ACCEPTED:
-            if order.payment_status != PaymentStatus.SUCCESS:
-                raise ApiError(400, messages.ACCEPT_NEEDS_PAYMENT)
+            # An unpaid order may be accepted (CampusBite's counter flow); `may_hand_over` guards pickup.
             if needs_commitment(order.requires_commitment, order.is_commitment_confirmed):
                 raise ApiError(400, messages.ACCEPT_NEEDS_COMMITMENT)
             changes["accepted_at"] = now
@@ -132,20 +135,45 @@ class OrderLifecycle:
                            cancellation_note=note)
         return await self._commit(order, changes)
 
-    async def verify_otp(self, principal: Principal, order_id: str, otp: str) -> Order:
+    async def verify_otp(self, principal: Principal, order_id: str, otp: str | None) -> Order:
+        """Hand the order over: with the customer's code, or (`otp` None) confirmed by staff by hand."""
         order = await self._queries.visible_order(principal, order_id)
         now = self._clock.now()
+        if otp is None:
+            return await self._manual_pickup(principal, order, now)
         if order.otp_locked_until is not None and as_utc(order.otp_locked_until) > now:
             raise self._otp_locked(as_utc(order.otp_locked_until), now)
         expected = self._queries.pickup_otp(order)
         if order.order_status != OrderStatus.READY or expected is None:
             raise ApiError(400, messages.OTP_INVALID)
+        if not may_hand_over(order.payment_status):
+            raise ApiError(400, messages.PICKUP_NEEDS_PAYMENT)
         await self._claim_otp_attempt(order, now)
         if not codes_match(expected, otp):
             raise ApiError(400, messages.OTP_INVALID)
-        return await self._commit(order, {"order_status": OrderStatus.PICKED_UP, "is_otp_verified": True,
-                                          "picked_up_at": now, "otp_failed_attempts": 0,
-                                          "otp_locked_until": None})
+        updated = await self._commit(order, {"order_status": OrderStatus.PICKED_UP, "is_otp_verified": True,
+                                             "picked_up_at": now, "otp_failed_attempts": 0,
+                                             "otp_locked_until": None, "pickup_method": PickupMethod.CODE,
+                                             "picked_up_by": principal.user_id,
+                                             "picked_up_by_name": principal.name})
+        metrics.PICKUPS.labels(PickupMethod.CODE.value).inc()
+        return updated
+
+    async def _manual_pickup(self, principal: Principal, order: Order, now: datetime) -> Order:
+        """Staff hand the order over without the code: recorded with who and when, counted apart.
+        `isOtpVerified` stays false, since no code was checked."""
+        if order.order_status in TERMINAL:
+            raise ApiError(409, messages.STATUS_CONFLICT)
+        if order.order_status != OrderStatus.READY:
+            raise ApiError(400, messages.PICKUP_NOT_READY)
+        if not may_hand_over(order.payment_status):
+            raise ApiError(400, messages.PICKUP_NEEDS_PAYMENT)
+        updated = await self._commit(order, {"order_status": OrderStatus.PICKED_UP, "picked_up_at": now,
+                                             "pickup_method": PickupMethod.MANUAL,
+                                             "picked_up_by": principal.user_id,
+                                             "picked_up_by_name": principal.name})
+        metrics.PICKUPS.labels(PickupMethod.MANUAL.value).inc()
+        return updated
 
     async def _claim_otp_attempt(self, order: Order, now: datetime) -> None:
         """Count one attempt before any code is compared; 429 when the window's attempts are spent.
