@@ -1,0 +1,313 @@
+"""CampusBite's own clients on OrderPulse (issue 14): each call of its web app and mobile app,
+answered in the shape that client reads (written from its source; its code is not fetched here),
+the staff journey in its order, its notification stream, and the guards around both.
+
+One real server process for the module (its stream and its log are real); the commitment test,
+which needs a watch-tier customer, runs in-process on a clock it moves.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import httpx
+import pytest_asyncio
+
+from server.logging_filter import redact
+
+from tests.deadline_helpers import make_watch_tier
+from tests.realtime.conftest import Deployment, SseWatcher, deployment_env, metrics_of
+from tests.support import Actor, Api, StoreSetup, metric_value, until
+
+
+class Campus:
+    def __init__(self, deployment: Deployment, api: Api, store: StoreSetup, other: StoreSetup,
+                 alice: Actor, bob: Actor) -> None:
+        self.deployment, self.api, self.store, self.other, self.alice, self.bob = (
+            deployment, api, store, other, alice, bob)
+
+    @property
+    def server(self):
+        return self.deployment.servers[0]
+
+
+@pytest_asyncio.fixture(scope="module")
+async def campus(mongo, tmp_path_factory) -> Campus:
+    # `info` so that uvicorn's own request lines are written, to show the stream's token is not.
+    env = deployment_env(mongo, None, SSE_HEARTBEAT_SECONDS="0.5", LOG_LEVEL="info")
+    deployment = Deployment(tmp_path_factory.mktemp("campusbite"), env)
+    server = deployment.server()
+    await deployment.start(server)
+    try:
+        admin = await deployment.create_admin(server)
+        api = deployment.api(server)
+        store, other = await api.store(admin), await api.store(admin)
+        alice, bob = await api.customer("Alice Iyer"), await api.customer("Bob Das")
+        yield Campus(deployment, api, store, other, alice, bob)
+    finally:
+        await deployment.close()
+
+
+def parses_as_a_date(value: str) -> bool:
+    """What `new Date(value)` needs to not be an "Invalid time value"."""
+    return isinstance(value, str) and datetime.fromisoformat(value.replace("Z", "+00:00")) is not None
+
+
+# --- one test per call of the issue's table ------------------------------------------------------
+
+async def test_users_profile_is_the_profile_so_a_reload_keeps_the_login(campus: Campus):
+    api, alice = campus.api, campus.alice
+    profile = await api.get("/api/users/profile", alice)
+    assert profile.status_code == 200
+    data = profile.json()["data"]
+    assert data == (await api.get("/api/users/me", alice)).json()["data"]
+    assert (data["id"], data["role"], data["trustTier"], data["noShowCount"], data["orderingRestrictedUntil"]) == (
+        alice.id, "student", "good", 0, None)
+    assert (await api.get("/api/users/profile")).status_code == 401
+
+
+async def test_refresh_token_rotates_the_session_instead_of_sending_the_user_to_login(campus: Campus):
+    api = campus.api
+    bob = await api.login(campus.bob.user["email"])
+    response = await api.post("/api/auth/refresh-token", json={"refreshToken": bob.refresh_token})
+    assert response.status_code == 200
+    data = response.json()["data"]
+    assert data["accessToken"] and data["refreshToken"] != bob.refresh_token
+    assert data["user"]["trustTier"] == "good"
+    fresh = Actor(data["user"], data["accessToken"], data["refreshToken"])
+    assert (await api.get("/api/users/profile", fresh)).status_code == 200
+    again = await api.post("/api/auth/refresh-token", json={"refreshToken": bob.refresh_token})
+    assert again.status_code == 401  # the old one was rotated away
+
+
+async def test_signing_in_carries_the_trust_standing_the_banners_read(campus: Campus):
+    api = campus.api
+    customer = await api.login(campus.alice.user["email"])
+    assert {k: customer.user[k] for k in ("trustTier", "noShowCount", "orderingRestrictedUntil")} == {
+        "trustTier": "good", "noShowCount": 0, "orderingRestrictedUntil": None}
+    staff = await api.login(campus.store.staff.user["email"])
+    assert staff.user["trustTier"] is None and staff.user["storeId"] == campus.store.id
+
+
+async def test_staff_order_list_and_detail_carry_the_snake_case_fields_its_pages_read(campus: Campus):
+    api, store = campus.api, campus.store
+    order = await api.place_order(campus.alice, store)
+    listing = (await api.get("/api/orders", store.staff)).json()["data"]
+    detail = (await api.get(f"/api/orders/{order['id']}", store.staff)).json()["data"]
+    listed = next(o for o in listing if o["id"] == order["id"])
+    for shown in (listed, detail):
+        assert parses_as_a_date(shown["created_at"]) and parses_as_a_date(shown["updated_at"])
+        assert (shown["_id"], shown["status"], shown["order_status"], shown["payment_status"]) == (
+            order["id"], "placed", "placed", "pending")
+        assert shown["total_amount"] == order["totalAmount"] and shown["order_number"] == order["orderNumber"]
+        assert shown["customer_name"] == "Alice"
+        assert shown["payment_reference"] == order["paymentReference"]
+        assert shown["is_commitment_confirmed"] is False and shown["special_instructions"] is None
+        assert "pickup_otp" not in shown  # staff never get the code
+        # OrderPulse's own names are all still there.
+        assert shown["orderStatus"] == "placed" and shown["createdAt"] == shown["created_at"]
+
+
+async def test_order_history_is_an_array_with_pagination_beside_it(campus: Campus):
+    api = campus.api
+    customer = await api.customer("Chitra Nair")
+    orders = [await api.place_order(customer, campus.store) for _ in range(3)]
+    body = (await api.get("/api/orders?page=1&limit=2", customer)).json()
+    assert isinstance(body["data"], list) and [o["id"] for o in body["data"]] == [orders[2]["id"], orders[1]["id"]]
+    assert body["pagination"] == {"total": 3, "page": 1, "limit": 2, "totalPages": 2}
+    active = (await api.get("/api/orders?status=placed,accepted,processing,ready", customer)).json()
+    assert len(active["data"]) == 3 and active["pagination"]["total"] == 3
+
+
+async def test_staff_find_their_store_by_owner_id_and_its_menu_as_menu_items(campus: Campus):
+    api, store = campus.api, campus.store
+    staff_view = (await api.get("/api/stores", store.staff)).json()["data"]
+    mine = [s for s in staff_view["stores"] if s.get("owner_id") == store.staff.id]
+    assert [s["id"] for s in mine] == [store.id] and mine[0]["owner_name"] == "Kavya Staff"
+    assert all("owner_id" not in s for s in staff_view["stores"] if s["id"] != store.id)
+    menu = (await api.get(f"/api/stores/{store.id}/menu", store.staff)).json()["data"]
+    assert {item["id"] for item in menu["menuItems"]} == {item["id"] for item in store.menu}
+    # Everyone else (and OrderPulse's pages) still get the bare lists, with no owner named.
+    for caller in (None, campus.alice):
+        stores = (await api.get("/api/stores", caller)).json()["data"]
+        assert isinstance(stores, list) and all("owner_id" not in s for s in stores)
+        assert isinstance((await api.get(f"/api/stores/{store.id}/menu", caller)).json()["data"], list)
+    # A public route stays public when the browser sends an expired or bad token.
+    assert isinstance((await api.get("/api/stores", headers={"Authorization": "Bearer nope"})).json()["data"], list)
+
+
+async def test_accepting_before_payment_is_the_counter_flow(campus: Campus):
+    api, store = campus.api, campus.store
+    order = await api.place_order(campus.alice, store)
+    response = await api.patch(f"/api/orders/{order['id']}/status", store.staff, json={"status": "accepted"})
+    assert response.status_code == 200
+    data = response.json()["data"]
+    assert (data["status"], data["payment_status"]) == ("accepted", "pending")
+
+
+async def test_manual_pickup_hands_over_without_the_code_and_is_recorded(campus: Campus):
+    api, store = campus.api, campus.store
+    order = await api.place_order(campus.alice, store, transaction_id="UPIMANUAL01")
+    await api.advance(store, order["id"], "paid", "processing", "ready")
+    before = metric_value(await metrics_of(campus.server), "orderpulse_pickups_total", method="manual")
+    response = await api.post(f"/api/orders/{order['id']}/verify-otp", store.staff, json={"manualConfirm": True})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["message"] == "Pickup confirmed by staff without the code. Order picked up."
+    data = body["data"]
+    assert (data["status"], data["pickupMethod"], data["isOtpVerified"]) == ("picked_up", "manual", False)
+    assert data["pickedUpBy"] == {"id": store.staff.id, "name": "Kavya Staff"} and parses_as_a_date(data["pickedUpAt"])
+    shown = (await api.get(f"/api/orders/{order['id']}", campus.alice)).json()["data"]
+    assert (shown["pickupMethod"], shown["pickedUpBy"]["id"]) == ("manual", store.staff.id)
+    after = metric_value(await metrics_of(campus.server), "orderpulse_pickups_total", method="manual")
+    assert after == before + 1
+
+
+async def test_confirm_commitment_also_answers_data_order_beside_seed_003s_body(api_factory, clock):
+    api = await api_factory(clock=clock, ready_no_show_timeout_minutes=0.01)
+    store = await api.store()
+    customer = await api.customer()
+    await make_watch_tier(api, store, customer, clock)
+    order = await api.place_order(customer, store)
+    body = (await api.post(f"/api/orders/{order['id']}/confirm-commitment", customer)).json()
+    assert list(body) == ["success", "message", "order", "data"]
+    assert body["message"] == "Commitment confirmed. Your order will be processed."
+    assert list(body["order"]) == ["id", "orderNumber", "status", "requiresCommitment", "commitmentConfirmedAt",
+                                   "commitmentDeadline", "totalAmount", "paymentStatus"]
+    shown = body["data"]["order"]
+    assert (shown["id"], shown["status"], shown["isCommitmentConfirmed"], shown["requires_commitment"]) == (
+        order["id"], "placed", True, True)
+    assert shown == (await api.get(f"/api/orders/{order['id']}", customer)).json()["data"]
+    profile = (await api.login(customer.user["email"])).user
+    assert (profile["trustTier"], profile["noShowCount"]) == ("watch", 2)
+
+
+async def test_checkout_and_the_full_order_carry_what_its_tracking_page_reads(campus: Campus):
+    api, store = campus.api, campus.store
+    session = (await api.checkout(campus.bob, store)).json()["data"]
+    assert session["noShowPolicy"]["requiresCommitmentBeforePrep"] is False
+    order = await api.place_order(campus.bob, store)
+    await api.advance(store, order["id"], "paid", "processing", "ready")
+    shown = (await api.get(f"/api/orders/{order['id']}", campus.bob)).json()["data"]
+    assert shown["storeName"] == shown["store_name"] == shown["store"]["name"]
+    assert shown["otpExpiresAt"] == shown["readyExpiresAt"] and parses_as_a_date(shown["otpExpiresAt"])
+    assert shown["otp"] == shown["pickup_otp"] == shown["pickupOtp"]
+    # The mobile app's tracking screen reads the same order in snake_case.
+    assert (shown["order_status"], shown["order_number"]) == ("ready", order["orderNumber"])
+    # poll-status is seed 000's 13 fields, exactly, whatever the full order adds.
+    poll = (await api.get(f"/api/orders/{order['id']}/poll-status", campus.bob)).json()["data"]
+    assert list(poll) == ["id", "orderNumber", "orderStatus", "paymentStatus", "totalAmount", "isCommitmentConfirmed",
+                          "commitmentDeadlineAt", "readyAt", "readyExpiresAt", "isOtpVerified", "cancelledAt",
+                          "cancellationReason", "updatedAt"]
+
+
+# --- the staff journey in CampusBite's order, and its guards ---------------------------------------
+
+async def test_staff_journey_accept_prepare_ready_confirm_payment_then_pickup(campus: Campus):
+    api, store = campus.api, campus.store
+    by_hand = await api.place_order(campus.alice, store)
+    by_code = await api.place_order(campus.alice, store)
+    for order in (by_hand, by_code):
+        for status in ("accepted", "processing", "ready"):
+            response = await api.patch(f"/api/orders/{order['id']}/status", store.staff, json={"status": status})
+            assert response.status_code == 200, response.text
+            assert response.json()["data"]["payment_status"] == "pending"
+        # The console shows "Confirm Payment" for a ready, unpaid order.
+        response = await api.patch(f"/api/orders/{order['id']}/payment-status", store.staff,
+                                   json={"paymentStatus": "success"})
+        assert response.status_code == 200 and response.json()["message"] == "Payment status updated."
+        assert (response.json()["data"]["status"], response.json()["data"]["payment_status"]) == ("ready", "success")
+    response = await api.post(f"/api/orders/{by_hand['id']}/verify-otp", store.staff, json={"manualConfirm": True})
+    assert response.status_code == 200 and response.json()["data"]["pickupMethod"] == "manual"
+    otp = await api.otp_of(campus.alice, by_code["id"])
+    response = await api.post(f"/api/orders/{by_code['id']}/verify-otp", store.staff, json={"otp": otp})
+    assert response.status_code == 200
+    assert (response.json()["data"]["pickupMethod"], response.json()["data"]["isOtpVerified"]) == ("code", True)
+
+
+async def test_an_unpaid_order_is_not_handed_over_by_hand_or_by_code(campus: Campus):
+    api, store = campus.api, campus.store
+    order = await api.place_order(campus.alice, store)
+    await api.advance(store, order["id"], "accepted", "processing", "ready")
+    otp = await api.otp_of(campus.alice, order["id"])
+    for body in ({"manualConfirm": True}, {"otp": otp}):
+        response = await api.post(f"/api/orders/{order['id']}/verify-otp", store.staff, json=body)
+        assert response.status_code == 400
+        assert response.json() == {"success": False,
+                                   "message": "Payment must be confirmed before the order is picked up."}
+    shown = (await api.get(f"/api/orders/{order['id']}", store.staff)).json()["data"]
+    assert (shown["status"], shown["pickupMethod"], shown["version"]) == ("ready", None, 4)
+
+
+async def test_manual_pickup_is_refused_to_customers_other_stores_and_orders_not_ready(campus: Campus):
+    api, store = campus.api, campus.store
+    order = await api.place_order(campus.alice, store)
+    await api.advance(store, order["id"], "paid")
+    path = f"/api/orders/{order['id']}/verify-otp"
+    assert (await api.post(path, campus.alice, json={"manualConfirm": True})).status_code == 403
+    assert (await api.post(path, campus.other.staff, json={"manualConfirm": True})).status_code == 403
+    response = await api.post(path, store.staff, json={"manualConfirm": True})
+    assert response.status_code == 400 and response.json()["message"] == "Only a ready order can be picked up."
+    response = await api.post(path, store.staff, json={"manualConfirm": "yes"})
+    assert response.status_code == 400 and response.json()["message"] == "manualConfirm must be true or false."
+    response = await api.post(path, store.staff, json={})
+    assert response.status_code == 400 and response.json()["message"] == "otp is required."
+    assert (await api.get(f"/api/orders/{order['id']}", store.staff)).json()["data"]["version"] == 2
+
+
+# --- the notification stream ------------------------------------------------------------------------
+
+def notifications_of(stream: SseWatcher) -> list[dict]:
+    return [json.loads(data) for _, _, data in stream.messages]
+
+
+def updates_of(stream: SseWatcher, order_id: str) -> list[str]:
+    return [n["data"]["status"] for n in notifications_of(stream)
+            if n["type"] == "order_update" and n["data"]["orderId"] == order_id]
+
+
+async def test_the_notification_stream_delivers_every_change_of_the_customers_orders(campus: Campus):
+    api, store, server = campus.api, campus.store, campus.server
+    customer = await api.customer("Devi Menon")
+    url = f"{server.url}/api/notifications/subscribe?token="
+    mine = SseWatcher().start(url + customer.access_token, "")
+    staff = SseWatcher().start(url + store.staff.access_token, "")
+    other = SseWatcher().start(url + campus.bob.access_token, "")
+    try:
+        for stream in (mine, staff, other):
+            await until(lambda s=stream: s.messages, message="the connected event")
+            assert stream.http_status == 200 and stream.headers["content-type"].startswith("text/event-stream")
+            first = notifications_of(stream)[0]
+            assert (first["type"], first["message"]) == ("connected", "Notification stream connected.")
+            assert stream.messages[0][1] == "message"  # unnamed, so EventSource.onmessage gets it
+        # An order placed after the stream opened, then each step of the counter flow.
+        order = await api.place_order(customer, store)
+        steps = ["placed", "accepted", "processing", "ready", "ready", "picked_up"]
+        await api.advance(store, order["id"], "accepted", "processing", "ready", "paid")
+        await api.post(f"/api/orders/{order['id']}/verify-otp", store.staff, json={"manualConfirm": True})
+        await until(lambda: updates_of(mine, order["id"]) == steps, message="every change on the customer's stream")
+        await until(lambda: updates_of(staff, order["id"]) == steps, message="every change on the store's stream")
+        update = [n for n in notifications_of(mine) if n["type"] == "order_update"][-1]
+        assert (update["title"], update["data"]["orderNumber"], update["data"]["paymentStatus"]) == (
+            "Order Collected", order["orderNumber"], "success")
+        versions = [n["data"]["version"] for n in notifications_of(mine) if n["type"] == "order_update"]
+        assert versions == [1, 2, 3, 4, 5, 6]
+        assert all("otp" not in n.get("data", {}) for n in notifications_of(mine))  # the code is never pushed
+        assert updates_of(other, order["id"]) == []  # nobody else's orders
+    finally:
+        for stream in (mine, staff, other):
+            await stream.stop()
+    log = server.log_path.read_text()
+    assert customer.access_token not in log and store.staff.access_token not in log
+    # Access lines are off; were a proxy's or uvicorn's line for this URL logged, the filter redacts it.
+    line = redact(f'127.0.0.1:5000 - "GET /api/notifications/subscribe?token={customer.access_token} HTTP/1.1" 200')
+    assert customer.access_token not in line and "token=[redacted]" in line
+
+
+async def test_the_notification_stream_refuses_a_missing_or_bad_token(campus: Campus):
+    async with httpx.AsyncClient(base_url=campus.server.url) as client:
+        missing = await client.get("/api/notifications/subscribe")
+        bad = await client.get("/api/notifications/subscribe?token=not-a-token")
+    assert (missing.status_code, bad.status_code) == (401, 401)
+    assert missing.json()["success"] is False and bad.json()["success"] is False
