@@ -19,7 +19,8 @@ from server.domain import messages
 from server.domain.clock import SYSTEM_CLOCK, Clock
 from server.domain.errors import ApiError
 from server.http import (
-    admin_routes, auth_routes, campusbite, ops_routes, order_routes, pages, partner_routes, store_routes, streams,
+    admin_routes, auth_routes, campusbite, ops_routes, order_routes, pages, partner_routes, payment_qr, store_routes,
+    streams,
 )
 from server.http.poll_fast_path import PollStatusFastPath
 from server.http.responses import failure
@@ -40,6 +41,8 @@ async def api_error(request: Request, exc: Exception):
 
 async def http_error(request: Request, exc: Exception):
     assert isinstance(exc, HTTPException)
+    if exc.status_code == 404 and pages.STATIC_DIR.is_dir() and pages.is_page_path(request.url.path, request.method):
+        return pages.not_found_page()
     message = _HTTP_MESSAGES.get(exc.status_code, str(exc.detail))
     headers = getattr(exc, "headers", None)
     if exc.status_code == 405:
@@ -150,7 +153,7 @@ def create_app(settings: Settings | None = None, clock: Clock = SYSTEM_CLOCK) ->
         routes=[
             *auth_routes.routes, *admin_routes.routes, *store_routes.routes, *order_routes.routes, *streams.routes,
             *campusbite.routes,
-            *partner_routes.routes, *ops_routes.routes, *pages.routes(),
+            *partner_routes.routes, *payment_qr.routes, *ops_routes.routes, *pages.routes(),
         ],
         middleware=[Middleware(RequestEdge)],
         # An unreachable MongoDB is a 503 with Retry-After, answered here (not re-raised).

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, RedirectResponse
+from starlette.responses import FileResponse, HTMLResponse, RedirectResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -24,6 +24,24 @@ def _page(name: str, headers: dict[str, str] | None = None):
     return serve
 
 
+# Paths under these answer in their API's error shape; any other unknown path is a page someone opened.
+API_PREFIXES = ("/api", "/v1", "/ws", "/healthz", "/readyz", "/metrics", "/openapi.json", "/static")
+
+
+def is_page_path(path: str, method: str) -> bool:
+    """Whether a 404 here should be the HTML page with a way back, not a JSON error."""
+    return method in ("GET", "HEAD") and not any(path == p or path.startswith(p + "/") for p in API_PREFIXES)
+
+
+def not_found_page() -> HTMLResponse:
+    return HTMLResponse((STATIC_DIR / "404.html").read_bytes(), status_code=404, headers={"Cache-Control": "no-cache"})
+
+
+async def favicon(request: Request):
+    return FileResponse(STATIC_DIR / "img" / "logo.svg", media_type="image/svg+xml",
+                        headers={"Cache-Control": "public, max-age=86400"})
+
+
 async def home(request: Request):
     return RedirectResponse("/login", status_code=307)
 
@@ -35,7 +53,13 @@ def routes() -> list:
         Route("/", home, methods=["GET"]),
         Route("/login", _page("login.html"), methods=["GET"]),
         Route("/orders", _page("orders.html"), methods=["GET"]),
+        Route("/signup", _page("signup.html"), methods=["GET"]),
+        Route("/stores", _page("stores.html"), methods=["GET"]),
+        Route("/stores/{store_id}", _page("menu.html"), methods=["GET"]),
+        Route("/checkout", _page("checkout.html"), methods=["GET"]),
         Route("/kitchen", _page("kitchen.html"), methods=["GET"]),
+        Route("/admin", _page("admin.html"), methods=["GET"]),
+        Route("/favicon.ico", favicon, methods=["GET"]),
         Route("/track/{order_id}", _page("track.html"), methods=["GET"]),
         Route("/docs", _page("docs.html", {"Content-Security-Policy": DOCS_CSP}), methods=["GET"]),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),

@@ -88,7 +88,8 @@ export function isStaff(user) {
 
 /** Where a user lands after signing in when no `?next=` was given. */
 export function homeFor(user) {
-  return isCustomer(user) ? "/orders" : "/kitchen";
+  if (isCustomer(user)) return "/orders";
+  return user?.role === "admin" ? "/admin" : "/kitchen";
 }
 
 /** Only same-origin absolute paths are accepted as a post-login destination. */
@@ -272,6 +273,12 @@ export async function apiRaw(path, { headers = {}, signal, retried = false } = {
 
 export async function signIn(email, password) {
   const data = await request("/api/auth/login", { method: "POST", body: { email, password }, auth: false });
+  return writeSession(data).user;
+}
+
+/** Create a customer account (`POST /api/auth/register`) and sign it in. */
+export async function signUp(account) {
+  const data = await request("/api/auth/register", { method: "POST", body: account, auth: false });
   return writeSession(data).user;
 }
 

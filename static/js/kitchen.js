@@ -1,7 +1,7 @@
 // The kitchen display: every active order of the staff member's store in four columns, kept
 // live over the store subscription, with the actions that move an order along.
 
-import { api, ApiError, bindSignOut, isCustomer, isStaff, requireSession } from "./api.js";
+import { api, ApiError, bindSignOut, isStaff, requireSession } from "./api.js";
 import { msSince, msUntil, resetClock, serverNow } from "./clock.js";
 import {
   ACTIVE_STATUSES, announce, cancellationText, formatAge, formatCountdown, formatMoney, h, shortNumber, TERMINAL,
@@ -33,7 +33,8 @@ let staleTimer = null;
 // Start-up
 
 async function main() {
-  const user = await requireSession((who) => !isCustomer(who));
+  // Admins have their console; customers their orders.
+  const user = await requireSession((who) => isStaff(who));
   bindSignOut();
   setupSound();
   startClock();
@@ -44,6 +45,7 @@ async function main() {
     return;
   }
   loadStoreName(storeId);
+  setupStoreControls(storeId);
   feed = new LiveFeed({ subscription: { storeId }, poll: pollKitchen });
   bindConnectionPill(feed, document.getElementById("conn"));
   feed.addEventListener("snapshot", (event) => onSnapshot(event.detail.orders));
@@ -61,6 +63,7 @@ async function loadStoreName(storeId) {
   try {
     const data = await api(`/api/stores/${storeId}`);
     const info = data?.store || data;
+    showStoreOpen(info);
     const name = document.getElementById("store-name");
     name.replaceChildren(info?.name || "", info?.location ? h("span", { text: ` · ${info.location}` }) : "");
     if (info?.name) document.title = `Kitchen · ${info.name} · OrderPulse`;
@@ -596,6 +599,107 @@ class OrderCard {
       this.renderBadges();
     }
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Store and menu: open or close the store, mark items sold out and back, change prices. Each change
+// is one PATCH; customers' open menu pages follow from the catalog event the server publishes.
+
+const storeDialog = document.getElementById("store-dialog");
+const storeStatus = document.getElementById("store-status");
+const dialogError = document.getElementById("store-dialog-error");
+let storeInfo = null;
+
+function showStoreOpen(info) {
+  if (!info) return;
+  storeInfo = info;
+  storeStatus.hidden = false;
+  storeStatus.dataset.open = String(info.isActive);
+  storeStatus.textContent = info.isActive ? "Open for orders" : "Closed";
+  document.getElementById("store-open-text").textContent = info.isActive
+    ? "The store is open: customers can order."
+    : "The store is closed: customers see it closed and cannot order.";
+  const toggle = document.getElementById("store-open-toggle");
+  toggle.textContent = info.isActive ? "Close the store" : "Open the store";
+}
+
+function showDialogError(error) {
+  dialogError.textContent = error instanceof ApiError ? error.message : "Something went wrong. Please try again.";
+  dialogError.hidden = false;
+}
+
+function setupStoreControls(storeId) {
+  const opener = document.getElementById("store-controls");
+  opener.hidden = false;
+  opener.addEventListener("click", () => {
+    dialogError.hidden = true;
+    storeDialog.showModal();
+    loadStoreMenu(storeId);
+  });
+  document.getElementById("store-dialog-close").addEventListener("click", () => storeDialog.close());
+  storeDialog.addEventListener("close", () => opener.focus());
+  const toggle = document.getElementById("store-open-toggle");
+  toggle.addEventListener("click", async () => {
+    if (!storeInfo) return;
+    toggle.disabled = true;
+    dialogError.hidden = true;
+    try {
+      const open = !storeInfo.isActive;
+      showStoreOpen(await api(`/api/stores/${storeId}`, { method: "PATCH", body: { isActive: open } }));
+      announce(open ? "The store is open." : "The store is closed.");
+    } catch (error) {
+      showDialogError(error);
+    } finally {
+      toggle.disabled = false;
+    }
+  });
+}
+
+async function loadStoreMenu(storeId) {
+  const body = document.getElementById("store-menu");
+  try {
+    const [info, items] = await Promise.all([api(`/api/stores/${storeId}`), api(`/api/stores/${storeId}/menu?all=true`, { auth: false })]);
+    showStoreOpen(info);
+    body.replaceChildren(...items.map((item) => menuRow(item)));
+    if (!items.length) body.replaceChildren(h("tr", {}, h("td", { colspan: "3", text: "No menu items yet. An admin adds them." })));
+  } catch (error) {
+    showDialogError(error);
+  }
+}
+
+function menuRow(item) {
+  const row = h("tr", { dataset: { itemId: item.id, soldOut: String(!item.isAvailable) } });
+  const price = h("input", { type: "text", inputmode: "decimal", value: String(item.price), "aria-label": `Price of ${item.name} in rupees` });
+  const save = h("button", { class: "button button--quiet", type: "button", text: "Save", "aria-label": `Save the price of ${item.name}` });
+  const soldOut = h("input", { type: "checkbox", "aria-label": `Sold out: ${item.name}` });
+  soldOut.checked = !item.isAvailable;
+  const apply = async (changes, button) => {
+    button.disabled = true;
+    dialogError.hidden = true;
+    try {
+      const saved = await api(`/api/menu/${item.id}`, { method: "PATCH", body: changes });
+      const fresh = menuRow(saved);
+      row.replaceWith(fresh);
+      // The row is rebuilt: keep the keyboard where it was.
+      fresh.querySelector("isAvailable" in changes ? "input[type=checkbox]" : "input[type=text]")?.focus();
+      announce(`${saved.name}: ${saved.isAvailable ? "back on the menu" : "sold out"}, ${formatMoney(saved.price)}.`);
+    } catch (error) {
+      showDialogError(error);
+      button.disabled = false;
+    }
+  };
+  const raw = () => {
+    const text = price.value.trim();
+    const value = Number(text);
+    return text === "" ? null : Number.isFinite(value) ? value : text;
+  };
+  save.addEventListener("click", () => apply({ price: raw() }, save));
+  price.addEventListener("keydown", (event) => { if (event.key === "Enter") apply({ price: raw() }, save); });
+  soldOut.addEventListener("change", () => apply({ isAvailable: !soldOut.checked }, soldOut));
+  row.append(h("td", {}, item.name, item.category ? h("span", { class: "visually-hidden", text: ` (${item.category})` }) : null),
+    h("td", {}, price, save),
+    h("td", {}, h("label", { class: "kswitch" }, soldOut, h("span", { "aria-hidden": "true", text: "Sold out" }))));
+  return row;
 }
 
 setInterval(() => {

@@ -1,4 +1,4 @@
-// The sign-in page: one form for customers and store staff; each lands on their own page.
+// The sign-in page: one form for customers, store staff and admins; each lands on their own page.
 
 import { ApiError, currentUser, homeFor, safeNext, signIn, refreshSession } from "./api.js";
 
@@ -12,7 +12,8 @@ function destination(user) {
   const next = safeNext(params.get("next"));
   // Staff have no tracking page of their own and customers no kitchen: ignore a `next`
   // that belongs to the other kind of account.
-  if (next && !(next.startsWith("/kitchen") && user.role !== "store_employee")) return next;
+  if (next && !(next.startsWith("/kitchen") && user.role !== "store_employee")
+      && !(next.startsWith("/admin") && user.role !== "admin")) return next;
   return homeFor(user);
 }
 

@@ -1,0 +1,354 @@
+// The admin console: stores, their menus, staff accounts, customers' trust and partner clients,
+// each action one call of an admins-only API route.
+
+import { api, ApiError, bindSignOut, requireSession } from "./api.js";
+import { announce, h } from "./format.js";
+
+const flash = document.getElementById("flash");
+const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+let stores = [];
+
+function when(iso) {
+  return iso ? dateTime.format(new Date(iso)) : "—";
+}
+
+function say(message, error = false) {
+  flash.textContent = message;
+  flash.className = `notice ${error ? "notice--error" : "notice--info"}`;
+  flash.hidden = false;
+  announce(message);
+}
+
+function messageOf(error) {
+  return error instanceof ApiError ? error.message : "Something went wrong. Please try again.";
+}
+
+/** Run one action; its failure is shown in `box` (a form's error box) or the page's notice. */
+async function act(work, box = null) {
+  if (box) box.hidden = true;
+  try {
+    return await work();
+  } catch (error) {
+    if (box) {
+      box.textContent = messageOf(error);
+      box.hidden = false;
+    } else {
+      say(messageOf(error), true);
+    }
+    return undefined;
+  }
+}
+
+function busy(button, work) {
+  return async (...args) => {
+    button.disabled = true;
+    try {
+      await work(...args);
+    } finally {
+      button.disabled = false;
+    }
+  };
+}
+
+/** A typed price as the API reads it: a number when it is one, else the text (refused by name). */
+function priceOf(text) {
+  const raw = text.trim();
+  const value = Number(raw);
+  return raw === "" ? null : Number.isFinite(value) ? value : raw;
+}
+
+function pill(kind, text) {
+  return h("span", { class: `pill pill--${kind}`, text });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stores
+
+const storeForm = document.getElementById("store-form");
+const storeSubmit = document.getElementById("store-submit");
+const storeCancel = document.getElementById("store-cancel");
+
+async function loadStores() {
+  stores = await api("/api/admin/stores");
+  const body = document.querySelector("#store-table tbody");
+  body.replaceChildren(...stores.map((store) => {
+    const toggle = h("button", { class: "button button--quiet", type: "button",
+      text: store.isActive ? "Close" : "Open", "aria-label": `${store.isActive ? "Close" : "Open"} ${store.name}` });
+    toggle.addEventListener("click", busy(toggle, () => setStoreOpen(store, !store.isActive)));
+    const edit = h("button", { class: "button button--quiet", type: "button", text: "Edit", "aria-label": `Edit ${store.name}` });
+    edit.addEventListener("click", () => editStore(store));
+    const menu = h("a", { class: "button button--quiet", href: "#menu", text: "Menu", "aria-label": `Menu of ${store.name}` });
+    menu.addEventListener("click", () => { menuStore.value = store.id; loadMenu(); });
+    return h("tr", { dataset: { storeId: store.id } },
+      h("td", {}, h("strong", { text: store.name }), h("span", { class: "muted", text: store.location })),
+      h("td", {}, h("code", { text: store.upiId })),
+      h("td", {}, store.isActive ? pill("open", "Open") : pill("closed", "Closed")),
+      h("td", {}, edit, toggle, menu));
+  }));
+  fillStoreSelects();
+}
+
+function fillStoreSelects() {
+  for (const select of [menuStore, document.getElementById("staff-store")]) {
+    const chosen = select.value;
+    select.replaceChildren(...stores.map((store) => h("option", { value: store.id, text: store.name })));
+    if (stores.some((store) => store.id === chosen)) select.value = chosen;
+  }
+}
+
+async function setStoreOpen(store, open) {
+  const done = await act(() => api(`/api/stores/${store.id}`, { method: "PATCH", body: { isActive: open } }));
+  if (done) {
+    say(`${store.name} is now ${open ? "open" : "closed"}.`);
+    await loadStores();
+  }
+}
+
+function editStore(store) {
+  storeForm.storeId.value = store.id;
+  storeForm.name.value = store.name;
+  storeForm.location.value = store.location;
+  storeForm.upiId.value = store.upiId;
+  storeForm.description.value = store.description || "";
+  document.getElementById("store-form-title").textContent = `Edit ${store.name}`;
+  storeSubmit.textContent = "Save changes";
+  storeCancel.hidden = false;
+  storeForm.name.focus();
+}
+
+function resetStoreForm() {
+  storeForm.reset();
+  storeForm.storeId.value = "";
+  document.getElementById("store-form-title").textContent = "New store";
+  storeSubmit.textContent = "Create store";
+  storeCancel.hidden = true;
+}
+
+storeCancel.addEventListener("click", resetStoreForm);
+storeForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const id = storeForm.storeId.value;
+  const body = { name: storeForm.name.value, location: storeForm.location.value, upiId: storeForm.upiId.value,
+    description: storeForm.description.value };
+  storeSubmit.disabled = true;
+  const saved = await act(() => api(id ? `/api/stores/${id}` : "/api/stores",
+    { method: id ? "PATCH" : "POST", body }), storeForm.querySelector(".form-error"));
+  storeSubmit.disabled = false;
+  if (!saved) return;
+  say(id ? `Saved ${saved.name}.` : `Created ${saved.name}.`);
+  resetStoreForm();
+  await loadStores();
+});
+
+// ---------------------------------------------------------------------------------------------
+// A store's menu
+
+const menuStore = document.getElementById("menu-store");
+const itemForm = document.getElementById("item-form");
+
+async function loadMenu() {
+  const storeId = menuStore.value;
+  const body = document.querySelector("#menu-table tbody");
+  if (!storeId) {
+    body.replaceChildren(h("tr", {}, h("td", { colspan: "4", class: "muted", text: "Create a store first." })));
+    return;
+  }
+  const items = await api(`/api/stores/${storeId}/menu?all=true`, { auth: false });
+  if (!items.length) {
+    body.replaceChildren(h("tr", {}, h("td", { colspan: "4", class: "muted", text: "No items yet." })));
+    return;
+  }
+  body.replaceChildren(...items.map((item) => {
+    const price = h("input", { type: "text", inputmode: "decimal", value: String(item.price), "aria-label": `Price of ${item.name} in rupees` });
+    const save = h("button", { class: "button button--quiet", type: "button", text: "Save price", "aria-label": `Save price of ${item.name}` });
+    save.addEventListener("click", busy(save, () => patchItem(item, { price: priceOf(price.value) })));
+    const available = h("input", { type: "checkbox", "aria-label": `${item.name} available` });
+    available.checked = item.isAvailable;
+    available.addEventListener("change", () => patchItem(item, { isAvailable: available.checked }));
+    return h("tr", { dataset: { itemId: item.id } },
+      h("td", {}, h("strong", { text: item.name })),
+      h("td", { text: item.category || "—" }),
+      h("td", {}, price, save),
+      h("td", {}, available));
+  }));
+}
+
+async function patchItem(item, changes) {
+  const saved = await act(() => api(`/api/menu/${item.id}`, { method: "PATCH", body: changes }));
+  if (saved) say(`${saved.name}: ${saved.isAvailable ? "available" : "sold out"}, ₹${saved.price}.`);
+  await loadMenu();
+}
+
+menuStore.addEventListener("change", loadMenu);
+itemForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const body = { name: itemForm.name.value, price: priceOf(itemForm.price.value) };
+  if (itemForm.category.value.trim()) body.category = itemForm.category.value;
+  const saved = await act(() => api(`/api/stores/${menuStore.value}/menu`, { method: "POST", body }),
+    itemForm.querySelector(".form-error"));
+  if (!saved) return;
+  say(`Added ${saved.name}.`);
+  itemForm.reset();
+  itemForm.name.focus();
+  await loadMenu();
+});
+
+// ---------------------------------------------------------------------------------------------
+// Staff accounts
+
+const staffForm = document.getElementById("staff-form");
+
+async function loadStaff() {
+  const page = await api("/api/admin/users?role=store_employee&limit=100");
+  const names = Object.fromEntries(stores.map((store) => [store.id, store.name]));
+  const body = document.querySelector("#staff-table tbody");
+  if (!page.users.length) {
+    body.replaceChildren(h("tr", {}, h("td", { colspan: "4", class: "muted", text: "No staff accounts yet." })));
+    return;
+  }
+  body.replaceChildren(...page.users.map((user) => {
+    const toggle = h("button", { class: "button button--quiet", type: "button",
+      text: user.isActive ? "Disable" : "Enable", "aria-label": `${user.isActive ? "Disable" : "Enable"} ${user.email}` });
+    toggle.addEventListener("click", busy(toggle, async () => {
+      const done = await act(() => api(`/api/admin/users/${user.id}`, { method: "PATCH", body: { isActive: !user.isActive } }));
+      if (done) say(`${user.email} is ${done.isActive ? "enabled" : "disabled and signed out everywhere"}.`);
+      await loadStaff();
+    }));
+    return h("tr", { dataset: { userId: user.id } },
+      h("td", { text: user.name }), h("td", {}, h("code", { text: user.email })),
+      h("td", { text: `Store staff · ${names[user.storeId] || "unknown store"}` }),
+      h("td", {}, user.isActive ? pill("open", "Active") : pill("closed", "Disabled"), " ", toggle));
+  }));
+}
+
+staffForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const body = { name: staffForm.name.value, email: staffForm.email.value, password: staffForm.password.value,
+    role: "store_employee", storeId: staffForm.storeId.value || null };
+  const saved = await act(() => api("/api/admin/users", { method: "POST", body }), staffForm.querySelector(".form-error"));
+  if (!saved) return;
+  say(`Created ${saved.email}. They sign in at /login and land on the kitchen display.`);
+  staffForm.reset();
+  await loadStaff();
+});
+
+// ---------------------------------------------------------------------------------------------
+// Customers and their no-shows
+
+const searchForm = document.getElementById("customer-search");
+const noShowPanel = document.getElementById("no-shows");
+
+async function loadCustomers() {
+  const query = new URLSearchParams({ limit: "50" });
+  if (searchForm.search.value.trim()) query.set("search", searchForm.search.value.trim());
+  const page = await act(() => api(`/api/admin/customers?${query}`));
+  if (!page) return;
+  const body = document.querySelector("#customer-table tbody");
+  if (!page.customers.length) {
+    body.replaceChildren(h("tr", {}, h("td", { colspan: "5", class: "muted", text: "No customers found." })));
+    return;
+  }
+  body.replaceChildren(...page.customers.map((customer) => {
+    const details = h("button", { class: "button button--quiet", type: "button", text: "No-shows",
+      "aria-label": `No-shows of ${customer.email}` });
+    details.addEventListener("click", () => showNoShows(customer.id));
+    return h("tr", { dataset: { userId: customer.id } },
+      h("td", {}, h("strong", { text: customer.name }), h("span", { class: "muted", text: `${customer.email} · ${customer.role}` })),
+      h("td", {}, pill(customer.trustTier, customer.trustTier)),
+      h("td", { text: String(customer.noShowCount) }),
+      h("td", { text: when(customer.orderingRestrictedUntil) }),
+      h("td", {}, details));
+  }));
+}
+
+async function showNoShows(userId) {
+  const data = await act(() => api(`/api/admin/customers/${userId}/no-shows`));
+  if (!data) return;
+  const { customer, noShows } = data;
+  const heading = h("h3", { text: `${customer.name}: ${customer.trustTier}, ${customer.noShowCount} no-show${customer.noShowCount === 1 ? "" : "s"}` });
+  const list = noShows.length ? h("ul", {}, ...noShows.map((entry) => noShowEntry(entry, userId)))
+    : h("p", { class: "muted", text: "No no-shows recorded." });
+  noShowPanel.replaceChildren(heading, list);
+  noShowPanel.hidden = false;
+  noShowPanel.focus();
+}
+
+function noShowEntry(entry, userId) {
+  const title = h("span", { text: `Order ${entry.orderNumber} · recorded ${when(entry.recordedAt)}` });
+  if (entry.clearedAt) {
+    return h("li", {}, title, h("span", { class: "muted", text: ` · cleared ${when(entry.clearedAt)}: ${entry.clearedReason}` }));
+  }
+  const reason = h("input", { name: "reason", required: true, maxlength: "300", autocomplete: "off" });
+  const box = h("div", { class: "form-error notice notice--error", role: "alert", hidden: true });
+  const form = h("form", { novalidate: true },
+    h("label", { class: "field" }, h("span", { class: "field__label", text: `Why order ${entry.orderNumber} was no no-show` }), reason),
+    h("button", { class: "button", type: "submit", text: "Clear no-show" }));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const done = await act(() => api(`/api/admin/orders/${entry.orderId}/clear-no-show`,
+      { method: "POST", body: { reason: reason.value } }), box);
+    if (!done) return;
+    say(`Cleared the no-show of order ${entry.orderNumber}; ${done.customer.name} is now ${done.customer.trustTier}.`);
+    await Promise.all([showNoShows(userId), loadCustomers()]);
+  });
+  return h("li", {}, title, form, box);
+}
+
+searchForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  loadCustomers();
+});
+
+// ---------------------------------------------------------------------------------------------
+// Partner clients
+
+const clientForm = document.getElementById("client-form");
+
+async function loadClients() {
+  const clients = await api("/api/admin/clients");
+  const body = document.querySelector("#client-table tbody");
+  if (!clients.length) {
+    body.replaceChildren(h("tr", {}, h("td", { colspan: "4", class: "muted", text: "No partner clients yet." })));
+    return;
+  }
+  body.replaceChildren(...clients.map((client) => {
+    const cells = [h("td", { text: client.name }), h("td", {}, h("code", { text: client.clientId })),
+      h("td", {}, client.isActive ? pill("open", "Active") : pill("closed", `Revoked ${when(client.revokedAt)}`))];
+    const actions = h("td", {});
+    if (client.isActive) {
+      const revoke = h("button", { class: "button button--quiet", type: "button", text: "Revoke", "aria-label": `Revoke ${client.name}` });
+      revoke.addEventListener("click", busy(revoke, async () => {
+        if (!window.confirm(`Revoke ${client.name}? Its /v1 requests are refused from now on.`)) return;
+        const done = await act(() => api(`/api/admin/clients/${encodeURIComponent(client.clientId)}/revoke`, { method: "POST" }));
+        if (done) say(`Revoked ${client.name}.`);
+        await loadClients();
+      }));
+      actions.append(revoke);
+    }
+    return h("tr", { dataset: { clientId: client.clientId } }, ...cells, actions);
+  }));
+}
+
+clientForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const saved = await act(() => api("/api/admin/clients", { method: "POST", body: { name: clientForm.name.value } }),
+    clientForm.querySelector(".form-error"));
+  if (!saved) return;
+  say(`Created ${saved.name}: its client id is ${saved.clientId}.`);
+  clientForm.reset();
+  await loadClients();
+});
+
+// ---------------------------------------------------------------------------------------------
+
+async function main() {
+  await requireSession((user) => user.role === "admin");
+  bindSignOut();
+  await act(async () => {
+    await loadStores();
+    await Promise.all([loadMenu(), loadStaff(), loadCustomers(), loadClients()]);
+  });
+  document.body.dataset.ready = "true";
+}
+
+main();

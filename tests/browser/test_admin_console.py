@@ -1,0 +1,157 @@
+"""The admin console and the kitchen's store controls in Chromium, against one real server for the
+module: an admin builds a store and its staff, the staff run its kitchen, the admin disables them.
+Plus the 404 page, the favicon, axe-core and screenshots of these pages at both sizes."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import httpx
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.a11y import assert_accessible
+from tests.browser.conftest import PHONE, WALL, screenshot
+from tests.browser.shop import Account, Shop
+from tests.harness import ServerProcess, create_user_cli, drop_database
+
+ADMIN = Account("console-admin@campus.test", "admin-pass-1", "Console Admin", "admin")
+
+
+@pytest.fixture(scope="module")
+def server(mongo, tmp_path_factory):
+    """One server and database for the module's tests, with an admin made by the command line."""
+    env = {"MONGODB_URL": mongo.url, "MONGODB_DATABASE": f"t_{uuid.uuid4().hex[:12]}"}
+    create_user_cli(env, role="admin", email=ADMIN.email, password=ADMIN.password, name=ADMIN.name)
+    process = ServerProcess(env, tmp_path_factory.mktemp("console")).start()
+    yield process
+    process.kill()
+    drop_database(mongo.url, env["MONGODB_DATABASE"])
+
+
+def sign_in(page, base_url: str, account: Account) -> None:
+    page.goto(f"{base_url}/login")
+    page.get_by_label("Email").fill(account.email)
+    page.get_by_label("Password").fill(account.password)
+    page.get_by_label("Password").press("Enter")
+
+
+def api(base_url: str, account: Account, method: str, path: str, **kwargs):
+    with httpx.Client(base_url=base_url, timeout=15) as client:
+        token = client.post("/api/auth/login", json={"email": account.email, "password": account.password})
+        headers = {"Authorization": f"Bearer {token.json()['data']['accessToken']}"}
+        return client.request(method, path, headers=headers, **kwargs).json()["data"]
+
+
+def test_an_admin_builds_a_store_its_staff_run_the_kitchen_and_disabling_signs_them_out(server, open_page):
+    admin = open_page(WALL)
+    sign_in(admin, server.url, ADMIN)
+    expect(admin).to_have_url(f"{server.url}/admin")  # an admin lands on the console, not the kitchen
+    expect(admin.locator("body")).to_have_attribute("data-ready", "true")
+
+    stores = admin.locator("#store-form")
+    stores.get_by_label("Name").fill("Night Canteen")
+    stores.get_by_label("Location").fill("Hostel Block C")
+    stores.get_by_label("UPI id").fill("nightcanteen@upi")
+    stores.get_by_role("button", name="Create store").click()
+    row = admin.locator("#store-table tr", has_text="Night Canteen")
+    expect(row).to_contain_text("Open")
+
+    menu = admin.locator("#menu")
+    menu.get_by_label("Store").select_option(label="Night Canteen")
+    items = admin.locator("#item-form")
+    items.get_by_label("Name").fill("Maggi")
+    items.get_by_label("Category").fill("Snacks")
+    items.get_by_label("Price (₹)").fill("0")
+    items.get_by_role("button", name="Add item").click()
+    expect(items.get_by_role("alert")).to_have_text("price must be greater than 0.")
+    items.get_by_label("Price (₹)").fill("40")
+    items.get_by_role("button", name="Add item").click()
+    expect(admin.locator("#menu-table tr", has_text="Maggi")).to_be_visible()
+
+    staff = Account(f"night-{uuid.uuid4().hex[:6]}@campus.test", "night-pass-1", "Nisha Night", "store_employee")
+    form = admin.locator("#staff-form")
+    form.get_by_label("Name").fill(staff.name)
+    form.get_by_label("Email").fill(staff.email)
+    form.get_by_label("Password (at least 8 characters)").fill(staff.password)
+    form.get_by_label("Store").select_option(label="Night Canteen")
+    form.get_by_role("button", name="Create staff account").click()
+    expect(admin.locator("#staff-table tr", has_text=staff.email)).to_contain_text("Night Canteen")
+
+    kitchen = open_page(WALL)
+    sign_in(kitchen, server.url, staff)
+    expect(kitchen).to_have_url(f"{server.url}/kitchen")
+    expect(kitchen.locator("#store-name")).to_contain_text("Night Canteen")
+    expect(kitchen.locator("#conn")).to_have_attribute("data-state", "live")
+    # Keyboard only: the controls open, act and close with Enter and Escape.
+    opener = kitchen.get_by_role("button", name="Store & menu")
+    opener.press("Enter")
+    dialog = kitchen.get_by_role("dialog", name="Store & menu")
+    sold_out = dialog.get_by_role("checkbox", name="Sold out: Maggi")
+    sold_out.press("Space")
+    expect(dialog.locator("tr", has_text="Maggi")).to_have_attribute("data-sold-out", "true")
+    expect(sold_out).to_be_checked()
+    expect(sold_out).to_be_focused()
+    dialog.get_by_role("button", name="Close the store").press("Enter")
+    expect(kitchen.locator("#store-status")).to_have_text("Closed")
+    kitchen.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    expect(opener).to_be_focused()
+
+    store = next(s for s in api(server.url, ADMIN, "GET", "/api/admin/stores") if s["name"] == "Night Canteen")
+    assert store["isActive"] is False
+    menu_items = api(server.url, ADMIN, "GET", f"/api/stores/{store['id']}/menu?all=true")
+    assert [(i["name"], i["isAvailable"]) for i in menu_items] == [("Maggi", False)]
+
+    admin.get_by_role("button", name=f"Disable {staff.email}").click()
+    expect(admin.locator("#staff-table tr", has_text=staff.email)).to_contain_text("Disabled")
+    # The hub closes the kitchen's socket, the refresh is refused: the display is signed out.
+    expect(kitchen).to_have_url(re.compile(re.escape(f"{server.url}/login") + r"\?.*reason=expired"), timeout=10_000)
+
+
+def test_unknown_pages_get_an_html_404_with_a_way_back_and_api_paths_keep_json(server, open_page):
+    page = open_page(PHONE)
+    response = page.goto(f"{server.url}/menu/nowhere")
+    assert response.status == 404 and response.headers["content-type"].startswith("text/html")
+    expect(page).to_have_title("Page not found · OrderPulse")
+    page.get_by_role("link", name="Go to OrderPulse").press("Enter")
+    expect(page).to_have_url(f"{server.url}/login")
+    with httpx.Client(base_url=server.url) as client:
+        assert client.get("/api/nowhere").json() == {"success": False, "message": "Not found."}
+        assert client.get("/v1/nowhere").status_code == 404 and "error" in client.get("/v1/nowhere").json()
+        icon = client.get("/favicon.ico")
+        assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")
+
+
+def test_console_kitchen_login_and_404_pass_axe_at_phone_and_wall_sizes(server, open_page):
+    shop = Shop(server.url, ADMIN.email, ADMIN.password)
+    try:
+        customer = shop.customer("Meera Iyer")
+        shop.place_order(customer, {"Masala Dosa": 1})
+        pages = [("login", None, "/login"), ("404", None, "/no-such-page"),
+                 ("admin", ADMIN, "/admin"), ("kitchen", shop.staff, "/kitchen")]
+        for viewport in (PHONE, WALL):
+            size = f"{viewport['width']}x{viewport['height']}"
+            for name, account, path in pages:
+                page = open_page(viewport)
+                if account is not None:
+                    sign_in(page, server.url, account)
+                    expect(page).to_have_url(f"{server.url}{path}")
+                    ready = "body[data-ready='true']" if name == "admin" else "#conn[data-state='live']"
+                    expect(page.locator(ready)).to_have_count(1)
+                else:
+                    page.goto(f"{server.url}{path}")
+                assert page.title().endswith("OrderPulse"), name
+                assert page.locator("link[rel='icon']").count() == 1, name
+                assert_accessible(page, f"{name} at {size}")
+                screenshot(page, f"console-{name}-{size}")
+                if name == "kitchen":
+                    page.get_by_role("button", name="Store & menu").click()
+                    expect(page.get_by_role("dialog")).to_be_visible()
+                    expect(page.locator("#store-menu tr")).to_have_count(6)
+                    assert_accessible(page, f"kitchen store controls at {size}")
+                    screenshot(page, f"console-kitchen-store-{size}")
+                page.context.close()
+    finally:
+        shop.close()
