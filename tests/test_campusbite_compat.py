@@ -128,6 +128,9 @@ async def test_staff_find_their_store_by_owner_id_and_its_menu_as_menu_items(cam
     assert all("owner_id" not in s for s in staff_view["stores"] if s["id"] != store.id)
     menu = (await api.get(f"/api/stores/{store.id}/menu", store.staff)).json()["data"]
     assert {item["id"] for item in menu["menuItems"]} == {item["id"] for item in store.menu}
+    # Its dashboard counts `is_available` items and shows `is_active`; its settings read `upi_id`.
+    assert all(item["is_available"] is True and item["store_id"] == store.id for item in menu["menuItems"])
+    assert (mine[0]["is_active"], mine[0]["upi_id"], mine[0]["_id"]) == (True, mine[0]["upiId"], store.id)
     # Everyone else (and OrderPulse's pages) still get the bare lists, with no owner named.
     for caller in (None, campus.alice):
         stores = (await api.get("/api/stores", caller)).json()["data"]

@@ -60,6 +60,15 @@ ORDER_ALIASES: dict[str, str] = {
 OTP_ALIASES: dict[str, str] = {"pickup_otp": "pickupOtp", "otp": "pickupOtp"}
 # Read from the order's `store` object.
 STORE_ALIASES: dict[str, str] = {"storeName": "name", "store_name": "name", "storeId": "id", "store_id": "id"}
+# The staff console's names of a store's and a menu item's fields.
+STORE_FIELD_ALIASES: dict[str, str] = {"_id": "id", "is_active": "isActive", "upi_id": "upiId",
+                                       "created_at": "createdAt"}
+MENU_ITEM_ALIASES: dict[str, str] = {"_id": "id", "store_id": "storeId", "is_available": "isAvailable",
+                                     "created_at": "createdAt", "updated_at": "updatedAt"}
+
+
+def _aliased(shown: dict[str, Any], aliases: dict[str, str]) -> dict[str, Any]:
+    return {**shown, **{alias: shown[source] for alias, source in aliases.items() if source in shown}}
 
 
 def order(detail: dict[str, Any]) -> dict[str, Any]:
@@ -82,6 +91,7 @@ def store_list(stores: list[dict[str, Any]], caller: Principal | None) -> dict[s
     and `owner_name` (how that console finds "my store"; OrderPulse stores have staff, not one owner)."""
     if caller is None or caller.role != Role.STORE_EMPLOYEE:
         return stores
+    stores = [_aliased(store, STORE_FIELD_ALIASES) for store in stores]
     own = [{**store, "owner_id": caller.user_id, "owner_name": caller.name} if store["id"] == caller.store_id
            else store for store in stores]
     return {"stores": own}
@@ -91,7 +101,7 @@ def menu_list(items: list[dict[str, Any]], caller: Principal | None) -> dict[str
     """`GET /api/stores/{id}/menu`: for store staff, CampusBite's console shape `{menuItems: [...]}`."""
     if caller is None or caller.role != Role.STORE_EMPLOYEE:
         return items
-    return {"menuItems": items}
+    return {"menuItems": [_aliased(item, MENU_ITEM_ALIASES) for item in items]}
 
 
 async def optional_caller(request: Request) -> Principal | None:

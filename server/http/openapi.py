@@ -290,7 +290,9 @@ def openapi_document() -> dict[str, Any]:
         "/api/stores": {
             "get": op("Active stores; for store staff `{stores}` with `owner_id`/`owner_name` on their own (CampusBite)",
                       {"200": ok({"oneOf": [{"type": "array", "items": ref("Store")},
-                                            obj({"stores": {"type": "array", "items": ref("Store")}}, closed=True)]})},
+                                            obj({"stores": {"type": "array", "items": ref("Store")}}, closed=True)],
+                                  "description": "staff: each store also under CampusBite's names "
+                                                 f"({', '.join(campusbite.STORE_FIELD_ALIASES)})"})},
                       auth=False, tag="stores"),
             "post": op("Create a store (admins)", {"201": ok(ref("Store"), "Created"), **COMMON}, tag="stores",
                        body=requests.CreateStoreRequest),
@@ -304,7 +306,10 @@ def openapi_document() -> dict[str, Any]:
             "get": op("A store's available menu (`?all=true` includes unavailable items)",
                       {"200": ok({"oneOf": [{"type": "array", "items": ref("MenuItem")},
                                             obj({"menuItems": {"type": "array", "items": ref("MenuItem")}},
-                                                closed=True)]}), "404": _error("Store not found")},
+                                                closed=True)],
+                                  "description": "staff: each item also under CampusBite's names "
+                                                 f"({', '.join(campusbite.MENU_ITEM_ALIASES)})"}),
+                       "404": _error("Store not found")},
                       auth=False, tag="stores", params=[ID("store_id")]),
             "post": op("Add a menu item (that store's staff, admins)", {
                 "201": ok(ref("MenuItem"), "Created"), **COMMON, "404": _error("Store not found")}, tag="stores",
