@@ -1,4 +1,4 @@
-"""`orderpulse`: serve, demo, create-user, client create/revoke."""
+"""`orderpulse`: serve, demo (optionally with simulated customers), create-user, client create/revoke."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import errno
 import logging
+import secrets
 import socket
 import sys
 
@@ -87,8 +88,9 @@ class StartedLifespan:
         await send({"type": "lifespan.shutdown.complete"})
 
 
-def serve(settings: Settings, *, demo: bool = False) -> int:
-    """`serve` and `demo`: bind the port, start the runtime, seed the demo through it, serve."""
+def serve(settings: Settings, *, demo: bool = False, simulate: argparse.Namespace | None = None) -> int:
+    """`serve` and `demo`: bind the port, start the runtime, seed the demo through it, serve;
+    `simulate` (demo only) also runs simulated customers until the server stops."""
     import uvicorn
 
     from server.app import create_app
@@ -118,14 +120,19 @@ def serve(settings: Settings, *, demo: bool = False) -> int:
         async def run() -> None:
             await app.enter()  # database and broker: a ConfigurationError ends here, before serving
             try:
+                simulation = None
                 if demo:
                     print("\n".join(await _seed_demo(settings)))
+                if demo and simulate is not None:
+                    simulation = await _start_simulation(app.app.state.runtime, simulate)
                 if notice:
                     print(notice, file=sys.stderr)
                 hint = "  (kitchen: /kitchen, sign in: /login)" if demo else ""
                 print(f"Serving on http://{settings.host}:{settings.port}{hint}", flush=True)
                 await server.serve(sockets=[sock])
             finally:
+                if simulation is not None:
+                    await simulation.stop()
                 await app.exit()  # already done by uvicorn's shutdown, unless serving never began
 
         try:
@@ -206,11 +213,83 @@ async def _client_revoke(client_id: str) -> bool:
     return await partners.revoke_client(client_id) is not None
 
 
+SIMULATED_CUSTOMERS = ["Aarav", "Diya", "Kabir", "Ishita", "Rohan", "Sneha", "Vikram", "Ananya", "Farhan", "Lakshmi"]
+
+
+class RunningSimulation:
+    """The simulation's task and the event that stops it."""
+
+    def __init__(self, task: asyncio.Task, stop_event: asyncio.Event) -> None:
+        self._task, self._stop = task, stop_event
+
+    async def stop(self) -> None:
+        self._stop.set()
+        await asyncio.wait_for(self._task, SHUTDOWN_GRACE_SECONDS)
+
+
+async def _start_simulation(runtime, options: argparse.Namespace) -> RunningSimulation:
+    """Simulated customers of the demo store (made once, never able to sign in), ordering in the background."""
+    from server.domain.access import Principal
+    from server.domain.clock import utcnow
+    from server.models import Store, User
+    from server.services import catalog
+    from server.services.simulation import Simulation
+    from server.services.tokens import hash_password
+
+    store = await Store.find_one({"name": "Campus Cafe"})
+    assert store is not None  # seeded just before
+    unusable = None
+    customers = []
+    for number, name in enumerate(SIMULATED_CUSTOMERS, start=1):
+        email = f"sim{number:02d}@orderpulse.demo"
+        user = await User.find_one({"email": email})
+        if user is None:
+            unusable = unusable or hash_password(secrets.token_urlsafe(24))
+            user = await User(name=f"{name} (simulated)", email=email, password_hash=unusable, role=Role.STUDENT,
+                              register_number=f"SIM{number:04d}", created_at=utcnow()).insert()
+        customers.append(Principal(str(user.id), user.role, None, user.name, expires_at=float("inf")))
+
+    async def menu() -> list[str]:
+        current = await catalog.find_store(str(store.id))
+        return [str(item.id) for item in await catalog.menu_of(current, include_unavailable=False)]
+
+    simulation = Simulation(str(store.id), customers, runtime.checkout, runtime.lifecycle, runtime.orders, menu,
+                            runtime.clock, speed=options.speed, no_show_rate=options.no_show_rate,
+                            say=lambda line: print(line, flush=True))
+    stop_event = asyncio.Event()
+    task = asyncio.create_task(simulation.run(stop_event), name="demo-simulation")
+    day = simulation.profile.closes_at_hour - simulation.profile.opens_at_hour
+    print(f"Simulating customers of {store.name}: a {day:g}-hour lunch service every "
+          f"{simulation.real_seconds(day) / 60:.1f} min, {options.no_show_rate:.0%} never pick up; "
+          "work the orders on /kitchen", flush=True)
+    return RunningSimulation(task, stop_event)
+
+
+def _number_between(minimum: float, maximum: float):
+    """An argparse type: a number in [minimum, maximum], refused in one line otherwise."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not minimum <= value <= maximum:
+            raise argparse.ArgumentTypeError(f"must be a number from {minimum:g} to {maximum:g} (got {text!r})")
+        return value
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="orderpulse", description="Real-time order tracking server.")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="serve the API, sockets and pages")
-    commands.add_parser("demo", help="create a demo store, menu and users, print their credentials, then serve")
+    demo = commands.add_parser("demo", help="create a demo store, menu and users, print their credentials, then serve")
+    demo.add_argument("--simulate", action="store_true",
+                      help="simulated customers order at a lunch-rush pace (the kitchen is yours to run)")
+    demo.add_argument("--speed", type=_number_between(1, 3600), default=4.0,
+                      help="with --simulate: simulated seconds per real second (default 4: starting at 12:00, "
+                           "the 12:30 peak comes about 7 minutes in)")
+    demo.add_argument("--no-show-rate", type=_number_between(0, 1), default=0.15,
+                      help="with --simulate: the share of customers who never pick up (default 0.15)")
     user = commands.add_parser("create-user", help="create an admin or a store employee; prints the id")
     user.add_argument("--role", required=True, choices=[Role.ADMIN.value, Role.STORE_EMPLOYEE.value])
     user.add_argument("--email", required=True)
@@ -286,7 +365,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command in ("serve", "demo"):
-        return serve(settings, demo=args.command == "demo")
+        simulate = args if args.command == "demo" and args.simulate else None
+        return serve(settings, demo=args.command == "demo", simulate=simulate)
     resolve_jwt_secret(settings)
     if args.command == "create-user":
         print(asyncio.run(_with_database(settings, lambda: _create_user(settings, args))))
