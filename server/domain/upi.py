@@ -23,6 +23,14 @@ def payment_link(upi_id: str, payee: str, total_paise: int, reference: str) -> s
                                      "cu": "INR", "tn": reference})
 
 
+MAX_LINK_LENGTH = 512
+
+
+def is_payment_link(value: str) -> bool:
+    """Whether `value` is a `upi://pay` link short enough to draw as a QR code."""
+    return value.startswith("upi://pay?") and len(value) <= MAX_LINK_LENGTH and value.isprintable()
+
+
 def normalise_transaction_id(value: object) -> str | None:
     """Upper-cased UPI transaction id, None when not provided; 400 when malformed."""
     if value is None or value == "":

@@ -364,6 +364,12 @@ def openapi_document() -> dict[str, Any]:
             "200": SSE_STREAM, **COMMON, **ORDER_NOT_FOUND}, tag="realtime", params=[ID("order_id"), *STREAM_AUTH])},
         "/api/stores/{store_id}/events": {"get": op("Server-Sent Events of a store's orders (its staff)", {
             "200": SSE_STREAM, **COMMON, "404": _error("Store not found")}, tag="realtime", params=[ID("store_id"), *STREAM_AUTH])},
+        "/api/payments/upi-qr": {"get": op(
+            "A `upi://pay` link (the checkout session's `payment.upiLink`) as a QR code, for paying from a "
+            "second device (public; SVG)", {
+                "200": {"description": "The QR code", "content": {"image/svg+xml": {"schema": STR}}},
+                "400": _error("link is not a upi://pay link of at most 512 characters")},
+            auth=False, tag="orders", params=[{"name": "link", "in": "query", "required": True, "schema": STR}])},
         "/api/stores/{store_id}/menu/events": {"get": op(
             "Server-Sent Events of a store's menu (public): a `menu` event with the store and its whole "
             "menu now and after every change, its id the catalog revision", {

@@ -1,4 +1,5 @@
-// The customer's list of orders, newest first, with live status for the ones still active.
+// The customer's list of orders, newest first, live: the socket's `{mine: true}` subscription brings
+// every change of this customer's orders, and new orders from any page or partner app, without a reload.
 
 import { api, ApiError, bindSignOut, isCustomer, requireSession } from "./api.js";
 import { announce, formatDateTime, formatMoney, h, itemsSummary, STATUS_LABEL, TERMINAL } from "./format.js";
@@ -32,7 +33,7 @@ async function loadPage() {
     for (const order of orders) store.apply(order);
     render();
     more.hidden = total != null ? store.orders.size >= total : orders.length < PAGE_SIZE;
-    watchActive();
+    watchMine();
   } catch (error) {
     if (!(error instanceof ApiError)) throw error;
     list.removeAttribute("aria-busy");
@@ -62,7 +63,6 @@ function fillRow(link, order) {
       h("span", { text: [order.store?.name, formatDateTime(order.createdAt)].filter(Boolean).join(" · ") }),
       h("span", { class: "tabular", text: formatMoney(order.totalAmount) })),
   );
-  link.setAttribute("aria-label", `${order.orderNumber}, ${STATUS_LABEL[status] || status}, ${formatMoney(order.totalAmount)}. Open tracking.`);
 }
 
 function byNewest(a, b) {
@@ -76,7 +76,8 @@ function render() {
   if (!orders.length) {
     list.replaceChildren(h("div", { class: "card empty" },
       h("strong", { text: "No orders yet" }),
-      "When you order from a campus outlet, it shows up here and you can follow it live."));
+      "When you order from a campus outlet, it shows up here and you can follow it live. ",
+      h("a", { href: "/stores", text: "See the open stores" })));
     return;
   }
   const active = orders.filter((order) => !TERMINAL.has(order.orderStatus));
@@ -93,15 +94,19 @@ function render() {
   list.replaceChildren(...sections);
 }
 
-function watchActive() {
-  const ids = store.values().filter((order) => !TERMINAL.has(order.orderStatus)).map((order) => order.id);
-  if (!ids.length) return;
-  const subscription = { orderIds: ids };
-  if (feed) {
-    feed.resubscribe(subscription);
-    return;
+/** A new order arrives as a lean event: its items and store come from the full order. */
+async function fetchDetails(orderId) {
+  try {
+    const result = store.fill(await api(`/api/orders/${orderId}`));
+    if (result && rows.has(orderId)) fillRow(rows.get(orderId), result.order);
+  } catch (error) {
+    if (!(error instanceof ApiError)) throw error;
   }
-  feed = new LiveFeed({ subscription });
+}
+
+function watchMine() {
+  if (feed) return;
+  feed = new LiveFeed({ subscription: { mine: true } });
   const pill = document.getElementById("conn");
   pill.hidden = false;
   bindConnectionPill(feed, pill, { compact: true });
@@ -109,7 +114,12 @@ function watchActive() {
     const result = store.apply(order);
     if (!result) return;
     const { previous } = result;
-    if (previous && previous.orderStatus !== result.order.orderStatus) {
+    if (!previous) {
+      announce(`New order ${result.order.orderNumber}: ${STATUS_LABEL[result.order.orderStatus]}`);
+      if (total != null) total += 1;
+      render();
+      fetchDetails(order.id);
+    } else if (previous.orderStatus !== result.order.orderStatus) {
       announce(`${result.order.orderNumber}: ${STATUS_LABEL[result.order.orderStatus]}`);
       render();
     } else if (rows.has(order.id)) {

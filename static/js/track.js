@@ -158,9 +158,12 @@ async function pollStatus({ signal }) {
 // ---------------------------------------------------------------------------------------------
 // State changes
 
+// The full order carries when each step happened (acceptedAt, preparingAt, readyAt, pickedUpAt),
+// so the times survive a reload; events carry only the lean shape, so a live step is stamped here.
+const STEP_TIME_FIELD = { accepted: "acceptedAt", processing: "preparingAt" };
+
 function rememberInitialTimes(order) {
-  for (const status of ["accepted", "processing"]) {
-    const key = `${status}At`;
+  for (const [status, key] of Object.entries(STEP_TIME_FIELD)) {
     if (order[key]) statusTimes[status] = order[key];
   }
   if (order.orderStatus === "accepted" || order.orderStatus === "processing") {
@@ -423,7 +426,7 @@ function stepTime(status, order) {
   const times = {
     placed: order.createdAt,
     accepted: order.acceptedAt || statusTimes.accepted,
-    processing: order.processingAt || statusTimes.processing,
+    processing: order.preparingAt || statusTimes.processing,
     ready: order.readyAt,
     picked_up: order.pickedUpAt || (order.orderStatus === "picked_up" ? statusTimes.picked_up || order.updatedAt : null),
   };
