@@ -101,4 +101,5 @@ def test_every_bad_request_message_is_the_one_the_contract_lists():
     row = next(line for line in REALTIME_MD.read_text().splitlines() if line.startswith("| `bad_request` |"))
     listed = set(re.findall(r'`"([^"]+)"`', row))
     assert listed == {messages.WS_FRAME_NOT_OBJECT, messages.WS_FRAME_NOT_TEXT, messages.WS_FRAME_UNKNOWN,
-                      messages.WS_TARGET_REQUIRED, messages.WS_ORDER_IDS_INVALID, messages.STORE_ID_INVALID}
+                      messages.WS_TARGET_REQUIRED, messages.WS_ORDER_IDS_INVALID, messages.STORE_ID_INVALID,
+                      messages.WS_MINE_ALONE}
