@@ -37,6 +37,12 @@ SSE_EVENT = {"type": "object", "required": ["data"], "description": "one event o
                                                                       "an `OrderEvent` (store staff also get the "
                                                                       "kitchen's fields)"}}}
 SSE_STREAM = {"description": "text/event-stream", "content": {"text/event-stream": {"schema": SSE_EVENT}}}
+# CampusBite's notification stream: unnamed events (an EventSource's `message`), no ids.
+NOTIFICATION_EVENT = {"type": "object", "required": ["data"], "properties": {
+    "event": {"const": "message"},
+    "data": {"type": "string", "description": "a JSON object, `{type: connected, ...}` or `{type: order_update, ...}`"}}}
+NOTIFICATION_STREAM = {"description": "text/event-stream",
+                       "content": {"text/event-stream": {"schema": NOTIFICATION_EVENT}}}
 PAGE = {"name": "page", "in": "query", "schema": bounded(1, 10_000)}
 LIMIT = {"name": "limit", "in": "query", "schema": bounded(1, 100)}
 
@@ -246,8 +252,19 @@ def openapi_document() -> dict[str, Any]:
         "/api/notifications/subscribe": {"get": op(
             "CampusBite's notification stream: unnamed events, `{type: connected}` first, then one "
             "`{type: order_update, title, message, data: {orderId, orderNumber, status, paymentStatus, version}}` "
-            "per change of the caller's orders (staff: their store's)", {"200": SSE_STREAM, **COMMON},
+            "per change of the caller's orders (staff: their store's)", {"200": NOTIFICATION_STREAM, **COMMON},
             tag="campusbite", params=STREAM_AUTH)},
+        "/api/push/public-key": {"get": op("The VAPID public key for `pushManager.subscribe` (Web Push)", {
+            "200": ok(obj({"publicKey": {"type": "string", "description": "base64url, uncompressed P-256"}}))},
+            auth=False, tag="push")},
+        "/api/push/subscriptions": {
+            "post": op("Notify this device of the caller's order moments (accepted, ready, pickup reminder, "
+                       "cancelled); the body is `PushSubscription.toJSON()`", {
+                "201": ok(obj({"id": OID}), "Subscribed", message=True), **COMMON}, tag="push",
+                body=requests.PushSubscribeRequest),
+            "delete": op("Stop notifying this device", {
+                "200": ok({"type": "null"}, message=True), **COMMON, "404": _error("Not the caller's subscription")},
+                tag="push", body=requests.PushUnsubscribeRequest)},
         "/api/auth/stream-ticket": {"post": op("A 30-second, single-use `?ticket=` for one event stream", {
             "201": ok(obj({"ticket": STR, "expiresInSeconds": INT}), "Issued"), **COMMON}, tag="auth")},
         "/api/admin/users/{user_id}": {"patch": op("Disable or re-enable an account (admins)", {
