@@ -54,7 +54,7 @@ def test_an_admin_builds_a_store_its_staff_run_the_kitchen_and_disabling_signs_t
     stores.get_by_label("Name").fill("Night Canteen")
     stores.get_by_label("Location").fill("Hostel Block C")
     stores.get_by_label("UPI id").fill("nightcanteen@upi")
-    stores.get_by_role("button", name="Create store").click()
+    stores.get_by_role("button", name="Create store").press("Enter")  # keyboard only, here and below
     row = admin.locator("#store-table tr", has_text="Night Canteen")
     expect(row).to_contain_text("Open")
 
@@ -64,10 +64,10 @@ def test_an_admin_builds_a_store_its_staff_run_the_kitchen_and_disabling_signs_t
     items.get_by_label("Name").fill("Maggi")
     items.get_by_label("Category").fill("Snacks")
     items.get_by_label("Price (₹)").fill("0")
-    items.get_by_role("button", name="Add item").click()
+    items.get_by_label("Price (₹)").press("Enter")
     expect(items.get_by_role("alert")).to_have_text("price must be greater than 0.")
     items.get_by_label("Price (₹)").fill("40")
-    items.get_by_role("button", name="Add item").click()
+    items.get_by_role("button", name="Add item").press("Enter")
     expect(admin.locator("#menu-table tr", has_text="Maggi")).to_be_visible()
 
     staff = Account(f"night-{uuid.uuid4().hex[:6]}@campus.test", "night-pass-1", "Nisha Night", "store_employee")
@@ -76,7 +76,7 @@ def test_an_admin_builds_a_store_its_staff_run_the_kitchen_and_disabling_signs_t
     form.get_by_label("Email").fill(staff.email)
     form.get_by_label("Password (at least 8 characters)").fill(staff.password)
     form.get_by_label("Store").select_option(label="Night Canteen")
-    form.get_by_role("button", name="Create staff account").click()
+    form.get_by_role("button", name="Create staff account").press("Enter")
     expect(admin.locator("#staff-table tr", has_text=staff.email)).to_contain_text("Night Canteen")
 
     kitchen = open_page(WALL)
@@ -104,7 +104,7 @@ def test_an_admin_builds_a_store_its_staff_run_the_kitchen_and_disabling_signs_t
     menu_items = api(server.url, ADMIN, "GET", f"/api/stores/{store['id']}/menu?all=true")
     assert [(i["name"], i["isAvailable"]) for i in menu_items] == [("Maggi", False)]
 
-    admin.get_by_role("button", name=f"Disable {staff.email}").click()
+    admin.get_by_role("button", name=f"Disable {staff.email}").press("Enter")
     expect(admin.locator("#staff-table tr", has_text=staff.email)).to_contain_text("Disabled")
     # The hub closes the kitchen's socket, the refresh is refused: the display is signed out.
     expect(kitchen).to_have_url(re.compile(re.escape(f"{server.url}/login") + r"\?.*reason=expired"), timeout=10_000)
@@ -131,27 +131,68 @@ def test_console_kitchen_login_and_404_pass_axe_at_phone_and_wall_sizes(server, 
         shop.place_order(customer, {"Masala Dosa": 1})
         pages = [("login", None, "/login"), ("404", None, "/no-such-page"),
                  ("admin", ADMIN, "/admin"), ("kitchen", shop.staff, "/kitchen")]
-        for viewport in (PHONE, WALL):
-            size = f"{viewport['width']}x{viewport['height']}"
-            for name, account, path in pages:
-                page = open_page(viewport)
-                if account is not None:
-                    sign_in(page, server.url, account)
-                    expect(page).to_have_url(f"{server.url}{path}")
-                    ready = "body[data-ready='true']" if name == "admin" else "#conn[data-state='live']"
-                    expect(page.locator(ready)).to_have_count(1)
-                else:
-                    page.goto(f"{server.url}{path}")
-                assert page.title().endswith("OrderPulse"), name
-                assert page.locator("link[rel='icon']").count() == 1, name
+        for name, account, path in pages:
+            # One sign-in per page; the same page is then checked at the phone and the wall size.
+            page = open_page(PHONE)
+            if account is not None:
+                sign_in(page, server.url, account)
+                expect(page).to_have_url(f"{server.url}{path}")
+                ready = "body[data-ready='true']" if name == "admin" else "#conn[data-state='live']"
+                expect(page.locator(ready)).to_have_count(1)
+            else:
+                page.goto(f"{server.url}{path}")
+            assert page.title().endswith("OrderPulse"), name
+            assert page.locator("link[rel='icon']").count() == 1, name
+            for viewport in (PHONE, WALL):
+                size = f"{viewport['width']}x{viewport['height']}"
+                page.set_viewport_size(viewport)
                 assert_accessible(page, f"{name} at {size}")
                 screenshot(page, f"console-{name}-{size}")
-                if name == "kitchen":
-                    page.get_by_role("button", name="Store & menu").click()
-                    expect(page.get_by_role("dialog")).to_be_visible()
-                    expect(page.locator("#store-menu tr")).to_have_count(6)
+            if name == "kitchen":
+                page.get_by_role("button", name="Store & menu").click()
+                expect(page.locator("#store-menu tr")).to_have_count(6)
+                for viewport in (WALL, PHONE):
+                    size = f"{viewport['width']}x{viewport['height']}"
+                    page.set_viewport_size(viewport)
                     assert_accessible(page, f"kitchen store controls at {size}")
                     screenshot(page, f"console-kitchen-store-{size}")
-                page.context.close()
+            page.context.close()
     finally:
         shop.close()
+
+
+def test_partner_clients_and_customers_from_the_console_by_keyboard(server, open_page):
+    with httpx.Client(base_url=server.url) as client:
+        client.post("/api/auth/register", json={"name": "Tara Console", "email": "tara@campus.test",
+                                               "password": "tara-pass-1", "role": "student",
+                                               "registerNumber": "21CS0042"})
+    page = open_page(PHONE)
+    sign_in(page, server.url, ADMIN)
+    expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Skip to the console")).to_be_focused()
+
+    search = page.get_by_label("Search by name or email")
+    search.fill("tara@")
+    search.press("Enter")
+    row = page.locator("#customer-table tr", has_text="tara@campus.test")
+    expect(row).to_contain_text("good")
+    expect(page.locator("#customer-table tbody tr")).to_have_count(1)
+    page.get_by_role("button", name="No-shows of tara@campus.test").press("Enter")
+    expect(page.locator("#no-shows")).to_be_focused()
+    expect(page.locator("#no-shows")).to_contain_text("No no-shows recorded.")
+
+    name = page.locator("#client-form").get_by_label("Name")
+    name.fill("Campus App")
+    name.press("Enter")
+    client_row = page.locator("#client-table tr", has_text="Campus App")
+    expect(client_row).to_contain_text("Active")
+    client_id = client_row.locator("code").inner_text()
+    assert client_id.startswith("opc_")
+    expect(page.locator("#flash")).to_contain_text(client_id)
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Revoke Campus App").press("Enter")
+    expect(client_row).to_contain_text("Revoked")
+    with httpx.Client(base_url=server.url) as client:
+        assert client.get("/v1/order/65f7a8b9c1234567890abcde", headers={"X-Client-ID": client_id}).status_code == 498
+    assert_accessible(page, "admin console after use")
