@@ -19,8 +19,8 @@ from server.domain import messages
 from server.domain.clock import SYSTEM_CLOCK, Clock
 from server.domain.errors import ApiError
 from server.http import (
-    admin_routes, auth_routes, campusbite, ops_routes, order_routes, pages, partner_routes, payment_qr, store_routes,
-    streams,
+    admin_routes, auth_routes, campusbite, ops_routes, order_routes, pages, partner_routes, payment_qr, push_routes,
+    store_routes, streams,
 )
 from server.http.poll_fast_path import PollStatusFastPath
 from server.http.responses import failure
@@ -152,7 +152,7 @@ def create_app(settings: Settings | None = None, clock: Clock = SYSTEM_CLOCK) ->
         runtime=runtime,
         routes=[
             *auth_routes.routes, *admin_routes.routes, *store_routes.routes, *order_routes.routes, *streams.routes,
-            *campusbite.routes,
+            *campusbite.routes, *push_routes.routes,
             *partner_routes.routes, *payment_qr.routes, *ops_routes.routes, *pages.routes(),
         ],
         middleware=[Middleware(RequestEdge)],

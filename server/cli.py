@@ -12,7 +12,7 @@ import sys
 
 from pydantic import ValidationError
 
-from server.config import LOG_LEVELS, ConfigurationError, Settings, resolve_jwt_secret
+from server.config import LOG_LEVELS, ConfigurationError, Settings, resolve_jwt_secret, resolve_vapid_key
 from server.domain.access import Role
 
 SHUTDOWN_GRACE_SECONDS = 3  # plus the runtime's own bounded stop: SIGTERM ends well within 10 s
@@ -98,7 +98,8 @@ def serve(settings: Settings, *, demo: bool = False, simulate: argparse.Namespac
 
     sock = bind_listener(settings.host, settings.port)
     try:
-        notice = resolve_jwt_secret(settings)
+        # Printed once the server is up: before that, the one line said is the error, if any.
+        notices = [notice for notice in (resolve_jwt_secret(settings), resolve_vapid_key(settings)) if notice]
         app = StartedLifespan(create_app(settings))
         protocols = server_protocols(settings)
         config = uvicorn.Config(
@@ -125,7 +126,7 @@ def serve(settings: Settings, *, demo: bool = False, simulate: argparse.Namespac
                     print("\n".join(await _seed_demo(settings)))
                 if demo and simulate is not None:
                     simulation = await _start_simulation(app.app.state.runtime, simulate)
-                if notice:
+                for notice in notices:
                     print(notice, file=sys.stderr)
                 hint = "  (kitchen: /kitchen, sign in: /login)" if demo else ""
                 print(f"Serving on http://{settings.host}:{settings.port}{hint}", flush=True)

@@ -84,6 +84,18 @@ class Settings(BaseSettings):
     mongodb_startup_timeout_seconds: float = Field(4, gt=0)
     readiness_timeout_seconds: float = Field(1.0, gt=0)
 
+    # Web Push (README, "Notifications"): the VAPID key signs every push (generated and kept in
+    # DATA_DIR in development, required in production); only these push services are sent to.
+    vapid_private_key: str | None = None
+    vapid_subject: str | None = None
+    push_service_hosts: str = "fcm.googleapis.com,*.push.services.mozilla.com,web.push.apple.com,*.notify.windows.com"
+    push_timeout_seconds: float = Field(5, gt=0)
+    push_max_attempts: int = Field(4, ge=1, le=10)
+    push_retry_base_seconds: float = Field(1, gt=0)
+    push_reminder_minutes: float = Field(5, gt=0)
+    push_reminder_check_seconds: float = Field(15, gt=0)
+    push_max_pending: int = Field(1000, ge=1)
+
     # Test-only failpoint: "after_write_before_publish" kills the process between the
     # database write of an order change and its publish (REALTIME.md, outbox).
     orderpulse_failpoint: str | None = None
@@ -137,8 +149,39 @@ class Settings(BaseSettings):
         return timedelta(minutes=self.checkout_session_minutes)
 
 
+def resolve_vapid_key(settings: Settings) -> str | None:
+    """Make `settings.vapid_private_key` a PEM; in development, create one kept in DATA_DIR.
+
+    Returns a notice for the start-up log when a development key was used.
+    """
+    if settings.vapid_private_key:
+        settings.vapid_subject = settings.vapid_subject or DEVELOPMENT_VAPID_SUBJECT
+        return None
+    if settings.orderpulse_env == "production":
+        raise ConfigurationError("VAPID_PRIVATE_KEY must be set when ORDERPULSE_ENV=production "
+                                 "(and VAPID_SUBJECT, a mailto: or https: contact).")
+    settings.vapid_subject = settings.vapid_subject or DEVELOPMENT_VAPID_SUBJECT
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    path = settings.data_dir / "vapid-private-key.pem"
+    if path.exists():
+        settings.vapid_private_key = path.read_text()
+        return f"Development mode: using the VAPID key kept in {path}."
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    settings.vapid_private_key = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                   serialization.NoEncryption()).decode()
+    path.write_text(settings.vapid_private_key)
+    path.chmod(0o600)
+    return f"Development mode: generated a VAPID key and kept it in {path}. Set VAPID_PRIVATE_KEY in production."
+
+
 class ConfigurationError(RuntimeError):
     """The environment does not describe a server that may start."""
+
+
+DEVELOPMENT_VAPID_SUBJECT = "mailto:orderpulse@example.com"
 
 
 def resolve_jwt_secret(settings: Settings) -> str | None:

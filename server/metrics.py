@@ -15,6 +15,14 @@ POLL_CACHE = Counter("orderpulse_poll_cache_total", "poll-status answers by sour
 DEADLINES_ENFORCED = Counter("orderpulse_deadlines_enforced_total", "Orders cancelled by a deadline.", ["reason"])
 PICKUPS = Counter("orderpulse_pickups_total", "Orders handed over, by how: the customer's code or staff by hand.",
                   ["method"])
+PUSH_NOTIFICATIONS = Counter("orderpulse_push_notifications_total",
+                             "Web Push notifications by moment and result (sent, gone, failed, dropped).",
+                             ["moment", "result"])
+PUSH_RETRIES = Counter("orderpulse_push_retries_total", "Web Push sends retried, by the push service's answer.",
+                       ["status"])
+PUSH_SUBSCRIPTIONS = Counter("orderpulse_push_subscriptions_total",
+                             "Web Push subscriptions created, deleted by their owner, or expired (404/410).",
+                             ["change"])
 EVENTS_PUBLISHED = Counter("orderpulse_events_published_total", "Order changes published to the broker.")
 OUTBOX_REPUBLISHED = Counter("orderpulse_outbox_republished_total", "Changes republished by the outbox relay.")
 

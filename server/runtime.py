@@ -18,7 +18,7 @@ from pymongo import AsyncMongoClient
 from pymongo.errors import ConfigurationError as PyMongoConfigurationError
 from pymongo.errors import PyMongoError
 
-from server.config import ConfigurationError, Settings, resolve_jwt_secret
+from server.config import ConfigurationError, Settings, resolve_jwt_secret, resolve_vapid_key
 from server.domain.clock import SYSTEM_CLOCK, Clock
 from server.domain.trust import TrustPolicy
 from server.embedded_mongo import EmbeddedMongo
@@ -34,6 +34,7 @@ from server.services.order_lifecycle import OrderLifecycle
 from server.services.order_queries import OrderQueries
 from server.services.outage import UNREACHABLE
 from server.services.publishing import ChangePublisher, OutboxRelay
+from server.services.push import PushNotifier
 from server.services.ratelimit import PollRateLimiter
 from server.services.snapshots import OrderSnapshotCache
 from server.services.subscriptions import SubscriptionService
@@ -167,9 +168,9 @@ class Runtime:
         self.settings = settings
         # Passed to the parts that read the time, so in-process tests can move it.
         self.clock = clock
-        notice = resolve_jwt_secret(settings)
-        if notice:
-            log.warning(notice)
+        for notice in (resolve_jwt_secret(settings), resolve_vapid_key(settings)):
+            if notice:
+                log.warning(notice)
         self.tokens = TokenService(settings.jwt_secret or "", settings.jwt_algorithm,
                                    settings.access_token_lifetime, clock=clock)
         self.accounts = AccountService(
@@ -184,6 +185,8 @@ class Runtime:
         self.accounts.use_bus(self.broker)
         self.publisher = ChangePublisher(self.broker, settings.orderpulse_failpoint)
         self.enforcer = DeadlineEnforcer(settings, self.publisher, clock=clock)
+        self.push = PushNotifier(settings, clock=clock)
+        self.publisher.watch(self.push.order_changed)
         # Orders: reading them (and the deadline due on a read), checking out, changing them.
         self.orders = OrderQueries(settings, self.enforcer, clock=clock)
         self.checkout = CheckoutService(settings, self.accounts, self.tokens, self.publisher, self.enforcer, clock=clock)
@@ -216,6 +219,7 @@ class Runtime:
         await self.hub.start()
         self.enforcer.start()
         self.relay.start()
+        self.push.start()
 
     async def stop(self) -> None:
         """Stop every part within a bound, whatever the database and broker are doing."""
@@ -225,7 +229,8 @@ class Runtime:
             await asyncio.wait({supervisor}, timeout=PART_STOP_SECONDS)
         await asyncio.gather(_stop_part("outbox relay", self.relay.stop()),
                              _stop_part("deadline enforcer", self.enforcer.stop()),
-                             _stop_part("hub", self.hub.stop()))
+                             _stop_part("hub", self.hub.stop()),
+                             _stop_part("push notifier", self.push.stop()))
         if self._broker_connected:
             self._broker_connected = False
             await _stop_part("broker", self.broker.disconnect())

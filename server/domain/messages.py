@@ -167,3 +167,26 @@ NO_SHOW_NOT_RECORDED = "This order has no recorded no-show to clear."
 NO_SHOW_CLEARED = "No-show cleared."
 CLIENT_NOT_FOUND = "Partner client not found."
 CLIENT_REVOKED = "Partner client revoked."
+
+# Web Push (issue 12): what a lock screen shows. Never the pickup code: a lock screen is public.
+PUSH_ACCEPTED_TITLE = "Order {order_number} accepted"
+PUSH_ACCEPTED_BODY = "{store_name} has your order and will start on it soon."
+PUSH_READY_TITLE = "Order {order_number} is ready"
+PUSH_READY_BODY = "Pick it up at {store_name}. Open the order for your pickup code."
+PUSH_REMINDER_TITLE = "Order {order_number} is waiting for you"
+PUSH_REMINDER_BODY = "Pick it up at {store_name} within {minutes} min, or it will be cancelled as a no-show."
+PUSH_CANCELLED_TITLE = "Order {order_number} was cancelled"
+PUSH_CANCELLED_BODY = {
+    "payment_timeout": "The payment wasn't confirmed in time, so {store_name} cancelled it.",
+    "payment_failed": "{store_name} couldn't confirm your payment, so the order was cancelled.",
+    "commitment_timeout": "You didn't confirm you were coming in time, so {store_name} cancelled it.",
+    "no_show_timeout": "It wasn't picked up in time, so {store_name} cancelled it.",
+    "customer_cancelled": "You cancelled it.",
+    "store_cancelled": "{store_name} cancelled it.",
+}
+PUSH_CANCELLED_FALLBACK = "{store_name} cancelled it."
+PUSH_ENDPOINT_NOT_ALLOWED = "endpoint must be the https address of a known push service."
+PUSH_KEY_INVALID = "{path} must be a base64url {what}."
+PUSH_SUBSCRIPTION_NOT_FOUND = "Push subscription not found."
+PUSH_SUBSCRIBED = "You will be notified about your orders on this device."
+PUSH_UNSUBSCRIBED = "This device will no longer be notified."

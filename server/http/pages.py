@@ -60,6 +60,8 @@ def routes() -> list:
         Route("/kitchen", _page("kitchen.html"), methods=["GET"]),
         Route("/admin", _page("admin.html"), methods=["GET"]),
         Route("/favicon.ico", favicon, methods=["GET"]),
+        # At the root, so the service worker's scope covers every page it opens from a notification.
+        Route("/sw.js", _page("sw.js", {"Service-Worker-Allowed": "/"}), methods=["GET"]),
         Route("/track/{order_id}", _page("track.html"), methods=["GET"]),
         Route("/docs", _page("docs.html", {"Content-Security-Policy": DOCS_CSP}), methods=["GET"]),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),

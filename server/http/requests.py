@@ -10,6 +10,8 @@ them, and unknown fields are ignored.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import copy
 import re
 from dataclasses import dataclass
@@ -565,3 +567,68 @@ def first_problem(exc: ValidationError) -> str:
     path = "".join(f"[{part}]" if isinstance(part, int) else (f".{part}" if index else part)
                    for index, part in enumerate(loc))
     return template.format(field=names[-1] if names else "body", path=path or "body", **values)
+
+
+# --- Web Push -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PushKey(Rule):
+    """A base64url key from the browser's `PushSubscription.toJSON()`, of a fixed decoded size."""
+
+    length: int
+    what: str
+
+    def check(self, value: Any, info: ValidationInfo) -> str:
+        key = Text(200).check(value, info)
+        assert key is not None
+        raw = decoded_push_key(key, self.length)
+        if raw is None or (self.length == 65 and raw[0] != 4):
+            raise FieldProblem(messages.PUSH_KEY_INVALID, what=self.what)
+        return key
+
+    def json_schema(self) -> dict[str, Any]:
+        # base64url of 65 bytes starting 0x04 is "B" and 86 more; of 16 bytes, 22 characters.
+        pattern = "^B[A-Za-z0-9_-]{86}=?$" if self.length == 65 else f"^[A-Za-z0-9_-]{{{-(-self.length * 4 // 3)}}}(==)?$"
+        return {"type": "string", "pattern": pattern, "description": f"base64url, {self.what}"}
+
+
+def decoded_push_key(value: str, length: int) -> bytes | None:
+    try:
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    except (binascii.Error, ValueError):
+        return None
+    return raw if len(raw) == length else None
+
+
+@dataclass(frozen=True)
+class Nested(Rule):
+    """A JSON object, then parsed by the field's own model."""
+
+    def check(self, value: Any, info: ValidationInfo) -> Any:
+        if value is None:
+            raise FieldProblem(messages.FIELD_REQUIRED)
+        if not isinstance(value, dict):
+            raise FieldProblem(messages.FIELD_NOT_OBJECT)
+        return value
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> core_schema.CoreSchema:
+        return core_schema.with_info_before_validator_function(self.check, handler(source))
+
+    def __get_pydantic_json_schema__(self, schema: Any, handler: Any) -> dict[str, Any]:
+        return handler(schema)
+
+
+class PushKeysRequest(RequestModel):
+    p256dh: Annotated[str, PushKey(65, "uncompressed P-256 public key (65 bytes)"), Field(alias="p256dh")]
+    auth: Annotated[str, PushKey(16, "16-byte auth secret")]
+
+
+class PushSubscribeRequest(RequestModel):
+    """What `PushSubscription.toJSON()` gives in the browser; `expirationTime` is ignored."""
+
+    endpoint: Annotated[str, Text(2000)]
+    keys: Annotated[PushKeysRequest, Nested()]
+
+
+class PushUnsubscribeRequest(RequestModel):
+    endpoint: Annotated[str, Text(2000)]

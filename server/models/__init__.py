@@ -5,12 +5,14 @@ from server.models.counter import Counter
 from server.models.login_attempt import LoginFailureWindow
 from server.models.menu import MenuItem
 from server.models.order import Order, OrderItem
+from server.models.push_subscription import PushDelivery, PushSubscription
 from server.models.refresh_token import RefreshToken
 from server.models.store import Store
 from server.models.stream_ticket import StreamTicket
 from server.models.user import User
 
-DOCUMENT_MODELS = [User, Store, MenuItem, Order, RefreshToken, Counter, ClientApp, LoginFailureWindow, StreamTicket]
+DOCUMENT_MODELS = [User, Store, MenuItem, Order, RefreshToken, Counter, ClientApp, LoginFailureWindow, StreamTicket,
+                   PushSubscription, PushDelivery]
 
 __all__ = ["DOCUMENT_MODELS", "ClientApp", "Counter", "LoginFailureWindow", "MenuItem", "Order", "OrderItem",
-           "RefreshToken", "Store", "StreamTicket", "User"]
+           "PushDelivery", "PushSubscription", "RefreshToken", "Store", "StreamTicket", "User"]

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import signal
+from collections.abc import Callable
 from datetime import timedelta
 
 from bson import ObjectId
@@ -40,6 +41,12 @@ class ChangePublisher:
         self._published: dict[ObjectId, int] = {}
         # Set when there are marks to clear, so an idle process does not wake to find none.
         self.marks_pending = asyncio.Event()
+        # Told of every change this process hands to the bus (push notifications); each must return
+        # at once and do its work elsewhere.
+        self._watchers: list[Callable[[Order], None]] = []
+
+    def watch(self, watcher: Callable[[Order], None]) -> None:
+        self._watchers.append(watcher)
 
     def written(self) -> None:
         """Called between the database write and the publish; the test-only failpoint lives here."""
@@ -48,6 +55,11 @@ class ChangePublisher:
 
     async def broadcast(self, order: Order, *, created: bool = False) -> bool:
         """Hand one change to the bus; False (mark kept for the relay) when the bus failed."""
+        for watcher in self._watchers:
+            try:
+                watcher(order)
+            except Exception:
+                log.exception("a change watcher failed on order %s", order.id)
         try:
             await self._bus.publish(
                 [order_channel(str(order.id)), store_channel(str(order.store_id)),

@@ -1,0 +1,42 @@
+"""Web Push subscriptions (issue 12): the pages subscribe a device to its owner's order moments."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.routing import Route
+
+from server.domain import messages
+from server.http.body import read_body
+from server.http.requests import PushSubscribeRequest, PushUnsubscribeRequest
+from server.http.responses import ok
+from server.http.security import authenticate
+
+
+def _push(request: Request):
+    return request.app.state.runtime.push
+
+
+async def public_key(request: Request):
+    """The VAPID public key a page passes to `pushManager.subscribe` as `applicationServerKey`."""
+    return ok({"publicKey": _push(request).vapid.public_key})
+
+
+async def subscribe(request: Request):
+    principal = await authenticate(request)
+    body = await read_body(request, PushSubscribeRequest)
+    subscription = await _push(request).subscribe(principal.user_id, body.endpoint, body.keys.p256dh, body.keys.auth)
+    return ok({"id": str(subscription.id)}, status_code=201, message=messages.PUSH_SUBSCRIBED)
+
+
+async def unsubscribe(request: Request):
+    principal = await authenticate(request)
+    body = await read_body(request, PushUnsubscribeRequest)
+    await _push(request).unsubscribe(principal.user_id, body.endpoint)
+    return ok(None, message=messages.PUSH_UNSUBSCRIBED)
+
+
+routes = [
+    Route("/api/push/public-key", public_key, methods=["GET"]),
+    Route("/api/push/subscriptions", subscribe, methods=["POST"]),
+    Route("/api/push/subscriptions", unsubscribe, methods=["DELETE"]),
+]
