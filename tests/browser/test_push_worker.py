@@ -1,0 +1,47 @@
+"""The service worker in Chromium: it registers at the root, and a push message (delivered through
+the DevTools protocol, as a trusted push event from a push service would be) shows the order's
+notice with the server's words."""
+
+from __future__ import annotations
+
+import json
+
+from tests.browser.conftest import PHONE
+from tests.support import until_sync
+
+
+def test_a_pushed_ready_notice_is_shown_by_the_service_worker(browser, start_server):
+    server = start_server()
+    context = browser.new_context(viewport=PHONE)
+    try:
+        context.grant_permissions(["notifications"], origin=server.url)
+        page = context.new_page()
+        page.goto(f"{server.url}/login")
+        cdp = context.new_cdp_session(page)
+        registrations: list[dict] = []
+        cdp.on("ServiceWorker.workerRegistrationUpdated", lambda event: registrations.extend(event["registrations"]))
+        cdp.send("ServiceWorker.enable")
+        scope = page.evaluate("""async () => {
+            const registration = await navigator.serviceWorker.register('/sw.js', {scope: '/'});
+            await navigator.serviceWorker.ready;
+            return registration.scope;
+        }""")
+        assert scope == f"{server.url}/"
+        registration = until_sync(lambda: next((r for r in registrations if r["scopeURL"] == scope), None),
+                                  10, message="the registration to reach DevTools")
+
+        notice = {"title": "Order ORD-20261202-007 is ready",
+                  "body": "Pick it up at Campus Cafe. Open the order for your pickup code.",
+                  "url": "/track/65f7a8b9c1234567890abcde", "tag": "order-65f7a8b9c1234567890abcde", "moment": "ready"}
+        cdp.send("ServiceWorker.deliverPushMessage", {"origin": server.url, "registrationId":
+                                                      registration["registrationId"], "data": json.dumps(notice)})
+
+        def shown():
+            return page.evaluate("""async () => (await (await navigator.serviceWorker.ready).getNotifications())
+                .map(n => ({title: n.title, body: n.body, tag: n.tag, url: n.data && n.data.url}))""")
+
+        notifications = until_sync(shown, 10, message="the notification")
+        assert notifications == [{"title": notice["title"], "body": notice["body"], "tag": notice["tag"],
+                                  "url": notice["url"]}]
+    finally:
+        context.close()
