@@ -82,7 +82,8 @@ def test_every_scenario_reports_coherent_results(server_pair, tmp_path):
                  *_admin_args(), *TINY, "--set", "sockets.sockets=20", "--json", str(out), "--plot", str(charts)])
     assert code == 0
     scenarios = {s["scenario"]: s for s in json.loads(out.read_text())["scenarios"]}
-    assert list(scenarios) == ["poll", "sockets", "fanout", "latency", "push-vs-poll", "deadlines"]
+    assert list(scenarios) == ["poll", "sockets", "fanout", "latency", "push-vs-poll", "deadlines", "eta"]
+    assert _value(scenarios["eta"], "orders") == 16  # the shared --orders; a simulation, no server
 
     poll = scenarios["poll"]
     assert poll["params"]["client"].startswith("wrk" if shutil.which("wrk") else "python")
@@ -181,3 +182,15 @@ def test_metrics_are_read_with_the_prometheus_parser():
     assert fanned.mean == pytest.approx(0.01)
     assert after.label_values("orderpulse_db_commands_total", "db") == {'a "quoted" name': 7.0}
 
+
+
+def test_eta_needs_no_server_and_reports_both_estimates_beside_the_baseline(tmp_path, capsys):
+    out = tmp_path / "eta.json"
+    port = free_loopback_port()  # nothing listens: the simulation must not try to reach it
+    assert main(["eta", "--url", f"http://127.0.0.1:{port}", "--orders", "400", "--quiet", "--json", str(out)]) == 0
+    (eta,) = json.loads(out.read_text())["scenarios"]
+    assert eta["params"]["cooks"] == 3 and _value(eta, "orders") == 400
+    for key in ("first", "live"):
+        assert 0 < _value(eta, f"{key}_mae_min") < _value(eta, "baseline_mae_min")
+        assert _value(eta, f"{key}_improvement") > 0
+    assert _ordered(eta["distributions"]["estimate_error_minutes"])

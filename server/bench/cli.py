@@ -43,6 +43,8 @@ OPTIONS: dict[str, tuple[Any, str]] = {
     "max_wait": (float, "longest wait for the deadlines, in seconds"),
     "create_concurrency": (int, "orders placed at once in the burst"),
     "grace": (float, "seconds to wait after the last deadline"),
+    "cooks": (int, "cooks preparing orders at once in the simulated kitchen (eta)"),
+    "seed": (int, "random seed of the simulated lunch rushes (eta)"),
 }
 
 
@@ -112,6 +114,17 @@ async def run(args: argparse.Namespace, progress: Progress) -> tuple[list[Scenar
     apis = [Api(t.base_url) for t in targets]
     results: list[ScenarioResult] = []
     failed = 0
+    if all(not getattr(module, "NEEDS_SERVER", True) for module in modules):
+        # Simulations only (eta): no server to reach, no customers to make.
+        for api in apis:
+            await api.aclose()
+        for module in modules:
+            progress.begin(module.NAME)
+            ctx = Context(targets, [], None, None, progress, args, module.DEFAULTS,  # type: ignore[arg-type]
+                          args.overrides.get(module.NAME, {}))
+            results.append(await module.run(ctx))
+        progress.finish()
+        return results, [t.base_url for t in targets], failed
     try:
         staff = [(e, args.staff_password or "") for e in args.staff_email]
         if args.store_id and not staff:

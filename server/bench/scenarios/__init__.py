@@ -49,6 +49,6 @@ class Context:
 
 
 def scenario_modules() -> list[Any]:
-    from server.bench.scenarios import deadlines, fanout, latency, poll, push_vs_poll, sockets
+    from server.bench.scenarios import deadlines, eta, fanout, latency, poll, push_vs_poll, sockets
 
-    return [poll, sockets, fanout, latency, push_vs_poll, deadlines]
+    return [poll, sockets, fanout, latency, push_vs_poll, deadlines, eta]
