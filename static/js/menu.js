@@ -107,11 +107,26 @@ function renderCart() {
       : h("a", { class: "button button--block button--large", href: "/checkout", id: "to-checkout", text: "Check out" }));
 }
 
+/** Where keyboard focus goes when the control it was on is replaced: "Add" becomes the stepper's
+ * "+", and a stepper that went back to zero becomes "Add" again. */
+function focusTargets(key) {
+  const [where, kind, id] = key.split("-");
+  const next = { add: ["add", "more"], more: ["more", "less", "add"], less: ["less", "more", "add"] }[kind] || [kind];
+  return next.map((target) => `${where}-${target}-${id}`).concat(where === "cart" ? [`menu-add-${id}`] : []);
+}
+
 function render() {
   const focused = document.activeElement?.dataset?.key;
   renderMenu();
   renderCart();
-  if (focused) document.querySelector(`[data-key="${CSS.escape(focused)}"]`)?.focus();
+  if (!focused) return;
+  for (const key of focusTargets(focused)) {
+    const target = document.querySelector(`[data-key="${CSS.escape(key)}"]`);
+    if (target && !target.disabled) {
+      target.focus();
+      return;
+    }
+  }
 }
 
 function takeMenu(snapshot) {

@@ -123,8 +123,14 @@ def test_a_student_signs_up_orders_pays_and_collects_with_every_step_live_on_bot
     expect(phone.locator("#conn")).to_have_attribute("data-state", "live")
     expect(phone.get_by_role("heading", name="Burgers")).to_be_visible()
     add_to_cart(phone, "Paneer Burger", 2)
+    # Keyboard only: "Add" becomes the stepper, and focus moves to its "+" rather than being lost.
     phone.get_by_role("button", name="Add Cold Coffee").focus()
     phone.keyboard.press("Enter")
+    more_coffee = phone.locator(".menu-items").get_by_role("button", name="One more Cold Coffee")
+    expect(more_coffee).to_be_focused()
+    phone.keyboard.press("Enter")
+    phone.keyboard.press("Shift+Tab")
+    phone.keyboard.press("Enter")  # "One less": back to one
     expect(phone.locator(".cart-total")).to_contain_text("289.50")
     expect(phone.locator("[data-cart-count]")).to_have_text("3")
     phone.reload()  # the cart is kept on the device

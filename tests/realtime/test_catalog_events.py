@@ -9,7 +9,7 @@ import httpx
 import orjson
 from bson import ObjectId
 
-from server.models import Store
+from server.models import MenuItem, Store
 from server.services import catalog
 from tests.realtime.conftest import Site, SseWatcher, redis_channels
 from tests.support import Api, until
@@ -75,3 +75,29 @@ async def test_publish_store_changed_carries_a_closed_store_to_listeners(api: Ap
         assert received[-1]["revision"] > 0
     finally:
         await broker.unsubscribe(channel, listener)
+
+
+async def test_after_a_broker_reconnect_menu_watchers_get_a_change_they_missed(api: Api):
+    store = await api.store()
+    feed = api.runtime.hub.catalog
+    watcher = await feed.watch(store.id)
+    try:
+        first = orjson.loads(await watcher.next_menu(1))
+        # A change whose message was lost while the broker was away: written, revision taken, never published.
+        fries = store.menu[1]["id"]
+        await MenuItem.get_pymongo_collection().update_one({"_id": ObjectId(fries)}, {"$set": {"is_available": False}})
+        await catalog.menu_snapshot(store.id, bump=True)
+        api.runtime.broker._connection_changed(True)  # what the engine reports once it is back
+        payload = await until(lambda: watcher.next_menu(0.05), message="the menu read again after the reconnect")
+        again = orjson.loads(payload)
+        assert again["revision"] == first["revision"] + 1
+        assert next(i for i in again["menu"] if i["id"] == fries)["isAvailable"] is False
+    finally:
+        await feed.unwatch(watcher)
+
+
+async def test_watching_an_unknown_store_leaves_nothing_subscribed(api: Api):
+    broker = api.runtime.broker
+    for store_id in (str(ObjectId()), "not-an-id"):
+        assert await api.runtime.hub.catalog.watch(store_id) is None
+        assert f"catalog:{store_id}" not in broker._listeners
