@@ -138,6 +138,10 @@ def test_a_student_signs_up_orders_pays_and_collects_with_every_step_live_on_bot
     # Nothing is wider than the phone (which would zoom the page out and misplace every tap).
     assert phone.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]
 
+    kitchen = site.page(WALL)
+    sign_in(kitchen, site.url, site.shop.staff)
+    expect(kitchen.locator("#conn")).to_have_attribute("data-state", "live")
+
     phone.locator("#to-checkout").click()
     expect(phone).to_have_url(f"{site.url}/checkout")
     expect(phone.locator("#checkout-total")).to_contain_text("289.50")
@@ -168,16 +172,21 @@ def test_a_student_signs_up_orders_pays_and_collects_with_every_step_live_on_bot
     listing = site.shop.call(customer, "GET", "/api/orders")
     assert [order["id"] for order in (listing if isinstance(listing, list) else listing["orders"])] == [order_id]
 
-    kitchen = site.page(WALL)
-    sign_in(kitchen, site.url, site.shop.staff)
+    def kitchen_card(column: str):
+        return kitchen.locator(f'.kcol[data-col="{column}"] .kcard[data-id="{order_id}"]')
+
+    expect(kitchen_card("placed")).to_be_visible(timeout=LIVE_MS)  # arrived live: the board was open
+    expect(kitchen_card("placed")).to_contain_text("Asha")
     card = kitchen.locator(f'.kcard[data-id="{order_id}"]')
-    expect(card).to_be_visible()
     card.get_by_role("button", name=re.compile("Mark paid")).click()
     expect(hero).to_have_attribute("data-status", "accepted", timeout=LIVE_MS)
+    expect(kitchen_card("accepted")).to_be_visible(timeout=LIVE_MS)
     card.get_by_role("button", name=re.compile("Start preparing")).click()
     expect(hero).to_have_attribute("data-status", "processing", timeout=LIVE_MS)
+    expect(kitchen_card("processing")).to_be_visible(timeout=LIVE_MS)
     card.get_by_role("button", name=re.compile("Mark ready")).click()
     expect(hero).to_have_attribute("data-status", "ready", timeout=LIVE_MS)
+    expect(kitchen_card("ready")).to_be_visible(timeout=LIVE_MS)
     code_box = phone.locator("#pickup-otp")
     expect(code_box).to_have_attribute("data-code", re.compile(r"^\d{6}$"), timeout=LIVE_MS)
     expect(phone.get_by_role("heading", name="Pickup code")).to_be_visible()
@@ -185,6 +194,7 @@ def test_a_student_signs_up_orders_pays_and_collects_with_every_step_live_on_bot
     card.get_by_label("Customer's pickup code").fill(code_box.get_attribute("data-code"))
     card.get_by_role("button", name=re.compile("Complete pickup")).click()
     expect(hero).to_have_attribute("data-status", "picked_up", timeout=LIVE_MS)
+    expect(card.locator(".kcard__final")).to_have_text("✓ Picked up", timeout=LIVE_MS)
 
     phone.reload()
     expect(hero).to_have_attribute("data-status", "picked_up")
