@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import uuid
 
-from tests.harness import REPO, TEST_JWT_SECRET
+from pymongo import MongoClient
+
+from server.domain.clock import utcnow
 from tests.realtime.conftest import Site, redis_channels
 from tests.support import until
 
 
 def partner_client(env: dict[str, str]) -> str:
-    """`orderpulse client create`, as an operator registers a partner app; returns its id."""
-    result = subprocess.run([sys.executable, "-m", "server", "client", "create", "--name", "Campus SuperApp"],
-                            cwd=REPO, env={**os.environ, "JWT_SECRET": TEST_JWT_SECRET, **env},
-                            capture_output=True, text=True, timeout=60, check=True)
-    return result.stdout.strip().splitlines()[-1]
+    """A registered partner app, as `orderpulse client create` leaves it in the database."""
+    client_id = f"opc_test_{uuid.uuid4().hex}"
+    with MongoClient(env["MONGODB_URL"]) as client:
+        client[env["MONGODB_DATABASE"]].client_apps.insert_one(
+            {"client_id": client_id, "name": "Campus SuperApp", "is_active": True, "created_at": utcnow()})
+    return client_id
 
 
 async def test_mine_snapshots_own_orders_then_streams_new_ones_and_their_changes_and_nobody_elses(site: Site):
