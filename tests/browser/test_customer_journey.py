@@ -244,6 +244,10 @@ def test_an_open_menu_follows_sold_out_price_and_closing_and_checkout_gives_the_
         shop.call(shop.staff, "PATCH", f"/api/menu/{burger}", json={"price": 120})
     assert customer.token
 
+    phone.goto(f"{site.url}/stores/{'0' * 24}")
+    expect(phone.get_by_role("alert")).to_contain_text("Store not found.")
+    expect(phone.get_by_role("link", name="See the open stores")).to_be_visible()
+
 
 def test_a_watch_tier_customer_is_told_and_confirms_and_a_restricted_one_cannot_order(site: Site):
     phone = site.page(PHONE)
