@@ -46,6 +46,7 @@ async function main() {
   }
   loadStoreName(storeId);
   setupStoreControls(storeId);
+  followCatalog(storeId);
   feed = new LiveFeed({ subscription: { storeId }, poll: pollKitchen });
   bindConnectionPill(feed, document.getElementById("conn"));
   feed.addEventListener("snapshot", (event) => onSnapshot(event.detail.orders));
@@ -656,15 +657,46 @@ function setupStoreControls(storeId) {
 }
 
 async function loadStoreMenu(storeId) {
-  const body = document.getElementById("store-menu");
   try {
     const [info, items] = await Promise.all([api(`/api/stores/${storeId}`), api(`/api/stores/${storeId}/menu?all=true`, { auth: false })]);
     showStoreOpen(info);
-    body.replaceChildren(...items.map((item) => menuRow(item)));
-    if (!items.length) body.replaceChildren(h("tr", {}, h("td", { colspan: "3", text: "No menu items yet. An admin adds them." })));
+    showMenuRows(items);
   } catch (error) {
     showDialogError(error);
   }
+}
+
+/** The dialog's rows for `items`; a row being typed in is left as it is. */
+function showMenuRows(items) {
+  const body = document.getElementById("store-menu");
+  if (!items.length) {
+    body.replaceChildren(h("tr", {}, h("td", { colspan: "3", text: "No menu items yet. An admin adds them." })));
+    return;
+  }
+  const rows = [...body.querySelectorAll("tr[data-item-id]")];
+  if (rows.length !== items.length || rows.some((row, index) => row.dataset.itemId !== items[index].id)) {
+    body.replaceChildren(...items.map((item) => menuRow(item)));
+    return;
+  }
+  // Row by row: moving the focused row out of the table, even to put it back, would drop its focus.
+  items.forEach((item, index) => {
+    if (!rows[index].contains(document.activeElement)) rows[index].replaceWith(menuRow(item));
+  });
+}
+
+// The store's catalog events (the stream customers' menu pages follow): another screen or an admin
+// opening, closing or changing the store shows here at once.
+function followCatalog(storeId) {
+  let revision = -1;
+  const events = new EventSource(`/api/stores/${encodeURIComponent(storeId)}/menu/events`);
+  events.addEventListener("menu", (event) => {
+    const snapshot = JSON.parse(event.data);
+    if (snapshot.revision < revision) return;
+    revision = snapshot.revision;
+    showStoreOpen(snapshot.store);
+    if (storeDialog.open) showMenuRows(snapshot.menu);
+  });
+  window.addEventListener("pagehide", () => events.close());
 }
 
 function menuRow(item) {
@@ -673,19 +705,28 @@ function menuRow(item) {
   const save = h("button", { class: "button button--quiet", type: "button", text: "Save", "aria-label": `Save the price of ${item.name}` });
   const soldOut = h("input", { type: "checkbox", "aria-label": `Sold out: ${item.name}` });
   soldOut.checked = !item.isAvailable;
-  const apply = async (changes, button) => {
-    button.disabled = true;
+  let busy = false;
+  const apply = async (changes) => {
+    if (busy) return;
+    busy = true;
     dialogError.hidden = true;
     try {
       const saved = await api(`/api/menu/${item.id}`, { method: "PATCH", body: changes });
-      const fresh = menuRow(saved);
-      row.replaceWith(fresh);
-      // The row is rebuilt: keep the keyboard where it was.
-      fresh.querySelector("isAvailable" in changes ? "input[type=checkbox]" : "input[type=text]")?.focus();
+      // The row on screen now: a catalog event may have rebuilt it meanwhile.
+      const current = document.querySelector(`#store-menu tr[data-item-id="${item.id}"]`);
+      if (current) {
+        const fresh = menuRow(saved);
+        const focused = current.contains(document.activeElement);
+        current.replaceWith(fresh);
+        // Keep the keyboard where it was.
+        if (focused) fresh.querySelector("isAvailable" in changes ? "input[type=checkbox]" : "input[type=text]")?.focus();
+      }
       announce(`${saved.name}: ${saved.isAvailable ? "back on the menu" : "sold out"}, ${formatMoney(saved.price)}.`);
     } catch (error) {
       showDialogError(error);
-      button.disabled = false;
+      soldOut.checked = !item.isAvailable;
+    } finally {
+      busy = false;
     }
   };
   const raw = () => {
@@ -693,9 +734,9 @@ function menuRow(item) {
     const value = Number(text);
     return text === "" ? null : Number.isFinite(value) ? value : text;
   };
-  save.addEventListener("click", () => apply({ price: raw() }, save));
-  price.addEventListener("keydown", (event) => { if (event.key === "Enter") apply({ price: raw() }, save); });
-  soldOut.addEventListener("change", () => apply({ isAvailable: !soldOut.checked }, soldOut));
+  save.addEventListener("click", () => apply({ price: raw() }));
+  price.addEventListener("keydown", (event) => { if (event.key === "Enter") apply({ price: raw() }); });
+  soldOut.addEventListener("change", () => apply({ isAvailable: !soldOut.checked }));
   row.append(h("td", {}, item.name, item.category ? h("span", { class: "visually-hidden", text: ` (${item.category})` }) : null),
     h("td", {}, price, save),
     h("td", {}, h("label", { class: "kswitch" }, soldOut, h("span", { "aria-hidden": "true", text: "Sold out" }))));

@@ -101,6 +101,10 @@ def test_an_admin_builds_a_store_its_staff_run_the_kitchen_and_disabling_signs_t
 
     store = next(s for s in api(server.url, ADMIN, "GET", "/api/admin/stores") if s["name"] == "Night Canteen")
     assert store["isActive"] is False
+    # The admin reopens it from the console: the kitchen's status follows without a reload.
+    admin.reload()
+    admin.get_by_role("button", name="Open Night Canteen").press("Enter")
+    expect(kitchen.locator("#store-status")).to_have_text("Open for orders")
     menu_items = api(server.url, ADMIN, "GET", f"/api/stores/{store['id']}/menu?all=true")
     assert [(i["name"], i["isAvailable"]) for i in menu_items] == [("Maggi", False)]
 
