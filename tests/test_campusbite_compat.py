@@ -88,6 +88,10 @@ async def test_signing_in_carries_the_trust_standing_the_banners_read(campus: Ca
         "trustTier": "good", "noShowCount": 0, "orderingRestrictedUntil": None}
     staff = await api.login(campus.store.staff.user["email"])
     assert staff.user["trustTier"] is None and staff.user["storeId"] == campus.store.id
+    # The mobile app finds the staff member's store by `owner_id === user._id`.
+    assert customer.user["_id"] == customer.user["id"] and staff.user["_id"] == staff.id
+    stores = (await api.get("/api/stores", staff)).json()["data"]["stores"]
+    assert [s["id"] for s in stores if s.get("owner_id") == staff.user["_id"]] == [campus.store.id]
 
 
 async def test_staff_order_list_and_detail_carry_the_snake_case_fields_its_pages_read(campus: Campus):
@@ -181,7 +185,8 @@ async def test_confirm_commitment_also_answers_data_order_beside_seed_003s_body(
     shown = body["data"]["order"]
     assert (shown["id"], shown["status"], shown["isCommitmentConfirmed"], shown["requires_commitment"]) == (
         order["id"], "placed", True, True)
-    assert shown == (await api.get(f"/api/orders/{order['id']}", customer)).json()["data"]
+    detail = (await api.get(f"/api/orders/{order['id']}", customer)).json()["data"]
+    assert {key: detail[key] for key in shown} == shown  # the full order (GET adds its estimate)
     profile = (await api.login(customer.user["email"])).user
     assert (profile["trustTier"], profile["noShowCount"]) == ("watch", 2)
 

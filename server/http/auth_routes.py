@@ -9,6 +9,7 @@ from server.domain import messages
 from server.domain.access import CUSTOMER_ROLES, Role
 from server.domain.clock import iso_z
 from server.domain.errors import ApiError
+from server.http import campusbite
 from server.http.body import query_int, read_body
 from server.http.requests import AdminUserPatch, AdminUserRequest, LoginRequest, RefreshRequest, RegisterRequest
 from server.http.responses import ok
@@ -34,7 +35,7 @@ async def _profile(request: Request, user) -> dict:
                        orderingRestrictedUntil=iso_z(standing.restricted_until))
     else:
         profile.update(trustTier=None, noShowCount=0, orderingRestrictedUntil=None)
-    return profile
+    return campusbite.user(profile)
 
 
 async def register(request: Request):

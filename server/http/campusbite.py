@@ -79,6 +79,11 @@ def order(detail: dict[str, Any]) -> dict[str, Any]:
     return {**detail, **extra}
 
 
+def user(profile: dict[str, Any]) -> dict[str, Any]:
+    """A signed-in user as CampusBite's mobile app matches it (`_id`, its store's `owner_id`)."""
+    return {**profile, "_id": profile["id"]}
+
+
 def checkout_session(session: dict[str, Any]) -> dict[str, Any]:
     """CampusBite's checkout reads the commitment rule as `requiresCommitmentBeforePrep`."""
     policy = session["noShowPolicy"]
@@ -164,9 +169,18 @@ async def notifications(request: Request):
         raise ApiError(403, refused.message) from None
 
 
+# Looked up when called: auth_routes imports this module for `user`, so it may still be loading here.
+async def profile(request: Request):
+    return await auth_routes.me(request)
+
+
+async def refresh_token(request: Request):
+    return await auth_routes.refresh(request)
+
+
 routes = [
-    Route("/api/users/profile", auth_routes.me, methods=["GET"]),
-    Route("/api/auth/refresh-token", auth_routes.refresh, methods=["POST"]),
+    Route("/api/users/profile", profile, methods=["GET"]),
+    Route("/api/auth/refresh-token", refresh_token, methods=["POST"]),
     Route("/api/notifications/subscribe", notifications, methods=["GET"]),
 ]
 
