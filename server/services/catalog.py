@@ -114,8 +114,10 @@ async def _catalog_revision(store_id: str, bump: bool) -> int:
 async def menu_snapshot(store_id: str, *, bump: bool = False) -> dict[str, Any] | None:
     """The store and its whole menu (sold-out items too) with the catalog revision it holds;
     None when there is no such store. `bump` takes a new revision first (a change was written)."""
+    if not ObjectId.is_valid(store_id):
+        return None
     revision = await _catalog_revision(store_id, bump)
-    store = await Store.get(store_id) if ObjectId.is_valid(store_id) else None
+    store = await Store.get(store_id)
     if store is None:
         return None
     items = await MenuItem.find({"store_id": store_id}).sort("name").to_list()
