@@ -36,6 +36,7 @@ from server.services.outage import UNREACHABLE
 from server.services.publishing import ChangePublisher, OutboxRelay
 from server.services.push import PushNotifier
 from server.services.ratelimit import PollRateLimiter
+from server.services.ready_times import ReadyTimes
 from server.services.snapshots import OrderSnapshotCache
 from server.services.subscriptions import SubscriptionService
 from server.services.tokens import TokenService
@@ -187,6 +188,8 @@ class Runtime:
         self.enforcer = DeadlineEnforcer(settings, self.publisher, clock=clock)
         self.push = PushNotifier(settings, clock=clock)
         self.publisher.watch(self.push.order_changed)
+        self.ready_times = ReadyTimes(clock=clock)
+        self.publisher.watch(self.ready_times.order_changed)
         # Orders: reading them (and the deadline due on a read), checking out, changing them.
         self.orders = OrderQueries(settings, self.enforcer, clock=clock)
         self.checkout = CheckoutService(settings, self.accounts, self.tokens, self.publisher, self.enforcer, clock=clock)

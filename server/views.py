@@ -161,6 +161,7 @@ def store_view(store: Store) -> dict[str, Any]:
     return {
         "id": str(store.id), "name": store.name, "location": store.location, "description": store.description,
         "upiId": store.upi_id, "isActive": store.is_active, "createdAt": iso_z(store.created_at),
+        "delayMinutes": store.delay_minutes, "isPaused": store.is_paused,
     }
 
 

@@ -145,7 +145,9 @@ SCHEMAS: dict[str, Any] = {
     "UserPage": obj({"users": {"type": "array", "items": ref("AdminUser")}, "page": INT, "limit": INT,
                      "total": INT, "pages": INT}),
     "Store": obj({"id": OID, "name": STR, "location": STR, "description": NSTR, "upiId": STR, "isActive": BOOL,
-                  "createdAt": TIME}),
+                  "createdAt": TIME, "delayMinutes": {"type": "number", "minimum": 0}, "isPaused": BOOL},
+                 {"waitMinutes": {"type": "integer", "minimum": 1,
+                                  "description": "about how long an order placed now would take (GET one store)"}}),
     "Customer": {"allOf": [ref("AdminUser"), obj({"trustTier": {"enum": ["good", "watch", "restricted"]},
                                                   "noShowCount": INT, "orderingRestrictedUntil": NTIME})]},
     "CustomerPage": obj({"customers": {"type": "array", "items": ref("Customer")}, "page": INT, "limit": INT,
@@ -157,7 +159,10 @@ SCHEMAS: dict[str, Any] = {
                      "isAvailable": BOOL, "createdAt": TIME, "updatedAt": TIME}),
     "OrderSummary": obj(ORDER_SUMMARY, closed=True),
     "Order": obj({**ORDER_SUMMARY, **ORDER_DETAIL_EXTRA, **CAMPUSBITE_ORDER},
-                 {"pickupOtp": PICKUP_OTP, **{alias: PICKUP_OTP for alias in campusbite.OTP_ALIASES}}, closed=True),
+                 {"pickupOtp": PICKUP_OTP, **{alias: PICKUP_OTP for alias in campusbite.OTP_ALIASES},
+                  "estimatedReadyAt": {**NTIME, "description": "GET /api/orders/{id}: when an active order not "
+                                                               "yet ready should be ready, from the store's live "
+                                                               "queue; null otherwise"}}, closed=True),
     "OrderPage": obj({"success": {"const": True}, "data": {"type": "array", "items": ref("Order")},
                       "pagination": obj({"total": INT, "page": INT, "limit": INT, "totalPages": INT})}),
     "CheckoutSession": obj({
@@ -314,6 +319,11 @@ def openapi_document() -> dict[str, Any]:
             "post": op("Create a store (admins)", {"201": ok(ref("Store"), "Created"), **COMMON}, tag="stores",
                        body=requests.CreateStoreRequest),
         },
+        "/api/stores/{store_id}/pace": {"patch": op(
+            "The kitchen's pace (that store's staff, or admins): `delayMinutes` is added to every ready-time "
+            "estimate; while `paused`, checkout refuses new orders", {
+                "200": ok(ref("Store")), **COMMON, "404": _error("Store not found")}, tag="stores",
+            params=[ID("store_id")], body=requests.StorePaceRequest)},
         "/api/stores/{store_id}": {"get": op("One store", {"200": ok(ref("Store")), "404": _error("Store not found")},
                                              auth=False, tag="stores", params=[ID("store_id")]),
                                    "patch": op("Edit, open or close a store (that store's staff, admins)", {

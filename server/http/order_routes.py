@@ -14,6 +14,7 @@ from server import metrics
 from server.domain import messages
 from server.domain.access import CUSTOMER_ROLES, Role, sees_pickup_code
 from server.domain.lifecycle import OrderStatus
+from server.domain.clock import iso_z
 from server.domain.errors import ApiError
 from server.http import campusbite
 from server.http.body import query_int, read_body
@@ -82,8 +83,10 @@ async def list_orders(request: Request):
 
 async def get_order(request: Request):
     principal = await authenticate(request)
-    order = await _runtime(request).orders.visible_order(principal, request.path_params["order_id"])
-    return ok(_detail(request, order, principal))
+    runtime = _runtime(request)
+    order = await runtime.orders.visible_order(principal, request.path_params["order_id"])
+    return ok({**_detail(request, order, principal),
+               "estimatedReadyAt": iso_z(await runtime.ready_times.for_order(order))})
 
 
 async def _current_snapshot(request: Request, principal, order_id: str) -> tuple[OrderSnapshot | None, bytes, str]:

@@ -459,6 +459,32 @@ class StoreUpdateRequest(RequestModel):
         return changes
 
 
+@dataclass(frozen=True)
+class DelayMinutes(Rule):
+    """Whole minutes from 0 to `maximum`; null or absent leaves the delay as it is."""
+
+    maximum: int
+    required: bool = False
+
+    def check(self, value: Any, info: ValidationInfo) -> int | None:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= self.maximum:
+            raise FieldProblem(messages.DELAY_MINUTES_INVALID, maximum=self.maximum)
+        return value
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"anyOf": [{"type": "integer", "minimum": 0, "maximum": self.maximum}, {"type": "null"}],
+                "description": UNCHANGED}
+
+
+class StorePaceRequest(RequestModel):
+    """The kitchen's pace: minutes added to every ready-time estimate, and whether new orders wait."""
+
+    delay_minutes: Annotated[int | None, DelayMinutes(120)] = None
+    paused: Annotated[bool | None, Flag(default=None)] = None
+
+
 class AdminClientRequest(RequestModel):
     """Register a partner application of the `/v1` API."""
 

@@ -10,7 +10,9 @@ from server.domain.access import Role
 from server.domain.errors import ApiError
 from server.http import campusbite
 from server.http.body import read_body
-from server.http.requests import CreateStoreRequest, MenuItemPatch, MenuItemRequest, StoreUpdateRequest
+from server.http.requests import (
+    CreateStoreRequest, MenuItemPatch, MenuItemRequest, StorePaceRequest, StoreUpdateRequest,
+)
 from server.http.responses import ok
 from server.http.security import authenticate
 from server.services import catalog
@@ -24,7 +26,8 @@ async def list_stores(request: Request):
 
 async def get_store(request: Request):
     store = await catalog.find_store(request.path_params["store_id"])
-    return ok(store_view(store))
+    wait = await request.app.state.runtime.ready_times.wait_minutes(str(store.id))
+    return ok({**store_view(store), "waitMinutes": wait})
 
 
 async def create_store(request: Request):
@@ -45,6 +48,22 @@ async def update_store(request: Request):
         raise ApiError(400, messages.STORE_UPDATE_EMPTY)
     store = await catalog.update_store(store, changes, request.app.state.runtime.broker)
     return ok(store_view(store))
+
+
+async def update_pace(request: Request):
+    """The kitchen declares itself busy (+N minutes on every estimate) or pauses new orders."""
+    principal = await authenticate(request)
+    store = await catalog.find_store(request.path_params["store_id"])
+    catalog.authorise_store_staff(principal, str(store.id))
+    body = await read_body(request, StorePaceRequest)
+    changes = {name: value for name, value in (("delay_minutes", body.delay_minutes), ("is_paused", body.paused))
+               if value is not None}
+    if not changes:
+        raise ApiError(400, messages.STORE_PACE_EMPTY)
+    runtime = request.app.state.runtime
+    store = await catalog.update_store(store, changes, runtime.broker)
+    runtime.ready_times.store_changed(str(store.id))
+    return ok({**store_view(store), "waitMinutes": await runtime.ready_times.wait_minutes(str(store.id))})
 
 
 async def get_menu(request: Request):
@@ -77,6 +96,7 @@ routes = [
     Route("/api/stores", create_store, methods=["POST"]),
     Route("/api/stores/{store_id}", get_store, methods=["GET"]),
     Route("/api/stores/{store_id}", update_store, methods=["PATCH"]),
+    Route("/api/stores/{store_id}/pace", update_pace, methods=["PATCH"]),
     Route("/api/stores/{store_id}/menu", get_menu, methods=["GET"]),
     Route("/api/stores/{store_id}/menu", add_menu_item, methods=["POST"]),
     Route("/api/menu/{item_id}", update_menu_item, methods=["PATCH"]),

@@ -14,6 +14,10 @@ class Store(UtcDocument):
     description: str | None = None
     upi_id: str
     is_active: bool = True
+    # The kitchen's pace (issue 12): minutes added to every ready-time estimate ("+10"), and
+    # new orders refused while paused; orders already placed go on.
+    delay_minutes: float = 0.0
+    is_paused: bool = False
     created_at: datetime
 
     class Settings:

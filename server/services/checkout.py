@@ -49,6 +49,8 @@ class CheckoutService:
             raise ApiError(400, messages.STORE_NOT_FOUND)
         if not store.is_active:
             raise ApiError(400, messages.CART_STORE_INACTIVE)
+        if store.is_paused:
+            raise ApiError(400, messages.STORE_PAUSED)
         items = await self._priced_items(store, cart)
         total = sum(item.total_paise for item in items)
         reference = new_payment_reference()
@@ -165,6 +167,8 @@ class CheckoutService:
         store = await Store.get(claims["storeId"])
         if store is None or not store.is_active:
             raise ApiError(409, messages.CART_CHANGED)
+        if store.is_paused:
+            raise ApiError(409, messages.STORE_PAUSED)
         lines = claims["items"]
         found = {str(i.id): i for i in await MenuItem.find({"_id": {"$in": [ObjectId(l[0]) for l in lines]}}).to_list()}
         items = []
