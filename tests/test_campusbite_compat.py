@@ -319,3 +319,20 @@ async def test_the_notification_stream_refuses_a_missing_or_bad_token(campus: Ca
         bad = await client.get("/api/notifications/subscribe?token=not-a-token")
     assert (missing.status_code, bad.status_code) == (401, 401)
     assert missing.json()["success"] is False and bad.json()["success"] is False
+
+
+async def test_disabling_the_account_ends_its_notification_stream(campus: Campus):
+    api, admin = campus.api, campus.deployment.admin
+    customer = await api.customer("Esha Pillai")
+    stream = SseWatcher().start(f"{campus.server.url}/api/notifications/subscribe?token={customer.access_token}", "")
+    try:
+        await until(lambda: stream.messages, message="the connected event")
+        response = await api.patch(f"/api/admin/users/{customer.id}", admin, json={"isActive": False})
+        assert response.status_code == 200, response.text
+        await until(lambda: stream._task.done(), message="the stream to end")
+        again = SseWatcher().start(f"{campus.server.url}/api/notifications/subscribe?token={customer.access_token}", "")
+        await until(lambda: again.http_status is not None, message="the refused reconnect")
+        assert again.http_status == 401
+        await again.stop()
+    finally:
+        await stream.stop()
