@@ -299,6 +299,8 @@ async def test_the_notification_stream_delivers_every_change_of_the_customers_or
         update = [n for n in notifications_of(mine) if n["type"] == "order_update"][-1]
         assert (update["title"], update["data"]["orderNumber"], update["data"]["paymentStatus"]) == (
             "Order Collected", order["orderNumber"], "success")
+        store_update = [n for n in notifications_of(staff) if n["type"] == "order_update"][-1]
+        assert store_update["message"] == f"Order {order['orderNumber']}: Order Collected."
         versions = [n["data"]["version"] for n in notifications_of(mine) if n["type"] == "order_update"]
         assert versions == [1, 2, 3, 4, 5, 6]
         assert all("otp" not in n.get("data", {}) for n in notifications_of(mine))  # the code is never pushed

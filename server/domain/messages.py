@@ -131,6 +131,7 @@ CAMPUSBITE_NOTIFICATIONS = {
     "cancelled": ("Order Cancelled", "Your order has been cancelled."),
 }
 CAMPUSBITE_NOTIFICATION_DEFAULT = ("Order Update", "Your order status changed to {status}.")
+CAMPUSBITE_STORE_NOTIFICATION = "Order {number}: {title}."
 
 # Commitment (seed 003).
 COMMITMENT_CONFIRMED = "Commitment confirmed. Your order will be processed."

@@ -124,12 +124,15 @@ async def optional_caller(request: Request) -> Principal | None:
 # --- the notification stream ---------------------------------------------------------------------
 
 def _notification(change: OrderChange, sees_kitchen: bool) -> str:
-    """One change as CampusBite's stream sends it: an unnamed event, `type: order_update`."""
-    status = change.order["orderStatus"]
+    """One change as CampusBite's stream sends it: an unnamed event, `type: order_update`; the
+    customer's wording for customers, the order's number and status for the store."""
+    status, number = change.order["orderStatus"], change.order["orderNumber"]
     title, text = messages.CAMPUSBITE_NOTIFICATIONS.get(status, messages.CAMPUSBITE_NOTIFICATION_DEFAULT)
+    if sees_kitchen:
+        text = messages.CAMPUSBITE_STORE_NOTIFICATION.format(number=number, title=title)
     payload = {
         "type": "order_update", "title": title, "message": text.format(status=status),
-        "data": {"orderId": change.order_id, "orderNumber": change.order["orderNumber"], "status": status,
+        "data": {"orderId": change.order_id, "orderNumber": number, "status": status,
                  "paymentStatus": change.order["paymentStatus"], "version": change.version},
         "timestamp": change.order["updatedAt"],
     }
