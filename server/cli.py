@@ -9,6 +9,7 @@ import logging
 import secrets
 import socket
 import sys
+from collections.abc import Awaitable, Callable
 
 from pydantic import ValidationError
 
@@ -64,6 +65,8 @@ class StartedLifespan:
         self.app = app
         self._context = app.router.lifespan_context(app)
         self._open = False
+        # Run before the runtime stops (the demo's simulation), whichever of uvicorn or `serve` exits it.
+        self.before_exit: list[Callable[[], Awaitable[None]]] = []
 
     def __call__(self, scope, receive, send):
         # Not a coroutine function: handing back the app's coroutine adds no frame per request or socket.
@@ -78,6 +81,8 @@ class StartedLifespan:
     async def exit(self) -> None:
         if self._open:
             self._open = False
+            for stop in self.before_exit:
+                await stop()
             await self._context.__aexit__(None, None, None)
 
     async def _lifespan(self, receive, send) -> None:
@@ -121,19 +126,16 @@ def serve(settings: Settings, *, demo: bool = False, simulate: argparse.Namespac
         async def run() -> None:
             await app.enter()  # database and broker: a ConfigurationError ends here, before serving
             try:
-                simulation = None
                 if demo:
                     print("\n".join(await _seed_demo(settings)))
                 if demo and simulate is not None:
-                    simulation = await _start_simulation(app.app.state.runtime, simulate)
+                    app.before_exit.append((await _start_simulation(app.app.state.runtime, simulate)).stop)
                 for notice in notices:
                     print(notice, file=sys.stderr)
                 hint = "  (kitchen: /kitchen, sign in: /login)" if demo else ""
                 print(f"Serving on http://{settings.host}:{settings.port}{hint}", flush=True)
                 await server.serve(sockets=[sock])
             finally:
-                if simulation is not None:
-                    await simulation.stop()
                 await app.exit()  # already done by uvicorn's shutdown, unless serving never began
 
         try:
