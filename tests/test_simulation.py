@@ -5,13 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import random
+import subprocess
+import sys
+import uuid
+
+import httpx
 
 from server.domain.access import Principal, Role
+from server.embedded_mongo import free_loopback_port
 from server.models import Order
 from server.services import catalog
 from server.services.simulation import LunchRush, RushProfile, Simulation
-from tests.support import until
+from tests.harness import REPO, TEST_JWT_SECRET, drop_database
+from tests.support import until, until_sync
 
 
 def arrivals_per_window(days: int, seed: int = 3) -> dict[str, int]:
@@ -124,3 +132,34 @@ async def test_a_closed_store_is_skipped_like_a_customer_giving_up(api_factory, 
         stop.set()
         await task
     assert simulation.placed == []
+
+
+def test_demo_with_simulate_serves_while_its_customers_order(mongo, tmp_path):
+    """The command line end to end, in real time on purpose (at --speed 3600 an order comes about
+    every second around noon)."""
+    database = f"t_{uuid.uuid4().hex[:12]}"
+    port = free_loopback_port()
+    env = {**os.environ, "JWT_SECRET": TEST_JWT_SECRET, "DATA_DIR": str(tmp_path), "PORT": str(port),
+           "HOST": "127.0.0.1", "MONGODB_URL": mongo.url, "MONGODB_DATABASE": database, "LOG_LEVEL": "warning"}
+    process = subprocess.Popen([sys.executable, "-m", "server", "demo", "--simulate", "--speed", "3600"], cwd=REPO,
+                               env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        seen = []
+        for line in process.stdout:
+            seen.append(line)
+            if line.startswith("Serving on"):
+                break
+        assert any(line.startswith("Simulating customers of Campus Cafe") for line in seen), "".join(seen)
+        base = f"http://127.0.0.1:{port}"
+        with httpx.Client(base_url=base, timeout=10) as client:
+            token = client.post("/api/auth/login", json={"email": "staff@orderpulse.demo",
+                                                         "password": "staff-demo-1"}).json()["data"]["accessToken"]
+
+            def orders() -> int:
+                data = client.get("/api/orders", headers={"Authorization": f"Bearer {token}"}).json()["data"]
+                return len(data["orders"] if isinstance(data, dict) else data)
+            until_sync(orders, timeout=30, message="a simulated order")
+    finally:
+        process.terminate()
+        process.wait(15)
+        drop_database(mongo.url, database)
