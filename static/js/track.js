@@ -8,6 +8,8 @@ import {
   h, spokenDuration, STATUS_FLOW, STATUS_LABEL, TERMINAL,
 } from "./format.js";
 import { bindConnectionPill, LiveFeed, OrderStore } from "./live.js";
+import { alertOnPage, disablePush, enablePush, pushState } from "./push.js";
+import { Chime } from "./sound.js";
 import { trustNotice } from "./trust.js";
 
 const URGENT_MS = 60_000;
@@ -25,6 +27,13 @@ let commitError = "";
 let expiryCheck = null;
 let statusTimes = {};
 let ui = null;
+let notify = "off"; // unsupported | blocked | on | off | busy
+let notifyError = "";
+let estimateTimer = null;
+// The ready chime: browsers play sound only after a gesture, so turning notices on unlocks it.
+const chime = new Chime();
+chime.enabled = false;
+const ESTIMATE_REFRESH_MS = 60_000;
 
 // ---------------------------------------------------------------------------------------------
 // Loading
@@ -37,6 +46,7 @@ async function main() {
     return;
   }
   loadTrust();
+  pushState().then((state) => { notify = state; render(); }).catch(() => { notify = "unsupported"; });
   await loadOrder({ first: true });
 }
 
@@ -59,7 +69,10 @@ async function loadOrder({ first = false } = {}) {
     takePickupOtp(order);
     if (first) rememberInitialTimes(order);
     applyOrder(order);
-    if (first) startLive();
+    if (first) {
+      startLive();
+      estimateTimer = setTimeout(refreshEstimate, ESTIMATE_REFRESH_MS);
+    }
   } catch (error) {
     if (!(error instanceof ApiError)) throw error;
     if (error.status === 404) {
@@ -181,12 +194,63 @@ function applyOrder(incoming) {
     if (!statusTimes[order.orderStatus]) statusTimes[order.orderStatus] = order.updatedAt;
     announceStatus(order);
     if (order.orderStatus !== "ready") pickupOtp = null;
+    if (order.orderStatus === "ready") readyAlert(order);
+    refreshEstimate();
   }
   if (previous && !previous.isCommitmentConfirmed && order.isCommitmentConfirmed) {
     announce("Thanks! The store knows you're on your way.");
   }
   if (order.orderStatus === "ready" && !pickupOtp && otpState === "idle") loadOtp();
   if (TERMINAL.has(order.orderStatus)) clearTimeout(expiryCheck);
+  render();
+}
+
+/** On the open page, the moment it is ready: a notice, the chime, a vibration, and a system
+ *  notification when the tab is in the background. */
+function readyAlert(order) {
+  const where = order.store?.name ? ` at ${order.store.name}` : "";
+  showNotice("success", "Your order is ready.", ` Head to the counter${where} and show your pickup code.`);
+  chime.play();
+  alertOnPage(`Order ${order.orderNumber || ""} is ready`.replace("  ", " "), `Pick it up${where}.`, `/track/${orderId}`);
+}
+
+/** The ready-time estimate moves with the store's queue: read it again with the full order. */
+async function refreshEstimate() {
+  clearTimeout(estimateTimer);
+  const current = store.get(orderId);
+  if (!current || !["placed", "accepted", "processing"].includes(current.orderStatus)) return;
+  try {
+    const order = await api(`/api/orders/${orderId}`);
+    const held = store.get(orderId);
+    if (held && held.version <= order.version) {
+      store.orders.set(orderId, { ...held, estimatedReadyAt: order.estimatedReadyAt });
+      render();
+    }
+  } catch {
+    // The live feed keeps the order itself current; the estimate waits for the next try.
+  }
+  estimateTimer = setTimeout(refreshEstimate, ESTIMATE_REFRESH_MS);
+}
+
+async function toggleNotify() {
+  notifyError = "";
+  const turningOn = notify !== "on";
+  notify = "busy";
+  render();
+  try {
+    if (turningOn) {
+      chime.enabled = true;
+      chime.unlock();
+      await enablePush();
+    } else {
+      await disablePush();
+    }
+    notify = await pushState();
+    if (turningOn) announce("You'll be notified on this device when your order is ready.");
+  } catch (error) {
+    notifyError = error.message || "Notifications could not be turned on.";
+    notify = await pushState().catch(() => "off");
+  }
   render();
 }
 
@@ -260,7 +324,12 @@ function buildView() {
   const number = h("p", { class: "track-hero__number" });
   const status = h("h1", { class: "track-hero__status", id: "status-heading", tabindex: "-1" });
   const detail = h("p", { class: "track-hero__detail" });
-  hero.append(storeLine, number, status, detail);
+  const estimate = h("p", { class: "track-hero__eta", "aria-live": "polite", hidden: true });
+  const notifyButton = h("button", { class: "button button--quiet", type: "button", id: "notify-button" });
+  notifyButton.addEventListener("click", toggleNotify);
+  const notifyText = h("p", { class: "muted notify__text", role: "status" });
+  const notifyBox = h("div", { class: "notify", hidden: true }, notifyButton, notifyText);
+  hero.append(storeLine, number, status, detail, estimate, notifyBox);
 
   const commitTime = h("span", { class: "countdown commit__time", role: "timer", "aria-live": "off" });
   const meterFill = h("span");
@@ -311,7 +380,7 @@ function buildView() {
   );
   view.removeAttribute("aria-busy");
   return {
-    top, hero, storeLine, number, status, detail,
+    top, hero, storeLine, number, status, detail, estimate, notifyBox, notifyButton, notifyText,
     commit, commitTime, meterFill, commitButton, commitErrorBox, commitText, commitDone,
     otp, otpCode, otpExpiry, otpMissing, otpRetry,
     timeline, items, total, instructions, facts,
@@ -353,6 +422,8 @@ function render() {
   ui.detail.textContent = detail;
   document.title = `${STATUS_LABEL[order.orderStatus] || "Your order"} · ${order.orderNumber || "OrderPulse"}`;
 
+  renderEstimate(order);
+  renderNotify(order);
   renderCommit(order);
   renderOtp(order);
   ui.top.dataset.split = String(!ui.commit.hidden || !ui.otp.hidden);
@@ -360,6 +431,24 @@ function render() {
   renderItems(order);
   renderPayment(order);
   tick();
+}
+
+function renderEstimate(order) {
+  const waiting = ["placed", "accepted", "processing"].includes(order.orderStatus);
+  const at = waiting ? formatTime(order.estimatedReadyAt) : "";
+  ui.estimate.hidden = !at;
+  if (at) ui.estimate.textContent = `Ready around ${at}`;
+}
+
+function renderNotify(order) {
+  const active = !TERMINAL.has(order.orderStatus) && order.orderStatus !== "ready";
+  ui.notifyBox.hidden = !active || notify === "unsupported";
+  if (ui.notifyBox.hidden) return;
+  ui.notifyButton.disabled = notify === "busy" || notify === "blocked";
+  ui.notifyButton.textContent = notify === "on" ? "Stop notifications on this device" : "Notify me when it's ready";
+  ui.notifyText.textContent = notifyError
+    || (notify === "on" ? "This device will be told when your order is ready, even with this page closed." : "")
+    || (notify === "blocked" ? "Notifications are blocked for this site in your browser's settings." : "");
 }
 
 function renderCommit(order) {

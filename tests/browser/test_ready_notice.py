@@ -1,0 +1,50 @@
+"""The tracking page's part of issue 12: the ready-time estimate ("Ready around …"), the "Notify me"
+offer, and on ready an in-page notice with the chime (Web Audio, counted by wrapping its
+oscillators) while the page is open."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import expect
+
+from tests.browser.conftest import PHONE, sign_in
+
+# Counts the oscillators the page starts: the chime is two of them.
+COUNT_TONES = """
+window.__tones = 0;
+const original = AudioContext.prototype.createOscillator;
+AudioContext.prototype.createOscillator = function () { window.__tones += 1; return original.call(this); };
+"""
+
+
+def test_tracking_shows_the_estimate_offers_notices_and_chimes_on_ready(start_server, make_shop, open_page):
+    server = start_server()
+    shop = make_shop(server)
+    customer = shop.customer("Kiran Das")
+    order = shop.place_order(customer, {"Veg Sandwich": 1})
+    shop.verify_payment(order["id"])  # accepted on payment: now in the kitchen's queue
+
+    phone = open_page(PHONE)
+    phone.context.grant_permissions(["notifications"], origin=server.url)
+    phone.add_init_script(COUNT_TONES)
+    sign_in(phone, server.url, customer, next_path=f"/track/{order['id']}")
+    expect(phone.locator("#conn")).to_have_attribute("data-state", "live")
+    estimate = shop.order(customer, order["id"])["estimatedReadyAt"]
+    assert estimate
+    expect(phone.locator(".track-hero__eta")).to_have_text(re.compile(r"^Ready around \d{1,2}:\d{2}"))
+
+    # Headless Chromium has no push service to subscribe with: the page says so and goes on, and
+    # the click has unlocked the chime.
+    button = phone.get_by_role("button", name="Notify me when it's ready")
+    button.focus()
+    phone.keyboard.press("Enter")
+    expect(phone.locator(".notify__text")).not_to_be_empty()
+    expect(button).to_be_enabled()
+
+    shop.set_status(order["id"], "processing")
+    shop.set_status(order["id"], "ready")
+    expect(phone.locator("#notices")).to_contain_text("Your order is ready.")
+    expect(phone.locator(".track-hero__eta")).to_be_hidden()
+    expect(phone.locator(".notify")).to_be_hidden()
+    phone.wait_for_function("window.__tones >= 2")
