@@ -80,8 +80,8 @@ async function loadStores() {
     const menu = h("a", { class: "button button--quiet", href: "#menu", text: "Menu", "aria-label": `Menu of ${store.name}` });
     menu.addEventListener("click", () => { menuStore.value = store.id; loadMenu(); });
     return h("tr", { dataset: { storeId: store.id } },
-      h("td", {}, h("strong", { text: store.name }), h("span", { class: "muted", text: store.location })),
-      h("td", {}, h("code", { text: store.upiId })),
+      h("td", {}, h("strong", { text: store.name }), h("span", { class: "muted", text: store.location }),
+        h("code", { class: "muted", text: store.upiId })),
       h("td", {}, store.isActive ? pill("open", "Open") : pill("closed", "Closed")),
       h("td", {}, edit, toggle, menu));
   }));
