@@ -50,14 +50,14 @@ function stepper(item, quantity, where) {
   };
   if (!quantity) {
     return h("button", { class: "button", type: "button", dataset: { key: `${where}-add-${item.id}` },
-      "aria-label": `Add ${item.name}`, disabled: !store.isActive || null, onclick: () => change(1), text: "Add" });
+      "aria-label": `Add ${item.name}`, disabled: !orderable() || null, onclick: () => change(1), text: "Add" });
   }
   return h("span", { class: "stepper", role: "group", "aria-label": `${item.name} quantity` },
     h("button", { class: "button button--quiet", type: "button", dataset: { key: `${where}-less-${item.id}` },
       "aria-label": `One less ${item.name}`, onclick: () => change(-1), text: "−" }),
     h("output", { "aria-live": "off", text: String(quantity) }),
     h("button", { class: "button button--quiet", type: "button", dataset: { key: `${where}-more-${item.id}` },
-      "aria-label": `One more ${item.name}`, disabled: quantity >= MAX_QUANTITY || !item.isAvailable || !store.isActive || null,
+      "aria-label": `One more ${item.name}`, disabled: quantity >= MAX_QUANTITY || !item.isAvailable || !orderable() || null,
       onclick: () => change(1), text: "+" }));
 }
 
@@ -89,7 +89,7 @@ function renderCart() {
   }
   const byId = new Map(menu.map((item) => [item.id, item]));
   const unavailable = mine.filter((line) => !byId.get(line.id)?.isAvailable);
-  const blocked = !store.isActive || unavailable.length > 0;
+  const blocked = !orderable() || unavailable.length > 0;
   cartBox.replaceChildren(
     h("ul", { class: "cart-lines" }, mine.map((line) => {
       const item = byId.get(line.id) || { ...line, isAvailable: false };
@@ -132,6 +132,7 @@ function render() {
 function takeMenu(snapshot) {
   if (snapshot.revision <= revision) return;
   const wasOpen = store?.isActive;
+  const wasPaused = store?.isPaused;
   const before = new Map(menu.map((item) => [item.id, item]));
   revision = snapshot.revision;
   store = snapshot.store;
@@ -139,8 +140,14 @@ function takeMenu(snapshot) {
   document.getElementById("store-name").textContent = store.name;
   document.getElementById("store-meta").textContent = store.location;
   document.title = `${store.name} · OrderPulse`;
-  closedBox.hidden = store.isActive;
-  closedBox.textContent = store.isActive ? "" : `${store.name} is closed right now. You can look at the menu, but not order until it opens.`;
+  closedBox.hidden = orderable();
+  closedBox.textContent = !store.isActive
+    ? `${store.name} is closed right now. You can look at the menu, but not order until it opens.`
+    : store.isPaused ? `${store.name} has paused new orders for a few minutes. Your cart is kept; try again shortly.` : "";
+  if (wasPaused != null && wasPaused !== store.isPaused && store.isActive) {
+    announce(store.isPaused ? `${store.name} paused new orders.` : `${store.name} is taking orders again.`);
+  }
+  loadWait();
   syncWithMenu(storeId, menu);
   if (wasOpen != null && wasOpen !== store.isActive) announce(store.isActive ? `${store.name} is open again.` : `${store.name} just closed.`);
   for (const item of menu) {
@@ -148,6 +155,27 @@ function takeMenu(snapshot) {
     if (old && old.isAvailable && !item.isAvailable) announce(`${item.name} is sold out.`);
   }
   render();
+}
+
+/** True while the store takes new orders: open and not paused by its kitchen. */
+function orderable() {
+  return Boolean(store && store.isActive && !store.isPaused);
+}
+
+// "About 15 min wait now": the store's estimate for an order placed now, read with the store and
+// again every minute (the queue moves with every order, the menu stream only with the menu).
+let waitTimer = null;
+async function loadWait() {
+  clearTimeout(waitTimer);
+  const box = document.getElementById("store-wait");
+  try {
+    const current = await api(`/api/stores/${encodeURIComponent(storeId)}`, { auth: false });
+    box.hidden = !orderable() || !current.waitMinutes;
+    box.textContent = box.hidden ? "" : `About ${current.waitMinutes} min wait now`;
+  } catch {
+    box.hidden = true;
+  }
+  waitTimer = setTimeout(loadWait, 60_000);
 }
 
 async function showMissingStore() {

@@ -1,6 +1,7 @@
 """The tracking page's part of issue 12: the ready-time estimate ("Ready around …"), the "Notify me"
 offer, and on ready an in-page notice with the chime (Web Audio, counted by wrapping its
-oscillators) while the page is open."""
+oscillators) while the page is open; and the menu page's "About N min wait now", which follows the
+kitchen's declared delay and its pause."""
 
 from __future__ import annotations
 
@@ -48,3 +49,15 @@ def test_tracking_shows_the_estimate_offers_notices_and_chimes_on_ready(start_se
     expect(phone.locator(".track-hero__eta")).to_be_hidden()
     expect(phone.locator(".notify")).to_be_hidden()
     phone.wait_for_function("window.__tones >= 2")
+
+    # The menu page says how long an order placed now would take, and follows the kitchen's pace.
+    phone.goto(f"{server.url}/stores/{shop.store['id']}")
+    wait = phone.locator("#store-wait")
+    expect(wait).to_have_text(re.compile(r"^About \d+ min wait now$"))
+    before = int(wait.inner_text().split()[1])
+    shop.call(shop.staff, "PATCH", f"/api/stores/{shop.store['id']}/pace", json={"delayMinutes": 20})
+    expect(wait).to_have_text(f"About {before + 20} min wait now")
+    shop.call(shop.staff, "PATCH", f"/api/stores/{shop.store['id']}/pace", json={"paused": True})
+    expect(phone.locator("#store-closed")).to_contain_text("has paused new orders")
+    expect(wait).to_be_hidden()
+    expect(phone.get_by_role("button", name="Add Veg Sandwich")).to_be_disabled()
