@@ -16,18 +16,19 @@ let page = 0;
 let total = null;
 let feed = null;
 
-/** The list answer is `{orders, page, limit, total}`; accept a bare array or `items` too. */
-function readPage(data) {
-  const orders = Array.isArray(data) ? data : data?.orders || data?.items || data?.results || [];
-  const count = Number(data?.total ?? data?.pagination?.total);
+/** The list answer is `{success, data: [orders], pagination: {total, page, limit, totalPages}}`. */
+function readPage(body) {
+  const data = body?.data;
+  const orders = Array.isArray(data) ? data : data?.orders || [];
+  const count = Number(body?.pagination?.total ?? data?.total);
   return { orders, total: Number.isFinite(count) ? count : null };
 }
 
 async function loadPage() {
   more.disabled = true;
   try {
-    const data = await api(`/api/orders?page=${page + 1}&limit=${PAGE_SIZE}`);
-    const { orders, total: count } = readPage(data);
+    const body = await api(`/api/orders?page=${page + 1}&limit=${PAGE_SIZE}`, { envelope: true });
+    const { orders, total: count } = readPage(body);
     page += 1;
     total = count;
     for (const order of orders) store.apply(order);
