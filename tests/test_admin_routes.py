@@ -222,3 +222,51 @@ async def test_two_admins_revoking_at_once_keep_one_revocation_time(api):
     path = f"/api/admin/clients/{client['clientId']}/revoke"
     first, second = await asyncio.gather(api.post(path, admin), api.post(path, admin))
     assert first.json()["data"]["revokedAt"] == second.json()["data"]["revokedAt"]
+
+
+# --- the document and the pages -------------------------------------------------------------------
+
+async def test_the_new_routes_answer_as_the_openapi_document_says(api_factory, clock):
+    from server.http.openapi import openapi_document
+    from tests.test_openapi import check
+
+    api = await api_factory(clock=clock, ready_no_show_timeout_minutes=0.01)
+    admin, store, customer = await people(api)
+    order = await no_show(api, store, customer, clock)
+    admin = await api.login(admin.user["email"])  # a fresh token on the moved clock
+    client = await api.post("/api/admin/clients", admin, json={"name": "Doc"})
+    calls = [
+        ("/api/stores/{store_id}", "patch", await api.patch(f"/api/stores/{store.id}", admin, json={"description": "x"})),
+        ("/api/stores/{store_id}", "patch", await api.patch(f"/api/stores/{store.id}", admin, json={})),
+        ("/api/admin/stores", "get", await api.get("/api/admin/stores", admin)),
+        ("/api/admin/customers", "get", await api.get("/api/admin/customers", admin)),
+        ("/api/admin/customers/{user_id}/no-shows", "get",
+         await api.get(f"/api/admin/customers/{customer.id}/no-shows", admin)),
+        ("/api/admin/orders/{order_id}/clear-no-show", "post",
+         await api.post(f"/api/admin/orders/{order['id']}/clear-no-show", admin, json={"reason": "was there"})),
+        ("/api/admin/orders/{order_id}/clear-no-show", "post",
+         await api.post(f"/api/admin/orders/{order['id']}/clear-no-show", admin, json={"reason": "again"})),
+        ("/api/admin/clients", "post", client),
+        ("/api/admin/clients", "get", await api.get("/api/admin/clients", admin)),
+        ("/api/admin/clients/{client_id}/revoke", "post",
+         await api.post(f"/api/admin/clients/{client.json()['data']['clientId']}/revoke", admin)),
+        ("/api/admin/clients/{client_id}/revoke", "post", await api.post("/api/admin/clients/nope/revoke", admin)),
+    ]
+    document = openapi_document()
+    for path, method, response in calls:
+        check(document, path, method, response)
+    assert [response.status_code for *_, response in calls] == [200, 400, 200, 200, 200, 200, 409, 201, 200, 200, 404]
+
+
+async def test_unknown_browser_paths_get_the_html_404_page_and_api_paths_keep_their_errors(api):
+    page = await api.get("/menu/nowhere")
+    assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+    assert "Page not found" in page.text and 'href="/"' in page.text and "<title>" in page.text
+    assert (await api.get("/api/nowhere")).json() == {"success": False, "message": "Not found."}
+    assert "error" in (await api.get("/v1/nowhere")).json()
+    assert (await api.get("/static/nowhere.js")).headers["content-type"].startswith("application/json")
+    assert (await api.post("/menu/nowhere")).headers["content-type"].startswith("application/json")
+    icon = await api.get("/favicon.ico")
+    assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")
+    admin_page = await api.get("/admin")
+    assert admin_page.status_code == 200 and "<title>Admin console · OrderPulse</title>" in admin_page.text
