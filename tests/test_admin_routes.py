@@ -169,8 +169,8 @@ async def test_an_admin_clears_a_wrong_no_show_with_who_and_why_and_the_restrict
     assert response.status_code == 200, response.text
     data = response.json()["data"]
     assert response.json()["message"] == "No-show cleared."
-    assert (data["noShow"]["clearedBy"], data["noShow"]["clearedReason"]) == (
-        admin.id, "Picked up; the code was entered on paper")
+    assert (data["noShow"]["clearedBy"], data["noShow"]["clearedByName"], data["noShow"]["clearedReason"]) == (
+        admin.id, "Ada Admin", "Picked up; the code was entered on paper")
     assert data["noShow"]["recordedAt"] and data["noShow"]["clearedAt"]
     assert (data["customer"]["trustTier"], data["customer"]["noShowCount"]) == ("watch", 2)
     profile = (await api.get("/api/users/me", customer)).json()["data"]

@@ -58,6 +58,7 @@ def _no_show_view(order) -> dict[str, Any]:
             "recordedAt": iso_z(order.no_show_recorded_at if cleared else order.no_show_at),
             "clearedAt": iso_z(order.no_show_cleared_at) if cleared else None,
             "clearedBy": order.no_show_cleared_by if cleared else None,
+            "clearedByName": order.no_show_cleared_by_name if cleared else None,
             "clearedReason": order.no_show_cleared_reason if cleared else None}
 
 

@@ -153,7 +153,7 @@ SCHEMAS: dict[str, Any] = {
     "CustomerPage": obj({"customers": {"type": "array", "items": ref("Customer")}, "page": INT, "limit": INT,
                          "total": INT, "pages": INT}),
     "NoShow": obj({"orderId": OID, "orderNumber": STR, "storeId": OID, "recordedAt": NTIME, "clearedAt": NTIME,
-                   "clearedBy": NSTR, "clearedReason": NSTR}),
+                   "clearedBy": NSTR, "clearedByName": NSTR, "clearedReason": NSTR}),
     "PartnerClient": obj({"clientId": STR, "name": STR, "isActive": BOOL, "createdAt": TIME, "revokedAt": NTIME}),
     "MenuItem": obj({"id": OID, "storeId": OID, "name": STR, "price": MONEY, "category": NSTR,
                      "isAvailable": BOOL, "createdAt": TIME, "updatedAt": TIME}),

@@ -66,6 +66,7 @@ class Order(UtcDocument):
     # An admin cleared a wrongly recorded no-show: `no_show_at` moves here, with who and why.
     no_show_cleared_at: datetime | None = None
     no_show_cleared_by: str | None = None
+    no_show_cleared_by_name: str | None = None
     no_show_cleared_reason: str | None = None
     no_show_recorded_at: datetime | None = None
     version: int = 1

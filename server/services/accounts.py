@@ -356,7 +356,8 @@ class AccountService:
             {"_id": ObjectId(order_id), "no_show_at": record["no_show_at"]},
             {"$unset": {"no_show_at": ""},
              "$set": {"no_show_recorded_at": record["no_show_at"], "no_show_cleared_at": now,
-                      "no_show_cleared_by": admin.user_id, "no_show_cleared_reason": reason}})
+                      "no_show_cleared_by": admin.user_id, "no_show_cleared_by_name": admin.name,
+                      "no_show_cleared_reason": reason}})
         if result.modified_count != 1:
             raise ApiError(409, messages.NO_SHOW_NOT_RECORDED)
         order = await Order.get(order_id)

@@ -276,7 +276,7 @@ async function showNoShows(userId) {
 function noShowEntry(entry, userId) {
   const title = h("span", { text: `Order ${entry.orderNumber} · recorded ${when(entry.recordedAt)}` });
   if (entry.clearedAt) {
-    return h("li", {}, title, h("span", { class: "muted", text: ` · cleared ${when(entry.clearedAt)}: ${entry.clearedReason}` }));
+    return h("li", {}, title, h("span", { class: "muted", text: ` · cleared ${when(entry.clearedAt)} by ${entry.clearedByName || "an admin"}: ${entry.clearedReason}` }));
   }
   const reason = h("input", { name: "reason", required: true, maxlength: "300", autocomplete: "off" });
   const box = h("div", { class: "form-error notice notice--error", role: "alert", hidden: true });

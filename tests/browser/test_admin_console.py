@@ -228,7 +228,7 @@ def test_an_admin_clears_a_wrongly_recorded_no_show_from_the_console(server, ope
     reason.fill("Collected; the code was typed on another screen")
     reason.press("Enter")
     expect(page.locator("#no-shows")).to_contain_text("cleared")
-    expect(page.locator("#no-shows")).to_contain_text("Collected; the code was typed on another screen")
+    expect(page.locator("#no-shows")).to_contain_text(f"by {ADMIN.name}: Collected; the code was typed on another screen")
     expect(page.locator("#customer-table tbody tr").first.locator("td").nth(2)).to_have_text("0")
     with httpx.Client(base_url=server.url) as client:
         token = client.post("/api/auth/login", json={"email": customer.email, "password": customer.password})
