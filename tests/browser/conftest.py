@@ -147,4 +147,5 @@ def screenshot(page, name: str) -> Path:
 
 
 # The screenshots the README shows (static/docs/), refreshed with UPDATE_DOC_SCREENSHOTS=1.
-DOC_SCREENSHOTS = {"kitchen-1920x1080", "track-ready-390x844", "menu-390x844", "checkout-390x844"}
+DOC_SCREENSHOTS = {"kitchen-1920x1080", "track-ready-390x844", "menu-390x844", "checkout-390x844",
+                   "console-admin-390x844", "console-kitchen-store-1920x1080"}
