@@ -131,7 +131,8 @@ def sign_in(page, base_url: str, account: Account, next_path: str | None = None)
     page.get_by_label("Email").fill(account.email)
     page.get_by_label("Password").fill(account.password)
     page.get_by_role("button", name="Sign in").click()
-    expected = next_path or ("/kitchen" if account.role == "store_employee" else "/orders")
+    homes = {"store_employee": "/kitchen", "admin": "/admin"}
+    expected = next_path or homes.get(account.role, "/orders")
     expect(page).to_have_url(re.compile(re.escape(base_url + expected) + r"$"))
 
 
