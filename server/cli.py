@@ -227,7 +227,10 @@ class RunningSimulation:
 
     async def stop(self) -> None:
         self._stop.set()
-        await asyncio.wait_for(self._task, SHUTDOWN_GRACE_SECONDS)
+        try:
+            await asyncio.wait_for(self._task, SHUTDOWN_GRACE_SECONDS)
+        except Exception:  # the server stops either way
+            logging.getLogger("orderpulse.simulation").exception("the simulation did not stop cleanly")
 
 
 async def _start_simulation(runtime, options: argparse.Namespace) -> RunningSimulation:

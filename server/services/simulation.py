@@ -176,7 +176,10 @@ class Simulation:
         """Wait `seconds`, meanwhile sending customers whose order is ready to the counter."""
         deadline = self.clock.monotonic() + seconds
         while not stop.is_set():
-            await self.announce_arrivals()
+            try:
+                await self.announce_arrivals()
+            except Exception:  # a database blip: the counter is checked again next time
+                log.warning("could not check the simulated customers' ready orders")
             left = deadline - self.clock.monotonic()
             if left <= 0:
                 return
