@@ -95,6 +95,8 @@ class Settings(BaseSettings):
     push_reminder_minutes: float = Field(5, gt=0)
     push_reminder_check_seconds: float = Field(15, gt=0)
     push_max_pending: int = Field(1000, ge=1)
+    # Ready-time estimates are pushed this long after a store's queue changed (changes meanwhile share it).
+    eta_push_seconds: float = Field(5, gt=0)
 
     # Test-only failpoint: "after_write_before_publish" kills the process between the
     # database write of an order change and its publish (REALTIME.md, outbox).

@@ -188,7 +188,7 @@ class Runtime:
         self.enforcer = DeadlineEnforcer(settings, self.publisher, clock=clock)
         self.push = PushNotifier(settings, clock=clock)
         self.publisher.watch(self.push.order_changed)
-        self.ready_times = ReadyTimes(clock=clock)
+        self.ready_times = ReadyTimes(clock=clock, bus=self.broker, push_seconds=settings.eta_push_seconds)
         self.publisher.watch(self.ready_times.order_changed)
         # Orders: reading them (and the deadline due on a read), checking out, changing them.
         self.orders = OrderQueries(settings, self.enforcer, clock=clock)
@@ -233,7 +233,8 @@ class Runtime:
         await asyncio.gather(_stop_part("outbox relay", self.relay.stop()),
                              _stop_part("deadline enforcer", self.enforcer.stop()),
                              _stop_part("hub", self.hub.stop()),
-                             _stop_part("push notifier", self.push.stop()))
+                             _stop_part("push notifier", self.push.stop()),
+                             _stop_part("ready-time pushes", self.ready_times.stop()))
         if self._broker_connected:
             self._broker_connected = False
             await _stop_part("broker", self.broker.disconnect())

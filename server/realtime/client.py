@@ -53,6 +53,8 @@ class Subscriber:
         self.abort: Callable[[int], Awaitable[None]] | None = None
         # The transport's way to write an event immediately; returns False when it cannot.
         self.write_now: Callable[[OrderChange, bool], bool] | None = None
+        # How this transport writes ready-time estimates; None: its clients do not read them.
+        self.render_estimates: Callable[[str, list[dict[str, Any]]], Frame] | None = None
 
     # --- producer side (the hub) ---------------------------------------------------------------
 
@@ -84,6 +86,13 @@ class Subscriber:
         self._queue[order_id] = change
         self._wake()
         return True
+
+    def offer_estimates(self, store_id: str, estimates: list[dict[str, Any]]) -> None:
+        """Queue the newest estimates of a store's orders; a newer batch replaces one still queued."""
+        if self.closed or self.render_estimates is None or self._held is not None:
+            return  # a snapshot being read carries no estimate; the next batch does
+        self._queue[("estimates", store_id)] = self.render_estimates(store_id, estimates)
+        self._wake()
 
     def send_control(self, frame: Frame) -> None:
         if self.closed:

@@ -107,6 +107,11 @@ def snapshot(entries: list[dict[str, Any]], frame_id: Any = None) -> str:
     return _render({"type": "snapshot", "orders": entries}, frame_id)
 
 
+def estimates(store_id: str, orders: list[dict[str, Any]]) -> str:
+    """`{"type": "eta", ...}`: ready-time estimates that moved (REALTIME.md)."""
+    return _render({"type": "eta", "storeId": store_id, "orders": orders}, None)
+
+
 def error(code: str, message: str, frame_id: Any = None) -> str:
     return _render({"type": "error", "code": code, "message": message}, frame_id)
 

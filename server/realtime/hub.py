@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterable
 from itertools import chain
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from server import metrics
 from server.config import Settings
 from server.domain import messages
@@ -24,7 +26,7 @@ from server.realtime.catalog_feed import CatalogFeed
 from server.realtime.client import Subscriber
 from server.realtime.events import OrderChange
 from server.realtime.frames import CLOSE_UNAUTHORISED
-from server.services.changes import customer_channel, order_channel, store_channel
+from server.services.changes import customer_channel, is_estimates, order_channel, store_channel
 from server.services.subscriptions import SubscriptionRefused, SubscriptionService
 from server.views import event_order, kitchen_fields
 
@@ -182,12 +184,17 @@ class Hub:
 
     def _on_message(self, channel: str, payload: bytes) -> None:
         started = time.perf_counter()
-        change = OrderChange.decode(payload)
         kind, _, key = channel.partition(":")
         watchers = (self._order_watchers if kind == "order" else self._customer_watchers if kind == "customer"
                     else self._store_watchers).get(key)
         if not watchers:
             return
+        if is_estimates(payload):
+            estimates = orjson.loads(payload)
+            for subscriber in tuple(watchers):
+                subscriber.offer_estimates(estimates["storeId"], estimates["estimates"])
+            return
+        change = OrderChange.decode(payload)
         delivered = sum(subscriber.offer(change) for subscriber in tuple(watchers))
         metrics.EVENTS_FANNED_OUT.inc(delivered)
         metrics.FANOUT_SECONDS.observe(time.perf_counter() - started)

@@ -41,6 +41,7 @@ async def serve(websocket: WebSocket, hub: Hub, principal: Principal, settings: 
                 socket: ServerSocket | None = None) -> None:
     """Watch for `principal` over an accepted socket until either side ends it."""
     subscriber = Subscriber(principal, settings.ws_queue_size, frames.order_event, frames.snapshot)
+    subscriber.render_estimates = frames.estimates
     hub.attach(subscriber)
     metrics.SOCKETS_OPEN.inc()
     try:

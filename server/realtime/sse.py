@@ -27,6 +27,11 @@ def render_event(change: OrderChange, sees_kitchen: bool) -> str:
     return f"event: order\nid: {change.version}\ndata: {change.frame(sees_kitchen)}\n\n"
 
 
+def render_estimates(store_id: str, orders: list[dict[str, Any]]) -> str:
+    """Estimates as a named `eta` event without an id: a resume point is always an order version."""
+    return f"event: eta\ndata: {frames.estimates(store_id, orders)}\n\n"
+
+
 def render_snapshot(entries: list[dict[str, Any]], frame_id: Any = None) -> str:
     """The snapshot as an event whose id is the newest version in it (where a resume starts)."""
     newest = max((e["version"] for e in entries), default=0)
@@ -57,6 +62,8 @@ async def open_stream(hub: Hub, settings: Settings, principal: Principal, subscr
     SubscriptionRefused passes through, with nothing left attached. `render` and `render_first`
     write its events and snapshots (another client's event format: server/http/campusbite.py)."""
     subscriber = Subscriber(principal, settings.ws_queue_size, render, render_first)
+    # Named `eta` events: an EventSource's `onmessage` (CampusBite's stream) never sees them.
+    subscriber.render_estimates = render_estimates
     heartbeat = settings.sse_heartbeat_seconds
 
     async def stream():

@@ -64,6 +64,19 @@ class ChangeMessage:
         return self.order["storeId"]
 
 
+ESTIMATES_PREFIX = b'{"estimates":'
+
+
+def encode_estimates(store_id: str, estimates: list[dict[str, Any]]) -> bytes:
+    """Ready-time estimates that moved, on the channels of the orders they are of (never a change:
+    no version, nothing cached); `estimates` is `[{id, estimatedReadyAt}]`."""
+    return orjson.dumps({"estimates": estimates, "storeId": store_id})
+
+
+def is_estimates(payload: bytes) -> bool:
+    return payload.startswith(ESTIMATES_PREFIX)
+
+
 def customer_channel(user_id: str) -> str:
     """Every change of one customer's orders, new ones included ("My orders")."""
     return f"customer:{user_id}"

@@ -19,7 +19,7 @@ import orjson
 from server.domain.clock import SYSTEM_CLOCK, Clock, as_utc, parse_iso
 from server.models import Order
 from server.services.bus import MessageBus
-from server.services.changes import ChangeMessage, order_channel
+from server.services.changes import ChangeMessage, is_estimates, order_channel
 from server.views import LEAN_FIELDS, lean_order
 
 
@@ -96,6 +96,8 @@ class OrderSnapshotCache:
         await self._clock.sleep(timeout, snapshot.changed)
 
     def _on_event(self, channel: str, payload: bytes) -> None:
+        if is_estimates(payload):
+            return  # an estimate is not part of the poll answer
         change = ChangeMessage.decode(payload)
         current = self._entries.get(change.order_id)
         if current is not None and current.version >= change.version:

@@ -338,6 +338,9 @@ export class LiveFeed extends EventTarget {
       case "error":
         this.emit("servererror", frame);
         break;
+      case "eta":
+        this.emit("eta", { storeId: frame.storeId, orders: frame.orders || [] });
+        break;
       default:
         // "pong" and anything newer than this client: receiving it already proved liveness.
         break;

@@ -125,6 +125,15 @@ function startLive() {
   feed.addEventListener("order", (event) => {
     if (event.detail.order.id === orderId) applyOrder(event.detail.order);
   });
+  feed.addEventListener("eta", (event) => {
+    // The store's queue moved: the server pushes this order's new estimate (no version: not a change).
+    const entry = event.detail.orders.find((item) => item.id === orderId);
+    const held = store.get(orderId);
+    if (entry && held) {
+      store.orders.set(orderId, { ...held, estimatedReadyAt: entry.estimatedReadyAt });
+      render();
+    }
+  });
   feed.addEventListener("servererror", (event) => {
     const { code, message } = event.detail;
     if (code === "forbidden" || code === "not_found") {

@@ -20,11 +20,13 @@ AudioContext.prototype.createOscillator = function () { window.__tones += 1; ret
 
 
 def test_tracking_shows_the_estimate_offers_notices_and_chimes_on_ready(start_server, make_shop, open_page):
-    server = start_server()
+    server = start_server(ETA_PUSH_SECONDS="0.2")
     shop = make_shop(server)
-    customer = shop.customer("Kiran Das")
+    customer, other = shop.customer("Kiran Das"), shop.customer("Ravi Kumar")
+    ahead = [shop.place_order(other, {"Lemon Soda": 1}) for _ in range(2)]
     order = shop.place_order(customer, {"Veg Sandwich": 1})
-    shop.verify_payment(order["id"])  # accepted on payment: now in the kitchen's queue
+    for placed in (*ahead, order):
+        shop.verify_payment(placed["id"])  # accepted on payment: two cooks, so this one waits
 
     phone = open_page(PHONE)
     phone.context.grant_permissions(["notifications"], origin=server.url)
@@ -33,7 +35,13 @@ def test_tracking_shows_the_estimate_offers_notices_and_chimes_on_ready(start_se
     expect(phone.locator("#conn")).to_have_attribute("data-state", "live")
     estimate = shop.order(customer, order["id"])["estimatedReadyAt"]
     assert estimate
-    expect(phone.locator(".track-hero__eta")).to_have_text(re.compile(r"^Ready around \d{1,2}:\d{2}"))
+    eta = phone.locator(".track-hero__eta")
+    expect(eta).to_have_text(re.compile(r"^Ready around \d{1,2}:\d{2}"))
+    # An order ahead is cancelled: the earlier estimate is pushed to the open page.
+    shown = eta.inner_text()
+    shop.call(shop.staff, "PATCH", f"/api/orders/{ahead[1]['id']}/status", json={"status": "cancelled"})
+    expect(eta).not_to_have_text(shown)
+    expect(eta).to_have_text(re.compile(r"^Ready around \d{1,2}:\d{2}"))
 
     # Headless Chromium has no push service to subscribe with: the page says so and goes on, and
     # the click has unlocked the chime.
