@@ -616,12 +616,37 @@ function showStoreOpen(info) {
   storeInfo = info;
   storeStatus.hidden = false;
   storeStatus.dataset.open = String(info.isActive);
-  storeStatus.textContent = info.isActive ? "Open for orders" : "Closed";
+  storeStatus.textContent = !info.isActive ? "Closed"
+    : info.isPaused ? "Paused: no new orders"
+    : info.delayMinutes ? `Open · running ${info.delayMinutes} min late` : "Open for orders";
   document.getElementById("store-open-text").textContent = info.isActive
     ? "The store is open: customers can order."
     : "The store is closed: customers see it closed and cannot order.";
   const toggle = document.getElementById("store-open-toggle");
   toggle.textContent = info.isActive ? "Close the store" : "Open the store";
+  showPace(info);
+}
+
+/** The kitchen's declared pace: a delay added to every customer's estimate, or new orders paused. */
+function showPace(info) {
+  const delay = info.delayMinutes || 0;
+  document.getElementById("store-pace-text").textContent = info.isPaused
+    ? "new orders paused; orders already placed go on."
+    : delay ? `${delay} min added to every customer's ready time.` : "customers see the usual ready times.";
+  for (const button of document.querySelectorAll(".kpace [data-delay]")) {
+    button.setAttribute("aria-pressed", String(Number(button.dataset.delay) === delay));
+  }
+  document.getElementById("store-pause-toggle").textContent = info.isPaused ? "Take new orders again" : "Pause new orders";
+}
+
+async function setPace(storeId, body, spoken) {
+  dialogError.hidden = true;
+  try {
+    showStoreOpen(await api(`/api/stores/${storeId}/pace`, { method: "PATCH", body }));
+    announce(spoken);
+  } catch (error) {
+    showDialogError(error);
+  }
 }
 
 function showDialogError(error) {
@@ -639,6 +664,16 @@ function setupStoreControls(storeId) {
   });
   document.getElementById("store-dialog-close").addEventListener("click", () => storeDialog.close());
   storeDialog.addEventListener("close", () => opener.focus());
+  for (const button of document.querySelectorAll(".kpace [data-delay]")) {
+    const delay = Number(button.dataset.delay);
+    button.addEventListener("click", () => setPace(storeId, { delayMinutes: delay },
+      delay ? `Ready times now include ${delay} extra minutes.` : "Ready times are back to usual."));
+  }
+  document.getElementById("store-pause-toggle").addEventListener("click", () => {
+    if (!storeInfo) return;
+    const pause = !storeInfo.isPaused;
+    setPace(storeId, { paused: pause }, pause ? "New orders are paused." : "Taking new orders again.");
+  });
   const toggle = document.getElementById("store-open-toggle");
   toggle.addEventListener("click", async () => {
     if (!storeInfo) return;

@@ -9,7 +9,7 @@ import re
 
 from playwright.sync_api import expect
 
-from tests.browser.conftest import PHONE, sign_in
+from tests.browser.conftest import PHONE, WALL, sign_in
 
 # Counts the oscillators the page starts: the chime is two of them.
 COUNT_TONES = """
@@ -63,9 +63,16 @@ def test_tracking_shows_the_estimate_offers_notices_and_chimes_on_ready(start_se
     wait = phone.locator("#store-wait")
     expect(wait).to_have_text(re.compile(r"^About \d+ min wait now$"))
     before = int(wait.inner_text().split()[1])
-    shop.call(shop.staff, "PATCH", f"/api/stores/{shop.store['id']}/pace", json={"delayMinutes": 20})
+    # The kitchen declares itself 20 minutes late, then pauses new orders, from its own screen.
+    kitchen = open_page(WALL)
+    sign_in(kitchen, server.url, shop.staff)
+    kitchen.get_by_role("button", name="Store & menu").click()
+    kitchen.get_by_role("button", name="+20 min").click()
+    expect(kitchen.locator("#store-status")).to_have_text("Open · running 20 min late")
+    expect(kitchen.get_by_role("button", name="+20 min")).to_have_attribute("aria-pressed", "true")
     expect(wait).to_have_text(f"About {before + 20} min wait now")
-    shop.call(shop.staff, "PATCH", f"/api/stores/{shop.store['id']}/pace", json={"paused": True})
+    kitchen.get_by_role("button", name="Pause new orders").click()
+    expect(kitchen.locator("#store-status")).to_have_text("Paused: no new orders")
     expect(phone.locator("#store-closed")).to_contain_text("has paused new orders")
     expect(wait).to_be_hidden()
     expect(phone.get_by_role("button", name="Add Veg Sandwich")).to_be_disabled()
