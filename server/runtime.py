@@ -197,7 +197,7 @@ class Runtime:
         self.snapshots = OrderSnapshotCache(self.broker, clock=clock)
         self.poll_limiter = PollRateLimiter(settings.poll_min_interval_seconds, clock=clock)
         self.relay = OutboxRelay(self.publisher, settings.outbox_relay_after_seconds, clock=clock)
-        self.subscriptions = SubscriptionService(clock=clock)
+        self.subscriptions = SubscriptionService(clock=clock, ready_times=self.ready_times)
         self.hub = Hub(settings, self.broker, self.subscriptions)
         self.accounts.on_account_changed(self.hub.account_changed)
         self.client: AsyncMongoClient | None = None

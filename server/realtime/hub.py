@@ -21,6 +21,7 @@ import orjson
 from server import metrics
 from server.config import Settings
 from server.domain import messages
+from server.domain.clock import iso_z
 from server.realtime.broker import Broker
 from server.realtime.catalog_feed import CatalogFeed
 from server.realtime.client import Subscriber
@@ -107,7 +108,7 @@ class Hub:
             for order_id in order_ids:
                 await self._watch(subscriber, "order", order_id)
             # Re-read after listening, so no change can fall between the read and the subscription.
-            return self._snapshot_entries(subscriber, await self._subscriptions.orders(order_ids))
+            return await self._snapshot_entries(subscriber, await self._subscriptions.orders(order_ids))
         except BaseException:
             subscriber.release_events()
             raise
@@ -117,7 +118,7 @@ class Hub:
         subscriber.hold_events()
         try:
             await self._watch(subscriber, "store", store_id)
-            return self._snapshot_entries(subscriber, await self._subscriptions.store_board(store_id))
+            return await self._snapshot_entries(subscriber, await self._subscriptions.store_board(store_id))
         except BaseException:
             subscriber.release_events()
             raise
@@ -129,7 +130,7 @@ class Hub:
         subscriber.hold_events()
         try:
             await self._watch(subscriber, "customer", user_id)
-            return self._snapshot_entries(subscriber, await self._subscriptions.customer_orders(user_id))
+            return await self._snapshot_entries(subscriber, await self._subscriptions.customer_orders(user_id))
         except BaseException:
             subscriber.release_events()
             raise
@@ -144,9 +145,11 @@ class Hub:
     async def unsubscribe_store(self, subscriber: Subscriber, store_id: str) -> None:
         await self._unwatch(subscriber, "store", store_id)
 
-    def _snapshot_entries(self, subscriber: Subscriber, orders: list[Order]) -> list[dict[str, Any]]:
-        return [snapshot_entry(order, subscriber.sees_kitchen) for order in orders
-                if subscriber.accept_snapshot_version(str(order.id), order.version)]
+    async def _snapshot_entries(self, subscriber: Subscriber, orders: list[Order]) -> list[dict[str, Any]]:
+        """The snapshot's orders in the event shape, each with its ready-time estimate (or null)."""
+        estimates = await self._subscriptions.estimates(orders)
+        return [{**snapshot_entry(order, subscriber.sees_kitchen), "estimatedReadyAt": iso_z(estimates.get(str(order.id)))}
+                for order in orders if subscriber.accept_snapshot_version(str(order.id), order.version)]
 
     def _kind(self, subscriber: Subscriber, kind: str) -> tuple[set[str], dict[str, set[Subscriber]], Callable[[str], str]]:
         """What a subscriber watches of one kind, who watches each key, and the key's channel."""
@@ -264,7 +267,7 @@ class Hub:
                 chosen.update({str(o.id): o for o in boards.get(sid, [])})
             for uid in subscriber.customer_ids:
                 chosen.update({str(o.id): o for o in mine.get(uid, [])})
-            entries = self._snapshot_entries(subscriber, list(chosen.values()))
+            entries = await self._snapshot_entries(subscriber, list(chosen.values()))
             subscriber.needs_snapshot = False
             subscriber.send_snapshot(entries)
 

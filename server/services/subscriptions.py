@@ -7,7 +7,7 @@ which callers' accounts are still active.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from bson import ObjectId
 
@@ -17,6 +17,7 @@ from server.domain.clock import SYSTEM_CLOCK, Clock, as_utc
 from server.domain.lifecycle import ACTIVE
 from server.models import Order, Store, User
 from server.services import catalog
+from server.services.ready_times import ReadyTimes
 
 RECENT_FINISHED = timedelta(hours=1)
 FINISHED_SCAN = 500
@@ -32,8 +33,20 @@ class SubscriptionRefused(Exception):
 
 
 class SubscriptionService:
-    def __init__(self, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(self, clock: Clock = SYSTEM_CLOCK, ready_times: ReadyTimes | None = None) -> None:
         self._clock = clock
+        self._ready_times = ready_times
+
+    async def estimates(self, orders: list[Order]) -> dict[str, datetime]:
+        """Ready-time estimates of these orders (the active ones not yet ready), for snapshots."""
+        if self._ready_times is None:
+            return {}
+        found: dict[str, datetime] = {}
+        for order in orders:
+            estimate = await self._ready_times.for_order(order)  # cached per store
+            if estimate is not None:
+                found[str(order.id)] = estimate
+        return found
 
     @property
     def clock(self) -> Clock:

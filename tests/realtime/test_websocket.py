@@ -92,7 +92,8 @@ async def test_subscribing_own_orders_sends_a_snapshot_then_versioned_events_wit
         assert snapshot["type"] == "snapshot"
         assert {o["id"] for o in snapshot["orders"]} == {first["id"], second["id"]}
         for entry in snapshot["orders"]:
-            assert set(entry) == LEAN_KEYS  # the customer's view: no kitchen fields
+            assert set(entry) == LEAN_KEYS | {"estimatedReadyAt"}  # the customer's view: no kitchen fields
+            assert entry["estimatedReadyAt"].endswith("Z")  # placed: in the store's queue
             assert entry["version"] == 1 and entry["orderStatus"] == "placed"
             assert entry["storeId"] == site.store.id
 
