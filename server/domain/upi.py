@@ -28,7 +28,8 @@ MAX_LINK_LENGTH = 512
 
 def is_payment_link(value: str) -> bool:
     """Whether `value` is a `upi://pay` link short enough to draw as a QR code."""
-    return value.startswith("upi://pay?") and len(value) <= MAX_LINK_LENGTH and value.isprintable()
+    # Printable ASCII: a UPI link's parameters are percent-encoded, and the document says the same.
+    return value.startswith("upi://pay?") and len(value) <= MAX_LINK_LENGTH and all(" " <= c <= "~" for c in value)
 
 
 def normalise_transaction_id(value: object) -> str | None:

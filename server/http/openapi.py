@@ -32,11 +32,16 @@ def bounded(minimum: int, maximum: int) -> dict[str, Any]:
 
 
 SSE_EVENT = {"type": "object", "required": ["data"], "description": "one event of the stream (REALTIME.md)",
-             "properties": {"event": {"enum": ["snapshot", "order"]}, "id": {"type": "string", "pattern": "^[0-9]+$"},
+             "properties": {"event": {"enum": ["snapshot", "order", "eta"]},
+                            "id": {"type": "string", "pattern": "^[0-9]+$"},
                             "data": {"type": "string", "description": "a JSON object; an `order` event's `order` is "
                                                                       "an `OrderEvent` (store staff also get the "
                                                                       "kitchen's fields)"}}}
 SSE_STREAM = {"description": "text/event-stream", "content": {"text/event-stream": {"schema": SSE_EVENT}}}
+MENU_EVENT = {"type": "object", "required": ["data"], "description": "the store and its whole menu (API.md)",
+              "properties": {"event": {"const": "menu"}, "id": {"type": "string", "pattern": "^[0-9]+$"},
+                             "data": {"type": "string", "description": "a JSON object: revision, store, menu"}}}
+MENU_STREAM = {"description": "text/event-stream", "content": {"text/event-stream": {"schema": MENU_EVENT}}}
 # CampusBite's notification stream: unnamed events (an EventSource's `message`), no ids.
 NOTIFICATION_EVENT = {"type": "object", "required": ["data"], "properties": {
     "event": {"const": "message"},
@@ -396,11 +401,12 @@ def openapi_document() -> dict[str, Any]:
             "second device (public; SVG)", {
                 "200": {"description": "The QR code", "content": {"image/svg+xml": {"schema": STR}}},
                 "400": _error("link is not a upi://pay link of at most 512 characters")},
-            auth=False, tag="orders", params=[{"name": "link", "in": "query", "required": True, "schema": STR}])},
+            auth=False, tag="orders", params=[{"name": "link", "in": "query", "required": True, "schema": {
+                "type": "string", "pattern": "^upi://pay\\?[ -~]*$", "maxLength": 512}}])},
         "/api/stores/{store_id}/menu/events": {"get": op(
             "Server-Sent Events of a store's menu (public): a `menu` event with the store and its whole "
             "menu now and after every change, its id the catalog revision", {
-                "200": SSE_STREAM, "404": _error("Store not found")}, auth=False, tag="realtime",
+                "200": MENU_STREAM, "404": _error("Store not found")}, auth=False, tag="realtime",
             params=[ID("store_id")])},
         "/v1/order": {"post": op("Partner: create an order from a checkout token", {
             "201": {"description": "Created", **_json(ref("PartnerOrder"))},
