@@ -338,3 +338,65 @@ async def test_disabling_the_account_ends_its_notification_stream(campus: Campus
         await again.stop()
     finally:
         await stream.stop()
+
+
+# --- its staff console's menu and store settings (FormData, as its pages send them) -----------
+
+async def test_menu_management_adds_edits_toggles_and_deletes_with_formdata(campus: Campus):
+    api, store = campus.api, campus.store
+    photo = {"image": ("samosa.jpg", b"\xff\xd8\xff" + b"0" * 2048, "image/jpeg")}  # dropped, never stored
+    added = await api.post("/api/menu", store.staff, data={
+        "name": "Samosa", "description": "Two pieces", "price": "25", "category": "Snacks",
+        "is_available": "false"}, files=photo)
+    assert added.status_code == 201, added.text
+    item = added.json()["data"]["menuItem"]
+    assert (item["name"], item["price"], item["category"], item["is_available"], item["store_id"]) == (
+        "Samosa", 25, "Snacks", False, store.id)
+    listed = (await api.get(f"/api/stores/{store.id}/menu?all=true", store.staff)).json()["data"]["menuItems"]
+    assert any(entry["_id"] == item["id"] for entry in listed)
+
+    edited = await api.request("PUT", f"/api/menu/{item['id']}", store.staff, data={
+        "name": "Samosa (2 pcs)", "description": "", "price": "30.5", "category": "Snacks", "is_available": "true"})
+    assert edited.status_code == 200, edited.text
+    assert (edited.json()["data"]["menuItem"]["price"], edited.json()["data"]["menuItem"]["isAvailable"]) == (30.5, True)
+
+    toggled = await api.patch(f"/api/menu/{item['id']}/availability", store.staff)
+    assert toggled.json()["data"]["menuItem"]["is_available"] is False
+    again = await api.patch(f"/api/menu/{item['id']}/availability", store.staff)
+    assert again.json()["data"]["menuItem"]["is_available"] is True
+
+    bad = await api.post("/api/menu", store.staff, data={"name": "Tea", "price": "free"})
+    assert (bad.status_code, bad.json()["message"]) == (400, "price must be a number.")
+    for actor in (campus.other.staff, campus.alice):
+        for method, path in (("PUT", f"/api/menu/{item['id']}"), ("DELETE", f"/api/menu/{item['id']}"),
+                             ("PATCH", f"/api/menu/{item['id']}/availability")):
+            refused = await api.request(method, path, actor, data={"name": "Mine now"})
+            assert refused.status_code == 403, (method, path, refused.text)
+
+    deleted = await api.request("DELETE", f"/api/menu/{item['id']}", store.staff)
+    assert deleted.status_code == 200, deleted.text
+    assert (await api.request("DELETE", f"/api/menu/{item['id']}", store.staff)).status_code == 404
+    listed = (await api.get(f"/api/stores/{store.id}/menu?all=true", store.staff)).json()["data"]["menuItems"]
+    assert all(entry["_id"] != item["id"] for entry in listed)
+
+
+async def test_store_settings_save_from_json_and_from_formdata(campus: Campus):
+    api, store = campus.api, campus.store
+    saved = await api.request("PUT", f"/api/stores/{store.id}", store.staff, json={
+        "name": "Campus Cafe North", "description": "By the library", "upi_id": "northcafe@upi",
+        "operating_hours": {"open": "08:00", "close": "20:00"}})
+    assert saved.status_code == 200, saved.text
+    shown = saved.json()["data"]["store"]
+    assert (shown["name"], shown["upi_id"], shown["description"], shown["owner_id"]) == (
+        "Campus Cafe North", "northcafe@upi", "By the library", store.staff.id)
+    with_photo = await api.request("PUT", f"/api/stores/{store.id}", store.staff, data={
+        "name": "Campus Cafe", "description": "", "upi_id": "cafe@upi", "operating_hours": '{"open":"08:00"}'},
+        files={"image": ("front.png", b"\x89PNG" + b"0" * 512, "image/png")})
+    assert with_photo.status_code == 200, with_photo.text
+    assert with_photo.json()["data"]["store"]["upi_id"] == "cafe@upi"
+    assert (await api.request("PUT", f"/api/stores/{store.id}", campus.other.staff,
+                              json={"name": "Taken"})).status_code == 403
+    empty = await api.request("PUT", f"/api/stores/{store.id}", store.staff, json={"operating_hours": {}})
+    assert empty.status_code == 400
+    public = (await api.get(f"/api/stores/{store.id}")).json()["data"]
+    assert public["name"] == "Campus Cafe" and public["upiId"] == "cafe@upi"

@@ -194,3 +194,10 @@ PUSH_KEY_INVALID = "{path} must be a base64url {what}."
 PUSH_SUBSCRIPTION_NOT_FOUND = "Push subscription not found."
 PUSH_SUBSCRIBED = "You will be notified about your orders on this device."
 PUSH_UNSUBSCRIBED = "This device will no longer be notified."
+
+# CampusBite's staff console (server/http/campusbite.py).
+FORM_MALFORMED = "The form could not be read."
+MENU_ITEM_ADDED = "Menu item added."
+MENU_ITEM_UPDATED = "Menu item updated."
+MENU_ITEM_DELETED = "Menu item deleted."
+STORE_UPDATED = "Store updated."

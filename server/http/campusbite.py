@@ -19,10 +19,15 @@ from server.domain import messages
 from server.domain.access import Principal, Role
 from server.domain.errors import ApiError
 from server.http import auth_routes
+from server.http.body import ascii_int, read_json
+from server.http.requests import MenuItemPatch, MenuItemRequest, StoreUpdateRequest, parse
+from server.http.responses import ok
 from server.http.security import authenticate
 from server.realtime import sse
 from server.realtime.events import OrderChange
+from server.services import catalog
 from server.services.subscriptions import SubscriptionRefused
+from server.views import menu_item_view, store_view
 
 # CampusBite's name of an order field -> the OrderPulse field of `GET /api/orders/{id}` it repeats.
 ORDER_ALIASES: dict[str, str] = {
@@ -181,7 +186,132 @@ async def refresh_token(request: Request):
     return await auth_routes.refresh(request)
 
 
+# --- the staff console's menu and store settings ----------------------------------------------
+# CampusBite's console sends FormData (with an optional image) or JSON, in its own field names, and
+# toggles availability without a body. Each is parsed into OrderPulse's request model, so the
+# rules and messages are the same as on OrderPulse's own routes. OrderPulse keeps no images,
+# item descriptions or opening hours: those fields are read and dropped (README).
+
+CONSOLE_MAX_BYTES = 5 * 1024 * 1024  # a photo from a phone, which is then dropped
+
+
+async def _console_fields(request: Request) -> dict[str, Any]:
+    """The body as a flat dict: a form's text fields (files are dropped unread) or a JSON object."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind not in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        return await read_json(request, request.app.state.runtime.settings.max_body_bytes)
+    declared = ascii_int(request.headers.get("content-length"))
+    if declared is None or declared > CONSOLE_MAX_BYTES:
+        raise ApiError(413, messages.BODY_TOO_LARGE)
+    try:
+        async with request.form(max_files=4, max_fields=50) as form:
+            return {key: value for key, value in form.multi_items() if isinstance(value, str)}
+    except Exception as exc:  # starlette refuses a malformed form with its own exception types
+        raise ApiError(400, messages.FORM_MALFORMED) from exc
+
+
+def _flag(value: Any) -> Any:
+    """FormData sends booleans as "true"/"false"."""
+    return {"true": True, "false": False}.get(value, value) if isinstance(value, str) else value
+
+
+def _price(value: Any) -> Any:
+    """FormData sends the price as text; a number's text becomes the number the rules check."""
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return value
+        return int(number) if number.is_integer() else number
+    return value
+
+
+def _menu_body(fields: dict[str, Any]) -> dict[str, Any]:
+    names = {"name": "name", "price": "price", "category": "category", "is_available": "isAvailable",
+             "isAvailable": "isAvailable"}
+    body = {ours: fields[theirs] for theirs, ours in names.items() if theirs in fields}
+    if "price" in body:
+        body["price"] = _price(body["price"])
+    if "isAvailable" in body:
+        body["isAvailable"] = _flag(body["isAvailable"])
+    if body.get("category") == "":
+        body["category"] = None
+    return body
+
+
+def _menu_item(item: Any) -> dict[str, Any]:
+    return _aliased(menu_item_view(item), MENU_ITEM_ALIASES)
+
+
+async def console_add_menu_item(request: Request):
+    """`POST /api/menu`: a new item of the caller's store (an admin names the store)."""
+    principal = await authenticate(request)
+    fields = await _console_fields(request)
+    store = await catalog.find_store(str(fields.get("store_id") or principal.store_id or ""))
+    catalog.authorise_store_staff(principal, str(store.id))
+    body = parse(MenuItemRequest, _menu_body(fields))
+    item = await catalog.add_menu_item(store, name=body.name, price_paise=body.price_paise, category=body.category,
+                                       is_available=body.is_available, bus=request.app.state.runtime.broker)
+    return ok({"menuItem": _menu_item(item)}, status_code=201, message=messages.MENU_ITEM_ADDED)
+
+
+async def _staff_item(request: Request):
+    principal = await authenticate(request)
+    item = await catalog.find_menu_item(request.path_params["item_id"])
+    catalog.authorise_store_staff(principal, str(item.store_id))
+    return item
+
+
+async def console_update_menu_item(request: Request):
+    """`PUT /api/menu/{id}`: the fields sent change."""
+    item = await _staff_item(request)
+    changes = parse(MenuItemPatch, _menu_body(await _console_fields(request))).changes()
+    item = await catalog.update_menu_item(item, changes, request.app.state.runtime.broker)
+    return ok({"menuItem": _menu_item(item)}, message=messages.MENU_ITEM_UPDATED)
+
+
+async def console_toggle_availability(request: Request):
+    """`PATCH /api/menu/{id}/availability`: sold out becomes available and back."""
+    item = await _staff_item(request)
+    item = await catalog.update_menu_item(item, {"is_available": not item.is_available},
+                                          request.app.state.runtime.broker)
+    return ok({"menuItem": _menu_item(item)}, message=messages.MENU_ITEM_UPDATED)
+
+
+async def console_delete_menu_item(request: Request):
+    """`DELETE /api/menu/{id}`: orders keep their own copy of each item, so none is affected."""
+    item = await _staff_item(request)
+    await catalog.delete_menu_item(item, request.app.state.runtime.broker)
+    return ok(None, message=messages.MENU_ITEM_DELETED)
+
+
+async def console_update_store(request: Request):
+    """`PUT /api/stores/{id}`: the settings page's name, description and UPI id."""
+    principal = await authenticate(request)
+    store = await catalog.find_store(request.path_params["store_id"])
+    catalog.authorise_store_staff(principal, str(store.id))
+    fields = await _console_fields(request)
+    body = {ours: fields[theirs] for theirs, ours in (("name", "name"), ("description", "description"),
+                                                      ("upi_id", "upiId"), ("upiId", "upiId"),
+                                                      ("location", "location"), ("is_active", "isActive"),
+                                                      ("isActive", "isActive")) if theirs in fields}
+    if "isActive" in body:
+        body["isActive"] = _flag(body["isActive"])
+    changes = parse(StoreUpdateRequest, body).changes()
+    if not changes:
+        raise ApiError(400, messages.STORE_UPDATE_EMPTY)
+    store = await catalog.update_store(store, changes, request.app.state.runtime.broker)
+    view = {**_aliased(store_view(store), STORE_FIELD_ALIASES), "owner_id": principal.user_id,
+            "owner_name": principal.name}
+    return ok({"store": view}, message=messages.STORE_UPDATED)
+
+
 routes = [
+    Route("/api/menu", console_add_menu_item, methods=["POST"]),
+    Route("/api/menu/{item_id}", console_update_menu_item, methods=["PUT"]),
+    Route("/api/menu/{item_id}", console_delete_menu_item, methods=["DELETE"]),
+    Route("/api/menu/{item_id}/availability", console_toggle_availability, methods=["PATCH"]),
+    Route("/api/stores/{store_id}", console_update_store, methods=["PUT"]),
     Route("/api/users/profile", profile, methods=["GET"]),
     Route("/api/auth/refresh-token", refresh_token, methods=["POST"]),
     Route("/api/notifications/subscribe", notifications, methods=["GET"]),

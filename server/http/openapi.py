@@ -333,7 +333,13 @@ def openapi_document() -> dict[str, Any]:
                                              auth=False, tag="stores", params=[ID("store_id")]),
                                    "patch": op("Edit, open or close a store (that store's staff, admins)", {
                                        "200": ok(ref("Store")), **COMMON, "404": _error("Store not found")},
-                                       tag="stores", params=[ID("store_id")], body=requests.StoreUpdateRequest)},
+                                       tag="stores", params=[ID("store_id")], body=requests.StoreUpdateRequest),
+                                   "put": op("CampusBite's settings page: name, description, UPI id (JSON, or "
+                                             "FormData in its snake_case names; images and opening hours are "
+                                             "dropped)", {
+                                       "200": ok(obj({"store": ref("Store")}), message=True), **COMMON,
+                                       "404": _error("Store not found")}, tag="campusbite",
+                                       params=[ID("store_id")], body=requests.StoreUpdateRequest)},
         "/api/stores/{store_id}/menu": {
             "get": op("A store's available menu (`?all=true` includes unavailable items)",
                       {"200": ok({"oneOf": [{"type": "array", "items": ref("MenuItem")},
@@ -350,7 +356,24 @@ def openapi_document() -> dict[str, Any]:
         "/api/menu/{item_id}": {"patch": op("Change a menu item", {"200": ok(ref("MenuItem")), **COMMON,
                                                                    "404": _error("Menu item not found")},
                                             tag="stores", params=[ID("item_id")],
-                                            body_required=False, body=requests.MenuItemPatch)},
+                                            body_required=False, body=requests.MenuItemPatch),
+                                "put": op("CampusBite's console: change a menu item (JSON, or FormData in its "
+                                          "snake_case names; an image is dropped)", {
+                                    "200": ok(obj({"menuItem": ref("MenuItem")}), message=True), **COMMON,
+                                    "404": _error("Menu item not found")}, tag="campusbite", params=[ID("item_id")],
+                                    body_required=False, body=requests.MenuItemPatch),
+                                "delete": op("CampusBite's console: remove a menu item (orders keep their copy)", {
+                                    "200": ok({"type": "null"}, message=True), **COMMON,
+                                    "404": _error("Menu item not found")}, tag="campusbite", params=[ID("item_id")])},
+        "/api/menu/{item_id}/availability": {"patch": op(
+            "CampusBite's console: sold out becomes available and back", {
+                "200": ok(obj({"menuItem": ref("MenuItem")}), message=True), **COMMON,
+                "404": _error("Menu item not found")}, tag="campusbite", params=[ID("item_id")])},
+        "/api/menu": {"post": op(
+            "CampusBite's console: add an item to the caller's store (JSON, or FormData in its snake_case "
+            "names; an image is dropped; an admin names `store_id`)", {
+                "201": ok(obj({"menuItem": ref("MenuItem")}), "Created", message=True), **COMMON,
+                "404": _error("Store not found")}, tag="campusbite", body=requests.MenuItemRequest)},
         "/api/orders/checkout-session": {"post": op("Price a cart and issue a checkout token (customers)", {
             "200": ok(ref("CheckoutSession")), **COMMON}, body=requests.CheckoutSessionRequest)},
         "/api/orders": {

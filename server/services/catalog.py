@@ -91,6 +91,12 @@ async def find_menu_item(item_id: str) -> MenuItem:
     return item
 
 
+async def delete_menu_item(item: MenuItem, bus: MessageBus) -> None:
+    """Remove an item from its store's menu; orders keep their own copy of what they contain."""
+    await MenuItem.get_pymongo_collection().delete_one({"_id": item.id})
+    await publish_store_changed(bus, str(item.store_id))
+
+
 async def update_menu_item(item: MenuItem, changes: dict[str, Any], bus: MessageBus) -> MenuItem:
     if changes:
         changes["updated_at"] = utcnow()
