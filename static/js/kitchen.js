@@ -32,6 +32,11 @@ let staleTimer = null;
 // ---------------------------------------------------------------------------------------------
 // Start-up
 
+/** The API's texts say "OTP" (the seeds' word); the people at the counter say "pickup code". */
+function inPlainWords(text) {
+  return text ? text.replace(/\bOTP\b/g, "pickup code").replace(/^pickup code/, "Pickup code") : text;
+}
+
 async function main() {
   // Admins have their console; customers their orders.
   const user = await requireSession((who) => isStaff(who));
@@ -472,6 +477,7 @@ class OrderCard {
   }
 
   showMessage(text, kind = "info") {
+    text = inPlainWords(text);
     this.message = text;
     this.messageBox.hidden = !text;
     this.messageBox.textContent = text || "";
@@ -510,7 +516,7 @@ class OrderCard {
         announce(`Order ${shortNumber(this.order.orderNumber)} changed elsewhere and was refreshed.`);
       } else {
         this.showMessage(error.message, "error");
-        announce(error.message);
+        announce(inPlainWords(error.message));
         if (error.status === 400 || error.status === 404) refreshOrder(this.order.id);
       }
       return false;

@@ -83,7 +83,7 @@ def test_kitchen_and_customer_follow_an_order_from_placed_to_picked_up(start_ser
     code_field = card.get_by_label("Customer's pickup code")
     code_field.fill(wrong)
     card.get_by_role("button", name=re.compile("Complete pickup")).click()
-    expect(card.locator(".kcard__message")).to_have_text("Invalid or expired OTP.")
+    expect(card.locator(".kcard__message")).to_have_text("Invalid or expired pickup code.")  # the API says OTP; the counter, pickup code
     expect(code_field).to_have_attribute("aria-invalid", "true")
     code_field.fill(otp)
     code_field.press("Enter")
