@@ -20,19 +20,25 @@ async def eta(api: Api, customer, order_id: str) -> datetime | None:
     return parse_iso(value) if value else None
 
 
-def near(moment: datetime | None, expected: datetime) -> bool:
-    return moment is not None and abs((moment - expected).total_seconds()) < 0.01
-
-
-async def test_estimates_follow_the_queue_first_come_first_served(api_factory, clock):
-    assert DEFAULT_COOKS == 2
+async def three_accepted(api_factory, clock):
+    """A new store with three of one customer's orders accepted (on payment) at the same moment."""
     api = await api_factory(clock=clock)
     store = await api.store()
     customer = await api.customer()
     orders = [await api.place_order(customer, store) for _ in range(3)]
     start = clock.now()
     for order in orders:
-        await api.advance(store, order["id"], "paid")  # accepted on payment
+        await api.advance(store, order["id"], "paid")
+    return api, store, customer, orders, start
+
+
+def near(moment: datetime | None, expected: datetime) -> bool:
+    return moment is not None and abs((moment - expected).total_seconds()) < 0.01
+
+
+async def test_estimates_follow_the_queue_first_come_first_served(api_factory, clock):
+    assert DEFAULT_COOKS == 2
+    api, store, customer, orders, start = await three_accepted(api_factory, clock)
     first, second, third = [await eta(api, customer, order["id"]) for order in orders]
     assert near(first, start + PREP) and near(second, start + PREP)
     assert near(third, start + 2 * PREP)  # waits for the first cook to be free
@@ -45,13 +51,7 @@ async def test_estimates_follow_the_queue_first_come_first_served(api_factory, c
 
 
 async def test_an_order_ahead_cancelled_moves_the_ones_behind_it_forward(api_factory, clock):
-    api = await api_factory(clock=clock)
-    store = await api.store()
-    customer = await api.customer()
-    orders = [await api.place_order(customer, store) for _ in range(3)]
-    start = clock.now()
-    for order in orders:
-        await api.advance(store, order["id"], "paid")
+    api, store, customer, orders, start = await three_accepted(api_factory, clock)
     assert near(await eta(api, customer, orders[2]["id"]), start + 2 * PREP)
     cancel = await api.patch(f"/api/orders/{orders[0]['id']}/status", store.staff,
                              json={"status": "cancelled", "reason": "Out of paneer"})
