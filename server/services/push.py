@@ -20,11 +20,11 @@ from collections import OrderedDict
 from datetime import datetime
 from urllib.parse import urlsplit
 
-import aiohttp
+from typing import TYPE_CHECKING
+
 from cryptography.hazmat.primitives import serialization
 from py_vapid import Vapid
 from pymongo.errors import DuplicateKeyError
-from pywebpush import WebPushException, webpush_async
 
 from server import metrics
 from server.config import ConfigurationError, Settings
@@ -34,6 +34,9 @@ from server.domain.errors import ApiError
 from server.domain.lifecycle import OrderStatus
 from server.domain.notifications import Moment, moment_of, notification, reminder_due
 from server.models import Order, PushDelivery, PushSubscription
+
+if TYPE_CHECKING:
+    import aiohttp
 
 log = logging.getLogger("orderpulse.push")
 
@@ -191,6 +194,11 @@ class PushNotifier:
 
     async def _send_with_retries(self, subscription: PushSubscription, payload: str) -> tuple[str, int]:
         """sent, gone (404/410: forget the subscription) or failed (refused, or retries used up)."""
+        # Imported on the first push, not at start-up: aiohttp and pywebpush cost every process
+        # (each CLI command, each server start) a fifth of a second it may never need.
+        import aiohttp
+        from pywebpush import WebPushException, webpush_async
+
         settings = self._settings
         info = {"endpoint": subscription.endpoint, "keys": {"p256dh": subscription.p256dh, "auth": subscription.auth}}
         for attempt in range(1, settings.push_max_attempts + 1):
@@ -218,6 +226,8 @@ class PushNotifier:
         return "failed", settings.push_max_attempts
 
     def _http(self) -> aiohttp.ClientSession:
+        import aiohttp
+
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession()
         return self._session

@@ -27,8 +27,16 @@ from server.domain.errors import ApiError
 T = TypeVar("T")
 
 _passwords = PasswordHasher()
-# A hash of a random password: login with an unknown email spends the same time as a wrong one.
-_DUMMY_HASH = _passwords.hash(secrets.token_urlsafe(16))
+_dummy_hash: str | None = None
+
+
+def _dummy() -> str:
+    """A hash to verify against when no account matches, so an unknown email costs the same time;
+    made on first use, not at import (it is a full argon2 hash)."""
+    global _dummy_hash
+    if _dummy_hash is None:
+        _dummy_hash = _passwords.hash(secrets.token_urlsafe(16))
+    return _dummy_hash
 
 
 def hash_password(password: str) -> str:
@@ -37,7 +45,7 @@ def hash_password(password: str) -> str:
 
 def verify_password(password_hash: str | None, password: str) -> bool:
     try:
-        return _passwords.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        return _passwords.verify(password_hash or _dummy(), password) and password_hash is not None
     except (VerificationError, InvalidHashError):
         return False
 
