@@ -22,6 +22,22 @@ from tests.support import Api
 
 _emails = itertools.count()
 
+# The longest modules, longest first (measured with --durations): pytest-xdist hands whole modules
+# (`--dist loadfile`) to workers in collection order, so starting these first keeps one long
+# module from running alone at the end while the other workers idle.
+LONGEST_FIRST = (
+    "tests/test_schema_fuzz.py", "tests/browser/test_customer_journey.py", "tests/test_bench.py",
+    "tests/browser/test_reconnect.py", "tests/browser/test_watch_tier.py", "tests/realtime/test_cluster.py",
+    "tests/browser/test_live_flow.py", "tests/browser/test_screenshots.py", "tests/browser/test_admin_console.py",
+    "tests/browser/test_ready_notice.py", "tests/test_account_admin.py", "tests/test_database_outage.py",
+    "tests/test_push.py", "tests/test_log_secrets.py", "tests/test_login_throttle.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {module: position for position, module in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))  # stable: the rest keep their order
+
 
 @pytest.fixture(scope="session")
 def mongo(tmp_path_factory):
