@@ -397,6 +397,6 @@ async def test_store_settings_save_from_json_and_from_formdata(campus: Campus):
     assert (await api.request("PUT", f"/api/stores/{store.id}", campus.other.staff,
                               json={"name": "Taken"})).status_code == 403
     empty = await api.request("PUT", f"/api/stores/{store.id}", store.staff, json={"operating_hours": {}})
-    assert empty.status_code == 400
+    assert (empty.status_code, empty.json()["message"]) == (400, "name is required.")  # settings are replaced whole
     public = (await api.get(f"/api/stores/{store.id}")).json()["data"]
     assert public["name"] == "Campus Cafe" and public["upiId"] == "cafe@upi"

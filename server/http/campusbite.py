@@ -20,7 +20,7 @@ from server.domain.access import Principal, Role
 from server.domain.errors import ApiError
 from server.http import auth_routes
 from server.http.body import ascii_int, read_json
-from server.http.requests import MenuItemPatch, MenuItemRequest, StoreUpdateRequest, parse
+from server.http.requests import MenuItemPatch, MenuItemRequest, StoreSettingsRequest, parse
 from server.http.responses import ok
 from server.http.security import authenticate
 from server.realtime import sse
@@ -297,9 +297,7 @@ async def console_update_store(request: Request):
                                                       ("isActive", "isActive")) if theirs in fields}
     if "isActive" in body:
         body["isActive"] = _flag(body["isActive"])
-    changes = parse(StoreUpdateRequest, body).changes()
-    if not changes:
-        raise ApiError(400, messages.STORE_UPDATE_EMPTY)
+    changes = parse(StoreSettingsRequest, body).changes()
     store = await catalog.update_store(store, changes, request.app.state.runtime.broker)
     view = {**_aliased(store_view(store), STORE_FIELD_ALIASES), "owner_id": principal.user_id,
             "owner_name": principal.name}

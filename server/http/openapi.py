@@ -339,7 +339,7 @@ def openapi_document() -> dict[str, Any]:
                                              "dropped)", {
                                        "200": ok(obj({"store": ref("Store")}), message=True), **COMMON,
                                        "404": _error("Store not found")}, tag="campusbite",
-                                       params=[ID("store_id")], body=requests.StoreUpdateRequest)},
+                                       params=[ID("store_id")], body=requests.StoreSettingsRequest)},
         "/api/stores/{store_id}/menu": {
             "get": op("A store's available menu (`?all=true` includes unavailable items)",
                       {"200": ok({"oneOf": [{"type": "array", "items": ref("MenuItem")},

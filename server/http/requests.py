@@ -459,6 +459,15 @@ class StoreUpdateRequest(RequestModel):
         return changes
 
 
+class StoreSettingsRequest(StoreUpdateRequest):
+    """A store's settings replaced as a whole (CampusBite's `PUT /api/stores/{id}`): name and UPI id
+    are required; the rest as in `StoreUpdateRequest`."""
+
+    name: Annotated[str, Text(100)]
+    location: Annotated[str | None, Text(200, required=False)] = None  # its settings page has none
+    upi_id: Annotated[str, Text(100)]
+
+
 @dataclass(frozen=True)
 class DelayMinutes(Rule):
     """Whole minutes from 0 to `maximum`; null or absent leaves the delay as it is."""

@@ -159,15 +159,24 @@ async function loadMenu() {
     return;
   }
   body.replaceChildren(...items.map((item) => {
+    const name = h("input", { type: "text", value: item.name, maxlength: "100", "aria-label": `Name of ${item.name}` });
+    const category = h("input", { type: "text", value: item.category || "", maxlength: "50", placeholder: "—", "aria-label": `Category of ${item.name}` });
     const price = h("input", { type: "text", inputmode: "decimal", value: String(item.price), "aria-label": `Price of ${item.name} in rupees` });
-    const save = h("button", { class: "button button--quiet", type: "button", text: "Save price", "aria-label": `Save price of ${item.name}` });
-    save.addEventListener("click", busy(save, () => patchItem(item, { price: priceOf(price.value) })));
+    const save = h("button", { class: "button button--quiet", type: "button", text: "Save", "aria-label": `Save ${item.name}` });
+    // Only what changed is sent (a blank category is left as it was: the API refuses blank text).
+    save.addEventListener("click", busy(save, () => {
+      const changes = {};
+      if (name.value.trim() !== item.name) changes.name = name.value;
+      if (category.value.trim() !== (item.category || "") && category.value.trim()) changes.category = category.value;
+      if (String(priceOf(price.value)) !== String(item.price)) changes.price = priceOf(price.value);
+      return Object.keys(changes).length ? patchItem(item, changes) : say("Nothing to save.");
+    }));
     const available = h("input", { type: "checkbox", "aria-label": `${item.name} available` });
     available.checked = item.isAvailable;
     available.addEventListener("change", () => patchItem(item, { isAvailable: available.checked }));
     return h("tr", { dataset: { itemId: item.id } },
-      h("td", {}, h("strong", { text: item.name })),
-      h("td", { text: item.category || "—" }),
+      h("td", {}, name),
+      h("td", {}, category),
       h("td", {}, price, save),
       h("td", {}, available));
   }));

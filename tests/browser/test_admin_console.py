@@ -69,7 +69,14 @@ def test_an_admin_builds_a_store_its_staff_run_the_kitchen_and_disabling_signs_t
     expect(items.get_by_role("alert")).to_have_text("price must be greater than 0.")
     items.get_by_label("Price (₹)").fill("40")
     items.get_by_role("button", name="Add item").press("Enter")
-    expect(admin.locator("#menu-table tr", has_text="Maggi")).to_be_visible()
+    # The admin corrects the name and the price in the row, and saves with Enter.
+    row_name = admin.get_by_role("textbox", name="Name of Maggi")
+    expect(row_name).to_have_value("Maggi")
+    row_name.fill("Maggi Noodles")
+    admin.get_by_role("textbox", name="Price of Maggi in rupees").fill("45")
+    admin.get_by_role("button", name="Save Maggi").press("Enter")
+    expect(admin.get_by_role("textbox", name="Name of Maggi Noodles")).to_have_value("Maggi Noodles")
+    expect(admin.get_by_role("textbox", name="Price of Maggi Noodles in rupees")).to_have_value("45")
 
     staff = Account(f"night-{uuid.uuid4().hex[:6]}@campus.test", "night-pass-1", "Nisha Night", "store_employee")
     form = admin.locator("#staff-form")
@@ -89,9 +96,9 @@ def test_an_admin_builds_a_store_its_staff_run_the_kitchen_and_disabling_signs_t
     opener = kitchen.get_by_role("button", name="Store & menu")
     opener.press("Enter")
     dialog = kitchen.get_by_role("dialog", name="Store & menu")
-    sold_out = dialog.get_by_role("checkbox", name="Sold out: Maggi")
+    sold_out = dialog.get_by_role("checkbox", name="Sold out: Maggi Noodles")
     sold_out.press("Space")
-    expect(dialog.locator("tr", has_text="Maggi")).to_have_attribute("data-sold-out", "true")
+    expect(dialog.locator("tr", has_text="Maggi Noodles")).to_have_attribute("data-sold-out", "true")
     expect(sold_out).to_be_checked()
     expect(sold_out).to_be_focused()
     dialog.get_by_role("button", name="Close the store").press("Enter")
@@ -107,7 +114,7 @@ def test_an_admin_builds_a_store_its_staff_run_the_kitchen_and_disabling_signs_t
     admin.get_by_role("button", name="Open Night Canteen").press("Enter")
     expect(kitchen.locator("#store-status")).to_have_text("Open for orders")
     menu_items = api(server.url, ADMIN, "GET", f"/api/stores/{store['id']}/menu?all=true")
-    assert [(i["name"], i["isAvailable"]) for i in menu_items] == [("Maggi", False)]
+    assert [(i["name"], i["price"], i["isAvailable"]) for i in menu_items] == [("Maggi Noodles", 45, False)]
 
     admin.get_by_role("button", name=f"Disable {staff.email}").press("Enter")
     expect(admin.locator("#staff-table tr", has_text=staff.email)).to_contain_text("Disabled")
