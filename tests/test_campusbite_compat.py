@@ -362,6 +362,12 @@ async def test_menu_management_adds_edits_toggles_and_deletes_with_formdata(camp
 
     toggled = await api.patch(f"/api/menu/{item['id']}/availability", store.staff)
     assert toggled.json()["data"]["menuItem"]["is_available"] is False
+    # Its console lists the menu without ?all=true: the store's own staff still see the sold-out item,
+    # to switch it back; customers do not.
+    console = (await api.get(f"/api/stores/{store.id}/menu", store.staff)).json()["data"]["menuItems"]
+    assert any(entry["_id"] == item["id"] and entry["is_available"] is False for entry in console)
+    public = (await api.get(f"/api/stores/{store.id}/menu", campus.alice)).json()["data"]
+    assert all(entry["id"] != item["id"] for entry in public)
     again = await api.patch(f"/api/menu/{item['id']}/availability", store.staff)
     assert again.json()["data"]["menuItem"]["is_available"] is True
 

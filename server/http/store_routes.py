@@ -68,8 +68,11 @@ async def update_pace(request: Request):
 
 async def get_menu(request: Request):
     store = await catalog.find_store(request.path_params["store_id"])
-    items = await catalog.menu_of(store, include_unavailable=request.query_params.get("all") == "true")
-    return ok(campusbite.menu_list([menu_item_view(item) for item in items], await campusbite.optional_caller(request)))
+    caller = await campusbite.optional_caller(request)
+    # A store's own staff manage every item, sold out included (CampusBite's console asks without ?all).
+    own_staff = caller is not None and caller.role == Role.STORE_EMPLOYEE and caller.store_id == str(store.id)
+    items = await catalog.menu_of(store, include_unavailable=request.query_params.get("all") == "true" or own_staff)
+    return ok(campusbite.menu_list([menu_item_view(item) for item in items], caller))
 
 
 async def add_menu_item(request: Request):
