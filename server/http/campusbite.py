@@ -130,7 +130,12 @@ async def optional_caller(request: Request) -> Principal | None:
 
 def _notification(change: OrderChange, sees_kitchen: bool) -> str:
     """One change as CampusBite's stream sends it: an unnamed event, `type: order_update`; the
-    customer's wording for customers, the order's number and status for the store."""
+    customer's wording for customers, the order's number and status for the store. Built once
+    per process and audience, however many streams it goes to."""
+    return change.rendered(("campusbite", sees_kitchen), lambda: _render_notification(change, sees_kitchen))
+
+
+def _render_notification(change: OrderChange, sees_kitchen: bool) -> str:
     status, number = change.order["orderStatus"], change.order["orderNumber"]
     title, text = messages.CAMPUSBITE_NOTIFICATIONS.get(status, messages.CAMPUSBITE_NOTIFICATION_DEFAULT)
     if sees_kitchen:

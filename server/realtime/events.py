@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,7 @@ class OrderChange(ChangeMessage):
     _customer_frame: str | None = None
     _staff_frame: str | None = None
     _wire: dict[bool, bytes] | None = None
+    _rendered: dict[Any, str] | None = None
 
     def frame(self, sees_kitchen: bool) -> str:
         """The `{"type": "order", ...}` frame for customers or for store staff, built once."""
@@ -40,6 +42,16 @@ class OrderChange(ChangeMessage):
             payload = self.frame(sees_kitchen).encode()
             frame = self._wire[sees_kitchen] = WsFrame(Opcode.TEXT, payload).serialize(mask=False)
         return frame
+
+    def rendered(self, key: Any, build: Callable[[], str]) -> str:
+        """Another transport's text of this change (an event stream's), built once per process and
+        `key` (its format and audience), like the frames above."""
+        if self._rendered is None:
+            self._rendered = {}
+        text = self._rendered.get(key)
+        if text is None:
+            text = self._rendered[key] = build()
+        return text
 
     def _encode(self, order: dict[str, Any]) -> str:
         return orjson.dumps({"type": "order", "event": self.event, "version": self.version,

@@ -24,7 +24,8 @@ Subscribe = Callable[[Hub, Subscriber], Awaitable[list[dict[str, Any]]]]
 
 
 def render_event(change: OrderChange, sees_kitchen: bool) -> str:
-    return f"event: order\nid: {change.version}\ndata: {change.frame(sees_kitchen)}\n\n"
+    return change.rendered(("sse", sees_kitchen), lambda: (
+        f"event: order\nid: {change.version}\ndata: {change.frame(sees_kitchen)}\n\n"))
 
 
 def render_estimates(store_id: str, orders: list[dict[str, Any]]) -> str:
