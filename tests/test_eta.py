@@ -6,7 +6,8 @@ from datetime import datetime, timedelta, timezone
 
 from server.bench.scenarios.eta import simulate
 from server.domain.eta import (
-    DEFAULT_COOKS, DEFAULT_PREP_MINUTES, Active, Finished, Kitchen, QueueWatch, baseline, estimate, learn,
+    DEFAULT_COOKS, DEFAULT_PREP_MINUTES, Active, Finished, Kitchen, QueueWatch, baseline, estimate,
+    finished_from_spans, learn,
 )
 
 NOON = datetime(2026, 12, 2, 12, 0, tzinfo=timezone.utc)
@@ -72,6 +73,9 @@ def test_the_watch_records_how_many_were_ahead_and_forgets_cancelled_orders():
     watch.on_ready("c", NOON + minutes(12))
     assert watch.history == [Finished(NOON, NOON + minutes(7), 0), Finished(NOON + minutes(2), NOON + minutes(12), 1)]
     assert baseline(watch.history, NOON) == NOON + minutes(8.5)
+    # The same orders read back from their times count the same queue.
+    assert finished_from_spans([(NOON, NOON + minutes(7)), (NOON + minutes(2), NOON + minutes(12)),
+                                (NOON + minutes(3), None)]) == watch.history
 
 
 def test_over_simulated_lunch_rushes_the_estimate_beats_the_stores_average_wait():

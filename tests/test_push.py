@@ -194,12 +194,12 @@ async def test_a_410_deletes_the_subscription_and_nothing_more_is_sent_to_it(api
     push_service.answers["phone"] = [410]
     store = await api.store()
     order = await api.place_order(customer, store)
-    before = metric_value(metrics_text(api), "orderpulse_push_subscriptions_total", change="expired")
+    before = metric_value(metrics_text(), "orderpulse_push_subscriptions_total", change="expired")
     await api.advance(store, order["id"], "paid")
     await until(async_not(lambda: PushSubscription.find_one({"endpoint": device.endpoint})),
                 message="the subscription to be deleted")
     await api.runtime.push.drain()
-    assert metric_value(metrics_text(api), "orderpulse_push_subscriptions_total", change="expired") == before + 1
+    assert metric_value(metrics_text(), "orderpulse_push_subscriptions_total", change="expired") == before + 1
     await api.advance(store, order["id"], "processing", "ready")
     await api.runtime.push.drain()
     assert push_service.hits["phone"] == 1 and push_service.received.get("phone") is None
@@ -219,16 +219,16 @@ async def test_a_busy_push_service_is_retried_with_backoff_and_a_dead_one_given_
     other, dead = await subscribed(api, push_service, "dead")
     dead.endpoint = f"http://127.0.0.1:{closed_port()}/push/dead"
     await PushSubscription.find_one({"user_id": other.id}).set({"endpoint": dead.endpoint})
-    given_up = metric_value(metrics_text(api), "orderpulse_push_notifications_total", moment="accepted", result="failed")
-    unreachable = metric_value(metrics_text(api), "orderpulse_push_retries_total", status="unreachable")
+    given_up = metric_value(metrics_text(), "orderpulse_push_notifications_total", moment="accepted", result="failed")
+    unreachable = metric_value(metrics_text(), "orderpulse_push_retries_total", status="unreachable")
     order = await api.place_order(other, store)
     await api.advance(store, order["id"], "paid")
     await until(lambda: PushDelivery.find_one({"order_id": order["id"], "status": "failed"}),
                 message="the push to be given up")
-    assert metric_value(metrics_text(api), "orderpulse_push_notifications_total",
+    assert metric_value(metrics_text(), "orderpulse_push_notifications_total",
                         moment="accepted", result="failed") == given_up + 1
     # Three attempts: two failures are followed by a retry, the third ends it.
-    assert metric_value(metrics_text(api), "orderpulse_push_retries_total", status="unreachable") == unreachable + 3
+    assert metric_value(metrics_text(), "orderpulse_push_retries_total", status="unreachable") == unreachable + 3
     assert (await PushDelivery.find_one({"order_id": order["id"]})).attempts == 3
 
 
@@ -372,7 +372,7 @@ async def test_two_processes_send_the_pickup_reminder_once(mongo, redis_server, 
         drop_database(mongo.url, database)
 
 
-def metrics_text(api: Api) -> str:
+def metrics_text() -> str:
     """This process's metrics (the in-process app's), as /metrics serves them."""
     return generate_latest().decode()
 

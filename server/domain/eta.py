@@ -102,6 +102,20 @@ def estimate(active: list[Active], kitchen: Kitchen, now: datetime,
     return estimates
 
 
+def finished_from_spans(spans: list[tuple[datetime, datetime | None]]) -> list[Finished]:
+    """Orders as (accepted, ready or None while still active) → the finished ones, oldest ready
+    first, each with how many were accepted before it and not yet ready when it was accepted
+    (what `QueueWatch` counts as orders come and go)."""
+    out = []
+    for accepted_at, ready_at in spans:
+        if ready_at is None:
+            continue
+        ahead = sum(1 for other_at, other_ready in spans
+                    if other_at < accepted_at and (other_ready is None or other_ready > accepted_at))
+        out.append(Finished(accepted_at, ready_at, ahead))
+    return sorted(out, key=lambda item: item.ready_at)
+
+
 def baseline(history: list[Finished], accepted_at: datetime) -> datetime:
     """The naive estimate the bench compares against: the store's average accepted → ready time."""
     recent = history[-HISTORY_SIZE:]

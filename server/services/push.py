@@ -268,7 +268,7 @@ class PushNotifier:
             await self._clock.sleep(self._settings.push_reminder_check_seconds)
 
     async def drain(self) -> None:
-        """Wait for every push in flight (tests, and a graceful stop)."""
+        """Wait for every push in flight (tests read what was sent once it is all done)."""
         while self._pending:
             await asyncio.gather(*tuple(self._pending), return_exceptions=True)
 

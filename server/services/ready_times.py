@@ -20,7 +20,7 @@ from typing import Any
 from bson import ObjectId
 
 from server.domain.clock import SYSTEM_CLOCK, Clock, iso_z
-from server.domain.eta import HISTORY_SIZE, Active, Finished, estimate, learn
+from server.domain.eta import HISTORY_SIZE, Active, Finished, estimate, finished_from_spans, learn
 from server.domain.lifecycle import ACTIVE, OrderStatus
 from server.models import Order, Store
 from server.services.bus import MessageBus
@@ -136,15 +136,7 @@ class ReadyTimes:
 
 
 def history(finished: list[Order], active: list[Order]) -> list[Finished]:
-    """Finished orders, oldest first, each with how many of the store's orders were accepted and
-    not yet ready when it was accepted (read off the same orders, no extra field)."""
+    """The store's finished orders as the estimator learns from them (how many were ahead of each
+    is read off the same orders: no extra field)."""
     spans = [(o.accepted_at, o.ready_at) for o in finished if o.accepted_at and o.ready_at]
-    spans += [(o.accepted_at, None) for o in active if o.accepted_at]
-    out = []
-    for accepted_at, ready_at in sorted(spans, key=lambda span: span[0]):
-        if ready_at is None:
-            continue
-        ahead = sum(1 for other_at, other_ready in spans
-                    if other_at < accepted_at and (other_ready is None or other_ready > accepted_at))
-        out.append(Finished(accepted_at, ready_at, ahead))
-    return sorted(out, key=lambda item: item.ready_at)
+    return finished_from_spans(spans + [(o.accepted_at, None) for o in active if o.accepted_at])
