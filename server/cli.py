@@ -165,11 +165,13 @@ async def _create_user(settings: Settings, args) -> str:
     from server.domain.trust import TrustPolicy
     from server.domain.errors import ApiError
     from server.services.accounts import AccountService
-    from server.services.tokens import TokenService
+    from server.config import resolve_password_cost
+    from server.services.tokens import Passwords, TokenService
 
     accounts = AccountService(TokenService(settings.jwt_secret or "", settings.jwt_algorithm,
                                            settings.access_token_lifetime),
-                              settings.refresh_token_lifetime, TrustPolicy(2, 3, settings.restriction_length), 0)
+                              settings.refresh_token_lifetime, TrustPolicy(2, 3, settings.restriction_length), 0,
+                              passwords=Passwords(resolve_password_cost(settings)))
     try:
         user = await accounts.create_user(name=args.name, email=args.email, password=args.password,
                                           role=args.role, store_id=args.store)
@@ -182,8 +184,9 @@ async def _seed_demo(settings: Settings) -> list[str]:
     """Idempotent: a second `orderpulse demo` reuses what the first created."""
     from server.domain.clock import utcnow
     from server.domain.money import rupees_to_paise
+    from server.config import resolve_password_cost
     from server.models import MenuItem, Store, User
-    from server.services.tokens import hash_password
+    from server.services.tokens import Passwords
 
     store = await Store.find_one({"name": "Campus Cafe"})
     if store is None:
@@ -194,9 +197,10 @@ async def _seed_demo(settings: Settings) -> list[str]:
             await MenuItem(store_id=str(store.id), name=name, price_paise=rupees_to_paise(price), category=category,
                            created_at=now, updated_at=now).insert()
     lines = [f"Demo store: {store.name} ({store.id})"]
+    passwords = Passwords(resolve_password_cost(settings))
     for role, (name, email, password) in DEMO_PASSWORDS.items():
         if await User.find_one({"email": email}) is None:
-            await User(name=name, email=email, password_hash=hash_password(password), role=role,
+            await User(name=name, email=email, password_hash=passwords.hash(password), role=role,
                        store_id=str(store.id) if role == Role.STORE_EMPLOYEE else None,
                        register_number="21CS1001" if role == Role.STUDENT else None,
                        employee_id="FAC-042" if role == Role.FACULTY else None, created_at=utcnow()).insert()
@@ -240,7 +244,6 @@ async def _start_simulation(runtime, options: argparse.Namespace) -> RunningSimu
     from server.models import Store, User
     from server.services import catalog
     from server.services.simulation import Simulation
-    from server.services.tokens import hash_password
 
     store = await Store.find_one({"name": "Campus Cafe"})
     assert store is not None  # seeded just before
@@ -250,7 +253,7 @@ async def _start_simulation(runtime, options: argparse.Namespace) -> RunningSimu
         email = f"sim{number:02d}@orderpulse.demo"
         user = await User.find_one({"email": email})
         if user is None:
-            unusable = unusable or hash_password(secrets.token_urlsafe(24))
+            unusable = unusable or runtime.accounts.passwords.hash(secrets.token_urlsafe(24))
             user = await User(name=f"{name} (simulated)", email=email, password_hash=unusable, role=Role.STUDENT,
                               register_number=f"SIM{number:04d}", created_at=utcnow()).insert()
         customers.append(Principal(str(user.id), user.role, None, user.name, expires_at=float("inf")))

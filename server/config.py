@@ -11,6 +11,8 @@ from zoneinfo import ZoneInfo
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from server.domain.passwords import PasswordCost
+
 
 # uvicorn's log levels ("trace" is its own, below debug).
 LOG_LEVELS = {"critical": 50, "error": 40, "warning": 30, "info": 20, "debug": 10, "trace": 5}
@@ -42,6 +44,11 @@ class Settings(BaseSettings):
     access_token_minutes: float = Field(15, gt=0)
     refresh_token_days: float = Field(7, gt=0)
     checkout_session_minutes: float = Field(15, gt=0)
+    # argon2id's cost for password hashes (server/domain/passwords.py); production refuses less
+    # than OWASP's floor. A stored hash of another cost is redone at its account's next sign-in.
+    password_hash_time_cost: int = Field(3, ge=1, le=20)
+    password_hash_memory_kib: int = Field(65536, ge=8, le=4 * 1024 * 1024)
+    password_hash_parallelism: int = Field(4, ge=1, le=64)
 
     unpaid_order_timeout_minutes: float = Field(8, gt=0)
     order_commitment_timeout_minutes: float = Field(4, gt=0)
@@ -150,6 +157,11 @@ class Settings(BaseSettings):
     def checkout_lifetime(self) -> timedelta:
         return timedelta(minutes=self.checkout_session_minutes)
 
+    @property
+    def password_cost(self) -> PasswordCost:
+        return PasswordCost(self.password_hash_time_cost, self.password_hash_memory_kib,
+                            self.password_hash_parallelism)
+
 
 def resolve_vapid_key(settings: Settings) -> str | None:
     """Make `settings.vapid_private_key` a PEM; in development, create one kept in DATA_DIR.
@@ -177,6 +189,18 @@ def resolve_vapid_key(settings: Settings) -> str | None:
     path.write_text(settings.vapid_private_key)
     path.chmod(0o600)
     return f"Development mode: generated a VAPID key and kept it in {path}. Set VAPID_PRIVATE_KEY in production."
+
+
+def resolve_password_cost(settings: Settings) -> PasswordCost:
+    """The argon2id cost to hash with; one below OWASP's floor only outside production."""
+    cost = settings.password_cost
+    if cost.memory_kib < 8 * cost.parallelism:
+        raise ConfigurationError(f"PASSWORD_HASH_MEMORY_KIB must be at least 8 per lane "
+                                 f"({8 * cost.parallelism} for PASSWORD_HASH_PARALLELISM={cost.parallelism}).")
+    if settings.orderpulse_env == "production" and cost.below_owasp_floor():
+        raise ConfigurationError("PASSWORD_HASH_* is below OWASP's argon2id floor (19456 KiB with 2 passes, "
+                                 "or 47104 KiB with 1) and ORDERPULSE_ENV=production; leave them unset for the defaults.")
+    return cost
 
 
 class ConfigurationError(RuntimeError):

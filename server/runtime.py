@@ -18,7 +18,7 @@ from pymongo import AsyncMongoClient
 from pymongo.errors import ConfigurationError as PyMongoConfigurationError
 from pymongo.errors import PyMongoError
 
-from server.config import ConfigurationError, Settings, resolve_jwt_secret, resolve_vapid_key
+from server.config import ConfigurationError, Settings, resolve_jwt_secret, resolve_password_cost, resolve_vapid_key
 from server.domain.clock import SYSTEM_CLOCK, Clock
 from server.domain.trust import TrustPolicy
 from server.embedded_mongo import EmbeddedMongo
@@ -39,7 +39,7 @@ from server.services.ratelimit import PollRateLimiter
 from server.services.ready_times import ReadyTimes
 from server.services.snapshots import OrderSnapshotCache
 from server.services.subscriptions import SubscriptionService
-from server.services.tokens import TokenService
+from server.services.tokens import Passwords, TokenService
 
 log = logging.getLogger("orderpulse")
 
@@ -178,7 +178,7 @@ class Runtime:
             self.tokens, settings.refresh_token_lifetime,
             TrustPolicy(settings.no_show_warning_threshold, settings.no_show_restriction_threshold,
                         settings.restriction_length),
-            settings.user_cache_seconds, clock=clock)
+            settings.user_cache_seconds, clock=clock, passwords=Passwords(resolve_password_cost(settings)))
         self.login_throttle = LoginThrottle(settings.login_max_failures_per_account,
                                             settings.login_max_failures_per_address,
                                             settings.login_failure_window_seconds, clock=clock)

@@ -20,6 +20,12 @@ from tests.support import until_sync
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_JWT_SECRET = "test-secret-" + "x" * 52  # 64 bytes: long enough for HS512 too
+# argon2id at its least cost (one pass over 8 KiB): the same code as production, without ~0.1 s of
+# CPU per sign-up and sign-in, which was most of the suite's time. Tests of the cost itself and of
+# a login flood set the production cost (PRODUCTION_PASSWORD_COST).
+FAST_PASSWORD_COST = {"PASSWORD_HASH_TIME_COST": "1", "PASSWORD_HASH_MEMORY_KIB": "8", "PASSWORD_HASH_PARALLELISM": "1"}
+PRODUCTION_PASSWORD_COST = {"PASSWORD_HASH_TIME_COST": "3", "PASSWORD_HASH_MEMORY_KIB": "65536",
+                            "PASSWORD_HASH_PARALLELISM": "4"}
 
 
 def start_mongo(data_dir: Path) -> EmbeddedMongo:
@@ -96,7 +102,7 @@ class ServerProcess:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.env = {**os.environ, "JWT_SECRET": TEST_JWT_SECRET, "ORDERPULSE_ENV": "test",
-                    "LOG_LEVEL": "warning", **env,
+                    "LOG_LEVEL": "warning", **FAST_PASSWORD_COST, **env,
                     "HOST": "127.0.0.1", "PORT": str(self.port), "DATA_DIR": str(self.data_dir)}
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = self.data_dir / f"server-{self.port}.log"
@@ -158,7 +164,7 @@ def create_user_cli(env: dict[str, str], *, role: str, email: str, password: str
                "--password", password, "--name", name]
     if store:
         command += ["--store", store]
-    result = subprocess.run(command, cwd=REPO, env={**os.environ, "JWT_SECRET": TEST_JWT_SECRET, **env},
+    result = subprocess.run(command, cwd=REPO, env={**os.environ, "JWT_SECRET": TEST_JWT_SECRET, **FAST_PASSWORD_COST, **env},
                             capture_output=True, text=True, timeout=60)
     if result.returncode != 0:
         raise RuntimeError(result.stderr)

@@ -18,9 +18,9 @@ from server.domain.errors import ApiError
 from server.http.openapi import openapi_document
 from server.models import LoginFailureWindow
 from server.services.login_throttle import address_subject
-from server.services.tokens import HashingThreads, hash_password, verify_password_async
+from server.services.tokens import HashingThreads, Passwords
 from tests.clock import ManualClock
-from tests.harness import ServerProcess, create_user_cli
+from tests.harness import PRODUCTION_PASSWORD_COST, ServerProcess, create_user_cli
 from tests.support import PASSWORD, Api
 from tests.test_openapi import check
 
@@ -82,7 +82,8 @@ async def test_concurrent_attempts_cannot_slip_past_the_limit(api_factory):
 
 
 async def test_a_throttled_attempt_costs_no_password_hashing(api_factory):
-    api = await throttled_api(api_factory, account=1)
+    api = await api_factory(clock=window_clock(), login_failure_window_seconds=WINDOW, login_max_failures_per_account=1,
+                            **{key.lower(): int(value) for key, value in PRODUCTION_PASSWORD_COST.items()})
     email = (await api.customer()).user["email"]
     started = time.process_time()
     assert (await sign_in(api, email, WRONG)).status_code == 401
@@ -161,8 +162,10 @@ def test_an_ipv6_host_is_counted_by_its_64_and_a_mapped_ipv4_as_ipv4():
 # --- real server processes --------------------------------------------------------------------
 
 # One window of ~31 years (boundaries in 2001 and 2033): the real clock cannot cross one mid-test.
+# Passwords at the production cost: the flood below is about what real argon2 checks take.
 PAIR_ENV = {"LOGIN_MAX_FAILURES_PER_ACCOUNT": "3", "LOGIN_MAX_FAILURES_PER_ADDRESS": "4",
-            "LOGIN_FAILURE_WINDOW_SECONDS": "1000000000", "POLL_MIN_INTERVAL_SECONDS": "0"}
+            "LOGIN_FAILURE_WINDOW_SECONDS": "1000000000", "POLL_MIN_INTERVAL_SECONDS": "0",
+            **PRODUCTION_PASSWORD_COST}
 
 
 class Pair:
@@ -283,13 +286,13 @@ async def test_a_login_flood_does_not_stall_other_clients(pair):
 # --- the hashing threads ----------------------------------------------------------------------
 
 async def test_password_checks_past_the_waiting_limit_are_refused_with_503_at_once():
-    hashing = HashingThreads(threads=1, max_waiting=2)
-    password_hash = hash_password(PASSWORD)
-    results = await asyncio.gather(*(verify_password_async(password_hash, PASSWORD, hashing) for _ in range(4)),
+    passwords = Passwords(hashing=HashingThreads(threads=1, max_waiting=2))
+    password_hash = passwords.hash(PASSWORD)
+    results = await asyncio.gather(*(passwords.verify_async(password_hash, PASSWORD) for _ in range(4)),
                                    return_exceptions=True)
     assert results[:2] == [True, True]
     for refused in results[2:]:
         assert isinstance(refused, ApiError), refused
         assert (refused.status_code, refused.message, refused.headers) == (
             503, "Server busy. Try again in 1 s.", {"Retry-After": "1"})
-    assert await verify_password_async(password_hash, WRONG, hashing) is False  # room again
+    assert await passwords.verify_async(password_hash, WRONG) is False  # room again

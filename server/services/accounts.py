@@ -26,7 +26,7 @@ from server.models import Order, RefreshToken, Store, User
 from server.models.stream_ticket import StreamTicket
 from server.services.bus import MessageBus
 from server.services.tokens import (
-    AccessClaims, TokenService, digest, hash_password_async, new_refresh_token, verify_password_async,
+    AccessClaims, Passwords, TokenService, digest, new_refresh_token,
 )
 
 
@@ -46,8 +46,10 @@ def _issued_before_disable(claims: AccessClaims, user: User) -> bool:
 
 class AccountService:
     def __init__(self, tokens: TokenService, refresh_lifetime, trust_policy: TrustPolicy,
-                 user_cache_seconds: float, clock: Clock = SYSTEM_CLOCK) -> None:
+                 user_cache_seconds: float, clock: Clock = SYSTEM_CLOCK,
+                 passwords: Passwords | None = None) -> None:
         self.tokens = tokens
+        self.passwords = passwords or Passwords()
         self._clock = clock
         self._refresh_lifetime = refresh_lifetime
         self._trust_policy = trust_policy
@@ -232,7 +234,7 @@ class AccountService:
 
     async def register_customer(self, *, name: str, email: str, password: str, role: Role,
                                 register_number: str | None, employee_id: str | None) -> User:
-        password_hash = await hash_password_async(password)
+        password_hash = await self.passwords.hash_async(password)
         user = User(name=name, email=email.lower(), password_hash=password_hash, role=role,
                     register_number=register_number, employee_id=employee_id, created_at=self._clock.now())
         return await self._insert_user(user)
@@ -247,7 +249,7 @@ class AccountService:
             if not ObjectId.is_valid(store_id) or await Store.get(store_id) is None:
                 raise ApiError(404, messages.STORE_NOT_FOUND)
             store_oid = store_id
-        password_hash = await hash_password_async(password)
+        password_hash = await self.passwords.hash_async(password)
         user = User(name=name, email=email.lower(), password_hash=password_hash, role=role,
                     store_id=store_oid, created_at=self._clock.now())
         return await self._insert_user(user)
@@ -261,11 +263,23 @@ class AccountService:
 
     async def login(self, email: str, password: str) -> User:
         user = await User.find_one({"email": email.lower()})
-        if not await verify_password_async(user.password_hash if user else None, password) or user is None:
+        if not await self.passwords.verify_async(user.password_hash if user else None, password) or user is None:
             raise ApiError(401, messages.BAD_CREDENTIALS)
         if not user.is_active:
             raise ApiError(403, messages.ACCOUNT_DISABLED)
+        if self.passwords.needs_rehash(user.password_hash):
+            await self._rehash(user, password)
         return user
+
+    async def _rehash(self, user: User, password: str) -> None:
+        """Store the password again at the configured cost (it was hashed at another one), only if
+        the stored hash is still the one just checked: a password change meanwhile wins."""
+        old = user.password_hash
+        new = await self.passwords.hash_async(password)
+        result = await User.get_pymongo_collection().update_one({"_id": user.id, "password_hash": old},
+                                                                {"$set": {"password_hash": new}})
+        if result.modified_count:
+            user.password_hash = new
 
     async def issue_session(self, user: User, family_id: str | None = None) -> dict[str, str]:
         now = self._clock.now()

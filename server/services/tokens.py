@@ -23,32 +23,9 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from server.domain import messages
 from server.domain.clock import SYSTEM_CLOCK, Clock
 from server.domain.errors import ApiError
+from server.domain.passwords import PasswordCost
 
 T = TypeVar("T")
-
-_passwords = PasswordHasher()
-_dummy_hash: str | None = None
-
-
-def _dummy() -> str:
-    """A hash to verify against when no account matches, so an unknown email costs the same time;
-    made on first use, not at import (it is a full argon2 hash)."""
-    global _dummy_hash
-    if _dummy_hash is None:
-        _dummy_hash = _passwords.hash(secrets.token_urlsafe(16))
-    return _dummy_hash
-
-
-def hash_password(password: str) -> str:
-    return _passwords.hash(password)
-
-
-def verify_password(password_hash: str | None, password: str) -> bool:
-    try:
-        return _passwords.verify(password_hash or _dummy(), password) and password_hash is not None
-    except (VerificationError, InvalidHashError):
-        return False
-
 
 def _lower_thread_priority() -> None:
     """Run this hashing thread (and the lane threads argon2 starts from it) at nice 10."""
@@ -84,19 +61,54 @@ class HashingThreads:
             self._in_flight -= 1
 
 
+# One pool per process, shared by every app in it: the CPU it bounds is the process's.
 # 64 jobs on two threads is a few seconds' wait at ~0.1 s of CPU per argon2 check.
-_HASHING = HashingThreads(threads=2, max_waiting=64)
+SHARED_HASHING = HashingThreads(threads=2, max_waiting=64)
 
 
-async def hash_password_async(password: str, hashing: HashingThreads = _HASHING) -> str:
-    """`hash_password` on the hashing threads, off the event loop."""
-    return await hashing.run(hash_password, password)
+class Passwords:
+    """Password hashes at one argon2id cost (PASSWORD_HASH_* settings), checked off the event loop.
 
+    A hash made at another cost still verifies; `needs_rehash` says it should be made again at
+    this one, which sign-in does, so raising the cost upgrades each account at its next sign-in.
+    """
 
-async def verify_password_async(password_hash: str | None, password: str,
-                                hashing: HashingThreads = _HASHING) -> bool:
-    """`verify_password` on the hashing threads; an unknown user (None) costs as much as a wrong password."""
-    return await hashing.run(verify_password, password_hash, password)
+    def __init__(self, cost: PasswordCost = PasswordCost(), hashing: HashingThreads = SHARED_HASHING) -> None:
+        self.cost = cost
+        self._hasher = PasswordHasher(time_cost=cost.time_cost, memory_cost=cost.memory_kib,
+                                      parallelism=cost.parallelism)
+        self._hashing = hashing
+        self._dummy_hash: str | None = None
+
+    def _dummy(self) -> str:
+        """A hash to verify against when no account matches, so an unknown email costs the same
+        time; made on first use, not at start-up (it is a full argon2 hash)."""
+        if self._dummy_hash is None:
+            self._dummy_hash = self._hasher.hash(secrets.token_urlsafe(16))
+        return self._dummy_hash
+
+    def hash(self, password: str) -> str:
+        return self._hasher.hash(password)
+
+    def verify(self, password_hash: str | None, password: str) -> bool:
+        try:
+            return self._hasher.verify(password_hash or self._dummy(), password) and password_hash is not None
+        except (VerificationError, InvalidHashError):
+            return False
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        try:
+            return self._hasher.check_needs_rehash(password_hash)
+        except InvalidHashError:
+            return True
+
+    async def hash_async(self, password: str) -> str:
+        """`hash` on the hashing threads, off the event loop."""
+        return await self._hashing.run(self.hash, password)
+
+    async def verify_async(self, password_hash: str | None, password: str) -> bool:
+        """`verify` on the hashing threads; an unknown user (None) costs as much as a wrong password."""
+        return await self._hashing.run(self.verify, password_hash, password)
 
 
 def new_refresh_token() -> str:
