@@ -29,6 +29,7 @@ from server.config import ConfigurationError, Settings, resolve_vapid_key
 from server.domain.notifications import Moment, moment_of, notification, reminder_due
 from server.models import PushDelivery, PushSubscription
 from server.embedded_mongo import free_loopback_port
+from server.runtime import PART_STOP_SECONDS
 from server.services.push import EndpointPolicy
 from tests.harness import TEST_JWT_SECRET, ServerProcess, create_user_cli, drop_database
 from tests.support import PASSWORD, Api, metric_value, until, until_sync
@@ -385,3 +386,28 @@ def async_not(condition):
 
 def closed_port() -> int:
     return free_loopback_port()
+
+
+async def test_the_notifier_stops_at_once_even_when_a_round_swallows_the_cancellation(api, monkeypatch):
+    """pymongo 4.20 can swallow a cancellation that lands inside a query: about one test teardown in
+    three waited out the runtime's 2 s bound for the notifier, its loop left running. A round that
+    swallows it, as the driver did, must not keep the loop alive."""
+    push = api.runtime.push
+    inside = asyncio.Event()
+
+    async def round_that_swallows_the_cancellation() -> int:
+        inside.set()
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            pass
+        return 0
+
+    await push.stop()
+    monkeypatch.setattr(push, "remind_once", round_that_swallows_the_cancellation)
+    push.start()
+    reminders = push._reminders
+    await inside.wait()
+    stopping = asyncio.ensure_future(push.stop())
+    done, _ = await asyncio.wait({stopping}, timeout=PART_STOP_SECONDS)
+    assert done and reminders.done()

@@ -107,6 +107,7 @@ class PushNotifier:
         self._pending: set[asyncio.Task[None]] = set()
         self._session: aiohttp.ClientSession | None = None
         self._reminders: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
         # (order, moment) pairs this process has already handled, so a reminder round or a
         # republished change does not claim again (oldest forgotten first).
         self._handled: OrderedDict[tuple[str, Moment], None] = OrderedDict()
@@ -235,9 +236,11 @@ class PushNotifier:
     # --- the pickup reminder ----------------------------------------------------------------
 
     def start(self) -> None:
+        self._stopping.clear()
         self._reminders = asyncio.create_task(self._remind_forever(), name="push-reminders")
 
     async def stop(self) -> None:
+        self._stopping.set()
         tasks = [task for task in (self._reminders, *self._pending) if task is not None]
         for task in tasks:
             task.cancel()
@@ -260,12 +263,14 @@ class PushNotifier:
         return count
 
     async def _remind_forever(self) -> None:
-        while True:
+        # Stopped by the event as well as cancelled: the driver can swallow a cancellation that
+        # lands inside a query (pymongo 4.20), and the loop would then sleep a whole round on.
+        while not self._stopping.is_set():
             try:
                 await self.remind_once()
             except Exception:  # the database is down: the next round tries again
                 log.warning("pickup reminders skipped a round", exc_info=log.isEnabledFor(logging.DEBUG))
-            await self._clock.sleep(self._settings.push_reminder_check_seconds)
+            await self._clock.sleep(self._settings.push_reminder_check_seconds, self._stopping)
 
     async def drain(self) -> None:
         """Wait for every push in flight (tests read what was sent once it is all done)."""
