@@ -60,6 +60,17 @@ def describe_exit(returncode: int) -> str:
     return f"exited with code {returncode}"
 
 
+# What the embedded database inherits from the server's environment: what finds and runs Python,
+# and the locale. Not the server's settings (JWT_SECRET, VAPID_PRIVATE_KEY, a MONGODB_URL's
+# password) or anything else it has no use for.
+DATABASE_ENVIRONMENT = {"PATH", "HOME", "USER", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TEMP", "TMP", "PYTHONPATH",
+                        "PYTHONHOME", "PYTHONUTF8", "PYTHONIOENCODING", "PYTHONPYCACHEPREFIX", "VIRTUAL_ENV"}
+
+
+def database_environment() -> dict[str, str]:
+    return {key: value for key, value in os.environ.items() if key in DATABASE_ENVIRONMENT or key.startswith("LC_")}
+
+
 async def wait_for_exit(process: subprocess.Popen[bytes]) -> int:
     """Wait without blocking the loop until `process` exits, reap it, and return its code."""
     if process.returncode is None:
@@ -159,6 +170,7 @@ class EmbeddedMongo:
         with open(self.data_dir / "nx-27017.stderr", "ab") as stderr:
             self.process = subprocess.Popen(
                 command,
+                env=database_environment(),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,

@@ -7,13 +7,14 @@ import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 from pydantic import BaseModel, ValidationError
 
 from server.cli import settings_problems
 from server.config import Settings
-from server.embedded_mongo import free_loopback_port
+from server.embedded_mongo import DATABASE_ENVIRONMENT, database_environment, free_loopback_port
 from tests.harness import TEST_JWT_SECRET, ServerProcess
 
 START_UP_BUDGET = 10  # seconds: the brief's bound for a failed start, not a speed measurement
@@ -127,3 +128,16 @@ def test_the_demo_starts_one_embedded_database_and_says_serving_once_it_listens(
     finally:
         process.terminate()
         process.wait(15)
+
+
+def test_the_embedded_database_inherits_none_of_the_servers_settings(mongo, monkeypatch):
+    monkeypatch.setenv("JWT_SECRET", "s3cret-value")
+    monkeypatch.setenv("VAPID_PRIVATE_KEY", "a-pem")
+    monkeypatch.setenv("LC_ALL", "C.UTF-8")
+    environment = database_environment()
+    assert "JWT_SECRET" not in environment and "VAPID_PRIVATE_KEY" not in environment
+    assert environment["LC_ALL"] == "C.UTF-8" and environment["PATH"] == os.environ["PATH"]
+    # The suite's own nx-27017 was started the same way: only those names are in its environment.
+    names = {entry.split(b"=", 1)[0].decode() for entry in
+             Path(f"/proc/{mongo.process.pid}/environ").read_bytes().split(b"\0") if entry}
+    assert names <= DATABASE_ENVIRONMENT | {name for name in names if name.startswith("LC_")}
