@@ -24,9 +24,9 @@ pytestmark = pytest.mark.timeout(240)
 
 ADMIN_EMAIL = "bench-admin@orderpulse.demo"
 ADMIN_PASSWORD = "bench-admin-password"
-TINY = ["--customers", "2", "--duration", "1.5", "--warmup", "0.3", "--concurrency", "4", "--orders", "16",
-        "--processes", "2", "--sockets", "24", "--hold", "1", "--subscribers", "6", "--rate", "20",
-        "--settle", "1", "--poll-interval", "0.5", "--max-wait", "30", "--grace", "1.5", "--quiet"]
+TINY = ["--customers", "2", "--duration", "1", "--warmup", "0.2", "--concurrency", "4", "--orders", "16",
+        "--processes", "2", "--sockets", "24", "--hold", "0.5", "--subscribers", "6", "--rate", "30",
+        "--settle", "0.5", "--poll-interval", "0.5", "--max-wait", "30", "--grace", "1", "--quiet"]
 
 
 def _env(mongo) -> dict[str, str]:
@@ -40,11 +40,13 @@ def _admin_args() -> list[str]:
     return ["--admin-email", ADMIN_EMAIL, "--admin-password", ADMIN_PASSWORD]
 
 
-@pytest.fixture
-def server_pair(mongo, redis_server, tmp_path):
+@pytest.fixture(scope="module")
+def server_pair(mongo, redis_server, tmp_path_factory):
+    """Two servers on one database and Redis, for the module: each run makes its own store and people."""
     env = {**_env(mongo), "REDIS_URL": redis_server.url}
     create_user_cli(env, role="admin", email=ADMIN_EMAIL, password=ADMIN_PASSWORD, name="Bench Admin")
-    pair = [ServerProcess(env, tmp_path / f"server{i}").start() for i in range(2)]
+    root = tmp_path_factory.mktemp("bench")
+    pair = [ServerProcess(env, root / f"server{i}").start() for i in range(2)]
     yield pair
     for process in pair:
         process.stop()
