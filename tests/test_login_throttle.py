@@ -231,6 +231,11 @@ FLOOD_ATTEMPTS = 300
 
 async def _p50_of_reads(api: Api, actor, order_id: str, *, count: int | None = None,
                         until: asyncio.Event | None = None) -> float:
+    return statistics.median(await _reads(api, actor, order_id, count=count, until=until))
+
+
+async def _reads(api: Api, actor, order_id: str, *, count: int | None = None,
+                 until: asyncio.Event | None = None) -> list[float]:
     samples: list[float] = []
     while (count is not None and len(samples) < count) or (until is not None and not until.is_set()):
         started = time.perf_counter()
@@ -238,7 +243,7 @@ async def _p50_of_reads(api: Api, actor, order_id: str, *, count: int | None = N
         samples.append(time.perf_counter() - started)
         assert response.status_code == 200, response.text
     assert len(samples) >= 5, samples
-    return statistics.median(samples)
+    return samples
 
 
 async def test_a_login_flood_does_not_stall_other_clients(pair):
@@ -246,6 +251,8 @@ async def test_a_login_flood_does_not_stall_other_clients(pair):
     every attempt hash; reads by another client must stay within 3x their idle median.
 
     Timed on purpose: the two medians are measured in this test, and only their ratio is asserted.
+    The idle reads are taken both before and after the flood, so a change in what else the machine
+    runs meanwhile (the suite's other workers) is not counted as the flood's doing.
     """
     api = pair.api(pair.a)
     admin_email = f"admin-{uuid.uuid4().hex[:8]}@campus.test"
@@ -255,7 +262,7 @@ async def test_a_login_flood_does_not_stall_other_clients(pair):
     customer = await api.customer()
     order = await api.place_order(customer, store)
     await _p50_of_reads(api, customer, order["id"], count=10)  # warm: connection, caller cache
-    idle = await _p50_of_reads(api, customer, order["id"], count=IDLE_SAMPLES)
+    idle_reads = await _reads(api, customer, order["id"], count=IDLE_SAMPLES // 2)
 
     attempts = itertools.count()
     answers: list[int] = []
@@ -277,6 +284,8 @@ async def test_a_login_flood_does_not_stall_other_clients(pair):
         for client in clients:
             await client.aclose()
     assert answers and set(answers) == {401}, set(answers)
+    idle_reads += await _reads(api, customer, order["id"], count=IDLE_SAMPLES // 2)
+    idle = statistics.median(idle_reads)
     ratio = loaded / idle
     print(f"login flood: {len(answers)} attempts, read p50 idle {idle * 1000:.1f} ms, "
           f"loaded {loaded * 1000:.1f} ms, ratio {ratio:.2f}")
