@@ -26,11 +26,12 @@ _emails = itertools.count()
 # (`--dist loadfile`) to workers in collection order, so starting these first keeps one long
 # module from running alone at the end while the other workers idle.
 LONGEST_FIRST = (
-    "tests/test_schema_fuzz.py", "tests/browser/test_customer_journey.py", "tests/test_bench.py",
-    "tests/browser/test_reconnect.py", "tests/browser/test_watch_tier.py", "tests/realtime/test_cluster.py",
-    "tests/browser/test_live_flow.py", "tests/browser/test_screenshots.py", "tests/browser/test_admin_console.py",
-    "tests/browser/test_ready_notice.py", "tests/test_account_admin.py", "tests/test_database_outage.py",
-    "tests/test_push.py", "tests/test_log_secrets.py", "tests/test_login_throttle.py",
+    "tests/test_bench.py", "tests/test_schema_fuzz.py", "tests/browser/test_customer_journey.py",
+    "tests/realtime/test_cluster.py", "tests/browser/test_reconnect.py", "tests/browser/test_watch_tier.py",
+    "tests/test_database_outage.py", "tests/browser/test_live_flow.py", "tests/browser/test_admin_console.py",
+    "tests/test_partner.py", "tests/realtime/test_slow_consumers.py", "tests/test_login_throttle.py",
+    "tests/test_operations.py", "tests/test_account_admin.py", "tests/browser/test_screenshots.py",
+    "tests/test_startup.py",
 )
 
 
