@@ -19,7 +19,9 @@ def test_a_pushed_ready_notice_is_shown_by_the_service_worker(browser, start_ser
         page.goto(f"{server.url}/login")
         cdp = context.new_cdp_session(page)
         registrations: list[dict] = []
+        versions: list[dict] = []
         cdp.on("ServiceWorker.workerRegistrationUpdated", lambda event: registrations.extend(event["registrations"]))
+        cdp.on("ServiceWorker.workerVersionUpdated", lambda event: versions.extend(event["versions"]))
         cdp.send("ServiceWorker.enable")
         scope = page.evaluate("""async () => {
             const registration = await navigator.serviceWorker.register('/sw.js', {scope: '/'});
@@ -27,8 +29,15 @@ def test_a_pushed_ready_notice_is_shown_by_the_service_worker(browser, start_ser
             return registration.scope;
         }""")
         assert scope == f"{server.url}/"
-        registration = until_sync(lambda: next((r for r in registrations if r["scopeURL"] == scope), None),
+        registration = until_sync(lambda: page.evaluate("0") == 0 and next(
+                                      (r for r in registrations if r["scopeURL"] == scope), None),
                                   10, message="the registration to reach DevTools")
+        # A push sent to a worker DevTools does not yet see as activated can be lost (seen twice
+        # in full runs on two busy cores): wait for DevTools to report it activated first.
+        # (Playwright hands over DevTools events only inside its own calls, hence the evaluate.)
+        until_sync(lambda: page.evaluate("0") == 0 and any(
+            v["registrationId"] == registration["registrationId"] and v["status"] == "activated" for v in versions),
+            10, message="DevTools to see the worker activated")
 
         notice = {"title": "Order ORD-20261202-007 is ready",
                   "body": "Pick it up at Campus Cafe. Open the order for your pickup code.",
