@@ -17,7 +17,7 @@ from server.app import create_app
 from server.config import Settings
 from server.domain.clock import SYSTEM_CLOCK, Clock
 from tests.clock import ManualClock
-from tests.harness import FAST_PASSWORD_COST, TEST_JWT_SECRET, RedisServer, drop_database, start_mongo
+from tests.harness import FAST_PASSWORD_COST, TEST_JWT_SECRET, RedisServer, as_settings, drop_database, start_mongo
 from tests.support import Api
 
 _emails = itertools.count()
@@ -66,7 +66,7 @@ def make_settings(mongo, database_name, tmp_path):
     def build(**overrides) -> Settings:
         values = dict(mongodb_url=mongo.url, mongodb_database=database_name, jwt_secret=TEST_JWT_SECRET,
                       data_dir=Path(tmp_path), orderpulse_env="test", poll_min_interval_seconds=0,
-                      **{key.lower(): int(value) for key, value in FAST_PASSWORD_COST.items()})
+                      **as_settings(FAST_PASSWORD_COST))
         values.update(overrides)
         return Settings(_env_file=None, **values)
     return build

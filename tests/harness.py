@@ -28,6 +28,11 @@ PRODUCTION_PASSWORD_COST = {"PASSWORD_HASH_TIME_COST": "3", "PASSWORD_HASH_MEMOR
                             "PASSWORD_HASH_PARALLELISM": "4"}
 
 
+def as_settings(cost: dict[str, str]) -> dict[str, int]:
+    """One of the costs above as `Settings(...)` keyword arguments, for in-process apps."""
+    return {name.lower(): int(value) for name, value in cost.items()}
+
+
 def start_mongo(data_dir: Path) -> EmbeddedMongo:
     mongo = EmbeddedMongo(Path(data_dir))
     mongo.start()
@@ -155,6 +160,17 @@ class ServerProcess:
     def restart(self) -> ServerProcess:
         self.stop()
         return self.start()
+
+
+def lines_until_serving(process: subprocess.Popen[str]) -> list[str]:
+    """The lines a started `orderpulse serve`/`demo` printed, up to and including "Serving on"
+    (or all of them, if it exited first)."""
+    seen = []
+    for line in process.stdout:
+        seen.append(line)
+        if line.startswith("Serving on"):
+            break
+    return seen
 
 
 def create_user_cli(env: dict[str, str], *, role: str, email: str, password: str, name: str,

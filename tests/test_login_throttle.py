@@ -20,7 +20,7 @@ from server.models import LoginFailureWindow
 from server.services.login_throttle import address_subject
 from server.services.tokens import HashingThreads, Passwords
 from tests.clock import ManualClock
-from tests.harness import PRODUCTION_PASSWORD_COST, ServerProcess, create_user_cli
+from tests.harness import PRODUCTION_PASSWORD_COST, ServerProcess, as_settings, create_user_cli
 from tests.support import PASSWORD, Api
 from tests.test_openapi import check
 
@@ -83,7 +83,7 @@ async def test_concurrent_attempts_cannot_slip_past_the_limit(api_factory):
 
 async def test_a_throttled_attempt_costs_no_password_hashing(api_factory):
     api = await api_factory(clock=window_clock(), login_failure_window_seconds=WINDOW, login_max_failures_per_account=1,
-                            **{key.lower(): int(value) for key, value in PRODUCTION_PASSWORD_COST.items()})
+                            **as_settings(PRODUCTION_PASSWORD_COST))
     email = (await api.customer()).user["email"]
     started = time.process_time()
     assert (await sign_in(api, email, WRONG)).status_code == 401

@@ -16,7 +16,7 @@ from pymongo import MongoClient
 
 from server.config import ConfigurationError, Settings, resolve_jwt_secret
 from server.embedded_mongo import EmbeddedMongo
-from tests.harness import REPO, ServerProcess, create_user_cli
+from tests.harness import REPO, ServerProcess, create_user_cli, lines_until_serving
 from tests.support import PASSWORD, Api, until_sync
 
 
@@ -140,11 +140,7 @@ def test_demo_seeds_and_serves(tmp_path, mongo):
     process = subprocess.Popen([sys.executable, "-m", "server", "demo"], cwd=REPO, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        lines = []
-        for line in process.stdout:
-            lines.append(line)
-            if line.startswith("Serving on"):
-                break
+        lines = lines_until_serving(process)
         text = "".join(lines)
         for email in ("admin@orderpulse.demo", "staff@orderpulse.demo", "asha@orderpulse.demo",
                       "ravi@orderpulse.demo"):

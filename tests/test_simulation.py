@@ -18,7 +18,7 @@ from server.embedded_mongo import free_loopback_port
 from server.models import Order
 from server.services import catalog
 from server.services.simulation import LunchRush, RushProfile, Simulation
-from tests.harness import REPO, TEST_JWT_SECRET, drop_database
+from tests.harness import REPO, TEST_JWT_SECRET, drop_database, lines_until_serving
 from tests.support import until, until_sync
 
 
@@ -144,11 +144,7 @@ def test_demo_with_simulate_serves_while_its_customers_order(mongo, tmp_path):
     process = subprocess.Popen([sys.executable, "-m", "server", "demo", "--simulate", "--speed", "3600"], cwd=REPO,
                                env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        seen = []
-        for line in process.stdout:
-            seen.append(line)
-            if line.startswith("Serving on"):
-                break
+        seen = lines_until_serving(process)
         assert any(line.startswith("Simulating customers of Campus Cafe") for line in seen), "".join(seen)
         base = f"http://127.0.0.1:{port}"
         with httpx.Client(base_url=base, timeout=10) as client:

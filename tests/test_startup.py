@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 from server.cli import settings_problems
 from server.config import Settings
 from server.embedded_mongo import DATABASE_ENVIRONMENT, database_environment, free_loopback_port
-from tests.harness import TEST_JWT_SECRET, ServerProcess
+from tests.harness import TEST_JWT_SECRET, ServerProcess, lines_until_serving
 
 START_UP_BUDGET = 10  # seconds: the brief's bound for a failed start, not a speed measurement
 
@@ -114,11 +114,7 @@ def test_the_demo_starts_one_embedded_database_and_says_serving_once_it_listens(
                                env=_environment(tmp_path, PORT=str(port)),
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        seen = []
-        for line in process.stdout:
-            seen.append(line)
-            if line.startswith("Serving on"):
-                break
+        seen = lines_until_serving(process)
         assert seen and seen[-1].startswith(f"Serving on http://127.0.0.1:{port}"), "".join(seen)
         # Right away, with no retry: the port was bound before the line was printed.
         assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200

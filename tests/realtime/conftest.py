@@ -7,6 +7,7 @@ Tests wait on conditions, never on fixed sleeps: `until` (tests/support.py) poll
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import re
@@ -265,6 +266,19 @@ def deployment_env(mongo, redis_server: RedisServer | None, **extra: str) -> dic
     return env
 
 
+@contextlib.asynccontextmanager
+async def one_server(root: Path, env: dict[str, str], redis_server: RedisServer | None):
+    """A started one-server deployment with an admin: (deployment, server, api, admin); closed after."""
+    deployment = Deployment(root, env, redis_server)
+    server = deployment.server()
+    await deployment.start(server)
+    try:
+        admin = await deployment.create_admin(server)
+        yield deployment, server, deployment.api(server), admin
+    finally:
+        await deployment.close()
+
+
 @dataclass
 class Site:
     """One running server with a store, its staff and two customers, ready for sockets."""
@@ -291,17 +305,10 @@ SINGLE_SERVER_ENV = {"WS_STALL_CLOSE_SECONDS": "2", "SSE_HEARTBEAT_SECONDS": "0.
 @pytest_asyncio.fixture(scope="package")
 async def site(mongo, redis_server, tmp_path_factory) -> Site:
     """One server process on the session Redis, shared by the WebSocket and SSE modules."""
-    deployment = Deployment(tmp_path_factory.mktemp("site"), deployment_env(mongo, redis_server, **SINGLE_SERVER_ENV),
-                            redis_server)
-    server = deployment.server()
-    await deployment.start(server)
-    try:
-        admin = await deployment.create_admin(server)
-        api = deployment.api(server)
+    env = deployment_env(mongo, redis_server, **SINGLE_SERVER_ENV)
+    async with one_server(tmp_path_factory.mktemp("site"), env, redis_server) as (deployment, server, api, admin):
         store = await api.store(admin)
         other_store = await api.store(admin)
         alice, bob = await api.customer("Alice Iyer"), await api.customer("Bob Das")
         yield Site(deployment, server, api, store, other_store, alice, bob)
-    finally:
-        await deployment.close()
 

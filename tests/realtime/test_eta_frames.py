@@ -7,22 +7,15 @@ from __future__ import annotations
 import pytest_asyncio
 
 from server.domain.clock import parse_iso
-from tests.realtime.conftest import Deployment, Watcher, deployment_env
+from tests.realtime.conftest import Watcher, deployment_env, one_server
 from tests.support import until
 
 
 @pytest_asyncio.fixture(scope="module")
 async def queue(mongo, redis_server, tmp_path_factory):
-    deployment = Deployment(tmp_path_factory.mktemp("eta"), deployment_env(mongo, redis_server, ETA_PUSH_SECONDS="0.2"),
-                            redis_server)
-    server = deployment.server()
-    await deployment.start(server)
-    try:
-        admin = await deployment.create_admin(server)
-        api = deployment.api(server)
-        yield deployment, server, api, admin
-    finally:
-        await deployment.close()
+    env = deployment_env(mongo, redis_server, ETA_PUSH_SECONDS="0.2")
+    async with one_server(tmp_path_factory.mktemp("eta"), env, redis_server) as started:
+        yield started
 
 
 def estimates_in(watcher: Watcher) -> dict[str, str]:
