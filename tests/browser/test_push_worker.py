@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import json
 
-from tests.browser.conftest import PHONE
+from tests.browser.conftest import context_options
 from tests.support import until_sync
 
 
 def test_a_pushed_ready_notice_is_shown_by_the_service_worker(browser, start_server):
     server = start_server()
-    context = browser.new_context(viewport=PHONE)
+    context = browser.new_context(**context_options())
     try:
         context.grant_permissions(["notifications"], origin=server.url)
         page = context.new_page()

@@ -50,7 +50,7 @@ def test_screenshots_of_every_page_at_phone_and_wall_sizes(start_server, make_sh
                              instructions="Extra ketchup please")
     shop.to_ready(ready["id"])
 
-    kitchen = open_page(WALL)
+    kitchen = open_page(WALL, motion=True)
     sign_in(kitchen, server.url, shop.staff)
     expect(kitchen.locator("#conn")).to_have_attribute("data-state", "live")
     expect(kitchen.locator(".kcard")).to_have_count(5)
@@ -65,7 +65,7 @@ def test_screenshots_of_every_page_at_phone_and_wall_sizes(start_server, make_sh
     kitchen.set_viewport_size(PHONE)
     screenshot(kitchen, "kitchen-390x844")
 
-    phone = open_page(PHONE)
+    phone = open_page(PHONE, motion=True)
     phone.goto(f"{server.url}/login")
     screenshot(phone, "login-390x844")
     sign_in(phone, server.url, asha)
@@ -78,7 +78,7 @@ def test_screenshots_of_every_page_at_phone_and_wall_sizes(start_server, make_sh
     phone.set_viewport_size(WALL)
     screenshot(phone, "track-ready-1920x1080")
 
-    watcher = open_page(PHONE)
+    watcher = open_page(PHONE, motion=True)
     sign_in(watcher, server.url, meera, next_path=f"/track/{pending['id']}")
     expect(watcher.get_by_role("button", name="I'm on my way")).to_be_visible()
     expect(watcher.locator("#trust-notice")).to_contain_text("missed 2 pickups")
