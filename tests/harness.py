@@ -11,6 +11,8 @@ import signal
 import socket
 import subprocess
 import sys
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -31,6 +33,12 @@ PRODUCTION_PASSWORD_COST = {"PASSWORD_HASH_TIME_COST": "3", "PASSWORD_HASH_MEMOR
 def as_settings(cost: dict[str, str]) -> dict[str, int]:
     """One of the costs above as `Settings(...)` keyword arguments, for in-process apps."""
     return {name.lower(): int(value) for name, value in cost.items()}
+
+
+def unmeasured_environ() -> dict[str, str]:
+    """This process's environment without coverage's subprocess settings (COVERAGE_PROCESS_CONFIG),
+    for programs that are not the code under test or that must run as fast as in production."""
+    return {key: value for key, value in os.environ.items() if not key.startswith("COVERAGE_")}
 
 
 def start_mongo(data_dir: Path) -> EmbeddedMongo:
@@ -185,3 +193,42 @@ def create_user_cli(env: dict[str, str], *, role: str, email: str, password: str
     if result.returncode != 0:
         raise RuntimeError(result.stderr)
     return result.stdout.strip().splitlines()[-1]
+
+
+# What `orderpulse create-user --role admin` wrote, per MongoDB URL, for `create_admin` to copy.
+_admin_documents: dict[str, dict] = {}
+
+
+def create_admin(env: dict[str, str], *, email: str, password: str, name: str) -> str:
+    """An admin in env's database, as `orderpulse create-user --role admin` makes one; returns its id.
+
+    The command runs once per MongoDB per test process, into a database of its own; each call
+    then inserts the document it wrote with this email, name, password hash (the server's own
+    argon2id code, at env's cost) and a new id. The command is a process of its own, about a
+    second of CPU for its imports: forty of them were ~40 s of the suite's CPU. The command itself
+    is tested in tests/test_operations.py.
+    """
+    from bson import ObjectId
+    from pymongo import MongoClient
+
+    from server.domain.passwords import PasswordCost
+    from server.services.tokens import Passwords
+
+    url = env["MONGODB_URL"]
+    client = MongoClient(url, serverSelectionTimeoutMS=5000)
+    try:
+        if url not in _admin_documents:
+            scratch = f"t_admin_{uuid.uuid4().hex[:10]}"
+            create_user_cli({**env, "MONGODB_DATABASE": scratch}, role="admin", email=email, password=password,
+                            name=name)
+            _admin_documents[url] = client[scratch].users.find_one({})
+            client.drop_database(scratch)
+        cost = {**FAST_PASSWORD_COST, **{key: value for key, value in env.items() if key in FAST_PASSWORD_COST}}
+        passwords = Passwords(PasswordCost(int(cost["PASSWORD_HASH_TIME_COST"]), int(cost["PASSWORD_HASH_MEMORY_KIB"]),
+                                           int(cost["PASSWORD_HASH_PARALLELISM"])))
+        document = {**_admin_documents[url], "_id": ObjectId(), "email": email.lower(), "name": name,
+                    "password_hash": passwords.hash(password), "created_at": datetime.now(UTC)}
+        client[env["MONGODB_DATABASE"]].users.insert_one(document)
+        return str(document["_id"])
+    finally:
+        client.close()

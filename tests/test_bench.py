@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import uuid
 
@@ -18,7 +19,7 @@ from server.bench.loadgen import choose_client
 from server.bench.metrics import MetricsSnapshot, histogram_delta
 from server.bench.target import TargetRefused, parse_targets
 from server.embedded_mongo import free_loopback_port
-from tests.harness import ServerProcess, create_user_cli, drop_database
+from tests.harness import ServerProcess, create_admin, drop_database
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -40,11 +41,19 @@ def _admin_args() -> list[str]:
     return ["--admin-email", ADMIN_EMAIL, "--admin-password", ADMIN_PASSWORD]
 
 
+@pytest.fixture(autouse=True)
+def _untraced(monkeypatch):
+    """The bench's own processes (load clients, floor servers) start without coverage's tracer, as
+    they run outside the suite: server/bench is not measured, and a tracer would skew its ratios."""
+    for name in [name for name in os.environ if name.startswith("COVERAGE_")]:
+        monkeypatch.delenv(name)
+
+
 @pytest.fixture(scope="module")
 def server_pair(mongo, redis_server, tmp_path_factory):
     """Two servers on one database and Redis, for the module: each run makes its own store and people."""
     env = {**_env(mongo), "REDIS_URL": redis_server.url}
-    create_user_cli(env, role="admin", email=ADMIN_EMAIL, password=ADMIN_PASSWORD, name="Bench Admin")
+    create_admin(env, email=ADMIN_EMAIL, password=ADMIN_PASSWORD, name="Bench Admin")
     root = tmp_path_factory.mktemp("bench")
     pair = [ServerProcess(env, root / f"server{i}").start() for i in range(2)]
     yield pair

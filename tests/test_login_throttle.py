@@ -20,7 +20,7 @@ from server.models import LoginFailureWindow
 from server.services.login_throttle import address_subject
 from server.services.tokens import HashingThreads, Passwords
 from tests.clock import ManualClock
-from tests.harness import PRODUCTION_PASSWORD_COST, ServerProcess, as_settings, create_user_cli
+from tests.harness import PRODUCTION_PASSWORD_COST, ServerProcess, as_settings, create_admin
 from tests.support import PASSWORD, Api
 from tests.test_openapi import check
 
@@ -256,8 +256,7 @@ async def test_a_login_flood_does_not_stall_other_clients(pair):
     """
     api = pair.api(pair.a)
     admin_email = f"admin-{uuid.uuid4().hex[:8]}@campus.test"
-    await asyncio.to_thread(create_user_cli, pair.env, role="admin", email=admin_email, password=PASSWORD,
-                            name="Ada Admin")
+    await asyncio.to_thread(create_admin, pair.env, email=admin_email, password=PASSWORD, name="Ada Admin")
     store = await api.store(await api.login(admin_email))
     customer = await api.customer()
     order = await api.place_order(customer, store)

@@ -16,7 +16,7 @@ from pymongo import MongoClient
 
 from server.config import ConfigurationError, Settings, resolve_jwt_secret
 from server.embedded_mongo import EmbeddedMongo
-from tests.harness import REPO, ServerProcess, create_user_cli, lines_until_serving
+from tests.harness import REPO, ServerProcess, create_admin, create_user_cli, lines_until_serving
 from tests.support import PASSWORD, Api, until_sync
 
 
@@ -78,8 +78,7 @@ def test_server_shuts_down_cleanly_on_sigterm(tmp_path, mongo):
 async def test_sigterm_ends_the_server_within_10_s_with_an_event_stream_and_a_socket_open(tmp_path, mongo):
     env = {"MONGODB_URL": mongo.url, "MONGODB_DATABASE": "sigterm_streams"}
     server = ServerProcess(env, tmp_path).start()
-    await asyncio.to_thread(create_user_cli, env, role="admin", email="ops-sigterm@campus.test",
-                            password=PASSWORD, name="Ops")
+    await asyncio.to_thread(create_admin, env, email="ops-sigterm@campus.test", password=PASSWORD, name="Ops")
     async with httpx.AsyncClient(base_url=server.url, timeout=20) as client:
         api = Api(client)
         store = await api.store(await api.login("ops-sigterm@campus.test"))

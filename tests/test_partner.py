@@ -35,7 +35,7 @@ from server.config import Settings
 from server.domain.clock import utcnow
 from server.http.openapi import openapi_document
 from server.models import ClientApp, Order
-from tests.harness import REPO, TEST_JWT_SECRET, ServerProcess, create_user_cli
+from tests.harness import REPO, TEST_JWT_SECRET, ServerProcess, create_admin
 from tests.support import PASSWORD, Actor, Api, StoreSetup, until
 
 SEED_TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}\+05:30$")
@@ -255,7 +255,7 @@ async def live(mongo, tmp_path_factory) -> Live:
     try:
         _, _, created = await asyncio.gather(
             asyncio.to_thread(server.start),
-            asyncio.to_thread(create_user_cli, env, role="admin", email=email, password=PASSWORD, name="Ada Admin"),
+            asyncio.to_thread(create_admin, env, email=email, password=PASSWORD, name="Ada Admin"),
             asyncio.to_thread(orderpulse, env, "client", "create", "--name", "Campus SuperApp"))
         assert created.returncode == 0, created.stderr
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:

@@ -31,7 +31,7 @@ from server.models import PushDelivery, PushSubscription
 from server.embedded_mongo import free_loopback_port
 from server.runtime import PART_STOP_SECONDS
 from server.services.push import EndpointPolicy
-from tests.harness import TEST_JWT_SECRET, ServerProcess, create_user_cli, drop_database
+from tests.harness import TEST_JWT_SECRET, ServerProcess, create_admin, drop_database
 from tests.support import PASSWORD, Api, metric_value, until, until_sync
 
 FAST_RETRIES = {"push_service_hosts": "127.0.0.1", "push_retry_base_seconds": 0.01, "push_max_attempts": 3,
@@ -349,7 +349,7 @@ async def test_two_processes_send_the_pickup_reminder_once(mongo, redis_server, 
     try:
         async with httpx.AsyncClient(base_url=servers[0].url, timeout=30) as client:
             api = Api(client)
-            create_user_cli(env, role="admin", email="push-admin@campus.test", password=PASSWORD, name="Push Admin")
+            create_admin(env, email="push-admin@campus.test", password=PASSWORD, name="Push Admin")
             admin = await api.login("push-admin@campus.test")
             customer, _ = await subscribed(api, push_service)
             store = await api.store(admin)

@@ -11,7 +11,6 @@ serve. The run is deterministic (derandomized) and small (a few examples per ope
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import uuid
@@ -20,7 +19,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from tests.harness import ServerProcess, create_user_cli, drop_database
+from tests.harness import ServerProcess, create_admin, drop_database, unmeasured_environ
 from tests.support import PASSWORD, Actor, Api
 
 # Statuses schemathesis expects by default, plus what the contracts answer on purpose.
@@ -75,7 +74,7 @@ async def target(mongo, tmp_path_factory):
     env = {"MONGODB_URL": mongo.url, "MONGODB_DATABASE": database, "POLL_MIN_INTERVAL_SECONDS": "0"}
     server = ServerProcess(env, tmp_path_factory.mktemp("fuzz")).start()
     try:
-        create_user_cli(env, role="admin", email="fuzz-admin@campus.edu", password=PASSWORD, name="Fuzz Admin")
+        create_admin(env, email="fuzz-admin@campus.edu", password=PASSWORD, name="Fuzz Admin")
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
             api = Api(client)
             admin = await api.login("fuzz-admin@campus.edu")
@@ -94,11 +93,6 @@ PHASES = {"customer": "examples,coverage,fuzzing,stateful", "store_employee": "e
           "admin": "examples,fuzzing,stateful"}
 
 
-def _not_measured() -> dict[str, str]:
-    """This environment without coverage's subprocess settings: schemathesis is not the code under test."""
-    return {key: value for key, value in os.environ.items() if not key.startswith("COVERAGE_")}
-
-
 @pytest.mark.parametrize("role", list(PHASES))
 def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(target, role, tmp_path):
     server, actors = target
@@ -109,7 +103,8 @@ def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(target, role,
         [sys.executable, "-m", "schemathesis.cli", "--config-file", str(config), "run", f"{server.url}/openapi.json",
          "-H", f"Authorization: Bearer {actor.access_token}", "--phases", PHASES[role],
          "--workers", "2", "--report-dir", str(tmp_path / "report")],
-        cwd=tmp_path, capture_output=True, text=True, timeout=170, env=_not_measured())
+        # Schemathesis is not the code under test: it runs untraced.
+        cwd=tmp_path, capture_output=True, text=True, timeout=170, env=unmeasured_environ())
     report = result.stdout[-12000:] + result.stderr[-3000:]
     assert result.returncode == 0, report
     log = server.log_path.read_text()

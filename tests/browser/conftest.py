@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.browser.shop import Account, Shop
-from tests.harness import ServerProcess, create_user_cli
+from tests.harness import ServerProcess, create_admin
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
@@ -90,7 +90,7 @@ def make_shop(server_env) -> Iterator[Callable[[ServerProcess], Shop]]:
     def build(server: ServerProcess) -> Shop:
         nonlocal admin_made
         if not admin_made:
-            create_user_cli(server_env, role="admin", email=ADMIN_EMAIL, password=ADMIN_PASSWORD, name="Campus Admin")
+            create_admin(server_env, email=ADMIN_EMAIL, password=ADMIN_PASSWORD, name="Campus Admin")
             admin_made = True
         shop = Shop(server.url, ADMIN_EMAIL, ADMIN_PASSWORD)
         shops.append(shop)

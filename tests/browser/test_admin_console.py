@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 from tests.browser.a11y import assert_accessible
 from tests.browser.conftest import PHONE, WALL, screenshot
 from tests.browser.shop import Account, Shop
-from tests.harness import ServerProcess, create_user_cli, drop_database
+from tests.harness import ServerProcess, create_admin, drop_database
 
 ADMIN = Account("console-admin@campus.test", "admin-pass-1", "Console Admin", "admin")
 
@@ -23,7 +23,7 @@ ADMIN = Account("console-admin@campus.test", "admin-pass-1", "Console Admin", "a
 def server(mongo, tmp_path_factory):
     """One server and database for the module's tests, with an admin made by the command line."""
     env = {"MONGODB_URL": mongo.url, "MONGODB_DATABASE": f"t_{uuid.uuid4().hex[:12]}"}
-    create_user_cli(env, role="admin", email=ADMIN.email, password=ADMIN.password, name=ADMIN.name)
+    create_admin(env, email=ADMIN.email, password=ADMIN.password, name=ADMIN.name)
     # Ready orders time out after 1.2 s, so a no-show for the console to clear is quick to make.
     process = ServerProcess({**env, "READY_NO_SHOW_TIMEOUT_MINUTES": "0.02"}, tmp_path_factory.mktemp("console")).start()
     yield process

@@ -16,9 +16,10 @@ from pymongo import MongoClient
 
 from server.domain.clock import utcnow
 from tests.browser.a11y import assert_accessible
-from tests.browser.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, PHONE, WALL, screenshot, sign_in
+from tests.browser.conftest import (ADMIN_EMAIL, ADMIN_PASSWORD, PHONE, WALL, context_options, screenshot,
+                                    sign_in)
 from tests.browser.shop import Account, Shop
-from tests.harness import ServerProcess, create_user_cli, drop_database
+from tests.harness import ServerProcess, create_admin, drop_database
 
 LIVE_MS = 3_000  # pages follow within a second; allow for a loaded test machine
 
@@ -33,9 +34,7 @@ class Site:
         self.errors: list[str] = []
 
     def page(self, viewport=PHONE):
-        phone = viewport["width"] < 700
-        context = self.browser.new_context(viewport=viewport, is_mobile=phone, has_touch=phone, locale="en-IN",
-                                           timezone_id="Asia/Kolkata", color_scheme="light")
+        context = self.browser.new_context(**context_options(viewport))
         self.contexts.append(context)
         page = context.new_page()
         page.on("pageerror", lambda error: self.errors.append(f"{page.url}: {error}"))
@@ -64,7 +63,7 @@ def site(browser, mongo, tmp_path_factory):
     env = {"MONGODB_URL": mongo.url, "MONGODB_DATABASE": f"t_shop_{uuid.uuid4().hex[:10]}"}
     server = ServerProcess(env, tmp_path_factory.mktemp("shop-server")).start()
     try:
-        create_user_cli(env, role="admin", email=ADMIN_EMAIL, password=ADMIN_PASSWORD, name="Campus Admin")
+        create_admin(env, email=ADMIN_EMAIL, password=ADMIN_PASSWORD, name="Campus Admin")
         shop = Shop(server.url, ADMIN_EMAIL, ADMIN_PASSWORD)
         site = Site(server, env, shop, browser)
         yield site

@@ -23,7 +23,7 @@ import redis
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.harness import RedisServer, ServerProcess, create_user_cli, drop_database
+from tests.harness import RedisServer, ServerProcess, create_admin, drop_database
 from tests.support import PASSWORD, Actor, Api, StoreSetup, until
 
 _admins = itertools.count(1)
@@ -245,8 +245,7 @@ class Deployment:
 
     async def create_admin(self, server: ServerProcess) -> Actor:
         email = f"admin{next(_admins)}-{uuid.uuid4().hex[:6]}@campus.test"
-        await asyncio.to_thread(create_user_cli, self.env, role="admin", email=email, password=PASSWORD,
-                                name="Ada Admin")
+        await asyncio.to_thread(create_admin, self.env, email=email, password=PASSWORD, name="Ada Admin")
         self.admin = await self.api(server).login(email)
         return self.admin
 
