@@ -4,7 +4,9 @@ in-process app driven over ASGI (fast, and measured by coverage), on the system 
 
 from __future__ import annotations
 
+import compileall
 import itertools
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,27 +19,58 @@ from server.app import create_app
 from server.config import Settings
 from server.domain.clock import SYSTEM_CLOCK, Clock
 from tests.clock import ManualClock
-from tests.harness import FAST_PASSWORD_COST, TEST_JWT_SECRET, RedisServer, as_settings, drop_database, start_mongo
+from tests.harness import (FAST_PASSWORD_COST, REPO, TEST_JWT_SECRET, RedisServer, as_settings, drop_database,
+                           start_mongo)
 from tests.support import Api
 
 _emails = itertools.count()
 
-# The longest modules, longest first (measured with --durations): pytest-xdist hands whole modules
-# (`--dist loadfile`) to workers in collection order, so starting these first keeps one long
-# module from running alone at the end while the other workers idle.
+# The longest modules, longest first (wall time of each in a full run on three workers): pytest-xdist
+# hands whole modules (`--dist loadfile`) to workers in this order (`--no-loadscope-reorder` in
+# pyproject.toml: by default it hands out the modules with the most tests first), so no long module
+# starts near the end while the other workers idle. The rest keep their order and fill in.
+# The browser modules come as one block: each worker then runs its share of them back to back
+# under one Chromium (the `browser` fixture is per package, and a launch costs ~1.4 s of CPU).
 LONGEST_FIRST = (
-    "tests/test_bench.py", "tests/test_schema_fuzz.py", "tests/browser/test_customer_journey.py",
-    "tests/realtime/test_cluster.py", "tests/browser/test_reconnect.py", "tests/browser/test_watch_tier.py",
-    "tests/test_database_outage.py", "tests/browser/test_live_flow.py", "tests/browser/test_admin_console.py",
-    "tests/test_partner.py", "tests/realtime/test_slow_consumers.py", "tests/test_login_throttle.py",
-    "tests/test_operations.py", "tests/test_account_admin.py", "tests/browser/test_screenshots.py",
-    "tests/test_startup.py",
+    "tests/test_bench.py", "tests/test_schema_fuzz.py",
+    "tests/browser/test_watch_tier.py", "tests/browser/test_reconnect.py", "tests/browser/test_customer_journey.py",
+    "tests/browser/test_admin_console.py", "tests/browser/test_live_flow.py", "tests/browser/test_screenshots.py",
+    "tests/browser/test_api_docs.py", "tests/browser/test_ready_notice.py", "tests/browser/test_push_worker.py",
+    "tests/realtime/test_cluster.py", "tests/test_database_outage.py", "tests/test_login_throttle.py",
+    "tests/test_partner.py", "tests/test_operations.py", "tests/test_account_admin.py",
+    "tests/realtime/test_slow_consumers.py", "tests/realtime/test_websocket.py", "tests/test_push.py",
+    "tests/test_startup.py", "tests/test_simulation.py", "tests/realtime/test_keepalive.py",
+    "tests/test_campusbite_compat.py", "tests/test_uvicorn_adapter.py", "tests/test_connection_limits.py",
+    "tests/realtime/test_sse.py", "tests/test_log_secrets.py", "tests/test_lifecycle.py", "tests/test_create_order.py",
 )
+
+
+# Modules whose tests run OrderPulse only in server processes of their own, which coverage measures
+# there: pytest-cov's `no_cover` pauses the tracer in the test process while they run, where it
+# only doubled the CPU of their clients (Playwright, websockets, httpx); nothing of server/ runs
+# in it (the total's missed lines are the same with and without).
+OUT_OF_PROCESS = (
+    "tests/browser/", "tests/test_bench.py", "tests/test_schema_fuzz.py", "tests/test_connection_limits.py",
+    "tests/realtime/test_cluster.py", "tests/realtime/test_websocket.py", "tests/realtime/test_slow_consumers.py",
+    "tests/realtime/test_sse.py", "tests/realtime/test_keepalive.py", "tests/realtime/test_my_orders.py",
+    "tests/realtime/test_eta_frames.py",
+)
+
+
+def pytest_configure(config):
+    """Bytecode for server/ before anything starts. The suite starts over a hundred server and
+    command-line processes; where PYTHONDONTWRITEBYTECODE is set (it is on these machines) none
+    leaves its bytecode behind, so each compiled all of server/ from source again (0.09 s of CPU)."""
+    if sys.dont_write_bytecode and not hasattr(config, "workerinput"):  # once, in the controller
+        compileall.compile_dir(REPO / "server", quiet=1)
 
 
 def pytest_collection_modifyitems(config, items):
     rank = {module: position for position, module in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))  # stable: the rest keep their order
+    for item in items:
+        if item.nodeid.startswith(OUT_OF_PROCESS):
+            item.add_marker(pytest.mark.no_cover)
 
 
 @pytest.fixture(scope="session")
