@@ -10,11 +10,15 @@ import secrets
 import socket
 import sys
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from server.config import LOG_LEVELS, ConfigurationError, Settings, resolve_jwt_secret, resolve_vapid_key
 from server.domain.access import Role
+
+if TYPE_CHECKING:
+    from server.services.tokens import Passwords
 
 SHUTDOWN_GRACE_SECONDS = 3  # plus the runtime's own bounded stop: SIGTERM ends well within 10 s
 
@@ -127,7 +131,7 @@ def serve(settings: Settings, *, demo: bool = False, simulate: argparse.Namespac
             await app.enter()  # database and broker: a ConfigurationError ends here, before serving
             try:
                 if demo:
-                    print("\n".join(await _seed_demo(settings)))
+                    print("\n".join(await _seed_demo(app.app.state.runtime.accounts.passwords)))
                 if demo and simulate is not None:
                     app.before_exit.append((await _start_simulation(app.app.state.runtime, simulate)).stop)
                 for notice in notices:
@@ -180,13 +184,12 @@ async def _create_user(settings: Settings, args) -> str:
     return str(user.id)
 
 
-async def _seed_demo(settings: Settings) -> list[str]:
-    """Idempotent: a second `orderpulse demo` reuses what the first created."""
+async def _seed_demo(passwords: Passwords) -> list[str]:
+    """Idempotent: a second `orderpulse demo` reuses what the first created. `passwords` is the
+    running server's, so the demo accounts are hashed at its cost."""
     from server.domain.clock import utcnow
     from server.domain.money import rupees_to_paise
-    from server.config import resolve_password_cost
     from server.models import MenuItem, Store, User
-    from server.services.tokens import Passwords
 
     store = await Store.find_one({"name": "Campus Cafe"})
     if store is None:
@@ -197,7 +200,6 @@ async def _seed_demo(settings: Settings) -> list[str]:
             await MenuItem(store_id=str(store.id), name=name, price_paise=rupees_to_paise(price), category=category,
                            created_at=now, updated_at=now).insert()
     lines = [f"Demo store: {store.name} ({store.id})"]
-    passwords = Passwords(resolve_password_cost(settings))
     for role, (name, email, password) in DEMO_PASSWORDS.items():
         if await User.find_one({"email": email}) is None:
             await User(name=name, email=email, password_hash=passwords.hash(password), role=role,
