@@ -211,7 +211,7 @@ def create_admin(env: dict[str, str], *, email: str, password: str, name: str) -
     from bson import ObjectId
     from pymongo import MongoClient
 
-    from server.domain.passwords import PasswordCost
+    from server.config import Settings
     from server.services.tokens import Passwords
 
     url = env["MONGODB_URL"]
@@ -224,8 +224,7 @@ def create_admin(env: dict[str, str], *, email: str, password: str, name: str) -
             _admin_documents[url] = client[scratch].users.find_one({})
             client.drop_database(scratch)
         cost = {**FAST_PASSWORD_COST, **{key: value for key, value in env.items() if key in FAST_PASSWORD_COST}}
-        passwords = Passwords(PasswordCost(int(cost["PASSWORD_HASH_TIME_COST"]), int(cost["PASSWORD_HASH_MEMORY_KIB"]),
-                                           int(cost["PASSWORD_HASH_PARALLELISM"])))
+        passwords = Passwords(Settings(_env_file=None, **as_settings(cost)).password_cost)
         document = {**_admin_documents[url], "_id": ObjectId(), "email": email.lower(), "name": name,
                     "password_hash": passwords.hash(password), "created_at": datetime.now(UTC)}
         client[env["MONGODB_DATABASE"]].users.insert_one(document)

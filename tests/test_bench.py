@@ -19,7 +19,7 @@ from server.bench.loadgen import choose_client
 from server.bench.metrics import MetricsSnapshot, histogram_delta
 from server.bench.target import TargetRefused, parse_targets
 from server.embedded_mongo import free_loopback_port
-from tests.harness import ServerProcess, create_admin, drop_database
+from tests.harness import ServerProcess, create_admin, drop_database, unmeasured_environ
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -45,7 +45,7 @@ def _admin_args() -> list[str]:
 def _untraced(monkeypatch):
     """The bench's own processes (load clients, floor servers) start without coverage's tracer, as
     they run outside the suite: server/bench is not measured, and a tracer would skew its ratios."""
-    for name in [name for name in os.environ if name.startswith("COVERAGE_")]:
+    for name in os.environ.keys() - unmeasured_environ().keys():
         monkeypatch.delenv(name)
 
 
