@@ -7,10 +7,13 @@ stops it (or kills it, for fault tests) on request.
 from __future__ import annotations
 
 import os
+import atexit
+import json
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -108,7 +111,11 @@ class RedisServer:
 
 
 class ServerProcess:
-    """`python -m server serve` in its own process, on a fixed port across restarts."""
+    """`python -m server serve` in its own process, on a fixed port across restarts.
+
+    The process is forked by tests/forkserver.py, which has the server's modules imported
+    already: up to ready, a start takes 0.16 s of CPU instead of 1.12 s under coverage (0.07 s
+    instead of 0.70 s without), measured on this machine over three starts each."""
 
     def __init__(self, env: dict[str, str], data_dir: Path, port: int | None = None) -> None:
         self.port = port or free_loopback_port()
@@ -129,9 +136,7 @@ class ServerProcess:
         return f"ws://127.0.0.1:{self.port}/ws"
 
     def start(self, timeout: float = 60) -> ServerProcess:
-        log = open(self.log_path, "ab")
-        self.process = subprocess.Popen([sys.executable, "-m", "server", "serve"], cwd=REPO, env=self.env,
-                                        stdout=log, stderr=subprocess.STDOUT)
+        self.process = fork_server(self.env).serve(self.env, self.log_path)
         try:
             until_sync(self._ready, timeout, interval=0.1, message="the server's /readyz")
         except AssertionError:
@@ -168,6 +173,117 @@ class ServerProcess:
     def restart(self) -> ServerProcess:
         self.stop()
         return self.start()
+
+
+# What a process reads from its environment before `main()` runs: the interpreter's own settings,
+# coverage's, and the libraries that read theirs at import. Servers fork from a fork server started
+# with the same values of these (one per set of values: traced and untraced, say).
+IMPORT_TIME_ENVIRONMENT = ("PYTHON", "COVERAGE_", "WEBSOCKETS_", "PROMETHEUS_")
+
+
+def _read_at_import(env: dict[str, str]) -> dict[str, str]:
+    return {name: value for name, value in env.items() if name.startswith(IMPORT_TIME_ENVIRONMENT)}
+
+
+class ForkedProcess:
+    """A server forked by tests/forkserver.py, with the parts of `subprocess.Popen` the tests use."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+        self._exited = threading.Event()
+
+    def _exit(self, code: int) -> None:
+        self.returncode = code
+        self._exited.set()
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if not self._exited.wait(timeout):
+            raise subprocess.TimeoutExpired(f"forked server {self.pid}", timeout)
+        return self.returncode
+
+    def send_signal(self, number: int) -> None:
+        if self.returncode is None:
+            try:
+                os.kill(self.pid, number)
+            except ProcessLookupError:  # reaped, and its exit not read yet: as `Popen` does
+                pass
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+class ForkServer:
+    """tests/forkserver.py for this test process and one set of import-time settings: started on
+    first use, ended when this process exits (closing its input stops the servers still running)."""
+
+    def __init__(self, read_at_import: dict[str, str]) -> None:
+        env = {**{name: value for name, value in os.environ.items() if name not in _read_at_import(os.environ)},
+               **read_at_import}
+        self.process = subprocess.Popen([sys.executable, "-m", "tests.forkserver"], cwd=REPO, env=env,
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self._lock = threading.Lock()
+        self._forked: dict[int, ForkedProcess] = {}
+        self._exits: dict[int, int] = {}  # reaped before `serve` had recorded the child
+        self._answers: list[int] = []
+        self._answered = threading.Condition()
+        threading.Thread(target=self._read, name="fork-server", daemon=True).start()
+        atexit.register(self.close)
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            message = json.loads(line)
+            with self._answered:
+                if "pid" in message:
+                    self._answers.append(message["pid"])
+                    self._answered.notify_all()
+                elif (child := self._forked.get(message["exited"])) is not None:
+                    child._exit(message["code"])
+                else:
+                    self._exits[message["exited"]] = message["code"]
+        with self._answered:  # the fork server has gone: nothing more will be forked or reaped
+            self._answered.notify_all()
+
+    def serve(self, env: dict[str, str], log_path: Path) -> ForkedProcess:
+        request = {"env": env, "cwd": str(REPO), "log": str(log_path), "argv": ["serve"]}
+        with self._lock:
+            self.process.stdin.write(json.dumps(request).encode() + b"\n")
+            self.process.stdin.flush()
+            with self._answered:
+                if not self._answered.wait_for(lambda: self._answers or self.process.poll() is not None, 30):
+                    raise RuntimeError("the fork server did not answer in 30 s")
+                if not self._answers:
+                    raise RuntimeError(f"the fork server exited with {self.process.returncode}")
+                child = ForkedProcess(self._answers.pop(0))
+                self._forked[child.pid] = child
+                if child.pid in self._exits:
+                    child._exit(self._exits.pop(child.pid))
+        return child
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.stdin.close()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+_fork_servers: dict[frozenset[tuple[str, str]], ForkServer] = {}
+
+
+def fork_server(env: dict[str, str]) -> ForkServer:
+    """The fork server for env's import-time settings, started if there is none (or it has gone)."""
+    key = frozenset(_read_at_import(env).items())
+    if key not in _fork_servers or _fork_servers[key].process.poll() is not None:
+        _fork_servers[key] = ForkServer(dict(key))
+    return _fork_servers[key]
 
 
 def lines_until_serving(process: subprocess.Popen[str]) -> list[str]:
