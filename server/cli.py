@@ -375,6 +375,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "demo" and settings.orderpulse_env == "production":
+        # Its accounts have the passwords printed in the README and on its console.
+        raise ConfigurationError("`orderpulse demo` creates accounts with published passwords and does not run "
+                                 "with ORDERPULSE_ENV=production; use `orderpulse serve` and `orderpulse create-user`.")
     if args.command in ("serve", "demo"):
         simulate = args if args.command == "demo" and args.simulate else None
         return serve(settings, demo=args.command == "demo", simulate=simulate)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 from pydantic import BaseModel, ValidationError
+from pymongo import MongoClient
 
 from server.cli import settings_problems
 from server.config import Settings
@@ -90,6 +91,19 @@ def test_a_second_demo_on_a_taken_port_stops_before_starting_a_database_or_seedi
         assert httpx.get(f"{first.url}/healthz").status_code == 200
     finally:
         first.stop()
+
+
+def test_demo_refuses_production_before_it_binds_or_seeds(tmp_path, mongo):
+    """Its admin's password is in the README: a production database must never get that account."""
+    database = "demo_in_production"
+    result = _run(tmp_path, "demo", ORDERPULSE_ENV="production", MONGODB_URL=mongo.url, MONGODB_DATABASE=database,
+                  PORT=str(free_loopback_port()))
+    assert _the_one_error_line(result) == (
+        "error: `orderpulse demo` creates accounts with published passwords and does not run with "
+        "ORDERPULSE_ENV=production; use `orderpulse serve` and `orderpulse create-user`.")
+    assert result.stdout == "", "no demo credentials: nothing was seeded"
+    with MongoClient(mongo.url, serverSelectionTimeoutMS=5000) as client:
+        assert database not in client.list_database_names()
 
 
 def test_a_host_that_is_not_this_machine_is_named_in_one_line(tmp_path):
