@@ -23,6 +23,7 @@ import select
 import signal
 import sys
 import time
+from typing import NoReturn
 
 # Everything `orderpulse serve` imports on its way to serving, found by listing sys.modules in a
 # server that had served pages, the API and a socket; what is missing here is imported by the
@@ -68,7 +69,7 @@ def _save_import_coverage() -> None:
         measuring.save()
 
 
-def _become_server(request: dict, closing: list[int]) -> None:
+def _become_server(request: dict, closing: list[int]) -> NoReturn:
     """In the child: the environment, directory and output `python -m server serve` would have."""
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -87,15 +88,8 @@ def _become_server(request: dict, closing: list[int]) -> None:
     os.environ.update(request["env"])
     os.chdir(request["cwd"])
     sys.argv = [server.cli.__file__, *request["argv"]]
-    code = 1
-    try:
-        code = server.cli.main(request["argv"])
-    except SystemExit as stop:
-        code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    sys.exit(code)  # through atexit, as the command ends: coverage saves its data there
+    # As server/__main__.py ends: through atexit, where coverage saves this process's data.
+    sys.exit(server.cli.main(request["argv"]))
 
 
 def main() -> int:

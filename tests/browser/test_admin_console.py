@@ -21,7 +21,7 @@ ADMIN = Account("console-admin@campus.test", "admin-pass-1", "Console Admin", "a
 
 @pytest.fixture(scope="module")
 def server(mongo, tmp_path_factory):
-    """One server and database for the module's tests, with an admin made by the command line."""
+    """One server and database for the module's tests, with an admin as the command line makes one."""
     env = {"MONGODB_URL": mongo.url, "MONGODB_DATABASE": f"t_{uuid.uuid4().hex[:12]}"}
     create_admin(env, email=ADMIN.email, password=ADMIN.password, name=ADMIN.name)
     # Ready orders time out after 1.2 s, so a no-show for the console to clear is quick to make.
