@@ -36,6 +36,12 @@ log = logging.getLogger("orderpulse.accounts")
 ACCOUNTS_CHANNEL = "accounts"
 STREAM_TICKET_LIFETIME = timedelta(seconds=30)
 AccountListener = Callable[[str, bool], None]
+# The claim every change that removes an active admin takes first (see `_remove_admin`).
+ADMIN_SET_CLAIMS = "locks"
+ADMIN_SET_CLAIM = "admin-set"
+ADMIN_SET_LEASE_SECONDS = 10.0
+ADMIN_SET_WAIT_SECONDS = 5.0
+ADMIN_SET_POLL_SECONDS = 0.01
 
 
 def _issued_before_disable(claims: AccessClaims, user: User) -> bool:
@@ -102,14 +108,18 @@ class AccountService:
 
     async def set_active(self, user_id: str, active: bool) -> User:
         """Disable or re-enable an account. Disabling revokes its refresh tokens; either way every
-        process forgets the cached user at once (and within the cache lifetime if a message is lost)."""
+        process forgets the cached user at once (and within the cache lifetime if a message is lost).
+        The last active admin cannot be disabled (`409`), however many admins try at once."""
         user = await User.get(user_id) if ObjectId.is_valid(user_id) else None
         if user is None:
             raise ApiError(404, messages.ADMIN_USER_NOT_FOUND)
         now = self._clock.now()
         # `disabled_at` stays after a re-enable: tokens issued before it never work again.
         changes: dict[str, Any] = {"is_active": active} if active else {"is_active": False, "disabled_at": now}
-        await User.get_pymongo_collection().update_one({"_id": user.id}, {"$set": changes})
+        if not active and user.role == Role.ADMIN and user.is_active:
+            await self._remove_admin(user, changes, undo={"is_active": True})
+        else:
+            await User.get_pymongo_collection().update_one({"_id": user.id}, {"$set": changes})
         if not active:
             await RefreshToken.get_pymongo_collection().update_many(
                 {"user_id": user_id, "revoked_at": {"$exists": False}}, {"$set": {"revoked_at": now}})
@@ -123,6 +133,69 @@ class AccountService:
         if not active:
             user.disabled_at = now
         return user
+
+    # --- the last admin ---------------------------------------------------------------------
+    #
+    # At least one active admin always remains. MongoDB offers no multi-document transaction on
+    # every deployment (the embedded engine has none), so each change that takes an admin out of
+    # the active admins first claims one lock document (`locks`, `_id: "admin-set"`) by inserting
+    # it: the unique `_id` lets exactly one claimant in at a time, on every process. Holding it,
+    # the change counts the other active admins, applies itself only if one remains, and deletes
+    # its claim. Changes that add an admin (create, re-enable) take no claim: racing with a removal
+    # they can only make it count too few admins, never too many. A claim left by a crashed process
+    # is taken over once its lease has passed; a change that outlived its own lease counts again
+    # afterwards and undoes itself if no active admin is left.
+
+    async def _remove_admin(self, user: User, changes: dict[str, Any], undo: dict[str, Any]) -> None:
+        """Apply `changes` (which take `user` out of the active admins) unless no other one remains."""
+        users = User.get_pymongo_collection()
+        token = await self._claim_admin_set()
+        try:
+            if await self._active_admins(other_than=user.id) == 0:
+                raise ApiError(409, messages.LAST_ADMIN)
+            await users.update_one({"_id": user.id}, {"$set": changes})
+        finally:
+            released = await self._release_admin_set(token)
+        if not released and await self._active_admins(other_than=None) == 0:
+            await users.update_one({"_id": user.id}, {"$set": undo})
+            log.warning("undid a change to admin %s that outlived its claim and left no active admin", user.id)
+            raise ApiError(409, messages.LAST_ADMIN)
+
+    @staticmethod
+    async def _active_admins(other_than: Any) -> int:
+        # Admins are few; read them all and filter here, not with an `_id: {$ne}` count.
+        admins = await User.get_pymongo_collection().find(
+            {"role": Role.ADMIN.value, "is_active": {"$ne": False}}, {"_id": 1}).to_list()
+        return sum(1 for admin in admins if admin["_id"] != other_than)
+
+    def _admin_set_claims(self):
+        return User.get_pymongo_collection().database.get_collection(ADMIN_SET_CLAIMS)
+
+    async def _claim_admin_set(self) -> str:
+        """Wait (up to `ADMIN_SET_WAIT_SECONDS`) for the admin-set claim; `503` if it stays taken."""
+        claims = self._admin_set_claims()
+        token = uuid.uuid4().hex
+        deadline = time.monotonic() + ADMIN_SET_WAIT_SECONDS
+        while True:
+            now = self._clock.now().timestamp()
+            claim = {"holder": token, "expires": now + ADMIN_SET_LEASE_SECONDS}
+            try:
+                await claims.insert_one({"_id": ADMIN_SET_CLAIM, **claim})
+                return token
+            except DuplicateKeyError:
+                pass
+            # A claim whose lease has passed was left by a process that died holding it.
+            if await claims.find_one_and_update({"_id": ADMIN_SET_CLAIM, "expires": {"$lt": now}}, {"$set": claim}):
+                log.warning("took over an expired claim on the admin set")
+                return token
+            if time.monotonic() >= deadline:
+                raise ApiError(503, messages.SERVER_BUSY.format(seconds=1), headers={"Retry-After": "1"})
+            await asyncio.sleep(ADMIN_SET_POLL_SECONDS)
+
+    async def _release_admin_set(self, token: str) -> bool:
+        """False when the claim was no longer ours (its lease passed and another change took it)."""
+        result = await self._admin_set_claims().delete_one({"_id": ADMIN_SET_CLAIM, "holder": token})
+        return result.deleted_count == 1
 
     async def list_users(self, *, page: int, limit: int, role: str | None,
                          search: str | None, roles: tuple[str, ...] = ()) -> tuple[list[User], int]:
