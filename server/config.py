@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator
@@ -13,6 +15,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from server.domain.passwords import PasswordCost
 
+
+# The broker engines REDIS_URL may name (server/realtime/broker.py picks one by scheme).
+BROKER_SCHEMES = ("redis", "rediss", "unix", "memory")
 
 # uvicorn's log levels ("trace" is its own, below debug).
 LOG_LEVELS = {"critical": 50, "error": 40, "warning": 30, "info": 20, "debug": 10, "trace": 5}
@@ -102,12 +107,36 @@ class Settings(BaseSettings):
     push_reminder_minutes: float = Field(5, gt=0)
     push_reminder_check_seconds: float = Field(15, gt=0)
     push_max_pending: int = Field(1000, ge=1)
+    # The checkout's UPI QR codes drawn per client address (cached answers are free), and how many
+    # may wait for the one low-priority drawing process before a 503.
+    qr_codes_per_minute: float = Field(20, gt=0)
+    qr_max_waiting: int = Field(8, ge=1)
     # Ready-time estimates are pushed this long after a store's queue changed (changes meanwhile share it).
     eta_push_seconds: float = Field(5, gt=0)
 
     # Test-only failpoint: "after_write_before_publish" kills the process between the
     # database write of an order change and its publish (REALTIME.md, outbox).
     orderpulse_failpoint: str | None = None
+
+    @field_validator("redis_url")
+    @classmethod
+    def _known_broker_scheme(cls, value: str | None) -> str | None:
+        # Only the scheme is named: the rest of the URL may hold a password.
+        if value and urlsplit(value).scheme not in BROKER_SCHEMES:
+            raise ValueError(f"must start with one of {', '.join(s + '://' for s in BROKER_SCHEMES)}")
+        try:
+            value and urlsplit(value).port
+        except ValueError:
+            raise ValueError("has a port that is not a number from 0 to 65535") from None
+        return value
+
+    @field_validator("mongodb_database")
+    @classmethod
+    def _valid_database_name(cls, value: str) -> str:
+        # MongoDB's rule for database names on every platform.
+        if not value or len(value.encode()) > 63 or any(c in value for c in '/\\. "$\0'):
+            raise ValueError("must be 1-63 bytes without / \\ . space \" $ or NUL")
+        return value
 
     @field_validator("timezone")
     @classmethod
@@ -175,7 +204,7 @@ def resolve_vapid_key(settings: Settings) -> str | None:
         raise ConfigurationError("VAPID_PRIVATE_KEY must be set when ORDERPULSE_ENV=production "
                                  "(and VAPID_SUBJECT, a mailto: or https: contact).")
     settings.vapid_subject = settings.vapid_subject or DEVELOPMENT_VAPID_SUBJECT
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    ensure_data_dir(settings)
     path = settings.data_dir / "vapid-private-key.pem"
     if path.exists():
         settings.vapid_private_key = path.read_text()
@@ -208,6 +237,20 @@ class ConfigurationError(RuntimeError):
 
 
 DEVELOPMENT_VAPID_SUBJECT = "mailto:orderpulse@example.com"
+MIN_JWT_SECRET_BYTES = 32
+
+
+def ensure_data_dir(settings: Settings) -> None:
+    """Create DATA_DIR if needed; one clear error when it cannot be a writable directory."""
+    path = settings.data_dir
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigurationError(f"DATA_DIR {str(path)!r} cannot be created ({exc.strerror or type(exc).__name__}); "
+                                 "set DATA_DIR to a writable directory.") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigurationError(f"DATA_DIR {str(path)!r} is not writable by this user; "
+                                 "set DATA_DIR to a writable directory.")
 
 
 def resolve_jwt_secret(settings: Settings) -> str | None:
@@ -216,10 +259,15 @@ def resolve_jwt_secret(settings: Settings) -> str | None:
     Returns a notice for the start-up log when a development secret was used.
     """
     if settings.jwt_secret:
+        if settings.orderpulse_env == "production" and len(settings.jwt_secret.encode()) < MIN_JWT_SECRET_BYTES:
+            # RFC 7518 §3.2: an HMAC key at least as long as the hash's output.
+            raise ConfigurationError(f"JWT_SECRET must be at least {MIN_JWT_SECRET_BYTES} bytes when "
+                                     "ORDERPULSE_ENV=production (generate one with `python3 -c 'import secrets; "
+                                     "print(secrets.token_urlsafe(48))'`).")
         return None
     if settings.orderpulse_env == "production":
         raise ConfigurationError("JWT_SECRET must be set when ORDERPULSE_ENV=production.")
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    ensure_data_dir(settings)
     path = settings.data_dir / "jwt-secret"
     if path.exists():
         settings.jwt_secret = path.read_text().strip()

@@ -17,8 +17,11 @@ from beanie import init_beanie
 from pymongo import AsyncMongoClient
 from pymongo.errors import ConfigurationError as PyMongoConfigurationError
 from pymongo.errors import PyMongoError
+from redis.exceptions import RedisError
 
-from server.config import ConfigurationError, Settings, resolve_jwt_secret, resolve_password_cost, resolve_vapid_key
+from server.config import (
+    ConfigurationError, Settings, ensure_data_dir, resolve_jwt_secret, resolve_password_cost, resolve_vapid_key,
+)
 from server.domain.clock import SYSTEM_CLOCK, Clock
 from server.domain.trust import TrustPolicy
 from server.embedded_mongo import EmbeddedMongo
@@ -33,6 +36,7 @@ from server.services.login_throttle import LoginThrottle
 from server.services.order_lifecycle import OrderLifecycle
 from server.services.order_queries import OrderQueries
 from server.services.outage import UNREACHABLE
+from server.services.payment_qr import PaymentQrCodes
 from server.services.publishing import ChangePublisher, OutboxRelay
 from server.services.push import PushNotifier
 from server.services.ratelimit import PollRateLimiter
@@ -125,6 +129,7 @@ async def connect_database(settings: Settings) -> tuple[AsyncMongoClient, Embedd
     embedded = None
     url = settings.mongodb_url
     if not url:
+        ensure_data_dir(settings)
         embedded = EmbeddedMongo(settings.data_dir)
         # Started from this (the main) thread: the kernel's parent-death signal follows the
         # thread that forked, and the main thread lives as long as the server.
@@ -196,6 +201,7 @@ class Runtime:
         self.lifecycle = OrderLifecycle(settings, self.orders, self.publisher, self.enforcer, clock=clock)
         self.snapshots = OrderSnapshotCache(self.broker, clock=clock)
         self.poll_limiter = PollRateLimiter(settings.poll_min_interval_seconds, clock=clock)
+        self.payment_qr = PaymentQrCodes(settings.qr_codes_per_minute, settings.qr_max_waiting, clock=clock)
         self.relay = OutboxRelay(self.publisher, settings.outbox_relay_after_seconds, clock=clock)
         self.subscriptions = SubscriptionService(clock=clock, ready_times=self.ready_times)
         self.hub = Hub(settings, self.broker, self.subscriptions)
@@ -217,7 +223,13 @@ class Runtime:
 
     async def _start_parts(self) -> None:
         self._broker_connected = True
-        await self.broker.connect()
+        try:
+            await self.broker.connect()
+        except (RedisError, OSError) as exc:
+            url = self.settings.redis_url or ""
+            raise ConfigurationError(f"Cannot use Redis at {public_mongodb_url(url)}: "
+                                     f"{_without_credentials(str(exc) or type(exc).__name__, url).rstrip('. ')}. "
+                                     "Check REDIS_URL.") from None
         await self.accounts.start()
         await self.hub.start()
         self.enforcer.start()
@@ -235,6 +247,7 @@ class Runtime:
                              _stop_part("hub", self.hub.stop()),
                              _stop_part("push notifier", self.push.stop()),
                              _stop_part("ready-time pushes", self.ready_times.stop()))
+        self.payment_qr.stop()
         if self._broker_connected:
             self._broker_connected = False
             await _stop_part("broker", self.broker.disconnect())

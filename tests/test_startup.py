@@ -151,3 +151,47 @@ def test_the_embedded_database_inherits_none_of_the_servers_settings(mongo, monk
     names = {entry.split(b"=", 1)[0].decode() for entry in
              Path(f"/proc/{mongo.process.pid}/environ").read_bytes().split(b"\0") if entry}
     assert names <= DATABASE_ENVIRONMENT | {name for name in names if name.startswith("LC_")}
+
+
+def test_a_broker_url_of_an_unknown_scheme_is_one_line_without_the_url(tmp_path):
+    result = _run(tmp_path, "serve", REDIS_URL="garbage://:hunter22@cache/0", PORT=str(free_loopback_port()))
+    assert _the_one_error_line(result) == "error: REDIS_URL: must start with one of redis://, rediss://, unix://, memory://."
+    assert "hunter22" not in result.stderr
+
+
+def test_a_broker_url_with_a_port_that_is_not_a_number_is_one_line(tmp_path):
+    result = _run(tmp_path, "serve", REDIS_URL="redis://cache:sixty/0", PORT=str(free_loopback_port()))
+    assert _the_one_error_line(result) == "error: REDIS_URL: has a port that is not a number from 0 to 65535."
+
+
+def test_an_unreachable_redis_is_one_line_without_its_password_and_nothing_is_served(tmp_path, mongo):
+    port = free_loopback_port()
+    result = _run(tmp_path, "serve", REDIS_URL=f"redis://:hunter22@127.0.0.1:{free_loopback_port()}/0",
+                  MONGODB_URL=mongo.url, MONGODB_DATABASE="unreachable_redis", PORT=str(port), LOG_LEVEL="warning")
+    line = _the_one_error_line(result)
+    assert line.startswith("error: Cannot use Redis at redis://127.0.0.1:") and line.endswith("Check REDIS_URL.")
+    assert "hunter22" not in result.stderr + result.stdout
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", port)) != 0, "the port is released"
+
+
+def test_a_data_dir_that_cannot_be_created_is_one_line(tmp_path):
+    result = _run(tmp_path, "serve", DATA_DIR="/proc/orderpulse", PORT=str(free_loopback_port()))
+    assert _the_one_error_line(result) == ("error: DATA_DIR '/proc/orderpulse' cannot be created (No such file or "
+                                           "directory); set DATA_DIR to a writable directory.")
+
+
+def test_a_data_dir_that_is_a_file_is_one_line(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    result = _run(tmp_path, "serve", DATA_DIR=str(tmp_path / "a-file"), PORT=str(free_loopback_port()))
+    assert _the_one_error_line(result).startswith(f"error: DATA_DIR '{tmp_path / 'a-file'}' cannot be created")
+
+
+def test_a_database_name_mongodb_would_refuse_is_one_line(tmp_path):
+    result = _run(tmp_path, "serve", MONGODB_DATABASE="a/b", PORT=str(free_loopback_port()))
+    assert _the_one_error_line(result) == 'error: MONGODB_DATABASE: must be 1-63 bytes without / \\ . space " $ or NUL.'
+
+
+def test_production_refuses_a_jwt_secret_shorter_than_its_hash(tmp_path):
+    result = _run(tmp_path, "serve", ORDERPULSE_ENV="production", JWT_SECRET="short", PORT=str(free_loopback_port()))
+    assert _the_one_error_line(result).startswith("error: JWT_SECRET must be at least 32 bytes when ORDERPULSE_ENV=production")

@@ -30,6 +30,7 @@ WS_TARGET_REQUIRED = "Give either orderIds or storeId."
 WS_ORDER_IDS_INVALID = "orderIds must be a list of 1 to 100 order ids."
 STORE_ID_INVALID = "storeId must be a store id."
 UPI_LINK_INVALID = "link must be a upi://pay link of at most 512 characters."
+QR_CODES_RATE_LIMITED = "Too many QR codes drawn for this address. Try again in {seconds} s."
 WS_MINE_ALONE = "Give mine: true alone, without orderIds or storeId."
 LOGIN_THROTTLED = "Too many failed sign-in attempts. Try again in {seconds} s."
 

@@ -1,11 +1,9 @@
 """`GET /api/payments/upi-qr?link=`: a `upi://pay` link as a QR code (SVG), for paying from a
-second device; drawn here with segno, so the checkout page loads nothing from another host."""
+second device; drawn by the server (server/services/payment_qr.py), so the checkout page loads
+nothing from another host."""
 
 from __future__ import annotations
 
-import io
-
-import segno
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -19,13 +17,10 @@ async def upi_qr(request: Request):
     link = request.query_params.get("link", "")
     if not is_payment_link(link):
         raise ApiError(400, messages.UPI_LINK_INVALID)
-    svg = io.BytesIO()
-    segno.make(link, error="m").save(svg, kind="svg", scale=6, border=4, dark="#000", light="#fff",
-                                      xmldecl=False, title="UPI payment QR code")
+    svg = await request.app.state.runtime.payment_qr.svg(link, request.client.host if request.client else "")
     # Public like the menu: the link holds a store's UPI id, an amount and a payment reference,
     # nothing that signs anyone in, and the same link always draws the same image.
-    return Response(svg.getvalue(), media_type="image/svg+xml",
-                    headers={"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"})
+    return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "private, max-age=3600"})
 
 
 routes = [Route("/api/payments/upi-qr", upi_qr, methods=["GET"])]
