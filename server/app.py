@@ -24,6 +24,7 @@ from server.http import (
 )
 from server.http.poll_fast_path import PollStatusFastPath
 from server.http.responses import failure
+from server.http.security_headers import add_security_headers
 from server.logging_filter import install_secret_filter
 from server.runtime import Runtime
 
@@ -61,8 +62,9 @@ def allowed_methods(app: Starlette, path: str) -> list[str]:
 
 class RequestEdge:
     """Every HTTP request passes here (pure ASGI: no per-request task). It counts and times the
-    request by route template, and is the last line for a bug: log it for operators and answer
-    a bare 500 in the caller's error shape, keeping the connection open.
+    request by route template, adds the security headers (server/http/security_headers.py), and is
+    the last line for a bug: log it for operators and answer a bare 500 in the caller's error
+    shape, keeping the connection open.
 
     Not a Starlette `Exception` handler: `ServerErrorMiddleware` re-raises after sending its 500,
     and uvicorn then closes the keep-alive connection. A client that takes that connection from
@@ -85,6 +87,7 @@ class RequestEdge:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                message["headers"] = add_security_headers(list(message.get("headers", ())))
             await send(message)
 
         try:

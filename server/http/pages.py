@@ -9,6 +9,8 @@ from starlette.responses import FileResponse, HTMLResponse, RedirectResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from server.http.security_headers import PAGE_CSP
+
 STATIC_DIR = Path(__file__).resolve().parents[2] / "static"
 # The API reference runs Redoc (static/vendor/redoc): its scripts come from this server only, it
 # reads /openapi.json, styles itself with inline <style> (styled-components) and searches in a
@@ -20,7 +22,8 @@ DOCS_CSP = ("default-src 'none'; script-src 'self'; worker-src blob:; connect-sr
 
 def _page(name: str, headers: dict[str, str] | None = None):
     async def serve(request: Request):
-        return FileResponse(STATIC_DIR / name, headers={"Cache-Control": "no-cache", **(headers or {})})
+        return FileResponse(STATIC_DIR / name, headers={"Cache-Control": "no-cache",
+                                                        "Content-Security-Policy": PAGE_CSP, **(headers or {})})
     return serve
 
 
@@ -34,7 +37,8 @@ def is_page_path(path: str, method: str) -> bool:
 
 
 def not_found_page() -> HTMLResponse:
-    return HTMLResponse((STATIC_DIR / "404.html").read_bytes(), status_code=404, headers={"Cache-Control": "no-cache"})
+    return HTMLResponse((STATIC_DIR / "404.html").read_bytes(), status_code=404,
+                        headers={"Cache-Control": "no-cache", "Content-Security-Policy": PAGE_CSP})
 
 
 async def favicon(request: Request):

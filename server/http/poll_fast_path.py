@@ -14,6 +14,7 @@ import time
 
 from server import metrics
 from server.domain.errors import ApiError
+from server.http.security_headers import API_HEADERS
 
 PREFIX = "/api/orders/"
 SUFFIX = "/poll-status"
@@ -37,7 +38,7 @@ def etag_matches(if_none_match: str | None, etag: str) -> bool:
 
 
 def poll_headers(etag: str) -> list[tuple[bytes, bytes]]:
-    return [(b"etag", etag.encode()), (b"cache-control", b"no-cache")]
+    return [(b"etag", etag.encode()), (b"cache-control", b"no-cache"), *API_HEADERS]
 
 
 class PollStatusFastPath:

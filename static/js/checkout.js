@@ -72,7 +72,7 @@ function renderSession(entry) {
     h("p", {}, `Pay ${formatMoney(session.totalAmount)} to ${session.store.name} (${session.store.upiId}) with the note `,
       h("span", { class: "pay-ref", text: session.paymentReference }), ". The store checks the payment before preparing your order."),
     h("a", { class: "button button--block", href: link, id: "upi-link", text: "Open your UPI app" }),
-    h("figure", { style: "margin: 0; text-align: center" },
+    h("figure", { class: "pay-qr-figure" },
       h("img", { class: "pay-qr", id: "upi-qr", src: `/api/payments/upi-qr?${new URLSearchParams({ link })}`,
         alt: `QR code to pay ${formatMoney(session.totalAmount)} to ${session.store.name} by UPI`, width: "220", height: "220" }),
       h("figcaption", { class: "muted", text: "Paying from another phone? Scan this code." })),

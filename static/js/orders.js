@@ -89,7 +89,7 @@ function render() {
       h("ul", { class: "order-list", "aria-labelledby": "active-heading" }, active.map(row)));
   }
   if (past.length) {
-    sections.push(h("h2", { class: "section-title", id: "past-heading", style: active.length ? "margin-top: 22px" : null, text: "Earlier" }),
+    sections.push(h("h2", { class: active.length ? "section-title section-title--spaced" : "section-title", id: "past-heading", text: "Earlier" }),
       h("ul", { class: "order-list", "aria-labelledby": "past-heading" }, past.map(row)));
   }
   list.replaceChildren(...sections);

@@ -103,21 +103,26 @@ def make_shop(server_env) -> Iterator[Callable[[ServerProcess], Shop]]:
 
 @pytest.fixture
 def open_page(browser):
-    """A fresh browser context and page at a viewport; console errors fail the test."""
+    """A fresh browser context and page at a viewport; script errors and anything the pages'
+    Content-Security-Policy refused fail the test."""
     contexts = []
     errors: list[str] = []
+    refused: list[str] = []
 
     def open_(viewport: dict[str, int] = PHONE, *, mobile: bool | None = None, motion: bool = False):
         context = browser.new_context(**context_options(viewport, mobile=mobile, motion=motion))
         contexts.append(context)
         page = context.new_page()
         page.on("pageerror", lambda error: errors.append(f"{page.url}: {error}"))
+        page.on("console", lambda message: refused.append(f"{page.url}: {message.text}")
+                if "Content Security Policy" in message.text else None)
         return page
 
     yield open_
     for context in contexts:
         context.close()
     assert not errors, "JavaScript errors on the pages:\n" + "\n".join(errors)
+    assert not refused, "The pages broke their own Content-Security-Policy:\n" + "\n".join(refused)
 
 
 def context_options(viewport: dict[str, int] = PHONE, *, mobile: bool | None = None,
