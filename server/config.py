@@ -107,6 +107,9 @@ class Settings(BaseSettings):
     push_reminder_minutes: float = Field(5, gt=0)
     push_reminder_check_seconds: float = Field(15, gt=0)
     push_max_pending: int = Field(1000, ge=1)
+    # Devices one account may subscribe (a browser has one subscription per device); a new one past
+    # it replaces the account's least recently registered.
+    push_max_subscriptions_per_account: int = Field(10, ge=1)
     # The checkout's UPI QR codes drawn per client address (cached answers are free), and how many
     # may wait for the one low-priority drawing process before a 503.
     qr_codes_per_minute: float = Field(20, gt=0)

@@ -60,7 +60,8 @@ class Device:
 
 class PushService:
     """A push service on loopback. Per device: a list of statuses to answer in turn (then 201), or
-    "hang" to never answer. Verified and decrypted messages are kept per device."""
+    "hang" to never answer, or a `Location` to redirect every push to with a 307. Verified and
+    decrypted messages are kept per device; `most_in_flight` is the most pushes it held at once."""
 
     def __init__(self) -> None:
         self.devices: dict[str, Device] = {}
@@ -68,6 +69,9 @@ class PushService:
         self.refused: list[str] = []
         self.answers: dict[str, list[int | str]] = {}
         self.hits: dict[str, int] = {}
+        self.redirects: dict[str, str] = {}
+        self.in_flight = 0
+        self.most_in_flight = 0
         self.vapid_public_key: str | None = None
         self.released = asyncio.Event()  # ends every hanging answer, so the service can stop
         self.runner: web.AppRunner | None = None
@@ -97,8 +101,18 @@ class PushService:
         return [message["moment"] for message in self.received.get(name, [])]
 
     async def _push(self, request: web.Request) -> web.Response:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            return await self._answer(request)
+        finally:
+            self.in_flight -= 1
+
+    async def _answer(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
         self.hits[name] = self.hits.get(name, 0) + 1
+        if name in self.redirects:
+            return web.Response(status=307, headers={"Location": self.redirects[name]})
         queued = self.answers.get(name)
         answer = queued.pop(0) if queued else 201
         if answer == "hang":

@@ -15,6 +15,10 @@ class PushSubscription(UtcDocument):
     p256dh: str  # the browser's P-256 public key, base64url
     auth: str  # the browser's 16-byte auth secret, base64url
     created_at: datetime
+    # When the device last registered, in epoch milliseconds (an integer sorts the same on MongoDB
+    # and nx-27017, whose `$set` stores datetimes as text): past the per-account cap the least
+    # recent goes. 0 for subscriptions stored before it was kept.
+    registered_ms: int = 0
 
     class Settings:
         name = "push_subscriptions"

@@ -4,25 +4,31 @@ encryption through pywebpush).
 
 Every moment reaches each subscription once however many processes see the change: the process
 that inserts the `PushDelivery` claim (unique per subscription, order and moment) sends it. Sending
-happens in background tasks with a timeout and a bound on how many wait, so a push service that
-hangs never delays an API answer or the hub.
+happens in background tasks with a timeout and a bound on how many pushes are in flight in the
+process (`PUSH_MAX_PENDING`, counted per subscription, so one account's many devices cannot exceed
+it), so a push service that hangs never delays an API answer or the hub. Pushes go through the
+guarded client of `server.services.outbound`: no redirect is followed and no private address is
+reached unless its host is listed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 import fnmatch
 import ipaddress
 import json
 import logging
 from collections import OrderedDict
+from collections.abc import Coroutine
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from py_vapid import Vapid
 from pymongo.errors import DuplicateKeyError
 
@@ -36,7 +42,7 @@ from server.domain.notifications import Moment, moment_of, notification, reminde
 from server.models import Order, PushDelivery, PushSubscription
 
 if TYPE_CHECKING:
-    import aiohttp
+    from server.services.outbound import GuardedClient
 
 log = logging.getLogger("orderpulse.push")
 
@@ -105,7 +111,10 @@ class PushNotifier:
         self.vapid = VapidKey(settings.vapid_private_key or "", settings.vapid_subject or "")
         self.endpoints = EndpointPolicy(settings.push_service_hosts)
         self._pending: set[asyncio.Task[None]] = set()
-        self._session: aiohttp.ClientSession | None = None
+        # Pushes in flight (claimed or being sent), plus the changes whose subscriptions are being
+        # looked up: at most PUSH_MAX_PENDING, whatever the number of changes and devices.
+        self._in_flight = 0
+        self._client: GuardedClient | None = None
         self._reminders: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         # (order, moment) pairs this process has already handled, so a reminder round or a
@@ -116,22 +125,40 @@ class PushNotifier:
 
     async def subscribe(self, user_id: str, endpoint: str, p256dh: str, auth: str) -> PushSubscription:
         """Keep this device's subscription for `user_id`; a browser that was someone else's moves
-        to whoever subscribed last (a shared device, a new sign-in)."""
+        to whoever subscribed last (a shared device, a new sign-in). Past
+        PUSH_MAX_SUBSCRIPTIONS_PER_ACCOUNT the account's least recently registered devices are
+        forgotten: browsers re-subscribe per device, and a lost phone never unsubscribes, so
+        refusing the new device would punish the one in hand."""
         if not self.endpoints.allows(endpoint):
             raise ApiError(400, messages.PUSH_ENDPOINT_NOT_ALLOWED)
-        owner = user_id
+        if not _on_curve(p256dh):
+            raise ApiError(400, messages.PUSH_KEY_NOT_ON_CURVE)
+        now = self._clock.now()
+        registered_ms = int(now.timestamp() * 1000)
         existing = await PushSubscription.find_one({"endpoint": endpoint})
         if existing is not None:
-            await existing.set({"user_id": owner, "p256dh": p256dh, "auth": auth})
+            await existing.set({"user_id": user_id, "p256dh": p256dh, "auth": auth, "registered_ms": registered_ms})
+            await self._forget_beyond_cap(user_id)
             return existing
-        subscription = PushSubscription(user_id=owner, endpoint=endpoint, p256dh=p256dh, auth=auth,
-                                        created_at=self._clock.now())
+        subscription = PushSubscription(user_id=user_id, endpoint=endpoint, p256dh=p256dh, auth=auth,
+                                        created_at=now, registered_ms=registered_ms)
         try:
             await subscription.insert()
         except DuplicateKeyError:  # the same browser subscribed twice at once
             return await self.subscribe(user_id, endpoint, p256dh, auth)
         metrics.PUSH_SUBSCRIPTIONS.labels("created").inc()
+        await self._forget_beyond_cap(user_id)
         return subscription
+
+    async def _forget_beyond_cap(self, user_id: str) -> None:
+        """Delete the account's subscriptions beyond the newest PUSH_MAX_SUBSCRIPTIONS_PER_ACCOUNT.
+        Every registration inserts first and trims after, so however many race, the last trim sees
+        every insert and the account ends with at most the cap (no transaction, no lock)."""
+        beyond = await PushSubscription.find({"user_id": user_id}).sort(
+            [("registered_ms", -1), ("_id", -1)]).skip(self._settings.push_max_subscriptions_per_account).to_list()
+        if beyond:
+            await PushSubscription.find({"_id": {"$in": [subscription.id for subscription in beyond]}}).delete()
+            metrics.PUSH_SUBSCRIPTIONS.labels("replaced").inc(len(beyond))
 
     async def unsubscribe(self, user_id: str, endpoint: str) -> None:
         result = await PushSubscription.find_one({"endpoint": endpoint, "user_id": user_id}).delete()
@@ -154,15 +181,28 @@ class PushNotifier:
         self._handled[key] = None
         if len(self._handled) > HANDLED_REMEMBERED:
             self._handled.popitem(last=False)
-        if len(self._pending) >= self._settings.push_max_pending:
+        if not self._reserve():
             metrics.PUSH_NOTIFICATIONS.labels(moment.value, "dropped").inc()
-            log.warning("push backlog full (%d); %s of order %s not sent", len(self._pending), moment, order.id)
+            log.warning("push backlog full (%d in flight); %s of order %s not sent", self._in_flight, moment, order.id)
             return
-        task = asyncio.create_task(self._deliver(order, moment), name=f"push-{moment}-{order.id}")
+        self._start(self._deliver(order, moment), f"push-{moment}-{order.id}")
+
+    def _reserve(self) -> bool:
+        """Take one of the PUSH_MAX_PENDING places, if one is free; the work started on it gives it
+        back when it ends."""
+        if self._in_flight >= self._settings.push_max_pending:
+            return False
+        self._in_flight += 1
+        return True
+
+    def _start(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(work, name=name)
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
     async def _deliver(self, order: Order, moment: Moment) -> None:
+        """Find the order's owner's devices and start one push per device, each on a place of its
+        own; those past the bound are dropped and counted."""
         try:
             subscriptions = await PushSubscription.find({"user_id": order.user_id}).to_list()
             if not subscriptions:
@@ -172,13 +212,33 @@ class PushNotifier:
                 moment, order_id=str(order.id), order_number=order.order_number, store_name=order.store_name,
                 cancellation_reason=order.cancellation_reason and str(order.cancellation_reason), ready_expires_at=order.ready_expires_at,
                 now=now).payload())
-            await asyncio.gather(*(self._claim_and_send(subscription, order, moment, payload, now)
-                                   for subscription in subscriptions))
-        except Exception:
-            log.exception("push of %s for order %s failed", moment, order.id)
+        except Exception:  # the database is down: this moment is lost, as a dead process would lose it
+            log.warning("push of %s for order %s skipped: its devices could not be read", moment, order.id,
+                        exc_info=log.isEnabledFor(logging.DEBUG))
+            return
+        finally:
+            self._in_flight -= 1  # the look-up's place is free before its pushes take theirs
+        dropped = 0
+        for subscription in subscriptions:
+            if self._reserve():
+                self._start(self._claim_and_send(subscription, order, moment, payload, now),
+                            f"push-{moment}-{order.id}-{subscription.id}")
+            else:
+                dropped += 1
+        if dropped:
+            metrics.PUSH_NOTIFICATIONS.labels(moment.value, "dropped").inc(dropped)
+            log.warning("push backlog full (%d in flight); %s of order %s not sent to %d of %d devices",
+                        self._in_flight, moment, order.id, dropped, len(subscriptions))
 
     async def _claim_and_send(self, subscription: PushSubscription, order: Order, moment: Moment,
                               payload: str, now: datetime) -> None:
+        try:
+            await self._claim_and_send_on_place(subscription, order, moment, payload, now)
+        finally:
+            self._in_flight -= 1
+
+    async def _claim_and_send_on_place(self, subscription: PushSubscription, order: Order, moment: Moment,
+                                       payload: str, now: datetime) -> None:
         claim = PushDelivery(subscription_id=str(subscription.id), order_id=str(order.id), kind=moment.value,
                              status="sending", claimed_at=now)
         try:
@@ -186,21 +246,39 @@ class PushNotifier:
         except DuplicateKeyError:  # another process has it
             metrics.PUSH_NOTIFICATIONS.labels(moment.value, "claimed_elsewhere").inc()
             return
-        status, attempts = await self._send_with_retries(subscription, payload)
-        if status == "gone":
-            await PushSubscription.find_one({"_id": subscription.id}).delete()
-            metrics.PUSH_SUBSCRIPTIONS.labels("expired").inc()
+        except Exception:  # the database is down: nothing claimed, nothing sent
+            log.warning("push of %s for order %s not claimed", moment, order.id, exc_info=log.isEnabledFor(logging.DEBUG))
+            return
+        try:
+            status, attempts = await self._send_with_retries(subscription, payload)
+        except Exception as exc:  # whatever went wrong, the claim is marked: it never stays "sending"
+            log.warning("push of %s for order %s failed (%s)", moment, order.id, type(exc).__name__,
+                        exc_info=log.isEnabledFor(logging.DEBUG))
+            status, attempts = "failed", 1
         metrics.PUSH_NOTIFICATIONS.labels(moment.value, status).inc()
-        await claim.set({"status": status, "attempts": attempts, "finished_at": self._clock.now()})
+        try:
+            if status in ("gone", "invalid"):
+                await PushSubscription.find_one({"_id": subscription.id}).delete()
+                metrics.PUSH_SUBSCRIPTIONS.labels("expired" if status == "gone" else "invalid").inc()
+            await claim.set({"status": status, "attempts": attempts, "finished_at": self._clock.now()})
+        except Exception:  # the database went away meanwhile: the claim keeps "sending", the push was tried
+            log.warning("push of %s for order %s: its result was not recorded", moment, order.id,
+                        exc_info=log.isEnabledFor(logging.DEBUG))
 
     async def _send_with_retries(self, subscription: PushSubscription, payload: str) -> tuple[str, int]:
-        """sent, gone (404/410: forget the subscription) or failed (refused, or retries used up)."""
+        """sent, gone (404/410: forget the subscription), invalid (its keys cannot be encrypted to:
+        forget it too) or failed (refused, redirected, or retries used up)."""
         # Imported on the first push, not at start-up: aiohttp and pywebpush cost every process
         # (each CLI command, each server start) a fifth of a second it may never need.
         import aiohttp
         from pywebpush import WebPushException, webpush_async
 
+        from server.services.outbound import OutboundRefused
+
         settings = self._settings
+        if not _on_curve(subscription.p256dh):  # stored before keys were checked on the curve
+            log.warning("push not sent: the subscription's p256dh is not a P-256 public key; it is forgotten")
+            return "invalid", 0
         info = {"endpoint": subscription.endpoint, "keys": {"p256dh": subscription.p256dh, "auth": subscription.auth}}
         for attempt in range(1, settings.push_max_attempts + 1):
             wait: float | None = None
@@ -208,17 +286,27 @@ class PushNotifier:
                 await asyncio.wait_for(webpush_async(
                     info, payload, vapid_private_key=self.vapid.signer, vapid_claims={"sub": self.vapid.subject},
                     ttl=PUSH_TTL_SECONDS, timeout=settings.push_timeout_seconds,
-                    aiohttp_session=self._http()), settings.push_timeout_seconds)
+                    # pywebpush only calls the session's `post`, which the guarded client has.
+                    aiohttp_session=self._http()), settings.push_timeout_seconds)  # type: ignore[arg-type]
                 return "sent", attempt
             except WebPushException as exc:
                 code = exc.status_code
+                if code is None:  # pywebpush refused the subscription's keys before sending
+                    log.warning("push not sent: the subscription's keys are unusable (%s)", exc.message)
+                    return "invalid", attempt
                 if code in GONE:
                     return "gone", attempt
-                if code is not None and code != 429 and code < 500:
+                if 300 <= code < 400:
+                    log.warning("push service %s answered a redirect (%s); not followed", _host(subscription), code)
+                    return "failed", attempt
+                if code != 429 and code < 500:
                     log.warning("push service refused a push with %s; not retried", code)
                     return "failed", attempt
                 wait = _retry_after(exc.retry_after)
                 metrics.PUSH_RETRIES.labels(str(code)).inc()
+            except OutboundRefused:
+                log.warning("push service %s resolves to an address pushes may not reach; not sent", _host(subscription))
+                return "failed", attempt
             except (TimeoutError, aiohttp.ClientError, OSError):
                 metrics.PUSH_RETRIES.labels("unreachable").inc()
             if attempt < settings.push_max_attempts:
@@ -226,12 +314,12 @@ class PushNotifier:
                 await self._clock.sleep(max(backoff, wait or 0))
         return "failed", settings.push_max_attempts
 
-    def _http(self) -> aiohttp.ClientSession:
-        import aiohttp
+    def _http(self) -> GuardedClient:
+        from server.services.outbound import AddressPolicy, GuardedClient
 
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession()
-        return self._session
+        if self._client is None:
+            self._client = GuardedClient(AddressPolicy.from_patterns(self._settings.push_service_hosts))
+        return self._client
 
     # --- the pickup reminder ----------------------------------------------------------------
 
@@ -246,9 +334,10 @@ class PushNotifier:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._reminders = None
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        self._in_flight = 0  # a task cancelled before it began never gave its place back
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
 
     async def remind_once(self) -> int:
         """Send the reminder for each ready order now within its reminder window; returns how many."""
@@ -276,6 +365,22 @@ class PushNotifier:
         """Wait for every push in flight (tests read what was sent once it is all done)."""
         while self._pending:
             await asyncio.gather(*tuple(self._pending), return_exceptions=True)
+
+
+def _on_curve(p256dh: str) -> bool:
+    """Whether a browser's p256dh is a point on P-256: the request checks only its size and prefix,
+    and encrypting to a point off the curve fails on every push."""
+    try:
+        raw = base64.urlsafe_b64decode(p256dh + "=" * (-len(p256dh) % 4))
+        ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), raw)
+    except (binascii.Error, ValueError):
+        return False
+    return True
+
+
+def _host(subscription: PushSubscription) -> str:
+    """The push service's host, for a log line: the endpoint's path is the device's secret address."""
+    return urlsplit(subscription.endpoint).hostname or "?"
 
 
 def _retry_after(value: str | None) -> float | None:
