@@ -269,7 +269,9 @@ def openapi_document() -> dict[str, Any]:
             auth=False, tag="push")},
         "/api/push/subscriptions": {
             "post": op("Notify this device of the caller's order moments (accepted, ready, pickup reminder, "
-                       "cancelled); the body is `PushSubscription.toJSON()`", {
+                       "cancelled); the body is `PushSubscription.toJSON()`, its `keys.p256dh` a point on P-256. "
+                       "An account keeps at most `PUSH_MAX_SUBSCRIPTIONS_PER_ACCOUNT` (10) devices: a new one "
+                       "past it replaces the least recently registered", {
                 "201": ok(obj({"id": OID}), "Subscribed", message=True), **COMMON}, tag="push",
                 body=requests.PushSubscribeRequest),
             "delete": op("Stop notifying this device", {
