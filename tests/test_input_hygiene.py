@@ -8,8 +8,10 @@ import socket
 import uuid
 
 import httpx
+from jsonschema import Draft202012Validator
 
 from server.domain.clock import utcnow
+from server.http.openapi import openapi_document
 from server.models import ClientApp, MenuItem, Order, Store, User
 from tests.harness import ServerProcess, drop_database
 from tests.support import metric_value, until_sync
@@ -232,3 +234,122 @@ def test_a_client_that_hangs_up_mid_body_is_a_499_not_an_error(tmp_path, mongo):
         drop_database(mongo.url, database)
     log = server.log_path.read_text()
     assert "Traceback" not in log and "ERROR" not in log, log[-2000:]
+
+
+# --- one number rule for JSON and FormData (issue 25, finding 10) ------------------------------
+
+async def test_formdata_prices_follow_the_json_number_rule(api):
+    store = await api.store()
+    item_path = f"/api/menu/{store.menu[0]['id']}"
+    before = await _menu_items()
+    # Other scripts' digits, underscores, spaces, signs and words that `float()` reads, none a JSON number.
+    for text in ("\u0661\u0662", "\uff11\uff12", " 1_000 ", "1_000", " 12", "12 ", "+12", "012", "12.", ".5",
+                 "0x10", "inf", "Infinity", "nan", "1e3.5", "\u00b2", "9" * 5000):
+        for method, path in (("POST", "/api/menu"), ("PUT", item_path)):
+            for form in ({"data": {"name": "Tea", "price": text}},  # urlencoded
+                         {"data": {"name": "Tea", "price": text}, "files": {"image": ("t.png", b"\x89PNG", "image/png")}}):
+                response = await api.request(method, path, store.staff, **form)
+                assert response.status_code == 400, (method, text, response.text)
+                assert response.json() == {"success": False, "message": "price must be a number."}, (method, text)
+        # The console's JSON may carry the price as text too: the same rule.
+        response = await api.post("/api/menu", store.staff, json={"name": "Tea", "price": text})
+        assert response.status_code == 400 and response.json()["message"] == "price must be a number.", text
+    assert await _menu_items() == before
+    # What JSON writes as a number is a price from a form too, and then meets the price rules.
+    for text, rupees in (("12", 12), ("12.5", 12.5), ("0.5", 0.5), ("1e3", 1000), ("1.20", 1.2)):
+        response = await api.post("/api/menu", store.staff, data={"name": f"Tea {text}", "price": text})
+        assert response.status_code == 201, (text, response.text)
+        assert response.json()["data"]["menuItem"]["price"] == rupees
+    for text, message in (("-5", "price must be greater than 0."), ("10.555", "price must have at most 2 decimals."),
+                          ("1e26", "price must be at most 100000.")):
+        response = await api.post("/api/menu", store.staff, data={"name": "Tea", "price": text})
+        assert (response.status_code, response.json()["message"]) == (400, message), text
+
+
+# --- the schema's mismatches (issue 25, finding 13) ---------------------------------------------
+
+def _body_schema(document: dict, path: str, method: str) -> Draft202012Validator:
+    reference = document["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"]
+    return Draft202012Validator({**reference, "components": document["components"]})
+
+
+async def test_an_empty_page_limit_or_wait_is_a_400_as_the_document_types_them(api):
+    store = await api.store()
+    customer, admin = await api.customer(), await api.admin()
+    order = await api.place_order(customer, store)
+    document = openapi_document()
+    cases = [
+        ("/api/orders?page=", customer, "page must be a whole number from 1 to 10000."),
+        ("/api/orders?limit=", customer, "limit must be a whole number from 1 to 100."),
+        ("/api/orders?page", customer, "page must be a whole number from 1 to 10000."),
+        ("/api/admin/users?page=", admin, "page must be a whole number from 1 to 10000."),
+        ("/api/admin/customers?limit=", admin, "limit must be a whole number from 1 to 100."),
+        (f"/api/orders/{order['id']}/poll-status?wait=", customer, "wait must be a whole number from 1 to 30."),
+    ]
+    for path, actor, message in cases:
+        response = await api.get(path, actor)
+        assert (response.status_code, response.json()) == (400, {"success": False, "message": message}), path
+        name = message.split()[0]
+        template = path.split("?")[0].replace(order["id"], "{order_id}")
+        parameter = next(p for p in document["paths"][template]["get"]["parameters"] if p["name"] == name)
+        assert not Draft202012Validator(parameter["schema"]).is_valid(""), path  # the document agrees
+    client_id = f"opc_test_{uuid.uuid4().hex}"
+    await ClientApp(client_id=client_id, name="Wallet", created_at=utcnow()).insert()
+    response = await api.get(f"/v1/order/{order['id']}?wait=", customer, headers={"X-Client-ID": client_id})
+    assert (response.status_code, response.json()) == (400, {"error": "wait must be a whole number from 1 to 30"})
+    # Absent is still the default.
+    response = await api.get("/api/orders", customer)
+    assert response.status_code == 200 and response.json()["pagination"]["page"] == 1
+
+
+async def test_a_menu_item_patch_that_changes_nothing_is_a_400(api):
+    store = await api.store()
+    item_path = f"/api/menu/{store.menu[0]['id']}"
+    before = await _menu_items()
+    schema = _body_schema(openapi_document(), "/api/menu/{item_id}", "patch")
+    empty = "Send at least one of: name, price, category, isAvailable."
+    for body in ({}, {"name": None}, {"category": None, "isAvailable": None}, {"description": "ignored"}):
+        for method in ("PATCH", "PUT"):
+            response = await api.request(method, item_path, store.staff, json=body)
+            assert (response.status_code, response.json()) == (400, {"success": False, "message": empty}), (method, body)
+        assert not schema.is_valid(body), body  # the document refuses it too
+    for method in ("PATCH", "PUT"):
+        response = await api.request(method, item_path, store.staff)
+        assert (response.status_code, response.json()["message"]) == (400, empty), method
+    # CampusBite's console, with a form of only what OrderPulse drops.
+    response = await api.request("PUT", item_path, store.staff, data={"description": "Hot"})
+    assert (response.status_code, response.json()["message"]) == (400, empty)
+    assert await _menu_items() == before
+    for body in ({"isAvailable": False}, {"name": "Chai", "category": None}, {"price": 15}):
+        assert schema.is_valid(body), body
+        response = await api.patch(item_path, store.staff, json=body)
+        assert response.status_code == 200, (body, response.text)
+
+
+async def test_a_store_patch_refuses_null_for_what_a_store_always_has(api):
+    admin = await api.admin()
+    store = await api.store(admin)
+    path = f"/api/stores/{store.id}"
+    saved = await api.patch(path, admin, json={"description": "By the gate"})
+    assert saved.status_code == 200
+    before = await _stored_stores()
+    schema = _body_schema(openapi_document(), "/api/stores/{store_id}", "patch")
+    for body, message in (({"name": None}, "name is required."), ({"location": None}, "location is required."),
+                          ({"upiId": None}, "upiId is required."), ({"isActive": None}, "isActive must be true or false."),
+                          ({"name": None, "isActive": True}, "name is required."),
+                          ({}, "Send at least one of: name, location, description, upiId, isActive.")):
+        response = await api.patch(path, store.staff, json=body)
+        assert (response.status_code, response.json()) == (400, {"success": False, "message": message}), body
+        assert not schema.is_valid(body), body  # the document refuses it too
+    assert await _stored_stores() == before
+    # Absent fields are left as they are; a null description removes it, as the document allows.
+    for body in ({"isActive": False}, {"name": "Cafe North"}, {"description": None}):
+        assert schema.is_valid(body), body
+        response = await api.patch(path, store.staff, json=body)
+        assert response.status_code == 200, (body, response.text)
+    shown = response.json()["data"]
+    assert (shown["name"], shown["isActive"], shown["description"]) == ("Cafe North", False, None)
+
+
+async def _stored_stores() -> list[dict]:
+    return [store.model_dump() for store in await Store.find({}).to_list()]

@@ -165,6 +165,7 @@ QUERY_TOO_LONG = "{name} must be at most {maximum} characters."
 
 # The admin console and the kitchen's store controls (issue 11).
 STORE_UPDATE_EMPTY = "Send at least one of: name, location, description, upiId, isActive."
+MENU_ITEM_UPDATE_EMPTY = "Send at least one of: name, price, category, isAvailable."
 CUSTOMER_NOT_FOUND = "Customer not found."
 NO_SHOW_NOT_RECORDED = "This order has no recorded no-show to clear."
 NO_SHOW_CLEARED = "No-show cleared."

@@ -27,8 +27,9 @@ def ascii_int(raw: str | None) -> int | None:
 
 
 def query_int(raw: str | None, name: str, default: int, minimum: int, maximum: int) -> int:
-    """A query parameter in `[minimum, maximum]`; absent or empty means `default`; else a 400."""
-    if raw is None or raw == "":
+    """A query parameter in `[minimum, maximum]`; absent means `default`; anything else, an empty
+    `?page=` included, is a 400 (the document types it an integer, which "" is not)."""
+    if raw is None:
         return default
     value = ascii_int(raw)
     if value is None or not minimum <= value <= maximum:

@@ -20,7 +20,7 @@ from server.domain.access import Principal, Role
 from server.domain.errors import ApiError
 from server.http import auth_routes
 from server.http.body import ascii_int, read_json
-from server.http.requests import MenuItemPatch, MenuItemRequest, StoreSettingsRequest, parse
+from server.http.requests import Body, MenuItemPatch, MenuItemRequest, StoreSettingsRequest, parse
 from server.http.responses import ok
 from server.http.security import authenticate
 from server.realtime import sse
@@ -220,23 +220,16 @@ def _flag(value: Any) -> Any:
     return {"true": True, "false": False}.get(value, value) if isinstance(value, str) else value
 
 
-def _price(value: Any) -> Any:
-    """FormData sends the price as text; a number's text becomes the number the rules check."""
-    if isinstance(value, str):
-        try:
-            number = float(value)
-        except ValueError:
-            return value
-        return int(number) if number.is_integer() else number
-    return value
+def _parse_console(model: type[Body], body: dict[str, Any]) -> Body:
+    """A console body by OrderPulse's model; its price may come as text (FormData's, or its JSON's
+    from a text input), read by the JSON number rule (`requests.json_number`) before the price rule."""
+    return parse(model, body, numbers_as_text=True)
 
 
 def _menu_body(fields: dict[str, Any]) -> dict[str, Any]:
     names = {"name": "name", "price": "price", "category": "category", "is_available": "isAvailable",
              "isAvailable": "isAvailable"}
     body = {ours: fields[theirs] for theirs, ours in names.items() if theirs in fields}
-    if "price" in body:
-        body["price"] = _price(body["price"])
     if "isAvailable" in body:
         body["isAvailable"] = _flag(body["isAvailable"])
     if body.get("category") == "":
@@ -254,7 +247,7 @@ async def console_add_menu_item(request: Request):
     fields = await _console_fields(request)
     store = await catalog.find_store(str(fields.get("store_id") or principal.store_id or ""))
     catalog.authorise_store_staff(principal, str(store.id))
-    body = parse(MenuItemRequest, _menu_body(fields))
+    body = _parse_console(MenuItemRequest, _menu_body(fields))
     item = await catalog.add_menu_item(store, name=body.name, price_paise=body.price_paise, category=body.category,
                                        is_available=body.is_available, bus=request.app.state.runtime.broker)
     return ok({"menuItem": _menu_item(item)}, status_code=201, message=messages.MENU_ITEM_ADDED)
@@ -270,7 +263,9 @@ async def _staff_item(request: Request):
 async def console_update_menu_item(request: Request):
     """`PUT /api/menu/{id}`: the fields sent change."""
     item = await _staff_item(request)
-    changes = parse(MenuItemPatch, _menu_body(await _console_fields(request))).changes()
+    changes = _parse_console(MenuItemPatch, _menu_body(await _console_fields(request))).changes()
+    if not changes:
+        raise ApiError(400, messages.MENU_ITEM_UPDATE_EMPTY)
     item = await catalog.update_menu_item(item, changes, request.app.state.runtime.broker)
     return ok({"menuItem": _menu_item(item)}, message=messages.MENU_ITEM_UPDATED)
 
@@ -302,7 +297,7 @@ async def console_update_store(request: Request):
                                                       ("isActive", "isActive")) if theirs in fields}
     if "isActive" in body:
         body["isActive"] = _flag(body["isActive"])
-    changes = parse(StoreSettingsRequest, body).changes()
+    changes = _parse_console(StoreSettingsRequest, body).changes()
     store = await catalog.update_store(store, changes, request.app.state.runtime.broker)
     view = {**_aliased(store_view(store), STORE_FIELD_ALIASES), "owner_id": principal.user_id,
             "owner_name": principal.name}

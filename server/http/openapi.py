@@ -207,13 +207,13 @@ COMMON = {"400": _error("Bad input"), "401": _error("No, invalid or expired toke
 
 
 def op(summary: str, responses: dict[str, Any], *, auth: bool = True, body: type[BaseModel] | None = None,
-       params: list[dict[str, Any]] | None = None, tag: str = "orders", body_required: bool = True) -> dict[str, Any]:
+       params: list[dict[str, Any]] | None = None, tag: str = "orders") -> dict[str, Any]:
     """One operation; `body` is the request model that parses its body (server/http/requests.py)."""
     operation: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": responses}
     if auth:
         operation["security"] = AUTH
     if body is not None:
-        operation["requestBody"] = {"required": body_required, **_json(ref(body.__name__))}
+        operation["requestBody"] = {"required": True, **_json(ref(body.__name__))}
     if params:
         operation["parameters"] = params
     return operation
@@ -358,12 +358,12 @@ def openapi_document() -> dict[str, Any]:
         "/api/menu/{item_id}": {"patch": op("Change a menu item", {"200": ok(ref("MenuItem")), **COMMON,
                                                                    "404": _error("Menu item not found")},
                                             tag="stores", params=[ID("item_id")],
-                                            body_required=False, body=requests.MenuItemPatch),
+                                            body=requests.MenuItemPatch),
                                 "put": op("CampusBite's console: change a menu item (JSON, or FormData in its "
                                           "snake_case names; an image is dropped)", {
                                     "200": ok(obj({"menuItem": ref("MenuItem")}), message=True), **COMMON,
                                     "404": _error("Menu item not found")}, tag="campusbite", params=[ID("item_id")],
-                                    body_required=False, body=requests.MenuItemPatch),
+                                    body=requests.MenuItemPatch),
                                 "delete": op("CampusBite's console: remove a menu item (orders keep their copy)", {
                                     "200": ok({"type": "null"}, message=True), **COMMON,
                                     "404": _error("Menu item not found")}, tag="campusbite", params=[ID("item_id")])},

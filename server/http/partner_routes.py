@@ -94,7 +94,7 @@ async def _wait_while_started(request: Request, order: Order, seconds: int) -> O
 
 def _wait_seconds(request: Request) -> int:
     raw = request.query_params.get("wait")
-    if raw is None or raw == "":
+    if raw is None:  # an empty `?wait=` is no number of seconds: refused below
         return 0
     seconds = ascii_int(raw)
     if seconds is None or not 1 <= seconds <= MAX_WAIT_SECONDS:

@@ -5,7 +5,8 @@ Each field's rule is a marker in its `Annotated` type (`Text`, `Email`, `Price`,
 both the pydantic validator and the field's JSON Schema, so the two cannot drift apart. A rule
 refuses with `FieldProblem`, whose `{field}` (the field's JSON name) and `{path}` (with its place
 in arrays, `items[0].quantity`) `parse` fills in. Fields are checked in the order the model lists
-them, and unknown fields are ignored.
+them, and unknown fields are ignored. A field with a default may be absent; the document requires
+the others.
 """
 
 from __future__ import annotations
@@ -85,6 +86,11 @@ class Rule:
 
     required: bool = True
 
+    @property
+    def keeps_on_null(self) -> bool:
+        """Whether null leaves the field as it is (a PATCH): null then changes nothing."""
+        return False
+
     def check(self, value: Any, info: ValidationInfo) -> Any:
         raise NotImplementedError
 
@@ -113,6 +119,10 @@ class Text(Rule):
     multiline: bool = False
     null_unchanged: bool = False
     only_for: tuple[str, ...] | None = None
+
+    @property
+    def keeps_on_null(self) -> bool:
+        return self.null_unchanged
 
     def check(self, value: Any, info: ValidationInfo) -> str | None:
         if self.only_for is not None and info.data.get("role") not in self.only_for:
@@ -201,19 +211,27 @@ class Password(Rule):
 
 @dataclass(frozen=True)
 class Flag(Rule):
-    """true or false; null or absent is `default` (None: unchanged)."""
+    """true or false; null or absent is `default` (None: unchanged). `null_refused`: only absent
+    leaves it unchanged, and null is no boolean (a field whose stored value is never null)."""
 
     default: bool | None = True
     required: bool = False
+    null_refused: bool = False
+
+    @property
+    def keeps_on_null(self) -> bool:
+        return self.default is None and not self.null_refused
 
     def check(self, value: Any, info: ValidationInfo) -> bool | None:
-        if value is None:
+        if value is None and not self.null_refused:
             return self.default
         if not isinstance(value, bool):
             raise FieldProblem(messages.FIELD_NOT_BOOLEAN)
         return value
 
     def json_schema(self) -> dict[str, Any]:
+        if self.null_refused:
+            return {"type": "boolean", "description": "absent: unchanged"}
         meaning = UNCHANGED if self.default is None else f"null or absent: {str(self.default).lower()}"
         return {"type": ["boolean", "null"], "description": meaning}
 
@@ -229,13 +247,34 @@ class RequiredFlag(Rule):
         return {"type": "boolean"}
 
 
+# A number as JSON writes it (RFC 8259, section 6): ASCII digits only, no sign but `-`, no
+# spaces, underscores, `inf` or `nan`, which `float()` and `int()` would accept.
+_JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?", re.ASCII)
+
+
+def json_number(text: str) -> int | float | None:
+    """The number `text` writes in JSON's grammar, as a JSON body would carry it; else None."""
+    if not _JSON_NUMBER.fullmatch(text):
+        return None
+    try:
+        return int(text) if text.lstrip("-").isdigit() else float(text)
+    except ValueError:  # more digits than `int()` reads
+        return None
+
+
 @dataclass(frozen=True)
 class Price(Rule):
-    """A JSON number of rupees above 0, at most 100000, at most 2 decimals; parsed as paise."""
+    """A JSON number of rupees above 0, at most 100000, at most 2 decimals; parsed as paise.
+
+    Where the body's numbers arrive as text (CampusBite's FormData, parsed with
+    `numbers_as_text`), the text must be a number as JSON writes it, then the same rule applies."""
 
     required: bool = True
 
     def check(self, value: Any, info: ValidationInfo) -> int:
+        if isinstance(value, str) and (info.context or {}).get("numbers_as_text"):
+            number = json_number(value)
+            value = value if number is None else number
         try:
             return rupees_to_paise(value)
         except InvalidAmount as exc:
@@ -332,6 +371,9 @@ class RequestModel(BaseModel):
     # Per value of `role`, fields the document states differently for that role (its variant
     # of the body's `oneOf`); those fields are then required for it.
     role_variants: ClassVar[dict[str, dict[str, dict[str, Any]]]] = {}
+    # A change of only the fields sent (a PATCH), refused when it names none: the document then
+    # requires at least one field, with a value other than a null that would leave it unchanged.
+    needs_a_change: ClassVar[bool] = False
 
     @model_validator(mode="before")
     @classmethod
@@ -351,11 +393,16 @@ class RequestModel(BaseModel):
         for prop in document.get("properties", {}).values():
             prop.pop("title", None)
             prop.pop("default", None)
-        rules = {field.alias: _rule_of(field) for field in cls.model_fields.values()}
+        fields = {field.alias: field for field in cls.model_fields.values()}
+        rules = {name: _rule_of(field) for name, field in fields.items()}
         document["required"] = [name for name, rule in rules.items()
-                                if rule.required and not getattr(rule, "only_for", None)]
+                                if rule.required and fields[name].is_required() and not getattr(rule, "only_for", None)]
         if not document["required"]:
             del document["required"]
+        if cls.needs_a_change:
+            document["anyOf"] = [{"required": [name], **({"properties": {name: {"not": {"type": "null"}}}}
+                                                         if rule.keeps_on_null else {})}
+                                 for name, rule in rules.items()]
         if "role" in rules and isinstance(rules["role"], Text) and rules["role"].choices:
             variants = [_role_variant(document, rules, str(role), cls.role_variants.get(role, {}))
                         for role in rules["role"].choices]
@@ -442,13 +489,17 @@ class CreateStoreRequest(RequestModel):
 
 
 class StoreUpdateRequest(RequestModel):
-    """Edit a store or open (`isActive: true`) and close it; only the fields sent change."""
+    """Edit a store or open (`isActive: true`) and close it; only the fields sent change. A store
+    always has a name, a location, a UPI id and a state, so null is refused for them (absent leaves
+    them as they are); a null or blank `description` removes it."""
 
-    name: Annotated[str | None, Text(100, null_unchanged=True)] = None
-    location: Annotated[str | None, Text(200, null_unchanged=True)] = None
+    name: Annotated[str | None, Text(100)] = None
+    location: Annotated[str | None, Text(200)] = None
     description: Annotated[str | None, Text(300, required=False, multiline=True)] = None
-    upi_id: Annotated[str | None, Text(100, null_unchanged=True)] = None
-    is_active: Annotated[bool | None, Flag(default=None)] = None
+    upi_id: Annotated[str | None, Text(100)] = None
+    is_active: Annotated[bool | None, Flag(default=None, null_refused=True)] = None
+
+    needs_a_change: ClassVar[bool] = True
 
     def changes(self) -> dict[str, Any]:
         """The store's fields to set, by their stored names; a blank or null `description` removes it."""
@@ -467,6 +518,8 @@ class StoreSettingsRequest(StoreUpdateRequest):
     location: Annotated[str | None, Text(200, required=False)] = None  # its settings page has none
     upi_id: Annotated[str, Text(100)]
 
+    needs_a_change: ClassVar[bool] = False  # name and UPI id are always sent
+
 
 @dataclass(frozen=True)
 class DelayMinutes(Rule):
@@ -474,6 +527,10 @@ class DelayMinutes(Rule):
 
     maximum: int
     required: bool = False
+
+    @property
+    def keeps_on_null(self) -> bool:
+        return True
 
     def check(self, value: Any, info: ValidationInfo) -> int | None:
         if value is None:
@@ -529,6 +586,8 @@ class MenuItemPatch(RequestModel):
     is_available: Annotated[bool | None, Flag(default=None)] = None
     category: Annotated[str | None, Text(50, null_unchanged=True)] = None
 
+    needs_a_change: ClassVar[bool] = True
+
     def changes(self) -> dict[str, Any]:
         """The menu item's fields to set, by their stored names."""
         values = {"name": self.name, "price_paise": self.price_paise, "is_available": self.is_available,
@@ -575,10 +634,13 @@ class VerifyOtpRequest(RequestModel):
 Body = TypeVar("Body", bound=RequestModel)
 
 
-def parse(model: type[Body], data: dict[str, Any], *, test_environment: bool = False) -> Body:
-    """The body as `model`, or a `400` naming the first field that breaks its rule."""
+def parse(model: type[Body], data: dict[str, Any], *, test_environment: bool = False,
+          numbers_as_text: bool = False) -> Body:
+    """The body as `model`, or a `400` naming the first field that breaks its rule.
+    `numbers_as_text`: a number may come as its JSON text (a form's fields are all text)."""
     try:
-        return model.model_validate(data, context={"test_environment": test_environment})
+        return model.model_validate(data, context={"test_environment": test_environment,
+                                                   "numbers_as_text": numbers_as_text})
     except ValidationError as exc:
         raise ApiError(400, first_problem(exc)) from None
 

@@ -89,8 +89,10 @@ async def update_menu_item(request: Request):
     principal = await authenticate(request)
     item = await catalog.find_menu_item(request.path_params["item_id"])
     catalog.authorise_store_staff(principal, str(item.store_id))
-    body = await read_body(request, MenuItemPatch)
-    item = await catalog.update_menu_item(item, body.changes(), request.app.state.runtime.broker)
+    changes = (await read_body(request, MenuItemPatch)).changes()
+    if not changes:
+        raise ApiError(400, messages.MENU_ITEM_UPDATE_EMPTY)
+    item = await catalog.update_menu_item(item, changes, request.app.state.runtime.broker)
     return ok(menu_item_view(item))
 
 
