@@ -22,7 +22,7 @@ from server.http import auth_routes
 from server.http.body import ascii_int, read_json
 from server.http.requests import Body, MenuItemPatch, MenuItemRequest, StoreSettingsRequest, parse
 from server.http.responses import ok
-from server.http.security import authenticate
+from server.http.security import STORE_RUNNERS, authenticate
 from server.realtime import sse
 from server.realtime.events import OrderChange
 from server.services import catalog
@@ -242,8 +242,11 @@ def _menu_item(item: Any) -> dict[str, Any]:
 
 
 async def console_add_menu_item(request: Request):
-    """`POST /api/menu`: a new item of the caller's store (an admin names the store)."""
-    principal = await authenticate(request)
+    """`POST /api/menu`: a new item of the caller's store (an admin names the store). Who may add
+    to some store is decided before the body is read: a customer's form of megabytes is refused unread."""
+    principal = await authenticate(request, *STORE_RUNNERS)
+    if not (principal.is_admin or principal.store_id):
+        raise ApiError(403, messages.FORBIDDEN_ROLE)
     fields = await _console_fields(request)
     store = await catalog.find_store(str(fields.get("store_id") or principal.store_id or ""))
     catalog.authorise_store_staff(principal, str(store.id))
@@ -254,7 +257,7 @@ async def console_add_menu_item(request: Request):
 
 
 async def _staff_item(request: Request):
-    principal = await authenticate(request)
+    principal = await authenticate(request, *STORE_RUNNERS)
     item = await catalog.find_menu_item(request.path_params["item_id"])
     catalog.authorise_store_staff(principal, str(item.store_id))
     return item
@@ -287,7 +290,7 @@ async def console_delete_menu_item(request: Request):
 
 async def console_update_store(request: Request):
     """`PUT /api/stores/{id}`: the settings page's name, description and UPI id."""
-    principal = await authenticate(request)
+    principal = await authenticate(request, *STORE_RUNNERS)
     store = await catalog.find_store(request.path_params["store_id"])
     catalog.authorise_store_staff(principal, str(store.id))
     fields = await _console_fields(request)

@@ -8,6 +8,11 @@ from server.domain import messages
 from server.domain.access import Principal, Role
 from server.domain.errors import ApiError
 
+# The roles that may write to a store or its menu; which store is the service's check
+# (`catalog.authorise_store_staff`). Asked for first, so a customer is refused before any lookup
+# and before the body is read.
+STORE_RUNNERS = (Role.STORE_EMPLOYEE, Role.ADMIN)
+
 
 def bearer_token(connection: HTTPConnection, allow_query: bool = False) -> str:
     header = connection.headers.get("authorization")

@@ -14,7 +14,7 @@ from server.http.requests import (
     CreateStoreRequest, MenuItemPatch, MenuItemRequest, StorePaceRequest, StoreUpdateRequest,
 )
 from server.http.responses import ok
-from server.http.security import authenticate
+from server.http.security import STORE_RUNNERS, authenticate
 from server.services import catalog
 from server.views import menu_item_view, store_view
 
@@ -40,7 +40,7 @@ async def create_store(request: Request):
 
 async def update_store(request: Request):
     """Edit a store, or open and close it: that store's staff, or an admin."""
-    principal = await authenticate(request)
+    principal = await authenticate(request, *STORE_RUNNERS)
     store = await catalog.find_store(request.path_params["store_id"])
     catalog.authorise_store_staff(principal, str(store.id))
     changes = (await read_body(request, StoreUpdateRequest)).changes()
@@ -52,7 +52,7 @@ async def update_store(request: Request):
 
 async def update_pace(request: Request):
     """The kitchen declares itself busy (+N minutes on every estimate) or pauses new orders."""
-    principal = await authenticate(request)
+    principal = await authenticate(request, *STORE_RUNNERS)
     store = await catalog.find_store(request.path_params["store_id"])
     catalog.authorise_store_staff(principal, str(store.id))
     body = await read_body(request, StorePaceRequest)
@@ -76,7 +76,7 @@ async def get_menu(request: Request):
 
 
 async def add_menu_item(request: Request):
-    principal = await authenticate(request)
+    principal = await authenticate(request, *STORE_RUNNERS)
     store = await catalog.find_store(request.path_params["store_id"])
     catalog.authorise_store_staff(principal, str(store.id))
     body = await read_body(request, MenuItemRequest)
@@ -86,7 +86,7 @@ async def add_menu_item(request: Request):
 
 
 async def update_menu_item(request: Request):
-    principal = await authenticate(request)
+    principal = await authenticate(request, *STORE_RUNNERS)
     item = await catalog.find_menu_item(request.path_params["item_id"])
     catalog.authorise_store_staff(principal, str(item.store_id))
     changes = (await read_body(request, MenuItemPatch)).changes()
