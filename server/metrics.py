@@ -21,7 +21,8 @@ PUSH_NOTIFICATIONS = Counter("orderpulse_push_notifications_total",
 PUSH_RETRIES = Counter("orderpulse_push_retries_total", "Web Push sends retried, by the push service's answer.",
                        ["status"])
 PUSH_SUBSCRIPTIONS = Counter("orderpulse_push_subscriptions_total",
-                             "Web Push subscriptions created, deleted by their owner, or expired (404/410).",
+                             "Web Push subscriptions created, deleted by their owner, expired (404/410), "
+                             "replaced past the per-account cap, or invalid (a key off the P-256 curve).",
                              ["change"])
 EVENTS_PUBLISHED = Counter("orderpulse_events_published_total", "Order changes published to the broker.")
 OUTBOX_REPUBLISHED = Counter("orderpulse_outbox_republished_total", "Changes republished by the outbox relay.")

@@ -157,8 +157,9 @@ class PushNotifier:
         beyond = await PushSubscription.find({"user_id": user_id}).sort(
             [("registered_ms", -1), ("_id", -1)]).skip(self._settings.push_max_subscriptions_per_account).to_list()
         if beyond:
-            await PushSubscription.find({"_id": {"$in": [subscription.id for subscription in beyond]}}).delete()
-            metrics.PUSH_SUBSCRIPTIONS.labels("replaced").inc(len(beyond))
+            result = await PushSubscription.find({"_id": {"$in": [subscription.id for subscription in beyond]}}).delete()
+            # Racing trims may pick the same subscriptions; only those this one deleted are counted.
+            metrics.PUSH_SUBSCRIPTIONS.labels("replaced").inc(result.deleted_count if result else 0)
 
     async def unsubscribe(self, user_id: str, endpoint: str) -> None:
         result = await PushSubscription.find_one({"endpoint": endpoint, "user_id": user_id}).delete()
