@@ -35,7 +35,7 @@ from server.services.deadlines import DeadlineEnforcer
 from server.services.login_throttle import LoginThrottle
 from server.services.order_lifecycle import OrderLifecycle
 from server.services.order_queries import OrderQueries
-from server.services.outage import UNREACHABLE
+from server.services.outage import UNREACHABLE, StorageHealth, storage_failure_reason
 from server.services.payment_qr import PaymentQrCodes
 from server.services.publishing import ChangePublisher, OutboxRelay
 from server.services.push import PushNotifier
@@ -49,6 +49,8 @@ log = logging.getLogger("orderpulse")
 
 
 CLIENT_CLOSE_SECONDS = 1.0
+# `/readyz` writes one document here to learn whether the database still stores writes.
+READINESS_COLLECTION = "readiness"
 # Each part gets this long to stop; together they stay well inside the 10 s a supervisor
 # (systemd, Kubernetes) waits after SIGTERM before it kills the process.
 PART_STOP_SECONDS = 2.0
@@ -206,6 +208,8 @@ class Runtime:
         self.subscriptions = SubscriptionService(clock=clock, ready_times=self.ready_times)
         self.hub = Hub(settings, self.broker, self.subscriptions)
         self.accounts.on_account_changed(self.hub.account_changed)
+        # Whether the database last stored a write: `/readyz` and the 503 of a refused write.
+        self.storage = StorageHealth(log)
         self.client: AsyncMongoClient | None = None
         self.embedded: EmbeddedMongo | None = None
         self._supervisor: asyncio.Task[None] | None = None
@@ -269,3 +273,28 @@ class Runtime:
             return True
         except Exception:
             return False
+
+    async def storage_problem(self) -> str | None:
+        """Why MongoDB did not store one small write within `READINESS_TIMEOUT_SECONDS`, or None
+        when it did: a full or read-only disk still answers pings. An unreachable database is
+        `database_ready`'s to report."""
+        if self.client is None:
+            return None
+        timeout = self.settings.readiness_timeout_seconds
+        probes = self.client.get_default_database(default=self.settings.mongodb_database)[READINESS_COLLECTION]
+        try:
+            result = await asyncio.wait_for(
+                probes.update_one({"_id": "probe"}, {"$inc": {"writes": 1}}, upsert=True), timeout)
+        except UNREACHABLE:
+            return None
+        except TimeoutError:
+            problem = f"a test write got no answer within {timeout:g} s"
+        except PyMongoError as exc:
+            problem = storage_failure_reason(exc) or f"a test write was refused ({type(exc).__name__})"
+        else:
+            if result.matched_count or result.upserted_id is not None:
+                self.storage.succeeded()
+                return None
+            problem = "a test write was acknowledged but not stored"
+        self.storage.failed(problem, "/readyz")
+        return problem

@@ -157,7 +157,7 @@ def test_demo_seeds_and_serves(tmp_path, mongo):
 
 async def test_health_readiness_and_metrics(api):
     assert (await api.get("/healthz")).json() == {"status": "ok"}
-    assert (await api.get("/readyz")).json() == {"status": "ready", "database": True, "broker": True}
+    assert (await api.get("/readyz")).json() == {"status": "ready", "database": True, "storage": True, "broker": True}
     store = await api.store()
     customer = await api.customer()
     await api.place_order(customer, store)

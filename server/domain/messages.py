@@ -42,6 +42,8 @@ METHOD_NOT_ALLOWED = "Method not allowed."
 INTERNAL_ERROR = "Internal server error."
 SERVER_BUSY = "Server busy. Try again in {seconds} s."
 DATABASE_UNAVAILABLE = "Service temporarily unavailable. Please retry."
+STORAGE_UNAVAILABLE = "The server cannot save changes right now: its storage is full or read-only. Please retry later."
+STORAGE_NOT_READY = "The database refuses writes: {reason}."
 
 # Connection limits, answered by the HTTP protocol before any route (server/uvicorn_adapter/http_limits.py).
 HEADERS_TOO_LARGE = "Request line and headers too large: at most {limit} bytes."

@@ -1,5 +1,5 @@
 """Operations: liveness, readiness, Prometheus metrics, the OpenAPI document, and the answer
-every route gives while MongoDB cannot be reached."""
+every route gives while MongoDB cannot be reached or cannot store a write."""
 
 from __future__ import annotations
 
@@ -15,11 +15,13 @@ from starlette.routing import Route
 from server.domain import messages
 from server.http.openapi import openapi_document
 from server.http.responses import JSONResponse, failure
-from server.services.outage import UNREACHABLE
+from server.services.outage import MAYBE_STORAGE_FAILURE, UNREACHABLE, storage_failure_reason
 
 log = logging.getLogger("orderpulse")
 
 RETRY_AFTER_SECONDS = 2
+# Freeing disk space takes an operator a while; a client retrying every 2 s would only add load.
+STORAGE_RETRY_AFTER_SECONDS = 10
 OUTAGE_LOG_INTERVAL_SECONDS = 10.0
 _last_outage_log = 0.0
 
@@ -37,9 +39,25 @@ async def database_unavailable(request: Request, exc: Exception):
     return failure(503, messages.DATABASE_UNAVAILABLE, headers=headers)
 
 
+async def storage_unavailable(request: Request, exc: Exception):
+    """A write the database refused for lack of storage (disk full, read-only): `503` with
+    `Retry-After`, the warning line of `StorageHealth`, no traceback. Any other refusal is a bug."""
+    reason = storage_failure_reason(exc)
+    if reason is None:
+        raise exc  # RequestEdge logs it with its traceback and answers a bare 500
+    request.app.state.runtime.storage.failed(reason, f"{request.method} {request.url.path}")
+    headers = {"Retry-After": str(STORAGE_RETRY_AFTER_SECONDS)}
+    if request.url.path.startswith("/v1/"):
+        return JSONResponse({"error": messages.STORAGE_UNAVAILABLE}, status_code=503, headers=headers)
+    return failure(503, messages.STORAGE_UNAVAILABLE, headers=headers)
+
+
 def database_outage_handlers() -> dict[type[Exception], object]:
-    """The Starlette `exception_handlers` entries that turn an unreachable database into a 503."""
-    return dict.fromkeys(UNREACHABLE, database_unavailable)
+    """The Starlette `exception_handlers` entries that turn an unreachable database, or one that
+    cannot store a write, into a 503 (a handler is found along the exception's classes, so
+    `ExecutionTimeout`, an `OperationFailure`, stays an unreachable database)."""
+    return {**dict.fromkeys(UNREACHABLE, database_unavailable),
+            **dict.fromkeys(MAYBE_STORAGE_FAILURE, storage_unavailable)}
 
 
 async def healthz(request: Request):
@@ -49,11 +67,17 @@ async def healthz(request: Request):
 async def readyz(request: Request):
     runtime = request.app.state.runtime
     timeout = runtime.settings.readiness_timeout_seconds
-    # Both checks at once, each bounded: a probe must answer while a dependency hangs.
-    database, broker = await asyncio.gather(runtime.database_ready(), _bounded(runtime.broker.ping(), timeout))
-    status = 200 if database and broker else 503
-    return JSONResponse({"status": "ready" if status == 200 else "unavailable",
-                         "database": database, "broker": broker}, status_code=status)
+    # The checks at once, each bounded: a probe must answer while a dependency hangs. A full or
+    # read-only disk still answers pings, so one small write tells whether the database stores.
+    database, storage_problem, broker = await asyncio.gather(
+        runtime.database_ready(), runtime.storage_problem(), _bounded(runtime.broker.ping(), timeout))
+    storage = database and storage_problem is None
+    status = 200 if storage and broker else 503
+    body = {"status": "ready" if status == 200 else "unavailable", "database": database, "storage": storage,
+            "broker": broker}
+    if database and storage_problem is not None:
+        body["reason"] = messages.STORAGE_NOT_READY.format(reason=storage_problem)
+    return JSONResponse(body, status_code=status)
 
 
 async def _bounded(check, timeout: float) -> bool:

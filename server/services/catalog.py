@@ -22,6 +22,7 @@ from server.domain.errors import ApiError
 from server.models import Counter, MenuItem, Store
 from server.services.bus import MessageBus
 from server.services.changes import catalog_channel
+from server.services.outage import upserted
 from server.views import menu_item_view, store_view
 
 log = logging.getLogger("orderpulse.catalog")
@@ -112,8 +113,8 @@ async def _catalog_revision(store_id: str, bump: bool) -> int:
     if not bump:
         document = await collection.find_one({"_id": counter_id})
         return int(document["seq"]) if document else 0
-    document = await collection.find_one_and_update(
-        {"_id": counter_id}, {"$inc": {"seq": 1}}, upsert=True, return_document=ReturnDocument.AFTER)
+    document = upserted(await collection.find_one_and_update(
+        {"_id": counter_id}, {"$inc": {"seq": 1}}, upsert=True, return_document=ReturnDocument.AFTER))
     return int(document["seq"])
 
 

@@ -23,6 +23,7 @@ from server.domain.upi import new_payment_reference, normalise_transaction_id, p
 from server.models import Counter, MenuItem, Order, OrderItem, Store
 from server.services.accounts import AccountService
 from server.services.deadlines import DeadlineEnforcer
+from server.services.outage import upserted
 from server.services.publishing import ChangePublisher
 from server.services.tokens import TokenService
 from server.views import order_item_view
@@ -183,7 +184,7 @@ class CheckoutService:
 
     async def _next_order_number(self, now: datetime) -> str:
         day = as_utc(now).astimezone(self._settings.zone).strftime("%Y%m%d")
-        counter = await Counter.get_pymongo_collection().find_one_and_update(
+        counter = upserted(await Counter.get_pymongo_collection().find_one_and_update(
             {"_id": f"order-number:{day}"}, {"$inc": {"seq": 1}}, upsert=True,
-            return_document=ReturnDocument.AFTER)
+            return_document=ReturnDocument.AFTER))
         return f"ORD-{day}-{counter['seq']:03d}"

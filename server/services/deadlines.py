@@ -24,7 +24,7 @@ from server.config import Settings
 from server.domain.clock import SYSTEM_CLOCK, Clock, as_utc
 from server.domain.lifecycle import CancellationReason, OrderStatus, PaymentStatus
 from server.models import Order
-from server.services.outage import UNREACHABLE, OutageLog
+from server.services.outage import MAYBE_OUTAGE, OutageLog
 from server.services.publishing import ChangePublisher
 
 log = logging.getLogger("orderpulse.deadlines")
@@ -194,7 +194,7 @@ class DeadlineEnforcer:
                 self._outage.succeeded()
             except asyncio.CancelledError:
                 raise
-            except UNREACHABLE as exc:
+            except MAYBE_OUTAGE as exc:
                 self._outage.failed(exc, RETRY_SECONDS)
                 delay = RETRY_SECONDS
             except Exception:

@@ -15,6 +15,7 @@ from server.domain import messages
 from server.domain.clock import SYSTEM_CLOCK, Clock
 from server.domain.errors import ApiError
 from server.models import LoginFailureWindow
+from server.services.outage import upserted
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,9 +89,9 @@ class LoginThrottle:
     @staticmethod
     async def _charge(key: str, expires_at: datetime) -> int:
         # `$set`, not `$setOnInsert` (which nx-27017 ignores): a key's window, so its expiry, never changes.
-        counted = await LoginFailureWindow.get_pymongo_collection().find_one_and_update(
+        counted = upserted(await LoginFailureWindow.get_pymongo_collection().find_one_and_update(
             {"_id": key}, {"$inc": {"failures": 1}, "$set": {"expires_at": expires_at}},
-            upsert=True, projection={"failures": 1}, return_document=ReturnDocument.AFTER)
+            upsert=True, projection={"failures": 1}, return_document=ReturnDocument.AFTER))
         return int(counted["failures"])
 
     async def _prune(self, now: float) -> None:

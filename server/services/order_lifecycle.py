@@ -30,6 +30,7 @@ from server.domain.upi import normalise_transaction_id
 from server.models import Order
 from server.services.deadlines import DeadlineEnforcer
 from server.services.order_queries import OrderQueries
+from server.services.outage import refuse_unwritten
 from server.services.publishing import ChangePublisher
 
 _FORWARD = [OrderStatus.PLACED, OrderStatus.ACCEPTED, OrderStatus.PROCESSING, OrderStatus.READY,
@@ -65,12 +66,14 @@ class OrderLifecycle:
         update: dict[str, Any] = {"$set": set_doc, "$inc": {"version": 1}}
         if unset_doc:
             update["$unset"] = unset_doc
+        collection = Order.get_pymongo_collection()
+        expected = {"_id": order.id, "version": order.version}
         try:
-            document = await Order.get_pymongo_collection().find_one_and_update(
-                {"_id": order.id, "version": order.version}, update, return_document=ReturnDocument.AFTER)
+            document = await collection.find_one_and_update(expected, update, return_document=ReturnDocument.AFTER)
         except DuplicateKeyError:
             raise ApiError(409, messages.TRANSACTION_ID_TAKEN) from None
         if document is None:
+            await refuse_unwritten(collection, expected)
             raise ApiError(409, messages.STATUS_CONFLICT)
         updated = Order.model_validate(document)
         self._publisher.written()
@@ -198,14 +201,20 @@ class OrderLifecycle:
                 return
             # Every attempt of the window is taken: locked until the lock ends.
             raw = await collection.find_one({"_id": order.id}, {"otp_locked_until": 1, "otp_failed_attempts": 1})
-            stored = (raw or {}).get("otp_locked_until")
-            if raw is None or stored is None or as_utc(stored) > now:
-                raise self._otp_locked(as_utc(stored) if stored is not None else lock_until, now)
+            if raw is None:
+                raise self._otp_locked(lock_until, now)
+            stored = raw.get("otp_locked_until")
+            if stored is None:
+                continue  # no lock: a new window opened meanwhile (or the claims were not stored)
+            if as_utc(stored) > now:
+                raise self._otp_locked(as_utc(stored), now)
             # The lock has ended: exactly one caller opens the next window (the filter matches
             # the stored lock as read, in whatever form the database keeps it), then all retry.
             await collection.update_one(
                 {"_id": order.id, "otp_locked_until": stored, "otp_failed_attempts": {"$gte": limit}},
                 {"$set": {"otp_failed_attempts": 0}, "$unset": {"otp_locked_until": ""}})
+        # Three claims missed an order whose attempts were left: they matched but were not stored.
+        await refuse_unwritten(collection, {"_id": order.id, "otp_failed_attempts": {"$lt": limit}})
         raise self._otp_locked(lock_until, now)
 
     def _otp_locked(self, until: datetime, now: datetime) -> ApiError:

@@ -20,7 +20,7 @@ from pymongo import UpdateOne
 
 from server import metrics
 from server.domain.clock import SYSTEM_CLOCK, Clock
-from server.services.outage import UNREACHABLE, OutageLog
+from server.services.outage import MAYBE_OUTAGE, OutageLog
 from server.models import Order
 from server.services.bus import MessageBus
 from server.services.changes import customer_channel, encode_change, order_channel, store_channel
@@ -154,7 +154,7 @@ class OutboxRelay:
                 self._outage.succeeded()
             except asyncio.CancelledError:
                 raise
-            except UNREACHABLE as exc:
+            except MAYBE_OUTAGE as exc:
                 self._outage.failed(exc, interval)
             except Exception:
                 log.exception("outbox relay pass failed")
