@@ -173,7 +173,7 @@ async def test_the_guarded_client_connects_only_to_checked_addresses(target):
     for never in ("169.254.169.254", "fd00:ec2::254", "224.0.0.1", "0.0.0.0", "::"):
         assert not policy.allows("metadata.internal", address(never)), never
     for private in ("127.0.0.1", "::1", "10.1.1.1", "172.16.0.1", "192.168.1.1", "169.254.1.1", "fe80::1",
-                    "fc00::1", "100.64.0.1", "::ffff:10.0.0.1"):
+                    "fc00::1", "100.64.0.1", "::ffff:10.0.0.1", "64:ff9b::a00:1", "2002:7f00:1::1"):
         assert not policy.allows("push.example.org", address(private)), private
 
 

@@ -53,11 +53,27 @@ class AddressPolicy:
         return cls(patterns.split(","))
 
     def allows(self, host: str, address: IPAddress) -> bool:
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped  # ::ffff:127.0.0.1 is loopback too
+        address = _embedded_ipv4(address)
         if address in METADATA_ADDRESSES or address.is_multicast or address.is_unspecified:
             return False
         return address.is_global or _bare_host(host) in self._listed
+
+
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def _embedded_ipv4(address: IPAddress) -> IPAddress:
+    """The IPv4 address an IPv6 one carries and reaches (mapped, NAT64, 6to4), judged as
+    itself: `::ffff:127.0.0.1` is loopback too."""
+    if isinstance(address, ipaddress.IPv4Address):
+        return address
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address in NAT64:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if address.sixtofour is not None:
+        return address.sixtofour
+    return address
 
 
 def _bare_host(host: str) -> str:
