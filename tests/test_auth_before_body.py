@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 import uuid
 
 import httpx
@@ -114,6 +115,22 @@ async def test_store_staff_without_a_store_are_refused_the_console_before_its_bo
     assert response.status_code == 201 and response.json()["data"]["menuItem"]["store_id"] == other.id
 
 
+def _answer_without_body(port: int, token: str) -> bytes:
+    """The answer's head to a 5 MB multipart POST /api/menu whose body never comes (the socket's
+    timeout only keeps a broken server from hanging the test)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as raw:
+        raw.sendall(f"POST /api/menu HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\n"
+                    f"Content-Type: multipart/form-data; boundary=x\r\nContent-Length: {5 * 1024 * 1024}\r\n\r\n"
+                    .encode())
+        received = b""
+        while b"\r\n\r\n" not in received:
+            chunk = raw.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+    return received
+
+
 def _rss_bytes(pid: int) -> int:
     with open(f"/proc/{pid}/status") as status:
         line = next(line for line in status if line.startswith("VmRSS:"))
@@ -145,6 +162,9 @@ async def test_a_flood_of_customer_forms_is_refused_unread_and_does_not_grow_the
                     assert response.status_code == 403, response.text
                     assert response.json() == {"success": False, "message": messages.FORBIDDEN_ROLE}
             after = _rss_bytes(server.process.pid)
+            # Through the real server: a form announced and never sent is answered all the same.
+            head = await asyncio.to_thread(_answer_without_body, server.port, customer.access_token)
+            assert head.startswith(b"HTTP/1.1 403 "), head
             # The server still serves its own staff's form, photo and all.
             added = await form(store.staff, "Samosa")
             assert added.status_code == 201, added.text
