@@ -1,5 +1,5 @@
-"""`/api/admin/*` beyond accounts: every store, customers' trust and no-shows, partner clients.
-Admins only; anyone else gets a 403 and nothing else."""
+"""`/api/admin/*` beyond creating, listing and disabling accounts: staff roles, every store,
+customers' trust and no-shows, partner clients. Admins only; anyone else gets a 403 and nothing else."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from server.domain.access import CUSTOMER_ROLES, Role
 from server.domain.clock import iso_z
 from server.domain.errors import ApiError
 from server.http.body import query_int, read_body
-from server.http.requests import AdminClientRequest, ClearNoShowRequest
+from server.http.requests import AdminClientRequest, AdminRoleRequest, ClearNoShowRequest
 from server.http.responses import ok
 from server.http.security import authenticate
 from server.services import catalog, partners
@@ -24,6 +24,15 @@ MAX_SEARCH = 100
 
 def _accounts(request: Request):
     return request.app.state.runtime.accounts
+
+
+async def change_role(request: Request):
+    """Make a member of staff an admin, or a store employee of `storeId`; the last active admin
+    keeps the role (`409`)."""
+    await authenticate(request, Role.ADMIN)
+    body = await read_body(request, AdminRoleRequest)
+    user = await _accounts(request).set_role(request.path_params["user_id"], Role(body.role), body.store_id)
+    return ok({**user_view(user), "isActive": user.is_active})
 
 
 async def list_all_stores(request: Request):
@@ -109,6 +118,7 @@ async def revoke_client(request: Request):
 
 
 routes = [
+    Route("/api/admin/users/{user_id}/role", change_role, methods=["PUT"]),
     Route("/api/admin/stores", list_all_stores, methods=["GET"]),
     Route("/api/admin/customers", list_customers, methods=["GET"]),
     Route("/api/admin/customers/{user_id}/no-shows", customer_no_shows, methods=["GET"]),

@@ -280,8 +280,13 @@ def openapi_document() -> dict[str, Any]:
         "/api/auth/stream-ticket": {"post": op("A 30-second, single-use `?ticket=` for one event stream", {
             "201": ok(obj({"ticket": STR, "expiresInSeconds": INT}), "Issued"), **COMMON}, tag="auth")},
         "/api/admin/users/{user_id}": {"patch": op("Disable or re-enable an account (admins)", {
-            "200": ok(ref("AdminUser")), **COMMON, "404": _error("User not found")}, tag="admin",
+            "200": ok(ref("AdminUser")), **COMMON, "404": _error("User not found"),
+            "409": _error("The last active admin")}, tag="admin",
             params=[ID("user_id")], body=requests.AdminUserPatch)},
+        "/api/admin/users/{user_id}/role": {"put": op("Make a member of staff an admin or a store employee (admins)", {
+            "200": ok(ref("AdminUser")), **COMMON, "404": _error("User or store not found"),
+            "409": _error("The last active admin")}, tag="admin",
+            params=[ID("user_id")], body=requests.AdminRoleRequest)},
         "/api/admin/users": {"get": op("Accounts, newest first (admins)", {"200": ok(ref("UserPage")), **COMMON},
                                        tag="admin", params=[
                                            {"name": "role", "in": "query", "schema": {"enum": ["", *(role.value for role in Role)]}},
@@ -443,9 +448,11 @@ def openapi_document() -> dict[str, Any]:
                                                 "schema": {"type": "integer", "minimum": 1, "maximum": 30}}])},
         "/healthz": {"get": op("Process alive", {"200": {"description": "OK", **_json(obj({"status": STR}))}},
                                auth=False, tag="operations")},
-        "/readyz": {"get": op("MongoDB and the broker answer", {
-            "200": {"description": "Ready", **_json(obj({"status": STR, "database": BOOL, "broker": BOOL}))},
-            "503": {"description": "Not ready", **_json(obj({"status": STR, "database": BOOL, "broker": BOOL}))}},
+        "/readyz": {"get": op("MongoDB answers and stores a write, and the broker answers", {
+            "200": {"description": "Ready", **_json(obj({"status": STR, "database": BOOL, "storage": BOOL,
+                                                          "broker": BOOL}))},
+            "503": {"description": "Not ready", **_json(obj({"status": STR, "database": BOOL, "storage": BOOL,
+                                                              "broker": BOOL}, {"reason": STR}))}},
             auth=False, tag="operations")},
         "/metrics": {"get": op("Prometheus metrics", {"200": {"description": "text/plain exposition",
                                                               "content": {"text/plain": {"schema": STR}}}},

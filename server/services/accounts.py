@@ -18,7 +18,7 @@ from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
 from server.domain import messages
-from server.domain.access import CUSTOMER_ROLES, Principal, Role
+from server.domain.access import ADMIN_GIVEN_ROLES, CUSTOMER_ROLES, Principal, Role
 from server.domain.clock import SYSTEM_CLOCK, Clock, as_utc
 from server.domain.trust import TrustPolicy, TrustStanding, standing
 from server.domain.errors import ApiError
@@ -117,47 +117,80 @@ class AccountService:
         # `disabled_at` stays after a re-enable: tokens issued before it never work again.
         changes: dict[str, Any] = {"is_active": active} if active else {"is_active": False, "disabled_at": now}
         if not active and user.role == Role.ADMIN and user.is_active:
-            await self._remove_admin(user, changes, undo={"is_active": True})
+            await self._remove_admin(user, {"$set": changes}, undo={"$set": {"is_active": True}})
         else:
             await User.get_pymongo_collection().update_one({"_id": user.id}, {"$set": changes})
         if not active:
             await RefreshToken.get_pymongo_collection().update_many(
                 {"user_id": user_id, "revoked_at": {"$exists": False}}, {"$set": {"revoked_at": now}})
+        await self._tell_processes(user_id, active)
+        user.is_active = active
+        if not active:
+            user.disabled_at = now
+        return user
+
+    async def set_role(self, user_id: str, role: Role, store_id: str | None) -> User:
+        """Make a member of staff an admin, or a store employee of `store_id`. Every process forgets
+        the cached user at once and ends its streams (as on a disable), so they reopen with the new
+        role's rights. The last active admin cannot be demoted (`409`)."""
+        user = await User.get(user_id) if ObjectId.is_valid(user_id) else None
+        if user is None:
+            raise ApiError(404, messages.ADMIN_USER_NOT_FOUND)
+        if user.role not in ADMIN_GIVEN_ROLES:
+            raise ApiError(400, messages.ROLE_CHANGE_NOT_STAFF)
+        if role == Role.STORE_EMPLOYEE:
+            if not store_id:
+                raise ApiError(400, messages.STORE_REQUIRED_FOR_STAFF)
+            if not ObjectId.is_valid(store_id) or await Store.get(store_id) is None:
+                raise ApiError(404, messages.STORE_NOT_FOUND)
+            change: dict[str, Any] = {"$set": {"role": role.value, "store_id": store_id}}
+        else:
+            store_id = None
+            change = {"$set": {"role": role.value}, "$unset": {"store_id": ""}}
+        if role != Role.ADMIN and user.role == Role.ADMIN and user.is_active:
+            undo = {"$set": {"role": Role.ADMIN.value}, "$unset": {"store_id": ""}}
+            await self._remove_admin(user, change, undo)
+        else:
+            await User.get_pymongo_collection().update_one({"_id": user.id}, change)
+        await self._tell_processes(user_id, False)
+        user.role, user.store_id = role, store_id
+        return user
+
+    async def _tell_processes(self, user_id: str, active: bool) -> None:
+        """This process and, through the broker, every other forgets the cached user; `active`
+        False also ends the account's streams."""
         self.account_changed(user_id, active)
         if self._bus is not None:
             try:
                 await self._bus.publish([ACCOUNTS_CHANNEL], orjson.dumps({"userId": user_id, "active": active}))
             except Exception:  # the cache lifetime still bounds how long other processes trust it
                 log.warning("could not publish the change of account %s", user_id)
-        user.is_active = active
-        if not active:
-            user.disabled_at = now
-        return user
 
     # --- the last admin ---------------------------------------------------------------------
     #
     # At least one active admin always remains. MongoDB offers no multi-document transaction on
     # every deployment (the embedded engine has none), so each change that takes an admin out of
-    # the active admins first claims one lock document (`locks`, `_id: "admin-set"`) by inserting
-    # it: the unique `_id` lets exactly one claimant in at a time, on every process. Holding it,
-    # the change counts the other active admins, applies itself only if one remains, and deletes
-    # its claim. Changes that add an admin (create, re-enable) take no claim: racing with a removal
-    # they can only make it count too few admins, never too many. A claim left by a crashed process
-    # is taken over once its lease has passed; a change that outlived its own lease counts again
-    # afterwards and undoes itself if no active admin is left.
+    # the active admins (a disable, a demotion) first claims one lock document (`locks`,
+    # `_id: "admin-set"`) by inserting it: the unique `_id` lets exactly one claimant in at a time,
+    # on every process. Holding it, the change counts the other active admins, applies itself only
+    # if one remains, and deletes its claim. Changes that add an admin (create, re-enable, promote)
+    # take no claim: racing with a removal they can only make it count too few admins, never too
+    # many. A claim left by a crashed process is taken over once its lease has passed; a change
+    # that outlived its own lease counts again afterwards and undoes itself if no active admin is
+    # left.
 
-    async def _remove_admin(self, user: User, changes: dict[str, Any], undo: dict[str, Any]) -> None:
-        """Apply `changes` (which take `user` out of the active admins) unless no other one remains."""
+    async def _remove_admin(self, user: User, change: dict[str, Any], undo: dict[str, Any]) -> None:
+        """Apply `change` (which takes `user` out of the active admins) unless no other one remains."""
         users = User.get_pymongo_collection()
         token = await self._claim_admin_set()
         try:
             if await self._active_admins(other_than=user.id) == 0:
                 raise ApiError(409, messages.LAST_ADMIN)
-            await users.update_one({"_id": user.id}, {"$set": changes})
+            await users.update_one({"_id": user.id}, change)
         finally:
             released = await self._release_admin_set(token)
         if not released and await self._active_admins(other_than=None) == 0:
-            await users.update_one({"_id": user.id}, {"$set": undo})
+            await users.update_one({"_id": user.id}, undo)
             log.warning("undid a change to admin %s that outlived its claim and left no active admin", user.id)
             raise ApiError(409, messages.LAST_ADMIN)
 
