@@ -95,13 +95,20 @@ def test_a_full_disk_is_a_clear_503_and_readiness_says_why_until_space_is_freed(
         placed = place_order(url, customer, store["id"], item["id"])
         assert placed.status_code == 201, placed.text
         order_id = placed.json()["data"]["id"]
+        ready_id = place_order(url, customer, store["id"], item["id"]).json()["data"]["id"]
+        for path, body in (("payment-status", {"paymentStatus": "success"}), ("status", {"status": "processing"}),
+                           ("status", {"status": "ready"})):
+            moved = httpx.patch(f"{url}/api/orders/{ready_id}/{path}", headers=staff, json=body, timeout=30)
+            assert moved.status_code == 200, moved.text
 
         filler = fill(small_disk)
-        # The order number's upsert, the payment's compare-and-set, an insert and sign-in's counter:
-        # each was a 500 (TypeError, WriteError) or a misleading 409 before.
+        # The order number's upsert, the payment's compare-and-set, a pickup code's attempt, an insert
+        # and sign-in's counter: each was a 500 (TypeError, WriteError), a misleading 409 or 429 before.
         paid = httpx.patch(f"{url}/api/orders/{order_id}/payment-status", headers=staff, timeout=30,
                            json={"paymentStatus": "success"})
-        refused = [place_order(url, customer, store["id"], item["id"]), paid,
+        code = httpx.post(f"{url}/api/orders/{ready_id}/verify-otp", headers=staff, json={"otp": "000000"},
+                          timeout=30)
+        refused = [place_order(url, customer, store["id"], item["id"]), paid, code,
                    httpx.post(f"{url}/api/auth/login", json={"email": "asha@campus.test", "password": PASSWORD},
                               timeout=30),
                    httpx.post(f"{url}/api/auth/register", timeout=30, json={
