@@ -60,7 +60,8 @@ checks.negative_data_rejection.expected-statuses = {_quoted(NEGATIVE + ["498", "
 # token, store or menu item that does not exist (seed 001, API.md), a wrong pickup code, a step
 # the order's state does not allow (seed 003's "does not require commitment", a skipped status),
 # an admin disabling their own account, a push endpoint that is no known push service, a pace
-# change naming nothing to change (every field may be null, which leaves it as it is).
+# whose `delayMinutes` is written `0.0` (JSON Schema's `integer` admits a number with a zero
+# fraction; the server takes whole numbers as JSON writes them, like every other whole number).
 [[operations]]
 include-path-regex = "^(/api/push/subscriptions|/api/stores/\\\\{{store_id\\\\}}/pace|/v1/order|/api/orders|/api/orders/checkout-session|/api/orders/\\\\{{order_id\\\\}}/(status|payment-status|verify-otp|confirm-commitment|cancel)|/api/admin/users/\\\\{{user_id\\\\}})$"
 checks.positive_data_acceptance.expected-statuses = {_quoted(POSITIVE + ["400", "498"])}
