@@ -480,6 +480,16 @@ class AdminUserPatch(RequestModel):
     is_active: Annotated[bool, RequiredFlag()]
 
 
+class AdminRoleRequest(RequestModel):
+    """Make a store employee or an admin an admin, or a store employee of `storeId`."""
+
+    role: Annotated[str, Text(choices=ADMIN_GIVEN_ROLES)]
+    store_id: Annotated[str | None, Text(24, required=False)] = None
+
+    # The service refuses a store employee without a store that exists.
+    role_variants: ClassVar[dict[str, dict[str, dict[str, Any]]]] = {Role.STORE_EMPLOYEE: {"storeId": OBJECT_ID}}
+
+
 class CreateStoreRequest(RequestModel):
     name: Annotated[str, Text(100)]
     location: Annotated[str, Text(200)]
