@@ -101,14 +101,18 @@ def test_a_full_disk_is_a_clear_503_and_readiness_says_why_until_space_is_freed(
             moved = httpx.patch(f"{url}/api/orders/{ready_id}/{path}", headers=staff, json=body, timeout=30)
             assert moved.status_code == 200, moved.text
 
+        ticket = httpx.post(f"{url}/api/auth/stream-ticket", headers=customer, timeout=30).json()["data"]["ticket"]
+
         filler = fill(small_disk)
         # The order number's upsert, the payment's compare-and-set, a pickup code's attempt, an insert
-        # and sign-in's counter: each was a 500 (TypeError, WriteError), a misleading 409 or 429 before.
+        # and sign-in's counter: each was a 500 (TypeError, WriteError), a misleading 409, 429 or 401.
         paid = httpx.patch(f"{url}/api/orders/{order_id}/payment-status", headers=staff, timeout=30,
                            json={"paymentStatus": "success"})
         code = httpx.post(f"{url}/api/orders/{ready_id}/verify-otp", headers=staff, json={"otp": "000000"},
                           timeout=30)
-        refused = [place_order(url, customer, store["id"], item["id"]), paid, code,
+        # A stream ticket is spent by deleting it: not deleted is not "invalid or expired".
+        stream = httpx.get(f"{url}/api/orders/{order_id}/events", params={"ticket": ticket}, timeout=30)
+        refused = [place_order(url, customer, store["id"], item["id"]), paid, code, stream,
                    httpx.post(f"{url}/api/auth/login", json={"email": "asha@campus.test", "password": PASSWORD},
                               timeout=30),
                    httpx.post(f"{url}/api/auth/register", timeout=30, json={

@@ -25,6 +25,7 @@ from server.domain.errors import ApiError
 from server.models import Order, RefreshToken, Store, User
 from server.models.stream_ticket import StreamTicket
 from server.services.bus import MessageBus
+from server.services.outage import refuse_unwritten
 from server.services.tokens import (
     AccessClaims, Passwords, TokenService, digest, new_refresh_token,
 )
@@ -259,7 +260,10 @@ class AccountService:
 
     async def redeem_stream_ticket(self, ticket: str) -> Principal:
         """The caller a ticket was issued to; it works once, and only until it expires."""
-        record = await StreamTicket.get_pymongo_collection().find_one_and_delete({"ticket_hash": digest(ticket)})
+        collection = StreamTicket.get_pymongo_collection()
+        record = await collection.find_one_and_delete({"ticket_hash": digest(ticket)})
+        if record is None:
+            await refuse_unwritten(collection, {"ticket_hash": digest(ticket)})
         now = self._clock.now()
         if record is None or as_utc(record["expires_at"]) <= now or record["token_expires_at"] <= now.timestamp():
             raise ApiError(401, messages.STREAM_TICKET_INVALID)
