@@ -10,6 +10,7 @@ import secrets
 import socket
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
@@ -222,6 +223,50 @@ async def _client_revoke(client_id: str) -> bool:
     return await partners.revoke_client(client_id) is not None
 
 
+async def _webhook(settings: Settings, args: argparse.Namespace) -> list[str]:
+    """`orderpulse webhook …`: the lines to print (a secret only from add and rotate, once)."""
+    import orjson
+
+    from server.domain import messages
+    from server.domain.clock import parse_iso, utcnow
+    from server.domain.errors import ApiError
+    from server.services import webhooks
+    from server.views import webhook_delivery_view, webhook_endpoint_view
+
+    def as_json(value) -> str:
+        return orjson.dumps(value).decode()
+
+    now = utcnow()
+    command = args.webhook_command
+    if command == "add":
+        endpoint, secret = await webhooks.add_endpoint(settings, args.client, args.url, args.events, now)
+        return [endpoint.endpoint_id, secret]
+    if command == "list":
+        return [as_json(webhook_endpoint_view(endpoint, await webhooks.delivery_counts(endpoint.endpoint_id)))
+                for endpoint in await webhooks.list_endpoints(args.client)]
+    if command == "remove":
+        await webhooks.remove_endpoint(args.endpoint_id)
+        return [f"removed {args.endpoint_id}"]
+    if command == "rotate":
+        grace = timedelta(hours=settings.webhook_rotation_grace_hours)
+        _, secret = await webhooks.rotate_secret(args.endpoint_id, grace, now)
+        return [secret]
+    if command == "enable":
+        await webhooks.enable_endpoint(args.endpoint_id)
+        return [f"enabled {args.endpoint_id}"]
+    if command == "deliveries":
+        return [as_json(webhook_delivery_view(delivery))
+                for delivery in await webhooks.deliveries(args.endpoint_id, limit=args.limit, order_id=args.order)]
+    try:
+        since = parse_iso(args.since) if args.since else None
+        until = parse_iso(args.until) if args.until else None
+    except ValueError:
+        raise ApiError(400, messages.WEBHOOK_TIME_INVALID.format(field="--since and --until")) from None
+    count = await webhooks.replay(args.endpoint_id, now, event=args.event, order_id=args.order,
+                                  since=since, until=until)
+    return [f"{count} deliveries scheduled again"]
+
+
 SIMULATED_CUSTOMERS = ["Aarav", "Diya", "Kabir", "Ishita", "Rohan", "Sneha", "Vikram", "Ananya", "Farhan", "Lakshmi"]
 
 
@@ -313,6 +358,31 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--name", required=True)
     revoke = client_commands.add_parser("revoke", help="deactivate a partner client id")
     revoke.add_argument("client_id")
+    webhook = commands.add_parser("webhook", help="partner webhook endpoints and their deliveries")
+    webhook_commands = webhook.add_subparsers(dest="webhook_command", required=True)
+    add = webhook_commands.add_parser("add", help="register an endpoint; prints its id and signing secret (once)")
+    add.add_argument("--client", required=True, help="the partner client id whose orders' events it receives")
+    add.add_argument("--url", required=True)
+    add.add_argument("--events", help="comma-separated: order.completed, order.failed, order.expired, "
+                                      "order.updated (default: all)")
+    listing = webhook_commands.add_parser("list", help="endpoints, one JSON object a line (no secrets)")
+    listing.add_argument("--client")
+    for name, text in (("remove", "delete an endpoint and its delivery log"),
+                       ("rotate", "a new signing secret (printed once); the old one signs too for "
+                                  "WEBHOOK_ROTATION_GRACE_HOURS"),
+                       ("enable", "re-enable a disabled endpoint: its pending deliveries go out")):
+        webhook_commands.add_parser(name, help=text).add_argument("endpoint_id")
+    log = webhook_commands.add_parser("deliveries", help="an endpoint's delivery log, newest first, one JSON object a line")
+    log.add_argument("endpoint_id")
+    log.add_argument("--order")
+    log.add_argument("--limit", type=int, default=50, choices=range(1, 501), metavar="1-500")
+    replay = webhook_commands.add_parser("replay", help="send finished deliveries again, same webhook-id")
+    replay.add_argument("endpoint_id")
+    scope = replay.add_mutually_exclusive_group(required=True)
+    scope.add_argument("--event", help="one event id (msg_…)")
+    scope.add_argument("--order", help="every event of one order")
+    scope.add_argument("--since", help="events since this ISO 8601 time (with --until, up to it)")
+    replay.add_argument("--until")
     return parser
 
 
@@ -392,4 +462,12 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             print(f"error: no client {args.client_id}", file=sys.stderr)
             return 1
         print(f"revoked {args.client_id}")
+    elif args.command == "webhook":
+        from server.domain.errors import ApiError
+
+        try:
+            print("\n".join(asyncio.run(_with_database(settings, lambda: _webhook(settings, args)))))
+        except ApiError as exc:
+            print(f"error: {exc.message}", file=sys.stderr)
+            return 1
     return 0

@@ -117,6 +117,16 @@ class Settings(BaseSettings):
     # Ready-time estimates are pushed this long after a store's queue changed (changes meanwhile share it).
     eta_push_seconds: float = Field(5, gt=0)
 
+    # Partner webhooks (README, "Webhooks"): an attempt succeeds on a 2xx within the timeout; after each
+    # failed one the next waits the schedule's next step (with jitter), and an endpoint whose schedule
+    # runs out is disabled. Hosts listed here may resolve to private or loopback addresses (by exact name).
+    webhook_timeout_seconds: float = Field(10, gt=0, le=300)
+    webhook_retry_seconds: str = "5,300,1800,7200,18000,36000,36000"
+    webhook_rotation_grace_hours: float = Field(24, ge=0)
+    webhook_allowed_hosts: str = ""
+    webhook_max_in_flight: int = Field(32, ge=1)
+    webhook_max_in_flight_per_endpoint: int = Field(4, ge=1)
+
     # Test-only failpoint: "after_write_before_publish" kills the process between the
     # database write of an order change and its publish (REALTIME.md, outbox).
     orderpulse_failpoint: str | None = None
@@ -132,6 +142,22 @@ class Settings(BaseSettings):
         except ValueError:
             raise ValueError("has a port that is not a number from 0 to 65535") from None
         return value
+
+    @field_validator("webhook_retry_seconds")
+    @classmethod
+    def _retry_schedule(cls, value: str) -> str:
+        try:
+            steps = [float(step) for step in value.split(",")]
+        except ValueError:
+            steps = []
+        if not steps or not all(0 < step <= 7 * 86400 for step in steps):
+            raise ValueError("must be comma-separated numbers of seconds, each above 0 and at most 604800, "
+                             "such as 5,300,1800")
+        return value
+
+    @property
+    def webhook_retry_schedule(self) -> list[float]:
+        return [float(step) for step in self.webhook_retry_seconds.split(",")]
 
     @field_validator("mongodb_database")
     @classmethod

@@ -26,6 +26,17 @@ PUSH_SUBSCRIPTIONS = Counter("orderpulse_push_subscriptions_total",
                              ["change"])
 EVENTS_PUBLISHED = Counter("orderpulse_events_published_total", "Order changes published to the broker.")
 OUTBOX_REPUBLISHED = Counter("orderpulse_outbox_republished_total", "Changes republished by the outbox relay.")
+WEBHOOK_ATTEMPTS = Counter("orderpulse_webhook_attempts_total", "Webhook delivery attempts made.")
+WEBHOOK_DELIVERIES = Counter("orderpulse_webhook_deliveries_total",
+                             "Webhook deliveries finished: succeeded, or failed for good (schedule spent, 410, "
+                             "endpoint disabled).", ["result"])
+WEBHOOK_RETRIES = Counter("orderpulse_webhook_retries_total", "Webhook attempts that failed and were scheduled again.")
+WEBHOOK_ENDPOINTS_DISABLED = Counter("orderpulse_webhook_endpoints_disabled_total",
+                                     "Webhook endpoints disabled by delivery: gone (410) or retries spent.", ["reason"])
+WEBHOOK_SECONDS = Histogram(
+    "orderpulse_webhook_delivery_seconds", "Time from sending a webhook to its receiver's answer (or failure).",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
 
 SOCKETS_OPEN = Gauge("orderpulse_sockets_open", "Open WebSocket connections.")
 SSE_STREAMS_OPEN = Gauge("orderpulse_sse_streams_open", "Open Server-Sent Events streams.")

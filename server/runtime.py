@@ -44,6 +44,7 @@ from server.services.ready_times import ReadyTimes
 from server.services.snapshots import OrderSnapshotCache
 from server.services.subscriptions import SubscriptionService
 from server.services.tokens import Passwords, TokenService
+from server.services.webhooks import WebhookDispatcher
 
 log = logging.getLogger("orderpulse")
 
@@ -197,6 +198,9 @@ class Runtime:
         self.publisher.watch(self.push.order_changed)
         self.ready_times = ReadyTimes(clock=clock, bus=self.broker, push_seconds=settings.eta_push_seconds)
         self.publisher.watch(self.ready_times.order_changed)
+        # Partner webhooks: relays the events changes wrote into partners' orders, and sends them.
+        self.webhooks = WebhookDispatcher(settings, clock=clock)
+        self.publisher.watch(self.webhooks.order_changed)
         # Orders: reading them (and the deadline due on a read), checking out, changing them.
         self.orders = OrderQueries(settings, self.enforcer, clock=clock)
         self.checkout = CheckoutService(settings, self.accounts, self.tokens, self.publisher, self.enforcer, clock=clock)
@@ -239,6 +243,7 @@ class Runtime:
         self.enforcer.start()
         self.relay.start()
         self.push.start()
+        self.webhooks.start()
 
     async def stop(self) -> None:
         """Stop every part within a bound, whatever the database and broker are doing."""
@@ -250,6 +255,7 @@ class Runtime:
                              _stop_part("deadline enforcer", self.enforcer.stop()),
                              _stop_part("hub", self.hub.stop()),
                              _stop_part("push notifier", self.push.stop()),
+                             _stop_part("webhooks", self.webhooks.stop()),
                              _stop_part("ready-time pushes", self.ready_times.stop()))
         self.payment_qr.stop()
         if self._broker_connected:

@@ -13,10 +13,10 @@ from typing import Annotated, Any, NamedTuple
 
 from pydantic import Field, StringConstraints
 
-from server.domain.clock import iso_z
+from server.domain.clock import iso_z, partner_timestamp
 from server.domain.lifecycle import CancellationReason, OrderStatus, PaymentStatus
 from server.domain.money import paise_to_rupees
-from server.models import MenuItem, Order, OrderItem, Store, User
+from server.models import MenuItem, Order, OrderItem, Store, User, WebhookDelivery, WebhookEndpoint
 
 ObjectIdText = Annotated[str, StringConstraints(pattern="^[0-9a-f]{24}$")]
 Rupees = Annotated[float, Field(ge=0)]  # whole rupees are sent as integers (`120`), as in seed 001
@@ -176,3 +176,55 @@ def user_view(user: User) -> dict[str, Any]:
     if user.employee_id:
         view["employeeId"] = user.employee_id
     return view
+
+
+def partner_status(order: Order) -> str:
+    """Seed 004's payment status of an order (PARTNER.md)."""
+    if order.payment_status == PaymentStatus.SUCCESS:
+        return "COMPLETED"
+    if order.cancellation_reason == CancellationReason.PAYMENT_TIMEOUT:
+        return "EXPIRED"
+    if order.payment_status == PaymentStatus.FAILED or order.order_status == OrderStatus.CANCELLED:
+        return "FAILED"
+    return "STARTED"
+
+
+def partner_view(order: Order, zone) -> dict[str, Any]:
+    """Seed 004's order body: `GET /v1/order/{id}`, `POST /v1/order` and every webhook event's body."""
+    status = partner_status(order)
+    return {
+        "requestId": order.payment_reference,
+        "orderId": str(order.id),
+        "status": status,
+        "paidAt": partner_timestamp(order.paid_at, zone) if status == "COMPLETED" and order.paid_at else None,
+        "metadata": {
+            "paymentId": order.transaction_id,
+            "txHash": None,
+            "note": order.cancellation_reason.value if order.cancellation_reason else None,
+        },
+    }
+
+
+def webhook_endpoint_view(endpoint: WebhookEndpoint, counts: dict[str, int] | None = None) -> dict[str, Any]:
+    """An endpoint as the CLI, the admin API and the console show it: never a secret."""
+    view = {
+        "endpointId": endpoint.endpoint_id, "clientId": endpoint.client_id, "url": endpoint.url,
+        "events": endpoint.events, "enabled": endpoint.enabled, "disabledReason": endpoint.disabled_reason,
+        "disabledAt": iso_z(endpoint.disabled_at), "createdAt": iso_z(endpoint.created_at),
+        "secretsSigning": len(endpoint.secrets),
+    }
+    if counts is not None:
+        view.update(pendingDeliveries=counts["pending"], failedDeliveries=counts["failed"])
+    return view
+
+
+def webhook_delivery_view(delivery: WebhookDelivery) -> dict[str, Any]:
+    """One line of an endpoint's delivery log: each attempt, and the next try while pending."""
+    return {
+        "eventId": delivery.event_id, "endpointId": delivery.endpoint_id, "orderId": delivery.order_id,
+        "version": delivery.version, "type": delivery.type, "status": delivery.status,
+        "attempts": [{"at": iso_z(attempt.at), "statusCode": attempt.status_code, "latencyMs": attempt.latency_ms,
+                      "error": attempt.error} for attempt in delivery.attempts],
+        "nextAttemptAt": iso_z(delivery.next_attempt_at) if delivery.status in ("pending", "delivering") else None,
+        "createdAt": iso_z(delivery.created_at), "finishedAt": iso_z(delivery.finished_at),
+    }

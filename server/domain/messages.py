@@ -174,6 +174,21 @@ NO_SHOW_NOT_RECORDED = "This order has no recorded no-show to clear."
 NO_SHOW_CLEARED = "No-show cleared."
 CLIENT_NOT_FOUND = "Partner client not found."
 CLIENT_REVOKED = "Partner client revoked."
+# Partner webhooks (README, "Webhooks").
+WEBHOOK_ENDPOINT_NOT_FOUND = "Webhook endpoint not found."
+WEBHOOK_CLIENT_UNKNOWN = "Unknown or revoked partner client."
+WEBHOOK_URL_INVALID = "url must be an http:// or https:// URL with a host, of at most {maximum} characters."
+WEBHOOK_URL_NOT_HTTPS = "url must be https:// in production."
+WEBHOOK_URL_UNRESOLVED = "url's host {host} does not resolve."
+WEBHOOK_URL_REFUSED = ("url's host {host} resolves to a loopback, private, link-local, multicast or metadata "
+                       "address; webhooks reach those only for hosts listed in WEBHOOK_ALLOWED_HOSTS.")
+WEBHOOK_EVENTS_INVALID = "events must be a comma-separated list of {types}."
+WEBHOOK_REPLAY_SCOPE = "Give exactly one of eventId, orderId or since (with an optional until)."
+WEBHOOK_TIME_INVALID = "{field} must be an ISO 8601 date-time such as 2026-12-06T14:00:00Z."
+WEBHOOK_REMOVED = "Webhook endpoint removed with its delivery log."
+WEBHOOK_ROTATED = "Signing secret rotated: the old one also signs until its expiry. The new secret is shown once."
+WEBHOOK_ENABLED = "Webhook endpoint enabled: its pending deliveries go out again."
+WEBHOOK_REPLAYED = "{count} deliveries scheduled again."
 
 # Web Push (issue 12): what a lock screen shows. Never the pickup code: a lock screen is public.
 PUSH_ACCEPTED_TITLE = "Order {order_number} accepted"

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.routing import Route
 
 from server.domain import messages
 from server.domain.access import may_place_orders
-from server.domain.clock import partner_timestamp
-from server.domain.lifecycle import CancellationReason, OrderStatus, PaymentStatus
 from server.domain.errors import ApiError
 from server.http.body import ascii_int, read_body
 from server.http.requests import CreateOrderRequest
 from server.http.responses import JSONResponse
 from server.http.security import authenticate
 from server.services.partners import client_is_active
+from server.views import partner_status, partner_view
 
 if TYPE_CHECKING:
     from server.models import Order
@@ -30,31 +29,6 @@ def error_response(exc: ApiError) -> JSONResponse:
 
 def internal_error() -> JSONResponse:
     return JSONResponse({"error": messages.PARTNER_INTERNAL_ERROR}, status_code=500)
-
-
-def partner_status(order: Order) -> str:
-    if order.payment_status == PaymentStatus.SUCCESS:
-        return "COMPLETED"
-    if order.cancellation_reason == CancellationReason.PAYMENT_TIMEOUT:
-        return "EXPIRED"
-    if order.payment_status == PaymentStatus.FAILED or order.order_status == OrderStatus.CANCELLED:
-        return "FAILED"
-    return "STARTED"
-
-
-def partner_view(order: Order, zone) -> dict[str, Any]:
-    status = partner_status(order)
-    return {
-        "requestId": order.payment_reference,
-        "orderId": str(order.id),
-        "status": status,
-        "paidAt": partner_timestamp(order.paid_at, zone) if status == "COMPLETED" and order.paid_at else None,
-        "metadata": {
-            "paymentId": order.transaction_id,
-            "txHash": None,
-            "note": order.cancellation_reason.value if order.cancellation_reason else None,
-        },
-    }
 
 
 async def _check_client(request: Request) -> None:
@@ -121,7 +95,9 @@ async def create_order(request: Request):
         raise ApiError(403, messages.FORBIDDEN_ROLE)
     runtime = request.app.state.runtime
     body = await read_body(request, CreateOrderRequest)
-    order, created = await runtime.checkout.create_order(principal, body.checkout_token, body.transaction_id)
+    order, created = await runtime.checkout.create_order(
+        principal, body.checkout_token, body.transaction_id,
+        partner_client_id=request.headers["x-client-id"])
     return JSONResponse(partner_view(order, runtime.settings.zone), status_code=201 if created else 200)
 
 

@@ -10,9 +10,10 @@ from server.models.refresh_token import RefreshToken
 from server.models.store import Store
 from server.models.stream_ticket import StreamTicket
 from server.models.user import User
+from server.models.webhook import WebhookDelivery, WebhookEndpoint
 
 DOCUMENT_MODELS = [User, Store, MenuItem, Order, RefreshToken, Counter, ClientApp, LoginFailureWindow, StreamTicket,
-                   PushSubscription, PushDelivery]
+                   PushSubscription, PushDelivery, WebhookEndpoint, WebhookDelivery]
 
 __all__ = ["DOCUMENT_MODELS", "ClientApp", "Counter", "LoginFailureWindow", "MenuItem", "Order", "OrderItem",
-           "PushDelivery", "PushSubscription", "RefreshToken", "Store", "StreamTicket", "User"]
+           "PushDelivery", "PushSubscription", "RefreshToken", "Store", "StreamTicket", "User", "WebhookDelivery", "WebhookEndpoint"]

@@ -18,6 +18,14 @@ class OrderItem(BaseModel):
     total_paise: int
 
 
+class PendingWebhookEvent(BaseModel):
+    """One change's webhook event, as the change wrote it: the body is the state at `version`."""
+
+    version: int
+    type: str
+    payload: str
+
+
 class Order(UtcDocument):
     """One order. Every change is a compare-and-set that bumps `version` and sets `outbox_at`.
 
@@ -77,6 +85,13 @@ class Order(UtcDocument):
     # The deadline pass that cancelled this order, until that pass has published it: with many
     # enforcers racing, it tells each pass exactly the orders it won (server/services/deadlines.py).
     deadline_batch: str | None = None
+    # Partner webhooks (server/services/webhooks.py): the `/v1` client that created the order, and
+    # the events of its changes not yet turned into deliveries, written in the change's own update.
+    partner_client_id: str | None = None
+    webhook_events: list[PendingWebhookEvent] | None = None
+    # A deadline cancelled it (the reason): its event is built from the order, final from then on.
+    webhook_deadline: str | None = None
+    webhook_pending_at: datetime | None = None
 
     class Settings:
         name = "orders"
@@ -96,6 +111,7 @@ class Order(UtcDocument):
             IndexModel([("user_id", ASCENDING), ("no_show_at", DESCENDING)], name="no_shows", sparse=True),
             IndexModel([("next_deadline_at", ASCENDING)], name="next_deadline", sparse=True),
             IndexModel([("outbox_at", ASCENDING)], name="outbox", sparse=True),
+            IndexModel([("webhook_pending_at", ASCENDING)], name="webhook_pending", sparse=True),
         ]
 
     def deadline_view(self) -> DeadlineView:

@@ -26,6 +26,7 @@ from server.services.deadlines import DeadlineEnforcer
 from server.services.outage import upserted
 from server.services.publishing import ChangePublisher
 from server.services.tokens import TokenService
+from server.services.webhooks import record_creation
 from server.views import order_item_view
 
 
@@ -114,9 +115,10 @@ class CheckoutService:
             until = js_date_string(standing.restricted_until, self._settings.zone)
             raise ApiError(403, messages.RESTRICTED.format(until=until))
 
-    async def create_order(self, principal: Principal, checkout_token: object,
-                           transaction_id: object) -> tuple[Order, bool]:
-        """Returns the order and whether this call created it (False: the checkout's existing order)."""
+    async def create_order(self, principal: Principal, checkout_token: object, transaction_id: object, *,
+                           partner_client_id: str | None = None) -> tuple[Order, bool]:
+        """Returns the order and whether this call created it (False: the checkout's existing order).
+        `partner_client_id`: the `/v1` client creating it, whose webhook endpoints hear of its changes."""
         if checkout_token is None or checkout_token == "":
             raise ApiError(400, messages.CHECKOUT_TOKEN_REQUIRED)
         if not isinstance(checkout_token, str):
@@ -145,9 +147,11 @@ class CheckoutService:
             payment_reference=claims["ref"], transaction_id=transaction, checkout_id=claims["jti"],
             requires_commitment=standing.requires_commitment,
             commitment_deadline_at=now + self._settings.commitment_timeout if standing.requires_commitment else None,
-            created_at=now, updated_at=now, outbox_at=now,
+            created_at=now, updated_at=now, outbox_at=now, partner_client_id=partner_client_id,
         )
         order.next_deadline_at = next_deadline(order.deadline_view(), self._settings.unpaid_timeout)
+        if partner_client_id:
+            record_creation(order, self._settings.zone, now)
         try:
             await order.insert()
         except DuplicateKeyError as exc:

@@ -26,6 +26,7 @@ from server.domain.lifecycle import CancellationReason, OrderStatus, PaymentStat
 from server.models import Order
 from server.services.outage import MAYBE_OUTAGE, OutageLog
 from server.services.publishing import ChangePublisher
+from server.services.webhooks import deadline_fields
 
 log = logging.getLogger("orderpulse.deadlines")
 
@@ -130,11 +131,10 @@ class DeadlineEnforcer:
             # Read which orders are due, then compare-and-set on their state alone: portable
             # across MongoDB and nx-27017, whose update filters mishandle dates (see README).
             unpaid = self._settings.unpaid_timeout
-            due = [doc["_id"] async for doc in collection.find(query, {kind.field: 1})
+            due = [doc async for doc in collection.find(query, {kind.field: 1, "partner_client_id": 1})
                    if kind.deadline(doc, unpaid) <= now]
             if not due:
                 continue
-            query = {"_id": {"$in": due}, **kind.state_filter()}
             changes: dict[str, Any] = {
                 "order_status": OrderStatus.CANCELLED.value, "cancellation_reason": kind.reason.value,
                 "cancelled_at": now, "updated_at": now, "outbox_at": now, "deadline_batch": batch,
@@ -143,11 +143,18 @@ class DeadlineEnforcer:
                 changes["payment_status"] = PaymentStatus.FAILED.value
             if kind.records_no_show:
                 changes["no_show_at"] = now
-            result = await collection.update_many(
-                query, {"$set": changes, "$unset": {"next_deadline_at": ""}, "$inc": {"version": 1}})
-            if result.modified_count:
-                metrics.DEADLINES_ENFORCED.labels(kind.reason.value).inc(result.modified_count)
-                cancelled += result.modified_count
+            # Partners' orders are cancelled apart, marked for their webhook event in the same update.
+            partners = [doc["_id"] for doc in due if doc.get("partner_client_id")]
+            others = [doc["_id"] for doc in due if not doc.get("partner_client_id")]
+            for ids, marks in ((others, {}), (partners, deadline_fields(kind.reason, now))):
+                if not ids:
+                    continue
+                result = await collection.update_many(
+                    {"_id": {"$in": ids}, **kind.state_filter()},
+                    {"$set": {**changes, **marks}, "$unset": {"next_deadline_at": ""}, "$inc": {"version": 1}})
+                if result.modified_count:
+                    metrics.DEADLINES_ENFORCED.labels(kind.reason.value).inc(result.modified_count)
+                    cancelled += result.modified_count
         if cancelled:
             await self._publish_batch(batch)
         return cancelled

@@ -32,6 +32,7 @@ from server.services.deadlines import DeadlineEnforcer
 from server.services.order_queries import OrderQueries
 from server.services.outage import refuse_unwritten
 from server.services.publishing import ChangePublisher
+from server.services.webhooks import change_fields
 
 _FORWARD = [OrderStatus.PLACED, OrderStatus.ACCEPTED, OrderStatus.PROCESSING, OrderStatus.READY,
             OrderStatus.PICKED_UP]
@@ -58,6 +59,8 @@ class OrderLifecycle:
         deadline = next_deadline(after.deadline_view(), self._settings.unpaid_timeout)
         set_doc = {key: _mongo(value) for key, value in changes.items() if value is not None}
         set_doc["outbox_at"] = now
+        # A partner's order also carries this change's webhook event, in the same update.
+        set_doc.update(change_fields(order, after, order.version + 1, self._settings.zone, now))
         unset_doc = {key: "" for key, value in changes.items() if value is None}
         if deadline is None:
             unset_doc["next_deadline_at"] = ""
