@@ -42,6 +42,9 @@ SOCKETS_OPEN = Gauge("orderpulse_sockets_open", "Open WebSocket connections.")
 SSE_STREAMS_OPEN = Gauge("orderpulse_sse_streams_open", "Open Server-Sent Events streams.")
 SUBSCRIPTIONS = Gauge("orderpulse_subscriptions", "Order and store subscriptions held by sockets.", ["kind"])
 BROKER_CHANNELS = Gauge("orderpulse_broker_channels", "Broker channels this process listens to.")
+STORAGE_REFUSING_WRITES = Gauge("orderpulse_storage_refusing_writes",
+                                "1 while the database refuses writes for lack of storage (full or read-only disk), "
+                                "as last seen by a request or /readyz.")
 EVENTS_FANNED_OUT = Counter("orderpulse_events_fanned_out_total", "Event frames queued to sockets.")
 EVENTS_COALESCED = Counter("orderpulse_events_coalesced_total", "Queued frames replaced by a newer state.")
 EVENTS_DROPPED = Counter("orderpulse_events_dropped_total", "Frames not delivered (stale version or closed socket).")

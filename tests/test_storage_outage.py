@@ -16,7 +16,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure, 
 from server.domain import messages
 from server.services.outage import storage_failure_reason
 from tests.harness import create_admin
-from tests.support import until_sync
+from tests.support import metric_value, until_sync
 from tests.test_database_outage import PASSWORD, children, embedded_server, port_of, register
 
 STORAGE_UNAVAILABLE = {"success": False, "message": messages.STORAGE_UNAVAILABLE}
@@ -129,6 +129,8 @@ def test_a_full_disk_is_a_clear_503_and_readiness_says_why_until_space_is_freed(
         assert ready.json() == {"status": "unavailable", "database": True, "storage": False, "broker": True,
                                 "reason": messages.STORAGE_NOT_READY.format(reason="database or disk is full")}
 
+        assert metric_value(httpx.get(f"{url}/metrics", timeout=30).text, "orderpulse_storage_refusing_writes") == 1
+
         filler.unlink()
         until_sync(lambda: httpx.get(f"{url}/readyz", timeout=30).status_code == 200, 30, message="readiness")
         assert place_order(url, customer, store["id"], item["id"]).status_code == 201
@@ -136,6 +138,7 @@ def test_a_full_disk_is_a_clear_503_and_readiness_says_why_until_space_is_freed(
                            json={"paymentStatus": "success"})
         assert paid.status_code == 200, paid.text
         assert server.process.poll() is None and children(server.process.pid) == [mongo], "nothing restarted"
+        assert metric_value(httpx.get(f"{url}/metrics", timeout=30).text, "orderpulse_storage_refusing_writes") == 0
 
         log = server.log_path.read_text()
         assert "Traceback" not in log, log

@@ -11,6 +11,8 @@ from typing import Any
 
 from pymongo.errors import ConnectionFailure, ExecutionTimeout, OperationFailure
 
+from server import metrics
+
 # What the driver raises when MongoDB is not there in time: a closed or refused connection, no
 # server within the selection timeout, a socket or operation timeout (all ConnectionFailure), or
 # a server-side time limit. Any other PyMongoError is a bug, unless it is a storage failure below.
@@ -80,6 +82,7 @@ class StorageHealth:
     def failed(self, reason: str, where: str) -> None:
         first = self.reason is None
         self.reason = reason
+        metrics.STORAGE_REFUSING_WRITES.set(1)
         if first or time.monotonic() - self._last_line >= self._log_interval:
             self._last_line = time.monotonic()
             self._log.warning("database storage refuses writes (%s, on %s): answering 503 until it accepts "
@@ -88,6 +91,7 @@ class StorageHealth:
     def succeeded(self) -> None:
         if self.reason is not None:
             self.reason = None
+            metrics.STORAGE_REFUSING_WRITES.set(0)
             self._log.warning("database storage accepts writes again")
 
 
