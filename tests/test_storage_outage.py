@@ -5,16 +5,23 @@ serves again by itself, without a restart."""
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import pytest
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure, WriteError
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import Route
 
+from server.app import RequestEdge
 from server.domain import messages
-from server.services.outage import storage_failure_reason
+from server.http import ops_routes
+from server.services.outage import StorageHealth, storage_failure_reason
 from tests.harness import create_admin
 from tests.support import metric_value, until_sync
 from tests.test_database_outage import PASSWORD, children, embedded_server, port_of, register
@@ -165,3 +172,22 @@ def test_a_full_disk_is_a_clear_503_and_readiness_says_why_until_space_is_freed(
 ])
 def test_only_refusals_for_lack_of_storage_count_as_storage_failures(error, reason):
     assert storage_failure_reason(error) == reason
+
+
+async def test_any_other_refusal_stays_a_bug_a_500_logged_with_its_traceback(caplog):
+    """The storage handler catches every OperationFailure to look at it; what is not a storage
+    failure goes on to the last line for bugs, as before."""
+
+    async def refused(request):
+        raise OperationFailure("unknown operator: $foo", 2)
+
+    runtime = SimpleNamespace(storage=StorageHealth(logging.getLogger("orderpulse")))
+    app = Starlette(routes=[Route("/refused", refused)], middleware=[Middleware(RequestEdge)],
+                    exception_handlers=ops_routes.database_outage_handlers())
+    app.state.runtime = runtime
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        response = await client.get("/refused")
+    assert (response.status_code, response.json()) == (500, {"success": False, "message": messages.INTERNAL_ERROR})
+    assert "unhandled error on GET /refused" in caplog.text and "Traceback" in caplog.text
+    assert runtime.storage.reason is None
