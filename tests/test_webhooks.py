@@ -18,6 +18,8 @@ import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import timedelta
+from statistics import median
 from pathlib import Path
 
 import httpx
@@ -192,3 +194,226 @@ async def test_a_full_lifecycle_delivers_every_version_in_order_signed_with_bodi
 
 async def _status_is(shop: Shop, client_id: str, order_id: str, status: str) -> bool:
     return (await shop.get(client_id, order_id))["status"] == status
+
+
+async def attempts_of(event_id: str) -> list:
+    delivery = await WebhookDelivery.find_one({"event_id": event_id})
+    return delivery.attempts if delivery else []
+
+
+async def test_500_twice_then_200_is_delivered_on_the_third_attempt_with_the_same_webhook_id(
+        api_factory, receiver):
+    shop = await shop_of(api_factory)
+    client_id = await shop.client()
+    path = unique_path()
+    endpoint_id, secret = await shop.endpoint(client_id, receiver.url + path)
+    receiver.configure(path, secrets=[secret], statuses=[500, 500])
+    before = metric_value(await _metrics(shop), "orderpulse_webhook_retries_total")
+
+    await shop.order(client_id)
+
+    await delivered(receiver, path, 1)
+    requests = await receiver.areceived(path)
+    assert [r["status"] for r in requests] == [500, 500, 200]
+    assert len({r["headers"]["webhook-id"] for r in requests}) == 1
+    assert all(r["verified"] == [True] for r in requests)
+    delivery = await until(lambda: _finished(requests[0]["headers"]["webhook-id"]), message="the delivery's record")
+    assert delivery.status == "succeeded"
+    assert [a.status_code for a in delivery.attempts] == [500, 500, 200]
+    assert delivery.attempts[0].error == "answered 500"
+    assert metric_value(await _metrics(shop), "orderpulse_webhook_retries_total") == before + 2
+    log = await webhooks.deliveries(endpoint_id)
+    assert [d.status for d in log] == ["succeeded"]
+
+
+async def _finished(event_id: str):
+    delivery = await WebhookDelivery.find_one({"event_id": event_id})
+    return delivery if delivery is not None and delivery.status in ("succeeded", "failed") else None
+
+
+async def _metrics(shop: Shop) -> str:
+    return (await shop.api.client.get("/metrics")).text
+
+
+async def test_a_receiver_that_is_down_gets_the_event_once_it_is_back_and_410_disables_the_endpoint(
+        api_factory, caplog):
+    receiver = Receiver()  # not started yet: the port refuses connections
+    shop = await shop_of(api_factory, webhook_retry_seconds=",".join(["0.2"] * 30))
+    client_id = await shop.client()
+    path = unique_path()
+    endpoint_id, secret = await shop.endpoint(client_id, receiver.url + path)
+    order_id = (await shop.order(client_id))["orderId"]
+    delivery = await until(lambda: _with_attempts(order_id, 2), message="two failed attempts while it is down")
+    assert delivery.status in ("pending", "delivering")
+    assert delivery.attempts[0].status_code is None and "connection failed" in delivery.attempts[0].error
+    receiver.start()
+    try:
+        receiver.configure(path, secrets=[secret])
+        first = (await delivered(receiver, path, 1))[0]
+        assert first["headers"]["webhook-id"] == delivery.event_id and first["verified"] == [True]
+        assert body_of(first)["version"] == 1
+
+        receiver.configure(path, secrets=[secret], statuses=[410])
+        with caplog.at_level(logging.WARNING, logger="orderpulse.webhooks"):
+            await shop.api.advance(shop.store, order_id, "paid")
+            gone = await until(lambda: _disabled(endpoint_id), message="the endpoint disabled by 410")
+        assert gone.disabled_reason.startswith("gone")
+        warnings = [r.getMessage() for r in caplog.records if r.name == "orderpulse.webhooks"]
+        assert len(warnings) == 1 and endpoint_id in warnings[0] and secret not in warnings[0]
+        assert path not in warnings[0]  # the host only: a path may carry the partner's token
+        assert [r["status"] for r in await receiver.areceived(path)] == [200, 410]
+        assert metric_value(await _metrics(shop), "orderpulse_webhook_endpoints_disabled_total", reason="gone") >= 1
+        # A disabled endpoint is sent nothing more; enabled again, its pending deliveries go out.
+        await shop.api.advance(shop.store, order_id, "processing")
+        await until(lambda: WebhookDelivery.find_one({"order_id": order_id, "version": 3}),
+                    message="the next event's delivery")
+        assert len(await receiver.areceived(path)) == 2
+        await webhooks.enable_endpoint(endpoint_id)
+        third = (await delivered(receiver, path, 2))[1]
+        assert body_of(third)["version"] == 3
+        # Replayed by event id: the same webhook-id again.
+        replayed = await webhooks.replay(endpoint_id, utcnow(), event=first["headers"]["webhook-id"])
+        assert replayed == 1
+        again = (await delivered(receiver, path, 3))[2]
+        assert again["headers"]["webhook-id"] == first["headers"]["webhook-id"]
+    finally:
+        receiver.stop()
+
+
+async def _with_attempts(order_id: str, count: int):
+    delivery = await WebhookDelivery.find_one({"order_id": order_id, "version": 1})
+    return delivery if delivery is not None and len(delivery.attempts) >= count else None
+
+
+async def _disabled(endpoint_id: str):
+    endpoint = await WebhookEndpoint.find_one({"endpoint_id": endpoint_id})
+    return endpoint if not endpoint.enabled else None
+
+
+async def test_a_spent_retry_schedule_fails_the_delivery_and_disables_the_endpoint(api_factory, receiver, caplog):
+    shop = await shop_of(api_factory, webhook_retry_seconds="0.1,0.1")
+    client_id = await shop.client()
+    path = unique_path()
+    endpoint_id, secret = await shop.endpoint(client_id, receiver.url + path)
+    receiver.configure(path, secrets=[secret], statuses=[500] * 10)
+    with caplog.at_level(logging.WARNING, logger="orderpulse.webhooks"):
+        await shop.order(client_id)
+        endpoint = await until(lambda: _disabled(endpoint_id), message="the endpoint disabled")
+    assert endpoint.disabled_reason.startswith("retries spent: 3 attempts failed")
+    assert [r["status"] for r in await receiver.areceived(path)] == [500, 500, 500]
+    (delivery,) = await webhooks.deliveries(endpoint_id)
+    assert delivery.status == "failed" and len(delivery.attempts) == 3
+    assert sum(1 for r in caplog.records if r.name == "orderpulse.webhooks") == 1
+    text = await _metrics(shop)
+    assert metric_value(text, "orderpulse_webhook_endpoints_disabled_total", reason="retries_spent") >= 1
+    assert metric_value(text, "orderpulse_webhook_deliveries_total", result="failed") >= 1
+
+
+async def test_rotation_signs_with_both_secrets_during_the_grace_and_only_the_new_one_after(api_factory, receiver):
+    grace_hours = 1.5 / 3600  # a second and a half
+    shop = await shop_of(api_factory, webhook_rotation_grace_hours=grace_hours)
+    client_id = await shop.client()
+    path = unique_path()
+    endpoint_id, old = await shop.endpoint(client_id, receiver.url + path)
+    _, new = await webhooks.rotate_secret(endpoint_id, timedelta(hours=grace_hours), utcnow())
+    assert new != old and new.startswith("whsec_")
+    receiver.configure(path, secrets=[old, new])
+    order_id = (await shop.order(client_id))["orderId"]
+    during = (await delivered(receiver, path, 1))[0]
+    assert during["verified"] == [True, True]
+    assert len(during["headers"]["webhook-signature"].split(" ")) == 2
+    expires = (await WebhookEndpoint.find_one({"endpoint_id": endpoint_id})).secrets[1].expires_at
+    await until(lambda: utcnow() > expires, timeout=5, message="the grace period to end")
+    await shop.api.advance(shop.store, order_id, "paid")
+    after = (await delivered(receiver, path, 2))[1]
+    assert after["verified"] == [False, True]
+    assert len(after["headers"]["webhook-signature"].split(" ")) == 1
+
+
+@pytest.mark.parametrize("url", [
+    "http://127.0.0.1:9/hook", "http://[::1]:9/hook", "http://[::ffff:127.0.0.1]/hook", "http://10.1.2.3/hook",
+    "http://192.168.0.10/hook", "http://172.16.5.4/hook", "http://169.254.169.254/latest/meta-data/",
+    "http://100.100.100.200/hook", "http://0.0.0.0/hook", "http://224.0.0.1/hook", "http://localhost:9/hook",
+])
+async def test_loopback_private_link_local_metadata_and_names_resolving_to_them_are_refused(make_settings, url):
+    with pytest.raises(ApiError) as refused:
+        await webhooks.check_url(url, make_settings(webhook_allowed_hosts=""))
+    assert refused.value.status_code == 400
+    assert "WEBHOOK_ALLOWED_HOSTS" in refused.value.message
+
+
+async def test_listed_hosts_are_allowed_except_metadata_and_production_needs_https(make_settings):
+    listed = make_settings(webhook_allowed_hosts="127.0.0.1,localhost,169.254.169.254")
+    assert await webhooks.check_url("http://127.0.0.1:9/hook", listed) == "http://127.0.0.1:9/hook"
+    assert await webhooks.check_url("http://localhost:9/hook", listed) == "http://localhost:9/hook"
+    with pytest.raises(ApiError):
+        await webhooks.check_url("http://169.254.169.254/latest/meta-data/", listed)  # metadata: never
+    for bad in ("ftp://127.0.0.1/x", "http:///x", "127.0.0.1/x", "http://[::1/x", "http://127.0.0.1:99999/x",
+                "http://127.0.0.1/" + "x" * 2000):
+        with pytest.raises(ApiError) as refused:
+            await webhooks.check_url(bad, listed)
+        assert refused.value.status_code == 400
+    production = make_settings(orderpulse_env="production", webhook_allowed_hosts="127.0.0.1")
+    with pytest.raises(ApiError) as refused:
+        await webhooks.check_url("http://127.0.0.1:9/hook", production)
+    assert refused.value.message == "url must be https:// in production."
+    assert await webhooks.check_url("https://127.0.0.1:9/hook", production) == "https://127.0.0.1:9/hook"
+
+
+async def test_at_delivery_a_name_now_resolving_to_loopback_is_refused_and_redirects_are_not_followed(
+        api_factory, receiver):
+    """The address connected to is checked, not the one seen at registration (DNS rebinding): an
+    endpoint whose name resolves to loopback now is refused before anything is sent."""
+    shop = await shop_of(api_factory, webhook_retry_seconds="30")
+    client_id = await shop.client()
+    rebound, redirecting, target = unique_path(), unique_path(), unique_path()
+    endpoint_id, _ = await shop.endpoint(client_id, receiver.url + rebound)
+    # As if `localhost` had resolved to a public address at registration.
+    await WebhookEndpoint.get_pymongo_collection().update_one(
+        {"endpoint_id": endpoint_id}, {"$set": {"url": f"http://localhost:{receiver.port}{rebound}"}})
+    redirect_id, _ = await shop.endpoint(client_id, receiver.url + redirecting)
+    receiver.configure(redirecting, statuses=[302], location=receiver.url + target)
+    order_id = (await shop.order(client_id))["orderId"]
+
+    async def both_tried():
+        log = await WebhookDelivery.find({"order_id": order_id}).to_list()
+        return {d.endpoint_id: d for d in log} if len(log) == 2 and all(d.attempts for d in log) else None
+    log = await until(both_tried, message="an attempt on each endpoint")
+    assert log[endpoint_id].attempts[0].error.startswith("refused")
+    assert log[endpoint_id].attempts[0].status_code is None
+    assert log[redirect_id].attempts[0].status_code == 302
+    assert log[redirect_id].attempts[0].error == "answered 302 (redirects are not followed)"
+    assert await receiver.areceived(rebound) == [] and await receiver.areceived(target) == []
+    assert len(await receiver.areceived(redirecting)) == 1
+
+
+async def test_a_hanging_receiver_delays_no_other_endpoint_and_no_api_answer(api_factory, receiver):
+    """Change → receipt on a healthy endpoint, and the API's answers, with and without another
+    endpoint hanging for the whole timeout on every event: compared as a ratio, in this test."""
+    shop = await shop_of(api_factory, webhook_timeout_seconds=5, webhook_retry_seconds="60")
+    slow_client, fast_client = await shop.client(), await shop.client()
+    slow, fast = unique_path(), unique_path()
+    await shop.endpoint(slow_client, receiver.url + slow)
+    await shop.endpoint(fast_client, receiver.url + fast)
+
+    async def run(rounds: int = 6) -> tuple[float, float]:
+        receipts, answers = [], []
+        for _ in range(rounds):
+            await shop.order(slow_client)
+            sent = time.time()
+            order_id = (await shop.order(fast_client))["orderId"]
+            answers.append(time.time() - sent)
+
+            async def arrived():
+                got = [r for r in await receiver.areceived(fast) if body_of(r)["orderId"] == order_id]
+                return got[0]["arrived"] if got else None
+            receipts.append(await until(arrived, timeout=20, message="the healthy endpoint's event") - sent)
+        return median(receipts), median(answers)
+
+    receipt_alone, answer_alone = await run()
+    receiver.configure(slow, hang=6)  # past the 5 s timeout: every attempt there times out
+    receipt_beside, answer_beside = await run()
+    hung = [r for r in await receiver.areceived(slow) if r.get("status") == 200]
+    assert len(hung) >= 4  # the slow endpoint's slots were taken throughout
+    assert receipt_beside < 5 * receipt_alone, (receipt_alone, receipt_beside)
+    assert answer_beside < 5 * answer_alone, (answer_alone, answer_beside)

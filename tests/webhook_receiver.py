@@ -5,8 +5,8 @@
 hanging path holds no other) and prints `ready` once listening. The test drives it over HTTP:
 
 - `PUT /_control/PATH` `{"secrets": [...], "statuses": [500, 500], "hang": 12}`: how PATH answers
-  (the scripted statuses first, then 200; `hang` seconds before answering) and which secrets to
-  verify with;
+  (the scripted statuses first, then 200; `hang` seconds before answering; `location` sent as a
+  redirect's target) and which secrets to verify with;
 - `GET /_control/received` lists every request: path, `webhook-*` headers, body, which of the
   path's secrets verified it (in order), the time it arrived.
 """
@@ -30,8 +30,10 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, format, *args) -> None:  # quiet: the test reads /_control/received
         pass
 
-    def _answer(self, status: int, body: bytes = b"") -> None:
+    def _answer(self, status: int, body: bytes = b"", location: str | None = None) -> None:
         self.send_response(status)
+        if location:
+            self.send_header("location", location)
         self.send_header("content-length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -68,7 +70,7 @@ class Handler(BaseHTTPRequestHandler):
                               "status": status, "arrived": arrived})
         if config.get("hang"):
             time.sleep(config["hang"])  # the receiver under test hangs on purpose
-        self._answer(status)
+        self._answer(status, location=config.get("location"))
 
 
 def main() -> None:

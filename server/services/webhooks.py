@@ -69,7 +69,7 @@ RELAY_AFTER_SECONDS = 1.0
 # How often each process looks for due deliveries it was not told of (made or retried elsewhere).
 POLL_SECONDS = 1.0
 # A claim outlives the attempt's timeout by this much before another process may take it over.
-CLAIM_MARGIN_SECONDS = 30.0
+CLAIM_MARGIN_SECONDS = 10.0
 JITTER = 0.2  # each retry waits its step of the schedule, 20 % either way
 MAX_RESPONSE_BYTES = 64 * 1024
 STOP_SECONDS = 2.0
