@@ -417,3 +417,170 @@ async def test_a_hanging_receiver_delays_no_other_endpoint_and_no_api_answer(api
     assert len(hung) >= 4  # the slow endpoint's slots were taken throughout
     assert receipt_beside < 5 * receipt_alone, (receipt_alone, receipt_beside)
     assert answer_beside < 5 * answer_alone, (answer_alone, answer_beside)
+
+
+# --- real server processes: crashes, restarts, two processes -----------------------------------
+
+def orderpulse(env: dict[str, str], *args: str) -> list[str]:
+    """The `orderpulse` command line as an operator runs it; its output lines."""
+    done = subprocess.run([sys.executable, "-m", "server", *args], check=False, cwd=REPO,
+                          env={**os.environ, "JWT_SECRET": TEST_JWT_SECRET, **env},
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()
+
+
+@dataclass
+class Deployment:
+    env: dict[str, str]
+    data_dir: Path
+    servers: list[ServerProcess]
+    http: httpx.AsyncClient
+    api: Api
+    store: StoreSetup
+    customer: Actor
+    client_id: str
+    endpoint_id: str
+    secret: str
+    path: str
+
+    def server(self, **env: str) -> ServerProcess:
+        process = ServerProcess({**self.env, **env}, self.data_dir / f"server-{len(self.servers)}")
+        self.servers.append(process)
+        return process
+
+    def headers(self) -> dict[str, str]:
+        return {"X-Client-ID": self.client_id, "Authorization": f"Bearer {self.customer.access_token}"}
+
+    async def checkout_token(self) -> str:
+        return (await self.api.checkout(self.customer, self.store)).json()["data"]["checkoutToken"]
+
+    async def order(self, through: ServerProcess) -> str:
+        response = await self.http.post(f"{through.url}/v1/order", headers=self.headers(),
+                                        json={"checkoutToken": await self.checkout_token()})
+        assert response.status_code == 201, response.text
+        return response.json()["orderId"]
+
+    async def pay(self, through: ServerProcess, order_id: str) -> None:
+        response = await self.http.patch(f"{through.url}/api/orders/{order_id}/payment-status",
+                                         headers=self.store.staff.headers, json={"paymentStatus": "success"})
+        assert response.status_code == 200, response.text
+
+
+@pytest_asyncio.fixture
+async def deployment(mongo, tmp_path, receiver):
+    """A server process, an admin, a store, a customer, and a partner client with an endpoint on
+    the receiver, both registered with the command line."""
+    env = {"MONGODB_URL": mongo.url, "MONGODB_DATABASE": f"t_webhooks_{uuid.uuid4().hex[:8]}",
+           "WEBHOOK_ALLOWED_HOSTS": "127.0.0.1", "WEBHOOK_RETRY_SECONDS": "1,1,1,1,1,1,1,1,1,1",
+           "WEBHOOK_TIMEOUT_SECONDS": "2"}
+    path = unique_path()
+    email = f"admin-{uuid.uuid4().hex[:8]}@campus.test"
+    first = ServerProcess(env, tmp_path / "server-0")
+    servers = [first]  # and those the test starts
+    mongo_client = MongoClient(mongo.url)
+    try:
+        await asyncio.gather(asyncio.to_thread(first.start),
+                             asyncio.to_thread(create_admin, env, email=email, password=PASSWORD, name="Ada Admin"))
+        (client_id,) = await asyncio.to_thread(orderpulse, env, "client", "create", "--name", "Campus SuperApp")
+        endpoint_id, secret = await asyncio.to_thread(
+            orderpulse, env, "webhook", "add", "--client", client_id, "--url", receiver.url + path)
+        receiver.configure(path, secrets=[secret])
+        async with httpx.AsyncClient(base_url=first.url, timeout=30) as http:
+            api = Api(http)
+            store, customer = await asyncio.gather(api.store(await api.login(email)), api.customer())
+            yield Deployment(env, tmp_path, servers, http, api, store, customer, client_id, endpoint_id, secret,
+                             path)
+    finally:
+        for server in servers:
+            server.kill()
+        mongo_client.drop_database(env["MONGODB_DATABASE"])
+        mongo_client.close()
+
+
+def ids_by_event(requests: list[dict]) -> dict[tuple[str, int], set[str]]:
+    ids: dict[tuple[str, int], set[str]] = defaultdict(set)
+    for request in requests:
+        body = body_of(request)
+        ids[body["orderId"], body["version"]].add(request["headers"]["webhook-id"])
+    return ids
+
+
+async def test_killed_between_a_change_and_its_delivery_and_again_mid_retry_every_event_arrives_once(
+        deployment, receiver):
+    d = deployment
+    survivor = d.servers[0]
+    crashing = d.server(ORDERPULSE_FAILPOINT="after_write_before_publish").start()
+    try:
+        # The process that writes the order dies right after its write, before it tells anyone.
+        with pytest.raises(httpx.TransportError):
+            await d.http.post(f"{crashing.url}/v1/order", headers=d.headers(),
+                              json={"checkoutToken": await d.checkout_token()})
+        assert crashing.wait_exit() == -9
+        first = (await delivered(receiver, d.path, 1, timeout=20))[0]
+        order_id = body_of(first)["orderId"]
+        assert body_of(first)["version"] == 1 and first["verified"] == [True]
+
+        # Mid-retry: the receiver fails, the only process is SIGKILLed after a failed attempt.
+        receiver.configure(d.path, secrets=[d.secret], statuses=[500] * 50)
+        await d.pay(survivor, order_id)
+        await until(lambda: _attempted(receiver, d.path, order_id, 2), timeout=20, message="a failed attempt of v2")
+        survivor.kill()
+        receiver.configure(d.path, secrets=[d.secret])
+        survivor.start()
+        await until(lambda: _attempted(receiver, d.path, order_id, 2, status=200), timeout=30,
+                    message="v2 delivered after the restart")
+    finally:
+        crashing.kill()
+    requests = await receiver.areceived(d.path)
+    assert all(request["verified"] == [True] for request in requests)
+    ids = ids_by_event(requests)
+    assert set(ids) == {(order_id, 1), (order_id, 2)}
+    assert all(len(event_ids) == 1 for event_ids in ids.values()), ids
+    # The delivery log, through the command line: v2's failed attempts, then its success.
+    log = [json.loads(line) for line in await asyncio.to_thread(
+        orderpulse, d.env, "webhook", "deliveries", d.endpoint_id, "--order", order_id)]
+    assert [(entry["version"], entry["status"]) for entry in log] == [(2, "succeeded"), (1, "succeeded")]
+    assert log[0]["attempts"][0]["statusCode"] == 500 and log[0]["attempts"][-1]["statusCode"] == 200
+
+
+async def _attempted(receiver: Receiver, path: str, order_id: str, version: int, status: int | None = None) -> bool:
+    return any(body_of(r)["orderId"] == order_id and body_of(r)["version"] == version
+               and (status is None or r["status"] == status) for r in await receiver.areceived(path))
+
+
+async def test_two_server_processes_make_each_attempt_once(deployment, receiver):
+    d = deployment
+    first = d.servers[0]
+    second = d.server().start()
+    try:
+        receiver.configure(d.path, secrets=[d.secret], statuses=[500] * 6)
+        orders = []
+        for through in (first, second, first, second):
+            order_id = await d.order(through)
+            await d.pay(second if through is first else first, order_id)
+            orders.append(order_id)
+        requests = await until(lambda: _all_delivered(receiver, d.path, len(orders) * 2), timeout=40,
+                               message="every event delivered")
+    finally:
+        second.stop()
+    per_event = defaultdict(list)
+    for request in requests:
+        per_event[request["headers"]["webhook-id"]].append(request["status"])
+    log = {line["eventId"]: line for line in map(json.loads, await asyncio.to_thread(
+        orderpulse, d.env, "webhook", "deliveries", d.endpoint_id))}
+    assert set(log) == set(per_event) and len(log) == 8
+    for event_id, statuses in per_event.items():
+        # Each attempt reached the receiver once: as many requests as attempts recorded, one success.
+        assert statuses == [attempt["statusCode"] for attempt in log[event_id]["attempts"]], event_id
+        assert statuses.count(200) == 1
+    assert sum(len(statuses) for statuses in per_event.values()) == 8 + 6
+    # In version order per order.
+    for order_id in orders:
+        versions = [body_of(r)["version"] for r in requests if body_of(r)["orderId"] == order_id and r["status"] == 200]
+        assert versions == [1, 2]
+
+
+async def _all_delivered(receiver: Receiver, path: str, count: int):
+    requests = await receiver.areceived(path)
+    return requests if sum(1 for r in requests if r["status"] == 200) >= count else None
