@@ -282,8 +282,8 @@ class Runtime:
 
     async def storage_problem(self) -> str | None:
         """Why MongoDB did not store one small write within `READINESS_TIMEOUT_SECONDS`, or None
-        when it did: a full or read-only disk still answers pings. An unreachable database is
-        `database_ready`'s to report."""
+        when it did: a full or read-only disk still answers pings. Asked once a ping was answered;
+        an unreachable database is `database_ready`'s to report."""
         if self.client is None:
             return None
         timeout = self.settings.readiness_timeout_seconds

@@ -67,10 +67,9 @@ async def healthz(request: Request):
 async def readyz(request: Request):
     runtime = request.app.state.runtime
     timeout = runtime.settings.readiness_timeout_seconds
-    # The checks at once, each bounded: a probe must answer while a dependency hangs. A full or
-    # read-only disk still answers pings, so one small write tells whether the database stores.
-    database, storage_problem, broker = await asyncio.gather(
-        runtime.database_ready(), runtime.storage_problem(), _bounded(runtime.broker.ping(), timeout))
+    # The checks at once, each bounded: a probe must answer while a dependency hangs.
+    (database, storage_problem), broker = await asyncio.gather(_database(runtime),
+                                                               _bounded(runtime.broker.ping(), timeout))
     storage = database and storage_problem is None
     status = 200 if storage and broker else 503
     body = {"status": "ready" if status == 200 else "unavailable", "database": database, "storage": storage,
@@ -78,6 +77,14 @@ async def readyz(request: Request):
     if database and storage_problem is not None:
         body["reason"] = messages.STORAGE_NOT_READY.format(reason=storage_problem)
     return JSONResponse(body, status_code=status)
+
+
+async def _database(runtime) -> tuple[bool, str | None]:
+    """Whether MongoDB answers a ping and, once it does, why it does not store a small write (a
+    full or read-only disk still answers pings)."""
+    if not await runtime.database_ready():
+        return False, None
+    return True, await runtime.storage_problem()
 
 
 async def _bounded(check, timeout: float) -> bool:
