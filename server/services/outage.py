@@ -27,8 +27,8 @@ _STORAGE_FAILURE_TEXT = re.compile(
 
 class StorageFailure(Exception):
     """The database answered but did not store a write: the same outage as a refused write, seen
-    where the engine says nothing (nx-27017 answers a `find_one_and_update` whose write failed with
-    no document at all, as if nothing had matched)."""
+    where the engine says nothing (nx-27017 answers a `find_one_and_update` or `find_one_and_delete`
+    whose write failed with no document at all, as if nothing had matched)."""
 
 
 # The exceptions `storage_failure_reason` looks into: every refusal the database words itself.
