@@ -22,6 +22,7 @@ from server.http import (
     admin_routes, auth_routes, campusbite, ops_routes, order_routes, pages, partner_routes, payment_qr, push_routes,
     store_routes, streams,
 )
+from server.http import webhook_routes
 from server.http.poll_fast_path import PollStatusFastPath
 from server.http.responses import failure
 from server.http.security_headers import add_security_headers
@@ -154,7 +155,7 @@ def create_app(settings: Settings | None = None, clock: Clock = SYSTEM_CLOCK) ->
     app = OrderPulseApp(
         runtime=runtime,
         routes=[
-            *auth_routes.routes, *admin_routes.routes, *store_routes.routes, *order_routes.routes, *streams.routes,
+            *auth_routes.routes, *admin_routes.routes, *webhook_routes.routes, *store_routes.routes, *order_routes.routes, *streams.routes,
             *campusbite.routes, *push_routes.routes,
             *partner_routes.routes, *payment_qr.routes, *ops_routes.routes, *pages.routes(),
         ],

@@ -584,3 +584,78 @@ async def test_two_server_processes_make_each_attempt_once(deployment, receiver)
 async def _all_delivered(receiver: Receiver, path: str, count: int):
     requests = await receiver.areceived(path)
     return requests if sum(1 for r in requests if r["status"] == 200) >= count else None
+
+
+# --- the admin API ---------------------------------------------------------------------------
+
+async def test_the_admin_api_adds_lists_rotates_logs_replays_and_removes_endpoints_for_admins_only(
+        api_factory, receiver):
+    from server.http.openapi import openapi_document
+    from tests.test_openapi import check
+
+    document = openapi_document()
+    shop = await shop_of(api_factory)
+    admin = await shop.api.admin()
+    client_id = await shop.client()
+    path = unique_path()
+    base = "/api/admin/webhooks"
+
+    refused = await shop.api.post(base, shop.customer, json={"clientId": client_id, "url": receiver.url + path})
+    assert refused.status_code == 403
+    assert (await shop.api.get(base, shop.store.staff)).status_code == 403
+    bad = await shop.api.post(base, admin, json={"clientId": client_id, "url": receiver.url + path,
+                                                 "events": "order.shipped"})
+    assert bad.status_code == 400 and "order.completed" in bad.json()["message"]
+    check(document, base, "post", bad)
+    unknown = await shop.api.post(base, admin, json={"clientId": "opc_nobody", "url": receiver.url + path})
+    assert unknown.status_code == 400
+    added = await shop.api.post(base, admin, json={"clientId": client_id, "url": receiver.url + path,
+                                                   "events": "order.updated,order.completed"})
+    assert added.status_code == 201, added.text
+    check(document, base, "post", added)
+    endpoint = added.json()["data"]
+    endpoint_id, secret = endpoint["endpointId"], endpoint["secret"]
+    assert endpoint["events"] == ["order.updated", "order.completed"] and secret.startswith("whsec_")
+    listed = await shop.api.get(f"{base}?clientId={client_id}", admin)
+    check(document, base, "get", listed)
+    assert [e["endpointId"] for e in listed.json()["data"]] == [endpoint_id]
+    assert secret not in listed.text
+
+    receiver.configure(path, secrets=[secret])
+    order_id = (await shop.order(client_id))["orderId"]
+    await shop.api.advance(shop.store, order_id, "paid")
+    await delivered(receiver, path, 2)
+    log = await until(lambda: _log_finished(shop, admin, endpoint_id, 2), message="the log of two deliveries")
+    check(document, f"{base}/{{endpoint_id}}/deliveries", "get", log)
+    assert [(d["version"], d["type"], d["status"]) for d in log.json()["data"]] == [
+        (2, "order.completed", "succeeded"), (1, "order.updated", "succeeded")]
+
+    rotated = await shop.api.post(f"{base}/{endpoint_id}/rotate", admin)
+    check(document, f"{base}/{{endpoint_id}}/rotate", "post", rotated)
+    new = rotated.json()["data"]["secret"]
+    receiver.configure(path, secrets=[secret, new])
+    replayed = await shop.api.post(f"{base}/{endpoint_id}/replay", admin, json={"orderId": order_id})
+    check(document, f"{base}/{{endpoint_id}}/replay", "post", replayed)
+    assert replayed.json()["data"] == {"replayed": 2}
+    again = (await delivered(receiver, path, 4))[2:]
+    assert sorted(body_of(r)["version"] for r in again) == [1, 2]
+    assert all(r["verified"] == [True, True] for r in again)
+    by_time = await shop.api.post(f"{base}/{endpoint_id}/replay", admin, json={"since": "2000-01-01T00:00:00Z"})
+    assert by_time.status_code == 200  # whatever is finished by now
+    for body in ({}, {"eventId": "msg_x", "orderId": order_id}, {"until": "2030-01-01T00:00:00Z"}):
+        wrong = await shop.api.post(f"{base}/{endpoint_id}/replay", admin, json=body)
+        assert wrong.status_code == 400, body
+    assert (await shop.api.post(f"{base}/{endpoint_id}/replay", admin, json={"since": "yesterday"})).status_code == 400
+
+    removed = await shop.api.request("DELETE", f"{base}/{endpoint_id}", admin)
+    check(document, f"{base}/{{endpoint_id}}", "delete", removed)
+    gone = await shop.api.get(f"{base}/{endpoint_id}/deliveries", admin)
+    assert gone.status_code == 404
+    check(document, f"{base}/{{endpoint_id}}/deliveries", "get", gone)
+    assert await WebhookDelivery.find({"endpoint_id": endpoint_id}).count() == 0
+
+
+async def _log_finished(shop: Shop, admin: Actor, endpoint_id: str, count: int):
+    log = await shop.api.get(f"/api/admin/webhooks/{endpoint_id}/deliveries", admin)
+    finished = [d for d in log.json()["data"] if d["status"] == "succeeded"]
+    return log if len(finished) >= count else None

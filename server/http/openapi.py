@@ -160,6 +160,16 @@ SCHEMAS: dict[str, Any] = {
     "NoShow": obj({"orderId": OID, "orderNumber": STR, "storeId": OID, "recordedAt": NTIME, "clearedAt": NTIME,
                    "clearedBy": NSTR, "clearedByName": NSTR, "clearedReason": NSTR}),
     "PartnerClient": obj({"clientId": STR, "name": STR, "isActive": BOOL, "createdAt": TIME, "revokedAt": NTIME}),
+    "WebhookEndpoint": obj({"endpointId": STR, "clientId": STR, "url": STR, "events": {"type": "array", "items": STR},
+                            "enabled": BOOL, "disabledReason": NSTR, "disabledAt": NTIME, "createdAt": TIME,
+                            "secretsSigning": INT, "pendingDeliveries": INT, "failedDeliveries": INT},
+                           {"secret": {"type": "string", "pattern": "^whsec_", "description": "shown once"}}),
+    "WebhookDelivery": obj({"eventId": STR, "endpointId": STR, "orderId": OID, "version": INT, "type": STR,
+                            "status": {"enum": ["pending", "delivering", "succeeded", "failed"]},
+                            "attempts": {"type": "array", "items": obj({
+                                "at": TIME, "statusCode": {"type": ["integer", "null"]},
+                                "latencyMs": {"type": "number"}, "error": NSTR})},
+                            "nextAttemptAt": NTIME, "createdAt": TIME, "finishedAt": NTIME}),
     "MenuItem": obj({"id": OID, "storeId": OID, "name": STR, "price": MONEY, "category": NSTR,
                      "isAvailable": BOOL, "createdAt": TIME, "updatedAt": TIME}),
     "OrderSummary": obj(ORDER_SUMMARY, closed=True),
@@ -318,6 +328,34 @@ def openapi_document() -> dict[str, Any]:
                                                           **COMMON}, tag="admin"),
             "post": op("Register a partner client; its id is its X-Client-ID (admins)", {
                 "201": ok(ref("PartnerClient"), "Created"), **COMMON}, tag="admin", body=requests.AdminClientRequest)},
+        "/api/admin/webhooks": {
+            "get": op("Partner webhook endpoints, newest first (admins)", {
+                "200": ok({"type": "array", "items": ref("WebhookEndpoint")}), **COMMON}, tag="admin",
+                params=[{"name": "clientId", "in": "query", "schema": {"type": "string", "maxLength": 100}}]),
+            "post": op("Register a webhook endpoint for a partner client; the answer holds its signing secret, "
+                       "shown once (admins)", {"201": ok(ref("WebhookEndpoint"), "Created"), **COMMON},
+                       tag="admin", body=requests.WebhookEndpointRequest)},
+        "/api/admin/webhooks/{endpoint_id}": {"delete": op("Remove a webhook endpoint and its delivery log (admins)", {
+            "200": ok({"type": "null"}, message=True), **COMMON, "404": _error("Endpoint not found")},
+            tag="admin", params=[ID("endpoint_id")])},
+        "/api/admin/webhooks/{endpoint_id}/rotate": {"post": op(
+            "A new signing secret, shown once; the old one signs too for WEBHOOK_ROTATION_GRACE_HOURS (admins)", {
+                "200": ok(ref("WebhookEndpoint"), message=True), **COMMON, "404": _error("Endpoint not found")},
+            tag="admin", params=[ID("endpoint_id")])},
+        "/api/admin/webhooks/{endpoint_id}/enable": {"post": op(
+            "Enable a disabled webhook endpoint: its pending deliveries go out (admins)", {
+                "200": ok(ref("WebhookEndpoint"), message=True), **COMMON, "404": _error("Endpoint not found")},
+            tag="admin", params=[ID("endpoint_id")])},
+        "/api/admin/webhooks/{endpoint_id}/deliveries": {"get": op(
+            "An endpoint's delivery log, newest first (admins)", {
+                "200": ok({"type": "array", "items": ref("WebhookDelivery")}), **COMMON,
+                "404": _error("Endpoint not found")}, tag="admin", params=[
+                    ID("endpoint_id"), {"name": "orderId", "in": "query", "schema": {"type": "string", "maxLength": 24}},
+                    {"name": "limit", "in": "query", "schema": bounded(1, 500)}])},
+        "/api/admin/webhooks/{endpoint_id}/replay": {"post": op(
+            "Send finished deliveries again under their webhook-id: by event, by order or by time range (admins)", {
+                "200": ok(obj({"replayed": INT}), message=True), **COMMON, "404": _error("Endpoint not found")},
+            tag="admin", params=[ID("endpoint_id")], body=requests.WebhookReplayRequest)},
         "/api/admin/clients/{client_id}/revoke": {"post": op("Revoke a partner client id (admins)", {
             "200": ok(ref("PartnerClient"), message=True), **COMMON, "404": _error("Partner client not found")},
             tag="admin", params=[ID("client_id")])},

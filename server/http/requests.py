@@ -569,6 +569,24 @@ class AdminClientRequest(RequestModel):
     name: Annotated[str, Text(100)]
 
 
+class WebhookEndpointRequest(RequestModel):
+    """Register a webhook endpoint for a partner client's orders (README, "Webhooks")."""
+
+    client_id: Annotated[str, Text(100)]
+    url: Annotated[str, Text(2000)]
+    events: Annotated[str | None, Text(200, required=False),
+                      Field(description="comma-separated event types; blank: all")] = None
+
+
+class WebhookReplayRequest(RequestModel):
+    """Which finished deliveries of an endpoint to send again: one of eventId, orderId, since (and until)."""
+
+    event_id: Annotated[str | None, Text(100, required=False)] = None
+    order_id: Annotated[str | None, Text(24, required=False)] = None
+    since: Annotated[str | None, Text(40, required=False), Field(description="ISO 8601 date-time")] = None
+    until: Annotated[str | None, Text(40, required=False), Field(description="ISO 8601 date-time")] = None
+
+
 class ClearNoShowRequest(RequestModel):
     """Why a recorded no-show was wrong (kept with who cleared it and when)."""
 

@@ -1,0 +1,104 @@
+"""`/api/admin/webhooks`: partner webhook endpoints, their delivery logs and replays (README,
+"Webhooks"). Admins only: every route checks the caller before anything else."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from starlette.requests import Request
+from starlette.routing import Route
+
+from server.domain import messages
+from server.domain.access import Role
+from server.domain.clock import parse_iso
+from server.domain.errors import ApiError
+from server.http.body import query_int, read_body
+from server.http.requests import WebhookEndpointRequest, WebhookReplayRequest
+from server.http.responses import ok
+from server.http.security import authenticate
+from server.services import webhooks
+from server.views import webhook_delivery_view, webhook_endpoint_view
+
+
+def _now(request: Request):
+    return request.app.state.runtime.clock.now()
+
+
+async def _view(endpoint) -> dict:
+    return webhook_endpoint_view(endpoint, await webhooks.delivery_counts(endpoint.endpoint_id))
+
+
+async def list_endpoints(request: Request):
+    """Every endpoint (or one client's, `?clientId=`), newest first, with pending and failed counts."""
+    await authenticate(request, Role.ADMIN)
+    client_id = request.query_params.get("clientId") or None
+    return ok([await _view(endpoint) for endpoint in await webhooks.list_endpoints(client_id)])
+
+
+async def add_endpoint(request: Request):
+    """Register an endpoint; its signing secret is in this answer and never again."""
+    await authenticate(request, Role.ADMIN)
+    body = await read_body(request, WebhookEndpointRequest)
+    runtime = request.app.state.runtime
+    endpoint, secret = await webhooks.add_endpoint(runtime.settings, body.client_id, body.url, body.events,
+                                                   _now(request))
+    return ok({**await _view(endpoint), "secret": secret}, status_code=201)
+
+
+async def remove_endpoint(request: Request):
+    await authenticate(request, Role.ADMIN)
+    await webhooks.remove_endpoint(request.path_params["endpoint_id"])
+    return ok(None, message=messages.WEBHOOK_REMOVED)
+
+
+async def rotate_secret(request: Request):
+    """A new secret, shown once; the old one also signs for WEBHOOK_ROTATION_GRACE_HOURS."""
+    await authenticate(request, Role.ADMIN)
+    grace = timedelta(hours=request.app.state.runtime.settings.webhook_rotation_grace_hours)
+    endpoint, secret = await webhooks.rotate_secret(request.path_params["endpoint_id"], grace, _now(request))
+    return ok({**await _view(endpoint), "secret": secret}, message=messages.WEBHOOK_ROTATED)
+
+
+async def enable_endpoint(request: Request):
+    await authenticate(request, Role.ADMIN)
+    endpoint = await webhooks.enable_endpoint(request.path_params["endpoint_id"])
+    return ok(await _view(endpoint), message=messages.WEBHOOK_ENABLED)
+
+
+async def list_deliveries(request: Request):
+    """An endpoint's delivery log, newest first: each attempt's status code, latency and error."""
+    await authenticate(request, Role.ADMIN)
+    limit = query_int(request.query_params.get("limit"), "limit", 50, 1, 500)
+    order_id = request.query_params.get("orderId") or None
+    found = await webhooks.deliveries(request.path_params["endpoint_id"], limit=limit, order_id=order_id)
+    return ok([webhook_delivery_view(delivery) for delivery in found])
+
+
+def _moment(text: str | None, field: str):
+    if text is None:
+        return None
+    try:
+        return parse_iso(text)
+    except ValueError:
+        raise ApiError(400, messages.WEBHOOK_TIME_INVALID.format(field=field)) from None
+
+
+async def replay(request: Request):
+    """Send finished deliveries again under their webhook-id: by event, by order, or made in a time range."""
+    await authenticate(request, Role.ADMIN)
+    body = await read_body(request, WebhookReplayRequest)
+    count = await webhooks.replay(request.path_params["endpoint_id"], _now(request), event=body.event_id,
+                                  order_id=body.order_id, since=_moment(body.since, "since"),
+                                  until=_moment(body.until, "until"))
+    return ok({"replayed": count}, message=messages.WEBHOOK_REPLAYED.format(count=count))
+
+
+routes = [
+    Route("/api/admin/webhooks", list_endpoints, methods=["GET"]),
+    Route("/api/admin/webhooks", add_endpoint, methods=["POST"]),
+    Route("/api/admin/webhooks/{endpoint_id}", remove_endpoint, methods=["DELETE"]),
+    Route("/api/admin/webhooks/{endpoint_id}/rotate", rotate_secret, methods=["POST"]),
+    Route("/api/admin/webhooks/{endpoint_id}/enable", enable_endpoint, methods=["POST"]),
+    Route("/api/admin/webhooks/{endpoint_id}/deliveries", list_deliveries, methods=["GET"]),
+    Route("/api/admin/webhooks/{endpoint_id}/replay", replay, methods=["POST"]),
+]
