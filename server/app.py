@@ -19,7 +19,8 @@ from server.domain import messages
 from server.domain.clock import SYSTEM_CLOCK, Clock
 from server.domain.errors import ApiError
 from server.http import (
-    admin_routes, auth_routes, campusbite, ops_routes, order_routes, pages, partner_routes, payment_qr, push_routes,
+    account_routes, admin_routes, auth_routes, campusbite, ops_routes, order_routes, pages, partner_routes, payment_qr,
+    push_routes,
     store_routes, streams,
 )
 from server.http import webhook_routes
@@ -155,7 +156,8 @@ def create_app(settings: Settings | None = None, clock: Clock = SYSTEM_CLOCK) ->
     app = OrderPulseApp(
         runtime=runtime,
         routes=[
-            *auth_routes.routes, *admin_routes.routes, *webhook_routes.routes, *store_routes.routes, *order_routes.routes, *streams.routes,
+            *auth_routes.routes, *account_routes.routes, *admin_routes.routes, *webhook_routes.routes,
+            *store_routes.routes, *order_routes.routes, *streams.routes,
             *campusbite.routes, *push_routes.routes,
             *partner_routes.routes, *payment_qr.routes, *ops_routes.routes, *pages.routes(),
         ],

@@ -110,6 +110,14 @@ class Settings(BaseSettings):
     # Devices one account may subscribe (a browser has one subscription per device); a new one past
     # it replaces the account's least recently registered.
     push_max_subscriptions_per_account: int = Field(10, ge=1)
+    # Mail (password reset, email verification): SMTP_URL unset writes mails to DATA_DIR/outbox.
+    smtp_url: str | None = None
+    mail_from: str = "OrderPulse <no-reply@orderpulse.invalid>"
+    # Where mailed links point: the pages' origin as users reach it (default http://HOST:PORT).
+    public_url: str | None = None
+    account_link_minutes: float = Field(30, gt=0)
+    mail_per_account_per_hour: int = Field(3, ge=1)
+    mail_per_address_per_hour: int = Field(10, ge=1)
     # The checkout's UPI QR codes drawn per client address (cached answers are free), and how many
     # may wait for the one low-priority drawing process before a 503.
     qr_codes_per_minute: float = Field(20, gt=0)
@@ -141,6 +149,26 @@ class Settings(BaseSettings):
             value and urlsplit(value).port
         except ValueError:
             raise ValueError("has a port that is not a number from 0 to 65535") from None
+        return value
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url(cls, value: str | None) -> str | None:
+        if value:
+            parts = urlsplit(value)
+            if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+                raise ValueError("must be smtp://[user:password@]host[:port] or the same with smtps://")
+            try:
+                parts.port
+            except ValueError:
+                raise ValueError("has a port that is not a number from 0 to 65535") from None
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value and (urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).hostname):
+            raise ValueError("must be an http:// or https:// origin, such as https://food.campus.edu")
         return value
 
     @field_validator("webhook_retry_seconds")
@@ -214,6 +242,11 @@ class Settings(BaseSettings):
     @property
     def checkout_lifetime(self) -> timedelta:
         return timedelta(minutes=self.checkout_session_minutes)
+
+    @property
+    def link_origin(self) -> str:
+        """The origin of mailed links: PUBLIC_URL, else this server's own address."""
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     @property
     def password_cost(self) -> PasswordCost:

@@ -9,6 +9,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable
+from datetime import timedelta
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -36,6 +37,8 @@ from server.services.login_throttle import LoginThrottle
 from server.services.order_lifecycle import OrderLifecycle
 from server.services.order_queries import OrderQueries
 from server.services.outage import UNREACHABLE, StorageHealth, storage_failure_reason
+from server.services.account_mail import AccountMail
+from server.services.mail import Mailer, SmtpServer
 from server.services.payment_qr import PaymentQrCodes
 from server.services.publishing import ChangePublisher, OutboxRelay
 from server.services.push import PushNotifier
@@ -187,6 +190,13 @@ class Runtime:
             TrustPolicy(settings.no_show_warning_threshold, settings.no_show_restriction_threshold,
                         settings.restriction_length),
             settings.user_cache_seconds, clock=clock, passwords=Passwords(resolve_password_cost(settings)))
+        self.mailer = Mailer(settings.mail_from, SmtpServer.from_url(settings.smtp_url) if settings.smtp_url else None,
+                             settings.data_dir / "outbox", clock=clock)
+        self.account_mail = AccountMail(
+            self.accounts, self.mailer, public_url=settings.link_origin,
+            link_lifetime=timedelta(minutes=settings.account_link_minutes),
+            per_account_per_hour=settings.mail_per_account_per_hour,
+            per_address_per_hour=settings.mail_per_address_per_hour, clock=clock)
         self.login_throttle = LoginThrottle(settings.login_max_failures_per_account,
                                             settings.login_max_failures_per_address,
                                             settings.login_failure_window_seconds, clock=clock)
@@ -258,6 +268,7 @@ class Runtime:
                              _stop_part("webhooks", self.webhooks.stop()),
                              _stop_part("ready-time pushes", self.ready_times.stop()))
         self.payment_qr.stop()
+        await _stop_part("mail", self.mailer.drain(PART_STOP_SECONDS))
         if self._broker_connected:
             self._broker_connected = False
             await _stop_part("broker", self.broker.disconnect())

@@ -61,9 +61,10 @@ checks.negative_data_rejection.expected-statuses = {_quoted(NEGATIVE + ["498", "
 # the order's state does not allow (seed 003's "does not require commitment", a skipped status),
 # an admin disabling their own account, a push endpoint that is no known push service, a pace
 # whose `delayMinutes` is written `0.0` (JSON Schema's `integer` admits a number with a zero
-# fraction; the server takes whole numbers as JSON writes them, like every other whole number).
+# fraction; the server takes whole numbers as JSON writes them, like every other whole number), a
+# mailed reset or verification link that does not exist (CampusBite's 400).
 [[operations]]
-include-path-regex = "^(/api/push/subscriptions|/api/stores/\\\\{{store_id\\\\}}/pace|/v1/order|/api/orders|/api/orders/checkout-session|/api/orders/\\\\{{order_id\\\\}}/(status|payment-status|verify-otp|confirm-commitment|cancel)|/api/admin/users/\\\\{{user_id\\\\}})$"
+include-path-regex = "^(/api/push/subscriptions|/api/stores/\\\\{{store_id\\\\}}/pace|/v1/order|/api/orders|/api/orders/checkout-session|/api/orders/\\\\{{order_id\\\\}}/(status|payment-status|verify-otp|confirm-commitment|cancel)|/api/admin/users/\\\\{{user_id\\\\}}|/api/auth/(reset-password|verify-email)/\\\\{{token\\\\}})$"
 checks.positive_data_acceptance.expected-statuses = {_quoted(POSITIVE + ["400", "498"])}
 """
 

@@ -195,3 +195,9 @@ def test_a_database_name_mongodb_would_refuse_is_one_line(tmp_path):
 def test_production_refuses_a_jwt_secret_shorter_than_its_hash(tmp_path):
     result = _run(tmp_path, "serve", ORDERPULSE_ENV="production", JWT_SECRET="short", PORT=str(free_loopback_port()))
     assert _the_one_error_line(result).startswith("error: JWT_SECRET must be at least 32 bytes when ORDERPULSE_ENV=production")
+
+
+def test_an_smtp_url_of_another_scheme_is_one_line_without_its_password(tmp_path):
+    result = _run(tmp_path, "serve", SMTP_URL="http://mailer:hunter22@mail.campus.test", PORT=str(free_loopback_port()))
+    assert _the_one_error_line(result) == "error: SMTP_URL: must be smtp://[user:password@]host[:port] or the same with smtps://."
+    assert "hunter22" not in result.stderr

@@ -43,6 +43,7 @@ async def register(request: Request):
     user = await _runtime(request).accounts.register_customer(
         name=body.name, email=body.email, password=body.password, role=body.role,
         register_number=body.register_number, employee_id=body.employee_id)
+    await _runtime(request).account_mail.send_verification(user)
     return await _session(request, user, 201)
 
 

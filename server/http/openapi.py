@@ -263,6 +263,20 @@ def openapi_document() -> dict[str, Any]:
         "/api/auth/logout": {"post": op("Revoke a refresh token's family", {"200": ok({"type": "null"}, message=True),
                                                                             **COMMON}, auth=False, tag="auth",
                                         body=requests.RefreshRequest)},
+        "/api/auth/forgot-password": {"post": op(
+            "Mail a password reset link (the same answer whether or not the email has an account)", {
+                "200": ok({"type": "null"}, message=True), **COMMON,
+                "429": _error("Too many mails asked for from this address; see Retry-After")},
+            auth=False, tag="auth", body=requests.ForgotPasswordRequest)},
+        "/api/auth/reset-password/{token}": {"post": op(
+            "Set a new password with a mailed link (once, within ACCOUNT_LINK_MINUTES); every session ends", {
+                "200": ok({"type": "null"}, message=True), **COMMON, "503": _error(BUSY_HASHING)},
+            auth=False, tag="auth", body=requests.ResetPasswordRequest, params=[ID("token")])},
+        "/api/auth/verify-email/{token}": {"post": op("Verify the account's email with a mailed link", {
+            "200": ok({"type": "null"}, message=True), "400": _error("Invalid, used or expired link")},
+            auth=False, tag="auth", params=[ID("token")])},
+        "/api/auth/resend-verification": {"post": op("Mail the caller a new verification link", {
+            "200": ok({"type": "null"}, message=True), **COMMON}, tag="auth")},
         "/api/users/me": {"get": op("The caller's profile and trust tier", {"200": ok(ref("Profile")), **COMMON},
                                     tag="auth")},
         "/api/users/profile": {"get": op("`/api/users/me` under CampusBite's name", {"200": ok(ref("Profile")),

@@ -58,6 +58,11 @@ def routes() -> list:
         Route("/login", _page("login.html"), methods=["GET"]),
         Route("/orders", _page("orders.html"), methods=["GET"]),
         Route("/signup", _page("signup.html"), methods=["GET"]),
+        # The links of account mails (CampusBite's paths): the secret is in the path, so these
+        # pages send no Referer and load nothing from anywhere else.
+        Route("/forgot-password", _page("account.html"), methods=["GET"]),
+        Route("/reset-password/{token}", _page("account.html"), methods=["GET"]),
+        Route("/verify-email/{token}", _page("account.html"), methods=["GET"]),
         Route("/stores", _page("stores.html"), methods=["GET"]),
         Route("/stores/{store_id}", _page("menu.html"), methods=["GET"]),
         Route("/checkout", _page("checkout.html"), methods=["GET"]),

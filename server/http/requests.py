@@ -759,3 +759,13 @@ class PushSubscribeRequest(RequestModel):
 
 class PushUnsubscribeRequest(RequestModel):
     endpoint: Annotated[str, Text(2000)]
+
+
+class ForgotPasswordRequest(RequestModel):
+    email: Annotated[str, Email()]
+
+
+class ResetPasswordRequest(RequestModel):
+    """The new password of `POST /api/auth/reset-password/{token}` (what CampusBite sends)."""
+
+    password: Annotated[str, NewPassword()]

@@ -1,5 +1,6 @@
 """Persistence: Beanie documents, one per collection, with their indexes."""
 
+from server.models.account_token import AccountToken, MailQuota
 from server.models.client_app import ClientApp
 from server.models.counter import Counter
 from server.models.login_attempt import LoginFailureWindow
@@ -13,7 +14,7 @@ from server.models.user import User
 from server.models.webhook import WebhookDelivery, WebhookEndpoint
 
 DOCUMENT_MODELS = [User, Store, MenuItem, Order, RefreshToken, Counter, ClientApp, LoginFailureWindow, StreamTicket,
-                   PushSubscription, PushDelivery, WebhookEndpoint, WebhookDelivery]
+                   PushSubscription, PushDelivery, WebhookEndpoint, WebhookDelivery, AccountToken, MailQuota]
 
-__all__ = ["DOCUMENT_MODELS", "ClientApp", "Counter", "LoginFailureWindow", "MenuItem", "Order", "OrderItem",
+__all__ = ["DOCUMENT_MODELS", "AccountToken", "MailQuota", "ClientApp", "Counter", "LoginFailureWindow", "MenuItem", "Order", "OrderItem",
            "PushDelivery", "PushSubscription", "RefreshToken", "Store", "StreamTicket", "User", "WebhookDelivery", "WebhookEndpoint"]

@@ -21,6 +21,11 @@ class User(UtcDocument):
     is_active: bool = True
     # When it was last disabled; kept after a re-enable so tokens issued before stay refused.
     disabled_at: datetime | None = None
+    # When the password was reset by email: every session from before it is over (refresh tokens
+    # revoked, access tokens refused as after a disable).
+    sessions_revoked_at: datetime | None = None
+    # The owner followed the link mailed to this address (absent for accounts made before mail).
+    email_verified_at: datetime | None = None
 
     class Settings:
         name = "users"

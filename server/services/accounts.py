@@ -46,9 +46,11 @@ ADMIN_SET_POLL_SECONDS = 0.01
 
 
 def _issued_before_disable(claims: AccessClaims, user: User) -> bool:
-    """A token from before the account was last disabled stays dead after a re-enable. Tokens
-    carry whole seconds, so one from the disable's own second counts as before (the safe side)."""
-    return user.disabled_at is not None and claims.issued_at <= as_utc(user.disabled_at).timestamp()
+    """A token from before the account was last disabled (or its sessions ended by a password
+    reset) stays dead after a re-enable. Tokens carry whole seconds, so one from that second counts
+    as before (the safe side)."""
+    return any(when is not None and claims.issued_at <= as_utc(when).timestamp()
+               for when in (user.disabled_at, user.sessions_revoked_at))
 
 
 class AccountService:
@@ -124,7 +126,7 @@ class AccountService:
         if not active:
             await RefreshToken.get_pymongo_collection().update_many(
                 {"user_id": user_id, "revoked_at": {"$exists": False}}, {"$set": {"revoked_at": now}})
-        await self._tell_processes(user_id, active)
+        await self.tell_processes(user_id, active)
         user.is_active = active
         if not active:
             user.disabled_at = now
@@ -153,11 +155,11 @@ class AccountService:
             await self._remove_admin(user, change, undo)
         else:
             await User.get_pymongo_collection().update_one({"_id": user.id}, change)
-        await self._tell_processes(user_id, False)
+        await self.tell_processes(user_id, False)
         user.role, user.store_id = role, store_id
         return user
 
-    async def _tell_processes(self, user_id: str, active: bool) -> None:
+    async def tell_processes(self, user_id: str, active: bool) -> None:
         """This process and, through the broker, every other forgets the cached user; `active`
         False also ends the account's streams."""
         self.account_changed(user_id, active)
