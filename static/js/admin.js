@@ -1,4 +1,5 @@
-// The admin console: stores, their menus, staff accounts, customers' trust and partner clients,
+// The admin console: stores, their menus, staff accounts, customers' trust, partner clients and
+// their webhook endpoints,
 // each action one call of an admins-only API route.
 
 import { api, ApiError, bindSignOut, requireSession } from "./api.js";
@@ -349,13 +350,116 @@ clientForm.addEventListener("submit", async (event) => {
 });
 
 // ---------------------------------------------------------------------------------------------
+// Webhooks
+
+const webhookForm = document.getElementById("webhook-form");
+const webhookSecret = document.getElementById("webhook-secret");
+const webhookLog = document.getElementById("webhook-log");
+
+/** A signing secret is shown once, here, until the next action. */
+function showSecret(endpointId, secret) {
+  webhookSecret.replaceChildren(`Signing secret of ${endpointId}, shown only now; hand it to the partner:`,
+    h("code", { text: secret }));
+  webhookSecret.hidden = false;
+}
+
+function endpointStatus(endpoint) {
+  if (endpoint.enabled) return pill("open", endpoint.secretsSigning > 1 ? "Enabled, rotating" : "Enabled");
+  return h("span", {}, pill("closed", `Disabled ${when(endpoint.disabledAt)}`),
+    h("span", { class: "muted", text: endpoint.disabledReason || "" }));
+}
+
+function endpointButton(text, label, work) {
+  const button = h("button", { class: "button button--quiet", type: "button", text, "aria-label": label });
+  button.addEventListener("click", busy(button, work));
+  return button;
+}
+
+async function loadWebhooks() {
+  const endpoints = await api("/api/admin/webhooks");
+  const body = document.querySelector("#webhook-table tbody");
+  if (!endpoints.length) {
+    body.replaceChildren(h("tr", {}, h("td", { colspan: "6", class: "muted", text: "No webhook endpoints yet." })));
+    return;
+  }
+  body.replaceChildren(...endpoints.map((endpoint) => {
+    const id = endpoint.endpointId;
+    const path = `/api/admin/webhooks/${encodeURIComponent(id)}`;
+    const actions = h("td", {},
+      endpointButton("Log", `Delivery log of ${id}`, () => showLog(endpoint)),
+      endpointButton("Rotate secret", `Rotate secret of ${id}`, async () => {
+        if (!window.confirm(`Rotate the secret of ${id}? The old one keeps signing during the grace period.`)) return;
+        const done = await act(() => api(`${path}/rotate`, { method: "POST" }));
+        if (done) showSecret(id, done.secret);
+        await loadWebhooks();
+      }),
+      endpointButton("Remove", `Remove ${id}`, async () => {
+        if (!window.confirm(`Remove ${id} and its delivery log? The partner gets no more events there.`)) return;
+        if (await act(() => api(path, { method: "DELETE" })) !== undefined) say(`Removed ${id}.`);
+        await loadWebhooks();
+      }));
+    if (!endpoint.enabled) {
+      actions.prepend(endpointButton("Enable", `Enable ${id}`, async () => {
+        if (await act(() => api(`${path}/enable`, { method: "POST" }))) say(`Enabled ${id}: its pending deliveries go out.`);
+        await loadWebhooks();
+      }));
+    }
+    return h("tr", { dataset: { endpointId: id } },
+      h("td", {}, h("code", { text: id }), h("span", { class: "muted", text: endpoint.url })),
+      h("td", {}, h("code", { text: endpoint.clientId })),
+      h("td", { text: endpoint.events.length ? endpoint.events.join(", ") : "all" }),
+      h("td", {}, endpointStatus(endpoint)),
+      h("td", { text: `${endpoint.pendingDeliveries} pending, ${endpoint.failedDeliveries} failed` }),
+      actions);
+  }));
+}
+
+function attemptLine(attempt) {
+  const outcome = attempt.statusCode ? `${attempt.statusCode}` : "no answer";
+  return h("li", { text: `${when(attempt.at)}: ${outcome} in ${attempt.latencyMs} ms${attempt.error ? ` (${attempt.error})` : ""}` });
+}
+
+async function showLog(endpoint) {
+  const id = endpoint.endpointId;
+  const path = `/api/admin/webhooks/${encodeURIComponent(id)}`;
+  const log = await act(() => api(`${path}/deliveries?limit=50`));
+  if (!log) return;
+  const items = log.map((delivery) => {
+    const next = delivery.nextAttemptAt ? `; next try ${when(delivery.nextAttemptAt)}` : "";
+    const replay = endpointButton("Replay", `Replay ${delivery.eventId}`, async () => {
+      const done = await act(() => api(`${path}/replay`, { method: "POST", body: { eventId: delivery.eventId } }));
+      if (done) say(`${done.replayed} delivery scheduled again.`);
+      await showLog(endpoint);
+    });
+    return h("li", {},
+      h("strong", { text: `${delivery.type} v${delivery.version}` }), ` of order `, h("code", { text: delivery.orderId }),
+      `: ${delivery.status}${next} `, delivery.status === "succeeded" || delivery.status === "failed" ? replay : "",
+      h("ul", { class: "webhook-attempts" }, ...delivery.attempts.map(attemptLine)));
+  });
+  webhookLog.replaceChildren(h("h3", { text: `Deliveries of ${id}, newest first` }),
+    items.length ? h("ul", {}, ...items) : h("p", { class: "muted", text: "Nothing delivered yet." }));
+  webhookLog.hidden = false;
+  webhookLog.focus();
+}
+
+webhookForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const body = { clientId: webhookForm.clientId.value, url: webhookForm.url.value, events: webhookForm.events.value };
+  const saved = await act(() => api("/api/admin/webhooks", { method: "POST", body }), webhookForm.querySelector(".form-error"));
+  if (!saved) return;
+  showSecret(saved.endpointId, saved.secret);
+  webhookForm.reset();
+  await loadWebhooks();
+});
+
+// ---------------------------------------------------------------------------------------------
 
 async function main() {
   await requireSession((user) => user.role === "admin");
   bindSignOut();
   await act(async () => {
     await loadStores();
-    await Promise.all([loadMenu(), loadStaff(), loadCustomers(), loadClients()]);
+    await Promise.all([loadMenu(), loadStaff(), loadCustomers(), loadClients(), loadWebhooks()]);
   });
   document.body.dataset.ready = "true";
 }
