@@ -84,6 +84,16 @@ class Settings(BaseSettings):
     # A socket that sent no token with the upgrade has this long to send `{"type": "auth"}`
     # (graphql-ws gives its `connection_init` the same 3 s).
     ws_auth_timeout_seconds: float = Field(3, gt=0)
+    # Per account and process: sockets and order/store event streams together (a customer has a
+    # few tabs and devices; a store's kitchen displays may share one staff account), and subscribes
+    # that read the database (a token bucket: this many a second, up to the burst at once).
+    ws_max_sockets_per_account: int = Field(20, ge=1)
+    ws_max_sockets_per_staff_account: int = Field(100, ge=1)
+    ws_subscribe_reads_per_second: float = Field(2, gt=0)
+    ws_subscribe_reads_burst: int = Field(20, ge=1)
+    # Every subscribe, those answered from memory too: each still renders and sends a snapshot.
+    ws_subscribes_per_second: float = Field(10, gt=0)
+    ws_subscribes_burst: int = Field(50, ge=1)
     # How long a user looked up for token verification is trusted without a database read: the
     # bound on a disabled account's tokens working on a process that missed the change message.
     user_cache_seconds: float = Field(1, ge=0)

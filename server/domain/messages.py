@@ -168,6 +168,8 @@ PARTNER_WAIT_INVALID = "wait must be a whole number from 1 to {maximum}"
 WATCH_TOO_MANY_ORDERS = "At most {maximum} orders per connection."
 WATCH_ORDER_FORBIDDEN = "You are not allowed to watch this order."
 WATCH_STORE_FORBIDDEN = "You are not allowed to watch this store."
+WATCH_TOO_MANY_STREAMS = "At most {maximum} open sockets and event streams per account."
+WATCH_SUBSCRIBES_TOO_FAST = "Too many subscribes from this account; subscribe again in a second."
 
 # Query parameters of the listings (GET /api/orders, GET /api/admin/users).
 ORDER_STATUS_FILTER_INVALID = "status must be a comma-separated list of: {choices}."

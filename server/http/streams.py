@@ -23,7 +23,7 @@ from server.realtime import frames, session, sse
 from server.realtime.frames import CLOSE_UNAUTHORISED, FrameRefused
 from server.services.subscriptions import SubscriptionRefused
 
-_REFUSAL_STATUS = {"forbidden": 403, "not_found": 404}
+_REFUSAL_STATUS = {"forbidden": 403, "not_found": 404, "rate_limited": 429, "too_many_streams": 429}
 
 
 class WebSocketApp:
@@ -106,7 +106,8 @@ async def _event_stream(request: Request, subscribe: sse.Subscribe) -> sse.Event
     try:
         return await sse.open_stream(runtime.hub, runtime.settings, principal, subscribe, resume_from)
     except SubscriptionRefused as refused:
-        raise ApiError(_REFUSAL_STATUS.get(refused.code, 400), refused.message) from None
+        status = _REFUSAL_STATUS.get(refused.code, 400)
+        raise ApiError(status, refused.message, headers={"Retry-After": "1"} if status == 429 else None) from None
 
 
 async def order_events(request: Request):

@@ -55,6 +55,8 @@ class Subscriber:
         self.write_now: Callable[[OrderChange, bool], bool] | None = None
         # How this transport writes ready-time estimates; None: its clients do not read them.
         self.render_estimates: Callable[[str, list[dict[str, Any]]], Frame] | None = None
+        # Counted against its account's open sockets and streams (the hub's `admit`).
+        self.admitted = False
 
     # --- producer side (the hub) ---------------------------------------------------------------
 
@@ -116,9 +118,10 @@ class Subscriber:
         if self._held is None:
             self._held = []
 
-    def release_events(self) -> None:
+    def release_events(self, drop: set[str] | frozenset[str] = frozenset()) -> None:
+        """Deliver the events held while a snapshot was read, but none of the orders in `drop`."""
         held, self._held = self._held, None
-        delivered = sum(self.offer(change) for change in held or ())
+        delivered = sum(self.offer(change) for change in held or () if change.order_id not in drop)
         metrics.EVENTS_FANNED_OUT.inc(delivered)
 
     def accept_snapshot_version(self, order_id: str, version: int) -> bool:
@@ -168,3 +171,11 @@ class Subscriber:
         self._queue.clear()
         if self._ready is not None:
             self._ready.set()
+
+    def forget(self) -> None:
+        """Once detached: drop what it kept and its transport's callbacks, which point back at it
+        (a session holds its subscriber). Without these cycles its memory is returned as soon as
+        the connection ends, not at the collector's next full pass."""
+        self.sent_versions = {}
+        self._held = None
+        self.abort = self.on_ready = self.write_now = self.render_estimates = None

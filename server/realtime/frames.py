@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 CLOSE_UNAUTHORISED = 4401
 CLOSE_TOO_BIG = 1009
 CLOSE_POLICY = 1008
+CLOSE_TOO_MANY = 4429  # the account has its most sockets and event streams open already
 MAX_ORDER_IDS = 100
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -21,12 +22,15 @@ import orjson
 from server import metrics
 from server.config import Settings
 from server.domain import messages
+from server.domain.access import may_run_store, may_see_order
 from server.domain.clock import iso_z
+from server.domain.token_bucket import TokenBuckets
 from server.realtime.broker import Broker
 from server.realtime.catalog_feed import CatalogFeed
 from server.realtime.client import Subscriber
 from server.realtime.events import OrderChange
 from server.realtime.frames import CLOSE_UNAUTHORISED
+from server.realtime.trim import Trimmer
 from server.services.changes import customer_channel, is_estimates, order_channel, store_channel
 from server.services.subscriptions import SubscriptionRefused, SubscriptionService
 from server.views import event_order, kitchen_fields
@@ -40,11 +44,17 @@ MAX_ORDERS_PER_SUBSCRIBER = 1000
 CLOSE_STALLED = 1013  # "try again later": stuck on one write for the stall limit
 
 
-def snapshot_entry(order: Order, sees_kitchen: bool) -> dict[str, Any]:
-    entry = event_order(order)
-    if sees_kitchen:
-        entry.update(kitchen_fields(order))
-    return entry
+def as_change(order: Order) -> OrderChange:
+    """A freshly read order in the shape an event carries, so the hub holds one kind of state.
+    Its id is interned: every set and dict of every subscriber then shares the one string."""
+    view = event_order(order)
+    view["id"] = sys.intern(view["id"])
+    return OrderChange(event="updated", order=view, kitchen=kitchen_fields(order), user_id=str(order.user_id),
+                       next_deadline_at=iso_z(order.next_deadline_at))
+
+
+def snapshot_entry(change: OrderChange, sees_kitchen: bool) -> dict[str, Any]:
+    return {**change.order, **change.kitchen} if sees_kitchen else dict(change.order)
 
 
 class Hub:
@@ -58,6 +68,18 @@ class Hub:
         self._store_watchers: dict[str, set[Subscriber]] = defaultdict(set)
         # "My orders": subscribers by the customer whose orders they watch (their own).
         self._customer_watchers: dict[str, set[Subscriber]] = defaultdict(set)
+        # The newest state of every order watched by id in this process, kept by its events: a
+        # subscribe of an order held here reads nothing. Only orders whose channel was listened to
+        # before their state was read are held (`_listening`), and all is forgotten when the
+        # broker connection drops, so nothing held can miss a change.
+        self._latest: dict[str, OrderChange] = {}
+        self._listening: set[str] = set()
+        # Per account: open sockets and event streams, and subscribes that read the database.
+        self._open: dict[str, int] = {}
+        self._subscribe_reads = TokenBuckets(settings.ws_subscribe_reads_per_second,
+                                             settings.ws_subscribe_reads_burst)
+        self._subscribes = TokenBuckets(settings.ws_subscribes_per_second, settings.ws_subscribes_burst)
+        self._trimmer = Trimmer()
         self.catalog = CatalogFeed(broker, subscriptions.menu)
         self._watchdog: asyncio.Task[None] | None = None
         self._resync: asyncio.Task[None] | None = None
@@ -83,42 +105,107 @@ class Hub:
     def attach(self, subscriber: Subscriber) -> None:
         self.subscribers.add(subscriber)
 
+    def admit(self, subscriber: Subscriber) -> None:
+        """Count a new socket or event stream against its account's limit (`detach` gives it
+        back); SubscriptionRefused past it. Counted per process (README, Configuration)."""
+        principal = subscriber.principal
+        maximum = (self._settings.ws_max_sockets_per_account if principal.is_customer
+                   else self._settings.ws_max_sockets_per_staff_account)
+        held = self._open.get(principal.user_id, 0)
+        if held >= maximum:
+            raise SubscriptionRefused("too_many_streams", messages.WATCH_TOO_MANY_STREAMS.format(maximum=maximum))
+        self._open[principal.user_id] = held + 1
+        subscriber.admitted = True
+
+    def _take(self, subscriber: Subscriber, reads: bool = False) -> None:
+        """A token of its account for a subscribe (and, when it is about to read the database, one
+        for that too), or refused before anything is read or rendered."""
+        now = self.clock.monotonic()
+        user_id = subscriber.principal.user_id
+        if self._subscribes.take(user_id, now) is not None or (
+                reads and self._subscribe_reads.take(user_id, now) is not None):
+            raise SubscriptionRefused("rate_limited", messages.WATCH_SUBSCRIBES_TOO_FAST)
+
     async def detach(self, subscriber: Subscriber) -> None:
         subscriber.close()
         self.subscribers.discard(subscriber)
+        if subscriber.admitted:
+            subscriber.admitted = False
+            user_id = subscriber.principal.user_id
+            left = self._open.get(user_id, 1) - 1
+            if left > 0:
+                self._open[user_id] = left
+            else:
+                self._open.pop(user_id, None)
+        self._trimmer.released(len(subscriber.order_ids) + len(subscriber.sent_versions))
         for order_id in list(subscriber.order_ids):
             await self._unwatch(subscriber, "order", order_id)
         for store_id in list(subscriber.store_ids):
             await self._unwatch(subscriber, "store", store_id)
         for user_id in list(subscriber.customer_ids):
             await self._unwatch(subscriber, "customer", user_id)
+        subscriber.forget()
 
     async def subscribe_orders(self, subscriber: Subscriber, order_ids: list[str]) -> list[dict[str, Any]]:
         """Watch orders the caller may see; returns the snapshot entries. Refuses the whole frame
         if any id is not the caller's, without saying whether it exists.
 
+        Orders this process holds are checked and answered from memory; the others are listened
+        to first and then read once, so no change can fall between the read and the subscription.
         Events stay held until the caller queues the snapshot with `subscriber.send_snapshot`
         (or gives up on it with `release_events`), so the snapshot always goes out first."""
         if len(subscriber.order_ids | set(order_ids)) > MAX_ORDERS_PER_SUBSCRIBER:
             raise SubscriptionRefused("rate_limited",
                                       messages.WATCH_TOO_MANY_ORDERS.format(maximum=MAX_ORDERS_PER_SUBSCRIBER))
-        await self._subscriptions.check_orders(subscriber.principal, order_ids)
+        principal = subscriber.principal
+        order_ids = [sys.intern(order_id) for order_id in order_ids]
+        held = {oid: change for oid in order_ids if (change := self._latest.get(oid)) is not None}
+        if any(not may_see_order(principal, change.user_id, change.store_id) for change in held.values()):
+            raise SubscriptionRefused("forbidden", messages.WATCH_ORDER_FORBIDDEN)
+        missing = [oid for oid in order_ids if oid not in held]
+        self._take(subscriber, reads=bool(missing))
+        newly = [oid for oid in order_ids if oid not in subscriber.order_ids]
         subscriber.hold_events()
         try:
-            for order_id in order_ids:
+            # Held orders first: their channels are listened to already, so nothing is awaited and
+            # their held state cannot be dropped before this subscriber watches them too.
+            for order_id in sorted(newly, key=lambda oid: oid not in held):
                 await self._watch(subscriber, "order", order_id)
-            # Re-read after listening, so no change can fall between the read and the subscription.
-            return await self._snapshot_entries(subscriber, await self._subscriptions.orders(order_ids))
+            if missing:
+                listening = {oid for oid in missing if oid in self._listening}
+                read = [as_change(order) for order in await self._subscriptions.orders(missing)]
+                owners = {change.order_id: (change.user_id, change.store_id) for change in read}
+                try:
+                    self._subscriptions.check_orders(principal, missing, owners)
+                except SubscriptionRefused:
+                    # Nothing of an order the caller may not see reaches them, not even held events.
+                    foreign = {oid for oid in missing if oid not in owners
+                               or not may_see_order(principal, *owners[oid])}
+                    for order_id in newly:
+                        await self._unwatch(subscriber, "order", order_id)
+                    # Held events of the frame's orders go too, unless another watch may bring them.
+                    subscriber.release_events(
+                        drop=foreign if subscriber.store_ids or subscriber.customer_ids else set(newly))
+                    raise
+                for change in read:
+                    held[change.order_id] = self._hold(change) if change.order_id in listening else change
+            return await self._snapshot_entries(subscriber, [held[oid] for oid in order_ids if oid in held])
+        except SubscriptionRefused:
+            raise
         except BaseException:
             subscriber.release_events()
             raise
 
     async def subscribe_store(self, subscriber: Subscriber, store_id: str) -> list[dict[str, Any]]:
+        if not may_run_store(subscriber.principal, store_id):  # refused before it costs a read
+            raise SubscriptionRefused("forbidden", messages.WATCH_STORE_FORBIDDEN)
+        self._take(subscriber, reads=True)
         await self._subscriptions.check_store(subscriber.principal, store_id)
         subscriber.hold_events()
         try:
             await self._watch(subscriber, "store", store_id)
-            return await self._snapshot_entries(subscriber, await self._subscriptions.store_board(store_id))
+            board = await self._subscriptions.store_board(store_id)
+            return await self._snapshot_entries(subscriber, [as_change(order) for order in board])
         except BaseException:
             subscriber.release_events()
             raise
@@ -127,10 +214,12 @@ class Hub:
         """Watch the caller's own orders, those placed later included (from any page or partner
         app); returns their active and recently finished orders. Nobody else's can be named."""
         user_id = subscriber.principal.user_id
+        self._take(subscriber, reads=True)
         subscriber.hold_events()
         try:
             await self._watch(subscriber, "customer", user_id)
-            return await self._snapshot_entries(subscriber, await self._subscriptions.customer_orders(user_id))
+            mine = await self._subscriptions.customer_orders(user_id)
+            return await self._snapshot_entries(subscriber, [as_change(order) for order in mine])
         except BaseException:
             subscriber.release_events()
             raise
@@ -145,11 +234,26 @@ class Hub:
     async def unsubscribe_store(self, subscriber: Subscriber, store_id: str) -> None:
         await self._unwatch(subscriber, "store", store_id)
 
-    async def _snapshot_entries(self, subscriber: Subscriber, orders: list[Order]) -> list[dict[str, Any]]:
+    async def _snapshot_entries(self, subscriber: Subscriber, changes: list[OrderChange]) -> list[dict[str, Any]]:
         """The snapshot's orders in the event shape, each with its ready-time estimate (or null)."""
-        estimates = await self._subscriptions.estimates(orders)
-        return [{**snapshot_entry(order, subscriber.sees_kitchen), "estimatedReadyAt": iso_z(estimates.get(str(order.id)))}
-                for order in orders if subscriber.accept_snapshot_version(str(order.id), order.version)]
+        estimates = await self._subscriptions.estimates(
+            [(c.order_id, c.store_id, c.order["orderStatus"]) for c in changes])
+        entries = []
+        for change in changes:
+            if subscriber.accept_snapshot_version(change.order_id, change.version):
+                entry = snapshot_entry(change, subscriber.sees_kitchen)
+                entry["estimatedReadyAt"] = iso_z(estimates.get(change.order_id))
+                entries.append(entry)
+        return entries
+
+    def _hold(self, change: OrderChange) -> OrderChange:
+        """Keep a freshly read state of an order watched by id, unless an event brought a newer one."""
+        current = self._latest.get(change.order_id)
+        if current is not None and current.version >= change.version:
+            return current
+        if change.order_id in self._order_watchers:
+            self._latest[change.order_id] = change
+        return change
 
     def _kind(self, subscriber: Subscriber, kind: str) -> tuple[set[str], dict[str, set[Subscriber]], Callable[[str], str]]:
         """What a subscriber watches of one kind, who watches each key, and the key's channel."""
@@ -169,18 +273,26 @@ class Hub:
         metrics.SUBSCRIPTIONS.labels(kind).inc()
         if len(watchers) == 1:
             await self._broker.subscribe(channel(key), self._on_message)
+            if kind == "order" and key in watchers_of and self._broker.connected:
+                self._listening.add(key)
 
     async def _unwatch(self, subscriber: Subscriber, kind: str, key: str) -> None:
         mine, watchers_of, channel = self._kind(subscriber, kind)
         if key not in mine:
             return
         mine.discard(key)
+        if kind == "order" and not subscriber.store_ids and not subscriber.customer_ids:
+            # No other watch can bring this order again: its version need not be kept.
+            subscriber.sent_versions.pop(key, None)
         metrics.SUBSCRIPTIONS.labels(kind).dec()
         watchers = watchers_of.get(key)
         if watchers is not None:
             watchers.discard(subscriber)
             if not watchers:
                 del watchers_of[key]
+                if kind == "order":
+                    self._latest.pop(key, None)
+                    self._listening.discard(key)
                 await self._broker.unsubscribe(channel(key), self._on_message)
 
     # --- fan-out ---------------------------------------------------------------------------
@@ -198,6 +310,11 @@ class Hub:
                 subscriber.offer_estimates(estimates["storeId"], estimates["estimates"])
             return
         change = OrderChange.decode(payload)
+        if kind == "order":
+            current = self._latest.get(key)
+            if current is None or current.version < change.version:
+                change.order["id"] = change.order_id = sys.intern(change.order_id)
+                self._latest[change.order_id] = change
         delivered = sum(subscriber.offer(change) for subscriber in tuple(watchers))
         metrics.EVENTS_FANNED_OUT.inc(delivered)
         metrics.FANOUT_SECONDS.observe(time.perf_counter() - started)
@@ -240,6 +357,11 @@ class Hub:
     # --- faults ----------------------------------------------------------------------------
 
     def _connection_changed(self, connected: bool) -> None:
+        # Events may be missed until the resync below: nothing held can be trusted meanwhile.
+        self._latest.clear()
+        self._listening.clear()
+        if connected:
+            self._listening.update(self._order_watchers)
         if connected and self.subscribers:
             if self._resync and not self._resync.done():
                 self._resync.cancel()
@@ -255,18 +377,21 @@ class Hub:
         """
         order_ids = {oid for s in subscribers for oid in s.order_ids}
         store_ids = {sid for s in subscribers for sid in s.store_ids}
-        orders = {str(o.id): o for o in await self._subscriptions.orders(order_ids)}
-        boards = {sid: await self._subscriptions.store_board(sid) for sid in store_ids}
+        listening = {oid for oid in order_ids if oid in self._listening}
+        orders = {c.order_id: c for c in map(as_change, await self._subscriptions.orders(order_ids))}
+        for order_id in listening & orders.keys():
+            orders[order_id] = self._hold(orders[order_id])
+        boards = {sid: list(map(as_change, await self._subscriptions.store_board(sid))) for sid in store_ids}
         customer_ids = {uid for s in subscribers for uid in s.customer_ids}
-        mine = {uid: await self._subscriptions.customer_orders(uid) for uid in customer_ids}
+        mine = {uid: list(map(as_change, await self._subscriptions.customer_orders(uid))) for uid in customer_ids}
         for subscriber in subscribers:
             if subscriber.closed:
                 continue
             chosen = {oid: orders[oid] for oid in subscriber.order_ids if oid in orders}
             for sid in subscriber.store_ids:
-                chosen.update({str(o.id): o for o in boards.get(sid, [])})
+                chosen.update({c.order_id: c for c in boards.get(sid, [])})
             for uid in subscriber.customer_ids:
-                chosen.update({str(o.id): o for o in mine.get(uid, [])})
+                chosen.update({c.order_id: c for c in mine.get(uid, [])})
             entries = await self._snapshot_entries(subscriber, list(chosen.values()))
             subscriber.needs_snapshot = False
             subscriber.send_snapshot(entries)
@@ -293,4 +418,5 @@ class Hub:
                     await self.send_fresh_snapshots(overflowed)
                 except Exception:
                     log.exception("resync of overflowed subscribers failed")
+            await self._trimmer.maybe_trim()
 

@@ -14,7 +14,7 @@ from server.domain.access import Principal
 from server.realtime import frames
 from server.realtime.client import Subscriber
 from server.realtime.events import OrderChange
-from server.realtime.frames import CLOSE_POLICY, CLOSE_TOO_BIG, CLOSE_UNAUTHORISED, FrameRefused
+from server.realtime.frames import CLOSE_POLICY, CLOSE_TOO_BIG, CLOSE_TOO_MANY, CLOSE_UNAUTHORISED, FrameRefused
 from server.realtime.hub import Hub
 from server.services.subscriptions import SubscriptionRefused
 
@@ -42,6 +42,11 @@ async def serve(websocket: WebSocket, hub: Hub, principal: Principal, settings: 
     """Watch for `principal` over an accepted socket until either side ends it."""
     subscriber = Subscriber(principal, settings.ws_queue_size, frames.order_event, frames.snapshot)
     subscriber.render_estimates = frames.estimates
+    try:
+        hub.admit(subscriber)
+    except SubscriptionRefused:
+        await websocket.close(CLOSE_TOO_MANY)
+        return
     hub.attach(subscriber)
     metrics.SOCKETS_OPEN.inc()
     try:

@@ -90,6 +90,7 @@ async def open_stream(hub: Hub, settings: Settings, principal: Principal, subscr
     # From the first watch until the response owns the subscriber, any failure detaches it here:
     # otherwise the hub and the broker would keep it, and its channels, for the process's life.
     try:
+        hub.admit(subscriber)
         entries = await subscribe(hub, subscriber)
         hub.attach(subscriber)
         current = [e for e in entries if resume_from is None or e["version"] > resume_from]

@@ -27,7 +27,7 @@ from server.models.stream_ticket import StreamTicket
 from server.services.bus import MessageBus
 from server.services.outage import refuse_unwritten
 from server.services.tokens import (
-    AccessClaims, Passwords, TokenService, digest, new_refresh_token,
+    AccessClaims, Passwords, TokenService, digest, minted_before_disable, new_refresh_token,
 )
 
 
@@ -271,6 +271,8 @@ class AccountService:
             raise ApiError(401, messages.STREAM_TICKET_INVALID)
         user_id = str(record["user_id"])
         user = await self._cached_user(user_id)
+        if minted_before_disable(record["created_at"], user.disabled_at):
+            raise ApiError(401, messages.STREAM_TICKET_INVALID)
         return Principal(user_id=user_id, role=user.role, store_id=user.store_id, name=user.name,
                          expires_at=record["token_expires_at"])
 

@@ -7,6 +7,7 @@ which callers' accounts are still active.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bson import ObjectId
@@ -14,13 +15,23 @@ from bson import ObjectId
 from server.domain import messages
 from server.domain.access import Principal, may_run_store, may_see_every_order, may_see_order
 from server.domain.clock import SYSTEM_CLOCK, Clock, as_utc
-from server.domain.lifecycle import ACTIVE
+from server.domain.lifecycle import ACTIVE, OrderStatus
 from server.models import Order, Store, User
 from server.services import catalog
 from server.services.ready_times import ReadyTimes
 
 RECENT_FINISHED = timedelta(hours=1)
 FINISHED_SCAN = 500
+WAITING = frozenset(ACTIVE - {OrderStatus.READY})  # the statuses that have a ready-time estimate
+
+
+@dataclass(frozen=True, slots=True)
+class _OrderKey:
+    """What a ready-time estimate is looked up by: an order's id, store and status."""
+
+    id: str
+    store_id: str
+    order_status: OrderStatus
 
 
 class SubscriptionRefused(Exception):
@@ -37,15 +48,20 @@ class SubscriptionService:
         self._clock = clock
         self._ready_times = ready_times
 
-    async def estimates(self, orders: list[Order]) -> dict[str, datetime]:
-        """Ready-time estimates of these orders (the active ones not yet ready), for snapshots."""
+    async def estimates(self, orders: list[tuple[str, str, str]]) -> dict[str, datetime]:
+        """Ready-time estimates of these orders, given as (id, store id, status) as the hub holds
+        them (the active ones not yet ready have one), for snapshots."""
         if self._ready_times is None:
             return {}
         found: dict[str, datetime] = {}
-        for order in orders:
-            estimate = await self._ready_times.for_order(order)  # cached per store
+        for order_id, store_id, status in orders:
+            if status not in WAITING:
+                continue
+            # `for_order` reads only these three (the estimates are cached per store); a model built
+            # without validation still costs ~45 us, a snapshot of 100 orders 4.5 ms.
+            estimate = await self._ready_times.for_order(_OrderKey(order_id, store_id, OrderStatus(status)))
             if estimate is not None:
-                found[str(order.id)] = estimate
+                found[order_id] = estimate
         return found
 
     @property
@@ -53,14 +69,15 @@ class SubscriptionService:
         """The runtime's clock, which also times the sockets these subscriptions feed."""
         return self._clock
 
-    async def check_orders(self, principal: Principal, order_ids: list[str]) -> None:
+    @staticmethod
+    def check_orders(principal: Principal, order_ids: list[str], owners: dict[str, tuple[str, str]]) -> None:
         """Refuse the whole request if any order is not the caller's, without saying whether it
-        exists (only to an admin, who may see every order, is a missing one "not found")."""
-        orders = {str(order.id): order for order in await self.orders(order_ids)}
+        exists (only to an admin, who may see every order, is a missing one "not found").
+        `owners` is (user id, store id) of each order found, read once by the caller."""
         for order_id in order_ids:
-            order = orders.get(order_id)
-            if order is None or not may_see_order(principal, str(order.user_id), str(order.store_id)):
-                if order is None and may_see_every_order(principal):
+            owner = owners.get(order_id)
+            if owner is None or not may_see_order(principal, *owner):
+                if owner is None and may_see_every_order(principal):
                     raise SubscriptionRefused("not_found", messages.ORDER_NOT_FOUND)
                 raise SubscriptionRefused("forbidden", messages.WATCH_ORDER_FORBIDDEN)
 

@@ -21,7 +21,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from server.domain import messages
-from server.domain.clock import SYSTEM_CLOCK, Clock
+from server.domain.clock import SYSTEM_CLOCK, Clock, as_utc
 from server.domain.errors import ApiError
 from server.domain.passwords import PasswordCost
 
@@ -113,6 +113,13 @@ class Passwords:
 
 def new_refresh_token() -> str:
     return secrets.token_urlsafe(32)
+
+
+def minted_before_disable(minted_at: datetime | str, disabled_at: datetime | None) -> bool:
+    """A stream ticket minted before its account was last disabled stays dead after a re-enable,
+    as the access tokens of then do. Both times are stored to the millisecond or finer, so a ticket
+    of the disable's own instant counts as before (the safe side)."""
+    return disabled_at is not None and as_utc(minted_at) <= as_utc(disabled_at)
 
 
 def digest(token: str) -> str:

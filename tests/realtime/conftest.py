@@ -20,6 +20,8 @@ from typing import Any
 import httpx
 import pytest_asyncio
 import redis
+from bson import ObjectId
+from pymongo import MongoClient
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -53,6 +55,29 @@ def metric(text: str, name: str, labels: str = "") -> float:
 async def metrics_of(server: ServerProcess) -> str:
     async with httpx.AsyncClient() as client:
         return (await client.get(f"{server.url}/metrics")).text
+
+
+def rss_kib(pid: int) -> int:
+    """A process's resident memory (`VmRSS`), in KiB."""
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+
+
+def copy_orders(env: dict[str, str], order_id: str, count: int) -> list[str]:
+    """`count` more orders like `order_id` (own ids, numbers and references), written straight to the
+    database: placing hundreds of orders through checkout would be most of a test's time."""
+    with MongoClient(env["MONGODB_URL"]) as client:
+        orders = client[env["MONGODB_DATABASE"]].orders
+        original = orders.find_one({"_id": ObjectId(order_id)})
+        copies = []
+        for n in range(count):
+            copy = {key: value for key, value in original.items() if key not in ("transaction_id", "outbox_at")}
+            copy.update(_id=ObjectId(), order_number=f"{original['order_number']}-{n}",
+                        payment_reference=f"{original['payment_reference']}{n}",
+                        checkout_id=f"{original['checkout_id']}-{n}")
+            copies.append(copy)
+        orders.insert_many(copies)
+        return [str(copy["_id"]) for copy in copies]
 
 
 # --- watchers --------------------------------------------------------------------------------

@@ -1,0 +1,246 @@
+"""Issue 25, findings 3 and 12: what one account may hold and cost on the real-time edge.
+
+Sockets and event streams per account, subscribes that read the database per account, snapshots
+of orders the process already holds served from memory, a subscribe flood that leaves a database
+route's latency alone, and a stream ticket from before a disable that stays dead after a re-enable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest_asyncio
+import uvicorn
+from pymongo import monitoring
+
+from server.embedded_mongo import free_loopback_port
+from server.uvicorn_adapter.lean_websocket import LeanWebSocketProtocol
+from tests.harness import REPO, unmeasured_environ
+from tests.realtime.conftest import Watcher, copy_orders, deployment_env, metric, one_server
+from tests.support import Api, until
+
+MAX_SOCKETS = 50
+
+
+class _OrderReads(monitoring.CommandListener):
+    """The driver's reads of orders by id, which is how a subscribe reads the orders it names."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def started(self, event) -> None:
+        if event.command_name == "find" and event.command.get("find") == "orders" \
+                and "_id" in event.command.get("filter", {}):
+            self.count += 1
+
+    def succeeded(self, event) -> None:
+        pass
+
+    def failed(self, event) -> None:
+        pass
+
+
+ORDER_READS = _OrderReads()
+monitoring.register(ORDER_READS)  # global: registered before any app of this module makes its client
+
+
+@contextlib.asynccontextmanager
+async def served(app):
+    """The in-process app behind a real uvicorn on loopback, for sockets (its lifespan already ran)."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=free_loopback_port(), lifespan="off",
+                            ws=LeanWebSocketProtocol, log_level="warning")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    await until(lambda: server.started, timeout=10, message="uvicorn to listen")
+    try:
+        yield f"127.0.0.1:{config.port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def stream_status(url: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
+    """An event stream's status and, when refused, its body; an open stream is closed at once."""
+    async with httpx.AsyncClient(timeout=httpx.Timeout(10, read=None)) as client, \
+            client.stream("GET", url, headers=headers) as response:
+        body = "" if response.status_code == 200 else (await response.aread()).decode()
+        return response.status_code, body
+
+
+# --- sockets and streams per account ---------------------------------------------------------------
+
+@pytest_asyncio.fixture(scope="module")
+async def budget_site(mongo, redis_server, tmp_path_factory):
+    env = deployment_env(mongo, redis_server, WS_MAX_SOCKETS_PER_ACCOUNT=str(MAX_SOCKETS))
+    async with one_server(tmp_path_factory.mktemp("budgets"), env, redis_server) as (deployment, server, api, admin):
+        yield server, api, admin
+
+
+async def test_the_51st_socket_of_one_account_closes_4429_and_its_event_streams_count_too(budget_site):
+    server, api, admin = budget_site
+    store = await api.store(admin)
+    alice, bob = await api.customer("Alice Iyer"), await api.customer("Bob Das")
+    order = await api.place_order(alice, store)
+    sockets = [await Watcher.open(server.ws_url, alice.access_token) for _ in range(MAX_SOCKETS)]
+    try:
+        for socket in sockets:
+            assert (await socket.ask({"type": "ping"}))["type"] == "pong"
+        extra = await Watcher.open(server.ws_url, alice.access_token)
+        assert await extra.wait_closed() == 4429
+        assert extra.frames == []
+        by_frame = await Watcher.open(server.ws_url)  # first-frame auth is counted the same
+        await by_frame.send({"type": "auth", "token": alice.access_token})
+        assert await by_frame.wait_closed() == 4429
+
+        status, body = await stream_status(f"{server.url}/api/orders/{order['id']}/events", alice.headers)
+        assert (status, json.loads(body)["message"]) == (429, "At most 50 open sockets and event streams per account.")
+
+        others = await Watcher.open(server.ws_url, bob.access_token)  # another account is not affected
+        assert (await others.ask({"type": "ping"}))["type"] == "pong"
+        await others.close()
+
+        await sockets.pop().close()  # one closed gives its place back
+
+        async def reopened() -> bool:
+            # The server counts a socket off once its session has ended, just after the client's close.
+            again = await Watcher.open(server.ws_url, alice.access_token)
+            sockets.append(again)
+            await again.send({"type": "ping"})
+            await until(lambda: again.frames or again.closed, message="a pong or a close")
+            return not again.closed
+
+        await until(reopened, 5, interval=0.1, message="a socket to open in the freed place")
+    finally:
+        for socket in sockets:
+            await socket.close()
+
+
+# --- subscribes that read the database --------------------------------------------------------------
+
+async def test_subscribes_past_the_budget_are_refused_without_a_read_and_held_orders_cost_none(api_factory, clock):
+    """In-process on the test's clock: no background pass reads anything, and no token comes back
+    until the clock moves."""
+    api = await api_factory(clock=clock, ws_subscribe_reads_burst=3, ws_subscribe_reads_per_second=1)
+    store = await api.store()
+    carol = await api.customer("Carol Nair")
+    first, second = await api.place_order(carol, store), await api.place_order(carol, store)
+    async with served(api.app) as address:
+        socket = await Watcher.open(f"ws://{address}/ws", carol.access_token)
+        try:
+            for _ in range(3):
+                assert (await socket.subscribe(mine=True))["type"] == "snapshot"
+            reads = ORDER_READS.count
+            for target in ({"mine": True}, {"orderIds": [first["id"]]}):
+                refused = await socket.subscribe(**target)
+                assert (refused["type"], refused["code"], refused["message"]) == (
+                    "error", "rate_limited", "Too many subscribes from this account; subscribe again in a second."), target
+            assert ORDER_READS.count == reads
+
+            clock.advance(1)  # one token back: the orders are read once, not once to check and once to send
+            snapshot = await socket.subscribe(orderIds=[first["id"], second["id"]])
+            assert [o["id"] for o in snapshot["orders"]] == [first["id"], second["id"]]
+            assert ORDER_READS.count == reads + 1
+
+            # Held by this process now: checked and answered from memory, with no token left.
+            other = await Watcher.open(f"ws://{address}/ws", carol.access_token)
+            try:
+                again = await other.subscribe(orderIds=[second["id"]])
+                assert [o["id"] for o in again["orders"]] == [second["id"]]
+                assert again["orders"][0] == snapshot["orders"][1]
+                assert ORDER_READS.count == reads + 1
+                await api.advance(store, second["id"], "paid")  # held states are kept current by events
+                await until(lambda: other.status(second["id"]) == "accepted", message="the event")
+                reads = ORDER_READS.count  # the payment's own reads
+                fresh = await other.subscribe(orderIds=[second["id"]])
+                assert (fresh["orders"][0]["paymentStatus"], fresh["orders"][0]["version"]) == ("success", 2)
+                # Someone else's held order is refused as ever, without a read either.
+                dev = await api.customer("Dev Shah")
+                stranger = await Watcher.open(f"ws://{address}/ws", dev.access_token)
+                try:
+                    answer = await stranger.subscribe(orderIds=[second["id"]])
+                    assert (answer["type"], answer["code"]) == ("error", "forbidden")
+                finally:
+                    await stranger.close()
+                assert ORDER_READS.count == reads
+            finally:
+                await other.close()
+        finally:
+            await socket.close()
+
+
+# --- a subscribe flood against a database route -----------------------------------------------------
+
+FLOOD_SOCKETS = 50
+FLOOD_ORDERS = 300
+SAMPLES = 40
+
+
+async def p50_latency(client: httpx.AsyncClient, path: str, headers: dict[str, str]) -> float:
+    timings = []
+    for _ in range(SAMPLES):
+        started = time.perf_counter()
+        response = await client.get(path, headers=headers)
+        timings.append(time.perf_counter() - started)
+        assert response.status_code == 200, response.text
+    return statistics.median(timings)
+
+
+async def test_a_subscribe_flood_of_one_customer_leaves_a_database_route_near_its_idle_latency(
+        mongo, redis_server, tmp_path):
+    env = deployment_env(mongo, redis_server)
+    async with one_server(tmp_path, env, redis_server) as (deployment, server, api, admin):
+        store = await api.store(admin)
+        mallory, victim = await api.customer("Mallory"), await api.customer("Vera")
+        first = await api.place_order(mallory, store)
+        order_ids = [first["id"], *await asyncio.to_thread(copy_orders, env, first["id"], FLOOD_ORDERS - 1)]
+        victims_order = await api.place_order(victim, store)
+        route = f"/api/orders/{victims_order['id']}"  # read from the database on every request
+        ids_file = tmp_path / "order-ids.json"
+        ids_file.write_text(json.dumps(order_ids))
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+            idle = await p50_latency(client, route, victim.headers)
+            flood = subprocess.Popen(
+                [sys.executable, "-m", "tests.realtime.flood", server.ws_url, mallory.access_token,
+                 str(FLOOD_SOCKETS), str(ids_file)], cwd=REPO, env=unmeasured_environ(),
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                async def flooding() -> bool:  # 20 sockets: the most one customer may open
+                    return metric((await client.get("/metrics")).text, "orderpulse_sockets_open") >= 20
+                await until(flooding, 20, interval=0.2, message="the flood's sockets to open")
+                during = await p50_latency(client, route, victim.headers)
+            finally:
+                flood.kill()
+                flood.wait()
+        print(f"\n{route}: p50 {idle * 1000:.1f} ms idle, {during * 1000:.1f} ms during the flood "
+              f"({during / idle:.1f}x)")
+        assert during / idle < 3
+
+
+# --- stream tickets ------------------------------------------------------------------------------
+
+async def test_a_stream_ticket_minted_before_a_disable_stays_dead_after_the_re_enable(api_factory, clock):
+    api = await api_factory(clock=clock)
+    admin = await api.admin()
+    store = await api.store(admin)
+    erin = await api.customer("Erin Paul")
+    order = await api.place_order(erin, store)
+    stale = (await api.post("/api/auth/stream-ticket", erin)).json()["data"]["ticket"]
+    for active in (False, True):
+        response = await api.patch(f"/api/admin/users/{erin.id}", admin, json={"isActive": active})
+        assert response.status_code == 200, response.text
+    clock.advance(2)  # within the ticket's 30 s; access tokens carry whole seconds
+    erin = await api.login(erin.user["email"])
+    fresh = (await api.post("/api/auth/stream-ticket", erin)).json()["data"]["ticket"]
+    async with served(api.app) as address:
+        events = f"http://{address}/api/orders/{order['id']}/events"
+        status, body = await stream_status(f"{events}?ticket={stale}")
+        assert (status, json.loads(body)["message"]) == (401, "Invalid or expired stream ticket.")
+        assert (await stream_status(f"{events}?ticket={fresh}"))[0] == 200
