@@ -39,6 +39,7 @@ PASSWORD_RESET_DONE = "Your password is changed. Sign in with it; other devices 
 EMAIL_VERIFIED = "Your email is verified."
 VERIFICATION_SENT = "A verification link is on its way to your email."
 EMAIL_ALREADY_VERIFIED = "Your email is already verified."
+SCRAPES_TOO_FAST = "Metrics are rendered at most 20 times a second. Try again in {seconds} s."
 QR_CODES_RATE_LIMITED = "Too many QR codes drawn for this address. Try again in {seconds} s."
 WS_MINE_ALONE = "Give mine: true alone, without orderIds or storeId."
 LOGIN_THROTTLED = "Too many failed sign-in attempts. Try again in {seconds} s."
@@ -233,3 +234,19 @@ MENU_ITEM_ADDED = "Menu item added."
 MENU_ITEM_UPDATED = "Menu item updated."
 MENU_ITEM_DELETED = "Menu item deleted."
 STORE_UPDATED = "Store updated."
+
+# The kitchen at rush hour (issue 27): item marks, undoing a ready, order caps per slot.
+ITEM_INDEX_INVALID = "This order has no item {index}."
+ITEM_MARK_CLOSED = "Items can be struck only while the order is with the kitchen."
+ITEM_MARKED = "Item marked."
+READY_UNDO_NOT_READY = "Only a ready order can be put back to preparing; this one is {status}."
+READY_UNDO_EXPIRED = ("Too late to undo: order {order_number} was marked ready more than {seconds} s ago. "
+                      "Tell the customer at the counter instead.")
+READY_UNDONE = "Order put back to preparing. The customer has been told it is not ready after all."
+PUSH_READY_UNDONE_TITLE = "Order {order_number} is not ready after all"
+PUSH_READY_UNDONE_BODY = "{store_name} marked it ready by mistake and needs a few more minutes. We'll tell you when it's ready."
+ITEMS_PER_SLOT_INVALID = "{field} must be a whole number of items from 1 to {maximum}, or null for no cap."
+CAP_WEIGHT_INVALID = "{field} must be a whole number from 1 to {maximum}."
+SLOT_ORDER_TOO_LARGE = ("This order is larger than {store_name} takes in one 15-minute slot ({cap} items). "
+                        "Please order fewer items.")
+SLOTS_FULL = ("{store_name} is fully booked for the next {minutes} minutes. Please try again in a few minutes.")

@@ -13,6 +13,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from server.domain import messages
+from server.domain.token_bucket import TokenBuckets, retry_after
 from server.http.openapi import openapi_document
 from server.http.responses import JSONResponse, failure
 from server.services.outage import MAYBE_STORAGE_FAILURE, UNREACHABLE, storage_failure_reason
@@ -64,8 +65,45 @@ async def healthz(request: Request):
     return JSONResponse({"status": "ok"})
 
 
+# Both answers are public and cost real work (a test write to MongoDB; rendering every metric, 0.5-2
+# ms), so a flood of them is bounded per process: past this many a second (and a burst of twice
+# that) a probe gets the last readiness answer again, and a scrape `429`. Probes and scrapes come
+# every few seconds; the bound keeps a flood under ~5 % of a core.
+CHECKS_PER_SECOND = 20
+
+
+class _Bounded:
+    """The last readiness answer and the budgets, one per app."""
+
+    def __init__(self) -> None:
+        self.readiness = TokenBuckets(rate=CHECKS_PER_SECOND, burst=2 * CHECKS_PER_SECOND, max_keys=1)
+        self.scrapes = TokenBuckets(rate=CHECKS_PER_SECOND, burst=2 * CHECKS_PER_SECOND, max_keys=1)
+        self.last_readiness: tuple[int, dict] | None = None
+        self.checking: asyncio.Future[tuple[int, dict]] | None = None
+
+
+def _bounded_state(request: Request) -> _Bounded:
+    state = getattr(request.app.state, "ops_bounds", None)
+    if state is None:
+        state = request.app.state.ops_bounds = _Bounded()
+    return state
+
+
 async def readyz(request: Request):
-    runtime = request.app.state.runtime
+    bounds = _bounded_state(request)
+    if bounds.checking is None:
+        if bounds.last_readiness is not None and bounds.readiness.take("", time.monotonic()) is not None:
+            status, body = bounds.last_readiness
+            return JSONResponse(body, status_code=status)
+        bounds.checking = asyncio.ensure_future(_readiness(request.app.state.runtime))
+        bounds.checking.add_done_callback(lambda _: setattr(bounds, "checking", None))
+    # Probes arriving while a check runs share it.
+    status, body = await asyncio.shield(bounds.checking)
+    bounds.last_readiness = status, body
+    return JSONResponse(body, status_code=status)
+
+
+async def _readiness(runtime) -> tuple[int, dict]:
     timeout = runtime.settings.readiness_timeout_seconds
     # The checks at once, each bounded: a probe must answer while a dependency hangs.
     (database, storage_problem), broker = await asyncio.gather(_database(runtime),
@@ -76,7 +114,7 @@ async def readyz(request: Request):
             "broker": broker}
     if database and storage_problem is not None:
         body["reason"] = messages.STORAGE_NOT_READY.format(reason=storage_problem)
-    return JSONResponse(body, status_code=status)
+    return status, body
 
 
 async def _database(runtime) -> tuple[bool, str | None]:
@@ -95,6 +133,10 @@ async def _bounded(check, timeout: float) -> bool:
 
 
 async def metrics(request: Request):
+    wait = _bounded_state(request).scrapes.take("", time.monotonic())
+    if wait is not None:
+        seconds = retry_after(wait)
+        return failure(429, messages.SCRAPES_TOO_FAST.format(seconds=seconds), headers={"Retry-After": seconds})
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
