@@ -235,6 +235,8 @@ def ok(schema: dict[str, Any], description: str = "OK", message: bool = False) -
 
 ORDER_NOT_FOUND = {"404": _error("Order not found")}
 CONFLICT = {"409": _error("Conflict: the order changed, or the request does not fit its state")}
+STREAMS_PER_ACCOUNT = {"429": _error("The account's open sockets and streams, or its subscribes, are at their "
+                                     "budget (REALTIME.md); Retry-After: 1")}
 PARTNER_ERRORS = {code: {"description": text, **_json(ref("PartnerError"))} for code, text in {
     "400": "Bad input", "401": "Bearer token missing, expired or invalid", "403": "Not this user's order",
     "404": "Order not found", "498": "Unknown or revoked X-Client-ID", "499": "X-Client-ID absent",
@@ -475,9 +477,11 @@ def openapi_document() -> dict[str, Any]:
             "200": {"description": "Confirmed", **_json(ref("Commitment"))}, **COMMON, **ORDER_NOT_FOUND},
             params=[ID("order_id")])},
         "/api/orders/{order_id}/events": {"get": op("Server-Sent Events of one order", {
-            "200": SSE_STREAM, **COMMON, **ORDER_NOT_FOUND}, tag="realtime", params=[ID("order_id"), *STREAM_AUTH])},
+            "200": SSE_STREAM, **COMMON, **ORDER_NOT_FOUND, **STREAMS_PER_ACCOUNT}, tag="realtime",
+            params=[ID("order_id"), *STREAM_AUTH])},
         "/api/stores/{store_id}/events": {"get": op("Server-Sent Events of a store's orders (its staff)", {
-            "200": SSE_STREAM, **COMMON, "404": _error("Store not found")}, tag="realtime", params=[ID("store_id"), *STREAM_AUTH])},
+            "200": SSE_STREAM, **COMMON, "404": _error("Store not found"), **STREAMS_PER_ACCOUNT}, tag="realtime",
+            params=[ID("store_id"), *STREAM_AUTH])},
         "/api/payments/upi-qr": {"get": op(
             "A `upi://pay` link (the checkout session's `payment.upiLink`) as a QR code, for paying from a "
             "second device (public; SVG)", {
