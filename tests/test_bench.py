@@ -34,7 +34,7 @@ def _env(mongo) -> dict[str, str]:
     # Development, as `orderpulse demo` runs: it refuses the `.test` emails a test server accepts.
     return {"MONGODB_URL": mongo.url, "MONGODB_DATABASE": f"bench_{uuid.uuid4().hex[:10]}",
             "ORDERPULSE_ENV": "development", "POLL_MIN_INTERVAL_SECONDS": "0",
-            "UNPAID_ORDER_TIMEOUT_MINUTES": "0.05"}
+            "UNPAID_ORDER_TIMEOUT_MINUTES": "0.05", "WEBHOOK_ALLOWED_HOSTS": "127.0.0.1"}
 
 
 def _admin_args() -> list[str]:
@@ -90,10 +90,12 @@ def test_every_scenario_reports_coherent_results(server_pair, tmp_path):
     # deadlines) listen on the second, so every event crosses processes.
     first, second = server_pair
     code = main(["all", "--urls", f"{first.url},{second.url}", "--server-pid", str(first.process.pid),
-                 *_admin_args(), *TINY, "--set", "sockets.sockets=20", "--json", str(out), "--plot", str(charts)])
+                 *_admin_args(), *TINY, "--set", "sockets.sockets=20",
+                 "--set", "webhooks.orders=4", "--set", "webhooks.settle=20", "--json", str(out), "--plot", str(charts)])
     assert code == 0
     scenarios = {s["scenario"]: s for s in json.loads(out.read_text())["scenarios"]}
-    assert list(scenarios) == ["poll", "sockets", "fanout", "latency", "push-vs-poll", "deadlines", "eta"]
+    assert list(scenarios) == ["poll", "sockets", "fanout", "latency", "push-vs-poll", "deadlines", "eta",
+                               "webhooks"]
     assert _value(scenarios["eta"], "orders") == 16  # the shared --orders; a simulation, no server
 
     poll = scenarios["poll"]
@@ -132,6 +134,12 @@ def test_every_scenario_reports_coherent_results(server_pair, tmp_path):
     assert _value(deadlines, "cancelled") == _value(deadlines, "orders") == 16
     assert deadlines["params"]["cancellationReasons"] == {"payment_timeout": 16}
     assert not math.isnan(deadlines["distributions"]["lateness"]["p99"])
+
+    hooks = scenarios["webhooks"]
+    assert _value(hooks, "changes") + _value(hooks, "change_errors") == 4
+    assert _value(hooks, "webhooks_received") == _value(hooks, "changes")
+    if _value(hooks, "changes"):
+        assert _ordered(hooks["distributions"]["webhook"]) and _ordered(hooks["distributions"]["socket"])
 
     assert {p.name for p in charts.iterdir()} >= {"bench-poll-latency.png", "bench-fanout-latency.png",
                                                   "bench-deadlines-latency.png"}
