@@ -185,6 +185,14 @@ async def test_subscribers_converge_when_redis_restarts_mid_stream(cluster: Clus
         assert f"store:{cluster.store.id}" in redis_channels(cluster.redis)
         await cluster.api_a.advance(cluster.store, ids[5], "paid")
         await converge(cluster, watchers, ids)
+        # Both hubs hold these orders again (they were forgotten at the loss): a new socket's snapshot
+        # comes from what they hold, and it is the database's state.
+        truth = await cluster.truth(ids)
+        for server in (cluster.a, cluster.b):
+            late = await Watcher.open(server.ws_url, cluster.bob.access_token)
+            watchers.append(late)
+            await late.subscribe(orderIds=ids)
+            assert holds(late, truth)
     finally:
         await stream.stop()
         for watcher in watchers:
