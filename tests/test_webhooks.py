@@ -659,3 +659,11 @@ async def _log_finished(shop: Shop, admin: Actor, endpoint_id: str, count: int):
     log = await shop.api.get(f"/api/admin/webhooks/{endpoint_id}/deliveries", admin)
     finished = [d for d in log.json()["data"] if d["status"] == "succeeded"]
     return log if len(finished) >= count else None
+
+
+def test_a_bad_webhook_setting_is_one_error_line_and_exit_2():
+    for name, value in (("WEBHOOK_RETRY_SECONDS", "5,soon"), ("WEBHOOK_TIMEOUT_SECONDS", "0")):
+        done = subprocess.run([sys.executable, "-m", "server", "serve"], cwd=REPO, capture_output=True, text=True,
+                              env={**os.environ, name: value}, timeout=60)
+        assert done.returncode == 2
+        assert done.stderr.startswith(f"error: {name}") and done.stderr.count("\n") == 1, done.stderr
