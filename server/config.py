@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     ws_max_frame_bytes: int = 16 * 1024
     ws_max_frames_per_second: int = 20
     sse_heartbeat_seconds: float = Field(15, gt=0)
+    # A pickup board hears from its stream at least this often, and shows it stalled after 2.5 times
+    # as long without a word (so within 10 s at most); a revoked display link is noticed as often.
+    board_heartbeat_seconds: float = Field(3, gt=0, le=4)
     # A socket that sent no token with the upgrade has this long to send `{"type": "auth"}`
     # (graphql-ws gives its `connection_init` the same 3 s).
     ws_auth_timeout_seconds: float = Field(3, gt=0)

@@ -3,6 +3,7 @@
 from server.models.account_token import AccountToken, MailQuota
 from server.models.client_app import ClientApp
 from server.models.counter import Counter
+from server.models.display import BoardSettings, Display
 from server.models.login_attempt import LoginFailureWindow
 from server.models.menu import MenuItem
 from server.models.order import Order, OrderItem
@@ -14,7 +15,8 @@ from server.models.user import User
 from server.models.webhook import WebhookDelivery, WebhookEndpoint
 
 DOCUMENT_MODELS = [User, Store, MenuItem, Order, RefreshToken, Counter, ClientApp, LoginFailureWindow, StreamTicket,
-                   PushSubscription, PushDelivery, WebhookEndpoint, WebhookDelivery, AccountToken, MailQuota]
+                   PushSubscription, PushDelivery, WebhookEndpoint, WebhookDelivery, AccountToken, MailQuota,
+                   Display, BoardSettings]
 
-__all__ = ["DOCUMENT_MODELS", "AccountToken", "MailQuota", "ClientApp", "Counter", "LoginFailureWindow", "MenuItem", "Order", "OrderItem",
+__all__ = ["DOCUMENT_MODELS", "BoardSettings", "Display", "AccountToken", "MailQuota", "ClientApp", "Counter", "LoginFailureWindow", "MenuItem", "Order", "OrderItem",
            "PushDelivery", "PushSubscription", "RefreshToken", "Store", "StreamTicket", "User", "WebhookDelivery", "WebhookEndpoint"]

@@ -1,0 +1,110 @@
+"""The pickup board (issue 27): display links (`/api/stores/{id}/displays`), the board's snapshot
+and stream, and its settings.
+
+A board authenticates with the header `X-Display-Key: <secret>` (the secret of a display link); no
+other route reads that header, and the secret is no bearer token, so every other route refuses it. The store's staff and admins
+may open the board with their bearer token too (a preview from the kitchen).
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.routing import Route
+
+from server.domain import messages
+from server.domain.access import Principal
+from server.domain.errors import ApiError
+from server.http.board_requests import BoardSettingsRequest, DisplayRequest
+from server.http.body import read_body
+from server.http.responses import ok
+from server.http.security import STORE_RUNNERS, authenticate
+from server.realtime.board_feed import open_board_stream
+from server.services import board, catalog
+
+DISPLAY_HEADER = "x-display-key"
+
+
+def _display_secret(request: Request) -> str | None:
+    secret = request.headers.get(DISPLAY_HEADER)
+    return secret.strip() if secret is not None else None
+
+
+async def _staff(request: Request) -> tuple[Principal, str]:
+    principal = await authenticate(request, *STORE_RUNNERS)
+    store = await catalog.find_store(request.path_params["store_id"])
+    catalog.authorise_store_staff(principal, str(store.id))
+    return principal, str(store.id)
+
+
+async def _board_reader(request: Request) -> tuple[str, str | None]:
+    """The store whose board the caller may read, and the display secret it used (None: staff)."""
+    store_id = request.path_params["store_id"]
+    secret = _display_secret(request)
+    if secret is None:
+        return (await _staff(request))[1], None
+    if await board.display_store(secret) != store_id:
+        raise ApiError(401, messages.DISPLAY_KEY_INVALID)
+    return store_id, secret
+
+
+async def create_display(request: Request):
+    principal, store_id = await _staff(request)
+    body = await read_body(request, DisplayRequest)
+    store = await catalog.find_store(store_id)
+    runtime = request.app.state.runtime
+    display, secret = await board.create_display(store, principal, body.label, clock=runtime.clock)
+    url = board.display_url(runtime.settings.link_origin, store_id, secret)
+    return ok({**board.display_view(display), "url": url}, status_code=201)
+
+
+async def list_displays(request: Request):
+    _, store_id = await _staff(request)
+    return ok([board.display_view(display) for display in await board.list_displays(store_id)])
+
+
+async def revoke_display(request: Request):
+    _, store_id = await _staff(request)
+    await board.revoke_display(store_id, request.path_params["display_id"])
+    return ok({"id": request.path_params["display_id"], "revoked": True})
+
+
+async def get_board(request: Request):
+    store_id, _ = await _board_reader(request)
+    snapshot = await board.read_board(store_id)
+    if snapshot is None:
+        raise ApiError(404, messages.STORE_NOT_FOUND)
+    return ok(snapshot, headers={"Cache-Control": "no-store"})
+
+
+async def update_board_settings(request: Request):
+    _, store_id = await _staff(request)
+    body = await read_body(request, BoardSettingsRequest)
+    if body.announce is None:
+        raise ApiError(400, messages.BOARD_SETTINGS_EMPTY)
+    runtime = request.app.state.runtime
+    announce = await board.set_announce(store_id, body.announce, runtime.broker, clock=runtime.clock)
+    return ok({"announce": announce})
+
+
+async def board_events(request: Request):
+    store_id, secret = await _board_reader(request)
+    runtime = request.app.state.runtime
+
+    async def still_allowed() -> bool:
+        return secret is None or await board.display_alive(store_id, secret)
+
+    stream = await open_board_stream(runtime.board_feed, store_id, runtime.settings.board_heartbeat_seconds,
+                                     still_allowed)
+    if stream is None:
+        raise ApiError(404, messages.STORE_NOT_FOUND)
+    return stream
+
+
+routes = [
+    Route("/api/stores/{store_id}/displays", create_display, methods=["POST"]),
+    Route("/api/stores/{store_id}/displays", list_displays, methods=["GET"]),
+    Route("/api/stores/{store_id}/displays/{display_id}", revoke_display, methods=["DELETE"]),
+    Route("/api/stores/{store_id}/board", get_board, methods=["GET"]),
+    Route("/api/stores/{store_id}/board", update_board_settings, methods=["PATCH"]),
+    Route("/api/stores/{store_id}/board/events", board_events, methods=["GET"]),
+]

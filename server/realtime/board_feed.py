@@ -1,0 +1,193 @@
+"""Pickup boards (issue 27): pages that follow one store's board, fed by its order changes.
+
+A board never sees the store channel's messages themselves (they carry names and items for the
+kitchen): any change of the store's orders, or of its board settings, only makes this process
+read the board again (server/services/board.py shapes it: short numbers only), and each board is
+offered the result when it differs from what it was last sent. Reads of one store never overlap:
+changes that arrive during a read cause one more read after it. After a broker reconnect every
+watched store is read again (a change may have been missed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+
+from server import metrics
+from server.realtime.broker import Broker
+from server.realtime.sse import RETRY_MILLISECONDS, EventStream
+from server.services.board import board_channel
+from server.services.changes import is_estimates, store_channel
+
+log = logging.getLogger("orderpulse.board_feed")
+
+ReadBoard = Callable[[str], Awaitable[dict[str, Any] | None]]
+"""The store's board now (None: no such store)."""
+
+
+class BoardWatcher:
+    """One board's view: the newest board it has not sent yet, and a wake-up."""
+
+    def __init__(self, store_id: str) -> None:
+        self.store_id = store_id
+        self._last: bytes | None = None
+        self._pending: bytes | None = None
+        self._ready = asyncio.Event()
+        self.closed = False
+
+    def offer(self, payload: bytes) -> None:
+        if self.closed or payload == self._last:
+            return
+        self._last = self._pending = payload
+        self._ready.set()
+
+    async def next_board(self, timeout: float) -> bytes | None:
+        """The next board to send, or None after `timeout` with nothing new (or once closed)."""
+        if self._pending is None and not self.closed:
+            self._ready.clear()
+            try:
+                await asyncio.wait_for(self._ready.wait(), timeout)
+            except TimeoutError:
+                return None
+        payload, self._pending = self._pending, None
+        return payload
+
+    def close(self) -> None:
+        self.closed = True
+        self._ready.set()
+
+
+class BoardFeed:
+    def __init__(self, broker: Broker, read_board: ReadBoard) -> None:
+        self._broker = broker
+        self._read_board = read_board
+        self._watchers: dict[str, set[BoardWatcher]] = defaultdict(set)
+        self._reads: dict[str, asyncio.Task[None]] = {}
+        self._again: set[str] = set()
+        broker.on_connection_change(self._connection_changed)
+
+    def channels(self, store_id: str) -> tuple[str, str]:
+        return store_channel(store_id), board_channel(store_id)
+
+    async def watch(self, store_id: str) -> BoardWatcher | None:
+        """Start following a store's board, with its current board already offered; None (and
+        nothing left watching) when there is no such store."""
+        watcher = BoardWatcher(store_id)
+        watchers = self._watchers[store_id]
+        watchers.add(watcher)
+        try:
+            if len(watchers) == 1:
+                for channel in self.channels(store_id):
+                    await self._broker.subscribe(channel, self._on_message)
+            # Read after listening, so no change can fall between the read and the subscription.
+            board = await self._read_board(store_id)
+        except BaseException:
+            await self.unwatch(watcher)
+            raise
+        if board is None:
+            await self.unwatch(watcher)
+            return None
+        watcher.offer(orjson.dumps(board))
+        return watcher
+
+    async def unwatch(self, watcher: BoardWatcher) -> None:
+        watcher.close()
+        watchers = self._watchers.get(watcher.store_id)
+        if watchers is None or watcher not in watchers:
+            return
+        watchers.discard(watcher)
+        if not watchers:
+            del self._watchers[watcher.store_id]
+            for channel in self.channels(watcher.store_id):
+                await self._broker.unsubscribe(channel, self._on_message)
+
+    async def stop(self) -> None:
+        reads = list(self._reads.values())
+        for task in reads:
+            task.cancel()
+        await asyncio.gather(*reads, return_exceptions=True)
+        for watchers in self._watchers.values():
+            for watcher in watchers:
+                watcher.close()
+
+    def _on_message(self, channel: str, payload: bytes) -> None:
+        if is_estimates(payload):  # estimates move no number between the board's columns
+            return
+        self._read_soon(channel.partition(":")[2])
+
+    def _read_soon(self, store_id: str) -> None:
+        if store_id not in self._watchers:
+            return
+        if store_id in self._reads:
+            self._again.add(store_id)
+            return
+        self._reads[store_id] = asyncio.create_task(self._read(store_id), name=f"board-{store_id}")
+
+    async def _read(self, store_id: str) -> None:
+        try:
+            while True:
+                self._again.discard(store_id)
+                try:
+                    board = await self._read_board(store_id)
+                except Exception:
+                    log.warning("could not read the board of store %s", store_id)
+                    board = None
+                if board is not None:
+                    payload = orjson.dumps(board)
+                    for watcher in tuple(self._watchers.get(store_id, ())):
+                        watcher.offer(payload)
+                if store_id not in self._again:
+                    return
+        finally:
+            self._reads.pop(store_id, None)
+
+    def _connection_changed(self, connected: bool) -> None:
+        if connected:
+            for store_id in list(self._watchers):
+                self._read_soon(store_id)
+
+
+StillAllowed = Callable[[], Awaitable[bool]]
+"""Whether the stream's credential still opens the board (a display link may be revoked)."""
+
+
+async def open_board_stream(feed: BoardFeed, store_id: str, heartbeat_seconds: float,
+                            still_allowed: StillAllowed) -> EventStream | None:
+    """One store's board: a `board` event now and after every change of it, an `alive` event
+    whenever `heartbeat_seconds` pass without one (a board that hears neither for a while knows
+    its stream stalled), and `revoked` before it ends when its credential stops working (checked
+    once per heartbeat). None when there is no such store."""
+    watcher = await feed.watch(store_id)
+    if watcher is None:
+        return None
+    alive = f'event: alive\ndata: {{"heartbeatSeconds":{heartbeat_seconds:g}}}\n\n'
+
+    async def allowed() -> bool:
+        try:
+            return await still_allowed()
+        except Exception:  # the database is away: the board goes on, its numbers stop moving
+            return True
+
+    async def stream():
+        metrics.SSE_STREAMS_OPEN.inc()
+        loop = asyncio.get_running_loop()
+        checked = loop.time()
+        try:
+            yield f"retry: {RETRY_MILLISECONDS}\n\n{alive}"
+            while not watcher.closed:
+                payload = await watcher.next_board(heartbeat_seconds)
+                if loop.time() - checked >= heartbeat_seconds:
+                    checked = loop.time()
+                    if not await allowed():
+                        yield "event: revoked\ndata: {}\n\n"
+                        return
+                yield alive if payload is None else f"event: board\ndata: {payload.decode()}\n\n"
+        finally:
+            metrics.SSE_STREAMS_OPEN.dec()
+
+    return EventStream(stream(), release=lambda: feed.unwatch(watcher))

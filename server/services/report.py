@@ -1,0 +1,101 @@
+"""The store's day in numbers (issue 27): two indexed reads, then one pass over their projections.
+
+Only the day's orders of the store are read, through the `store_orders` index (`store_id`,
+`created_at`), projected to the dozen fields the report needs, plus the finished orders of the
+week before it that the ready-time estimator would have learned from (at most twice its history).
+The sums are made in this process, in one pass (server/domain/day_report.py), rather than in an
+aggregation pipeline: the embedded nx-27017 evaluates pipelines in Python and gets date ranges in
+`$match` and date arithmetic wrong (README, "Embedded MongoDB"), while these two range reads are
+right on both servers. A day of a busy store is a few hundred orders; its history is not read.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from server.domain.clock import as_utc
+from server.domain.day_report import DayOrder, day_report
+from server.domain.eta import HISTORY_SIZE, finished_from_spans
+from server.models import Order
+from server.services.ready_times import LEARNING_WINDOW
+
+_FIELDS = {name: 1 for name in ("order_status", "total_paise", "created_at", "accepted_at", "ready_at",
+                                "cancelled_at", "cancellation_reason", "no_show_at", "slot_deferred", "items")}
+
+
+def _moment(value: Any) -> datetime | None:
+    return as_utc(value) if value else None
+
+
+def day_bounds(day: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """The day's first instant and the next day's, in UTC (a day of a zone with summer time may
+    last 23 or 25 hours)."""
+    return (datetime.combine(day, time(0), zone).astimezone(ZoneInfo("UTC")),
+            datetime.combine(day + timedelta(days=1), time(0), zone).astimezone(ZoneInfo("UTC")))
+
+
+def _day_order(doc: dict[str, Any]) -> DayOrder:
+    return DayOrder(
+        order_id=str(doc["_id"]), status=doc.get("order_status", ""), total_paise=int(doc.get("total_paise") or 0),
+        created_at=as_utc(doc["created_at"]), accepted_at=_moment(doc.get("accepted_at")),
+        ready_at=_moment(doc.get("ready_at")), cancelled_at=_moment(doc.get("cancelled_at")),
+        cancellation_reason=doc.get("cancellation_reason"), no_show=bool(doc.get("no_show_at")),
+        cap_hit=bool(doc.get("slot_deferred")),
+        items=tuple((item.get("name", ""), int(item.get("quantity") or 0), int(item.get("total_paise") or 0))
+                    for item in doc.get("items") or ()))
+
+
+async def store_day(store_id: str, day: date, zone: ZoneInfo) -> dict[str, Any]:
+    start, end = day_bounds(day, zone)
+    orders = Order.get_pymongo_collection()
+    day_orders = [_day_order(doc) async for doc in orders.find(
+        {"store_id": store_id, "created_at": {"$gte": start, "$lt": end}}, _FIELDS)]
+    spans = [(as_utc(doc["accepted_at"]), as_utc(doc["ready_at"])) async for doc in orders.find(
+        {"store_id": store_id, "created_at": {"$gte": start - LEARNING_WINDOW, "$lt": start}},
+        {"accepted_at": 1, "ready_at": 1}).sort("created_at", -1).limit(2 * HISTORY_SIZE)
+        if doc.get("accepted_at") and doc.get("ready_at")]
+    before = finished_from_spans(spans)[-HISTORY_SIZE:]
+    return {"storeId": store_id, "date": day.isoformat(), "timezone": zone.key,
+            **day_report(day_orders, before, zone)}
+
+
+def report_csv(report: dict[str, Any]) -> str:
+    """The report as CSV, one number a row: `section,name,measure,value`."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(["section", "name", "measure", "value"])
+    rows: list[tuple[str, str, str, Any]] = [
+        ("day", report["date"], "orders", report["orders"]),
+        ("day", report["date"], "revenue", report["revenue"]),
+        ("day", report["date"], "late", report["late"]["count"]),
+        ("day", report["date"], "readied", report["late"]["of"]),
+        ("day", report["date"], "no_shows", report["noShows"]),
+        ("day", report["date"], "cancellations", report["cancellations"]["total"]),
+        ("day", report["date"], "cap_hit", report["capHit"]),
+        ("day", report["date"], "average_minutes", report["prepTime"]["averageMinutes"]),
+        ("day", report["date"], "p90_minutes", report["prepTime"]["p90Minutes"]),
+    ]
+    rows += [("status", status, "orders", count) for status, count in report["byStatus"].items()]
+    for hour in report["hours"]:
+        name = f"{hour['hour']:02d}:00"
+        rows += [("hour", name, "readied", hour["count"]), ("hour", name, "average_minutes", hour["averageMinutes"]),
+                 ("hour", name, "p90_minutes", hour["p90Minutes"])]
+    rows += [("cancellation", reason, "orders", count) for reason, count in report["cancellations"]["byReason"].items()]
+    for item in report["topItems"]:
+        rows += [("item", item["name"], "quantity", item["quantity"]), ("item", item["name"], "revenue", item["revenue"])]
+    writer.writerows([_cell(value) for value in row] for row in rows)
+    return out.getvalue()
+
+
+def _cell(value: Any) -> Any:
+    """A cell a spreadsheet shows as written: a menu item's name that starts like a formula
+    ("=1+1", "@SUM") is prefixed with an apostrophe, as OWASP advises for CSV exports."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
