@@ -33,7 +33,6 @@ from server.realtime.broker import Broker
 from server.realtime.hub import Hub
 from server.services.accounts import AccountService
 from server.services.board import read_board
-from server.services.catalog import publish_store_changed
 from server.services.checkout import CheckoutService
 from server.services.deadlines import DeadlineEnforcer
 from server.services.login_throttle import LoginThrottle
@@ -47,7 +46,6 @@ from server.services.publishing import ChangePublisher, OutboxRelay
 from server.services.push import PushNotifier
 from server.services.ratelimit import PollRateLimiter
 from server.services.ready_times import ReadyTimes
-from server.services.slots import SlotReleaser
 from server.services.snapshots import OrderSnapshotCache
 from server.services.subscriptions import SubscriptionService
 from server.services.tokens import Passwords, TokenService
@@ -193,8 +191,7 @@ class Runtime:
             self.tokens, settings.refresh_token_lifetime,
             TrustPolicy(settings.no_show_warning_threshold, settings.no_show_restriction_threshold,
                         settings.restriction_length),
-            settings.user_cache_seconds, clock=clock, passwords=Passwords(resolve_password_cost(settings)),
-            refresh_reuse_seconds=settings.refresh_reuse_seconds)
+            settings.user_cache_seconds, clock=clock, passwords=Passwords(resolve_password_cost(settings)))
         self.mailer = Mailer(settings.mail_from, SmtpServer.from_url(settings.smtp_url) if settings.smtp_url else None,
                              settings.data_dir / "outbox", clock=clock)
         self.account_mail = AccountMail(
@@ -213,9 +210,6 @@ class Runtime:
         self.publisher.watch(self.push.order_changed)
         self.ready_times = ReadyTimes(clock=clock, bus=self.broker, push_seconds=settings.eta_push_seconds)
         self.publisher.watch(self.ready_times.order_changed)
-        # Order caps: a ready or cancelled order gives its items back to its slot (server/services/slots.py).
-        self.slots = SlotReleaser(lambda store_id: publish_store_changed(self.broker, store_id))
-        self.publisher.watch(self.slots.order_changed)
         # Partner webhooks: relays the events changes wrote into partners' orders, and sends them.
         self.webhooks = WebhookDispatcher(settings, clock=clock)
         self.publisher.watch(self.webhooks.order_changed)
@@ -277,8 +271,7 @@ class Runtime:
                              _stop_part("pickup boards", self.board_feed.stop()),
                              _stop_part("push notifier", self.push.stop()),
                              _stop_part("webhooks", self.webhooks.stop()),
-                             _stop_part("ready-time pushes", self.ready_times.stop()),
-                             _stop_part("slot releases", self.slots.stop()))
+                             _stop_part("ready-time pushes", self.ready_times.stop()))
         self.payment_qr.stop()
         await _stop_part("mail", self.mailer.drain(PART_STOP_SECONDS))
         if self._broker_connected:

@@ -255,21 +255,5 @@ SLOTS_FULL = ("{store_name} is fully booked for the next {minutes} minutes. Plea
 DISPLAY_NOT_FOUND = "Display link not found."
 DISPLAY_KEY_INVALID = "This display link is not valid (it may have been revoked). Ask the store's staff for a new one."
 REPORT_DATE_INVALID = "date must be a day as YYYY-MM-DD, such as 2026-12-06."
-REPORT_FORMAT_INVALID = "format must be json or csv."
-
-# The kitchen at rush hour (issue 27): item marks, undoing a ready, order caps per slot.
-ITEM_INDEX_INVALID = "This order has no item {index}."
-ITEM_MARK_CLOSED = "Items can be struck only while the order is with the kitchen."
-ITEM_MARKED = "Item marked."
-READY_UNDO_NOT_READY = "Only a ready order can be put back to preparing; this one is {status}."
-READY_UNDO_EXPIRED = ("Too late to undo: order {order_number} was marked ready more than {seconds} s ago. "
-                      "Tell the customer at the counter instead.")
-READY_UNDONE = "Order put back to preparing. The customer has been told it is not ready after all."
-PUSH_READY_UNDONE_TITLE = "Order {order_number} is not ready after all"
-PUSH_READY_UNDONE_BODY = "{store_name} marked it ready by mistake and needs a few more minutes. We'll tell you when it's ready."
-ITEMS_PER_SLOT_INVALID = "{field} must be a whole number of items from 1 to {maximum}, or null for no cap."
-CAP_WEIGHT_INVALID = "{field} must be a whole number from 1 to {maximum}."
-SLOT_ORDER_TOO_LARGE = ("This order is larger than {store_name} takes in one 15-minute slot ({cap} items). "
-                        "Please order fewer items.")
-SLOTS_FULL = ("{store_name} is fully booked for the next {minutes} minutes. Please try again in a few minutes.")
+REPORT_FORMAT_INVALID = "format must be json, csv or svg."
 BOARD_SETTINGS_EMPTY = "Send announce: true or false."
