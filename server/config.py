@@ -140,6 +140,8 @@ class Settings(BaseSettings):
 
     # Partner webhooks (README, "Webhooks"): an attempt succeeds on a 2xx within the timeout; after each
     # failed one the next waits the schedule's next step (with jitter), and an endpoint whose schedule
+    # How long after marking an order ready the kitchen may put it back to preparing (a mistaken bump).
+    ready_undo_seconds: float = Field(120, gt=0)
     # runs out is disabled. Hosts listed here may resolve to private or loopback addresses (by exact name).
     webhook_timeout_seconds: float = Field(10, gt=0, le=300)
     webhook_retry_seconds: str = "5,300,1800,7200,18000,36000,36000"

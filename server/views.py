@@ -74,7 +74,17 @@ def kitchen_fields(order: Order) -> dict[str, Any]:
         "paymentReference": order.payment_reference,
         "transactionId": order.transaction_id,
         "createdAt": iso_z(order.created_at),
+        # Issue 27: struck items, when preparation started (the colour timers), undone readies.
+        "itemMarks": list(order.item_marks or ()),
+        "acceptedAt": iso_z(order.accepted_at),
+        "readyUndos": ready_undos_view(order),
     }
+
+
+def ready_undos_view(order: Order) -> list[dict[str, Any]]:
+    """Each time the order's ready was undone: when, by whom, and when it had been marked ready."""
+    return [{"at": iso_z(undo.at), "by": {"id": undo.by, "name": undo.by_name}, "readyAt": iso_z(undo.ready_at)}
+            for undo in order.ready_undos or ()]
 
 
 def order_item_view(item: OrderItem) -> dict[str, Any]:
@@ -128,6 +138,9 @@ def order_detail(order: Order, pickup_otp: str | None) -> dict[str, Any]:
         cancellationReason=order.cancellation_reason.value if order.cancellation_reason else None,
         customerFirstName=order.customer_first_name,
         version=order.version,
+        itemMarks=list(order.item_marks or ()),
+        readyUndos=ready_undos_view(order),
+        slotDeferred=order.slot_deferred,
     )
     if pickup_otp is not None:
         detail["pickupOtp"] = pickup_otp
@@ -152,7 +165,7 @@ def menu_item_view(item: MenuItem) -> dict[str, Any]:
     return {
         "id": str(item.id), "storeId": str(item.store_id), "name": item.name,
         "price": paise_to_rupees(item.price_paise), "category": item.category,
-        "isAvailable": item.is_available, "createdAt": iso_z(item.created_at),
+        "isAvailable": item.is_available, "capWeight": item.cap_weight, "createdAt": iso_z(item.created_at),
         "updatedAt": iso_z(item.updated_at),
     }
 
@@ -161,7 +174,7 @@ def store_view(store: Store) -> dict[str, Any]:
     return {
         "id": str(store.id), "name": store.name, "location": store.location, "description": store.description,
         "upiId": store.upi_id, "isActive": store.is_active, "createdAt": iso_z(store.created_at),
-        "delayMinutes": store.delay_minutes, "isPaused": store.is_paused,
+        "delayMinutes": store.delay_minutes, "isPaused": store.is_paused, "itemsPerSlot": store.items_per_slot,
     }
 
 

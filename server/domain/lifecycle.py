@@ -67,3 +67,25 @@ class PickupMethod(StrEnum):
 
 def needs_commitment(requires_commitment: bool, is_confirmed: bool) -> bool:
     return requires_commitment and not is_confirmed
+
+
+# A ready order bumped by mistake goes back to preparing, but only for a short while after it was
+# marked ready: later the customer may already be at the counter, and staff should talk to them.
+READY_UNDO_FROM = OrderStatus.READY
+READY_UNDO_TO = OrderStatus.PROCESSING
+
+
+def ready_undo_refusal(current: OrderStatus, seconds_since_ready: float | None, window_seconds: float) -> str | None:
+    """Why a ready order may not be put back to preparing now: "status" (it is not ready), "expired"
+    (the window is over); None when it may."""
+    if current != READY_UNDO_FROM or seconds_since_ready is None:
+        return "status"
+    if seconds_since_ready > window_seconds:
+        return "expired"
+    return None
+
+
+# Items on an order may be struck while the kitchen works on it (placed orders included: a
+# counter may start a paid order's drinks before accepting it).
+def items_markable(current: OrderStatus) -> bool:
+    return current in (OrderStatus.PLACED, OrderStatus.ACCEPTED, OrderStatus.PROCESSING)

@@ -219,7 +219,7 @@ PUSH_CANCELLED_BODY = {
 }
 PUSH_CANCELLED_FALLBACK = "{store_name} cancelled it."
 STORE_PAUSED = "This store has paused new orders for a few minutes. Please try again shortly."
-STORE_PACE_EMPTY = "Send delayMinutes, paused, or both."
+STORE_PACE_EMPTY = "Send delayMinutes, paused or itemsPerSlot."
 DELAY_MINUTES_INVALID = "{field} must be a whole number of minutes from 0 to {maximum}."
 PUSH_ENDPOINT_NOT_ALLOWED = "endpoint must be the https address of a known push service."
 PUSH_KEY_INVALID = "{path} must be a base64url {what}."

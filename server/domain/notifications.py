@@ -16,14 +16,23 @@ class Moment(StrEnum):
     READY = "ready"
     PICKUP_REMINDER = "pickup_reminder"
     CANCELLED = "cancelled"
+    # A ready order put back to preparing (a mistaken bump), and ready again after that.
+    READY_UNDONE = "ready_undone"
+    READY_AGAIN = "ready_again"
 
 
 _BY_STATUS = {OrderStatus.ACCEPTED: Moment.ACCEPTED, OrderStatus.READY: Moment.READY,
               OrderStatus.CANCELLED: Moment.CANCELLED}
 
 
-def moment_of(status: str) -> Moment | None:
-    """The moment an order in `status` has reached, if customers are told of it."""
+def moment_of(status: str, ready_undos: int = 0) -> Moment | None:
+    """The moment an order in `status` has reached, if customers are told of it; `ready_undos`:
+    how often its ready was undone (then preparing means "not ready after all", and ready again
+    is a moment of its own, since the first ready was already told)."""
+    if ready_undos and status == OrderStatus.PROCESSING:
+        return Moment.READY_UNDONE
+    if ready_undos and status == OrderStatus.READY:
+        return Moment.READY_AGAIN
     return _BY_STATUS.get(OrderStatus(status)) if status in OrderStatus._value2member_map_ else None
 
 
@@ -55,8 +64,10 @@ def notification(moment: Moment, *, order_id: str, order_number: str, store_name
     names = {"order_number": order_number, "store_name": store_name}
     if moment is Moment.ACCEPTED:
         title, body = messages.PUSH_ACCEPTED_TITLE, messages.PUSH_ACCEPTED_BODY
-    elif moment is Moment.READY:
+    elif moment in (Moment.READY, Moment.READY_AGAIN):
         title, body = messages.PUSH_READY_TITLE, messages.PUSH_READY_BODY
+    elif moment is Moment.READY_UNDONE:
+        title, body = messages.PUSH_READY_UNDONE_TITLE, messages.PUSH_READY_UNDONE_BODY
     elif moment is Moment.PICKUP_REMINDER:
         left = (ready_expires_at - now).total_seconds() if ready_expires_at and now else 0
         names["minutes"] = str(max(1, math.ceil(left / 60)))

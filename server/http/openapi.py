@@ -129,6 +129,14 @@ ORDER_DETAIL_EXTRA = {
     "pickupMethod": {"type": ["string", "null"], "enum": [m.value for m in PickupMethod] + [None]},
     "pickedUpBy": {"oneOf": [{"type": "null"}, obj({"id": OID, "name": STR}, closed=True)],
                    "description": "the staff member who handed the order over"},
+    "itemMarks": {"type": "array", "items": {"type": "integer", "minimum": 0},
+                  "description": "indexes in `items` the kitchen has struck as done"},
+    "readyUndos": {"type": "array", "items": obj({"at": TIME, "by": obj({"id": OID, "name": STR}, closed=True),
+                                                  "readyAt": NTIME}, closed=True),
+                   "description": "each time the kitchen put the ready order back to preparing: when, who, and "
+                                  "when it had been marked ready"},
+    "slotDeferred": {"type": "boolean", "description": "the store's cap was hit: the order was counted in a later "
+                                                       "15-minute slot than the one it was placed in"},
 }
 PICKUP_OTP = {"type": "string", "pattern": "^[0-9]{6}$"}
 # CampusBite's names of the same fields (server/http/campusbite.py), each typed as its source.
@@ -152,7 +160,16 @@ SCHEMAS: dict[str, Any] = {
     "Store": obj({"id": OID, "name": STR, "location": STR, "description": NSTR, "upiId": STR, "isActive": BOOL,
                   "createdAt": TIME, "delayMinutes": {"type": "number", "minimum": 0}, "isPaused": BOOL},
                  {"waitMinutes": {"type": "integer", "minimum": 1,
-                                  "description": "about how long an order placed now would take (GET one store)"}}),
+                                  "description": "about how long an order placed now would take (GET one store)"},
+                  "itemsPerSlot": {"type": ["integer", "null"], "minimum": 1,
+                                   "description": "items taken per 15-minute slot; null: no cap"},
+                  "capacity": {"oneOf": [{"type": "null"}, obj({
+                      "itemsPerSlot": INT, "slotStart": TIME, "slotItems": INT, "nextFreeSlot": NTIME,
+                      "deferring": BOOL})], "description": "a capped store's slots now (GET one store, its "
+                                                             "pace, the menu events); `nextFreeSlot` null: full"},
+                  "typicalPrepMinutes": {"type": "number", "minimum": 0,
+                                         "description": "the store's typical accepted → ready time, learned from "
+                                                        "its recent orders (GET one store)"}}),
     "Customer": {"allOf": [ref("AdminUser"), obj({"trustTier": {"enum": ["good", "watch", "restricted"]},
                                                   "noShowCount": INT, "orderingRestrictedUntil": NTIME})]},
     "CustomerPage": obj({"customers": {"type": "array", "items": ref("Customer")}, "page": INT, "limit": INT,
@@ -171,7 +188,9 @@ SCHEMAS: dict[str, Any] = {
                                 "latencyMs": {"type": "number"}, "error": NSTR})},
                             "nextAttemptAt": NTIME, "createdAt": TIME, "finishedAt": NTIME}),
     "MenuItem": obj({"id": OID, "storeId": OID, "name": STR, "price": MONEY, "category": NSTR,
-                     "isAvailable": BOOL, "createdAt": TIME, "updatedAt": TIME}),
+                     "isAvailable": BOOL, "createdAt": TIME, "updatedAt": TIME},
+                    {"capWeight": {"type": "integer", "minimum": 1,
+                                   "description": "items of the store's per-slot cap one counts for"}}),
     "OrderSummary": obj(ORDER_SUMMARY, closed=True),
     "Order": obj({**ORDER_SUMMARY, **ORDER_DETAIL_EXTRA, **CAMPUSBITE_ORDER},
                  {"pickupOtp": PICKUP_OTP, **{alias: PICKUP_OTP for alias in campusbite.OTP_ALIASES},
@@ -189,7 +208,9 @@ SCHEMAS: dict[str, Any] = {
                              "commitmentWindowMinutes": {"type": "number"},
                              "unpaidTimeoutMinutes": {"type": "number"}, "readyTimeoutMinutes": {"type": "number"}}),
         "payment": obj({"mode": {"const": "direct_store_upi"}, "upiLink": STR}),
-    }),
+    }, {"slot": {"oneOf": [{"type": "null"}, obj({"deferred": BOOL, "readyAround": NTIME})],
+                 "description": "a capped store: whether this order goes to a later 15-minute slot, and when "
+                                "it would then be ready"}}),
     "Commitment": obj({"success": {"const": True}, "message": STR, "order": obj({
         "id": OID, "orderNumber": STR, "status": ORDER_STATUS, "requiresCommitment": BOOL,
         "commitmentConfirmedAt": NTIME, "commitmentDeadline": NTIME, "totalAmount": MONEY,
@@ -387,7 +408,9 @@ def openapi_document() -> dict[str, Any]:
         },
         "/api/stores/{store_id}/pace": {"patch": op(
             "The kitchen's pace (that store's staff, or admins): `delayMinutes` is added to every ready-time "
-            "estimate; while `paused`, checkout refuses new orders", {
+            "estimate; while `paused`, checkout refuses new orders; `itemsPerSlot` caps the items taken per "
+            "15-minute slot (null: no cap): a full slot sends checkouts to the next with room, and an order "
+            "gives its items back once ready or cancelled", {
                 "200": ok(ref("Store")), **COMMON, "404": _error("Store not found")}, tag="stores",
             params=[ID("store_id")], body=requests.StorePaceRequest)},
         "/api/stores/{store_id}": {"get": op("One store", {"200": ok(ref("Store")), "404": _error("Store not found")},
@@ -451,6 +474,23 @@ def openapi_document() -> dict[str, Any]:
                                                                             "pattern": "^[0-9a-fA-F]{24}$"},
                                "description": "admins"}]),
         },
+        "/api/orders/recall": {"get": op(
+            "The kitchen's recall (store staff): the last 20 orders of the caller's store that left its board "
+            "(ready, picked up, cancelled), most recently changed first", {
+                "200": ok({"type": "array", "items": ref("Order")}), **COMMON})},
+        "/api/orders/{order_id}/items/{index}/mark": {"put": op(
+            "Strike an item as done on the kitchen display, or take the mark back (that store's staff); "
+            "published as an order change", {
+                "200": ok(ref("Order"), message=True), **COMMON, **ORDER_NOT_FOUND, **CONFLICT},
+            params=[ID("order_id"), {"name": "index", "in": "path", "required": True,
+                                     "schema": {"type": "string", "pattern": "^[0-9]{1,3}$"},
+                                     "description": "the item's index in `items`"}],
+            body=requests.ItemMarkRequest)},
+        "/api/orders/{order_id}/undo-ready": {"post": op(
+            "Put an order marked ready by mistake back to preparing (that store's staff), within "
+            "`READY_UNDO_SECONDS` of its ready; recorded in `readyUndos`, and the customer is told", {
+                "200": ok(ref("Order"), message=True), **COMMON, **ORDER_NOT_FOUND,
+                "409": _error("Not ready, or the undo window is over")}, params=[ID("order_id")])},
         "/api/orders/{order_id}": {"get": op("One order; the owner sees `pickupOtp` while ready", {
             "200": ok(ref("Order")), **COMMON, **ORDER_NOT_FOUND}, params=[ID("order_id")])},
         "/api/orders/{order_id}/poll-status": {"get": op("Lean status for polling (seed 000)", {

@@ -21,8 +21,8 @@ from server.http.body import query_int, read_body
 from server.http.poll_fast_path import etag_matches
 from server.http.responses import JSONResponse, ok
 from server.http.security import authenticate
-from server.http.requests import (CheckoutSessionRequest, CreateOrderRequest, PaymentStatusRequest, StatusRequest,
-                                  VerifyOtpRequest)
+from server.http.requests import (CheckoutSessionRequest, CreateOrderRequest, ItemMarkRequest, PaymentStatusRequest,
+                                  StatusRequest, VerifyOtpRequest)
 from server.domain.cart import CartLine
 from server.services.snapshots import OrderSnapshot, poll_body
 from server.views import commitment_order, lean_order, order_detail, order_summary
@@ -179,9 +179,40 @@ routes = [
     Route("/api/orders", list_orders, methods=["GET"]),
     Route("/api/orders/{order_id}", get_order, methods=["GET"]),
     Route("/api/orders/{order_id}/poll-status", poll_status, methods=["GET"]),
+async def mark_item(request: Request):
+    """Strike an item as done on the kitchen display; every screen of the store follows."""
+    principal = await authenticate(request, Role.STORE_EMPLOYEE)
+    body = await read_body(request, ItemMarkRequest)
+    index = request.path_params["index"]
+    if not index.isdigit() or len(index) > 3:
+        raise ApiError(400, messages.ITEM_INDEX_INVALID.format(index=index[:10]))
+    order = await _runtime(request).lifecycle.mark_item(principal, request.path_params["order_id"], int(index),
+                                                        body.marked)
+    return ok(_detail(request, order, principal), message=messages.ITEM_MARKED)
+
+
+async def undo_ready(request: Request):
+    """Put an order marked ready by mistake back to preparing, within `READY_UNDO_SECONDS`."""
+    principal = await authenticate(request, Role.STORE_EMPLOYEE)
+    order = await _runtime(request).lifecycle.undo_ready(principal, request.path_params["order_id"])
+    return ok(_detail(request, order, principal), message=messages.READY_UNDONE)
+
+
+async def recall(request: Request):
+    """The last orders that left the caller's store's board (ready, picked up, cancelled)."""
+    principal = await authenticate(request, Role.STORE_EMPLOYEE)
+    if not principal.store_id:
+        raise ApiError(403, messages.FORBIDDEN_ROLE)
+    orders = await _runtime(request).lifecycle.recall(principal, principal.store_id)
+    return ok([_detail(request, order, principal) for order in orders])
+
+
     Route("/api/orders/{order_id}/payment-status", update_payment_status, methods=["PATCH"]),
     Route("/api/orders/{order_id}/status", update_status, methods=["PATCH"]),
     Route("/api/orders/{order_id}/verify-otp", verify_otp, methods=["POST"]),
     Route("/api/orders/{order_id}/cancel", cancel_order, methods=["POST"]),
+    Route("/api/orders/recall", recall, methods=["GET"]),
     Route("/api/orders/{order_id}/confirm-commitment", confirm_commitment, methods=["POST"]),
+    Route("/api/orders/{order_id}/items/{index}/mark", mark_item, methods=["PUT"]),
+    Route("/api/orders/{order_id}/undo-ready", undo_ready, methods=["POST"]),
 ]

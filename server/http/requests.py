@@ -29,6 +29,7 @@ from server.domain.errors import ApiError
 from server.domain.lifecycle import OrderStatus
 from server.domain.money import MAX_PRICE_PAISE, InvalidAmount, rupees_to_paise
 from server.domain.cart import MAX_CART_LINES, MAX_QUANTITY
+from server.domain.slots import MAX_CAP_WEIGHT, MAX_ITEMS_PER_SLOT
 
 MAX_STRING = 500
 MIN_PASSWORD = 8
@@ -555,7 +556,8 @@ class DelayMinutes(Rule):
 
 
 class StorePaceRequest(RequestModel):
-    """The kitchen's pace: minutes added to every ready-time estimate, and whether new orders wait."""
+    """The kitchen's pace: minutes added to every ready-time estimate, whether new orders wait, and
+    the cap on items taken per 15-minute slot (null: no cap)."""
 
     delay_minutes: Annotated[int | None, DelayMinutes(120)] = None
     paused: Annotated[bool | None, Flag(default=None)] = None
@@ -601,11 +603,38 @@ class MenuItemRequest(RequestModel):
 
     @model_validator(mode="before")
     @classmethod
+@dataclass(frozen=True)
+class Bounded(Rule):
+    """A whole number from `minimum` to `maximum` (not a boolean), refused with `message`;
+    `nullable`: null is a value of its own (e.g. "no cap"), absent leaves it unchanged."""
+
+    minimum: int
+    maximum: int
+    message: str
+    nullable: bool = False
+    required: bool = False
+
+    def check(self, value: Any, info: ValidationInfo) -> int | None:
+        if value is None and self.nullable:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or not self.minimum <= value <= self.maximum:
+            raise FieldProblem(self.message, maximum=self.maximum)
+        return value
+
+    def json_schema(self) -> dict[str, Any]:
+        number = {"type": "integer", "minimum": self.minimum, "maximum": self.maximum}
+        if self.nullable:
+            return {"anyOf": [number, {"type": "null"}], "description": "null: none; absent: unchanged"}
+        return number
+
+
     def _price_first(cls, data: Any) -> Any:
         """A missing price is reported before any other field, as it always was."""
         if isinstance(data, dict) and data.get("price") is None:
             raise FieldProblem(messages.FIELD_REQUIRED, field="price")
         return data
+    items_per_slot: Annotated[int | None, Bounded(1, MAX_ITEMS_PER_SLOT, messages.ITEMS_PER_SLOT_INVALID,
+                                                  nullable=True)] = None
 
 
 class MenuItemPatch(RequestModel):
@@ -621,7 +650,7 @@ class MenuItemPatch(RequestModel):
     def changes(self) -> dict[str, Any]:
         """The menu item's fields to set, by their stored names."""
         values = {"name": self.name, "price_paise": self.price_paise, "is_available": self.is_available,
-                  "category": self.category}
+                  "category": self.category, "cap_weight": self.cap_weight}
         return {name: value for name, value in values.items() if value is not None}
 
 
@@ -645,6 +674,8 @@ class CreateOrderRequest(RequestModel):
 
 class PaymentStatusRequest(RequestModel):
     payment_status: Annotated[str, Text(choices=("success", "failed"))]
+    cap_weight: Annotated[int, Bounded(1, MAX_CAP_WEIGHT, messages.CAP_WEIGHT_INVALID),
+                          Field(description="items of the store's per-slot cap one counts for")] = 1
     transaction_id: Annotated[Any, Passed(TRANSACTION_ID, required=False)] = None
 
 
@@ -662,6 +693,7 @@ class VerifyOtpRequest(RequestModel):
 # --- parsing ------------------------------------------------------------------------------------
 
 Body = TypeVar("Body", bound=RequestModel)
+    cap_weight: Annotated[int | None, Bounded(1, MAX_CAP_WEIGHT, messages.CAP_WEIGHT_INVALID)] = None
 
 
 def parse(model: type[Body], data: dict[str, Any], *, test_environment: bool = False,
@@ -704,6 +736,12 @@ class PushKey(Rule):
 
     length: int
     what: str
+class ItemMarkRequest(RequestModel):
+    """Strike an item of an order as done (`marked: true`) or take the mark back."""
+
+    marked: Annotated[bool, Flag(default=None, required=True, null_refused=True)]
+
+
 
     def check(self, value: Any, info: ValidationInfo) -> str:
         key = Text(200).check(value, info)

@@ -26,8 +26,11 @@ async def list_stores(request: Request):
 
 async def get_store(request: Request):
     store = await catalog.find_store(request.path_params["store_id"])
-    wait = await request.app.state.runtime.ready_times.wait_minutes(str(store.id))
-    return ok({**store_view(store), "waitMinutes": wait})
+    ready_times = request.app.state.runtime.ready_times
+    wait = await ready_times.wait_minutes(str(store.id))
+    shown = {**await catalog.store_with_capacity(store, request.app.state.runtime.clock.now()), "waitMinutes": wait,
+             "typicalPrepMinutes": await ready_times.typical_minutes(str(store.id))}
+    return ok(campusbite.store_fields(shown, await campusbite.optional_caller(request)))
 
 
 async def create_store(request: Request):
@@ -58,12 +61,15 @@ async def update_pace(request: Request):
     body = await read_body(request, StorePaceRequest)
     changes = {name: value for name, value in (("delay_minutes", body.delay_minutes), ("is_paused", body.paused))
                if value is not None}
+    if "items_per_slot" in body.model_fields_set:
+        changes["items_per_slot"] = body.items_per_slot  # None: the cap is removed
     if not changes:
         raise ApiError(400, messages.STORE_PACE_EMPTY)
     runtime = request.app.state.runtime
     store = await catalog.update_store(store, changes, runtime.broker)
     runtime.ready_times.store_changed(str(store.id))
-    return ok({**store_view(store), "waitMinutes": await runtime.ready_times.wait_minutes(str(store.id))})
+    return ok({**await catalog.store_with_capacity(store, runtime.clock.now()),
+               "waitMinutes": await runtime.ready_times.wait_minutes(str(store.id))})
 
 
 async def get_menu(request: Request):
@@ -81,7 +87,8 @@ async def add_menu_item(request: Request):
     catalog.authorise_store_staff(principal, str(store.id))
     body = await read_body(request, MenuItemRequest)
     item = await catalog.add_menu_item(store, name=body.name, price_paise=body.price_paise, category=body.category,
-                                       is_available=body.is_available, bus=request.app.state.runtime.broker)
+                                       is_available=body.is_available, bus=request.app.state.runtime.broker,
+                                       cap_weight=body.cap_weight)
     return ok(menu_item_view(item), status_code=201)
 
 

@@ -12,6 +12,8 @@ class MenuItem(UtcDocument):
     price_paise: int
     category: str | None = None
     is_available: bool = True
+    # How many items of a store's per-slot cap one of these counts for (a dish that takes longer).
+    cap_weight: int = 1
     created_at: datetime
     updated_at: datetime
 

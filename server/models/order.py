@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 
 from server.models.base import UtcDocument
-from pydantic import BaseModel
+from pydantic import BaseModel, field_validator
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
 from server.domain.deadlines import DeadlineView
@@ -16,6 +16,21 @@ class OrderItem(BaseModel):
     price_paise: int
     quantity: int
     total_paise: int
+
+
+class ReadyUndo(BaseModel):
+    """A ready order put back to preparing: when, by whom, and when it had been marked ready."""
+
+    at: datetime
+    by: str
+    by_name: str
+    ready_at: datetime | None = None
+
+    @field_validator("at", "ready_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        """nx-27017 gives back sub-document datetimes naive, as it does top-level ones (UtcDocument)."""
+        return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
 
 
 class PendingWebhookEvent(BaseModel):
@@ -77,6 +92,17 @@ class Order(UtcDocument):
     no_show_cleared_by_name: str | None = None
     no_show_cleared_reason: str | None = None
     no_show_recorded_at: datetime | None = None
+    # The kitchen display (issue 27): indexes of the items struck as done, and every undone ready.
+    item_marks: list[int] | None = None
+    ready_undos: list[ReadyUndo] | None = None
+    # Order caps (server/services/slots.py): the 15-minute slot this order was counted in and how
+    # many items it weighs there; `slot_held` while it still occupies that slot (cleared, and the
+    # slot's count given back, once it is ready or cancelled); `slot_deferred` when the slot it was
+    # placed in was a later one than the slot of its placing (the cap was hit).
+    slot_start: datetime | None = None
+    slot_weight: int | None = None
+    slot_held: bool | None = None
+    slot_deferred: bool = False
     version: int = 1
     created_at: datetime
     updated_at: datetime

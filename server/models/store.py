@@ -18,6 +18,9 @@ class Store(UtcDocument):
     # new orders refused while paused; orders already placed go on.
     delay_minutes: float = 0.0
     is_paused: bool = False
+    # Order caps (issue 27): at most this many items (by their cap weight) per 15-minute slot;
+    # absent: no cap.
+    items_per_slot: int | None = None
     created_at: datetime
 
     class Settings:

@@ -9,6 +9,7 @@ highest revision it saw never goes back, however many processes publish at once.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -17,9 +18,10 @@ from pymongo import ReturnDocument
 
 from server.domain import messages
 from server.domain.access import Principal, may_run_store
-from server.domain.clock import utcnow
+from server.domain.clock import iso_z, utcnow
 from server.domain.errors import ApiError
 from server.models import Counter, MenuItem, Store
+from server.services import slots
 from server.services.bus import MessageBus
 from server.services.changes import catalog_channel
 from server.services.outage import upserted
@@ -76,10 +78,10 @@ async def menu_of(store: Store, include_unavailable: bool) -> list[MenuItem]:
 
 
 async def add_menu_item(store: Store, name: str, price_paise: int, category: str | None,
-                        is_available: bool, bus: MessageBus) -> MenuItem:
+                        is_available: bool, bus: MessageBus, cap_weight: int = 1) -> MenuItem:
     now = utcnow()
     item = MenuItem(store_id=str(store.id), name=name, price_paise=price_paise, category=category,
-                    is_available=is_available, created_at=now, updated_at=now)
+                    is_available=is_available, cap_weight=cap_weight, created_at=now, updated_at=now)
     item = await item.insert()
     await publish_store_changed(bus, str(store.id))
     return item
@@ -128,8 +130,20 @@ async def menu_snapshot(store_id: str, *, bump: bool = False) -> dict[str, Any] 
     if store is None:
         return None
     items = await MenuItem.find({"store_id": store_id}).sort("name").to_list()
-    return {"storeId": store_id, "revision": revision, "store": store_view(store),
+    return {"storeId": store_id, "revision": revision, "store": await store_with_capacity(store),
             "menu": [menu_item_view(item) for item in items]}
+
+
+async def store_with_capacity(store: Store, now: datetime | None = None) -> dict[str, Any]:
+    """The store as clients see it, with its order cap's state at `now` when it has one (`capacity`)."""
+    view = store_view(store)
+    room = await slots.capacity(store, now or utcnow())
+    view["capacity"] = None if room is None else {
+        "itemsPerSlot": room["itemsPerSlot"], "slotStart": iso_z(room["slotStart"]), "slotItems": room["slotItems"],
+        "nextFreeSlot": iso_z(room["nextFreeSlot"]),
+        # The current slot is full: new orders go to `nextFreeSlot`, or none is taken (null).
+        "deferring": room["nextFreeSlot"] != room["slotStart"]}
+    return view
 
 
 async def publish_store_changed(bus: MessageBus, store_id: str) -> None:

@@ -14,14 +14,16 @@ from server.config import Settings
 from server.domain import messages
 from server.domain.access import Principal
 from server.domain.cart import MAX_QUANTITY, CartLine
-from server.domain.clock import SYSTEM_CLOCK, Clock, as_utc, js_date_string
+from server.domain.clock import SYSTEM_CLOCK, Clock, as_utc, iso_z, js_date_string
 from server.domain.deadlines import next_deadline
 from server.domain.errors import ApiError
 from server.domain.money import paise_to_rupees
+from server.domain.slots import deferred_ready_around, order_weight
 from server.domain.trust import TrustStanding, TrustTier
 from server.domain.upi import new_payment_reference, normalise_transaction_id, payment_link
 from server.models import Counter, MenuItem, Order, OrderItem, Store
 from server.services.accounts import AccountService
+from server.services import slots
 from server.services.deadlines import DeadlineEnforcer
 from server.services.outage import upserted
 from server.services.publishing import ChangePublisher
@@ -53,7 +55,10 @@ class CheckoutService:
             raise ApiError(400, messages.CART_STORE_INACTIVE)
         if store.is_paused:
             raise ApiError(400, messages.STORE_PAUSED)
-        items = await self._priced_items(store, cart)
+        items, weight = await self._priced_items(store, cart)
+        # A capped store's full slot sends the order to a later one (told here), or refuses it.
+        slot = await slots.first_free(store, weight, now)
+        deferred = slot is not None and slot > now
         total = sum(item.total_paise for item in items)
         reference = new_payment_reference()
         lifetime = self._settings.checkout_lifetime
@@ -80,9 +85,12 @@ class CheckoutService:
             },
             "payment": {"mode": "direct_store_upi",
                         "upiLink": payment_link(store.upi_id, store.name, total, reference)},
+            "slot": None if slot is None else {
+                "deferred": deferred, "readyAround": iso_z(deferred_ready_around(slot)) if deferred else None},
         }
 
-    async def _priced_items(self, store: Store, cart: list[CartLine]) -> list[OrderItem]:
+    async def _priced_items(self, store: Store, cart: list[CartLine]) -> tuple[list[OrderItem], int]:
+        """The priced lines and the items they count for against the store's cap."""
         if not cart:
             raise ApiError(400, messages.CART_EMPTY)
         seen: set[str] = set()
@@ -97,6 +105,7 @@ class CheckoutService:
         found = {str(item.id): item for item in
                  await MenuItem.find({"_id": {"$in": [ObjectId(i) for i in seen]}}).to_list()}
         priced = []
+        weights = []
         for line in cart:
             menu_item = found.get(line.menu_item_id)
             if menu_item is None:
@@ -108,7 +117,8 @@ class CheckoutService:
             priced.append(OrderItem(menu_item_id=str(menu_item.id), name=menu_item.name,
                                     price_paise=menu_item.price_paise, quantity=line.quantity,
                                     total_paise=menu_item.price_paise * line.quantity))
-        return priced
+            weights.append((line.quantity, menu_item.cap_weight))
+        return priced, order_weight(weights)
 
     def _refuse_restricted(self, standing: TrustStanding) -> None:
         if standing.tier == TrustTier.RESTRICTED and standing.restricted_until is not None:
@@ -135,9 +145,10 @@ class CheckoutService:
         user_id = principal.user_id
         standing = await self._accounts.trust_standing(user_id, now)
         self._refuse_restricted(standing)
-        store, items = await self._recheck_cart(claims)
+        store, items, weight = await self._recheck_cart(claims)
         if transaction and await Order.find_one({"transaction_id": transaction}) is not None:
             raise ApiError(409, messages.TRANSACTION_ID_TAKEN)
+        claimed = await slots.claim(store, weight, now)
 
         order = Order(
             order_number=await self._next_order_number(now),
@@ -149,12 +160,17 @@ class CheckoutService:
             commitment_deadline_at=now + self._settings.commitment_timeout if standing.requires_commitment else None,
             created_at=now, updated_at=now, outbox_at=now, partner_client_id=partner_client_id,
         )
+        if claimed is not None:
+            order.slot_start, order.slot_weight, order.slot_held = claimed.start, claimed.weight, True
+            order.slot_deferred = claimed.deferred
         order.next_deadline_at = next_deadline(order.deadline_view(), self._settings.unpaid_timeout)
         if partner_client_id:
             record_creation(order, self._settings.zone, now)
         try:
             await order.insert()
         except DuplicateKeyError as exc:
+            if claimed is not None:
+                await slots.give_back(str(store.id), claimed)
             existing = await Order.find_one({"checkout_id": claims["jti"]})
             if existing is not None:
                 return existing, False
@@ -167,7 +183,7 @@ class CheckoutService:
             self._enforcer.deadline_scheduled(order.next_deadline_at)
         return order, True
 
-    async def _recheck_cart(self, claims: dict[str, Any]) -> tuple[Store, list[OrderItem]]:
+    async def _recheck_cart(self, claims: dict[str, Any]) -> tuple[Store, list[OrderItem], int]:
         """The cart must still be what the customer paid for."""
         store = await Store.get(claims["storeId"])
         if store is None or not store.is_active:
@@ -177,6 +193,7 @@ class CheckoutService:
         lines = claims["items"]
         found = {str(i.id): i for i in await MenuItem.find({"_id": {"$in": [ObjectId(l[0]) for l in lines]}}).to_list()}
         items = []
+        weights = []
         for item_id, quantity, price in lines:
             menu_item = found.get(item_id)
             if (menu_item is None or not menu_item.is_available or menu_item.price_paise != price
@@ -184,7 +201,8 @@ class CheckoutService:
                 raise ApiError(409, messages.CART_CHANGED)
             items.append(OrderItem(menu_item_id=str(menu_item.id), name=menu_item.name, price_paise=price,
                                    quantity=quantity, total_paise=price * quantity))
-        return store, items
+            weights.append((quantity, menu_item.cap_weight))
+        return store, items, order_weight(weights)
 
     async def _next_order_number(self, now: datetime) -> str:
         day = as_utc(now).astimezone(self._settings.zone).strftime("%Y%m%d")

@@ -22,17 +22,24 @@ from server.domain.clock import SYSTEM_CLOCK, Clock, as_utc
 from server.domain.deadlines import next_deadline
 from server.domain.errors import ApiError
 from server.domain.lifecycle import (
-    CancellationReason, OrderStatus, PaymentStatus, PickupMethod, TERMINAL, can_store_move, may_hand_over,
-    needs_commitment, payment_open,
+    READY_UNDO_TO, CancellationReason, OrderStatus, PaymentStatus, PickupMethod, TERMINAL, can_store_move,
+    items_markable, may_hand_over, needs_commitment, payment_open, ready_undo_refusal,
 )
 from server.domain.pickup_code import codes_match, new_nonce
 from server.domain.upi import normalise_transaction_id
 from server.models import Order
+from server.models.order import ReadyUndo
 from server.services.deadlines import DeadlineEnforcer
 from server.services.order_queries import OrderQueries
 from server.services.outage import refuse_unwritten
 from server.services.publishing import ChangePublisher
 from server.services.webhooks import change_fields
+
+# Orders a kitchen can recall: those that left its board, newest first.
+RECALL_SIZE = 20
+_LEFT_BOARD = [OrderStatus.READY.value, OrderStatus.PICKED_UP.value, OrderStatus.CANCELLED.value]
+# A mark lost to a concurrent change of the same order is applied again to the order as it now is.
+MARK_ATTEMPTS = 5
 
 _FORWARD = [OrderStatus.PLACED, OrderStatus.ACCEPTED, OrderStatus.PROCESSING, OrderStatus.READY,
             OrderStatus.PICKED_UP]
@@ -250,3 +257,55 @@ class OrderLifecycle:
             # Payment was verified while we waited for the customer: the order can go ahead.
             changes.update(order_status=OrderStatus.ACCEPTED, accepted_at=now)
         return await self._commit(order, changes)
+
+    async def mark_item(self, principal: Principal, order_id: str, index: int, marked: bool) -> Order:
+        """Strike (or unstrike) one item of an order, as one ordinary change of the order.
+
+        Marks on different items of one order from several screens all land: a compare-and-set
+        lost to another change is retried on the order as it now is (a mark is a set operation).
+        """
+        for _ in range(MARK_ATTEMPTS):
+            order = await self._queries.visible_order(principal, order_id)
+            if not 0 <= index < len(order.items):
+                raise ApiError(400, messages.ITEM_INDEX_INVALID.format(index=index))
+            if not items_markable(order.order_status):
+                raise ApiError(409, messages.ITEM_MARK_CLOSED)
+            marks = set(order.item_marks or ())
+            if (index in marks) == marked:
+                return order  # already so: no change, no event
+            marks = marks | {index} if marked else marks - {index}
+            try:
+                return await self._commit(order, {"item_marks": sorted(marks)})
+            except ApiError as exc:
+                if exc.status_code != 409 or exc.message != messages.STATUS_CONFLICT:
+                    raise
+        raise ApiError(409, messages.STATUS_CONFLICT)
+
+    async def undo_ready(self, principal: Principal, order_id: str) -> Order:
+        """Put an order marked ready by mistake back to preparing, within `READY_UNDO_SECONDS`.
+
+        Its pickup code and no-show deadline go (a new ready makes new ones), the undo is kept on
+        the order with who and when, and the change is published like any other, so the customer's
+        page and the store's screens follow, and the customer's devices hear it is not ready after all.
+        """
+        order = await self._queries.visible_order(principal, order_id)
+        now = self._clock.now()
+        since = (now - as_utc(order.ready_at)).total_seconds() if order.ready_at else None
+        refusal = ready_undo_refusal(order.order_status, since, self._settings.ready_undo_seconds)
+        if refusal == "status":
+            raise ApiError(409, messages.READY_UNDO_NOT_READY.format(status=order.order_status.value.replace("_", " ")))
+        if refusal == "expired":
+            raise ApiError(409, messages.READY_UNDO_EXPIRED.format(
+                order_number=order.order_number, seconds=f"{self._settings.ready_undo_seconds:g}"))
+        undo = ReadyUndo(at=now, by=principal.user_id, by_name=principal.name, ready_at=order.ready_at)
+        undos = [*(order.ready_undos or ()), undo]
+        return await self._commit(order, {
+            "order_status": READY_UNDO_TO, "ready_at": None, "ready_expires_at": None, "otp_nonce": None,
+            "otp_failed_attempts": 0, "otp_locked_until": None,
+            "ready_undos": [entry.model_dump() for entry in undos]})
+
+    async def recall(self, principal: Principal, store_id: str) -> list[Order]:
+        """The last `RECALL_SIZE` orders that left the store's board (readied, picked up or
+        cancelled), the most recently changed first."""
+        return await Order.find({"store_id": store_id, "order_status": {"$in": _LEFT_BOARD}}) \
+            .sort("-updated_at").limit(RECALL_SIZE).to_list()

@@ -171,7 +171,7 @@ class PushNotifier:
 
     def order_changed(self, order: Order) -> None:
         """Called for every published change; the moment it reached, if any, is sent off the caller's path."""
-        moment = moment_of(order.order_status)
+        moment = moment_of(order.order_status, len(order.ready_undos or ()))
         if moment is not None:
             self._spawn(order, moment)
 

@@ -19,8 +19,9 @@ from typing import Any
 
 from bson import ObjectId
 
-from server.domain.clock import SYSTEM_CLOCK, Clock, iso_z
-from server.domain.eta import HISTORY_SIZE, Active, Finished, estimate, finished_from_spans, learn
+from server.domain.clock import SYSTEM_CLOCK, Clock, as_utc, iso_z
+from server.domain.eta import HISTORY_SIZE, Active, Finished, Kitchen, estimate, finished_from_spans, learn
+from server.domain.slots import deferred_ready_around
 from server.domain.lifecycle import ACTIVE, OrderStatus
 from server.models import Order, Store
 from server.services.bus import MessageBus
@@ -47,6 +48,7 @@ class ReadyTimes:
         # Bumped by every change of a store: a computation that read the queue before a change
         # must not be cached after it.
         self._generation: dict[str, int] = {}
+        self._kitchens: dict[str, Kitchen] = {}  # store → its pace as last learned
 
     def order_changed(self, order: Order) -> None:
         """A change to one of a store's orders moves its queue: forget that store's estimates,
@@ -113,6 +115,12 @@ class ReadyTimes:
         ready = (await self._store_estimates(store_id))[0][NEXT_ORDER]
         return max(1, round((ready - self._clock.now()).total_seconds() / 60))
 
+    async def typical_minutes(self, store_id: str) -> float:
+        """The store's typical accepted → ready time, learned from its recent orders (the
+        estimator's default until it has enough of them): what the kitchen's colour timers measure."""
+        await self._store_estimates(store_id)
+        return round(self._kitchens[store_id].prep_minutes, 1)
+
     async def _store_estimates(self, store_id: str) -> tuple[dict[str, datetime], dict[str, str]]:
         """The store's estimates (and who owns each order), from the cache when it is fresh."""
         cached = self._cache.get(store_id)
@@ -128,7 +136,13 @@ class ReadyTimes:
             .sort("-ready_at").limit(HISTORY_SIZE).to_list()
         queue = [Active(str(o.id), o.accepted_at, o.created_at) for o in active]
         queue.append(Active(NEXT_ORDER, None, now))
-        estimates = estimate(queue, learn(history(finished, active), now), now, delay)
+        kitchen = learn(history(finished, active), now)
+        self._kitchens[store_id] = kitchen
+        estimates = estimate(queue, kitchen, now, delay)
+        for o in active:
+            # An order sent to a later slot by the store's cap is promised by that slot's end.
+            if o.slot_deferred and o.slot_start is not None:
+                estimates[str(o.id)] = max(estimates[str(o.id)], deferred_ready_around(as_utc(o.slot_start)))
         owners = {str(o.id): str(o.user_id) for o in active}
         if self._generation.get(store_id, 0) == generation:
             self._cache[store_id] = (self._clock.monotonic(), estimates, owners)

@@ -444,13 +444,15 @@ class WebhookDispatcher:
             candidates = await WebhookDelivery.find(
                 {"endpoint_id": target.endpoint_id, "status": {"$in": [PENDING, DELIVERING]}}
             ).sort([("next_attempt_at", 1), ("version", 1)]).limit(free * 2 + 10).to_list()
+            due = [delivery for delivery in candidates if delivery.next_attempt_at <= now]
             for delivery in candidates:
-                if free <= 0:
-                    break
                 if delivery.next_attempt_at > now:
                     wait = min(wait, (delivery.next_attempt_at - now).total_seconds())
-                    continue
-                if await self._wait_for_earlier(delivery, now):
+            held = await self._held(target.endpoint_id, due, now)
+            for delivery in due:
+                if free <= 0:
+                    break
+                if delivery.id in held:
                     continue
                 claimed = await self._claim(delivery, now)
                 if claimed is None:
@@ -462,20 +464,29 @@ class WebhookDispatcher:
                 task.add_done_callback(self._attempts.discard)
         return max(0.0, wait)
 
-    async def _wait_for_earlier(self, delivery: WebhookDelivery, now: datetime) -> bool:
-        """True when an earlier event of the same order is still on its way to this endpoint; the
-        later one then moves behind it, so other orders' deliveries come first."""
-        earlier = await WebhookDelivery.find(
-            {"endpoint_id": delivery.endpoint_id, "order_id": delivery.order_id,
-             "version": {"$lt": delivery.version}, "status": {"$in": [PENDING, DELIVERING]}}
-        ).sort([("version", 1)]).limit(1).to_list()
-        if not earlier:
-            return False
-        behind = max(earlier[0].next_attempt_at, now) + timedelta(seconds=POLL_SECONDS)
-        await WebhookDelivery.get_pymongo_collection().update_one(
-            {"_id": delivery.id, "attempt_count": delivery.attempt_count, "status": PENDING},
-            {"$set": {"next_attempt_at": behind}})
-        return True
+    async def _held(self, endpoint_id: str, due: list[WebhookDelivery], now: datetime) -> set[ObjectId]:
+        """The due deliveries an earlier event of the same order is still on its way before (one
+        query for all of them). Each held one moves behind the one it waits for, so other orders'
+        deliveries come first; it is released when that one finishes (`_next_of_order`)."""
+        if not due:
+            return set()
+        earliest: dict[str, dict[str, Any]] = {}
+        async for row in WebhookDelivery.get_pymongo_collection().find(
+                {"endpoint_id": endpoint_id, "order_id": {"$in": list({d.order_id for d in due})},
+                 "status": {"$in": [PENDING, DELIVERING]}}, {"order_id": 1, "version": 1, "next_attempt_at": 1}):
+            if row["order_id"] not in earliest or row["version"] < earliest[row["order_id"]]["version"]:
+                earliest[row["order_id"]] = row
+        # A delivery finished meanwhile (by another process) is in no row: nothing holds the others then.
+        held = {delivery.id for delivery in due
+                if delivery.version > earliest.get(delivery.order_id, {}).get("version", delivery.version)}
+        for delivery in due:
+            if delivery.id in held:
+                first = earliest[delivery.order_id]
+                behind = max(as_utc(first["next_attempt_at"]), now) + timedelta(seconds=POLL_SECONDS)
+                await WebhookDelivery.get_pymongo_collection().update_one(
+                    {"_id": delivery.id, "attempt_count": delivery.attempt_count, "status": PENDING},
+                    {"$set": {"next_attempt_at": behind}})
+        return held
 
     async def _claim(self, delivery: WebhookDelivery, now: datetime) -> WebhookDelivery | None:
         until = now + timedelta(seconds=self._settings.webhook_timeout_seconds + CLAIM_MARGIN_SECONDS)
