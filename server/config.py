@@ -137,11 +137,11 @@ class Settings(BaseSettings):
     qr_max_waiting: int = Field(8, ge=1)
     # Ready-time estimates are pushed this long after a store's queue changed (changes meanwhile share it).
     eta_push_seconds: float = Field(5, gt=0)
+    # How long after marking an order ready the kitchen may put it back to preparing (a mistaken bump).
+    ready_undo_seconds: float = Field(120, gt=0)
 
     # Partner webhooks (README, "Webhooks"): an attempt succeeds on a 2xx within the timeout; after each
     # failed one the next waits the schedule's next step (with jitter), and an endpoint whose schedule
-    # How long after marking an order ready the kitchen may put it back to preparing (a mistaken bump).
-    ready_undo_seconds: float = Field(120, gt=0)
     # runs out is disabled. Hosts listed here may resolve to private or loopback addresses (by exact name).
     webhook_timeout_seconds: float = Field(10, gt=0, le=300)
     webhook_retry_seconds: str = "5,300,1800,7200,18000,36000,36000"

@@ -207,12 +207,18 @@ async def recall(request: Request):
     return ok([_detail(request, order, principal) for order in orders])
 
 
+routes = [
+    Route("/api/orders/checkout-session", checkout_session, methods=["POST"]),
+    Route("/api/orders", create_order, methods=["POST"]),
+    Route("/api/orders", list_orders, methods=["GET"]),
+    Route("/api/orders/recall", recall, methods=["GET"]),
+    Route("/api/orders/{order_id}", get_order, methods=["GET"]),
+    Route("/api/orders/{order_id}/items/{index}/mark", mark_item, methods=["PUT"]),
+    Route("/api/orders/{order_id}/undo-ready", undo_ready, methods=["POST"]),
+    Route("/api/orders/{order_id}/poll-status", poll_status, methods=["GET"]),
     Route("/api/orders/{order_id}/payment-status", update_payment_status, methods=["PATCH"]),
     Route("/api/orders/{order_id}/status", update_status, methods=["PATCH"]),
     Route("/api/orders/{order_id}/verify-otp", verify_otp, methods=["POST"]),
     Route("/api/orders/{order_id}/cancel", cancel_order, methods=["POST"]),
-    Route("/api/orders/recall", recall, methods=["GET"]),
     Route("/api/orders/{order_id}/confirm-commitment", confirm_commitment, methods=["POST"]),
-    Route("/api/orders/{order_id}/items/{index}/mark", mark_item, methods=["PUT"]),
-    Route("/api/orders/{order_id}/undo-ready", undo_ready, methods=["POST"]),
 ]

@@ -555,12 +555,39 @@ class DelayMinutes(Rule):
                 "description": UNCHANGED}
 
 
+@dataclass(frozen=True)
+class Bounded(Rule):
+    """A whole number from `minimum` to `maximum` (not a boolean), refused with `message`;
+    `nullable`: null is a value of its own (e.g. "no cap"), absent leaves it unchanged."""
+
+    minimum: int
+    maximum: int
+    message: str
+    nullable: bool = False
+    required: bool = False
+
+    def check(self, value: Any, info: ValidationInfo) -> int | None:
+        if value is None and self.nullable:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or not self.minimum <= value <= self.maximum:
+            raise FieldProblem(self.message, maximum=self.maximum)
+        return value
+
+    def json_schema(self) -> dict[str, Any]:
+        number = {"type": "integer", "minimum": self.minimum, "maximum": self.maximum}
+        if self.nullable:
+            return {"anyOf": [number, {"type": "null"}], "description": "null: none; absent: unchanged"}
+        return number
+
+
 class StorePaceRequest(RequestModel):
     """The kitchen's pace: minutes added to every ready-time estimate, whether new orders wait, and
     the cap on items taken per 15-minute slot (null: no cap)."""
 
     delay_minutes: Annotated[int | None, DelayMinutes(120)] = None
     paused: Annotated[bool | None, Flag(default=None)] = None
+    items_per_slot: Annotated[int | None, Bounded(1, MAX_ITEMS_PER_SLOT, messages.ITEMS_PER_SLOT_INVALID,
+                                                  nullable=True)] = None
 
     needs_a_change: ClassVar[bool] = True
 
@@ -600,41 +627,16 @@ class MenuItemRequest(RequestModel):
     price_paise: Annotated[int, Price(), Field(alias="price", description="rupees")]
     category: Annotated[str | None, Text(50, required=False)] = None
     is_available: Annotated[bool, Flag(default=True)] = True
+    cap_weight: Annotated[int, Bounded(1, MAX_CAP_WEIGHT, messages.CAP_WEIGHT_INVALID),
+                          Field(description="items of the store's per-slot cap one counts for")] = 1
 
     @model_validator(mode="before")
     @classmethod
-@dataclass(frozen=True)
-class Bounded(Rule):
-    """A whole number from `minimum` to `maximum` (not a boolean), refused with `message`;
-    `nullable`: null is a value of its own (e.g. "no cap"), absent leaves it unchanged."""
-
-    minimum: int
-    maximum: int
-    message: str
-    nullable: bool = False
-    required: bool = False
-
-    def check(self, value: Any, info: ValidationInfo) -> int | None:
-        if value is None and self.nullable:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int) or not self.minimum <= value <= self.maximum:
-            raise FieldProblem(self.message, maximum=self.maximum)
-        return value
-
-    def json_schema(self) -> dict[str, Any]:
-        number = {"type": "integer", "minimum": self.minimum, "maximum": self.maximum}
-        if self.nullable:
-            return {"anyOf": [number, {"type": "null"}], "description": "null: none; absent: unchanged"}
-        return number
-
-
     def _price_first(cls, data: Any) -> Any:
         """A missing price is reported before any other field, as it always was."""
         if isinstance(data, dict) and data.get("price") is None:
             raise FieldProblem(messages.FIELD_REQUIRED, field="price")
         return data
-    items_per_slot: Annotated[int | None, Bounded(1, MAX_ITEMS_PER_SLOT, messages.ITEMS_PER_SLOT_INVALID,
-                                                  nullable=True)] = None
 
 
 class MenuItemPatch(RequestModel):
@@ -644,6 +646,7 @@ class MenuItemPatch(RequestModel):
     price_paise: Annotated[int | None, Price(required=False), Field(alias="price", description="rupees")] = None
     is_available: Annotated[bool | None, Flag(default=None)] = None
     category: Annotated[str | None, Text(50, null_unchanged=True)] = None
+    cap_weight: Annotated[int | None, Bounded(1, MAX_CAP_WEIGHT, messages.CAP_WEIGHT_INVALID)] = None
 
     needs_a_change: ClassVar[bool] = True
 
@@ -674,14 +677,18 @@ class CreateOrderRequest(RequestModel):
 
 class PaymentStatusRequest(RequestModel):
     payment_status: Annotated[str, Text(choices=("success", "failed"))]
-    cap_weight: Annotated[int, Bounded(1, MAX_CAP_WEIGHT, messages.CAP_WEIGHT_INVALID),
-                          Field(description="items of the store's per-slot cap one counts for")] = 1
     transaction_id: Annotated[Any, Passed(TRANSACTION_ID, required=False)] = None
 
 
 class StatusRequest(RequestModel):
     status: Annotated[str, Text(choices=tuple(status.value for status in OrderStatus))]
     reason: Annotated[str | None, Text(200, required=False)] = None
+
+
+class ItemMarkRequest(RequestModel):
+    """Strike an item of an order as done (`marked: true`) or take the mark back."""
+
+    marked: Annotated[bool, Flag(default=None, required=True, null_refused=True)]
 
 
 class VerifyOtpRequest(RequestModel):
@@ -693,7 +700,6 @@ class VerifyOtpRequest(RequestModel):
 # --- parsing ------------------------------------------------------------------------------------
 
 Body = TypeVar("Body", bound=RequestModel)
-    cap_weight: Annotated[int | None, Bounded(1, MAX_CAP_WEIGHT, messages.CAP_WEIGHT_INVALID)] = None
 
 
 def parse(model: type[Body], data: dict[str, Any], *, test_environment: bool = False,
@@ -736,12 +742,6 @@ class PushKey(Rule):
 
     length: int
     what: str
-class ItemMarkRequest(RequestModel):
-    """Strike an item of an order as done (`marked: true`) or take the mark back."""
-
-    marked: Annotated[bool, Flag(default=None, required=True, null_refused=True)]
-
-
 
     def check(self, value: Any, info: ValidationInfo) -> str:
         key = Text(200).check(value, info)
