@@ -33,6 +33,7 @@ from server.realtime.broker import Broker
 from server.realtime.hub import Hub
 from server.services.accounts import AccountService
 from server.services.board import read_board
+from server.services.catalog import publish_store_changed
 from server.services.checkout import CheckoutService
 from server.services.deadlines import DeadlineEnforcer
 from server.services.login_throttle import LoginThrottle
@@ -46,6 +47,7 @@ from server.services.publishing import ChangePublisher, OutboxRelay
 from server.services.push import PushNotifier
 from server.services.ratelimit import PollRateLimiter
 from server.services.ready_times import ReadyTimes
+from server.services.slots import SlotReleaser
 from server.services.snapshots import OrderSnapshotCache
 from server.services.subscriptions import SubscriptionService
 from server.services.tokens import Passwords, TokenService
@@ -210,6 +212,9 @@ class Runtime:
         self.publisher.watch(self.push.order_changed)
         self.ready_times = ReadyTimes(clock=clock, bus=self.broker, push_seconds=settings.eta_push_seconds)
         self.publisher.watch(self.ready_times.order_changed)
+        # Order caps: a ready or cancelled order gives its items back to its slot (server/services/slots.py).
+        self.slots = SlotReleaser(lambda store_id: publish_store_changed(self.broker, store_id))
+        self.publisher.watch(self.slots.order_changed)
         # Partner webhooks: relays the events changes wrote into partners' orders, and sends them.
         self.webhooks = WebhookDispatcher(settings, clock=clock)
         self.publisher.watch(self.webhooks.order_changed)
@@ -271,7 +276,8 @@ class Runtime:
                              _stop_part("pickup boards", self.board_feed.stop()),
                              _stop_part("push notifier", self.push.stop()),
                              _stop_part("webhooks", self.webhooks.stop()),
-                             _stop_part("ready-time pushes", self.ready_times.stop()))
+                             _stop_part("ready-time pushes", self.ready_times.stop()),
+                             _stop_part("slot releases", self.slots.stop()))
         self.payment_qr.stop()
         await _stop_part("mail", self.mailer.drain(PART_STOP_SECONDS))
         if self._broker_connected:

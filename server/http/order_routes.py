@@ -173,12 +173,6 @@ async def confirm_commitment(request: Request):
                          "order": commitment_order(order), "data": {"order": _detail(request, order, principal)}})
 
 
-routes = [
-    Route("/api/orders/checkout-session", checkout_session, methods=["POST"]),
-    Route("/api/orders", create_order, methods=["POST"]),
-    Route("/api/orders", list_orders, methods=["GET"]),
-    Route("/api/orders/{order_id}", get_order, methods=["GET"]),
-    Route("/api/orders/{order_id}/poll-status", poll_status, methods=["GET"]),
 async def mark_item(request: Request):
     """Strike an item as done on the kitchen display; every screen of the store follows."""
     principal = await authenticate(request, Role.STORE_EMPLOYEE)

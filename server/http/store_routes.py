@@ -30,7 +30,7 @@ async def get_store(request: Request):
     wait = await ready_times.wait_minutes(str(store.id))
     shown = {**await catalog.store_with_capacity(store, request.app.state.runtime.clock.now()), "waitMinutes": wait,
              "typicalPrepMinutes": await ready_times.typical_minutes(str(store.id))}
-    return ok(campusbite.store_fields(shown, await campusbite.optional_caller(request)))
+    return ok(shown)
 
 
 async def create_store(request: Request):
