@@ -27,6 +27,7 @@ from server.http import webhook_routes
 from server.http import board_routes, report_routes
 from server.http.poll_fast_path import PollStatusFastPath
 from server.http.responses import failure
+from server.http.security import PresentedCredentials
 from server.http.security_headers import add_security_headers
 from server.logging_filter import install_secret_filter
 from server.runtime import Runtime
@@ -163,7 +164,7 @@ def create_app(settings: Settings | None = None, clock: Clock = SYSTEM_CLOCK) ->
             *board_routes.routes, *report_routes.routes,
             *partner_routes.routes, *payment_qr.routes, *ops_routes.routes, *pages.routes(),
         ],
-        middleware=[Middleware(RequestEdge)],
+        middleware=[Middleware(RequestEdge), Middleware(PresentedCredentials)],
         # An unreachable MongoDB is a 503 with Retry-After, answered here (not re-raised).
         exception_handlers={ApiError: api_error, HTTPException: http_error,
                             **ops_routes.database_outage_handlers()},

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
     access_token_minutes: float = Field(15, gt=0)
     refresh_token_days: float = Field(7, gt=0)
+    # A refresh token presented again this soon after its rotation gets the same new pair (two
+    # tabs waking together, React StrictMode); later, reuse still revokes its family. 0: never.
+    refresh_reuse_seconds: float = Field(10, ge=0, le=60)
     checkout_session_minutes: float = Field(15, gt=0)
     # argon2id's cost for password hashes (server/domain/passwords.py); production refuses less
     # than OWASP's floor. A stored hash of another cost is redone at its account's next sign-in.

@@ -193,7 +193,8 @@ class Runtime:
             self.tokens, settings.refresh_token_lifetime,
             TrustPolicy(settings.no_show_warning_threshold, settings.no_show_restriction_threshold,
                         settings.restriction_length),
-            settings.user_cache_seconds, clock=clock, passwords=Passwords(resolve_password_cost(settings)))
+            settings.user_cache_seconds, clock=clock, passwords=Passwords(resolve_password_cost(settings)),
+            refresh_reuse_seconds=settings.refresh_reuse_seconds)
         self.mailer = Mailer(settings.mail_from, SmtpServer.from_url(settings.smtp_url) if settings.smtp_url else None,
                              settings.data_dir / "outbox", clock=clock)
         self.account_mail = AccountMail(

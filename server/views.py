@@ -188,6 +188,8 @@ def user_view(user: User) -> dict[str, Any]:
         view["registerNumber"] = user.register_number
     if user.employee_id:
         view["employeeId"] = user.employee_id
+    if user.phone_number:
+        view["phoneNumber"] = user.phone_number
     return view
 
 

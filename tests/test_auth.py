@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta, timezone
 
 import jwt
+
+from server.models import RefreshToken
 
 from tests.clock import ManualClock
 from tests.harness import TEST_JWT_SECRET
@@ -47,12 +50,18 @@ async def test_duplicate_email_is_409(api):
     assert response.status_code == 409
 
 
-async def test_public_registration_cannot_create_staff_or_admins(api):
-    for role in ("admin", "store_employee"):
-        response = await api.post("/api/auth/register", json={
-            "name": "Mallory", "email": f"{role}@campus.test", "password": PASSWORD, "role": role})
-        assert response.status_code == 400
-        assert response.json()["message"] == "role must be one of: student, faculty."
+async def test_public_registration_cannot_create_admins_or_staff_of_a_store(api):
+    response = await api.post("/api/auth/register", json={
+        "name": "Mallory", "email": "admin@campus.test", "password": PASSWORD, "role": "admin"})
+    assert response.status_code == 400
+    assert response.json()["message"] == "role must be one of: student, faculty, store_employee."
+    store = await api.store()
+    # A store employee signs up for no store, whatever the body names (an admin assigns one).
+    response = await api.post("/api/auth/register", json={
+        "name": "Mallory", "email": "staff@campus.test", "password": PASSWORD, "role": "store_employee",
+        "employeeId": "E1", "storeName": "Campus Cafe", "storeId": store.id, "store_id": store.id})
+    assert response.status_code == 201, response.text
+    assert (response.json()["data"]["user"]["storeId"], response.json()["data"]["user"]["awaitingStore"]) == (None, True)
 
 
 async def test_a_password_with_outer_spaces_signs_in_exactly_as_registered(api):
@@ -139,12 +148,14 @@ async def test_a_token_from_the_future_is_refused(api_factory, clock):
     assert response.status_code == 401 and response.json()["message"] == "Invalid token."
 
 
-async def test_refresh_rotates_and_reuse_revokes_the_family(api):
+async def test_refresh_rotates_and_reuse_revokes_the_family(api_factory, clock):
+    api = await api_factory(clock=clock, refresh_reuse_seconds=10)
     actor = await api.customer()
     first = await api.post("/api/auth/refresh", json={"refreshToken": actor.refresh_token})
     assert first.status_code == 200
     rotated = first.json()["data"]["refreshToken"]
     assert rotated != actor.refresh_token
+    clock.advance(10.001)  # past the reuse interval: a reuse, not a second tab
     reuse = await api.post("/api/auth/refresh", json={"refreshToken": actor.refresh_token})
     assert reuse.status_code == 401
     assert reuse.json()["message"] == "Refresh token reuse detected. Please sign in again."
@@ -178,3 +189,38 @@ async def test_admin_creates_staff_never_exposing_the_hash(api):
     forbidden = await api.post("/api/admin/users", customer, json={
         "name": "X", "email": "y@campus.test", "password": PASSWORD, "role": "admin"})
     assert forbidden.status_code == 403
+
+
+async def test_a_refresh_repeated_within_the_reuse_interval_answers_the_same_pair(api_factory, clock):
+    api = await api_factory(clock=clock, refresh_reuse_seconds=10)
+    actor = await api.customer()
+    body = {"refreshToken": actor.refresh_token}
+    # Two tabs waking together: both at once, then a third a moment later (React StrictMode).
+    first, second = await asyncio.gather(api.post("/api/auth/refresh", json=body),
+                                         api.post("/api/auth/refresh", json=body))
+    clock.advance(9.5)
+    third = await api.post("/api/auth/refresh", json=body)
+    pairs = {(r.status_code, r.json()["data"]["accessToken"], r.json()["data"]["refreshToken"])
+             for r in (first, second, third)}
+    assert len(pairs) == 1 and next(iter(pairs))[0] == 200
+    _, access, refresh = next(iter(pairs))
+    assert (await api.get("/api/users/me", headers={"Authorization": f"Bearer {access}"})).status_code == 200
+    # The pair is the session's one successor: it rotates on once, as any refresh token does.
+    onward = await api.post("/api/auth/refresh", json={"refreshToken": refresh})
+    assert onward.status_code == 200
+    # Nothing but digests is stored: neither token of the pair is anywhere in the database's records.
+    records = await RefreshToken.get_pymongo_collection().find({}).to_list()
+    assert records and not any(token in str(records) for token in (access, refresh))
+
+
+async def test_a_refresh_repeated_after_the_reuse_interval_still_revokes_the_family(api_factory, clock):
+    api = await api_factory(clock=clock, refresh_reuse_seconds=2)
+    actor = await api.customer()
+    body = {"refreshToken": actor.refresh_token}
+    rotated = (await api.post("/api/auth/refresh", json=body)).json()["data"]["refreshToken"]
+    clock.advance(2.5)
+    reuse = await api.post("/api/auth/refresh", json=body)
+    assert (reuse.status_code, reuse.json()["message"]) == (401, "Refresh token reuse detected. Please sign in again.")
+    assert (await api.post("/api/auth/refresh", json={"refreshToken": rotated})).status_code == 401
+    # And a token of a revoked family is no second tab either.
+    assert (await api.post("/api/auth/refresh", json=body)).status_code == 401

@@ -72,8 +72,15 @@ def may_see_every_order(principal: Principal) -> bool:
 
 
 def sees_pickup_code(principal: Principal, owner_id: str) -> bool:
-    """The pickup code is shown to the customer who owns the order, never to the store."""
+    """The pickup code is shown to the customer who owns the order (`pickupOtp`, `otp`)."""
     return principal.is_customer and principal.user_id == owner_id
+
+
+def compares_pickup_code(principal: Principal, store_id: str) -> bool:
+    """The order's store's staff get the expected code too, as CampusBite's backend gives it, for its
+    pickup dialog to compare with the customer's by eye. The server records a code pickup only when
+    the code is sent to it and matches; a pickup confirmed by eye stays a manual one."""
+    return principal.is_staff and principal.store_id == store_id
 
 
 def listing_scope(principal: Principal, requested_store_id: str | None) -> dict[str, str | None]:

@@ -11,7 +11,9 @@ from server.domain.clock import iso_z
 from server.domain.errors import ApiError
 from server.http import campusbite
 from server.http.body import query_int, read_body
-from server.http.requests import AdminUserPatch, AdminUserRequest, LoginRequest, RefreshRequest, RegisterRequest
+from server.http.requests import (
+    AdminUserPatch, AdminUserRequest, LoginRequest, ProfileUpdateRequest, RefreshRequest, RegisterRequest,
+)
 from server.http.responses import ok
 from server.http.security import authenticate
 from server.views import user_view
@@ -28,7 +30,9 @@ async def _session(request: Request, user, status_code: int = 200):
 async def _profile(request: Request, user) -> dict:
     """The user with their trust standing (customers; staff and admins have none), as signing in,
     refreshing and `/api/users/me` answer it: CampusBite's clients read the standing from `user`."""
-    profile = user_view(user)
+    profile = {**user_view(user), "isEmailVerified": user.email_verified_at is not None}
+    if user.role == Role.STORE_EMPLOYEE:
+        profile["awaitingStore"] = user.store_id is None
     if user.role in CUSTOMER_ROLES:
         standing = await _runtime(request).accounts.trust_standing(str(user.id))
         profile.update(trustTier=standing.tier.value, noShowCount=standing.no_show_count,
@@ -39,12 +43,17 @@ async def _profile(request: Request, user) -> dict:
 
 
 async def register(request: Request):
+    """A student, faculty member or store employee; a store employee acts for no store until an
+    admin assigns one, and the answer's message says so."""
     body = await read_body(request, RegisterRequest)
-    user = await _runtime(request).accounts.register_customer(
-        name=body.name, email=body.email, password=body.password, role=body.role,
-        register_number=body.register_number, employee_id=body.employee_id)
+    user = await _runtime(request).accounts.register(
+        name=body.name, email=body.email, password=body.password, role=Role(body.role),
+        register_number=body.register_number, employee_id=body.employee_id, phone_number=body.phone_number,
+        requested_store=body.store_name)
     await _runtime(request).account_mail.send_verification(user)
-    return await _session(request, user, 201)
+    tokens = await _runtime(request).accounts.issue_session(user)
+    message = messages.STAFF_SIGNUP_PENDING if user.role == Role.STORE_EMPLOYEE else None
+    return ok({**tokens, "user": await _profile(request, user)}, status_code=201, message=message)
 
 
 async def login(request: Request):
@@ -77,6 +86,25 @@ async def me(request: Request):
     return ok(await _profile(request, user))
 
 
+async def update_profile(request: Request):
+    """`PUT /api/users/profile`: the caller's name, phone number and (students) register number.
+    The email is where password reset links go, so a change of it is refused here, as is a role."""
+    principal = await authenticate(request)
+    body = await read_body(request, ProfileUpdateRequest)
+    accounts = _runtime(request).accounts
+    user = await accounts.current_user(principal)
+    if body.email is not None and (not isinstance(body.email, str) or body.email.strip().lower() != user.email):
+        raise ApiError(400, messages.PROFILE_EMAIL_FIXED)
+    if body.role is not None and body.role != user.role:
+        raise ApiError(400, messages.PROFILE_ROLE_FIXED)
+    sent = body.model_fields_set
+    changes = {name: getattr(body, name) for name in ("name", "register_number") if getattr(body, name) is not None}
+    if "phone_number" in sent:
+        changes["phone_number"] = body.phone_number
+    user = await accounts.update_profile(principal, changes)
+    return ok(await _profile(request, user), message=messages.PROFILE_UPDATED)
+
+
 async def create_user(request: Request):
     await authenticate(request, Role.ADMIN)
     body = await read_body(request, AdminUserRequest)
@@ -86,7 +114,12 @@ async def create_user(request: Request):
 
 
 def _admin_user_view(user) -> dict:
-    return {**user_view(user), "isActive": user.is_active}
+    """`awaitingStore`: a store employee who signed up and waits for an admin to assign a store
+    (`PUT /api/admin/users/{id}/role`); `requestedStore` is the store they named."""
+    view = {**user_view(user), "isActive": user.is_active}
+    if user.role == Role.STORE_EMPLOYEE:
+        view.update(awaitingStore=user.store_id is None, requestedStore=user.requested_store)
+    return view
 
 
 async def list_users(request: Request):
@@ -100,7 +133,11 @@ async def list_users(request: Request):
     search = (request.query_params.get("search") or "").strip() or None
     if search is not None and len(search) > 100:
         raise ApiError(400, messages.QUERY_TOO_LONG.format(name="search", maximum=100))
-    users, total = await _runtime(request).accounts.list_users(page=page, limit=limit, role=role, search=search)
+    awaiting = request.query_params.get("awaitingStore")
+    if awaiting not in (None, "true", "false"):
+        raise ApiError(400, messages.QUERY_NOT_CHOICE.format(name="awaitingStore", choices="true, false"))
+    users, total = await _runtime(request).accounts.list_users(page=page, limit=limit, role=role, search=search,
+                                                               awaiting_store=awaiting == "true")
     return ok({"users": [_admin_user_view(user) for user in users], "page": page, "limit": limit,
                "total": total, "pages": (total + limit - 1) // limit})
 

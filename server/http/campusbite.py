@@ -23,6 +23,7 @@ from server.http.body import ascii_int, read_json
 from server.http.requests import Body, MenuItemPatch, MenuItemRequest, StoreSettingsRequest, parse
 from server.http.responses import ok
 from server.http.security import STORE_RUNNERS, authenticate
+from server.http.security import optional_caller as optional_caller
 from server.realtime import sse
 from server.realtime.events import OrderChange
 from server.services import catalog
@@ -70,6 +71,12 @@ STORE_FIELD_ALIASES: dict[str, str] = {"_id": "id", "is_active": "isActive", "up
                                        "created_at": "createdAt"}
 MENU_ITEM_ALIASES: dict[str, str] = {"_id": "id", "store_id": "storeId", "is_available": "isAvailable",
                                      "created_at": "createdAt", "updated_at": "updatedAt"}
+# A signed-in user as its profile screens read them (CampusBite's backend formats a user so).
+USER_ALIASES: dict[str, str] = {"_id": "id", "register_number": "registerNumber", "employee_id": "employeeId",
+                                "phone_number": "phoneNumber", "is_email_verified": "isEmailVerified",
+                                "no_show_count": "noShowCount", "trust_tier": "trustTier",
+                                "ordering_restricted_until": "orderingRestrictedUntil", "store_id": "storeId",
+                                "created_at": "createdAt"}
 
 
 def _aliased(shown: dict[str, Any], aliases: dict[str, str]) -> dict[str, Any]:
@@ -85,8 +92,21 @@ def order(detail: dict[str, Any]) -> dict[str, Any]:
 
 
 def user(profile: dict[str, Any]) -> dict[str, Any]:
-    """A signed-in user as CampusBite's mobile app matches it (`_id`, its store's `owner_id`)."""
-    return {**profile, "_id": profile["id"]}
+    """A signed-in user with CampusBite's names beside OrderPulse's (`_id`, matched against its
+    store's `owner_id`; `trust_tier`, `no_show_count`, `is_email_verified` on its profile screen)."""
+    return _aliased(profile, USER_ALIASES)
+
+
+def created_order(summary: dict[str, Any]) -> dict[str, Any]:
+    """Seed 001's order, key for key, then `_id`, where CampusBite's mobile checkout reads the new order's id."""
+    return {**summary, "_id": summary["id"]}
+
+
+def staff_pickup_code(detail: dict[str, Any], otp: str) -> dict[str, Any]:
+    """A ready order as its store's staff get it: `pickup_otp`, the expected code CampusBite's staff
+    page shows in its pickup dialog to compare with the customer's (as CampusBite's backend sends
+    it to the store). Only that name: OrderPulse's own kitchen asks for the code instead."""
+    return {**detail, "pickup_otp": otp}
 
 
 def checkout_session(session: dict[str, Any]) -> dict[str, Any]:
@@ -95,35 +115,36 @@ def checkout_session(session: dict[str, Any]) -> dict[str, Any]:
     return {**session, "noShowPolicy": {**policy, "requiresCommitmentBeforePrep": policy["requiresCommitment"]}}
 
 
+def store_fields(store: dict[str, Any], caller: Principal | None) -> dict[str, Any]:
+    """A store with CampusBite's names of its fields, for every caller. OrderPulse stores have staff,
+    not one owner: `owner_id` (with `owner_name`) names the caller on their own store, which is how
+    CampusBite's console finds "my store", and is null on any other."""
+    own = caller is not None and caller.is_staff and caller.store_id == store["id"]
+    owner = {"owner_id": caller.user_id, "owner_name": caller.name} if own and caller else {"owner_id": None}
+    return {**_aliased(store, STORE_FIELD_ALIASES), **owner}
+
+
 def store_list(stores: list[dict[str, Any]], caller: Principal | None) -> dict[str, Any] | list[dict[str, Any]]:
     """`GET /api/stores`: a bare list, as OrderPulse's pages read it; for store staff, CampusBite's
-    console shape, `{stores: [...]}`, where the caller's own store names them as its `owner_id`
-    and `owner_name` (how that console finds "my store"; OrderPulse stores have staff, not one owner)."""
+    console shape, `{stores: [...]}`."""
+    shown = [store_fields(store, caller) for store in stores]
     if caller is None or caller.role != Role.STORE_EMPLOYEE:
-        return stores
-    stores = [_aliased(store, STORE_FIELD_ALIASES) for store in stores]
-    own = [{**store, "owner_id": caller.user_id, "owner_name": caller.name} if store["id"] == caller.store_id
-           else store for store in stores]
-    return {"stores": own}
+        return shown
+    return {"stores": shown}
 
 
 def menu_list(items: list[dict[str, Any]], caller: Principal | None) -> dict[str, Any] | list[dict[str, Any]]:
-    """`GET /api/stores/{id}/menu`: for store staff, CampusBite's console shape `{menuItems: [...]}`."""
-    if caller is None or caller.role != Role.STORE_EMPLOYEE:
-        return items
-    return {"menuItems": [_aliased(item, MENU_ITEM_ALIASES) for item in items]}
+    """`GET /api/stores/{id}/menu`: the contract's bare list to anonymous callers (OrderPulse's pages
+    ask without a token); to a signed-in caller (CampusBite's clients always send one), its shape
+    `{menuItems: [...]}`, which holds the sold-out items too (`menu_lists_every_item`)."""
+    shown = [_aliased(item, MENU_ITEM_ALIASES) for item in items]
+    return shown if caller is None else {"menuItems": shown}
 
 
-async def optional_caller(request: Request) -> Principal | None:
-    """The signed-in caller of a public route; None without a valid token (the route stays public)."""
-    if "authorization" not in request.headers:
-        return None
-    try:
-        return await authenticate(request)
-    except ApiError as refused:
-        if refused.status_code == 401:
-            return None
-        raise
+def menu_lists_every_item(caller: Principal | None) -> bool:
+    """CampusBite lists sold-out items with an "Unavailable" badge (its staff, to switch them back),
+    so its shape holds every item, each with `is_available`."""
+    return caller is not None
 
 
 # --- the notification stream ---------------------------------------------------------------------
@@ -185,6 +206,10 @@ async def notifications(request: Request):
 # Looked up when called: auth_routes imports this module for `user`, so it may still be loading here.
 async def profile(request: Request):
     return await auth_routes.me(request)
+
+
+async def update_profile(request: Request):
+    return await auth_routes.update_profile(request)
 
 
 async def refresh_token(request: Request):
@@ -302,6 +327,7 @@ async def console_update_store(request: Request):
         body["isActive"] = _flag(body["isActive"])
     changes = _parse_console(StoreSettingsRequest, body).changes()
     store = await catalog.update_store(store, changes, request.app.state.runtime.broker)
+    # An admin saving the settings is shown as its owner, as its staff are.
     view = {**_aliased(store_view(store), STORE_FIELD_ALIASES), "owner_id": principal.user_id,
             "owner_name": principal.name}
     return ok({"store": view}, message=messages.STORE_UPDATED)
@@ -314,6 +340,7 @@ routes = [
     Route("/api/menu/{item_id}/availability", console_toggle_availability, methods=["PATCH"]),
     Route("/api/stores/{store_id}", console_update_store, methods=["PUT"]),
     Route("/api/users/profile", profile, methods=["GET"]),
+    Route("/api/users/profile", update_profile, methods=["PUT"]),
     Route("/api/auth/refresh-token", refresh_token, methods=["POST"]),
     Route("/api/notifications/subscribe", notifications, methods=["GET"]),
 ]

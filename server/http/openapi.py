@@ -150,11 +150,17 @@ SCHEMAS: dict[str, Any] = {
     "Error": obj({"success": {"const": False}, "message": STR}, {"errors": {"type": "array"}}),
     "User": obj({"id": OID, "name": STR, "email": STR, "role": {"enum": [role.value for role in Role]},
                  "storeId": {"type": ["string", "null"]}, "createdAt": TIME},
-                {"registerNumber": STR, "employeeId": STR}),
+                {"registerNumber": STR, "employeeId": STR, "phoneNumber": STR,
+                 "isEmailVerified": {**BOOL, "description": "the owner followed the link mailed to the address"},
+                 "awaitingStore": {**BOOL, "description": "a store employee no admin has assigned a store yet: "
+                                                          "acts for no store"},
+                 **{alias: {"description": f"CampusBite's name of `{source}`"}
+                    for alias, source in campusbite.USER_ALIASES.items()}}),
     "Profile": {"allOf": [ref("User"), obj({"trustTier": {"enum": ["good", "watch", "restricted", None]},
                                             "noShowCount": INT, "orderingRestrictedUntil": NTIME})]},
     "Session": obj({"accessToken": STR, "refreshToken": STR, "user": ref("User")}),
-    "AdminUser": {"allOf": [ref("User"), obj({"isActive": BOOL})]},
+    "AdminUser": {"allOf": [ref("User"), obj({"isActive": BOOL}, {
+        "requestedStore": {**NSTR, "description": "the store a store employee named when signing up"}})]},
     "UserPage": obj({"users": {"type": "array", "items": ref("AdminUser")}, "page": INT, "limit": INT,
                      "total": INT, "pages": INT}),
     "Store": obj({"id": OID, "name": STR, "location": STR, "description": NSTR, "upiId": STR, "isActive": BOOL,
@@ -169,7 +175,11 @@ SCHEMAS: dict[str, Any] = {
                                                              "pace, the menu events); `nextFreeSlot` null: full"},
                   "typicalPrepMinutes": {"type": "number", "minimum": 0,
                                          "description": "the store's typical accepted → ready time, learned from "
-                                                        "its recent orders (GET one store)"}}),
+                                                        "its recent orders (GET one store)"},
+                  **{alias: {"description": f"CampusBite's name of `{source}`"}
+                     for alias, source in campusbite.STORE_FIELD_ALIASES.items()},
+                  "owner_id": {**NSTR, "description": "CampusBite's owner: the caller on their own store, else null"},
+                  "owner_name": {**STR, "description": "the caller, on their own store"}}),
     "Customer": {"allOf": [ref("AdminUser"), obj({"trustTier": {"enum": ["good", "watch", "restricted"]},
                                                   "noShowCount": INT, "orderingRestrictedUntil": NTIME})]},
     "CustomerPage": obj({"customers": {"type": "array", "items": ref("Customer")}, "page": INT, "limit": INT,
@@ -190,8 +200,12 @@ SCHEMAS: dict[str, Any] = {
     "MenuItem": obj({"id": OID, "storeId": OID, "name": STR, "price": MONEY, "category": NSTR,
                      "isAvailable": BOOL, "createdAt": TIME, "updatedAt": TIME},
                     {"capWeight": {"type": "integer", "minimum": 1,
-                                   "description": "items of the store's per-slot cap one counts for"}}),
+                                   "description": "items of the store's per-slot cap one counts for"},
+                     **{alias: {"description": f"CampusBite's name of `{source}`"}
+                        for alias, source in campusbite.MENU_ITEM_ALIASES.items()}}),
     "OrderSummary": obj(ORDER_SUMMARY, closed=True),
+    "CreatedOrder": obj({**ORDER_SUMMARY, "_id": {**OID, "description": "`id` again, where CampusBite's mobile "
+                                                                        "checkout reads it"}}, closed=True),
     "Order": obj({**ORDER_SUMMARY, **ORDER_DETAIL_EXTRA, **CAMPUSBITE_ORDER},
                  {"pickupOtp": PICKUP_OTP, **{alias: PICKUP_OTP for alias in campusbite.OTP_ALIASES},
                   "estimatedReadyAt": {**NTIME, "description": "GET /api/orders/{id}: when an active order not "
@@ -273,7 +287,8 @@ STREAM_AUTH = [{"name": "ticket", "in": "query", "schema": STR,
 @cache
 def openapi_document() -> dict[str, Any]:
     paths: dict[str, Any] = {
-        "/api/auth/register": {"post": op("Register a student or faculty member", {
+        "/api/auth/register": {"post": op("Register a student, a faculty member, or a store employee who acts for "
+                                          "no store until an admin assigns one", {
             "201": ok(ref("Session"), "Registered"), **COMMON, "409": _error("Email taken"),
             "503": _error(BUSY_HASHING)}, auth=False, tag="auth",
             body=requests.RegisterRequest)},
@@ -303,7 +318,11 @@ def openapi_document() -> dict[str, Any]:
         "/api/users/me": {"get": op("The caller's profile and trust tier", {"200": ok(ref("Profile")), **COMMON},
                                     tag="auth")},
         "/api/users/profile": {"get": op("`/api/users/me` under CampusBite's name", {"200": ok(ref("Profile")),
-                                                                                    **COMMON}, tag="campusbite")},
+                                                                                    **COMMON}, tag="campusbite"),
+                               "put": op("Change the caller's name, phone number or (students) register number; "
+                                         "a change of email or role is a 400", {
+                                   "200": ok(ref("Profile"), message=True), **COMMON}, tag="campusbite",
+                                         body=requests.ProfileUpdateRequest)},
         "/api/auth/refresh-token": {"post": op("`/api/auth/refresh` under CampusBite's name", {
             "200": ok(ref("Session")), **COMMON}, auth=False, tag="campusbite", body=requests.RefreshRequest)},
         "/api/notifications/subscribe": {"get": op(
@@ -340,6 +359,9 @@ def openapi_document() -> dict[str, Any]:
                                            {"name": "search", "in": "query", "schema": {"type": "string",
                                                                                        "maxLength": 100},
                                             "description": "part of a name or email"},
+                                           {"name": "awaitingStore", "in": "query", "schema": {"enum": ["true", "false"]},
+                                            "description": "true: only store employees who signed up and wait for "
+                                                           "an admin to assign a store"},
                                            PAGE, LIMIT]),
                              "post": op("Create store staff or an admin (admins)", {
             "201": ok(ref("User"), "Created"), **COMMON, "404": _error("Store not found"),
@@ -425,11 +447,12 @@ def openapi_document() -> dict[str, Any]:
                                        "404": _error("Store not found")}, tag="campusbite",
                                        params=[ID("store_id")], body=requests.StoreSettingsRequest)},
         "/api/stores/{store_id}/menu": {
-            "get": op("A store's available menu (`?all=true` includes unavailable items)",
+            "get": op("A store's available menu (`?all=true` includes unavailable items); with a token, "
+                      "CampusBite's `{menuItems}` of every item, each with its `is_available`",
                       {"200": ok({"oneOf": [{"type": "array", "items": ref("MenuItem")},
                                             obj({"menuItems": {"type": "array", "items": ref("MenuItem")}},
                                                 closed=True)],
-                                  "description": "staff: each item also under CampusBite's names "
+                                  "description": "each item also under CampusBite's names "
                                                  f"({', '.join(campusbite.MENU_ITEM_ALIASES)})"}),
                        "404": _error("Store not found")},
                       auth=False, tag="stores", params=[ID("store_id")]),
@@ -462,8 +485,8 @@ def openapi_document() -> dict[str, Any]:
             "200": ok(ref("CheckoutSession")), **COMMON}, body=requests.CheckoutSessionRequest)},
         "/api/orders": {
             "post": op("Create the order of a checkout session (seed 001)", {
-                "201": ok(ref("OrderSummary"), "Created", message=True),
-                "200": ok(ref("OrderSummary"), "This checkout's existing order", message=True),
+                "201": ok(ref("CreatedOrder"), "Created", message=True),
+                "200": ok(ref("CreatedOrder"), "This checkout's existing order", message=True),
                 **COMMON, "409": _error("Transaction id taken, or the cart changed")},
                 body=requests.CreateOrderRequest),
             "get": op("The caller's orders (staff: their store's), newest first", {

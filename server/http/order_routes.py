@@ -12,7 +12,7 @@ from bson import ObjectId
 
 from server import metrics
 from server.domain import messages
-from server.domain.access import CUSTOMER_ROLES, Role, sees_pickup_code
+from server.domain.access import CUSTOMER_ROLES, Role, compares_pickup_code, sees_pickup_code
 from server.domain.lifecycle import OrderStatus
 from server.domain.clock import iso_z
 from server.domain.errors import ApiError
@@ -39,9 +39,15 @@ def _runtime(request: Request):
 
 def _detail(request: Request, order: Order, principal) -> dict:
     otp = None
-    if order.order_status == OrderStatus.READY and sees_pickup_code(principal, str(order.user_id)):
+    ready = order.order_status == OrderStatus.READY
+    if ready and sees_pickup_code(principal, str(order.user_id)):
         otp = _runtime(request).orders.pickup_otp(order)
-    return campusbite.order(order_detail(order, otp))
+    detail = campusbite.order(order_detail(order, otp))
+    if ready and compares_pickup_code(principal, str(order.store_id)):
+        code = _runtime(request).orders.pickup_otp(order)
+        if code is not None:
+            detail = campusbite.staff_pickup_code(detail, code)
+    return detail
 
 
 async def checkout_session(request: Request):
@@ -58,8 +64,8 @@ async def create_order(request: Request):
     body = await read_body(request, CreateOrderRequest)
     order, created = await _runtime(request).checkout.create_order(principal, body.checkout_token, body.transaction_id)
     if created:
-        return ok(order_summary(order), status_code=201, message=messages.ORDER_PLACED)
-    return ok(order_summary(order), status_code=200, message=messages.ORDER_EXISTS)
+        return ok(campusbite.created_order(order_summary(order)), status_code=201, message=messages.ORDER_PLACED)
+    return ok(campusbite.created_order(order_summary(order)), status_code=200, message=messages.ORDER_EXISTS)
 
 
 async def list_orders(request: Request):

@@ -349,6 +349,27 @@ class PickupCode(Rule):
         return {"anyOf": [{"type": "string", "pattern": "^[ -~]*[!-~][ -~]*$"}, {"type": "integer"}]}
 
 
+# 7 to 15 digits (E.164's most), an optional leading `+`, single spaces or dashes between digits.
+PHONE_PATTERN = r"^\+?[0-9](?:[ -]?[0-9]){6,14}$"
+
+
+@dataclass(frozen=True)
+class Phone(Rule):
+    """An optional phone number, kept as typed (trimmed); null or blank is none."""
+
+    required: bool = False
+
+    def check(self, value: Any, info: ValidationInfo) -> str | None:
+        text = Text(20, required=False).check(value, info)
+        if text is not None and not re.fullmatch(PHONE_PATTERN, text):
+            raise FieldProblem(messages.FIELD_NOT_PHONE)
+        return text
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": ["string", "null"], "maxLength": 20,
+                "pattern": f"^ *(?:{PHONE_PATTERN[1:-1]})? *$"}
+
+
 @dataclass(frozen=True)
 class Passed(Rule):
     """Handed to the service as sent, which checks it in its own order (a checkout token before
@@ -375,11 +396,17 @@ class RequestModel(BaseModel):
     # A change of only the fields sent (a PATCH), refused when it names none: the document then
     # requires at least one field, with a value other than a null that would leave it unchanged.
     needs_a_change: ClassVar[bool] = False
+    # Each field may also come under its snake_case name (CampusBite's clients send some that way);
+    # the camelCase one wins when both are sent.
+    snake_case_too: ClassVar[bool] = False
 
     @model_validator(mode="before")
     @classmethod
     def _absent_is_null(cls, data: Any) -> Any:
         """An absent field reaches its rule as null, so the rule words the error ("is required")."""
+        if isinstance(data, dict) and cls.snake_case_too:
+            data = {**{field.alias: data[name] for name, field in cls.model_fields.items()
+                       if name in data and field.alias not in data}, **data}
         if isinstance(data, dict):
             absent = {field.alias: None for field in cls.model_fields.values()
                       if field.is_required() and field.alias not in data}
@@ -441,14 +468,34 @@ def _role_variant(document: dict[str, Any], rules: dict[str, Rule], role: str,
 # --- the bodies ---------------------------------------------------------------------------------
 
 class RegisterRequest(RequestModel):
-    """Register a student (with `registerNumber`) or a faculty member (with `employeeId`)."""
+    """Register a student (with `registerNumber`), a faculty member (with `employeeId`), or a store
+    employee (with `employeeId` and the `storeName` they work at), who can act for no store until
+    an admin assigns one. `phoneNumber` is optional; CampusBite's `storeUpiId` is not read (the
+    store's own settings hold its UPI id)."""
 
     name: Annotated[str, Text(100)]
     email: Annotated[str, Email()]
     password: Annotated[str, NewPassword()]
-    role: Annotated[str, Text(choices=CUSTOMER_ROLES)]
+    role: Annotated[str, Text(choices=(*CUSTOMER_ROLES, Role.STORE_EMPLOYEE))]
     register_number: Annotated[str | None, Text(50, only_for=(Role.STUDENT,))]
-    employee_id: Annotated[str | None, Text(50, only_for=(Role.FACULTY,))]
+    employee_id: Annotated[str | None, Text(50, only_for=(Role.FACULTY, Role.STORE_EMPLOYEE))]
+    store_name: Annotated[str | None, Text(100, only_for=(Role.STORE_EMPLOYEE,))]
+    phone_number: Annotated[str | None, Phone()] = None
+
+
+class ProfileUpdateRequest(RequestModel):
+    """`PUT /api/users/profile`: the fields sent change (absent ones stay); a null or blank
+    `phoneNumber` removes it. `email` and `role` are read only to refuse a change of them."""
+
+    snake_case_too: ClassVar[bool] = True
+
+    name: Annotated[str | None, Text(100, null_unchanged=True)] = None
+    phone_number: Annotated[str | None, Phone()] = None
+    register_number: Annotated[str | None, Text(50, null_unchanged=True)] = None
+    email: Annotated[Any, Passed({"description": "refused unless it is the account's own email"},
+                                 required=False)] = None
+    role: Annotated[Any, Passed({"description": "refused unless it is the account's own role"},
+                                required=False)] = None
 
 
 class LoginRequest(RequestModel):
@@ -669,13 +716,17 @@ class CheckoutSessionRequest(RequestModel):
 
 
 class CreateOrderRequest(RequestModel):
-    """The checkout session's token, and the UPI transaction id when the customer has it."""
+    """The checkout session's token, and the UPI transaction id when the customer has it
+    (`transactionId`, or `transaction_id` as CampusBite's mobile app sends it)."""
+
+    snake_case_too: ClassVar[bool] = True
 
     checkout_token: Annotated[Any, Passed({"type": "string", "minLength": 1})]
     transaction_id: Annotated[Any, Passed(TRANSACTION_ID, required=False)] = None
 
 
 class PaymentStatusRequest(RequestModel):
+    snake_case_too: ClassVar[bool] = True  # CampusBite's mobile app sends `transaction_id`
     payment_status: Annotated[str, Text(choices=("success", "failed"))]
     transaction_id: Annotated[Any, Passed(TRANSACTION_ID, required=False)] = None
 

@@ -30,7 +30,7 @@ async def get_store(request: Request):
     wait = await ready_times.wait_minutes(str(store.id))
     shown = {**await catalog.store_with_capacity(store, request.app.state.runtime.clock.now()), "waitMinutes": wait,
              "typicalPrepMinutes": await ready_times.typical_minutes(str(store.id))}
-    return ok(shown)
+    return ok(campusbite.store_fields(shown, await campusbite.optional_caller(request)))
 
 
 async def create_store(request: Request):
@@ -75,9 +75,8 @@ async def update_pace(request: Request):
 async def get_menu(request: Request):
     store = await catalog.find_store(request.path_params["store_id"])
     caller = await campusbite.optional_caller(request)
-    # A store's own staff manage every item, sold out included (CampusBite's console asks without ?all).
-    own_staff = caller is not None and caller.role == Role.STORE_EMPLOYEE and caller.store_id == str(store.id)
-    items = await catalog.menu_of(store, include_unavailable=request.query_params.get("all") == "true" or own_staff)
+    every_item = request.query_params.get("all") == "true" or campusbite.menu_lists_every_item(caller)
+    items = await catalog.menu_of(store, include_unavailable=every_item)
     return ok(campusbite.menu_list([menu_item_view(item) for item in items], caller))
 
 

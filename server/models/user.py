@@ -16,6 +16,9 @@ class User(UtcDocument):
     register_number: str | None = None
     employee_id: str | None = None
     store_id: str | None = None
+    phone_number: str | None = None
+    # What a store employee who signed up named as their store, for the admin who assigns one.
+    requested_store: str | None = None
     created_at: datetime
     # A disabled account's tokens stop working on every process within a second (README, Hardening).
     is_active: bool = True

@@ -56,8 +56,9 @@ def _issued_before_disable(claims: AccessClaims, user: User) -> bool:
 class AccountService:
     def __init__(self, tokens: TokenService, refresh_lifetime, trust_policy: TrustPolicy,
                  user_cache_seconds: float, clock: Clock = SYSTEM_CLOCK,
-                 passwords: Passwords | None = None) -> None:
+                 passwords: Passwords | None = None, refresh_reuse_seconds: float = 10) -> None:
         self.tokens = tokens
+        self._refresh_reuse = timedelta(seconds=refresh_reuse_seconds)
         self.passwords = passwords or Passwords()
         self._clock = clock
         self._refresh_lifetime = refresh_lifetime
@@ -233,11 +234,14 @@ class AccountService:
         result = await self._admin_set_claims().delete_one({"_id": ADMIN_SET_CLAIM, "holder": token})
         return result.deleted_count == 1
 
-    async def list_users(self, *, page: int, limit: int, role: str | None,
-                         search: str | None, roles: tuple[str, ...] = ()) -> tuple[list[User], int]:
-        """A page of accounts, newest first: of `role` (or any of `roles`), matching `search`."""
+    async def list_users(self, *, page: int, limit: int, role: str | None, search: str | None,
+                         roles: tuple[str, ...] = (), awaiting_store: bool = False) -> tuple[list[User], int]:
+        """A page of accounts, newest first: of `role` (or any of `roles`), matching `search`;
+        `awaiting_store`: only store employees no admin has assigned to a store yet."""
         query: dict[str, Any] = {}
-        if role:
+        if awaiting_store:
+            query.update(role=Role.STORE_EMPLOYEE.value, store_id=None)
+        elif role:
             query["role"] = role
         elif roles:
             query["role"] = {"$in": list(roles)}
@@ -346,12 +350,34 @@ class AccountService:
 
     # --- sign-up and sign-in ----------------------------------------------------------------
 
-    async def register_customer(self, *, name: str, email: str, password: str, role: Role,
-                                register_number: str | None, employee_id: str | None) -> User:
+    async def register(self, *, name: str, email: str, password: str, role: Role, register_number: str | None,
+                       employee_id: str | None, phone_number: str | None = None,
+                       requested_store: str | None = None) -> User:
+        """A student or faculty member, or a store employee who acts for no store (no `store_id`)
+        until an admin assigns one (`set_role`); `requested_store` is the store they named."""
         password_hash = await self.passwords.hash_async(password)
         user = User(name=name, email=email.lower(), password_hash=password_hash, role=role,
-                    register_number=register_number, employee_id=employee_id, created_at=self._clock.now())
+                    register_number=register_number, employee_id=employee_id, phone_number=phone_number,
+                    requested_store=requested_store if role == Role.STORE_EMPLOYEE else None,
+                    created_at=self._clock.now())
         return await self._insert_user(user)
+
+    async def update_profile(self, principal: Principal, changes: dict[str, Any]) -> User:
+        """The owner's own name, phone number (None removes it) and, for a student, register number.
+        Tokens carry none of these; the cached user is forgotten so names read fresh."""
+        user = await self.current_user(principal)
+        if changes.get("register_number") is not None and user.role != Role.STUDENT:
+            raise ApiError(400, messages.PROFILE_REGISTER_NUMBER_STUDENTS)
+        update: dict[str, Any] = {}
+        if changes:
+            sets = {key: value for key, value in changes.items() if value is not None}
+            unsets = {key: "" for key, value in changes.items() if value is None}
+            update = {**({"$set": sets} if sets else {}), **({"$unset": unsets} if unsets else {})}
+            await User.get_pymongo_collection().update_one({"_id": user.id}, update)
+            await self.tell_processes(principal.user_id, True)
+        for key, value in changes.items():
+            setattr(user, key, value)
+        return user
 
     async def create_user(self, *, name: str, email: str, password: str, role: Role,
                           store_id: str | None) -> User:
@@ -405,8 +431,12 @@ class AccountService:
         return {"accessToken": access, "refreshToken": refresh}
 
     async def refresh(self, refresh_token: str) -> tuple[User, dict[str, str]]:
-        """Rotate: a token works once; presenting a used one revokes its whole family."""
+        """Rotate: a token works once. Presented again within the reuse interval of its rotation
+        (two tabs waking together), it answers the pair that rotation issued, re-derived from it
+        (`TokenService.successor`: nothing but digests is stored); later, its whole family is revoked."""
         now = self._clock.now()
+        # To the millisecond, as MongoDB keeps `used_at`: a retry re-derives the access token from it.
+        now = now.replace(microsecond=now.microsecond // 1000 * 1000)
         record = await RefreshToken.find_one({"token_hash": digest(refresh_token)})
         if record is None or record.revoked_at is not None or as_utc(record.expires_at) <= now:
             raise ApiError(401, messages.INVALID_REFRESH)
@@ -415,13 +445,35 @@ class AccountService:
             {"_id": record.id, "used_at": {"$exists": False}, "revoked_at": {"$exists": False}},
             {"$set": {"used_at": now}},
         )
+        successor, access_id = self.tokens.successor(refresh_token)
         if claimed.modified_count != 1:
-            await self._revoke_family(record.family_id, now)
-            raise ApiError(401, messages.REFRESH_REUSED)
-        user = await User.get(record.user_id)
+            rotated_at = await self._rotated_within_reuse(record.id, now)
+            if rotated_at is None:
+                await self._revoke_family(record.family_id, now)
+                raise ApiError(401, messages.REFRESH_REUSED)
+            user = await self._active_user(record.user_id)
+            access = self.tokens.issue_access(str(user.id), user.role, user.store_id, rotated_at, access_id)
+            return user, {"accessToken": access, "refreshToken": successor}
+        user = await self._active_user(record.user_id)
+        await RefreshToken(token_hash=digest(successor), family_id=record.family_id, user_id=str(user.id),
+                           expires_at=now + self._refresh_lifetime, created_at=now).insert()
+        access = self.tokens.issue_access(str(user.id), user.role, user.store_id, now, access_id)
+        return user, {"accessToken": access, "refreshToken": successor}
+
+    async def _rotated_within_reuse(self, record_id: Any, now: datetime) -> datetime | None:
+        """When the token was rotated, if that is within the reuse interval and its family stands."""
+        current = await RefreshToken.get_pymongo_collection().find_one({"_id": record_id})
+        if current is None or current.get("revoked_at") is not None or current.get("used_at") is None:
+            return None
+        rotated_at = as_utc(current["used_at"])
+        return rotated_at if now - rotated_at <= self._refresh_reuse else None
+
+    @staticmethod
+    async def _active_user(user_id: str) -> User:
+        user = await User.get(user_id)
         if user is None or not user.is_active:
             raise ApiError(401, messages.USER_NOT_FOUND)
-        return user, await self.issue_session(user, record.family_id)
+        return user
 
     async def logout(self, refresh_token: str) -> None:
         record = await RefreshToken.find_one({"token_hash": digest(refresh_token)})

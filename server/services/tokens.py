@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
+import hmac
 import os
 import secrets
 import sys
@@ -151,9 +153,11 @@ class TokenService:
         self._verified: OrderedDict[str, AccessClaims] = OrderedDict()
         self._cache_size = cache_size
 
-    def issue_access(self, user_id: str, role: str, store_id: str | None, now: datetime) -> str:
+    def issue_access(self, user_id: str, role: str, store_id: str | None, now: datetime,
+                     token_id: str | None = None) -> str:
+        """An access token; with the same `token_id`, `now` and claims, the very same token."""
         claims: dict[str, Any] = {
-            "sub": user_id, "role": role, "typ": self.ACCESS, "jti": uuid.uuid4().hex,
+            "sub": user_id, "role": role, "typ": self.ACCESS, "jti": token_id or uuid.uuid4().hex,
             "iat": int(now.timestamp()), "exp": now + self._access_lifetime,
         }
         if store_id:
@@ -176,6 +180,16 @@ class TokenService:
         if len(self._verified) > self._cache_size:
             self._verified.popitem(last=False)
         return claims
+
+    def successor(self, refresh_token: str) -> tuple[str, str]:
+        """The refresh token (and the access token's id) a rotation of `refresh_token` issues:
+        derived from it with the signing secret, so a retry of that rotation within the reuse
+        interval re-derives the same pair and no token is kept anywhere but its digest."""
+        def derive(label: bytes) -> bytes:
+            return hmac.new(self._secret.encode(), label + b"\0" + refresh_token.encode(), hashlib.sha256).digest()
+
+        refresh = base64.urlsafe_b64encode(derive(b"refresh-successor")).rstrip(b"=").decode()
+        return refresh, derive(b"access-successor-id")[:16].hex()
 
     def issue_checkout(self, claims: dict[str, Any], now: datetime, lifetime: timedelta) -> str:
         body = {**claims, "typ": self.CHECKOUT, "iat": int(now.timestamp()), "exp": now + lifetime}
