@@ -27,6 +27,8 @@ _KEYED_VALUE = re.compile(
 _SCHEME_VALUE = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+")
 # A JWT anywhere, whatever surrounds it.
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]+")
+# A webhook signing secret (Standard Webhooks' `whsec_` + base64) anywhere.
+_WEBHOOK_SECRET = re.compile(r"\bwhsec_[A-Za-z0-9+/=]+")
 
 
 def _keyed(match: re.Match[str]) -> str:
@@ -40,6 +42,7 @@ def redact(text: str) -> str:
     if not text:
         return text
     text = _JWT.sub(REDACTED, text)
+    text = _WEBHOOK_SECRET.sub(REDACTED, text)
     text = _QUERY_VALUE.sub(lambda m: m.group(1) + REDACTED, text)
     text = _KEYED_VALUE.sub(_keyed, text)
     return _SCHEME_VALUE.sub(lambda m: f"{m.group(1)} {REDACTED}", text)

@@ -667,3 +667,11 @@ def test_a_bad_webhook_setting_is_one_error_line_and_exit_2():
                               env={**os.environ, name: value}, timeout=60)
         assert done.returncode == 2
         assert done.stderr.startswith(f"error: {name}") and done.stderr.count("\n") == 1, done.stderr
+
+
+def test_a_signing_secret_is_redacted_from_any_log_line():
+    from server.logging_filter import redact
+
+    secret = webhooks.new_secret()
+    assert secret not in redact(f"endpoint ep_1 rotated to {secret} (was {webhooks.new_secret()})")
+    assert "ep_1" in redact(f"endpoint ep_1 rotated to {secret}")
