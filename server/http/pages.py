@@ -67,6 +67,8 @@ def routes() -> list:
         Route("/stores/{store_id}", _page("menu.html"), methods=["GET"]),
         Route("/checkout", _page("checkout.html"), methods=["GET"]),
         Route("/kitchen", _page("kitchen.html"), methods=["GET"]),
+        # The pickup board opens with a display link whose secret is in the fragment (never sent here).
+        Route("/board/{store_id}", _page("board.html"), methods=["GET"]),
         Route("/admin", _page("admin.html"), methods=["GET"]),
         Route("/favicon.ico", favicon, methods=["GET"]),
         # At the root, so the service worker's scope covers every page it opens from a notification.

@@ -5,7 +5,7 @@ import { api, apiRaw, ApiError, bindSignOut, isCustomer, requireSession } from "
 import { msUntil, resetClock } from "./clock.js";
 import {
   announce, cancellationText, formatCountdown, formatDateTime, formatMoney, formatTime,
-  h, spokenDuration, STATUS_FLOW, STATUS_LABEL, TERMINAL,
+  h, shortNumber, spokenDuration, STATUS_FLOW, STATUS_LABEL, TERMINAL,
 } from "./format.js";
 import { bindConnectionPill, LiveFeed, OrderStore } from "./live.js";
 import { alertOnPage, disablePush, enablePush, pushState } from "./push.js";
@@ -426,7 +426,7 @@ function render() {
 
   ui.hero.dataset.status = order.orderStatus;
   ui.storeLine.textContent = [order.store?.name, order.store?.location].filter(Boolean).join(" · ");
-  ui.number.textContent = order.orderNumber ? `Order ${order.orderNumber}` : "";
+  ui.number.textContent = order.orderNumber ? `Order #${shortNumber(order.orderNumber)} · ${order.orderNumber}` : "";
   if (ui.status.textContent !== title) ui.status.textContent = title;
   ui.detail.textContent = detail;
   document.title = `${STATUS_LABEL[order.orderStatus] || "Your order"} · ${order.orderNumber || "OrderPulse"}`;
