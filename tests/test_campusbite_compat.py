@@ -8,7 +8,11 @@ which needs a watch-tier customer, runs in-process on a clock it moves.
 
 from __future__ import annotations
 
+import asyncio
+import email
 import json
+import re
+import uuid
 from datetime import datetime
 
 import httpx
@@ -18,7 +22,7 @@ from server.logging_filter import redact
 
 from tests.deadline_helpers import make_watch_tier
 from tests.realtime.conftest import Deployment, SseWatcher, deployment_env, metrics_of
-from tests.support import Actor, Api, StoreSetup, metric_value, until
+from tests.support import PASSWORD, Actor, Api, StoreSetup, metric_value, until
 
 
 class Campus:
@@ -415,3 +419,236 @@ async def test_store_settings_save_from_json_and_from_formdata(campus: Campus):
     assert (empty.status_code, empty.json()["message"]) == (400, "name is required.")  # settings are replaced whole
     public = (await api.get(f"/api/stores/{store.id}")).json()["data"]
     assert public["name"] == "Campus Cafe" and public["upiId"] == "cafe@upi"
+
+
+# --- issue 24: the mobile app and every remaining journey, one test per row ---------------------------
+# Each request is what CampusBite's client sends (the file and line named), its answer what it reads.
+
+SEED_001_ORDER_KEYS = ["id", "orderNumber", "paymentReference", "totalAmount", "paymentStatus", "orderStatus",
+                       "paymentMethod", "transactionId", "items", "specialInstructions", "isCommitmentConfirmed",
+                       "commitmentDeadlineAt", "store", "createdAt", "updatedAt"]
+
+
+async def test_row_1_a_student_opens_a_store_in_the_mobile_app(campus: Campus):
+    api, store, alice = campus.api, campus.store, campus.alice
+    # HomeScreen.tsx: `storesApi.list()`, keyed and navigated by `_id`; StoreCard.tsx shows `is_active`.
+    listed = (await api.get("/api/stores", alice)).json()["data"]
+    shown = next(s for s in listed if s["_id"] == store.id)
+    assert (shown["is_active"], shown["upi_id"], shown["owner_id"]) == (True, shown["upiId"], None)
+    # StoreMenuScreen.tsx: `storesApi.get(_id)` and `storesApi.menu(_id)`; MenuItemCard.tsx reads `is_available`.
+    opened = await api.get(f"/api/stores/{shown['_id']}", alice)
+    assert opened.status_code == 200 and opened.json()["data"]["is_active"] is True
+    menu = (await api.get(f"/api/stores/{shown['_id']}/menu", alice)).json()["data"]["menuItems"]
+    first = next(item for item in menu if item["_id"] == store.menu[0]["id"])
+    assert (first["is_available"], first["store_id"], first["price"]) == (True, store.id, store.menu[0]["price"])
+    # The cart line it builds (`menuItemId: item._id`) checks out.
+    session = await api.post("/api/orders/checkout-session", alice,
+                             json={"storeId": shown["_id"], "items": [{"menuItemId": first["_id"], "quantity": 1}]})
+    assert session.status_code == 200, session.text
+
+
+async def test_row_2_a_dead_token_is_the_same_401_on_every_route_the_public_ones_too(api_factory, clock):
+    api = await api_factory(clock=clock)
+    admin = await api.admin()
+    store = await api.store(admin)
+    customer = await api.customer()
+    routes = ["/api/stores", f"/api/stores/{store.id}", f"/api/stores/{store.id}/menu", "/api/users/profile",
+              "/api/orders", "/api/push/public-key", f"/api/stores/{store.id}/menu/events",
+              "/api/payments/upi-qr?link=upi://pay?pa=cafe@upi"]
+
+    async def answers(authorization: str) -> set[tuple[int, str]]:
+        return {(r.status_code, r.text) for r in [await api.get(path, headers={"Authorization": authorization})
+                                                  for path in routes]}
+
+    for malformed in ("Bearer", "Basic c3RhZmY6cGFzcw==", "Bearer not-a-jwt"):
+        assert await answers(malformed) == {(401, '{"success":false,"message":"Invalid token."}')}
+    # StoreDashboardPage.jsx after 15 idle minutes: its token has expired.
+    clock.advance(15 * 60 + 1)
+    assert await answers(store.staff.headers["Authorization"]) == {
+        (401, '{"success":false,"message":"Token expired."}')}
+    # Its interceptor refreshes on that 401 (`/auth/refresh-token`) and asks again: its store is back.
+    refreshed = await api.post("/api/auth/refresh-token", json={"refreshToken": store.staff.refresh_token},
+                               headers=store.staff.headers)  # axios still attaches the dead token
+    assert refreshed.status_code == 200, refreshed.text
+    again = await api.get("/api/stores", headers={"Authorization": f"Bearer {refreshed.json()['data']['accessToken']}"})
+    assert [s["_id"] for s in again.json()["data"]["stores"] if s["owner_id"] == store.staff.id] == [store.id]
+    # Signing in again is never blocked by a stale header either.
+    login = await api.post("/api/auth/login", json={"email": customer.user["email"], "password": PASSWORD},
+                           headers=customer.headers)
+    assert login.status_code == 200
+    # A disabled account's token (revoked) is refused alike, here and on every route.
+    fresh = Actor(login.json()["data"]["user"], login.json()["data"]["accessToken"], "")
+    admin = await api.login(admin.user["email"])
+    assert (await api.patch(f"/api/admin/users/{customer.id}", admin, json={"isActive": False})).status_code == 200
+    assert await answers(fresh.headers["Authorization"]) == {
+        (401, '{"success":false,"message":"Invalid token. User not found."}')}
+    # Without any token the public routes stay public.
+    assert (await api.get("/api/stores")).status_code == 200
+
+
+async def test_row_3_store_employee_sign_up_waits_for_an_admin_to_assign_a_store(campus: Campus):
+    api, admin = campus.api, campus.deployment.admin
+    # RegisterPage.jsx / RegisterScreen.tsx, role "Store Employee".
+    email = f"ravi-{uuid.uuid4().hex[:6]}@campus.test"
+    response = await api.post("/api/auth/register", json={
+        "name": "Ravi Kumar", "email": email, "password": "Password1", "confirmPassword": "Password1",
+        "role": "store_employee", "employeeId": "EMP042", "phoneNumber": "9876543210",
+        "storeName": "North Canteen", "storeUpiId": "north@upi"})
+    assert response.status_code == 201, response.text
+    assert response.json()["message"] == (
+        "Your store employee account is created. An admin must assign you to your store before you can run it; "
+        "until then you can sign in but not act for any store.")
+    data = response.json()["data"]
+    ravi = Actor(data["user"], data["accessToken"], data["refreshToken"])
+    assert (ravi.user["role"], ravi.user["storeId"], ravi.user["awaitingStore"]) == ("store_employee", None, True)
+    # It acts for no store: no store is "mine", no order is shown, nothing of a store's may change.
+    stores = (await api.get("/api/stores", ravi)).json()["data"]["stores"]
+    assert all(s["owner_id"] is None for s in stores)
+    assert (await api.get("/api/orders", ravi)).json()["data"] == []
+    assert (await api.post("/api/menu", ravi, json={"name": "Tea", "price": 10})).status_code == 403
+    assert (await api.request("PUT", f"/api/stores/{campus.other.id}", ravi, json={"name": "Mine"})).status_code == 403
+    # The admin finds the sign-up and assigns the store; the same session then runs it.
+    pending = (await api.get("/api/admin/users?awaitingStore=true", admin)).json()["data"]["users"]
+    entry = next(u for u in pending if u["id"] == ravi.id)
+    assert (entry["requestedStore"], entry["awaitingStore"], entry["phoneNumber"]) == ("North Canteen", True, "9876543210")
+    assigned = await api.request("PUT", f"/api/admin/users/{ravi.id}/role", admin,
+                                 json={"role": "store_employee", "storeId": campus.other.id})
+    assert assigned.status_code == 200, assigned.text
+    mine = [s["_id"] for s in (await api.get("/api/stores", ravi)).json()["data"]["stores"] if s["owner_id"] == ravi.id]
+    assert mine == [campus.other.id]
+    assert (await api.get("/api/users/profile", ravi)).json()["data"]["awaitingStore"] is False
+    assert ravi.id not in [u["id"] for u in
+                           (await api.get("/api/admin/users?awaitingStore=true", admin)).json()["data"]["users"]]
+
+
+async def test_row_4_profile_save_changes_name_phone_and_register_number_not_email_or_role(campus: Campus):
+    api = campus.api
+    customer = await api.customer("Farah Khan")
+    # ProfilePage.jsx (AuthContext.jsx:70): `{name, phoneNumber}`.
+    saved = await api.request("PUT", "/api/users/profile", customer, json={"name": "Farah K", "phoneNumber": "9876543210"})
+    assert saved.status_code == 200, saved.text
+    assert saved.json()["message"] == "Profile updated successfully."
+    data = saved.json()["data"]
+    assert (data["name"], data["phoneNumber"], data["phone_number"], data["_id"]) == (
+        "Farah K", "9876543210", "9876543210", customer.id)
+    assert (await api.get("/api/users/profile", customer)).json()["data"]["phoneNumber"] == "9876543210"
+    # app/src/api/users.ts: `{name, phone_number}`; a student's register number too.
+    saved = await api.request("PUT", "/api/users/profile", customer,
+                              json={"phone_number": "+91 98765 43210", "registerNumber": "21CS1001"})
+    assert (saved.json()["data"]["phoneNumber"], saved.json()["data"]["register_number"]) == ("+91 98765 43210", "21CS1001")
+    # An emptied phone field is sent as null: removed.
+    cleared = await api.request("PUT", "/api/users/profile", customer, json={"name": "Farah K", "phoneNumber": None})
+    assert "phoneNumber" not in cleared.json()["data"]
+    # Refused with a clear 400, and nothing changes.
+    for body, message in (({"email": "someone@else.test"}, "Your email cannot be changed here: it is where your "
+                                                           "password reset links go."),
+                          ({"role": "admin"}, "Your role cannot be changed here: an admin changes roles."),
+                          ({"phoneNumber": "call me"}, "phoneNumber must be a phone number of 7 to 15 digits."),
+                          ({"name": ""}, "name is required.")):
+        refused = await api.request("PUT", "/api/users/profile", customer, json={**body})
+        assert (refused.status_code, refused.json()["message"]) == (400, message)
+    shown = (await api.get("/api/users/profile", customer)).json()["data"]
+    assert (shown["name"], shown["email"], shown["role"]) == ("Farah K", customer.user["email"], "student")
+    staff = campus.store.staff
+    refused = await api.request("PUT", "/api/users/profile", staff, json={"registerNumber": "X1"})
+    assert (refused.status_code, refused.json()["message"]) == (400, "registerNumber is only for students.")
+    assert (await api.request("PUT", "/api/users/profile", json={"name": "Nobody"})).status_code == 401
+
+
+async def test_row_6_staff_get_the_code_to_compare_but_only_a_code_sent_is_a_code_pickup(campus: Campus):
+    api, store = campus.api, campus.store
+    by_eye, by_code = await api.place_order(campus.alice, store), await api.place_order(campus.alice, store)
+    for order in (by_eye, by_code):
+        await api.advance(store, order["id"], "paid", "processing", "ready")
+    # StoreOrdersPage.jsx:596-603 and its pickup dialog read `pickup_otp` from the store's order list.
+    listing = (await api.get("/api/orders?status=ready", store.staff)).json()["data"]
+    listed = {o["_id"]: o for o in listing}
+    for order in (by_eye, by_code):
+        assert listed[order["id"]]["pickup_otp"] == await api.otp_of(campus.alice, order["id"])
+        assert "pickupOtp" not in listed[order["id"]] and "otp" not in listed[order["id"]]
+    # Another store's staff never see it (nor the order).
+    assert (await api.get(f"/api/orders/{by_eye['id']}", campus.other.staff)).status_code == 403
+    # "Confirm OTP Checked & Complete" sends `{manualConfirm: true}`: the server compared nothing.
+    response = await api.post(f"/api/orders/{by_eye['id']}/verify-otp", store.staff, json={"manualConfirm": True})
+    assert (response.json()["data"]["pickupMethod"], response.json()["data"]["isOtpVerified"]) == ("manual", False)
+    # The mobile app's OrderDetailScreen.tsx sends the typed code: compared by the server.
+    code = listed[by_code["id"]]["pickup_otp"]
+    wrong = await api.post(f"/api/orders/{by_code['id']}/verify-otp", store.staff,
+                           json={"otp": "000000" if code != "000000" else "111111"})
+    assert wrong.status_code == 400
+    response = await api.post(f"/api/orders/{by_code['id']}/verify-otp", store.staff, json={"otp": code})
+    assert (response.json()["data"]["pickupMethod"], response.json()["data"]["isOtpVerified"]) == ("code", True)
+    assert "pickup_otp" not in response.json()["data"]  # picked up: no code any more
+
+
+async def test_row_7_unavailable_items_are_listed_with_their_flag_where_campusbite_lists_them(campus: Campus):
+    api, store = campus.api, campus.store
+    added = await api.post(f"/api/stores/{store.id}/menu", store.staff,
+                           json={"name": "Masala Dosa", "price": 60, "isAvailable": False})
+    item = added.json()["data"]
+    try:
+        # StoreMenuPage.jsx:297-306 shows the "Unavailable" badge from `isAvailable`; the app reads `is_available`.
+        for caller in (campus.alice, campus.bob):
+            listed = (await api.get(f"/api/stores/{store.id}/menu", caller)).json()["data"]["menuItems"]
+            shown = next(entry for entry in listed if entry["_id"] == item["id"])
+            assert (shown["isAvailable"], shown["is_available"]) == (False, False)
+        # The contract's menu (anonymous, OrderPulse's pages) lists only what can be ordered, unless ?all=true.
+        assert item["id"] not in [entry["id"] for entry in (await api.get(f"/api/stores/{store.id}/menu")).json()["data"]]
+        assert item["id"] in [entry["id"] for entry in
+                              (await api.get(f"/api/stores/{store.id}/menu?all=true")).json()["data"]]
+        # And ordering it is still refused.
+        session = await api.post("/api/orders/checkout-session", campus.alice,
+                                 json={"storeId": store.id, "items": [{"menuItemId": item["id"], "quantity": 1}]})
+        assert (session.status_code, session.json()["message"]) == (400, "Masala Dosa is currently unavailable.")
+    finally:
+        await api.request("DELETE", f"/api/menu/{item['id']}", store.staff)
+
+
+async def test_row_8_the_user_carries_what_the_profile_screen_reads(api_factory, tmp_path):
+    api = await api_factory(smtp_url=None)
+    customer = await api.customer("Gita Rao")
+    # ProfileScreen.tsx:74,125,153-156 reads these from the signed-in user.
+    for user in (customer.user, (await api.get("/api/users/profile", customer)).json()["data"]):
+        assert (user["trust_tier"], user["no_show_count"], user["is_email_verified"], user["_id"]) == (
+            "good", 0, False, customer.id)
+        assert user["register_number"] == user["registerNumber"] and user["register_number"]
+    await api.runtime.mailer.drain(10)
+    mail = email.message_from_bytes(next((tmp_path / "outbox").glob("*.eml")).read_bytes())
+    token = re.search(r"/verify-email/([A-Za-z0-9_-]+)", mail.get_payload(decode=True).decode()).group(1)
+    assert (await api.post(f"/api/auth/verify-email/{token}")).status_code == 200
+    signed_in = await api.login(customer.user["email"])
+    assert (signed_in.user["is_email_verified"], signed_in.user["isEmailVerified"]) == (True, True)
+    staff = (await api.store()).staff
+    assert (staff.user["trust_tier"], staff.user["no_show_count"]) == (None, 0)
+
+
+async def test_row_9_the_created_order_has_its_id_where_the_app_reads_it_and_transaction_id_is_kept(campus: Campus):
+    api, store = campus.api, campus.store
+    session = (await api.checkout(campus.bob, store)).json()["data"]
+    # CheckoutScreen.tsx:90-96 sends `transaction_id` and navigates with `data.data._id`.
+    response = await api.post("/api/orders", campus.bob, json={"checkoutToken": session["checkoutToken"],
+                                                               "transaction_id": "upi24row9tx"})
+    assert response.status_code == 201, response.text
+    data = response.json()["data"]
+    assert list(data) == [*SEED_001_ORDER_KEYS, "_id"]  # seed 001's keys in their order, then `_id`
+    assert (data["_id"], data["transactionId"]) == (data["id"], "UPI24ROW9TX")
+    again = await api.post("/api/orders", campus.bob, json={"checkoutToken": session["checkoutToken"],
+                                                            "transaction_id": "upi24row9tx"})
+    assert (again.status_code, again.json()["data"]["_id"]) == (200, data["id"])
+    tracked = (await api.get(f"/api/orders/{data['_id']}", campus.bob)).json()["data"]
+    assert tracked["transaction_id"] == "UPI24ROW9TX"
+
+
+async def test_row_10_two_refreshes_a_moment_apart_keep_the_user_signed_in(campus: Campus):
+    api = campus.api
+    signed_in = await api.login(campus.bob.user["email"])
+    body = {"refreshToken": signed_in.refresh_token}
+    # Two tabs (or React StrictMode's double effect) refresh with the same token at once.
+    first, second = await asyncio.gather(api.post("/api/auth/refresh-token", json=body),
+                                         api.post("/api/auth/refresh-token", json=body))
+    assert (first.status_code, second.status_code) == (200, 200)
+    pair = (first.json()["data"]["accessToken"], first.json()["data"]["refreshToken"])
+    assert (second.json()["data"]["accessToken"], second.json()["data"]["refreshToken"]) == pair
+    fresh = Actor(first.json()["data"]["user"], *pair)
+    assert (await api.get("/api/users/profile", fresh)).status_code == 200
+    assert (await api.post("/api/auth/refresh-token", json={"refreshToken": pair[1]})).status_code == 200
