@@ -41,6 +41,10 @@ WEBHOOK_SECONDS = Histogram(
 SOCKETS_OPEN = Gauge("orderpulse_sockets_open", "Open WebSocket connections.")
 SSE_STREAMS_OPEN = Gauge("orderpulse_sse_streams_open", "Open Server-Sent Events streams.")
 SUBSCRIPTIONS = Gauge("orderpulse_subscriptions", "Order and store subscriptions held by sockets.", ["kind"])
+BUDGET_REFUSALS = Counter("orderpulse_realtime_refused_total",
+                          "Sockets, event streams and subscribes refused by an account's budget.", ["budget"])
+SNAPSHOT_ORDERS = Counter("orderpulse_snapshot_orders_total",
+                          "Orders named by `orderIds` subscribes, by where their state came from.", ["source"])
 BROKER_CHANNELS = Gauge("orderpulse_broker_channels", "Broker channels this process listens to.")
 STORAGE_REFUSING_WRITES = Gauge("orderpulse_storage_refusing_writes",
                                 "1 while the database refuses writes for lack of storage (full or read-only disk), "

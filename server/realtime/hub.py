@@ -44,6 +44,10 @@ MAX_ORDERS_PER_SUBSCRIBER = 1000
 CLOSE_STALLED = 1013  # "try again later": stuck on one write for the stall limit
 
 
+class _ReadAbandoned(Exception):
+    """The subscribe reading some orders for others too was cancelled before its read ended."""
+
+
 def as_change(order: Order) -> OrderChange:
     """A freshly read order in the shape an event carries, so the hub holds one kind of state.
     Its id is interned: every set and dict of every subscriber then shares the one string."""
@@ -74,6 +78,7 @@ class Hub:
         # broker connection drops, so nothing held can miss a change.
         self._latest: dict[str, OrderChange] = {}
         self._listening: set[str] = set()
+        self._reading: dict[str, asyncio.Future[dict[str, OrderChange]]] = {}
         # Per account: open sockets and event streams, and subscribes that read the database.
         self._open: dict[str, int] = {}
         self._subscribe_reads = TokenBuckets(settings.ws_subscribe_reads_per_second,
@@ -113,6 +118,7 @@ class Hub:
                    else self._settings.ws_max_sockets_per_staff_account)
         held = self._open.get(principal.user_id, 0)
         if held >= maximum:
+            metrics.BUDGET_REFUSALS.labels("streams").inc()
             raise SubscriptionRefused("too_many_streams", messages.WATCH_TOO_MANY_STREAMS.format(maximum=maximum))
         self._open[principal.user_id] = held + 1
         subscriber.admitted = True
@@ -122,8 +128,11 @@ class Hub:
         for that too), or refused before anything is read or rendered."""
         now = self.clock.monotonic()
         user_id = subscriber.principal.user_id
-        if self._subscribes.take(user_id, now) is not None or (
-                reads and self._subscribe_reads.take(user_id, now) is not None):
+        if self._subscribes.take(user_id, now) is not None:
+            metrics.BUDGET_REFUSALS.labels("subscribes").inc()
+            raise SubscriptionRefused("rate_limited", messages.WATCH_SUBSCRIBES_TOO_FAST)
+        if reads and self._subscribe_reads.take(user_id, now) is not None:
+            metrics.BUDGET_REFUSALS.labels("reads").inc()
             raise SubscriptionRefused("rate_limited", messages.WATCH_SUBSCRIBES_TOO_FAST)
 
     async def detach(self, subscriber: Subscriber) -> None:
@@ -163,8 +172,15 @@ class Hub:
         if any(not may_see_order(principal, change.user_id, change.store_id) for change in held.values()):
             raise SubscriptionRefused("forbidden", messages.WATCH_ORDER_FORBIDDEN)
         missing = [oid for oid in order_ids if oid not in held]
-        self._take(subscriber, reads=bool(missing))
+        # Orders another subscribe is reading right now are taken from that read.
+        joining = {oid: self._reading[oid] for oid in missing if oid in self._reading}
+        to_read = [oid for oid in missing if oid not in joining]
+        self._take(subscriber, reads=bool(to_read))
+        metrics.SNAPSHOT_ORDERS.labels("memory").inc(len(held) + len(joining))
+        metrics.SNAPSHOT_ORDERS.labels("database").inc(len(to_read))
         newly = [oid for oid in order_ids if oid not in subscriber.order_ids]
+        # Announced before anything is awaited, so subscribes arriving meanwhile join this read.
+        reading = self._announce_read(to_read) if to_read else None
         subscriber.hold_events()
         try:
             # Held orders first: their channels are listened to already, so nothing is awaited and
@@ -172,9 +188,8 @@ class Hub:
             for order_id in sorted(newly, key=lambda oid: oid not in held):
                 await self._watch(subscriber, "order", order_id)
             if missing:
-                listening = {oid for oid in missing if oid in self._listening}
-                read = [as_change(order) for order in await self._subscriptions.orders(missing)]
-                owners = {change.order_id: (change.user_id, change.store_id) for change in read}
+                read = await self._read_orders(to_read, reading, joining)
+                owners = {order_id: (change.user_id, change.store_id) for order_id, change in read.items()}
                 try:
                     self._subscriptions.check_orders(principal, missing, owners)
                 except SubscriptionRefused:
@@ -187,14 +202,15 @@ class Hub:
                     subscriber.release_events(
                         drop=foreign if subscriber.store_ids or subscriber.customer_ids else set(newly))
                     raise
-                for change in read:
-                    held[change.order_id] = self._hold(change) if change.order_id in listening else change
+                held.update(read)
             return await self._snapshot_entries(subscriber, [held[oid] for oid in order_ids if oid in held])
         except SubscriptionRefused:
             raise
         except BaseException:
             subscriber.release_events()
             raise
+        finally:
+            self._end_read(to_read, reading)
 
     async def subscribe_store(self, subscriber: Subscriber, store_id: str) -> list[dict[str, Any]]:
         if not may_run_store(subscriber.principal, store_id):  # refused before it costs a read
@@ -245,6 +261,52 @@ class Hub:
                 entry["estimatedReadyAt"] = iso_z(estimates.get(change.order_id))
                 entries.append(entry)
         return entries
+
+    def _announce_read(self, to_read: list[str]) -> asyncio.Future[dict[str, OrderChange]]:
+        reading: asyncio.Future[dict[str, OrderChange]] = asyncio.get_running_loop().create_future()
+        reading.add_done_callback(lambda done: done.cancelled() or done.exception())  # always retrieved
+        for order_id in to_read:
+            self._reading[order_id] = reading
+        return reading
+
+    def _end_read(self, to_read: list[str], reading: asyncio.Future[dict[str, OrderChange]] | None) -> None:
+        if reading is None:
+            return
+        if not reading.done():  # the subscribe ended before its read: its joiners read for themselves
+            reading.set_exception(_ReadAbandoned())
+        for order_id in to_read:
+            if self._reading.get(order_id) is reading:
+                del self._reading[order_id]
+
+    async def _read_orders(self, to_read: list[str], reading: asyncio.Future[dict[str, OrderChange]] | None,
+                           joining: dict[str, asyncio.Future[dict[str, OrderChange]]]) -> dict[str, OrderChange]:
+        """The orders of `to_read`, read once (and held where their channels were listened to
+        before the read), and those of `joining` from the reads already under way for them; each
+        the newest state the hub knows of it. An order that does not exist is absent."""
+        found: dict[str, OrderChange] = {}
+        if to_read and reading is not None:
+            listening = {oid for oid in to_read if oid in self._listening}
+            try:
+                changes = {c.order_id: c for c in map(as_change, await self._subscriptions.orders(to_read))}
+            except Exception as error:
+                reading.set_exception(error)  # its joiners fail with it
+                raise
+            for order_id in listening & changes.keys():
+                changes[order_id] = self._hold(changes[order_id])
+            reading.set_result(changes)
+            found.update(changes)
+        for under_way in set(joining.values()):
+            ids = [oid for oid, future in joining.items() if future is under_way]
+            try:
+                changes = await asyncio.shield(under_way)
+            except _ReadAbandoned:
+                changes = {c.order_id: c for c in map(as_change, await self._subscriptions.orders(ids))}
+            for order_id in ids:
+                change = changes.get(order_id)
+                if change is not None:
+                    latest = self._latest.get(order_id)
+                    found[order_id] = latest if latest is not None and latest.version >= change.version else change
+        return found
 
     def _hold(self, change: OrderChange) -> OrderChange:
         """Keep a freshly read state of an order watched by id, unless an event brought a newer one."""

@@ -180,6 +180,7 @@ async def test_subscribes_past_the_budget_are_refused_without_a_read_and_held_or
 
 FLOOD_SOCKETS = 50
 FLOOD_ORDERS = 300
+FLOOD_ANSWERS = 300
 SAMPLES = 40
 
 
@@ -205,16 +206,21 @@ async def test_a_subscribe_flood_of_one_customer_leaves_a_database_route_near_it
         route = f"/api/orders/{victims_order['id']}"  # read from the database on every request
         ids_file = tmp_path / "order-ids.json"
         ids_file.write_text(json.dumps(order_ids))
+        count_file = tmp_path / "answers"
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
             quiet = await latencies(client, route, victim.headers)
             flood = subprocess.Popen(
                 [sys.executable, "-m", "tests.realtime.flood", server.ws_url, mallory.access_token,
-                 str(FLOOD_SOCKETS), str(ids_file)], cwd=REPO, env=unmeasured_environ(),
+                 str(FLOOD_SOCKETS), str(ids_file), str(count_file)], cwd=REPO, env=unmeasured_environ(),
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             try:
-                async def flooding() -> bool:  # 20 sockets: the most one customer may open
+                # Measured once the flood is in its stride: its sockets open (20 of them are the most
+                # one customer may have) and answers coming, past any burst a budget allows.
+                async def flooding() -> bool:
                     return metric((await client.get("/metrics")).text, "orderpulse_sockets_open") >= 20
                 await until(flooding, 20, interval=0.2, message="the flood's sockets to open")
+                await until(lambda: count_file.exists() and int(count_file.read_text()) >= FLOOD_ANSWERS, 30,
+                            interval=0.2, message=f"{FLOOD_ANSWERS} answers to the flood")
                 during = statistics.median(await latencies(client, route, victim.headers))
             finally:
                 flood.kill()
@@ -222,9 +228,18 @@ async def test_a_subscribe_flood_of_one_customer_leaves_a_database_route_near_it
             # Idle is measured before and after the flood, so other work on the machine meanwhile
             # weighs on both sides of the ratio alike.
             idle = statistics.median(quiet + await latencies(client, route, victim.headers))
+            text = (await client.get("/metrics")).text
+        from_memory = metric(text, "orderpulse_snapshot_orders_total", '{source="memory"}')
+        from_database = metric(text, "orderpulse_snapshot_orders_total", '{source="database"}')
         print(f"\n{route}: p50 {idle * 1000:.1f} ms idle, {during * 1000:.1f} ms during the flood "
-              f"({during / idle:.1f}x)")
+              f"({during / idle:.1f}x); orders of subscribes from memory {from_memory:.0f}, "
+              f"from the database {from_database:.0f}")
         assert during / idle < 4
+        # The sockets past the account's 20 were refused, and so were subscribes past its budget;
+        # the orders its subscribes named came mostly from the hub's memory.
+        assert metric(text, "orderpulse_realtime_refused_total", '{budget="streams"}') > 0
+        assert metric(text, "orderpulse_realtime_refused_total", '{budget="subscribes"}') > 0
+        assert from_memory > from_database
 
 
 # --- stream tickets ------------------------------------------------------------------------------
