@@ -69,6 +69,7 @@ def routes() -> list:
         Route("/kitchen", _page("kitchen.html"), methods=["GET"]),
         # The pickup board opens with a display link whose secret is in the fragment (never sent here).
         Route("/board/{store_id}", _page("board.html"), methods=["GET"]),
+        Route("/report", _page("report.html"), methods=["GET"]),
         Route("/admin", _page("admin.html"), methods=["GET"]),
         Route("/favicon.ico", favicon, methods=["GET"]),
         # At the root, so the service worker's scope covers every page it opens from a notification.
