@@ -284,6 +284,69 @@ STREAM_AUTH = [{"name": "ticket", "in": "query", "schema": STR,
                {"name": "token", "in": "query", "schema": STR, "description": "deprecated: use a ticket"}]
 
 
+# The pickup board and the store's day in numbers (issue 27).
+DISPLAY_KEY = {"name": "X-Display-Key", "in": "header", "schema": {"type": "string", "maxLength": 200},
+               "description": "the secret of a display link (the `key` in its URL's fragment); without it, "
+                              "the store's staff or an admin with their bearer token"}
+DISPLAY = obj({"id": OID, "storeId": OID, "label": NSTR, "createdAt": TIME, "createdByName": STR})
+BOARD = obj({"storeName": STR, "preparing": {"type": "array", "items": STR}, "ready": {"type": "array", "items": STR},
+             "announce": BOOL}, closed=True)
+BOARD_EVENT = {"type": "object", "required": ["data"], "description": "REALTIME.md, \"The pickup board\"",
+               "properties": {"event": {"enum": ["board", "alive", "revoked"]},
+                              "data": {"type": "string", "description": "a JSON object: `board` the Board shape, "
+                                                                        "`alive` `{heartbeatSeconds}`"}}}
+MINUTES = {"type": ["number", "null"], "minimum": 0}
+PREP = {"count": INT, "averageMinutes": MINUTES, "p90Minutes": MINUTES}
+REPORT = obj({
+    "storeId": OID, "storeName": STR, "date": {"type": "string", "format": "date"}, "timezone": STR, "orders": INT,
+    "byStatus": {"type": "object", "additionalProperties": INT}, "revenue": MONEY, "prepTime": obj(PREP),
+    "hours": {"type": "array", "items": obj({"hour": bounded(0, 23), **PREP})},
+    "late": obj({"count": INT, "of": INT, "graceMinutes": {"type": "number"}}), "noShows": INT,
+    "cancellations": obj({"total": INT, "byReason": {"type": "object", "additionalProperties": INT}}),
+    "topItems": {"type": "array", "items": obj({"name": STR, "quantity": INT, "revenue": MONEY})}, "capHit": INT})
+
+
+def _board_and_report_paths() -> dict[str, Any]:
+    store = [ID("store_id")]
+    missing = {"404": _error("Store not found")}
+    return {
+        "/api/stores/{store_id}/displays": {
+            "post": op("Make a display link for the store's pickup board (that store's staff, admins): its `url` "
+                       "carries the secret and is shown only in this answer", {
+                           "201": ok({**DISPLAY, "properties": {**DISPLAY["properties"], "url": STR},
+                                      "required": [*DISPLAY["required"], "url"]}, "Created"), **COMMON, **missing},
+                       tag="stores", params=store, body=requests.DisplayRequest),
+            "get": op("The store's display links, without their secrets (that store's staff, admins)", {
+                "200": ok({"type": "array", "items": DISPLAY}), **COMMON, **missing}, tag="stores", params=store)},
+        "/api/stores/{store_id}/displays/{display_id}": {"delete": op(
+            "Revoke a display link: its boards stop at their next heartbeat (that store's staff, admins)", {
+                "200": ok(obj({"id": STR, "revoked": {"const": True}})), **COMMON,
+                "404": _error("Store or display link not found")}, tag="stores", params=[*store, ID("display_id")])},
+        "/api/stores/{store_id}/board": {
+            "get": op("What the store's pickup board shows: short order numbers only (a display link's "
+                      "`X-Display-Key`, or that store's staff and admins)", {
+                          "200": ok(BOARD), **COMMON, **missing}, tag="realtime", params=[*store, DISPLAY_KEY]),
+            "patch": op("The pickup board's settings: `announce` reads new ready numbers aloud (that store's "
+                        "staff, admins)", {"200": ok(obj({"announce": BOOL}, closed=True)), **COMMON, **missing},
+                        tag="stores", params=store, body=requests.BoardSettingsRequest)},
+        "/api/stores/{store_id}/board/events": {"get": op(
+            "Server-Sent Events of the store's pickup board: `board` now and on every change, `alive` at least "
+            "every BOARD_HEARTBEAT_SECONDS, `revoked` when the link stops working", {
+                "200": {"description": "text/event-stream",
+                        "content": {"text/event-stream": {"schema": BOARD_EVENT}}}, **COMMON, **missing},
+            tag="realtime", params=[*store, DISPLAY_KEY])},
+        "/api/stores/{store_id}/report": {"get": op(
+            "The store's day in numbers (that store's staff, admins): README, \"The store's day in numbers\"", {
+                "200": {"description": "The report (JSON), its CSV or its chart (SVG)", "content": {
+                    "application/json": {"schema": envelope(REPORT)},
+                    "text/csv": {"schema": STR}, "image/svg+xml": {"schema": STR}}},
+                **COMMON, **missing}, tag="stores", params=[*store, {
+                    "name": "date", "in": "query", "schema": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"},
+                    "description": "a day in the server's TIMEZONE; today when absent"}, {
+                    "name": "format", "in": "query", "schema": {"enum": ["json", "csv", "svg"]}}])},
+    }
+
+
 @cache
 def openapi_document() -> dict[str, Any]:
     paths: dict[str, Any] = {
@@ -565,6 +628,7 @@ def openapi_document() -> dict[str, Any]:
             "200": {"description": "OK", **_json(ref("PartnerOrder"))}, **PARTNER_ERRORS}, tag="partner",
             params=[ID("order_id"), CLIENT_ID, {"name": "wait", "in": "query",
                                                 "schema": {"type": "integer", "minimum": 1, "maximum": 30}}])},
+        **_board_and_report_paths(),
         "/healthz": {"get": op("Process alive", {"200": {"description": "OK", **_json(obj({"status": STR}))}},
                                auth=False, tag="operations")},
         "/readyz": {"get": op("MongoDB answers and stores a write, and the broker answers", {

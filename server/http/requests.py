@@ -858,3 +858,17 @@ class ResetPasswordRequest(RequestModel):
     """The new password of `POST /api/auth/reset-password/{token}` (what CampusBite sends)."""
 
     password: Annotated[str, NewPassword()]
+
+
+class DisplayRequest(RequestModel):
+    """A new display link of a store's pickup board; the label says which screen it is for ("Counter TV")."""
+
+    label: Annotated[str | None, Text(60, required=False)] = None
+
+
+class BoardSettingsRequest(RequestModel):
+    """The store's pickup-board settings: `announce` reads each new ready number aloud."""
+
+    announce: Annotated[bool | None, Flag(default=None, null_refused=True)] = None
+
+    needs_a_change: ClassVar[bool] = True
