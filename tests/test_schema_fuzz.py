@@ -62,9 +62,11 @@ checks.negative_data_rejection.expected-statuses = {_quoted(NEGATIVE + ["498", "
 # an admin disabling their own account, a push endpoint that is no known push service, a pace
 # whose `delayMinutes` is written `0.0` (JSON Schema's `integer` admits a number with a zero
 # fraction; the server takes whole numbers as JSON writes them, like every other whole number), a
-# mailed reset or verification link that does not exist (CampusBite's 400).
+# mailed reset or verification link that does not exist (CampusBite's 400), a webhook URL that does
+# not resolve or resolves where webhooks may not go, or a partner client that does not exist, a
+# webhook replay naming no scope or two (README, "Webhooks").
 [[operations]]
-include-path-regex = "^(/api/push/subscriptions|/api/stores/\\\\{{store_id\\\\}}/pace|/v1/order|/api/orders|/api/orders/checkout-session|/api/orders/\\\\{{order_id\\\\}}/(status|payment-status|verify-otp|confirm-commitment|cancel)|/api/admin/users/\\\\{{user_id\\\\}}|/api/auth/(reset-password|verify-email)/\\\\{{token\\\\}})$"
+include-path-regex = "^(/api/push/subscriptions|/api/stores/\\\\{{store_id\\\\}}/pace|/v1/order|/api/orders|/api/orders/checkout-session|/api/orders/\\\\{{order_id\\\\}}/(status|payment-status|verify-otp|confirm-commitment|cancel)|/api/admin/users/\\\\{{user_id\\\\}}|/api/admin/webhooks|/api/admin/webhooks/\\\\{{endpoint_id\\\\}}/replay|/api/auth/(reset-password|verify-email)/\\\\{{token\\\\}})$"
 checks.positive_data_acceptance.expected-statuses = {_quoted(POSITIVE + ["400", "498"])}
 """
 
