@@ -32,6 +32,7 @@ from server.domain.clock import utcnow
 from server.domain.errors import ApiError
 from server.embedded_mongo import free_loopback_port
 from server.models import ClientApp, WebhookDelivery, WebhookEndpoint
+from server.models.webhook import SigningSecret
 from server.services import webhooks
 from tests.harness import REPO, TEST_JWT_SECRET, ServerProcess, create_admin
 from tests.support import PASSWORD, Actor, Api, StoreSetup, metric_value, until, until_sync
@@ -675,3 +676,23 @@ def test_a_signing_secret_is_redacted_from_any_log_line():
     secret = webhooks.new_secret()
     assert secret not in redact(f"endpoint ep_1 rotated to {secret} (was {webhooks.new_secret()})")
     assert "ep_1" in redact(f"endpoint ep_1 rotated to {secret}")
+
+
+async def test_in_production_an_http_endpoint_registered_earlier_is_sent_nothing(api_factory, make_settings,
+                                                                                 receiver):
+    await api_factory()  # the documents' collections
+    path = unique_path()
+    dispatcher = webhooks.WebhookDispatcher(make_settings(orderpulse_env="production",
+                                                          webhook_allowed_hosts="127.0.0.1"))
+    now = utcnow()
+    endpoint = WebhookEndpoint(endpoint_id="ep_x", client_id="opc_x", url=receiver.url + path,
+                               secrets=[SigningSecret(secret=webhooks.new_secret(), created_at=now)],
+                               created_at=now)
+    delivery = WebhookDelivery(event_id="msg_x", endpoint_id="ep_x", client_id="opc_x", order_id="0" * 24,
+                               version=1, type="order.updated", payload="{}", next_attempt_at=now, created_at=now)
+    try:
+        outcome = await dispatcher._send(endpoint, delivery)
+    finally:
+        await dispatcher.stop()
+    assert outcome.status_code is None and outcome.error == "refused: https is required in production"
+    assert await receiver.areceived(path) == []

@@ -527,6 +527,9 @@ class WebhookDispatcher:
         started = time.perf_counter()
         status_code: int | None = None
         error: str | None = None
+        if self._settings.orderpulse_env == "production" and urlsplit(target.url).scheme != "https":
+            # Registered before the server ran in production: refused like any unreachable address.
+            return _Outcome(None, 0.0, "refused: https is required in production")
         try:
             response = await self._client.post(
                 target.url, data=delivery.payload.encode(), headers=headers,
