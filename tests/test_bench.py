@@ -95,7 +95,8 @@ def test_every_scenario_reports_coherent_results(server_pair, tmp_path):
     assert code == 0
     scenarios = {s["scenario"]: s for s in json.loads(out.read_text())["scenarios"]}
     assert list(scenarios) == ["poll", "sockets", "fanout", "latency", "push-vs-poll", "deadlines", "eta",
-                               "webhooks"]
+                               "webhooks", "report"]
+    assert "MONGODB_URL" in scenarios["report"]["notes"][0]  # it writes to the database only when told where
     assert _value(scenarios["eta"], "orders") == 16  # the shared --orders; a simulation, no server
 
     poll = scenarios["poll"]
@@ -156,6 +157,21 @@ def _assert_poll_and_its_floor(poll: dict) -> None:
     assert _value(poll, "floor_rps") > 0 and _ordered(poll["distributions"]["floor"])
     assert _value(poll, "floor_ratio_rps") == pytest.approx(_value(poll, "throughput_rps") / _value(poll, "floor_rps"))
     assert _value(poll, "floor_ratio_p99") > 0
+
+
+def test_the_report_scenario_times_the_report_of_a_seeded_store(server_pair, mongo, monkeypatch, tmp_path):
+    out = tmp_path / "report.json"
+    first, _ = server_pair
+    monkeypatch.setenv("MONGODB_URL", mongo.url)
+    monkeypatch.setenv("MONGODB_DATABASE", first.env["MONGODB_DATABASE"])
+    code = main(["report", "--url", first.url, *_admin_args(), "--customers", "1", "--orders", "1200", "--quiet",
+                 "--json", str(out)])
+    assert code == 0
+    report = json.loads(out.read_text())["scenarios"][0]
+    assert report["params"]["orders"] == 1200 and report["atTargetSize"] is False
+    assert _value(report, "day_orders") == 500 and _value(report, "report_bytes") > 500
+    for name in ("report_json", "report_csv"):
+        assert report["distributions"][name]["count"] == 20 and _ordered(report["distributions"][name])
 
 
 def test_poll_with_the_python_client_reports_its_floor(server_pair, tmp_path):

@@ -49,6 +49,6 @@ class Context:
 
 
 def scenario_modules() -> list[Any]:
-    from server.bench.scenarios import deadlines, eta, fanout, latency, poll, push_vs_poll, sockets, webhooks
+    from server.bench.scenarios import deadlines, eta, fanout, latency, poll, push_vs_poll, report, sockets, webhooks
 
-    return [poll, sockets, fanout, latency, push_vs_poll, deadlines, eta, webhooks]
+    return [poll, sockets, fanout, latency, push_vs_poll, deadlines, eta, webhooks, report]
