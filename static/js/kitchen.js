@@ -1,5 +1,7 @@
 // The kitchen display: every active order of the staff member's store in four columns, kept
-// live over the store subscription, with the actions that move an order along.
+// live over the store subscription, with the actions that move an order along. Keyboard first, in
+// the layout of a bump bar (see the footer): arrows or 1-9 select a card, Enter advances it, S
+// strikes its next item, R opens the recall, U undoes a ready, P prints its ticket.
 
 import { api, ApiError, bindSignOut, isStaff, requireSession } from "./api.js";
 import { msSince, msUntil, resetClock, serverNow } from "./clock.js";
@@ -17,6 +19,11 @@ const OVERDUE_AFTER_MS = { placed: 5 * 60_000, accepted: 8 * 60_000, processing:
 // A ready order is "expiring" in its last quarter or last two minutes, whichever is longer.
 const EXPIRING_MIN_MS = 2 * 60_000;
 const STALE_BANNER_AFTER_MS = 3_000;
+// Colour timers: the time since an order was accepted against the store's own typical preparation
+// time (learned by the server from its recent orders); amber from this share of it, red past it.
+const WARN_SHARE = 0.75;
+const TYPICAL_REFRESH_MS = 5 * 60_000;
+const PRINT_ON_ACCEPT_KEY = "orderpulse.kitchen.printOnAccept";
 
 const store = new OrderStore();
 const cards = new Map();
@@ -28,6 +35,8 @@ const columns = Object.fromEntries([...board.querySelectorAll(".kcol")].map((col
 let feed = null;
 let firstSnapshot = true;
 let staleTimer = null;
+let typicalMinutes = null;
+let kitchenStoreName = "";
 
 // ---------------------------------------------------------------------------------------------
 // Start-up
@@ -50,7 +59,12 @@ async function main() {
     return;
   }
   loadStoreName(storeId);
+  loadTypical(storeId);
+  setInterval(() => loadTypical(storeId), TYPICAL_REFRESH_MS);
   setupStoreControls(storeId);
+  setupKeyboard();
+  setupRecall();
+  setupPrintSetting();
   followCatalog(storeId);
   feed = new LiveFeed({ subscription: { storeId }, poll: pollKitchen });
   bindConnectionPill(feed, document.getElementById("conn"));
@@ -70,6 +84,7 @@ async function loadStoreName(storeId) {
     const data = await api(`/api/stores/${storeId}`);
     const info = data?.store || data;
     showStoreOpen(info);
+    kitchenStoreName = info?.name || "";
     const name = document.getElementById("store-name");
     name.replaceChildren(info?.name || "", info?.location ? h("span", { text: ` · ${info.location}` }) : "");
     if (info?.name) document.title = `Kitchen · ${info.name} · OrderPulse`;
@@ -228,6 +243,7 @@ function placeCard(card) {
   const list = columns[status].querySelector(".kcol__cards");
   if (card.column === status && card.element.parentElement === list) return;
   const hadFocus = card.element.contains(document.activeElement);
+  const cardFocused = document.activeElement === card.element;
   card.column = status;
   // Oldest first: the kitchen works the queue from the top.
   const created = Date.parse(card.order.createdAt) || 0;
@@ -236,7 +252,8 @@ function placeCard(card) {
     return other && (Date.parse(other.order.createdAt) || 0) > created;
   });
   list.insertBefore(card.element, after || null);
-  if (hadFocus) card.focusPrimary();
+  if (cardFocused) card.element.focus();
+  else if (hadFocus) card.focusPrimary();
   updateCounts();
 }
 
@@ -246,6 +263,8 @@ function updateCounts() {
     column.querySelector(".kcol__count").textContent = String(count);
     column.querySelector(".kcol__empty").hidden = column.querySelector(".kcol__cards").children.length > 0;
   }
+  boardCards().forEach((card, index) => card.setKey(index < 9 ? String(index + 1) : ""));
+  renderAllDay();
 }
 
 function onConnection(state) {
@@ -297,11 +316,93 @@ class OrderCard {
     this.messageBox = h("p", { class: "kcard__message", role: "status" });
     this.actions = h("div", { class: "kcard__actions" });
     this.final = h("p", { class: "kcard__final" });
-    this.element = h("li", { class: "kcard", dataset: { id: order.id }, "aria-labelledby": titleId },
-      h("div", { class: "kcard__head" },
+    this.key = h("span", { class: "kcard__key", "aria-hidden": "true" });
+    this.heat = h("p", { class: "kcard__heat", hidden: true });
+    this.hint = h("p", { class: "kcard__hint", hidden: true });
+    // Focusable itself (tabindex -1): the selected card of the bump-bar keys.
+    this.element = h("li", { class: "kcard", tabindex: "-1", dataset: { id: order.id }, "aria-labelledby": titleId },
+      h("div", { class: "kcard__head" }, this.key,
         h("h3", { class: "kcard__number", id: titleId }, this.short, h("span", { class: "visually-hidden" }, this.full)),
         this.age),
-      h("p", { class: "kcard__who" }, this.customer, this.fullVisible), this.badges, this.items, this.note, this.pay, this.timer, this.messageBox, this.actions, this.final);
+      h("p", { class: "kcard__who" }, this.customer, this.fullVisible), this.badges, this.items, this.note, this.pay, this.heat, this.timer, this.hint, this.messageBox, this.actions, this.final);
+  }
+
+  setKey(key) {
+    if (this.key.textContent !== key) this.key.textContent = key;
+    this.element.setAttribute("aria-keyshortcuts", key);
+  }
+
+  get marks() {
+    return new Set(Array.isArray(this.order.itemMarks) ? this.order.itemMarks : []);
+  }
+
+  get markable() {
+    return ["placed", "accepted", "processing"].includes(this.order.orderStatus);
+  }
+
+  /** Strike (or unstrike) one item: stored on the order, so every screen of the store follows. */
+  async markItem(index, marked) {
+    if (!this.markable) return;
+    const number = shortNumber(this.order.orderNumber);
+    try {
+      const data = await api(`/api/orders/${this.order.id}/items/${index}/mark`, { method: "PUT", body: { marked } });
+      if (data && data.id === this.order.id) applyOrder(data);
+      const item = this.order.items?.[index];
+      announce(`${item ? item.name : "Item"} ${marked ? "struck" : "back"} on order ${number}.`);
+    } catch (error) {
+      if (!(error instanceof ApiError)) throw error;
+      this.showMessage(error.message, "error");
+      refreshOrder(this.order.id);
+    }
+  }
+
+  /** The bump bar's S: strike the first item not struck yet (with `back`, unstrike the last struck). */
+  strikeNext(back = false) {
+    const items = Array.isArray(this.order.items) ? this.order.items : [];
+    const marks = this.marks;
+    const indexes = items.map((_, index) => index);
+    const target = back ? indexes.reverse().find((index) => marks.has(index)) : indexes.find((index) => !marks.has(index));
+    if (target !== undefined) this.markItem(target, !back);
+  }
+
+  renderItems() {
+    const items = Array.isArray(this.order.items) ? this.order.items : [];
+    const marks = this.marks;
+    const key = JSON.stringify([items, [...marks], this.markable]);
+    if (this.itemsKey === key) return;
+    const focusedIndex = this.items.contains(document.activeElement) ? document.activeElement.dataset.index : null;
+    this.itemsKey = key;
+    this.items.replaceChildren(...items.map((item, index) => {
+      const struck = marks.has(index);
+      const button = h("button", {
+        class: "kitem", type: "button", dataset: { index: String(index) }, "aria-pressed": String(struck),
+        disabled: !this.markable, "aria-label": `${item.quantity} × ${item.name}${struck ? ", done" : ""}`,
+      }, h("span", { class: "kcard__qty", text: `${item.quantity}×` }), h("span", { class: "kcard__item-name", text: item.name }));
+      button.addEventListener("click", () => this.markItem(index, !this.marks.has(index)));
+      return h("li", { class: struck ? "kitem--struck" : "" }, button);
+    }));
+    if (focusedIndex != null) this.items.querySelector(`[data-index="${focusedIndex}"]`)?.focus();
+  }
+
+  /** Every item struck while preparing: the card suggests marking it ready. */
+  renderSuggestion() {
+    const items = Array.isArray(this.order.items) ? this.order.items : [];
+    const done = this.order.orderStatus === "processing" && items.length > 0 && items.every((_, index) => this.marks.has(index));
+    this.hint.hidden = !done;
+    this.hint.textContent = done ? "All items done: Mark ready (Enter)" : "";
+    this.actions.querySelector('[data-action="ready"]')?.classList.toggle("kbtn--suggest", done);
+    this.element.classList.toggle("kcard--done", done);
+  }
+
+  /** What Enter does on a selected card: its first forward action, or the pickup code field. */
+  advance() {
+    const input = this.actions.querySelector("input");
+    if (input) {
+      input.focus();
+      return;
+    }
+    const primary = this.actions.querySelector("button[data-action]:not([disabled])");
+    primary?.click();
   }
 
   highlight() {
@@ -325,13 +426,7 @@ class OrderCard {
     this.customer.textContent = order.customerFirstName || "";
     this.customer.hidden = !order.customerFirstName;
 
-    const items = Array.isArray(order.items) ? order.items : [];
-    if (this.itemsKey !== JSON.stringify(items)) {
-      this.itemsKey = JSON.stringify(items);
-      this.items.replaceChildren(...items.map((item) => h("li", {},
-        h("span", { class: "kcard__qty", text: `${item.quantity}×` }),
-        h("span", { class: "kcard__item-name", text: item.name }))));
-    }
+    this.renderItems();
     this.note.hidden = !order.specialInstructions;
     this.note.textContent = order.specialInstructions || "";
 
@@ -343,6 +438,7 @@ class OrderCard {
 
     this.renderBadges();
     this.renderActions();
+    this.renderSuggestion();
     this.renderFinal();
     this.tick();
   }
@@ -387,19 +483,19 @@ class OrderCard {
     switch (order.orderStatus) {
       case "placed":
         if (order.paymentStatus === "pending") {
-          nodes.push(this.button("Mark paid", "kbtn--blue", () => this.setPayment("success"), `Mark paid, order ${number}`));
+          nodes.push(this.button("Mark paid", "kbtn--blue", () => this.setPayment("success"), `Mark paid, order ${number}`, "paid"));
           nodes.push(this.dangerButton("Not paid", "Tap again to cancel", () => this.setPayment("failed"), `Not paid, order ${number} (cancels the order)`));
         } else if (order.paymentStatus === "success" && commitPending) {
           nodes.push(h("p", { class: "kcard__waiting", text: "Paid. Waiting for the customer to confirm they're on the way." }));
         } else if (order.paymentStatus === "success") {
-          nodes.push(this.button("Accept order", "kbtn--blue", () => this.setStatus("accepted"), `Accept order, order ${number}`));
+          nodes.push(this.button("Accept order", "kbtn--blue", () => this.accept(), `Accept order, order ${number}`, "accept"));
         }
         break;
       case "accepted":
-        nodes.push(this.button("Start preparing", "kbtn--orange", () => this.setStatus("processing"), `Start preparing, order ${number}`));
+        nodes.push(this.button("Start preparing", "kbtn--orange", () => this.setStatus("processing"), `Start preparing, order ${number}`, "start"));
         break;
       case "processing":
-        nodes.push(this.button("Mark ready", "", () => this.setStatus("ready"), `Mark ready, order ${number}`));
+        nodes.push(this.button("Mark ready", "", () => this.setStatus("ready"), `Mark ready, order ${number}`, "ready"));
         break;
       case "ready":
         nodes.push(this.otpForm());
@@ -412,8 +508,9 @@ class OrderCard {
     if (hadFocus) this.focusPrimary();
   }
 
-  button(label, variant, onClick, ariaLabel) {
-    const button = h("button", { class: `kbtn ${variant}`.trim(), type: "button", "aria-label": ariaLabel, text: label });
+  button(label, variant, onClick, ariaLabel, action) {
+    const button = h("button", { class: `kbtn ${variant}`.trim(), type: "button", "aria-label": ariaLabel, text: label,
+      dataset: action ? { action } : {} });
     button.addEventListener("click", onClick);
     return button;
   }
@@ -535,6 +632,10 @@ class OrderCard {
     return this.run(`/api/orders/${this.order.id}/status`, { status });
   }
 
+  async accept() {
+    if (await this.setStatus("accepted") && printOnAccept()) printTicket(this.order, "kitchen");
+  }
+
   async verifyOtp(input) {
     const otp = input.value.trim();
     if (!/^\d{6}$/.test(otp)) {
@@ -587,9 +688,20 @@ class OrderCard {
       this.timer.hidden = false;
       this.timer.textContent = left > 0 ? `No-show cancel in ${formatCountdown(left)}` : "Pickup window over · cancelling";
       this.timer.classList.toggle("kcard__timer--urgent", expiring);
+    } else if ((status === "accepted" || status === "processing") && typicalMinutes) {
+      // Against the store's own typical preparation time, from when the order was accepted.
+      const since = msSince(order.acceptedAt || order.createdAt);
+      const typicalMs = typicalMinutes * 60_000;
+      const heat = since == null ? "ok" : since >= typicalMs ? "late" : since >= typicalMs * WARN_SHARE ? "warn" : "ok";
+      this.heat.hidden = since == null;
+      this.heat.dataset.heat = heat;
+      this.heat.textContent = since == null ? "" : `${minutesSeconds(since)} · typical ${formatTypical(typicalMinutes)}`;
+      this.heat.title = "Time since accepted, against this store's typical preparation time";
+      overdue = heat === "late";
     } else if (OVERDUE_AFTER_MS[status] && age != null) {
       overdue = age > OVERDUE_AFTER_MS[status] && !(status === "placed" && order.requiresCommitment && !order.isCommitmentConfirmed);
     }
+    if (status !== "accepted" && status !== "processing") this.heat.hidden = true;
     if (status === "placed" && order.requiresCommitment && !order.isCommitmentConfirmed && order.commitmentDeadlineAt && this.commitBadge) {
       const left = msUntil(order.commitmentDeadlineAt);
       this.commitBadge.querySelector(".kcard__commit-left").textContent = left > 0 ? ` · ${formatCountdown(left)}` : " · expired";
@@ -782,6 +894,330 @@ function menuRow(item) {
     h("td", {}, price, save),
     h("td", {}, h("label", { class: "kswitch" }, soldOut, h("span", { "aria-hidden": "true", text: "Sold out" }))));
   return row;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The store's typical preparation time (colour timers) and the all-day counts
+
+function minutesSeconds(ms) {
+  const seconds = Math.max(0, Math.floor(ms / 1000));
+  return `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")}`;
+}
+
+function formatTypical(minutes) {
+  return `${Number.isInteger(minutes) ? minutes : minutes.toFixed(1)} min`;
+}
+
+async function loadTypical(storeId) {
+  try {
+    const info = await api(`/api/stores/${storeId}`);
+    if (typeof info?.typicalPrepMinutes === "number") {
+      typicalMinutes = info.typicalPrepMinutes;
+      document.getElementById("typical-prep").textContent =
+        `Typical preparation here: ${formatTypical(typicalMinutes)}. Timers turn amber at ${Math.round(WARN_SHARE * 100)}%, red past it.`;
+      for (const card of cards.values()) card.tick();
+    }
+  } catch {
+    // Timers stay plain until the next try.
+  }
+}
+
+/** Each item still to make across the open orders (placed, accepted, preparing), struck ones left out. */
+function renderAllDay() {
+  const totals = new Map();
+  for (const card of cards.values()) {
+    if (!["placed", "accepted", "processing"].includes(card.order.orderStatus)) continue;
+    const marks = card.marks;
+    (card.order.items || []).forEach((item, index) => {
+      if (!marks.has(index)) totals.set(item.name, (totals.get(item.name) || 0) + (item.quantity || 0));
+    });
+  }
+  const rows = [...totals.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+  const list = document.getElementById("allday");
+  const key = JSON.stringify(rows);
+  if (list.dataset.key !== key) {
+    list.dataset.key = key;
+    list.replaceChildren(...rows.map(([name, count]) => h("li", { dataset: { item: name } },
+      h("span", { class: "kallday__name", text: name }), h("span", { class: "kallday__count", text: `×${count}` }))));
+  }
+  document.getElementById("allday-empty").hidden = rows.length > 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The bump bar: every action from the keyboard, on the selected (focused) card
+
+/** The cards on the board in reading order (columns left to right, each top to bottom). */
+function boardCards() {
+  return [...board.querySelectorAll(".kcol__cards > .kcard")].map((element) => cards.get(element.dataset.id))
+    .filter((card) => card && !card.leaving);
+}
+
+function selectedCard() {
+  const element = document.activeElement?.closest?.(".kcard");
+  return element ? cards.get(element.dataset.id) : null;
+}
+
+function select(card) {
+  if (!card) return;
+  card.element.focus();
+  card.element.scrollIntoView({ block: "nearest" });
+}
+
+function moveSelection(key) {
+  const all = boardCards();
+  const current = selectedCard();
+  if (!current) return select(all[0]);
+  const columnNames = Object.keys(columns);
+  const inColumn = (name) => all.filter((card) => card.column === name);
+  const mine = inColumn(current.column);
+  const index = mine.indexOf(current);
+  if (key === "ArrowUp") return select(mine[Math.max(0, index - 1)]);
+  if (key === "ArrowDown") return select(mine[Math.min(mine.length - 1, index + 1)]);
+  const step = key === "ArrowLeft" ? -1 : 1;
+  for (let at = columnNames.indexOf(current.column) + step; at >= 0 && at < columnNames.length; at += step) {
+    const next = inColumn(columnNames[at]);
+    if (next.length) return select(next[Math.min(index, next.length - 1)]);
+  }
+}
+
+function typing(target) {
+  return target instanceof HTMLElement && (target.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName));
+}
+
+function setupKeyboard() {
+  document.addEventListener("keydown", (event) => {
+    if (event.ctrlKey || event.metaKey || event.altKey || event.defaultPrevented) return;
+    if (storeDialog.open) return;
+    if (recallDialog.open) return onRecallKey(event);
+    if (typing(event.target)) {
+      // Esc leaves the pickup code field for its card.
+      if (event.key === "Escape") {
+        const card = event.target.closest(".kcard");
+        if (card) {
+          event.preventDefault();
+          card.focus();
+        }
+      }
+      return;
+    }
+    const card = selectedCard();
+    const key = event.key;
+    if (key.startsWith("Arrow")) {
+      event.preventDefault();
+      moveSelection(key);
+    } else if (/^[1-9]$/.test(key)) {
+      event.preventDefault();
+      select(boardCards()[Number(key) - 1]);
+    } else if (key === "Enter" && card && event.target === card.element) {
+      event.preventDefault();
+      card.advance();
+    } else if (key === "Escape" && card) {
+      event.preventDefault();
+      card.element.focus();
+    } else if ((key === "s" || key === "S") && card) {
+      event.preventDefault();
+      card.strikeNext(event.shiftKey);
+    } else if (key === "r" || key === "R") {
+      event.preventDefault();
+      openRecall();
+    } else if ((key === "u" || key === "U") && card) {
+      event.preventDefault();
+      undoReady(card.order, (message, kind) => card.showMessage(message, kind));
+    } else if ((key === "p" || key === "P") && card) {
+      event.preventDefault();
+      printTicket(card.order, event.shiftKey ? "receipt" : "kitchen");
+    }
+  });
+}
+
+/** Put a ready order back to preparing (a mistaken bump); the server refuses once its window is over. */
+async function undoReady(order, show) {
+  const number = shortNumber(order.orderNumber);
+  if (order.orderStatus !== "ready") {
+    show(`Order ${number} is not ready: nothing to undo.`, "error");
+    return false;
+  }
+  try {
+    const answer = await api(`/api/orders/${order.id}/undo-ready`, { method: "POST", envelope: true });
+    if (answer?.data?.id === order.id) applyOrder(answer.data);
+    cards.get(order.id)?.showMessage(answer?.message || "Back to preparing.", "info");
+    announce(`Order ${number} is back to preparing.`);
+    show(answer?.message || "Back to preparing.", "info");
+    return true;
+  } catch (error) {
+    if (!(error instanceof ApiError)) throw error;
+    show(error.message, "error");
+    announce(error.message);
+    return false;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Recall: the last 20 orders that left the board, for a look, an undo or a reprint
+
+const recallDialog = document.getElementById("recall-dialog");
+const recallList = document.getElementById("recall-list");
+const recallDetail = document.getElementById("recall-detail");
+const recallError = document.getElementById("recall-error");
+let recalled = [];
+let recallOpener = null;
+
+function setupRecall() {
+  document.getElementById("recall-open").addEventListener("click", () => openRecall());
+  document.getElementById("recall-close").addEventListener("click", () => recallDialog.close());
+  recallDialog.addEventListener("close", () => {
+    const back = recallOpener && document.contains(recallOpener) ? recallOpener : boardCards()[0]?.element;
+    (back || document.getElementById("recall-open")).focus();
+  });
+}
+
+function leftText(order) {
+  if (order.orderStatus === "picked_up") return `Picked up ${formatAge(msSince(order.pickedUpAt || order.updatedAt))} ago`;
+  if (order.orderStatus === "cancelled") return `Cancelled · ${cancellationText(order.cancellationReason, "kitchen")}`;
+  return `Ready ${formatAge(msSince(order.readyAt || order.updatedAt))} ago`;
+}
+
+async function openRecall() {
+  recallOpener = document.activeElement;
+  recallError.hidden = true;
+  if (!recallDialog.open) recallDialog.showModal();
+  try {
+    recalled = await api("/api/orders/recall");
+  } catch (error) {
+    recallError.textContent = error instanceof ApiError ? error.message : "Could not load the recent orders.";
+    recallError.hidden = false;
+    recalled = [];
+  }
+  recallList.replaceChildren(...recalled.map((order, index) => {
+    const button = h("button", { class: "krecall__item", type: "button", dataset: { id: order.id, status: order.orderStatus } },
+      h("span", { class: "krecall__number", text: `#${shortNumber(order.orderNumber)}` }),
+      h("span", { class: "krecall__left", text: leftText(order) }),
+      h("span", { class: "krecall__items", text: (order.items || []).map((item) => `${item.quantity}× ${item.name}`).join(", ") }));
+    button.addEventListener("click", () => showRecalled(index));
+    button.addEventListener("focus", () => showRecalled(index));
+    return h("li", {}, button);
+  }));
+  if (!recalled.length) {
+    recallList.replaceChildren(h("li", { class: "krecall__none", text: "No orders have left the board yet." }));
+    recallDetail.replaceChildren();
+    return;
+  }
+  recallList.querySelector("button").focus();
+}
+
+function recalledIndex() {
+  const button = document.activeElement?.closest?.(".krecall__item");
+  const index = button ? [...recallList.querySelectorAll(".krecall__item")].indexOf(button) : -1;
+  return index >= 0 ? index : Number(recallDetail.dataset.index ?? -1);
+}
+
+function showRecalled(index) {
+  const order = recalled[index];
+  if (!order) return;
+  recallDetail.dataset.index = String(index);
+  const undo = h("button", { class: "kbtn kbtn--orange", type: "button", text: "Undo ready (U)", "aria-keyshortcuts": "U",
+    hidden: order.orderStatus !== "ready" });
+  undo.addEventListener("click", () => recallUndo(index));
+  const ticket = h("button", { class: "kbtn kbtn--ghost", type: "button", text: "Print ticket (P)", "aria-keyshortcuts": "P" });
+  ticket.addEventListener("click", () => printTicket(order, "kitchen"));
+  const receipt = h("button", { class: "kbtn kbtn--ghost", type: "button", text: "Print receipt (⇧P)", "aria-keyshortcuts": "Shift+P" });
+  receipt.addEventListener("click", () => printTicket(order, "receipt"));
+  recallDetail.replaceChildren(
+    h("h3", { text: `#${shortNumber(order.orderNumber)} · ${order.customerFirstName || ""}` }),
+    h("p", { class: "krecall__state", text: `${leftText(order)} · ${order.orderNumber}` }),
+    h("ul", { class: "krecall__lines" }, ...(order.items || []).map((item) => h("li", { text: `${item.quantity}× ${item.name}` }))),
+    order.specialInstructions ? h("p", { class: "kcard__note", text: order.specialInstructions }) : "",
+    ...(order.readyUndos || []).map((entry) => h("p", { class: "krecall__undo",
+      text: `Ready undone by ${entry.by?.name || "staff"} ${formatAge(msSince(entry.at))} ago` })),
+    h("div", { class: "krecall__actions" }, undo, ticket, receipt));
+}
+
+async function recallUndo(index) {
+  const order = recalled[index];
+  if (!order) return;
+  recallError.hidden = true;
+  const done = await undoReady(order, (message, kind) => {
+    if (kind === "error") {
+      recallError.textContent = message;
+      recallError.hidden = false;
+    }
+  });
+  if (done) recallDialog.close();
+}
+
+function onRecallKey(event) {
+  if (event.ctrlKey || event.metaKey || event.altKey) return;
+  const items = [...recallList.querySelectorAll(".krecall__item")];
+  const index = recalledIndex();
+  if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+    event.preventDefault();
+    const next = items[Math.max(0, Math.min(items.length - 1, index + (event.key === "ArrowDown" ? 1 : -1)))];
+    next?.focus();
+  } else if (event.key === "u" || event.key === "U") {
+    event.preventDefault();
+    recallUndo(index);
+  } else if (event.key === "p" || event.key === "P") {
+    event.preventDefault();
+    if (recalled[index]) printTicket(recalled[index], event.shiftKey ? "receipt" : "kitchen");
+  } else if (event.key === "r" || event.key === "R") {
+    event.preventDefault();
+    recallDialog.close();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Printed tickets: an 80 mm kitchen ticket or customer receipt, through the browser's printing
+// (static/css/print.css prints only #print-area, on an 80 mm roll).
+
+function printOnAccept() {
+  try {
+    return localStorage.getItem(PRINT_ON_ACCEPT_KEY) === "true";
+  } catch {
+    return false;
+  }
+}
+
+function setupPrintSetting() {
+  const box = document.getElementById("print-on-accept");
+  box.checked = printOnAccept();
+  box.addEventListener("change", () => {
+    try {
+      localStorage.setItem(PRINT_ON_ACCEPT_KEY, String(box.checked));
+    } catch {
+      // Private mode: the setting lasts this page.
+    }
+    announce(box.checked ? "A kitchen ticket prints when an order is accepted." : "No ticket on accept.");
+  });
+}
+
+const ticketTime = new Intl.DateTimeFormat(undefined, { day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" });
+
+function printTicket(order, kind) {
+  const area = document.getElementById("print-area");
+  const items = Array.isArray(order.items) ? order.items : [];
+  const placed = Date.parse(order.createdAt || "");
+  const when = ticketTime.format(Number.isNaN(placed) ? serverNow() : placed);
+  const lines = kind === "receipt"
+    ? items.map((item) => h("tr", {}, h("td", { class: "t-qty", text: `${item.quantity}×` }), h("td", { text: item.name }),
+      h("td", { class: "t-amount", text: item.total != null ? formatMoney(item.total) : "" })))
+    : items.map((item) => h("tr", {}, h("td", { class: "t-qty", text: `${item.quantity}×` }), h("td", { class: "t-name", text: item.name })));
+  const ticket = h("article", { class: `ticket ticket--${kind}` },
+    h("p", { class: "t-store", text: kitchenStoreName || order.store?.name || "" }),
+    h("p", { class: "t-kind", text: kind === "receipt" ? "Receipt" : "Kitchen ticket" }),
+    h("p", { class: "t-number", text: `#${shortNumber(order.orderNumber)}` }),
+    h("p", { class: "t-meta", text: `${order.orderNumber} · ${when}` }),
+    order.customerFirstName ? h("p", { class: "t-meta", text: `For ${order.customerFirstName}` }) : "",
+    h("table", { class: "t-lines" }, h("tbody", {}, ...lines)),
+    order.specialInstructions ? h("p", { class: "t-note", text: `Note: ${order.specialInstructions}` }) : "",
+    kind === "receipt" ? h("p", { class: "t-total", text: `Total ${formatMoney(order.totalAmount)}` }) : "",
+    kind === "receipt" && (order.transactionId || order.paymentReference)
+      ? h("p", { class: "t-meta", text: order.transactionId ? `UPI ${order.transactionId}` : `Ref ${order.paymentReference}` }) : "",
+    kind === "receipt" ? h("p", { class: "t-thanks", text: "Thank you! Show your pickup code at the counter." }) : "");
+  area.replaceChildren(ticket);
+  document.body.dataset.printing = kind;
+  document.body.dataset.printed = String(Number(document.body.dataset.printed || 0) + 1);
+  announce(`Printing the ${kind === "receipt" ? "receipt" : "kitchen ticket"} of order ${shortNumber(order.orderNumber)}.`);
+  window.print();
 }
 
 setInterval(() => {

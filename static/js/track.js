@@ -201,6 +201,8 @@ function applyOrder(incoming) {
   if (statusChanged) {
     statusTimes.previous = previous.orderStatus;
     if (!statusTimes[order.orderStatus]) statusTimes[order.orderStatus] = order.updatedAt;
+    // The kitchen undid a ready marked by mistake (issue 27): say so rather than just "being prepared".
+    if (previous.orderStatus === "ready" && order.orderStatus === "processing") readyUndone = true;
     announceStatus(order);
     if (order.orderStatus !== "ready") pickupOtp = null;
     if (order.orderStatus === "ready") readyAlert(order);
@@ -266,7 +268,7 @@ async function toggleNotify() {
 function announceStatus(order) {
   const messages = {
     accepted: "Your order has been accepted.",
-    processing: "Your order is being prepared.",
+    processing: notReadyAfterAll(order) ? `${NOT_READY_TITLE}. ${NOT_READY_TEXT}` : "Your order is being prepared.",
     ready: "Your order is ready for pickup. Your pickup code is on screen.",
     picked_up: "Order picked up. Enjoy your meal!",
     cancelled: `Your order was cancelled. ${cancellationText(order.cancellationReason)}`,
@@ -396,6 +398,15 @@ function buildView() {
   };
 }
 
+const NOT_READY_TITLE = "Not ready after all";
+const NOT_READY_TEXT = "The kitchen marked your order ready by mistake and needs a few more minutes. We'll tell you when it's ready; your pickup code comes back then.";
+let readyUndone = false;
+
+/** Back to preparing after a ready undone by the kitchen: seen live, or on the order after a reload. */
+function notReadyAfterAll(order) {
+  return order.orderStatus === "processing" && (readyUndone || (Array.isArray(order.readyUndos) && order.readyUndos.length > 0));
+}
+
 function headline(order) {
   const needsCommit = order.requiresCommitment && !order.isCommitmentConfirmed;
   switch (order.orderStatus) {
@@ -406,6 +417,7 @@ function headline(order) {
     case "accepted":
       return ["Order accepted", "You're in the queue. The kitchen will start on it shortly."];
     case "processing":
+      if (notReadyAfterAll(order)) return [NOT_READY_TITLE, NOT_READY_TEXT];
       return ["Being prepared", "The kitchen is making your order now."];
     case "ready":
       return ["Ready for pickup", `Head to the counter${order.store?.name ? ` at ${order.store.name}` : ""} and show your pickup code.`];
