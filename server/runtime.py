@@ -221,7 +221,8 @@ class Runtime:
         self.publisher.watch(self.webhooks.order_changed)
         # Orders: reading them (and the deadline due on a read), checking out, changing them.
         self.orders = OrderQueries(settings, self.enforcer, clock=clock)
-        self.checkout = CheckoutService(settings, self.accounts, self.tokens, self.publisher, self.enforcer, clock=clock)
+        self.checkout = CheckoutService(settings, self.accounts, self.tokens, self.publisher, self.enforcer, clock=clock,
+                                        store_changed=lambda store_id: publish_store_changed(self.broker, store_id))
         self.lifecycle = OrderLifecycle(settings, self.orders, self.publisher, self.enforcer, clock=clock)
         self.snapshots = OrderSnapshotCache(self.broker, clock=clock)
         self.poll_limiter = PollRateLimiter(settings.poll_min_interval_seconds, clock=clock)

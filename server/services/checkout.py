@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -34,8 +35,11 @@ from server.views import order_item_view
 
 class CheckoutService:
     def __init__(self, settings: Settings, accounts: AccountService, tokens: TokenService,
-                 publisher: ChangePublisher, enforcer: DeadlineEnforcer, clock: Clock = SYSTEM_CLOCK) -> None:
+                 publisher: ChangePublisher, enforcer: DeadlineEnforcer, clock: Clock = SYSTEM_CLOCK,
+                 store_changed: Callable[[str], Awaitable[None]] | None = None) -> None:
         self._settings = settings
+        # Publishes a store's catalog event: menu pages see its slot fill up (server/services/slots.py).
+        self._store_changed = store_changed
         self._accounts = accounts
         self._tokens = tokens
         self._publisher = publisher
@@ -179,6 +183,8 @@ class CheckoutService:
             raise
         self._publisher.written()
         await self._publisher.publish(order, created=True)
+        if claimed is not None and (claimed.filled or claimed.deferred) and self._store_changed is not None:
+            await self._store_changed(str(store.id))
         if order.next_deadline_at:
             self._enforcer.deadline_scheduled(order.next_deadline_at)
         return order, True

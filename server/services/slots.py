@@ -39,6 +39,7 @@ class SlotClaim:
     start: datetime
     weight: int
     deferred: bool
+    filled: bool = False  # this claim left no room for even one more item in its slot
 
 
 def _refusal(status: int, store: Store, weight: int) -> ApiError:
@@ -88,9 +89,10 @@ async def claim(store: Store, weight: int, now: datetime) -> SlotClaim | None:
         # when the slot is full); then the claim is one conditional increment.
         await collection.update_one({"_id": key}, {"$inc": {"seq": 0}}, upsert=True)
         taken = await collection.find_one_and_update({"_id": key, "seq": {"$lte": cap - weight}},
-                                                     {"$inc": {"seq": weight}}, projection={"_id": 1})
+                                                     {"$inc": {"seq": weight}}, projection={"seq": 1},
+                                                     return_document=ReturnDocument.AFTER)
         if taken is not None:
-            return SlotClaim(start, weight, deferred=index > 0)
+            return SlotClaim(start, weight, deferred=index > 0, filled=int(taken.get("seq", 0)) + 1 > cap)
     raise _refusal(409, store, weight)
 
 

@@ -755,6 +755,8 @@ function showPace(info) {
     button.setAttribute("aria-pressed", String(Number(button.dataset.delay) === delay));
   }
   document.getElementById("store-pause-toggle").textContent = info.isPaused ? "Take new orders again" : "Pause new orders";
+  const cap = document.getElementById("store-cap");
+  if (document.activeElement !== cap) cap.value = info.itemsPerSlot == null ? "" : String(info.itemsPerSlot);
 }
 
 async function setPace(storeId, body, spoken) {
@@ -787,6 +789,14 @@ function setupStoreControls(storeId) {
     button.addEventListener("click", () => setPace(storeId, { delayMinutes: delay },
       delay ? `Ready times now include ${delay} extra minutes.` : "Ready times are back to usual."));
   }
+  // The cap on items per 15-minute slot: a full slot sends new orders to the next one, by itself.
+  const saveCap = () => {
+    const text = document.getElementById("store-cap").value.trim();
+    const cap = text === "" ? null : /^\d+$/.test(text) ? Number(text) : text;
+    setPace(storeId, { itemsPerSlot: cap }, cap == null ? "No cap on orders." : `At most ${cap} items per 15 minutes.`);
+  };
+  document.getElementById("store-cap-save").addEventListener("click", saveCap);
+  document.getElementById("store-cap").addEventListener("keydown", (event) => { if (event.key === "Enter") saveCap(); });
   document.getElementById("store-pause-toggle").addEventListener("click", () => {
     if (!storeInfo) return;
     const pause = !storeInfo.isPaused;

@@ -147,6 +147,7 @@ function takeMenu(snapshot) {
   if (wasPaused != null && wasPaused !== store.isPaused && store.isActive) {
     announce(store.isPaused ? `${store.name} paused new orders.` : `${store.name} is taking orders again.`);
   }
+  showCapacity(store.capacity);
   loadWait();
   syncWithMenu(storeId, menu);
   if (wasOpen != null && wasOpen !== store.isActive) announce(store.isActive ? `${store.name} is open again.` : `${store.name} just closed.`);
@@ -172,10 +173,33 @@ async function loadWait() {
     const current = await api(`/api/stores/${encodeURIComponent(storeId)}`, { auth: false });
     box.hidden = !orderable() || !current.waitMinutes;
     box.textContent = box.hidden ? "" : `About ${current.waitMinutes} min wait now`;
+    showCapacity(current.capacity);
   } catch {
     box.hidden = true;
   }
   waitTimer = setTimeout(loadWait, 60_000);
+}
+
+// A store's cap on items per 15-minute slot (issue 27): while its current slot is full, new orders
+// go to a later one, or none is taken; it follows the catalog events, so it reopens by itself.
+const SLOT_MS = 15 * 60_000;
+const slotTime = new Intl.DateTimeFormat(undefined, { hour: "numeric", minute: "2-digit" });
+let lastCapacity = null;
+function showCapacity(capacity) {
+  let box = document.getElementById("store-capacity");
+  if (!box) {
+    box = h("p", { class: "notice notice--info", id: "store-capacity", role: "status", hidden: true });
+    document.getElementById("store-wait").after(box);
+  }
+  const deferring = Boolean(capacity && capacity.deferring && orderable());
+  const text = !deferring ? ""
+    : capacity.nextFreeSlot
+      ? `The kitchen is busy: orders placed now are ready around ${slotTime.format(Date.parse(capacity.nextFreeSlot) + SLOT_MS)}.`
+      : `${store.name} is fully booked for the next hour. It takes orders again by itself as the kitchen catches up.`;
+  box.hidden = !deferring;
+  box.textContent = text;
+  if (lastCapacity !== null && lastCapacity !== text) announce(text || `${store.name} is taking orders for now again.`);
+  lastCapacity = text;
 }
 
 async function showMissingStore() {

@@ -213,3 +213,35 @@ def test_the_kitchen_ticket_for_the_readme(start_server, make_shop, open_page):
     kitchen.emulate_media(media="print")
     expect(kitchen.locator("#print-area .t-number")).to_have_text(f"#{short(order)}")
     screenshot(kitchen, "kitchen-ticket-80mm")
+
+
+def test_a_cap_set_on_the_kitchen_defers_the_menu_live_and_reopens_by_itself(start_server, make_shop, open_page):
+    server = start_server()
+    shop = make_shop(server)
+    customer = shop.customer()
+    kitchen = open_page(WALL)
+    sign_in(kitchen, server.url, shop.staff)
+    expect(kitchen.locator("#conn")).to_have_attribute("data-state", "live")
+    kitchen.locator("#store-controls").press("Enter")
+    cap = kitchen.get_by_label("Items taken per 15 minutes (blank: no cap)")
+    cap.fill("0")
+    cap.press("Enter")
+    expect(kitchen.locator("#store-dialog-error")).to_have_text(
+        "itemsPerSlot must be a whole number of items from 1 to 1000, or null for no cap.")
+    cap.fill("2")
+    cap.press("Enter")
+    expect(kitchen.locator("#store-dialog-error")).to_be_hidden()
+    until_sync(lambda: shop.call(None, "GET", f"/api/stores/{shop.store['id']}")["itemsPerSlot"] == 2,
+               message="the cap to be saved")
+    kitchen.keyboard.press("Escape")
+
+    phone = open_page(PHONE)
+    phone.goto(f"{server.url}/stores/{shop.store['id']}")
+    expect(phone.locator("#conn")).to_have_attribute("data-state", "live")
+    notice = phone.locator("#store-capacity")
+    expect(notice).to_be_hidden()
+    order = shop.place_order(customer, {"Paneer Burger": 2})  # the slot is full
+    expect(notice).to_contain_text("The kitchen is busy: orders placed now are ready around", timeout=LIVE_MS)
+    # The kitchen makes it: the slot has room again, and the menu says so without a reload.
+    shop.to_ready(order["id"])
+    expect(notice).to_be_hidden(timeout=LIVE_MS)
