@@ -133,18 +133,24 @@ def store_list(stores: list[dict[str, Any]], caller: Principal | None) -> dict[s
     return {"stores": shown}
 
 
+def _campusbite_reader(caller: Principal | None) -> bool:
+    """A signed-in student, faculty member or store employee: the roles CampusBite's clients have
+    (they always send their token). Anonymous callers (OrderPulse's pages) and admins get the contract."""
+    return caller is not None and not caller.is_admin
+
+
 def menu_list(items: list[dict[str, Any]], caller: Principal | None) -> dict[str, Any] | list[dict[str, Any]]:
-    """`GET /api/stores/{id}/menu`: the contract's bare list to anonymous callers (OrderPulse's pages
-    ask without a token); to a signed-in caller (CampusBite's clients always send one), its shape
-    `{menuItems: [...]}`, which holds the sold-out items too (`menu_lists_every_item`)."""
+    """`GET /api/stores/{id}/menu`: the contract's bare list, each item also under CampusBite's names;
+    to CampusBite's readers its shape `{menuItems: [...]}`, which holds the sold-out items too
+    (`menu_lists_every_item`)."""
     shown = [_aliased(item, MENU_ITEM_ALIASES) for item in items]
-    return shown if caller is None else {"menuItems": shown}
+    return {"menuItems": shown} if _campusbite_reader(caller) else shown
 
 
 def menu_lists_every_item(caller: Principal | None) -> bool:
     """CampusBite lists sold-out items with an "Unavailable" badge (its staff, to switch them back),
     so its shape holds every item, each with `is_available`."""
-    return caller is not None
+    return _campusbite_reader(caller)
 
 
 # --- the notification stream ---------------------------------------------------------------------

@@ -226,9 +226,27 @@ async function loadStaff() {
     }));
     return h("tr", { dataset: { userId: user.id } },
       h("td", { text: user.name }), h("td", {}, h("code", { text: user.email })),
-      h("td", { text: `Store staff · ${names[user.storeId] || "unknown store"}` }),
+      user.awaitingStore ? assignCell(user)
+        : h("td", { text: `Store staff · ${names[user.storeId] || "unknown store"}` }),
       h("td", {}, user.isActive ? pill("open", "Active") : pill("closed", "Disabled"), " ", toggle));
   }));
+}
+
+/** A store employee who signed up: the store they named, and the control that assigns one. */
+function assignCell(user) {
+  const choice = h("select", { "aria-label": `Store for ${user.email}` },
+    ...stores.map((store) => h("option", { value: store.id, text: store.name })));
+  const assign = h("button", { class: "button button--quiet", type: "button", text: "Assign",
+    "aria-label": `Assign ${user.email} to the chosen store` });
+  assign.addEventListener("click", busy(assign, async () => {
+    const done = await act(() => api(`/api/admin/users/${user.id}/role`, { method: "PUT",
+      body: { role: "store_employee", storeId: choice.value } }));
+    if (done) say(`${user.email} now runs ${choice.selectedOptions[0]?.textContent || "the store"}.`);
+    await loadStaff();
+  }));
+  const asked = user.requestedStore ? ` · named “${user.requestedStore}”` : "";
+  return h("td", {}, pill("closed", "Awaiting a store"), h("span", { class: "muted", text: asked }), " ",
+    choice, " ", assign);
 }
 
 staffForm.addEventListener("submit", async (event) => {
