@@ -23,6 +23,7 @@ from server.realtime import frames, session, sse
 from server.realtime.frames import CLOSE_UNAUTHORISED, FrameRefused
 from server.services.subscriptions import SubscriptionRefused
 
+_STREAM_CALLER = "orderpulse.stream_caller"
 _REFUSAL_STATUS = {"forbidden": 403, "not_found": 404, "rate_limited": 429, "too_many_streams": 429}
 
 
@@ -75,15 +76,16 @@ async def _first_frame_principal(websocket: WebSocket, timeout: float) -> Princi
 async def _stream_principal(request: Request) -> Principal:
     """The caller of an event stream: a single-use `?ticket=` (what a browser's EventSource can
     send without putting its access token in the URL), else the bearer header or `?token=`.
-    Verified once per request (a ticket works only once)."""
-    principal = request.scope.get("orderpulse.principal")
+    Verified once per request (a ticket works only once), and kept under a key of its own: the
+    one `security.py` keeps a verified bearer under holds the header beside it."""
+    principal = request.scope.get(_STREAM_CALLER)
     if principal is None:
         ticket = request.query_params.get("ticket")
         if ticket:
             principal = await request.app.state.runtime.accounts.redeem_stream_ticket(ticket)
         else:
             principal = await authenticate(request, allow_query=True)
-        request.scope["orderpulse.principal"] = principal
+        request.scope[_STREAM_CALLER] = principal
     return principal
 
 
