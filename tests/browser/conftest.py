@@ -167,4 +167,7 @@ def screenshot(page, name: str) -> Path:
 
 # The screenshots the README shows (static/docs/), refreshed with UPDATE_DOC_SCREENSHOTS=1.
 DOC_SCREENSHOTS = {"kitchen-1920x1080", "track-ready-390x844", "menu-390x844", "checkout-390x844",
-                   "console-admin-390x844", "console-kitchen-store-1920x1080"}
+                   "console-admin-390x844", "console-kitchen-store-1920x1080",
+                   "board-1920x1080", "board-1280x720", "board-stalled-1920x1080", "report-1920x1080"}
+# The keyboard kitchen and its printed ticket (tests/browser/test_kitchen_keyboard.py).
+DOC_SCREENSHOTS |= {"kitchen-keyboard-1920x1080", "kitchen-ticket-80mm"}
