@@ -510,8 +510,9 @@ def openapi_document() -> dict[str, Any]:
                                        "404": _error("Store not found")}, tag="campusbite",
                                        params=[ID("store_id")], body=requests.StoreSettingsRequest)},
         "/api/stores/{store_id}/menu": {
-            "get": op("A store's available menu (`?all=true` includes unavailable items); with a token, "
-                      "CampusBite's `{menuItems}` of every item, each with its `is_available`",
+            "get": op("A store's available menu (`?all=true` includes unavailable items); signed in as a "
+                      "student, faculty member or store employee, CampusBite's `{menuItems}` of every item, "
+                      "each with its `is_available`",
                       {"200": ok({"oneOf": [{"type": "array", "items": ref("MenuItem")},
                                             obj({"menuItems": {"type": "array", "items": ref("MenuItem")}},
                                                 closed=True)],
