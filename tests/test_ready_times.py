@@ -97,7 +97,7 @@ async def test_only_the_stores_staff_or_an_admin_set_its_pace_and_bad_input_chan
         response = await api.patch(f"/api/stores/{store.id}/pace", actor, json={"paused": True})
         assert response.status_code == 403, response.text
     assert (await api.patch(f"/api/stores/{store.id}/pace", json={"paused": True})).status_code == 401
-    for body, message in (({}, "Send delayMinutes, paused, or both."),
+    for body, message in (({}, "Send delayMinutes, paused or itemsPerSlot."),
                           ({"delayMinutes": 121}, "delayMinutes must be a whole number of minutes from 0 to 120."),
                           ({"delayMinutes": 2.5}, "delayMinutes must be a whole number of minutes from 0 to 120."),
                           ({"paused": "yes"}, "paused must be true or false.")):
