@@ -67,13 +67,16 @@ def replay_estimates(before: list[Finished], orders: list[DayOrder]) -> dict[str
             moments.append((end, 0, o))  # at one instant, a ready frees the kitchen before an acceptance
     moments.sort(key=lambda m: (m[0], m[1]))
     shown: dict[str, datetime] = {}
+    kitchen = None  # what the estimator learned; it changes only when an order is ready
     for at, kind, o in moments:
         if kind == 1:
             watch.on_accepted(o.order_id, at)
+            kitchen = kitchen or learn(watch.history, at)
             queue = [Active(oid, since, created[oid]) for oid, (since, _) in watch.accepted.items()]
-            shown[o.order_id] = estimate(queue, learn(watch.history, at), at)[o.order_id]
+            shown[o.order_id] = estimate(queue, kitchen, at)[o.order_id]
         elif o.ready_at is not None and at == o.ready_at:
             watch.on_ready(o.order_id, at)
+            kitchen = None
         else:
             watch.on_gone(o.order_id)
     return shown
