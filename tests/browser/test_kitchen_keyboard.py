@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 from playwright.sync_api import expect
 from pypdf import PdfReader
 
+from tests.browser.a11y import assert_accessible
 from tests.browser.conftest import PHONE, WALL, screenshot, sign_in
 from tests.browser.test_live_flow import LIVE_MS, kitchen_card
 from tests.support import until_sync
@@ -84,6 +85,7 @@ def test_the_whole_kitchen_flow_by_keyboard_alone(start_server, make_shop, open_
     expect(card.get_by_role("button", name=re.compile("Mark ready"))).to_have_class(re.compile("kbtn--suggest"))
     expect(allday.locator('[data-item="Cold Coffee"]')).to_have_count(0)
     screenshot(kitchen, "kitchen-keyboard-1920x1080")
+    assert_accessible(kitchen, "the keyboard kitchen")
 
     # Ready by mistake: undo from the card (U), then ready again and undo from the recall (R, U).
     kitchen.keyboard.press("Enter")
@@ -100,6 +102,7 @@ def test_the_whole_kitchen_flow_by_keyboard_alone(start_server, make_shop, open_
     expect(recall).to_be_visible()
     entry = recall.locator(f'.krecall__item[data-id="{first["id"]}"]')
     expect(entry).to_be_focused()
+    assert_accessible(kitchen, "the kitchen's recall")
     expect(recall.locator("#recall-detail")).to_contain_text(f"#{short(first)}")
     expect(recall.locator("#recall-detail")).to_contain_text("Ready undone by Kavya")
     kitchen.keyboard.press("u")
