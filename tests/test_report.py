@@ -169,7 +169,8 @@ async def test_the_report_of_a_seeded_day_matches_numbers_worked_out_independent
 
 
 @pytest.mark.parametrize("query", ["date=2026-13-01", "date=2026-02-30", "date=20261205", "date=yesterday",
-                                   "date=", "date=2026-12-05T00:00", "date=%EF%BC%92026-12-05", "format=xml",
+                                   "date=", "date=2026-12-05T00:00", "date=%EF%BC%92026-12-05", "date=0001-01-01",
+                                   "date=9999-12-31", "format=xml",
                                    "format="])
 async def test_bad_dates_and_formats_are_400(api: Api, query):
     store = await api.store()

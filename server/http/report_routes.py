@@ -18,6 +18,7 @@ from server.services import catalog, report
 
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 FORMATS = ("json", "csv", "svg")
+FIRST_DAY, LAST_DAY = date(1970, 1, 8), date(9999, 12, 30)
 
 
 def _day(raw: str | None, today: date) -> date:
@@ -26,9 +27,12 @@ def _day(raw: str | None, today: date) -> date:
     if not _DAY.fullmatch(raw):
         raise ApiError(400, messages.REPORT_DATE_INVALID)
     try:
-        return date.fromisoformat(raw)
+        day = date.fromisoformat(raw)
     except ValueError:
         raise ApiError(400, messages.REPORT_DATE_INVALID) from None
+    if not FIRST_DAY <= day <= LAST_DAY:  # the day's bounds and the week before it must be dates too
+        raise ApiError(400, messages.REPORT_DATE_INVALID)
+    return day
 
 
 async def store_report(request: Request):
