@@ -26,7 +26,8 @@ SOME_ID = "65f7a8b9c1234567890abcde"
 BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 # The routes with a body (in the document) that a customer may use; every other one refuses them by role.
 CUSTOMER_ROUTES = {("POST", "/api/orders/checkout-session"), ("POST", "/api/orders"),
-                   ("POST", "/api/push/subscriptions"), ("DELETE", "/api/push/subscriptions"), ("POST", "/v1/order")}
+                   ("POST", "/api/push/subscriptions"), ("DELETE", "/api/push/subscriptions"), ("POST", "/v1/order"),
+                   ("PUT", "/api/users/profile")}
 
 
 class BodyRead(Exception):

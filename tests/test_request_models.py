@@ -27,7 +27,7 @@ def test_the_first_failing_field_in_the_models_order_is_the_one_named():
     assert refusal(RegisterRequest, {**STUDENT, "email": "nope", "password": "short"}) == \
         "email must be a valid email address."
     assert refusal(RegisterRequest, {}) == "name is required."
-    assert refusal(RegisterRequest, {**STUDENT, "role": " teacher "}) == "role must be one of: student, faculty."
+    assert refusal(RegisterRequest, {**STUDENT, "role": " teacher "}) == "role must be one of: student, faculty, store_employee."
 
 
 def test_a_missing_price_is_named_before_any_other_field():
