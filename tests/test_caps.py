@@ -5,13 +5,18 @@ queue drains, a manual pause still wins, and bad caps are refused."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import timedelta
 
-from server.domain.clock import utcnow
-from server.domain.slots import SLOT, slot_start
+import httpx
+from pymongo import AsyncMongoClient
+
+from server.domain.clock import as_utc, utcnow
+from server.domain.slots import SLOT, slot_key, slot_start
 from server.models import Counter, Order
 from tests.clock import ManualClock
-from tests.support import until
+from tests.harness import ServerProcess, create_admin, drop_database
+from tests.support import PASSWORD, Api, until
 
 
 def mid_slot_clock() -> ManualClock:
@@ -20,8 +25,8 @@ def mid_slot_clock() -> ManualClock:
     return ManualClock(slot_start(now) + timedelta(minutes=7))
 
 
-async def capped(api, items_per_slot: int, menu=None):
-    store = await api.store(menu=menu)
+async def capped(api, items_per_slot: int, menu=None, admin=None):
+    store = await api.store(admin, menu=menu)
     response = await api.patch(f"/api/stores/{store.id}/pace", store.staff, json={"itemsPerSlot": items_per_slot})
     assert response.status_code == 200, response.text
     assert response.json()["data"]["itemsPerSlot"] == items_per_slot
@@ -169,3 +174,52 @@ async def test_concurrent_checkouts_never_pass_the_cap(api_factory):
     assert sorted(per_slot.values()) == [5, 5, 5, 5]
     refused = [answer.json()["message"] for answer in answers if answer.status_code == 409]
     assert all("fully booked" in message for message in refused)
+
+
+async def test_checkouts_on_two_processes_at_once_never_pass_the_cap(mongo, redis_server, tmp_path):
+    """Two server processes on one database: the conditional increments are the only arbiter."""
+    database = f"t_caps_{uuid.uuid4().hex[:8]}"
+    env = {"MONGODB_URL": mongo.url, "MONGODB_DATABASE": database, "REDIS_URL": redis_server.url}
+    servers = [ServerProcess(env, tmp_path / f"s{i}").start() for i in range(2)]
+    try:
+        clients = [httpx.AsyncClient(base_url=server.url, timeout=30) for server in servers]
+        api = Api(clients[0])
+        create_admin(env, email="caps-admin@campus.test", password=PASSWORD, name="Caps Admin")
+        store = await capped(api, 3, admin=await api.login("caps-admin@campus.test"))
+        customers = [await api.customer() for _ in range(4)]
+        carts = []
+        for index in range(20):
+            customer = customers[index % len(customers)]
+            session = await api.checkout(customer, store, [(0, 1)])
+            carts.append((customer, session.json()["data"]["checkoutToken"]))
+        answers = await asyncio.gather(*(
+            clients[index % 2].post("/api/orders", json={"checkoutToken": token}, headers=customer.headers)
+            for index, (customer, token) in enumerate(carts)))
+        created = [answer for answer in answers if answer.status_code == 201]
+        refused = [answer for answer in answers if answer.status_code != 201]
+        assert all(answer.status_code == 409 and "fully booked" in answer.json()["message"] for answer in refused)
+        per_slot, counters = await slots_of(mongo.url, database, store.id)
+        assert sum(per_slot.values()) == len(created) and all(count <= 3 for count in per_slot.values())
+        assert counters == per_slot  # each counter holds exactly the items its orders claimed
+        assert len(created) >= 12  # four slots of three; more only if a quarter hour turned meanwhile
+    finally:
+        for client in clients:
+            await client.aclose()
+        for server in servers:
+            server.stop()
+        drop_database(mongo.url, database)
+
+
+async def slots_of(url: str, database: str, store_id: str) -> tuple[dict[str, int], dict[str, int]]:
+    """Items per slot as the store's orders claimed them, and as the slot counters hold them."""
+    client = AsyncMongoClient(url)
+    try:
+        per_slot: dict[str, int] = {}
+        async for order in client[database]["orders"].find({"store_id": store_id}):
+            key = slot_key(store_id, as_utc(order["slot_start"]))
+            per_slot[key] = per_slot.get(key, 0) + order["slot_weight"]
+        counters = {document["_id"]: int(document["seq"]) for document in
+                    await client[database]["counters"].find({"_id": {"$in": list(per_slot)}}).to_list(None)}
+        return per_slot, counters
+    finally:
+        await client.close()
