@@ -17,7 +17,7 @@ from server.domain.passwords import PasswordCost
 
 
 # The broker engines REDIS_URL may name (server/realtime/broker.py picks one by scheme).
-BROKER_SCHEMES = ("redis", "rediss", "unix", "memory")
+BROKER_SCHEMES = ("redis", "rediss", "unix", "memory", "redis+cluster", "rediss+cluster")
 
 # uvicorn's log levels ("trace" is its own, below debug).
 LOG_LEVELS = {"critical": 50, "error": 40, "warning": 30, "info": 20, "debug": 10, "trace": 5}
@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     mongodb_url: str | None = None
     mongodb_database: str = "orderpulse"
     redis_url: str | None = None
+    # A broker listener that delivers nothing, not even its own probe, for this long is reconnected.
+    broker_liveness_seconds: float = Field(10, ge=1, le=300)
     timezone: str = "Asia/Kolkata"
     log_level: str = "info"
     http_keep_alive_seconds: int = Field(30, ge=1)
@@ -163,6 +165,12 @@ class Settings(BaseSettings):
         # Only the scheme is named: the rest of the URL may hold a password.
         if value and urlsplit(value).scheme not in BROKER_SCHEMES:
             raise ValueError(f"must start with one of {', '.join(s + '://' for s in BROKER_SCHEMES)}")
+        if value and urlsplit(value).scheme.endswith("+cluster"):
+            # Any nodes of the cluster, comma-separated; the rest are discovered.
+            nodes = [node.rpartition(":") for node in urlsplit(value).netloc.rpartition("@")[2].split(",")]
+            if not all(host and port.isdigit() and 0 < int(port) < 65536 for host, _, port in nodes):
+                raise ValueError("must name its nodes as host:port[,host:port…]")
+            return value
         try:
             value and urlsplit(value).port
         except ValueError:

@@ -45,6 +45,7 @@ BUDGET_REFUSALS = Counter("orderpulse_realtime_refused_total",
                           "Sockets, event streams and subscribes refused by an account's budget.", ["budget"])
 SNAPSHOT_ORDERS = Counter("orderpulse_snapshot_orders_total",
                           "Orders named by `orderIds` subscribes, by where their state came from.", ["source"])
+MEMORY_TRIMS = Counter("orderpulse_memory_trims_total", "Freed memory given back to the system after subscribers left.")
 BROKER_CHANNELS = Gauge("orderpulse_broker_channels", "Broker channels this process listens to.")
 STORAGE_REFUSING_WRITES = Gauge("orderpulse_storage_refusing_writes",
                                 "1 while the database refuses writes for lack of storage (full or read-only disk), "
@@ -55,6 +56,11 @@ EVENTS_DROPPED = Counter("orderpulse_events_dropped_total", "Frames not delivere
 EMBEDDED_MONGO_RESTARTS = Counter("orderpulse_embedded_mongo_restarts_total",
                                   "Embedded nx-27017 children restarted after they died.")
 BROKER_RECONNECTS = Counter("orderpulse_broker_reconnects_total", "Broker connections re-established.")
+BROKER_UP = Gauge("orderpulse_broker_up", "1 while every broker listener connection is live, 0 while one is being "
+                  "re-established (events may be missed until the resync that follows).")
+BROKER_SILENT_CONNECTIONS = Counter("orderpulse_broker_silent_connections_total",
+                                    "Broker listener connections torn down because not even their liveness probe "
+                                    "came through within BROKER_LIVENESS_SECONDS.")
 FANOUT_SECONDS = Histogram(
     "orderpulse_fanout_seconds", "Time to fan out one event: write or queue it for every local subscriber.",
     buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),

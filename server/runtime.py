@@ -205,7 +205,7 @@ class Runtime:
         self.login_throttle = LoginThrottle(settings.login_max_failures_per_account,
                                             settings.login_max_failures_per_address,
                                             settings.login_failure_window_seconds, clock=clock)
-        self.broker = Broker(settings.redis_url)
+        self.broker = Broker(settings.redis_url, liveness=settings.broker_liveness_seconds)
         self.accounts.use_bus(self.broker)
         self.publisher = ChangePublisher(self.broker, settings.orderpulse_failpoint)
         self.enforcer = DeadlineEnforcer(settings, self.publisher, clock=clock)

@@ -1,7 +1,7 @@
 """Pub/sub between server processes, with reference-counted channel subscriptions.
 
 The shape follows encode/broadcaster: one public class, engines behind a tiny base class,
-picked by URL scheme (`memory://`, `redis://`). Unlike broadcaster, a lost connection is never
+picked by URL scheme (`memory://`, `redis://`, `redis+cluster://`). Unlike broadcaster, a lost connection is never
 silent: listeners registered with `on_connection_change` hear about it, so caches can drop
 what may be stale and hubs can send fresh snapshots once the engine is back.
 """
@@ -15,28 +15,32 @@ from collections.abc import Callable, Sequence
 from urllib.parse import urlparse
 
 from server import metrics
-from server.realtime.backends.base import BrokerBackend
+from server.realtime.backends.base import LIVENESS_SECONDS, BrokerBackend
 from server.services.bus import Listener
 
 log = logging.getLogger("orderpulse.broker")
 
 
-def backend_for(url: str | None) -> BrokerBackend:
+def backend_for(url: str | None, liveness: float = LIVENESS_SECONDS) -> BrokerBackend:
     scheme = urlparse(url).scheme if url else "memory"
     if scheme == "memory":
         from server.realtime.backends.memory import MemoryBackend
         return MemoryBackend()
     if scheme in ("redis", "rediss", "unix"):
         from server.realtime.backends.redis import RedisBackend
-        return RedisBackend(url or "")
+        return RedisBackend(url or "", liveness)
+    if scheme in ("redis+cluster", "rediss+cluster"):
+        from server.realtime.backends.redis_cluster import RedisClusterBackend
+        return RedisClusterBackend(url or "", liveness)
     raise ValueError(f"Unsupported broker URL scheme: {scheme!r}")
 
 
 class Broker:
     """The message bus the services publish through (`server.services.bus.MessageBus`)."""
 
-    def __init__(self, url: str | None = None, backend: BrokerBackend | None = None) -> None:
-        self._backend = backend or backend_for(url)
+    def __init__(self, url: str | None = None, backend: BrokerBackend | None = None,
+                 liveness: float = LIVENESS_SECONDS) -> None:
+        self._backend = backend or backend_for(url, liveness)
         self._listeners: dict[str, list[Listener]] = defaultdict(list)
         self._connection_listeners: list[Callable[[bool], None]] = []
         self._lock = asyncio.Lock()
@@ -45,6 +49,7 @@ class Broker:
     async def connect(self) -> None:
         await self._backend.connect(self._deliver, self._connection_changed)
         self.connected = True
+        metrics.BROKER_UP.set(1)
 
     async def disconnect(self) -> None:
         self.connected = False
@@ -100,6 +105,7 @@ class Broker:
 
     def _connection_changed(self, connected: bool) -> None:
         self.connected = connected
+        metrics.BROKER_UP.set(int(connected))
         if connected:
             metrics.BROKER_RECONNECTS.inc()
         for listener in tuple(self._connection_listeners):

@@ -11,6 +11,9 @@ Deliver = Callable[[str, bytes], None]
 ConnectionChanged = Callable[[bool], None]
 """Called with False when messages may have been missed, True once subscriptions are live again."""
 
+LIVENESS_SECONDS = 10.0
+"""How long a listener connection may deliver nothing, not even its own probe, before it counts as dead."""
+
 
 class BrokerBackend(ABC):
     @abstractmethod
