@@ -13,9 +13,15 @@ import ctypes
 import ctypes.util
 import time
 
+from server import metrics
+
 # Entries (watched orders and the versions sent of them) released before a trim is worth its ~4 ms.
 TRIM_AFTER_ENTRIES = 10_000
 TRIM_EVERY_SECONDS = 5.0
+# A trim waits until subscribers stopped leaving for this long (a wave of closes ends first, or
+# the trim would find most of the wave's memory still in use), or, under steady churn, for a minute.
+QUIET_SECONDS = 1.0
+CHURN_SECONDS = 60.0
 
 
 def _malloc_trim():
@@ -33,16 +39,19 @@ class Trimmer:
         self._trim = _malloc_trim()
         self._released = 0
         self._last = 0.0
-        self.trims = 0
+        self._last_release = 0.0
 
     def released(self, entries: int) -> None:
         self._released += entries
+        self._last_release = time.monotonic()
 
     async def maybe_trim(self) -> None:
         now = time.monotonic()
         if self._trim is None or self._released < TRIM_AFTER_ENTRIES or now - self._last < TRIM_EVERY_SECONDS:
             return
+        if now - self._last_release < QUIET_SECONDS and now - self._last < CHURN_SECONDS:
+            return
         self._released, self._last = 0, now
         # ctypes lets go of the GIL for the call, so a thread keeps the walk of the heap off the loop.
         await asyncio.to_thread(self._trim, 0)
-        self.trims += 1
+        metrics.MEMORY_TRIMS.inc()
