@@ -3,7 +3,7 @@
 The tables of sockets that watched many orders are large enough for the C allocator but freed
 piecemeal, and glibc keeps such freed pages in the process. With 50 sockets each watching 1,000
 orders closed, the server's RSS stayed 7.2 MiB above its baseline; after `malloc_trim(0)` it was
-back at it (README, "Real-time budgets"). Elsewhere than glibc this does nothing.
+back within 2 % of it (README, "Real-time budgets"). Elsewhere than glibc this does nothing.
 """
 
 from __future__ import annotations
