@@ -264,3 +264,4 @@ DISPLAY_KEY_INVALID = "This display link is not valid (it may have been revoked)
 REPORT_DATE_INVALID = "date must be a day as YYYY-MM-DD, such as 2026-12-06."
 REPORT_FORMAT_INVALID = "format must be json, csv or svg."
 BOARD_SETTINGS_EMPTY = "Send announce: true or false."
+BOARD_STREAMS_PER_LINK = "At most {most} boards may be open with one display link. Close one, or make another link."

@@ -333,7 +333,8 @@ def _board_and_report_paths() -> dict[str, Any]:
             "Server-Sent Events of the store's pickup board: `board` now and on every change, `alive` at least "
             "every BOARD_HEARTBEAT_SECONDS, `revoked` when the link stops working", {
                 "200": {"description": "text/event-stream",
-                        "content": {"text/event-stream": {"schema": BOARD_EVENT}}}, **COMMON, **missing},
+                        "content": {"text/event-stream": {"schema": BOARD_EVENT}}}, **COMMON, **missing,
+                "429": _error("The display link already has 4 boards open in this process; see Retry-After")},
             tag="realtime", params=[*store, DISPLAY_KEY])},
         "/api/stores/{store_id}/report": {"get": op(
             "The store's day in numbers (that store's staff, admins): README, \"The store's day in numbers\"", {

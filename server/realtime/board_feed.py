@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -69,7 +69,21 @@ class BoardFeed:
         self._watchers: dict[str, set[BoardWatcher]] = defaultdict(set)
         self._reads: dict[str, asyncio.Task[None]] = {}
         self._again: set[str] = set()
+        self._open_by_link: Counter[str] = Counter()
         broker.on_connection_change(self._connection_changed)
+
+    def admit(self, link: str, most: int) -> bool:
+        """Count one more open stream of a display link, unless it has `most` open in this process:
+        a TV needs one, and a leaked link must not be able to hold thousands."""
+        if self._open_by_link[link] >= most:
+            return False
+        self._open_by_link[link] += 1
+        return True
+
+    def release(self, link: str) -> None:
+        self._open_by_link[link] -= 1
+        if self._open_by_link[link] <= 0:
+            del self._open_by_link[link]
 
     def channels(self, store_id: str) -> tuple[str, str]:
         return store_channel(store_id), board_channel(store_id)
@@ -157,13 +171,21 @@ StillAllowed = Callable[[], Awaitable[bool]]
 
 
 async def open_board_stream(feed: BoardFeed, store_id: str, heartbeat_seconds: float,
-                            still_allowed: StillAllowed) -> EventStream | None:
+                            still_allowed: StillAllowed, link: str | None = None) -> EventStream | None:
     """One store's board: a `board` event now and after every change of it, an `alive` event
     whenever `heartbeat_seconds` pass without one (a board that hears neither for a while knows
     its stream stalled), and `revoked` before it ends when its credential stops working (checked
-    once per heartbeat). None when there is no such store."""
-    watcher = await feed.watch(store_id)
+    once per heartbeat). None when there is no such store. `link` names the display link the
+    stream counts against (admitted by the caller), released when the stream ends."""
+    try:
+        watcher = await feed.watch(store_id)
+    except BaseException:
+        if link is not None:
+            feed.release(link)
+        raise
     if watcher is None:
+        if link is not None:
+            feed.release(link)
         return None
     alive = f'event: alive\ndata: {{"heartbeatSeconds":{heartbeat_seconds:g}}}\n\n'
 
@@ -190,4 +212,9 @@ async def open_board_stream(feed: BoardFeed, store_id: str, heartbeat_seconds: f
         finally:
             metrics.SSE_STREAMS_OPEN.dec()
 
-    return EventStream(stream(), release=lambda: feed.unwatch(watcher))
+    async def release() -> None:
+        if link is not None:
+            feed.release(link)
+        await feed.unwatch(watcher)
+
+    return EventStream(stream(), release=release)

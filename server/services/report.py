@@ -2,7 +2,8 @@
 
 Only the day's orders of the store are read, through the `store_orders` index (`store_id`,
 `created_at`), projected to the dozen fields the report needs, plus the finished orders of the
-week before it that the ready-time estimator would have learned from (its last 250).
+week before it that the ready-time estimator would have learned from (its last 250, from the
+day before when that day had as many).
 The sums are made in this process, in one pass (server/domain/day_report.py), rather than in an
 aggregation pipeline: the embedded nx-27017 evaluates pipelines in Python and gets date ranges in
 `$match` and date arithmetic wrong (README, "Embedded MongoDB"), while these two range reads are
@@ -57,16 +58,28 @@ async def store_day(store_id: str, day: date, zone: ZoneInfo) -> dict[str, Any]:
     start, end = day_bounds(day, zone)
     orders = Order.get_pymongo_collection()
     # The two reads are independent: both are in flight at once.
-    day_docs, before_docs = await asyncio.gather(
+    day_docs, spans = await asyncio.gather(
         orders.find({"store_id": store_id, "created_at": {"$gte": start, "$lt": end}}, _FIELDS).to_list(),
-        orders.find({"store_id": store_id, "created_at": {"$gte": start - LEARNING_WINDOW, "$lt": start}},
-                    {"accepted_at": 1, "ready_at": 1}).sort("created_at", -1).limit(HISTORY_BEFORE).to_list())
+        _finished_before(start, store_id))
     day_orders = [_day_order(doc) for doc in day_docs]
-    spans = [(as_utc(doc["accepted_at"]), as_utc(doc["ready_at"])) for doc in before_docs
-             if doc.get("accepted_at") and doc.get("ready_at")]
     before = finished_from_spans(spans)[-HISTORY_SIZE:]
     return {"storeId": store_id, "date": day.isoformat(), "timezone": zone.key,
             **day_report(day_orders, before, zone)}
+
+
+async def _finished_before(start: datetime, store_id: str) -> list[tuple[datetime, datetime]]:
+    """(accepted, ready) of the store's last orders placed before `start`, as many as the estimator
+    learns from: the day before holds them for a busy store; the whole week is read only when not."""
+    spans: list[tuple[datetime, datetime]] = []
+    for window in (timedelta(days=1), LEARNING_WINDOW):
+        docs = await Order.get_pymongo_collection().find(
+            {"store_id": store_id, "created_at": {"$gte": start - window, "$lt": start}},
+            {"accepted_at": 1, "ready_at": 1}).sort("created_at", -1).limit(HISTORY_BEFORE).to_list()
+        spans = [(as_utc(doc["accepted_at"]), as_utc(doc["ready_at"])) for doc in docs
+                 if doc.get("accepted_at") and doc.get("ready_at")]
+        if len(spans) >= HISTORY_SIZE or len(docs) >= HISTORY_BEFORE:
+            break
+    return spans
 
 
 def report_csv(report: dict[str, Any]) -> str:

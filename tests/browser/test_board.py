@@ -4,6 +4,7 @@ else and stops once revoked; a stalled stream shows "Reconnecting… last update
 
 from __future__ import annotations
 
+import contextlib
 import re
 import signal
 import time
@@ -132,6 +133,13 @@ def test_the_display_link_reads_only_its_board_and_stops_once_revoked(rush, open
                 assert http.get(path, headers=headers).status_code == 401, (path, headers)
         socket_refused = http.get(f"/ws?token={key}")
         assert socket_refused.status_code != 101
+        # A leaked link cannot hold streams without end: the page has one open, three more fit.
+        events = f"/api/stores/{shop.store['id']}/board/events"
+        with contextlib.ExitStack() as streams:
+            for _ in range(3):
+                assert streams.enter_context(http.stream("GET", events, headers={"X-Display-Key": key})).status_code == 200
+            refused = http.get(events, headers={"X-Display-Key": key})
+            assert refused.status_code == 429 and refused.headers["retry-after"] == "5"
         shop.call(shop.staff, "DELETE", f"/api/stores/{shop.store['id']}/displays/{made['id']}")
         assert http.get(f"/api/stores/{shop.store['id']}/board", headers={"X-Display-Key": key}).status_code == 401
     # The open board hears of it at its next heartbeat, and says so instead of showing numbers.
