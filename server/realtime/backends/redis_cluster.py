@@ -13,6 +13,8 @@ a frozen plain Redis. A shard that breaks, falls silent, answers MOVED, or is to
 by the server (its slot migrated) is dropped; the backend reports the loss, re-reads the slot
 map, re-subscribes every channel on its current owner (the promoted replica after a failover),
 and reports the recovery, so every socket gets a fresh snapshot as after a plain Redis restart.
+redis-py's own `ClusterPubSub` (8.0+) re-routes and reconnects by itself, silently: a gap it
+papers over would leave sockets stale, so only its slot map and SPUBLISH routing are used here.
 """
 
 from __future__ import annotations
