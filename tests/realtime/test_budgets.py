@@ -176,6 +176,24 @@ async def test_subscribes_past_the_budget_are_refused_without_a_read_and_held_or
             await socket.close()
 
 
+
+async def test_subscribes_of_the_same_orders_at_once_read_them_once(api_factory, clock):
+    api = await api_factory(clock=clock)
+    store = await api.store()
+    dev = await api.customer("Dev Shah")
+    ids = [(await api.place_order(dev, store))["id"] for _ in range(3)]
+    async with served(api.app) as address:
+        sockets = [await Watcher.open(f"ws://{address}/ws", dev.access_token) for _ in range(5)]
+        try:
+            reads = ORDER_READS.count
+            await asyncio.gather(*(socket.send({"type": "subscribe", "id": 1, "orderIds": ids}) for socket in sockets))
+            await until(lambda: all(socket.snapshots for socket in sockets), message="five snapshots")
+            assert all([o["id"] for o in socket.snapshots[0]["orders"]] == ids for socket in sockets)
+            assert ORDER_READS.count == reads + 1  # the first reads; the others join it or find them held
+        finally:
+            for socket in sockets:
+                await socket.close()
+
 # --- a subscribe flood against a database route -----------------------------------------------------
 
 FLOOD_SOCKETS = 50
