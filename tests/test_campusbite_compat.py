@@ -544,7 +544,8 @@ async def test_row_4_profile_save_changes_name_phone_and_register_number_not_ema
                                                            "password reset links go."),
                           ({"role": "admin"}, "Your role cannot be changed here: an admin changes roles."),
                           ({"phoneNumber": "call me"}, "phoneNumber must be a phone number of 7 to 15 digits."),
-                          ({"name": ""}, "name is required.")):
+                          ({"name": ""}, "name is required."),
+                          ({}, "Send at least one of: name, phoneNumber, registerNumber.")):
         refused = await api.request("PUT", "/api/users/profile", customer, json={**body})
         assert (refused.status_code, refused.json()["message"]) == (400, message)
     shown = (await api.get("/api/users/profile", customer)).json()["data"]

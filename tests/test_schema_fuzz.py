@@ -64,9 +64,10 @@ checks.negative_data_rejection.expected-statuses = {_quoted(NEGATIVE + ["498", "
 # fraction; the server takes whole numbers as JSON writes them, like every other whole number), a
 # mailed reset or verification link that does not exist (CampusBite's 400), a webhook URL that does
 # not resolve or resolves where webhooks may not go, or a partner client that does not exist, a
-# webhook replay naming no scope or two (README, "Webhooks").
+# webhook replay naming no scope or two (README, "Webhooks"), a role change of an account that is
+# not staff, a profile change naming another email or role than the account's own.
 [[operations]]
-include-path-regex = "^(/api/push/subscriptions|/api/stores/\\\\{{store_id\\\\}}/pace|/v1/order|/api/orders|/api/orders/checkout-session|/api/orders/\\\\{{order_id\\\\}}/(status|payment-status|verify-otp|confirm-commitment|cancel)|/api/admin/users/\\\\{{user_id\\\\}}|/api/admin/webhooks|/api/admin/webhooks/\\\\{{endpoint_id\\\\}}/replay|/api/auth/(reset-password|verify-email)/\\\\{{token\\\\}})$"
+include-path-regex = "^(/api/users/profile|/api/admin/users/\\\\{{user_id\\\\}}/role|/api/push/subscriptions|/api/stores/\\\\{{store_id\\\\}}/pace|/v1/order|/api/orders|/api/orders/checkout-session|/api/orders/\\\\{{order_id\\\\}}/(status|payment-status|verify-otp|confirm-commitment|cancel)|/api/admin/users/\\\\{{user_id\\\\}}|/api/admin/webhooks|/api/admin/webhooks/\\\\{{endpoint_id\\\\}}/replay|/api/auth/(reset-password|verify-email)/\\\\{{token\\\\}})$"
 checks.positive_data_acceptance.expected-statuses = {_quoted(POSITIVE + ["400", "498"])}
 """
 

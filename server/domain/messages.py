@@ -22,6 +22,7 @@ ROLE_CHANGE_NOT_STAFF = "Only store employees and admins change role."
 STAFF_SIGNUP_PENDING = ("Your store employee account is created. An admin must assign you to your store "
                         "before you can run it; until then you can sign in but not act for any store.")
 PROFILE_UPDATED = "Profile updated successfully."
+PROFILE_UPDATE_EMPTY = "Send at least one of: name, phoneNumber, registerNumber."
 PROFILE_EMAIL_FIXED = "Your email cannot be changed here: it is where your password reset links go."
 PROFILE_ROLE_FIXED = "Your role cannot be changed here: an admin changes roles."
 PROFILE_REGISTER_NUMBER_STUDENTS = "registerNumber is only for students."

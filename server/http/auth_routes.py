@@ -101,6 +101,8 @@ async def update_profile(request: Request):
     changes = {name: getattr(body, name) for name in ("name", "register_number") if getattr(body, name) is not None}
     if "phone_number" in sent:
         changes["phone_number"] = body.phone_number
+    if not changes and not sent & {"email", "role"}:
+        raise ApiError(400, messages.PROFILE_UPDATE_EMPTY)
     user = await accounts.update_profile(principal, changes)
     return ok(await _profile(request, user), message=messages.PROFILE_UPDATED)
 

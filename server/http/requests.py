@@ -351,6 +351,7 @@ class PickupCode(Rule):
 
 # 7 to 15 digits (E.164's most), an optional leading `+`, single spaces or dashes between digits.
 PHONE_PATTERN = r"^\+?[0-9](?:[ -]?[0-9]){6,14}$"
+PHONE_MAX_LENGTH = 20
 
 
 @dataclass(frozen=True)
@@ -360,13 +361,15 @@ class Phone(Rule):
     required: bool = False
 
     def check(self, value: Any, info: ValidationInfo) -> str | None:
-        text = Text(20, required=False).check(value, info)
+        if isinstance(value, str) and len(value) > PHONE_MAX_LENGTH:  # as sent, spaces too, as the document counts
+            raise FieldProblem(messages.FIELD_TOO_LONG, maximum=PHONE_MAX_LENGTH)
+        text = Text(PHONE_MAX_LENGTH, required=False).check(value, info)
         if text is not None and not re.fullmatch(PHONE_PATTERN, text):
             raise FieldProblem(messages.FIELD_NOT_PHONE)
         return text
 
     def json_schema(self) -> dict[str, Any]:
-        return {"type": ["string", "null"], "maxLength": 20,
+        return {"type": ["string", "null"], "maxLength": PHONE_MAX_LENGTH,
                 "pattern": f"^ *(?:{PHONE_PATTERN[1:-1]})? *$"}
 
 
@@ -488,14 +491,15 @@ class ProfileUpdateRequest(RequestModel):
     `phoneNumber` removes it. `email` and `role` are read only to refuse a change of them."""
 
     snake_case_too: ClassVar[bool] = True
+    needs_a_change: ClassVar[bool] = True
 
     name: Annotated[str | None, Text(100, null_unchanged=True)] = None
     phone_number: Annotated[str | None, Phone()] = None
     register_number: Annotated[str | None, Text(50, null_unchanged=True)] = None
-    email: Annotated[Any, Passed({"description": "refused unless it is the account's own email"},
-                                 required=False)] = None
-    role: Annotated[Any, Passed({"description": "refused unless it is the account's own role"},
-                                required=False)] = None
+    email: Annotated[Any, Passed({"type": ["string", "null"], "description": "refused unless it is the account's "
+                                                                            "own email"}, required=False)] = None
+    role: Annotated[Any, Passed({"type": ["string", "null"], "description": "refused unless it is the account's "
+                                                                           "own role"}, required=False)] = None
 
 
 class LoginRequest(RequestModel):
