@@ -3,7 +3,9 @@
 The hub listens to the broker only for channels its subscribers watch (reference-counted by
 the broker), decodes each event once, and hands it to every watcher's queue: no task, no JSON
 encoding and no database read per subscriber per event. What a caller may watch, and the
-snapshots it starts from, come from the subscription service.
+snapshots it starts from, come from the subscription service; the newest state of each order
+watched by id is held here, so another subscribe of it reads nothing. Each account's sockets,
+streams and subscribes are budgeted here too (REALTIME.md, "Budgets per account").
 """
 
 from __future__ import annotations
@@ -291,8 +293,8 @@ class Hub:
             except Exception as error:
                 reading.set_exception(error)  # its joiners fail with it
                 raise
-            for order_id in listening & changes.keys():
-                changes[order_id] = self._hold(changes[order_id])
+            for order_id, change in changes.items():
+                changes[order_id] = self._hold(change) if order_id in listening else self._newest(change)
             reading.set_result(changes)
             found.update(changes)
         for under_way in set(joining.values()):
@@ -304,14 +306,18 @@ class Hub:
             for order_id in ids:
                 change = changes.get(order_id)
                 if change is not None:
-                    latest = self._latest.get(order_id)
-                    found[order_id] = latest if latest is not None and latest.version >= change.version else change
+                    found[order_id] = self._newest(change)
         return found
+
+    def _newest(self, change: OrderChange) -> OrderChange:
+        """`change`, or the state an event brought meanwhile when that one is newer."""
+        latest = self._latest.get(change.order_id)
+        return latest if latest is not None and latest.version >= change.version else change
 
     def _hold(self, change: OrderChange) -> OrderChange:
         """Keep a freshly read state of an order watched by id, unless an event brought a newer one."""
-        current = self._latest.get(change.order_id)
-        if current is not None and current.version >= change.version:
+        current = self._newest(change)
+        if current is not change:
             return current
         if change.order_id in self._order_watchers:
             self._latest[change.order_id] = change
