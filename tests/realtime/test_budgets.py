@@ -28,6 +28,7 @@ from tests.realtime.conftest import Watcher, copy_orders, deployment_env, metric
 from tests.support import Api, until
 
 MAX_SOCKETS = 50
+MAX_STAFF_SOCKETS = 3  # kept small here only to reach it quickly; the default is 100
 
 
 class _OrderReads(monitoring.CommandListener):
@@ -79,7 +80,8 @@ async def stream_status(url: str, headers: dict[str, str] | None = None) -> tupl
 
 @pytest_asyncio.fixture(scope="module")
 async def budget_site(mongo, redis_server, tmp_path_factory):
-    env = deployment_env(mongo, redis_server, WS_MAX_SOCKETS_PER_ACCOUNT=str(MAX_SOCKETS))
+    env = deployment_env(mongo, redis_server, WS_MAX_SOCKETS_PER_ACCOUNT=str(MAX_SOCKETS),
+                         WS_MAX_SOCKETS_PER_STAFF_ACCOUNT=str(MAX_STAFF_SOCKETS))
     async with one_server(tmp_path_factory.mktemp("budgets"), env, redis_server) as (deployment, server, api, admin):
         yield server, api, admin
 
@@ -122,6 +124,23 @@ async def test_the_51st_socket_of_one_account_closes_4429_and_its_event_streams_
         for socket in sockets:
             await socket.close()
 
+
+
+async def test_store_staff_and_admins_have_a_limit_of_their_own(budget_site):
+    server, api, admin = budget_site
+    store = await api.store(admin)
+    for actor in (store.staff, admin):
+        sockets = [await Watcher.open(server.ws_url, actor.access_token) for _ in range(MAX_STAFF_SOCKETS)]
+        try:
+            for socket in sockets:  # answered: counted by the server
+                assert (await socket.ask({"type": "ping"}))["type"] == "pong"
+            sockets.append(await Watcher.open(server.ws_url, actor.access_token))
+            assert await sockets[-1].wait_closed() == 4429
+            status, body = await stream_status(f"{server.url}/api/stores/{store.id}/events", actor.headers)
+            assert (status, json.loads(body)["message"]) == (429, "At most 3 open sockets and event streams per account.")
+        finally:
+            for socket in sockets:
+                await socket.close()
 
 # --- subscribes that read the database --------------------------------------------------------------
 
