@@ -155,7 +155,9 @@ def test_the_embedded_database_inherits_none_of_the_servers_settings(mongo, monk
 
 def test_a_broker_url_of_an_unknown_scheme_is_one_line_without_the_url(tmp_path):
     result = _run(tmp_path, "serve", REDIS_URL="garbage://:hunter22@cache/0", PORT=str(free_loopback_port()))
-    assert _the_one_error_line(result) == "error: REDIS_URL: must start with one of redis://, rediss://, unix://, memory://."
+    assert _the_one_error_line(result) == (
+        "error: REDIS_URL: must start with one of redis://, rediss://, unix://, memory://, redis+cluster://, "
+        "rediss+cluster://.")
     assert "hunter22" not in result.stderr
 
 

@@ -329,3 +329,15 @@ def test_a_cluster_url_names_nodes_as_host_port():
     assert Settings(redis_url="rediss+cluster://user:pw@node-a:7000").redis_url
     with pytest.raises(ValueError, match=r"host:port\[,host:port…\]"):
         Settings(redis_url="redis+cluster://10.0.0.1,10.0.0.2:7001")
+
+
+def test_an_unreachable_cluster_is_one_line_without_its_password(tmp_path, mongo):
+    from server.embedded_mongo import free_loopback_port
+    from tests.test_startup import _run, _the_one_error_line
+
+    nodes = f"127.0.0.1:{free_loopback_port()},127.0.0.1:{free_loopback_port()}"
+    result = _run(tmp_path, "serve", REDIS_URL=f"redis+cluster://:hunter22@{nodes}", MONGODB_URL=mongo.url,
+                  MONGODB_DATABASE="unreachable_cluster", PORT=str(free_loopback_port()), LOG_LEVEL="warning")
+    line = _the_one_error_line(result)
+    assert line.startswith(f"error: Cannot use Redis at redis+cluster://{nodes}: ") and line.endswith("Check REDIS_URL.")
+    assert "hunter22" not in result.stderr + result.stdout

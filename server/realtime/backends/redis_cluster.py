@@ -30,6 +30,7 @@ from urllib.parse import unquote, urlsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.exceptions import RedisClusterException
 
 from server.realtime.backends.base import LIVENESS_SECONDS, BrokerBackend, ConnectionChanged, Deliver
 from server.realtime.backends.redis import BACKOFF_FIRST, BACKOFF_MAX, PROBE_PREFIX, Listener, no_retry
@@ -86,7 +87,10 @@ class RedisClusterBackend(BrokerBackend):
         self._connection_changed = connection_changed
         self._cluster = RedisCluster(startup_nodes=[ClusterNode(host, port) for host, port in self._seeds],
                                      protocol=2, socket_connect_timeout=2, socket_timeout=5, **self._options)
-        await self._cluster.initialize()
+        try:
+            await self._cluster.initialize()
+        except RedisClusterException as exc:  # the startup's one `error:` line names OSErrors
+            raise ConnectionError(str(exc)) from None
         self._live.set()
 
     async def disconnect(self) -> None:
