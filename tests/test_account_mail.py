@@ -181,3 +181,21 @@ async def test_without_smtp_mails_are_written_to_the_outbox(api_factory, tmp_pat
     assert len(files) == 1
     mail = email.message_from_bytes(files[0].read_bytes())
     assert mail["To"] == customer.user["email"] and "/verify-email/" in mail.get_payload(decode=True).decode()
+
+
+async def test_a_stream_ticket_minted_before_a_reset_opens_no_stream(mail_api, smtp):
+    from server.domain.errors import ApiError
+
+    customer = await mail_api.customer()
+    minted = await mail_api.post("/api/auth/stream-ticket", customer)
+    assert minted.status_code == 201, minted.text
+    ticket = minted.json()["data"]["ticket"]
+    await mail_api.post("/api/auth/forgot-password", json={"email": customer.user["email"]})
+    token = link_in(await _mail(mail_api, smtp, customer.user["email"]), "reset-password")
+    assert (await mail_api.post(f"/api/auth/reset-password/{token}", json={"password": NEW_PASSWORD})).status_code == 200
+    try:
+        await mail_api.runtime.accounts.redeem_stream_ticket(ticket)
+    except ApiError as refused:
+        assert refused.status_code == 401
+    else:
+        raise AssertionError("a ticket from before the reset still opened a stream")

@@ -275,7 +275,9 @@ class AccountService:
             raise ApiError(401, messages.STREAM_TICKET_INVALID)
         user_id = str(record["user_id"])
         user = await self._cached_user(user_id)
-        if minted_before_disable(record["created_at"], user.disabled_at):
+        # A password reset ends the ticket's session as a disable does.
+        if any(minted_before_disable(record["created_at"], when)
+               for when in (user.disabled_at, user.sessions_revoked_at)):
             raise ApiError(401, messages.STREAM_TICKET_INVALID)
         return Principal(user_id=user_id, role=user.role, store_id=user.store_id, name=user.name,
                          expires_at=record["token_expires_at"])
