@@ -22,6 +22,10 @@ if TYPE_CHECKING:
     from server.services.tokens import Passwords
 
 SHUTDOWN_GRACE_SECONDS = 3  # plus the runtime's own bounded stop: SIGTERM ends well within 10 s
+# How long the drain's reconnect frames and close frames may take to be written, before uvicorn's
+# own shutdown (and its grace) begins: each socket waits its spread delay on the client's side,
+# so the process need not outlive WS_DRAIN_SECONDS.
+DRAIN_WRITE_SECONDS = 2.0
 
 DEMO_PASSWORDS = {
     Role.ADMIN: ("Demo Admin", "admin@orderpulse.demo", "admin-demo-1"),
@@ -98,15 +102,50 @@ class StartedLifespan:
         await send({"type": "lifespan.shutdown.complete"})
 
 
-def serve(settings: Settings, *, demo: bool = False, simulate: argparse.Namespace | None = None) -> int:
-    """`serve` and `demo`: bind the port, start the runtime, seed the demo through it, serve;
-    `simulate` (demo only) also runs simulated customers until the server stops."""
+def draining_server(config, app: StartedLifespan):
+    """A uvicorn Server whose shutdown first stops accepting, then tells every socket and event
+    stream to come back after its own spread delay (Hub.drain), then does uvicorn's shutdown."""
     import uvicorn
+
+    class DrainingServer(uvicorn.Server):
+        async def shutdown(self, sockets=None) -> None:
+            for server in self.servers:
+                server.close()  # no new connection lands here while the old ones are told to leave
+            runtime = getattr(app.app.state, "runtime", None)
+            if runtime is not None and app._open:
+                try:
+                    await asyncio.wait_for(runtime.hub.drain(runtime.settings.ws_drain_seconds), DRAIN_WRITE_SECONDS)
+                except TimeoutError:
+                    logging.getLogger("orderpulse").warning("shutdown: the drain took over %.0f s; closing the rest",
+                                                            DRAIN_WRITE_SECONDS)
+            await super().shutdown(sockets)
+
+    return DrainingServer(config)
+
+
+def serve(settings: Settings, *, demo: bool = False, simulate: argparse.Namespace | None = None,
+          workers: int = 1, worker_fd: int | None = None, worker_index: int | None = None,
+          worker_args: list[str] | None = None) -> int:
+    """`serve` and `demo`: bind the port, start the runtime, seed the demo through it, serve;
+    `simulate` (demo only) also runs simulated customers until the server stops. With `workers`
+    above 1 this process supervises that many workers (server/workers.py); a worker is given the
+    supervisor's listening socket as `worker_fd`."""
+    import uvicorn
+
+    if worker_fd is None:
+        sock = bind_listener(settings.host, settings.port)
+    else:
+        sock = socket.socket(fileno=worker_fd)
+    if workers > 1 and worker_fd is None:
+        try:
+            return _supervise(settings, sock, workers, demo, worker_args or [])
+        finally:
+            sock.close()
 
     from server.app import create_app
     from server.uvicorn_adapter import server_protocols
 
-    sock = bind_listener(settings.host, settings.port)
+    worker = worker_index is not None
     try:
         # Printed once the server is up: before that, the one line said is the error, if any.
         notices = [notice for notice in (resolve_jwt_secret(settings), resolve_vapid_key(settings)) if notice]
@@ -126,21 +165,24 @@ def serve(settings: Settings, *, demo: bool = False, simulate: argparse.Namespac
             timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
             proxy_headers=True, access_log=False,
         )
-        server = uvicorn.Server(config)
+        server = draining_server(config, app)
 
         async def run() -> None:
             await app.enter()  # database and broker: a ConfigurationError ends here, before serving
             try:
                 if demo:
-                    print("\n".join(await _seed_demo(app.app.state.runtime.accounts.passwords)))
+                    lines = await _seed_demo(app.app.state.runtime.accounts.passwords)
+                    if not worker:  # the supervisor seeded and printed them once
+                        print("\n".join(lines))
                     # Nobody reads a demo's mail: its reset and verification links go to the console.
                     app.app.state.runtime.mailer.echo = lambda to, link: print(f"Mail to {to}: {link}", flush=True)
-                if demo and simulate is not None:
+                if demo and simulate is not None and not worker_index:
                     app.before_exit.append((await _start_simulation(app.app.state.runtime, simulate)).stop)
-                for notice in notices:
-                    print(notice, file=sys.stderr)
-                hint = "  (kitchen: /kitchen, sign in: /login)" if demo else ""
-                print(f"Serving on http://{settings.host}:{settings.port}{hint}", flush=True)
+                if not worker:
+                    for notice in notices:
+                        print(notice, file=sys.stderr)
+                    hint = "  (kitchen: /kitchen, sign in: /login)" if demo else ""
+                    print(f"Serving on http://{settings.host}:{settings.port}{hint}", flush=True)
                 await server.serve(sockets=[sock])
             finally:
                 await app.exit()  # already done by uvicorn's shutdown, unless serving never began
@@ -154,6 +196,26 @@ def serve(settings: Settings, *, demo: bool = False, simulate: argparse.Namespac
     finally:
         sock.close()
     return 0 if server.started else 1
+
+
+def _supervise(settings: Settings, sock: socket.socket, workers: int, demo: bool, worker_args: list[str]) -> int:
+    """The supervisor of `--workers N`: secrets made once (kept in DATA_DIR, where every worker
+    reads them), the demo seeded once, then the workers (server/workers.py)."""
+    from server.workers import supervise
+
+    for notice in (resolve_jwt_secret(settings), resolve_vapid_key(settings)):
+        if notice:
+            print(notice, file=sys.stderr)
+
+    def seed(url: str | None) -> None:
+        from server.config import resolve_password_cost
+        from server.services.tokens import Passwords
+
+        shared = settings.model_copy(update={"mongodb_url": url})
+        passwords = Passwords(resolve_password_cost(settings))
+        print("\n".join(asyncio.run(_with_database(shared, lambda: _seed_demo(passwords)))), flush=True)
+
+    return supervise(settings, sock, workers, worker_args, before_workers=seed if demo else None)
 
 
 async def _with_database(settings: Settings, work):
@@ -337,11 +399,28 @@ def _number_between(minimum: float, maximum: float):
     return parse
 
 
+def _whole_number_between(minimum: int, maximum: int):
+    """An argparse type: a whole number in [minimum, maximum], refused in one line otherwise."""
+    def parse(text: str) -> int:
+        if not text.strip().isdigit() or not minimum <= int(text) <= maximum:
+            raise argparse.ArgumentTypeError(f"must be a whole number from {minimum} to {maximum} (got {text!r})")
+        return int(text)
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="orderpulse", description="Real-time order tracking server.")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("serve", help="serve the API, sockets and pages")
+    serve_command = commands.add_parser("serve", help="serve the API, sockets and pages")
     demo = commands.add_parser("demo", help="create a demo store, menu and users, print their credentials, then serve")
+    for command in (serve_command, demo):
+        command.add_argument("--workers", type=_whole_number_between(1, 64), default=1,
+                             help="worker processes on one port under one supervisor that restarts a dead one "
+                                  "(default 1: this process serves); above 1 without REDIS_URL a local "
+                                  "redis-server is started to share events between them")
+        # Given by the supervisor to its workers: the inherited listening socket, and which worker.
+        command.add_argument("--worker-fd", type=int, help=argparse.SUPPRESS)
+        command.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
     demo.add_argument("--simulate", action="store_true",
                       help="simulated customers order at a lunch-rush pace (the kitchen is yours to run)")
     demo.add_argument("--speed", type=_number_between(1, 3600), default=4.0,
@@ -454,7 +533,12 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
                                  "with ORDERPULSE_ENV=production; use `orderpulse serve` and `orderpulse create-user`.")
     if args.command in ("serve", "demo"):
         simulate = args if args.command == "demo" and args.simulate else None
-        return serve(settings, demo=args.command == "demo", simulate=simulate)
+        # What each worker of a supervisor runs: the same command and demo options.
+        worker_args = [args.command]
+        if simulate is not None:
+            worker_args += ["--simulate", "--speed", str(args.speed), "--no-show-rate", str(args.no_show_rate)]
+        return serve(settings, demo=args.command == "demo", simulate=simulate, workers=args.workers,
+                     worker_fd=args.worker_fd, worker_index=args.worker_index, worker_args=worker_args)
     resolve_jwt_secret(settings)
     if args.command == "create-user":
         print(asyncio.run(_with_database(settings, lambda: _create_user(settings, args))))

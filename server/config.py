@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     ws_ping_interval_seconds: float = Field(20, gt=0)
     ws_ping_timeout_seconds: float = Field(10, gt=0)
     ws_stall_close_seconds: float = Field(30, gt=0)
+    # On SIGTERM each socket and event stream is told to come back after a delay spread over this
+    # window, so a deploy's reconnects arrive spread rather than at once (0: all at once).
+    ws_drain_seconds: float = Field(10, ge=0, le=300)
     ws_queue_size: int = Field(256, ge=8)
     ws_max_frame_bytes: int = 16 * 1024
     ws_max_frames_per_second: int = 20

@@ -1,4 +1,10 @@
-"""Prometheus metrics of one process, served at `/metrics`."""
+"""Prometheus metrics of one process, served at `/metrics`.
+
+Under `--workers N` the supervisor sets PROMETHEUS_MULTIPROC_DIR and every worker's values go to
+files there, so `/metrics` on any worker reports the whole host (server/http/ops_routes.py). Each
+gauge says how its workers' values combine (`multiprocess_mode`, ignored by a single process):
+counts of open things add up over the live workers; a 0/1 health gauge takes the worst live one.
+"""
 
 from __future__ import annotations
 
@@ -38,18 +44,18 @@ WEBHOOK_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 
-SOCKETS_OPEN = Gauge("orderpulse_sockets_open", "Open WebSocket connections.")
-SSE_STREAMS_OPEN = Gauge("orderpulse_sse_streams_open", "Open Server-Sent Events streams.")
-SUBSCRIPTIONS = Gauge("orderpulse_subscriptions", "Order and store subscriptions held by sockets.", ["kind"])
+SOCKETS_OPEN = Gauge("orderpulse_sockets_open", "Open WebSocket connections.", multiprocess_mode="livesum")
+SSE_STREAMS_OPEN = Gauge("orderpulse_sse_streams_open", "Open Server-Sent Events streams.", multiprocess_mode="livesum")
+SUBSCRIPTIONS = Gauge("orderpulse_subscriptions", "Order and store subscriptions held by sockets.", ["kind"], multiprocess_mode="livesum")
 BUDGET_REFUSALS = Counter("orderpulse_realtime_refused_total",
                           "Sockets, event streams and subscribes refused by an account's budget.", ["budget"])
 SNAPSHOT_ORDERS = Counter("orderpulse_snapshot_orders_total",
                           "Orders named by `orderIds` subscribes, by where their state came from.", ["source"])
 MEMORY_TRIMS = Counter("orderpulse_memory_trims_total", "Freed memory given back to the system after subscribers left.")
-BROKER_CHANNELS = Gauge("orderpulse_broker_channels", "Broker channels this process listens to.")
+BROKER_CHANNELS = Gauge("orderpulse_broker_channels", "Broker channels this process listens to.", multiprocess_mode="livesum")
 STORAGE_REFUSING_WRITES = Gauge("orderpulse_storage_refusing_writes",
                                 "1 while the database refuses writes for lack of storage (full or read-only disk), "
-                                "as last seen by a request or /readyz.")
+                                "as last seen by a request or /readyz.", multiprocess_mode="livemax")
 EVENTS_FANNED_OUT = Counter("orderpulse_events_fanned_out_total", "Event frames queued to sockets.")
 EVENTS_COALESCED = Counter("orderpulse_events_coalesced_total", "Queued frames replaced by a newer state.")
 EVENTS_DROPPED = Counter("orderpulse_events_dropped_total", "Frames not delivered (stale version or closed socket).")
@@ -57,7 +63,8 @@ EMBEDDED_MONGO_RESTARTS = Counter("orderpulse_embedded_mongo_restarts_total",
                                   "Embedded nx-27017 children restarted after they died.")
 BROKER_RECONNECTS = Counter("orderpulse_broker_reconnects_total", "Broker connections re-established.")
 BROKER_UP = Gauge("orderpulse_broker_up", "1 while every broker listener connection is live, 0 while one is being "
-                  "re-established (events may be missed until the resync that follows).")
+                  "re-established (events may be missed until the resync that follows).",
+                  multiprocess_mode="livemin")
 BROKER_SILENT_CONNECTIONS = Counter("orderpulse_broker_silent_connections_total",
                                     "Broker listener connections torn down because not even their liveness probe "
                                     "came through within BROKER_LIVENESS_SECONDS.")

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -137,7 +139,19 @@ async def metrics(request: Request):
     if wait is not None:
         seconds = retry_after(wait)
         return failure(429, messages.SCRAPES_TOO_FAST.format(seconds=seconds), headers={"Retry-After": seconds})
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(_registry()), media_type=CONTENT_TYPE_LATEST)
+
+
+def _registry():
+    """This process's metrics; under a `--workers` supervisor (PROMETHEUS_MULTIPROC_DIR set), the
+    whole host's, summed over every worker's files, whichever worker answers."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import REGISTRY
+
+        return REGISTRY
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)
+    return registry
 
 
 async def openapi(request: Request):

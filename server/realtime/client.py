@@ -51,6 +51,8 @@ class Subscriber:
         # While a subscribe reads its snapshot, events wait here so the snapshot goes out first.
         self._held: list[OrderChange] | None = None
         self.abort: Callable[[int], Awaitable[None]] | None = None
+        # The transport's way to tell its client to come back after a delay in ms, then end (a drain).
+        self.reconnect: Callable[[int], Awaitable[None]] | None = None
         # The transport's way to write an event immediately; returns False when it cannot.
         self.write_now: Callable[[OrderChange, bool], bool] | None = None
         # How this transport writes ready-time estimates; None: its clients do not read them.
@@ -178,4 +180,4 @@ class Subscriber:
         the connection ends, not at the collector's next full pass."""
         self.sent_versions = {}
         self._held = None
-        self.abort = self.on_ready = self.write_now = self.render_estimates = None
+        self.abort = self.reconnect = self.on_ready = self.write_now = self.render_estimates = None

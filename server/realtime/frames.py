@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 CLOSE_UNAUTHORISED = 4401
 CLOSE_TOO_BIG = 1009
 CLOSE_POLICY = 1008
+CLOSE_SERVICE_RESTART = 1012  # the process is stopping: reconnect after the `reconnect` frame's retryAfterMs
 CLOSE_TOO_MANY = 4429  # the account has its most sockets and event streams open already
 MAX_ORDER_IDS = 100
 
@@ -123,3 +124,8 @@ def pong(frame_id: Any = None) -> str:
 
 def authenticated(frame_id: Any = None) -> str:
     return _render({"type": "authenticated"}, frame_id)
+
+
+def reconnect(retry_after_ms: int) -> str:
+    """`{"type": "reconnect", "retryAfterMs": ...}`: sent before closing with 1012 on a drain."""
+    return _render({"type": "reconnect", "retryAfterMs": retry_after_ms}, None)

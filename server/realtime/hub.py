@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import sys
 import time
 from collections import defaultdict
@@ -106,6 +107,18 @@ class Hub:
         for subscriber in list(self.subscribers):
             if subscriber.abort:
                 await subscriber.abort(1001)
+
+    async def drain(self, window_seconds: float) -> None:
+        """Tell every socket and event stream to reconnect, each after its own delay spread evenly
+        over `window_seconds` (one slot each, jittered within it, in random order), so a stopping
+        process's clients come back spread over the window rather than all at once."""
+        subscribers = [s for s in self.subscribers if s.reconnect is not None]
+        random.shuffle(subscribers)
+        count = len(subscribers)
+        window_ms = window_seconds * 1000
+        await asyncio.gather(*(subscriber.reconnect(int(window_ms * (slot + random.random()) / count))
+                               for slot, subscriber in enumerate(subscribers) if subscriber.reconnect is not None),
+                             return_exceptions=True)
 
     # --- membership ------------------------------------------------------------------------
 

@@ -14,7 +14,8 @@ from server.domain.access import Principal
 from server.realtime import frames
 from server.realtime.client import Subscriber
 from server.realtime.events import OrderChange
-from server.realtime.frames import CLOSE_POLICY, CLOSE_TOO_BIG, CLOSE_TOO_MANY, CLOSE_UNAUTHORISED, FrameRefused
+from server.realtime.frames import (CLOSE_POLICY, CLOSE_SERVICE_RESTART, CLOSE_TOO_BIG, CLOSE_TOO_MANY,
+                                    CLOSE_UNAUTHORISED, FrameRefused)
 from server.realtime.hub import Hub
 from server.services.subscriptions import SubscriptionRefused
 
@@ -89,6 +90,7 @@ class SocketSession:
         expiry = asyncio.get_running_loop().call_later(
             max(0.0, self.sub.principal.expires_at - self._clock.now().timestamp()), self._expire)
         self.sub.abort = self.close
+        self.sub.reconnect = self.reconnect
         self.sub.on_ready = self._start_writer
         try:
             await self._read()
@@ -123,6 +125,23 @@ class SocketSession:
                     self._drop()
         finally:
             self._stop_reading()
+
+    async def reconnect(self, retry_after_ms: int) -> None:
+        """The drain: a `reconnect` frame naming when to come back, then close with 1012. Events
+        still queued are dropped: the client's subscribe after reconnecting gets a fresh snapshot."""
+        if self._closing:
+            return
+        self.sub.close()
+        writer = self._writer
+        if writer is not None and not writer.done():
+            writer.cancel()  # its frame in flight would interleave with the reconnect frame
+            await asyncio.gather(writer, return_exceptions=True)
+        if self.ws.application_state == WebSocketState.CONNECTED:
+            try:
+                await asyncio.wait_for(self.ws.send_text(frames.reconnect(retry_after_ms)), CLOSE_FRAME_SECONDS)
+            except Exception:
+                pass  # the close below resets a peer that cannot take it
+        await self.close(CLOSE_SERVICE_RESTART)
 
     def _stop_reading(self) -> None:
         """End the read loop if it is waiting for a frame: the session is over."""

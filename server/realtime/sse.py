@@ -75,15 +75,28 @@ async def open_stream(hub: Hub, settings: Settings, principal: Principal, subscr
             if task is not None and task is not asyncio.current_task():
                 task.cancel()
 
+        drained: list[int] = []
+
+        async def reconnect(retry_after_ms: int) -> None:
+            # The drain: the stream ends with a `retry:` of this delay, which the EventSource waits
+            # before reconnecting (with Last-Event-ID, so it resumes from the version it holds).
+            drained.append(retry_after_ms)
+            subscriber.close()
+
         subscriber.abort = abort
+        subscriber.reconnect = reconnect
         metrics.SSE_STREAMS_OPEN.inc()
         try:
             yield f"retry: {RETRY_MILLISECONDS}\n\n"
             while not subscriber.closed:
                 frame = await subscriber.next_frame(timeout=heartbeat)
+                if frame is None and subscriber.closed:
+                    break
                 subscriber.sending()
                 yield frame if frame is not None else ": heartbeat\n\n"
                 subscriber.sent()
+            if drained:
+                yield f"retry: {drained[0]}\n\n"
         finally:
             metrics.SSE_STREAMS_OPEN.dec()
 
