@@ -123,11 +123,20 @@ async def _reach(client: AsyncMongoClient, url: str, settings: Settings) -> None
 
 
 def client_options(settings: Settings) -> dict[str, Any]:
-    """Driver timeouts from the settings: they win over the same options in the URL."""
+    """Driver timeouts from the settings, and how writes and reads meet a replica set: they win
+    over the same options in the URL.
+
+    An order change is acknowledged once a majority of the set holds it (a failover cannot roll
+    back a change a client was shown), a write interrupted by a failover is retried once on the
+    new primary (order updates are compare-and-set on the version, so a retry never applies twice),
+    and state is read from the primary, never a lagging secondary. nx-27017 accepts all three."""
     return {
         "serverSelectionTimeoutMS": int(settings.mongodb_server_selection_timeout_seconds * 1000),
         "connectTimeoutMS": int(settings.mongodb_connect_timeout_seconds * 1000),
         "socketTimeoutMS": int(settings.mongodb_socket_timeout_seconds * 1000),
+        "w": "majority",
+        "retryWrites": True,
+        "readPreference": "primary",
     }
 
 

@@ -253,7 +253,7 @@ export class LiveFeed extends EventTarget {
     ws.onclose = (event) => {
       clearTimeout(openTimer);
       if (this.ws !== ws) return;
-      this.onSocketClosed(event.code, !!ws.gotSnapshot);
+      this.onSocketClosed(event.code, !!ws.gotSnapshot, ws.retryAfterMs);
     };
   }
 
@@ -270,7 +270,7 @@ export class LiveFeed extends EventTarget {
     this.onSocketClosed(code, !!ws.gotSnapshot);
   }
 
-  onSocketClosed(code, worked) {
+  onSocketClosed(code, worked, retryAfterMs = null) {
     this.ws = null;
     this.subscribed = false;
     this.stopHeartbeat();
@@ -286,16 +286,24 @@ export class LiveFeed extends EventTarget {
       return;
     }
     if (!worked) this.failuresWithoutOpen += 1;
-    this.scheduleReconnect();
+    this.scheduleReconnect(retryAfterMs);
   }
 
-  scheduleReconnect() {
+  scheduleReconnect(retryAfterMs = null) {
     if (this.stopped || this.retryTimer) return;
-    const ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** this.attempt);
-    // "Equal jitter": never less than half the step, so a crowd of clients spreads out
-    // after a server restart without anyone retrying too eagerly.
-    const delay = Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
-    this.attempt += 1;
+    let delay;
+    if (retryAfterMs != null) {
+      // A stopping server named when to come back (its drain spreads its clients over
+      // WS_DRAIN_SECONDS); a little jitter on top, and no penalty: the socket had worked.
+      delay = Math.round(retryAfterMs + Math.random() * BACKOFF_BASE_MS);
+      this.attempt = 0;
+    } else {
+      const ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** this.attempt);
+      // "Equal jitter": never less than half the step, so a crowd of clients spreads out
+      // after a server restart without anyone retrying too eagerly.
+      delay = Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
+      this.attempt += 1;
+    }
     this.retryTimer = setTimeout(() => {
       this.retryTimer = null;
       this.connect();
@@ -337,6 +345,11 @@ export class LiveFeed extends EventTarget {
         break;
       case "error":
         this.emit("servererror", frame);
+        break;
+      case "reconnect":
+        // The server is stopping (a deploy): it closes with 1012 next; come back after this
+        // delay, then the subscribe's snapshot brings every order to its current version.
+        if (this.ws) this.ws.retryAfterMs = Math.max(0, Number(frame.retryAfterMs) || 0);
         break;
       case "eta":
         this.emit("eta", { storeId: frame.storeId, orders: frame.orders || [] });
