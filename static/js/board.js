@@ -94,12 +94,12 @@ class Revoked extends Error {}
 
 async function follow() {
   current = new AbortController();
+  lastHeard = Date.now(); // a server that never answers is given up on like a silent stream
   const response = await fetch(`/api/stores/${encodeURIComponent(storeId)}/board/events`, {
     headers: { "X-Display-Key": key, Accept: "text/event-stream" }, cache: "no-store", signal: current.signal,
   });
   if (response.status === 401 || response.status === 404) throw new Revoked();
   if (!response.ok || !response.body) throw new Error(`board stream answered ${response.status}`);
-  lastHeard = Date.now();
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = "";
   for (;;) {

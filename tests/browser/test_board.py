@@ -163,6 +163,12 @@ def test_a_stalled_stream_shows_reconnecting_instead_of_stale_numbers(rush, open
         expect(banner).to_contain_text(re.compile(r"Reconnecting… last updated \d\d:\d\d:\d\d"))
         expect(page.locator(f"#preparing [data-number='{short(order)}']")).to_be_hidden()
         screenshot(page, "board-stalled-1920x1080")
+        # Its reconnections go unanswered too (the frozen server's kernel still accepts them): each is
+        # given up on like a silent stream and tried again, and the banner keeps the last real update.
+        stalled_at = banner.inner_text()
+        for _ in range(2):
+            page.wait_for_event("request", lambda request: request.url.endswith("/board/events"), timeout=15_000)
+        expect(banner).to_have_text(stalled_at)
     finally:
         server.process.send_signal(signal.SIGCONT)
     expect(banner).to_be_hidden(timeout=15_000)
