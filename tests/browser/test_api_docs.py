@@ -36,7 +36,8 @@ def test_docs_render_the_api_reference_from_openapi_json_without_leaving_loopbac
     expect(page.get_by_text("registerNumber").first).to_be_attached()
     # Search runs in Redoc's blob worker, which the policy allows.
     page.get_by_placeholder("Search...").fill("poll-status")
-    expect(page.locator("[data-role='search:results'] li").first).to_be_visible()
+    # The worker indexes the whole document first; on a loaded machine that takes several seconds.
+    expect(page.locator("[data-role='search:results'] li").first).to_be_visible(timeout=20_000)
     screenshot(page, "api-docs-1920x1080")
 
     assert console_errors == [], console_errors
