@@ -185,3 +185,17 @@ def metric_value(text: str, name: str, **labels: str) -> float:
 
     return sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
                if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()))
+
+
+async def order_read_times(api: Api, actor: Actor, order_id: str, *, count: int | None = None,
+                           until: asyncio.Event | None = None) -> list[float]:
+    """Seconds each `GET /api/orders/{id}` took, read one after another `count` times or until
+    `until` is set: the database-backed route the flood tests time, idle and under attack."""
+    samples: list[float] = []
+    while (count is not None and len(samples) < count) or (until is not None and not until.is_set()):
+        started = time.perf_counter()
+        response = await api.get(f"/api/orders/{order_id}", actor)
+        samples.append(time.perf_counter() - started)
+        assert response.status_code == 200, response.text
+    assert len(samples) >= 5, samples
+    return samples

@@ -21,7 +21,7 @@ from server.services.login_throttle import address_subject
 from server.services.tokens import HashingThreads, Passwords
 from tests.clock import ManualClock
 from tests.harness import PRODUCTION_PASSWORD_COST, ServerProcess, as_settings, create_admin
-from tests.support import PASSWORD, Api
+from tests.support import PASSWORD, Api, order_read_times
 from tests.test_openapi import check
 
 WRONG = "wrong-password-1"
@@ -231,19 +231,7 @@ FLOOD_ATTEMPTS = 300
 
 async def _p50_of_reads(api: Api, actor, order_id: str, *, count: int | None = None,
                         until: asyncio.Event | None = None) -> float:
-    return statistics.median(await _reads(api, actor, order_id, count=count, until=until))
-
-
-async def _reads(api: Api, actor, order_id: str, *, count: int | None = None,
-                 until: asyncio.Event | None = None) -> list[float]:
-    samples: list[float] = []
-    while (count is not None and len(samples) < count) or (until is not None and not until.is_set()):
-        started = time.perf_counter()
-        response = await api.get(f"/api/orders/{order_id}", actor)
-        samples.append(time.perf_counter() - started)
-        assert response.status_code == 200, response.text
-    assert len(samples) >= 5, samples
-    return samples
+    return statistics.median(await order_read_times(api, actor, order_id, count=count, until=until))
 
 
 async def test_a_login_flood_does_not_stall_other_clients(pair):
@@ -261,7 +249,7 @@ async def test_a_login_flood_does_not_stall_other_clients(pair):
     customer = await api.customer()
     order = await api.place_order(customer, store)
     await _p50_of_reads(api, customer, order["id"], count=10)  # warm: connection, caller cache
-    idle_reads = await _reads(api, customer, order["id"], count=IDLE_SAMPLES // 2)
+    idle_reads = await order_read_times(api, customer, order["id"], count=IDLE_SAMPLES // 2)
 
     attempts = itertools.count()
     answers: list[int] = []
@@ -283,7 +271,7 @@ async def test_a_login_flood_does_not_stall_other_clients(pair):
         for client in clients:
             await client.aclose()
     assert answers and set(answers) == {401}, set(answers)
-    idle_reads += await _reads(api, customer, order["id"], count=IDLE_SAMPLES // 2)
+    idle_reads += await order_read_times(api, customer, order["id"], count=IDLE_SAMPLES // 2)
     idle = statistics.median(idle_reads)
     ratio = loaded / idle
     print(f"login flood: {len(answers)} attempts, read p50 idle {idle * 1000:.1f} ms, "

@@ -16,7 +16,7 @@ import segno
 
 from server.domain.upi import payment_link
 from tests.harness import ServerProcess, create_admin
-from tests.support import PASSWORD, Api
+from tests.support import PASSWORD, Api, order_read_times
 
 
 def _link(n: int) -> str:
@@ -76,18 +76,6 @@ async def server(mongo, tmp_path_factory):
         process.kill()
 
 
-async def _reads(api: Api, actor, order_id: str, *, count: int | None = None,
-                 until: asyncio.Event | None = None) -> list[float]:
-    samples: list[float] = []
-    while (count is not None and len(samples) < count) or (until is not None and not until.is_set()):
-        started = time.perf_counter()
-        response = await api.get(f"/api/orders/{order_id}", actor)
-        samples.append(time.perf_counter() - started)
-        assert response.status_code == 200, response.text
-    assert len(samples) >= 5, samples
-    return samples
-
-
 async def test_anonymous_clients_drawing_new_codes_do_not_stall_a_database_route(server):
     """Six anonymous clients, each its own address, ask for a new code without pause; reads of an
     order by a signed-in customer must stay within 3x their idle median (the flood's work runs in
@@ -100,8 +88,8 @@ async def test_anonymous_clients_drawing_new_codes_do_not_stall_a_database_route
     store = await api.store(await api.login(admin_email))
     customer = await api.customer()
     order = await api.place_order(customer, store)
-    await _reads(api, customer, order["id"], count=10)
-    idle_reads = await _reads(api, customer, order["id"], count=20)
+    await order_read_times(api, customer, order["id"], count=10)
+    idle_reads = await order_read_times(api, customer, order["id"], count=20)
 
     links = itertools.count(1000)
     answers: list[int] = []
@@ -119,12 +107,12 @@ async def test_anonymous_clients_drawing_new_codes_do_not_stall_a_database_route
     try:
         flooding = asyncio.gather(*(flood(a) for a in attackers))
         flooding.add_done_callback(lambda _: done.set())
-        loaded = statistics.median(await _reads(api, customer, order["id"], until=done))
+        loaded = statistics.median(await order_read_times(api, customer, order["id"], until=done))
         await flooding
     finally:
         for attacker in attackers:
             await attacker.aclose()
-    idle_reads += await _reads(api, customer, order["id"], count=20)
+    idle_reads += await order_read_times(api, customer, order["id"], count=20)
     await client.aclose()
     idle = statistics.median(idle_reads)
     drawn = answers.count(200)
