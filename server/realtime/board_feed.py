@@ -20,6 +20,7 @@ import orjson
 
 from server import metrics
 from server.realtime.broker import Broker
+from server.realtime.latest import LatestMessage
 from server.realtime.sse import RETRY_MILLISECONDS, EventStream
 from server.services.board import board_channel
 from server.services.changes import is_estimates, store_channel
@@ -30,36 +31,19 @@ ReadBoard = Callable[[str], Awaitable[dict[str, Any] | None]]
 """The store's board now (None: no such store)."""
 
 
-class BoardWatcher:
+class BoardWatcher(LatestMessage):
     """One board's view: the newest board it has not sent yet, and a wake-up."""
 
     def __init__(self, store_id: str) -> None:
+        super().__init__()
         self.store_id = store_id
         self._last: bytes | None = None
-        self._pending: bytes | None = None
-        self._ready = asyncio.Event()
-        self.closed = False
 
     def offer(self, payload: bytes) -> None:
         if self.closed or payload == self._last:
             return
-        self._last = self._pending = payload
-        self._ready.set()
-
-    async def next_board(self, timeout: float) -> bytes | None:
-        """The next board to send, or None after `timeout` with nothing new (or once closed)."""
-        if self._pending is None and not self.closed:
-            self._ready.clear()
-            try:
-                await asyncio.wait_for(self._ready.wait(), timeout)
-            except TimeoutError:
-                return None
-        payload, self._pending = self._pending, None
-        return payload
-
-    def close(self) -> None:
-        self.closed = True
-        self._ready.set()
+        self._last = payload
+        self.put(payload)
 
 
 class BoardFeed:
@@ -202,7 +186,7 @@ async def open_board_stream(feed: BoardFeed, store_id: str, heartbeat_seconds: f
         try:
             yield f"retry: {RETRY_MILLISECONDS}\n\n{alive}"
             while not watcher.closed:
-                payload = await watcher.next_board(heartbeat_seconds)
+                payload = await watcher.next(heartbeat_seconds)
                 if loop.time() - checked >= heartbeat_seconds:
                     checked = loop.time()
                     if not await allowed():

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from server.realtime.broker import Broker
+from server.realtime.latest import LatestMessage
 from server.services.changes import catalog_channel
 
 log = logging.getLogger("orderpulse.catalog_feed")
@@ -25,37 +26,19 @@ ReadMenu = Callable[[str], Awaitable[dict[str, Any] | None]]
 """The store's menu snapshot now (None: no such store)."""
 
 
-class MenuWatcher:
+class MenuWatcher(LatestMessage):
     """One page's view of one store's menu: the newest unsent message, and a wake-up."""
 
     def __init__(self, store_id: str) -> None:
+        super().__init__()
         self.store_id = store_id
         self.revision = -1
-        self._pending: bytes | None = None
-        self._ready = asyncio.Event()
-        self.closed = False
 
     def offer(self, revision: int, payload: bytes) -> None:
         if self.closed or revision <= self.revision:
             return
         self.revision = revision
-        self._pending = payload
-        self._ready.set()
-
-    async def next_menu(self, timeout: float) -> bytes | None:
-        """The next menu to send, or None after `timeout` with nothing new (or once closed)."""
-        if self._pending is None and not self.closed:
-            self._ready.clear()
-            try:
-                await asyncio.wait_for(self._ready.wait(), timeout)
-            except TimeoutError:
-                return None
-        payload, self._pending = self._pending, None
-        return payload
-
-    def close(self) -> None:
-        self.closed = True
-        self._ready.set()
+        self.put(payload)
 
 
 class CatalogFeed:

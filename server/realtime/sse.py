@@ -129,7 +129,7 @@ async def open_menu_stream(feed: CatalogFeed, store_id: str, heartbeat_seconds: 
         try:
             yield f"retry: {RETRY_MILLISECONDS}\n\n"
             while not watcher.closed:
-                payload = await watcher.next_menu(heartbeat_seconds)
+                payload = await watcher.next(heartbeat_seconds)
                 if payload is None:
                     yield ": heartbeat\n\n"
                 else:

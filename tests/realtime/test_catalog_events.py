@@ -82,13 +82,13 @@ async def test_after_a_broker_reconnect_menu_watchers_get_a_change_they_missed(a
     feed = api.runtime.hub.catalog
     watcher = await feed.watch(store.id)
     try:
-        first = orjson.loads(await watcher.next_menu(1))
+        first = orjson.loads(await watcher.next(1))
         # A change whose message was lost while the broker was away: written, revision taken, never published.
         fries = store.menu[1]["id"]
         await MenuItem.get_pymongo_collection().update_one({"_id": ObjectId(fries)}, {"$set": {"is_available": False}})
         await catalog.menu_snapshot(store.id, bump=True)
         api.runtime.broker._connection_changed(True)  # what the engine reports once it is back
-        payload = await until(lambda: watcher.next_menu(0.05), message="the menu read again after the reconnect")
+        payload = await until(lambda: watcher.next(0.05), message="the menu read again after the reconnect")
         again = orjson.loads(payload)
         assert again["revision"] == first["revision"] + 1
         assert next(i for i in again["menu"] if i["id"] == fries)["isAvailable"] is False
