@@ -5,7 +5,7 @@
 
 import { api, ApiError, isCustomer, requireSession } from "./api.js";
 import { clearCart, readCart } from "./cart.js";
-import { announce, formatCountdown, formatMoney, h, spokenDuration } from "./format.js";
+import { announce, formatCountdown, formatMoney, formatTime, h, spokenDuration } from "./format.js";
 import { bindShopChrome } from "./shop.js";
 
 const CHECKOUT_KEY = "orderpulse.checkout";
@@ -56,6 +56,15 @@ function policyNotice(policy) {
   }
   return h("p", { class: "muted", id: "policy-notice", dataset: { tier: policy.trustTier },
     text: `Pay within ${policy.unpaidTimeoutMinutes} minutes, and collect within ${policy.readyTimeoutMinutes} minutes of the order being ready; a missed pickup counts against ordering later.` });
+}
+
+// A store capping what it takes per 15-minute slot sends a checkout past a full slot to the next
+// one with room: say so before the customer pays, with the time that slot is ready around.
+function slotNotice(slot) {
+  if (!slot?.deferred || !slot.readyAround) return null;
+  return h("div", { class: "notice notice--info", role: "status", id: "slot-notice" },
+    h("div", {}, h("strong", { text: `Ready around ${formatTime(slot.readyAround)}` }),
+      "The kitchen is full for the next few minutes, so this order takes the next free slot."));
 }
 
 function renderSession(entry) {
@@ -122,6 +131,7 @@ function renderSession(entry) {
       h("li", {}, h("span", { class: "items__qty", text: `${item.quantity} ×` }), h("span", { text: item.name }),
         h("span", { class: "tabular", text: formatMoney(item.total) })))),
     h("p", { class: "cart-total" }, h("span", { text: "Total" }), h("span", { class: "tabular", id: "checkout-total", text: formatMoney(session.totalAmount) })),
+    slotNotice(session.slot),
     policyNotice(session.noShowPolicy));
   show(items, form);
 
