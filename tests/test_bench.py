@@ -34,7 +34,7 @@ def _env(mongo) -> dict[str, str]:
     # Development, as `orderpulse demo` runs: it refuses the `.test` emails a test server accepts.
     return {"MONGODB_URL": mongo.url, "MONGODB_DATABASE": f"bench_{uuid.uuid4().hex[:10]}",
             "ORDERPULSE_ENV": "development", "POLL_MIN_INTERVAL_SECONDS": "0",
-            "UNPAID_ORDER_TIMEOUT_MINUTES": "0.1", "WEBHOOK_ALLOWED_HOSTS": "127.0.0.1"}
+            "UNPAID_ORDER_TIMEOUT_MINUTES": "0.2", "WEBHOOK_ALLOWED_HOSTS": "127.0.0.1"}
 
 
 def _admin_args() -> list[str]:
@@ -131,7 +131,7 @@ def test_every_scenario_reports_coherent_results(server_pair, tmp_path):
     assert _value(pvp, "poll_cpu_s") >= 0 and _value(pvp, "socket_cpu_s") >= 0
 
     deadlines = scenarios["deadlines"]
-    assert deadlines["params"]["unpaidTimeoutMinutes"] == 0.1
+    assert deadlines["params"]["unpaidTimeoutMinutes"] == 0.2
     assert _value(deadlines, "cancelled") == _value(deadlines, "orders") == 16
     assert deadlines["params"]["cancellationReasons"] == {"payment_timeout": 16}
     assert not math.isnan(deadlines["distributions"]["lateness"]["p99"])

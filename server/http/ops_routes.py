@@ -94,7 +94,8 @@ def _bounded_state(request: Request) -> _Bounded:
 async def readyz(request: Request):
     bounds = _bounded_state(request)
     if bounds.checking is None:
-        if bounds.last_readiness is not None and bounds.readiness.take("", time.monotonic()) is not None:
+        now = request.app.state.runtime.clock.monotonic()
+        if bounds.last_readiness is not None and bounds.readiness.take("", now) is not None:
             status, body = bounds.last_readiness
             return JSONResponse(body, status_code=status)
         bounds.checking = asyncio.ensure_future(_readiness(request.app.state.runtime))
@@ -135,7 +136,7 @@ async def _bounded(check, timeout: float) -> bool:
 
 
 async def metrics(request: Request):
-    wait = _bounded_state(request).scrapes.take("", time.monotonic())
+    wait = _bounded_state(request).scrapes.take("", request.app.state.runtime.clock.monotonic())
     if wait is not None:
         seconds = retry_after(wait)
         return failure(429, messages.SCRAPES_TOO_FAST.format(seconds=seconds), headers={"Retry-After": seconds})
