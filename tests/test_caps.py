@@ -105,7 +105,7 @@ async def test_when_every_slot_is_full_checkout_is_refused_and_the_store_reopens
     assert session["slot"]["deferred"] is False
     # Released once only, however often the order is published again.
     api.runtime.slots.order_changed(await Order.get(first))
-    await asyncio.sleep(0.05)
+    await api.runtime.slots.releases_done()
     counter = await Counter.get_pymongo_collection().find_one({"_id": f"slot:{store.id}:"
                                                                       f"{slot_start(clock.now()):%Y%m%dT%H%M}"})
     assert counter["seq"] == 0

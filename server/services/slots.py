@@ -130,6 +130,10 @@ class SlotReleaser:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def releases_done(self) -> None:
+        """Wait for the releases started so far (at shutdown, and for tests proving one ran once)."""
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
     async def _release(self, order: Order) -> None:
         try:
             cleared = await Order.get_pymongo_collection().update_one(
