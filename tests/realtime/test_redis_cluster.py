@@ -252,6 +252,40 @@ async def test_subscribers_converge_within_5_s_of_a_failover_while_changes_flow(
             await watcher.close()
 
 
+async def test_a_frozen_master_is_noticed_by_its_shards_probe_and_the_sockets_resync(on_cluster: OnCluster):
+    on = on_cluster
+    store = on.stores[1]
+    order = await on.api_a.place_order(on.customers[2], store)
+    watchers = [await Watcher.open(server.ws_url, store.staff.access_token) for server in (on.a, on.b)]
+    victim = on.redis.owner(f"store:{store.id}")
+    try:
+        for watcher in watchers:
+            await watcher.subscribe(storeId=store.id)
+        silent = [metric(await metrics_of(s), "orderpulse_broker_silent_connections_total") for s in (on.a, on.b)]
+        snapshots = [len(w.snapshots) for w in watchers]
+        # Its sockets stay open and nothing comes through them: only the probe can tell.
+        on.redis.freeze(victim)
+        frozen_at = time.monotonic()
+        for server, before in zip((on.a, on.b), silent):
+            await until(lambda: _silent_since(server, before), timeout=LIVENESS + 1.5, interval=0.05,
+                        message="the frozen master's connection noticed by its probe")
+        assert time.monotonic() - frozen_at <= LIVENESS + 1.5
+        # A change while it is frozen (its replica may or may not have taken over meanwhile), then the thaw.
+        await on.api_b.advance(store, order["id"], "paid", "processing")
+        on.redis.thaw(victim)
+        await until(lambda: all(len(w.snapshots) > n for w, n in zip(watchers, snapshots)), timeout=10,
+                    message="a fresh snapshot at every socket")
+        await converge(on, store, watchers, [order["id"]], timeout=5)
+    finally:
+        on.redis.thaw(victim)
+        for watcher in watchers:
+            await watcher.close()
+
+
+async def _silent_since(server: ServerProcess, before: float) -> bool:
+    return metric(await metrics_of(server), "orderpulse_broker_silent_connections_total") > before
+
+
 @pytest_asyncio.fixture
 async def frozen_redis_site(mongo):
     root = Path(tempfile.mkdtemp(prefix="orderpulse-frozen-"))

@@ -40,6 +40,9 @@ log = logging.getLogger("orderpulse.broker.redis_cluster")
 # Publishes in flight at once, each holding at most one connection per channel (3 for a change):
 # under the cluster client's 100 connections per node, with room for the probes.
 PUBLISHES_IN_FLIGHT = 32
+# A frozen master would hold a change's API call through the cluster client's retries (over 20 s);
+# past this the outbox mark stays and the relay republishes once the shard is back.
+PUBLISH_TIMEOUT_SECONDS = 2.0
 
 
 def parse_cluster_url(url: str) -> tuple[list[tuple[str, int]], dict[str, object]]:
@@ -257,7 +260,8 @@ class RedisClusterBackend(BrokerBackend):
         # here). redis-py's async cluster refuses (MaxConnectionsError) rather than waits past a node's
         # pool, so a burst of changes queues here instead.
         async with self._publishing:
-            await asyncio.gather(*(self._cluster.spublish(channel, payload) for channel in channels))
+            await asyncio.wait_for(asyncio.gather(*(self._cluster.spublish(channel, payload) for channel in channels)),
+                                   PUBLISH_TIMEOUT_SECONDS)
 
     async def ping(self) -> bool:
         if self._cluster is None or not self._live.is_set():
