@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 import redis
-from redis.cluster import RedisCluster as SyncCluster
 from redis.crc import key_slot
 
 from tests.support import until_sync
@@ -176,9 +175,7 @@ class RedisClusterServer:
 
     def owner(self, channel: str) -> str:
         """The master that owns a channel's hash slot (CLUSTER KEYSLOT's rule)."""
-        slot = key_slot(channel.encode())
-        return next(name for name, ranges in self.masters().items()
-                    if any(low <= slot <= high for low, high in ranges))
+        return self.owner_of_slot(key_slot(channel.encode()))
 
     def node(self, name: str) -> Node:
         return next(node for node in self.nodes if node.name == name)
@@ -200,9 +197,12 @@ class RedisClusterServer:
         if dead in masters:
             return False
         covered = sum(high - low + 1 for ranges in masters.values() for low, high in ranges)
-        return covered == 16384 and all(
-            "cluster_state:ok" in n.client().execute_command("CLUSTER", "INFO").decode()
-            for n in self.nodes if n.alive and n.name in masters)
+        return covered == 16384 and all(self._cluster_ok(self.node(name)) for name in masters)
+
+    @staticmethod
+    def _cluster_ok(node: Node) -> bool:
+        with node.client() as client:
+            return "cluster_state:ok" in client.execute_command("CLUSTER", "INFO").decode()
 
     def migrate_slot(self, slot: int, to: str) -> None:
         """Move one (empty of keys) slot to another master, as `redis-cli --cluster reshard` would."""
@@ -222,12 +222,7 @@ class RedisClusterServer:
                         pass  # a replica learns it from its master
 
     def owner_of_slot(self, slot: int) -> str:
-        return next(name for name, ranges in self.masters().items()
-                    if any(low <= s <= high for low, high in ranges for s in (slot,)))
-
-    def client(self) -> SyncCluster:
-        first = next(node for node in self.nodes if node.alive)
-        return SyncCluster(host="127.0.0.1", port=first.port)
+        return next(name for name, ranges in self.masters().items() if any(low <= slot <= high for low, high in ranges))
 
     def stop(self) -> None:
         for node in self.nodes:
