@@ -212,7 +212,7 @@ class RedisClusterBackend(BrokerBackend):
             wanted[self._cluster.get_node_from_key(channel).name].add(channel)
         for name, shard in list(self._shards.items()):
             for channel in shard.listener.channels - wanted.get(name, set()):
-                del self._placed[channel]
+                self._placed.pop(channel, None)
                 await shard.listener.remove(channel)
         for name, channels in wanted.items():
             shard = self._shards.get(name)
@@ -231,8 +231,8 @@ class RedisClusterBackend(BrokerBackend):
             if not self._live.is_set() or channel in self._placed:
                 return  # the repair places it
             assert self._cluster is not None
-            node = self._cluster.get_node_from_key(channel)
             try:
+                node = self._cluster.get_node_from_key(channel)
                 shard = self._shards.get(node.name)
                 if shard is None:
                     await self._open_shard(node, {channel})
