@@ -105,8 +105,9 @@ class Supervisor:
         for worker in self.workers:
             worker.start()
         keepers = [asyncio.create_task(self._keep(worker, stop)) for worker in self.workers]
+        hint = "  (kitchen: /kitchen, sign in: /login)" if self.worker_args[:1] == ["demo"] else ""
         print(f"Serving on http://{self.settings.host}:{self.settings.port} with {self.count} workers "
-              f"(supervisor pid {os.getpid()})", flush=True)
+              f"(supervisor pid {os.getpid()}){hint}", flush=True)
         await stop.wait()
         self.stopping = True
         for worker in self.workers:
