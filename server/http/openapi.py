@@ -15,6 +15,7 @@ from pydantic.json_schema import GenerateJsonSchema
 from server.domain.access import Role
 from server.domain.lifecycle import CancellationReason, OrderStatus, PaymentStatus, PickupMethod
 from server.http import campusbite, requests
+from server.services.partners import MAX_CLIENT_ID_LENGTH
 from server.views import EVENT_SHAPE, LEAN_SHAPE, ShapeField
 
 STR = {"type": "string"}
@@ -454,7 +455,7 @@ def openapi_document() -> dict[str, Any]:
         "/api/admin/webhooks": {
             "get": op("Partner webhook endpoints, newest first (admins)", {
                 "200": ok({"type": "array", "items": ref("WebhookEndpoint")}), **COMMON}, tag="admin",
-                params=[{"name": "clientId", "in": "query", "schema": {"type": "string", "maxLength": 100}}]),
+                params=[{"name": "clientId", "in": "query", "schema": {"type": "string", "maxLength": MAX_CLIENT_ID_LENGTH}}]),
             "post": op("Register a webhook endpoint for a partner client; the answer holds its signing secret, "
                        "shown once (admins)", {"201": ok(ref("WebhookEndpoint"), "Created"), **COMMON},
                        tag="admin", body=requests.WebhookEndpointRequest)},

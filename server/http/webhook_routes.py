@@ -17,6 +17,7 @@ from server.http.requests import WebhookEndpointRequest, WebhookReplayRequest
 from server.http.responses import ok
 from server.http.security import authenticate
 from server.services import webhooks
+from server.services.partners import MAX_CLIENT_ID_LENGTH
 from server.views import webhook_delivery_view, webhook_endpoint_view
 
 
@@ -32,6 +33,8 @@ async def list_endpoints(request: Request):
     """Every endpoint (or one client's, `?clientId=`), newest first, with pending and failed counts."""
     await authenticate(request, Role.ADMIN)
     client_id = request.query_params.get("clientId") or None
+    if client_id is not None and len(client_id) > MAX_CLIENT_ID_LENGTH:
+        raise ApiError(400, messages.QUERY_TOO_LONG.format(name="clientId", maximum=MAX_CLIENT_ID_LENGTH))
     return ok([await _view(endpoint) for endpoint in await webhooks.list_endpoints(client_id)])
 
 
