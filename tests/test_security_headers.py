@@ -8,7 +8,7 @@ import re
 from server.http.pages import DOCS_CSP, STATIC_DIR
 from server.http.security_headers import API_CSP, PAGE_CSP
 
-COMMON = {"x-content-type-options": "nosniff", "referrer-policy": "no-referrer", "x-frame-options": "DENY"}
+COMMON = {"x-content-type-options": "nosniff", "referrer-policy": "no-referrer"}
 
 
 def _assert_common(response) -> None:

@@ -13,13 +13,16 @@ from __future__ import annotations
 PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
             "font-src 'self'; connect-src 'self'; worker-src 'self'; manifest-src 'self'; "
             "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
-# JSON, SVG and files: an answer opened as a document can load and run nothing, and is never framed.
-API_CSP = "default-src 'none'; frame-ancestors 'none'; sandbox"
+# JSON, SVG and files: an answer opened as a document can load and run nothing (scripts fall back
+# to default-src), and is never framed.
+API_CSP = "default-src 'none'; frame-ancestors 'none'"
 
+# Three headers and no more: uvicorn checks and copies each header of each answer in Python, and on
+# poll-status (~50 us an answer) every header is ~1 % of the throughput. X-Frame-Options would only
+# repeat frame-ancestors for browsers that predate CSP 2.
 COMMON = [
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
-    (b"x-frame-options", b"DENY"),  # frame-ancestors for browsers older than CSP 2
 ]
 API_HEADERS = [*COMMON, (b"content-security-policy", API_CSP.encode())]
 
