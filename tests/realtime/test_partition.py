@@ -107,6 +107,14 @@ def _listening(address: str, port: int) -> bool:
         return False
 
 
+def _ready(url: str) -> bool:
+    """`/readyz` says 200; a server still starting (refused, or slow to answer on a busy machine) is not."""
+    try:
+        return httpx.get(f"{url}/readyz", timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def _free_port(address: str) -> int:
     with socket.socket() as probe:
         probe.bind((address, 0))
@@ -146,9 +154,7 @@ async def three_hosts(tmp_path):
                                        {**env, "HOST": hosts.address[host], "DATA_DIR": str(tmp_path / host)},
                                        tmp_path / f"server-{host}.log"))
         for host in "ab":
-            until_sync(lambda: httpx.get(f"http://{hosts.address[host]}:8000/readyz", timeout=1).status_code == 200
-                       if _listening(hosts.address[host], 8000) else False, 60,
-                       message=f"the server on host {host}")
+            until_sync(lambda: _ready(f"http://{hosts.address[host]}:8000"), 90, message=f"the server on host {host}")
         yield hosts, env
     finally:
         for process in processes:
