@@ -20,6 +20,7 @@ from server.http.responses import ok
 from server.http.security import STORE_RUNNERS, authenticate
 from server.realtime.board_feed import open_board_stream
 from server.services import board, catalog
+from server.services.tokens import digest
 
 DISPLAY_HEADER = "x-display-key"
 # Open board streams one display link may hold in a process: a TV, a second screen, a reconnect
@@ -96,7 +97,7 @@ async def board_events(request: Request):
     async def still_allowed() -> bool:
         return secret is None or await board.display_alive(store_id, secret)
 
-    link = board.secret_hash(secret) if secret is not None else None
+    link = digest(secret) if secret is not None else None
     if link is not None and not runtime.board_feed.admit(link, STREAMS_PER_LINK):
         raise ApiError(429, messages.BOARD_STREAMS_PER_LINK.format(most=STREAMS_PER_LINK), headers={"Retry-After": "5"})
     stream = await open_board_stream(runtime.board_feed, store_id, runtime.settings.board_heartbeat_seconds,

@@ -8,7 +8,6 @@ the store's active orders, and carries short order numbers only (no name, code, 
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
 from datetime import datetime
@@ -24,6 +23,7 @@ from server.domain.errors import ApiError
 from server.domain.lifecycle import OrderStatus
 from server.models import BoardSettings, Display, Order, Store
 from server.services.bus import MessageBus
+from server.services.tokens import digest
 
 # The prefix tells a display secret from an access token at a glance (and in a leaked log line).
 SECRET_PREFIX = "opd_"
@@ -45,10 +45,6 @@ def short_number(order_number: str) -> str:
     return match.group(1) if match else order_number
 
 
-def secret_hash(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
 def display_view(display: Display) -> dict[str, Any]:
     return {"id": str(display.id), "storeId": display.store_id, "label": display.label,
             "createdAt": iso_z(display.created_at), "createdByName": display.created_by_name}
@@ -62,7 +58,7 @@ async def create_display(store: Store, principal: Principal, label: str | None, 
                          ) -> tuple[Display, str]:
     """A new display link for `store`; returns it and its secret (which is not stored)."""
     secret = SECRET_PREFIX + secrets.token_urlsafe(32)
-    display = Display(store_id=str(store.id), secret_hash=secret_hash(secret), label=label, created_at=clock.now(),
+    display = Display(store_id=str(store.id), secret_hash=digest(secret), label=label, created_at=clock.now(),
                       created_by=principal.user_id, created_by_name=principal.name)
     await display.insert()
     return display, secret
@@ -85,7 +81,7 @@ async def display_store(secret: str) -> str | None:
     """The store a display secret opens, or None (unknown or revoked)."""
     if not secret.startswith(SECRET_PREFIX) or len(secret) > 100:
         return None
-    found = await Display.get_pymongo_collection().find_one({"secret_hash": secret_hash(secret)}, {"store_id": 1})
+    found = await Display.get_pymongo_collection().find_one({"secret_hash": digest(secret)}, {"store_id": 1})
     return found["store_id"] if found else None
 
 
