@@ -58,7 +58,9 @@ async def test_new_codes_past_the_per_address_budget_are_429_until_it_refills(ap
 # --- the event loop under a flood of new codes ---------------------------------------------------
 
 FLOOD_CLIENTS = 6
-FLOOD_SECONDS = 4.0
+FLOOD_SECONDS = 4.0  # at least this long...
+FLOOD_DRAWN = 24  # ...and until this many codes were drawn (a nice-10 drawer on busy cores is slow)
+FLOOD_LIMIT_SECONDS = 60.0
 _addresses = itertools.count(1)
 
 
@@ -77,7 +79,8 @@ async def server(mongo, tmp_path_factory):
 
 
 async def test_anonymous_clients_drawing_new_codes_do_not_stall_a_database_route(server):
-    """Six anonymous clients, each its own address, ask for a new code without pause; reads of an
+    """Six anonymous clients, each its own address, ask for new codes without pause (at least 4 s and
+    until 24 were drawn, so a starved drawer still meets a real flood); reads of an
     order by a signed-in customer must stay within 3x their idle median (the flood's work runs in
     a nice-10 process). Timed on purpose: both medians are taken in this test, only their ratio is
     asserted, and idle reads are taken before and after the flood."""
@@ -94,11 +97,15 @@ async def test_anonymous_clients_drawing_new_codes_do_not_stall_a_database_route
     links = itertools.count(1000)
     answers: list[int] = []
     done = asyncio.Event()
-    deadline = time.monotonic() + FLOOD_SECONDS
+    started = time.monotonic()
+
+    def flooding_on() -> bool:
+        elapsed = time.monotonic() - started
+        return elapsed < FLOOD_LIMIT_SECONDS and (elapsed < FLOOD_SECONDS or answers.count(200) < FLOOD_DRAWN)
 
     async def flood(attacker: httpx.AsyncClient) -> None:
         address = f"10.9.{next(_addresses)}.1"
-        while time.monotonic() < deadline:
+        while flooding_on():
             response = await attacker.get("/api/payments/upi-qr", params={"link": _link(next(links)) + "x" * 300},
                                           headers={"X-Forwarded-For": address})
             answers.append(response.status_code)
@@ -118,5 +125,5 @@ async def test_anonymous_clients_drawing_new_codes_do_not_stall_a_database_route
     drawn = answers.count(200)
     print(f"QR flood: {len(answers)} requests ({drawn} drawn), read p50 idle {idle * 1000:.1f} ms, "
           f"loaded {loaded * 1000:.1f} ms, ratio {loaded / idle:.2f}")
-    assert drawn > 10 and set(answers) <= {200, 503}, answers
+    assert drawn >= FLOOD_DRAWN and set(answers) <= {200, 503}, answers
     assert loaded / idle < 3, (idle, loaded)

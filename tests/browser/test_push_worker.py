@@ -42,14 +42,24 @@ def test_a_pushed_ready_notice_is_shown_by_the_service_worker(browser, start_ser
         notice = {"title": "Order ORD-20261202-007 is ready",
                   "body": "Pick it up at Campus Cafe. Open the order for your pickup code.",
                   "url": "/track/65f7a8b9c1234567890abcde", "tag": "order-65f7a8b9c1234567890abcde", "moment": "ready"}
-        cdp.send("ServiceWorker.deliverPushMessage", {"origin": server.url, "registrationId":
-                                                      registration["registrationId"], "data": json.dumps(notice)})
-
         def shown():
             return page.evaluate("""async () => (await (await navigator.serviceWorker.ready).getNotifications())
                 .map(n => ({title: n.title, body: n.body, tag: n.tag, url: n.data && n.data.url}))""")
 
-        notifications = until_sync(shown, 10, message="the notification")
+        # DevTools' delivery to a worker that has only just activated is occasionally dropped by
+        # Chromium on two busy cores (seen in a full CI run); a push service redelivers what was not
+        # acknowledged, so the test does too. The notice carries a tag, so a second delivery
+        # replaces the first and the page still shows exactly one.
+        notifications = None
+        for attempt in range(5):
+            cdp.send("ServiceWorker.deliverPushMessage", {"origin": server.url, "registrationId":
+                                                          registration["registrationId"], "data": json.dumps(notice)})
+            try:
+                notifications = until_sync(shown, 4, message="the notification")
+                break
+            except AssertionError:
+                if attempt == 4:
+                    raise
         assert notifications == [{"title": notice["title"], "body": notice["body"], "tag": notice["tag"],
                                   "url": notice["url"]}]
     finally:
