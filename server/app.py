@@ -17,7 +17,6 @@ from server import metrics
 from server.config import Settings
 from server.domain import messages
 from server.domain.clock import SYSTEM_CLOCK, Clock
-from server.domain.errors import ApiError
 from server.http import (
     account_routes, admin_routes, auth_routes, campusbite, ops_routes, order_routes, pages, partner_routes, payment_qr,
     push_routes,
@@ -25,6 +24,7 @@ from server.http import (
 )
 from server.http import webhook_routes
 from server.http import board_routes, report_routes
+from server.http.errors import REFUSALS, ApiError, rest_error, rest_response
 from server.http.poll_fast_path import PollStatusFastPath
 from server.http.responses import failure
 from server.http.security import PresentedCredentials
@@ -37,13 +37,6 @@ log = logging.getLogger("orderpulse")
 _HTTP_MESSAGES = {404: messages.NOT_FOUND, 405: messages.METHOD_NOT_ALLOWED, 413: messages.BODY_TOO_LARGE}
 
 
-async def api_error(request: Request, exc: Exception):
-    assert isinstance(exc, ApiError)
-    if request.url.path.startswith("/v1/"):
-        return partner_routes.error_response(exc)
-    return failure(exc.status_code, exc.message, headers=exc.headers, **exc.extra)
-
-
 async def http_error(request: Request, exc: Exception):
     assert isinstance(exc, HTTPException)
     if exc.status_code == 404 and pages.STATIC_DIR.is_dir() and pages.is_page_path(request.url.path, request.method):
@@ -54,7 +47,10 @@ async def http_error(request: Request, exc: Exception):
         # Starlette names only the methods of the first route that matched the path; a path
         # served by several routes (GET and POST /api/orders) accepts the union of them.
         headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(request.app, request.scope["path"]))}
-    return await api_error(request, ApiError(exc.status_code, message, headers=headers))
+    refusal = ApiError(exc.status_code, message, headers=headers)
+    if partner_routes.owns_unmatched(request.url.path):  # no partner route matched; those answer their own
+        return partner_routes.error_response(refusal)
+    return rest_response(refusal)
 
 
 def allowed_methods(app: Starlette, path: str) -> list[str]:
@@ -106,7 +102,7 @@ class RequestEdge:
                 status = 500  # counted as the failure it is, whatever the half-sent status said
                 raise
             log.exception("unhandled error on %s %s", scope["method"], scope["path"])
-            if scope["path"].startswith("/v1/"):
+            if partner_routes.serves(scope):
                 response = partner_routes.internal_error()
             else:
                 response = failure(500, messages.INTERNAL_ERROR)
@@ -166,7 +162,7 @@ def create_app(settings: Settings | None = None, clock: Clock = SYSTEM_CLOCK) ->
         ],
         middleware=[Middleware(RequestEdge), Middleware(PresentedCredentials)],
         # An unreachable MongoDB is a 503 with Retry-After, answered here (not re-raised).
-        exception_handlers={ApiError: api_error, HTTPException: http_error,
+        exception_handlers={**dict.fromkeys(REFUSALS, rest_error), HTTPException: http_error,
                             **ops_routes.database_outage_handlers()},
         lifespan=lifespan,
     )

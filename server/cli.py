@@ -232,7 +232,7 @@ async def _with_database(settings: Settings, work):
 
 async def _create_user(settings: Settings, args) -> str:
     from server.domain.trust import TrustPolicy
-    from server.domain.errors import ApiError
+    from server.domain.errors import OrderPulseError
     from server.services.accounts import AccountService
     from server.config import resolve_password_cost
     from server.services.tokens import Passwords, TokenService
@@ -244,7 +244,7 @@ async def _create_user(settings: Settings, args) -> str:
     try:
         user = await accounts.create_user(name=args.name, email=args.email, password=args.password,
                                           role=args.role, store_id=args.store)
-    except ApiError as exc:
+    except OrderPulseError as exc:
         raise SystemExit(f"error: {exc.message}") from None
     return str(user.id)
 
@@ -294,7 +294,7 @@ async def _webhook(settings: Settings, args: argparse.Namespace) -> list[str]:
 
     from server.domain import messages
     from server.domain.clock import parse_iso, utcnow
-    from server.domain.errors import ApiError
+    from server.domain.errors import Invalid
     from server.services import webhooks
     from server.views import webhook_delivery_view, webhook_endpoint_view
 
@@ -326,7 +326,7 @@ async def _webhook(settings: Settings, args: argparse.Namespace) -> list[str]:
         since = parse_iso(args.since) if args.since else None
         until = parse_iso(args.until) if args.until else None
     except ValueError:
-        raise ApiError(400, messages.WEBHOOK_TIME_INVALID.format(field="--since and --until")) from None
+        raise Invalid(messages.WEBHOOK_TIME_INVALID.format(field="--since and --until")) from None
     count = await webhooks.replay(args.endpoint_id, now, event=args.event, order_id=args.order,
                                   since=since, until=until)
     return [f"{count} deliveries scheduled again"]
@@ -550,11 +550,11 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             return 1
         print(f"revoked {args.client_id}")
     elif args.command == "webhook":
-        from server.domain.errors import ApiError
+        from server.domain.errors import OrderPulseError
 
         try:
             print("\n".join(asyncio.run(_with_database(settings, lambda: _webhook(settings, args)))))
-        except ApiError as exc:
+        except OrderPulseError as exc:
             print(f"error: {exc.message}", file=sys.stderr)
             return 1
     return 0

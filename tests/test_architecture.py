@@ -3,6 +3,7 @@ pure, adapters ask the services. A change that breaks one fails here, naming the
 
 from __future__ import annotations
 
+import ast
 import shutil
 import subprocess
 import sys
@@ -37,3 +38,90 @@ def test_a_use_case_that_reaches_into_an_adapter_or_a_rule_that_does_io_is_refus
     assert "server.domain.probe -> pymongo" in report, report
     assert "server.http.probe -> server.models" in report, report
     assert "3 broken" in report, report
+
+
+# --- no HTTP below the edges ---------------------------------------------------------------------
+# Services, rules, documents and shapes say what happened (server/domain/errors.py); the edges in
+# server/http choose the status. The realtime edge keeps its WebSocket close codes (4401, 1008 ...),
+# which are not HTTP statuses.
+BELOW_HTTP = ("domain", "services", "models", "realtime", "views.py", "config.py")
+# Statuses other servers answered our own requests with (a webhook delivery, a push): recorded, not chosen.
+OUTBOUND_STATUSES = {"services/webhooks.py", "services/push.py", "models/webhook.py", "views.py"}
+HTTP_NAMES = {"ApiError", "HTTPException", "HTTPStatus"}
+STATUS_WORDS = {"status_code", "http_status"}
+
+
+def _is_status(node: ast.AST) -> bool:
+    return isinstance(node, ast.Constant) and type(node.value) is int and 100 <= node.value <= 599
+
+
+def _name(node: ast.AST) -> str:
+    return node.id if isinstance(node, ast.Name) else getattr(node, "attr", "")
+
+
+def _exception_classes(trees: list[ast.Module]) -> set[str]:
+    """The names of the exception classes these modules define (any class descending from a name
+    ending in Error or Exception), with those names."""
+    classes = [node for tree in trees for node in ast.walk(tree) if isinstance(node, ast.ClassDef)]
+    known: set[str] = set()
+    while True:
+        more = {c.name for c in classes
+                if any(_name(b) in known or _name(b).endswith(("Error", "Exception")) for b in c.bases)} - known
+        if not more:
+            return known
+        known |= more
+
+
+def http_below_http(server: Path) -> list[str]:
+    """Every place under `server` below the HTTP layer that names an HTTP error type, builds an
+    exception from an HTTP status, or keeps a `status_code` of its own; sorted."""
+    modules = {}
+    for entry in BELOW_HTTP:
+        path = server / entry
+        for module in [path] if path.is_file() else sorted(path.rglob("*.py")):
+            modules[module.relative_to(server).as_posix()] = ast.parse(module.read_text(), str(module))
+    exceptions = _exception_classes(list(modules.values()))
+    found = []
+    for where, tree in modules.items():
+        for node in ast.walk(tree):
+            line = f"{where}:{getattr(node, 'lineno', 0)}"
+            names = {alias.name.split(".")[-1] for alias in node.names} if isinstance(
+                node, (ast.Import, ast.ImportFrom)) else set()
+            if isinstance(node, (ast.Name, ast.Attribute)):
+                names.add(_name(node))
+            elif isinstance(node, (ast.keyword, ast.arg)) and node.arg:
+                names.add(node.arg)
+            if names & HTTP_NAMES:
+                found.append(f"{line} names {sorted(names & HTTP_NAMES)}")
+            if names & STATUS_WORDS and where not in OUTBOUND_STATUSES:
+                found.append(f"{line} keeps a status code ({sorted(names & STATUS_WORDS)})")
+            if isinstance(node, ast.Call) and (_name(node.func) in exceptions or _name(node.func) in HTTP_NAMES) \
+                    and any(_is_status(arg) for arg in [*node.args, *(k.value for k in node.keywords)]):
+                found.append(f"{line} builds {_name(node.func)} from an HTTP status")
+    return sorted(found)
+
+
+def test_no_http_status_or_http_error_below_the_http_layer():
+    assert http_below_http(ROOT / "server") == []
+
+
+def test_an_http_status_raised_by_a_service_is_found(tmp_path):
+    # A copy of the package with offending modules, so the scan is shown to bite.
+    shutil.copytree(ROOT / "server", tmp_path / "server", ignore=shutil.ignore_patterns("__pycache__", "bench"))
+    (tmp_path / "server" / "services" / "probe.py").write_text(
+        "from server.http.errors import ApiError\n"
+        "from server.domain.errors import Conflict\n"
+        "def refuse():\n"
+        "    raise ApiError(409, 'taken')\n"
+        "def conflict():\n"
+        "    raise Conflict('taken', 409)\n")
+    (tmp_path / "server" / "domain" / "probe.py").write_text(
+        "class Refusal(Exception):\n"
+        "    status_code = 400\n")
+    assert http_below_http(tmp_path / "server") == [
+        "domain/probe.py:2 keeps a status code (['status_code'])",
+        "services/probe.py:1 names ['ApiError']",
+        "services/probe.py:4 builds ApiError from an HTTP status",
+        "services/probe.py:4 names ['ApiError']",
+        "services/probe.py:6 builds Conflict from an HTTP status",
+    ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.domain.errors import ApiError
+from server.http.errors import ApiError
 from server.http.requests import (AdminUserRequest, CheckoutSessionRequest, CreateOrderRequest, MenuItemPatch,
                                   MenuItemRequest, RegisterRequest, VerifyOtpRequest, parse)
 

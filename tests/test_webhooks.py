@@ -29,7 +29,7 @@ from pymongo import MongoClient
 
 from server.config import Settings
 from server.domain.clock import utcnow
-from server.domain.errors import ApiError
+from server.domain.errors import Invalid
 from server.embedded_mongo import free_loopback_port
 from server.models import ClientApp, WebhookDelivery, WebhookEndpoint
 from server.models.webhook import SigningSecret
@@ -337,9 +337,8 @@ async def test_rotation_signs_with_both_secrets_during_the_grace_and_only_the_ne
     "http://100.100.100.200/hook", "http://0.0.0.0/hook", "http://224.0.0.1/hook", "http://localhost:9/hook",
 ])
 async def test_loopback_private_link_local_metadata_and_names_resolving_to_them_are_refused(make_settings, url):
-    with pytest.raises(ApiError) as refused:
+    with pytest.raises(Invalid) as refused:
         await webhooks.check_url(url, make_settings(webhook_allowed_hosts=""))
-    assert refused.value.status_code == 400
     assert "WEBHOOK_ALLOWED_HOSTS" in refused.value.message
 
 
@@ -347,15 +346,14 @@ async def test_listed_hosts_are_allowed_except_metadata_and_production_needs_htt
     listed = make_settings(webhook_allowed_hosts="127.0.0.1,localhost,169.254.169.254")
     assert await webhooks.check_url("http://127.0.0.1:9/hook", listed) == "http://127.0.0.1:9/hook"
     assert await webhooks.check_url("http://localhost:9/hook", listed) == "http://localhost:9/hook"
-    with pytest.raises(ApiError):
+    with pytest.raises(Invalid):
         await webhooks.check_url("http://169.254.169.254/latest/meta-data/", listed)  # metadata: never
     for bad in ("ftp://127.0.0.1/x", "http:///x", "127.0.0.1/x", "http://[::1/x", "http://127.0.0.1:99999/x",
                 "http://127.0.0.1/" + "x" * 2000):
-        with pytest.raises(ApiError) as refused:
+        with pytest.raises(Invalid):
             await webhooks.check_url(bad, listed)
-        assert refused.value.status_code == 400
     production = make_settings(orderpulse_env="production", webhook_allowed_hosts="127.0.0.1")
-    with pytest.raises(ApiError) as refused:
+    with pytest.raises(Invalid) as refused:
         await webhooks.check_url("http://127.0.0.1:9/hook", production)
     assert refused.value.message == "url must be https:// in production."
     assert await webhooks.check_url("https://127.0.0.1:9/hook", production) == "https://127.0.0.1:9/hook"

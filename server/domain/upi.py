@@ -7,7 +7,7 @@ import secrets
 from urllib.parse import urlencode
 
 from server.domain import messages
-from server.domain.errors import ApiError
+from server.domain.errors import Invalid
 
 TRANSACTION_ID = re.compile(r"[A-Za-z0-9]{8,40}")
 
@@ -37,5 +37,5 @@ def normalise_transaction_id(value: object) -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str) or not TRANSACTION_ID.fullmatch(value):
-        raise ApiError(400, messages.TRANSACTION_ID_INVALID)
+        raise Invalid(messages.TRANSACTION_ID_INVALID)
     return value.upper()

@@ -8,9 +8,9 @@ from starlette.routing import Route
 from server.domain import messages
 from server.domain.access import CUSTOMER_ROLES, Role
 from server.domain.clock import iso_z
-from server.domain.errors import ApiError
 from server.http import campusbite
 from server.http.body import query_int, read_body
+from server.http.errors import ApiError
 from server.http.requests import (
     AdminUserPatch, AdminUserRequest, LoginRequest, ProfileUpdateRequest, RefreshRequest, RegisterRequest,
 )

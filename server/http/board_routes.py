@@ -13,8 +13,8 @@ from starlette.routing import Route
 
 from server.domain import messages
 from server.domain.access import Principal
-from server.domain.errors import ApiError
 from server.http.body import read_body
+from server.http.errors import ApiError
 from server.http.requests import BoardSettingsRequest, DisplayRequest
 from server.http.responses import ok
 from server.http.security import STORE_RUNNERS, authenticate

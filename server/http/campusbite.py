@@ -17,9 +17,10 @@ from starlette.routing import Route
 
 from server.domain import messages
 from server.domain.access import Principal, Role
-from server.domain.errors import ApiError
+from server.domain.errors import Forbidden, NotFound, RateLimited
 from server.http import auth_routes
 from server.http.body import ascii_int, read_json
+from server.http.errors import ApiError
 from server.http.requests import Body, MenuItemPatch, MenuItemRequest, StoreSettingsRequest, parse
 from server.http.responses import ok
 from server.http.security import STORE_RUNNERS, authenticate
@@ -27,7 +28,6 @@ from server.http.security import optional_caller as optional_caller
 from server.realtime import sse
 from server.realtime.events import OrderChange
 from server.services import catalog
-from server.services.subscriptions import SubscriptionRefused
 from server.views import menu_item_view, store_view
 
 # CampusBite's name of an order field -> the OrderPulse field of `GET /api/orders/{id}` it repeats.
@@ -205,7 +205,7 @@ async def notifications(request: Request):
     try:
         return await sse.open_stream(runtime.hub, runtime.settings, principal, _watch_for, None,
                                      render=_notification, render_first=_connected)
-    except SubscriptionRefused as refused:
+    except (Forbidden, NotFound, RateLimited) as refused:  # CampusBite's client knows one refusal here: 403
         raise ApiError(403, refused.message) from None
 
 

@@ -15,7 +15,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from server.domain import messages
+from server.domain.errors import Unavailable
 from server.domain.token_bucket import TokenBuckets, retry_after
+from server.http.errors import rest_response
 from server.http.openapi import openapi_document
 from server.http.responses import JSONResponse, failure
 from server.services.outage import MAYBE_STORAGE_FAILURE, UNREACHABLE, storage_failure_reason
@@ -29,38 +31,36 @@ OUTAGE_LOG_INTERVAL_SECONDS = 10.0
 _last_outage_log = 0.0
 
 
-async def database_unavailable(request: Request, exc: Exception):
-    """`503` with `Retry-After` in the caller's error shape; one log line per 10 s, no traceback."""
+def outage_refusal(request: Request, exc: Exception) -> Unavailable:
+    """An unreachable database, or a write it could not store for lack of storage, as the `503`
+    refusal with `Retry-After` that each API answers in its own shape. An unreachable database is
+    one log line per 10 s, no traceback; a storage failure the warning line of `StorageHealth`.
+    Any other refusal of a write is a bug: raised again for RequestEdge to log and answer 500."""
     global _last_outage_log
+    if not isinstance(exc, UNREACHABLE):  # `ExecutionTimeout`, an `OperationFailure`, stays unreachable
+        reason = storage_failure_reason(exc)
+        if reason is None:
+            raise exc
+        request.app.state.runtime.storage.failed(reason, f"{request.method} {request.url.path}")
+        return Unavailable(messages.STORAGE_UNAVAILABLE, retry_after=STORAGE_RETRY_AFTER_SECONDS)
     if time.monotonic() - _last_outage_log >= OUTAGE_LOG_INTERVAL_SECONDS:
         _last_outage_log = time.monotonic()
         log.warning("database unreachable (%s on %s %s): answering 503 until it is back",
                     type(exc).__name__, request.method, request.url.path)
-    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
-    if request.url.path.startswith("/v1/"):
-        return JSONResponse({"error": messages.DATABASE_UNAVAILABLE}, status_code=503, headers=headers)
-    return failure(503, messages.DATABASE_UNAVAILABLE, headers=headers)
+    return Unavailable(messages.DATABASE_UNAVAILABLE, retry_after=RETRY_AFTER_SECONDS)
 
 
-async def storage_unavailable(request: Request, exc: Exception):
-    """A write the database refused for lack of storage (disk full, read-only): `503` with
-    `Retry-After`, the warning line of `StorageHealth`, no traceback. Any other refusal is a bug."""
-    reason = storage_failure_reason(exc)
-    if reason is None:
-        raise exc  # RequestEdge logs it with its traceback and answers a bare 500
-    request.app.state.runtime.storage.failed(reason, f"{request.method} {request.url.path}")
-    headers = {"Retry-After": str(STORAGE_RETRY_AFTER_SECONDS)}
-    if request.url.path.startswith("/v1/"):
-        return JSONResponse({"error": messages.STORAGE_UNAVAILABLE}, status_code=503, headers=headers)
-    return failure(503, messages.STORAGE_UNAVAILABLE, headers=headers)
+OUTAGES: tuple[type[Exception], ...] = UNREACHABLE + MAYBE_STORAGE_FAILURE
+
+
+async def _database_outage(request: Request, exc: Exception):
+    return rest_response(outage_refusal(request, exc))
 
 
 def database_outage_handlers() -> dict[type[Exception], object]:
     """The Starlette `exception_handlers` entries that turn an unreachable database, or one that
-    cannot store a write, into a 503 (a handler is found along the exception's classes, so
-    `ExecutionTimeout`, an `OperationFailure`, stays an unreachable database)."""
-    return {**dict.fromkeys(UNREACHABLE, database_unavailable),
-            **dict.fromkeys(MAYBE_STORAGE_FAILURE, storage_unavailable)}
+    cannot store a write, into a 503 in the `/api` shape (the partner routes answer their own)."""
+    return dict.fromkeys(OUTAGES, _database_outage)
 
 
 async def healthz(request: Request):

@@ -14,10 +14,11 @@ from server import metrics
 from server.domain import messages
 from server.domain.access import CUSTOMER_ROLES, Role, compares_pickup_code, sees_pickup_code
 from server.domain.lifecycle import OrderStatus
+from server.domain.errors import NotFound
 from server.domain.clock import iso_z
-from server.domain.errors import ApiError
 from server.http import campusbite
 from server.http.body import query_int, read_body
+from server.http.errors import ApiError
 from server.http.poll_fast_path import etag_matches
 from server.http.responses import JSONResponse, ok
 from server.http.security import authenticate
@@ -108,9 +109,8 @@ async def _current_snapshot(request: Request, principal, order_id: str) -> tuple
     await runtime.snapshots.track(order_id)
     try:
         order = await runtime.orders.visible_order(principal, order_id)
-    except ApiError as exc:
-        if exc.status_code == 404:
-            await runtime.snapshots.forget(order_id)
+    except NotFound:
+        await runtime.snapshots.forget(order_id)
         raise
     metrics.POLL_CACHE.labels("database").inc()
     snapshot = runtime.snapshots.store(order)

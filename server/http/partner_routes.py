@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from server.domain import messages
 from server.domain.access import may_place_orders
-from server.domain.errors import ApiError
 from server.http.body import ascii_int, read_body
+from server.http.errors import REFUSALS, ApiError, Refusal, headers_of, status_of
+from server.http.ops_routes import OUTAGES, outage_refusal
 from server.http.requests import CreateOrderRequest
 from server.http.responses import JSONResponse
 from server.http.security import authenticate
@@ -23,12 +28,53 @@ if TYPE_CHECKING:
 MAX_WAIT_SECONDS = 30
 
 
-def error_response(exc: ApiError) -> JSONResponse:
-    return JSONResponse({"error": exc.message}, status_code=exc.status_code, headers=exc.headers)
+def error_response(refusal: Refusal) -> JSONResponse:
+    """Seed 004's error body, `{"error": message}`, with the status the `/api` routes give the same refusal."""
+    return JSONResponse({"error": refusal.message}, status_code=status_of(refusal), headers=headers_of(refusal))
 
 
 def internal_error() -> JSONResponse:
     return JSONResponse({"error": messages.PARTNER_INTERNAL_ERROR}, status_code=500)
+
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+class PartnerRoute(Route):
+    """A `/v1` route: whatever refuses a request it matched (a refusal, an unreachable database, a
+    method it does not serve) is answered in seed 004's shape, not the `/api` envelope."""
+
+    def __init__(self, path: str, endpoint: Endpoint, *, methods: list[str]) -> None:
+        super().__init__(path, _answering_refusals(endpoint), methods=methods)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.methods and scope["method"] not in self.methods:
+            refusal = ApiError(405, messages.METHOD_NOT_ALLOWED, headers={"Allow": ", ".join(sorted(self.methods))})
+            await error_response(refusal)(scope, receive, send)
+            return
+        await super().handle(scope, receive, send)
+
+
+def _answering_refusals(endpoint: Endpoint) -> Endpoint:
+    @functools.wraps(endpoint)
+    async def answer(request: Request) -> Response:
+        try:
+            return await endpoint(request)
+        except REFUSALS as refusal:
+            return error_response(refusal)
+        except OUTAGES as exc:
+            return error_response(outage_refusal(request, exc))
+    return answer
+
+
+def owns_unmatched(path: str) -> bool:
+    """Whether a path no route matched is under the partner API, whose 404 is in its shape too."""
+    return path.startswith("/v1/")
+
+
+def serves(scope: Scope) -> bool:
+    """Whether the request came through a partner route (RequestEdge answers a bug in its shape)."""
+    return isinstance(scope.get("route"), PartnerRoute)
 
 
 async def _check_client(request: Request) -> None:
@@ -102,6 +148,6 @@ async def create_order(request: Request):
 
 
 routes = [
-    Route("/v1/order", create_order, methods=["POST"]),
-    Route("/v1/order/{order_id}", get_order, methods=["GET"]),
+    PartnerRoute("/v1/order", create_order, methods=["POST"]),
+    PartnerRoute("/v1/order/{order_id}", get_order, methods=["GET"]),
 ]

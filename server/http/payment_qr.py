@@ -9,8 +9,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from server.domain import messages
-from server.domain.errors import ApiError
 from server.domain.upi import is_payment_link
+from server.http.errors import ApiError
 
 
 async def upi_qr(request: Request):

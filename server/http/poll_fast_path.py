@@ -13,7 +13,7 @@ import re
 import time
 
 from server import metrics
-from server.domain.errors import ApiError
+from server.domain.errors import OrderPulseError
 from server.http.security_headers import API_HEADERS
 
 PREFIX = "/api/orders/"
@@ -87,7 +87,7 @@ class PollStatusFastPath:
             return None
         try:
             runtime.orders.authorise(principal, snapshot.user_id, snapshot.store_id)
-        except ApiError:
+        except OrderPulseError:
             return None
         if runtime.poll_limiter.retry_after(principal.user_id, order_id) is not None:
             return None  # the route answers the 429 (the limiter records nothing for it)

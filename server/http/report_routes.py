@@ -10,8 +10,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from server.domain import messages
-from server.domain.errors import ApiError
 from server.domain.report_chart import prep_chart
+from server.http.errors import ApiError
 from server.http.responses import ok
 from server.http.security import STORE_RUNNERS, authenticate
 from server.services import catalog, report

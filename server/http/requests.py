@@ -25,11 +25,11 @@ from pydantic_core import core_schema
 
 from server.domain import messages
 from server.domain.access import ADMIN_GIVEN_ROLES, CUSTOMER_ROLES, Role
-from server.domain.errors import ApiError
 from server.domain.lifecycle import OrderStatus
 from server.domain.money import MAX_PRICE_PAISE, InvalidAmount, rupees_to_paise
 from server.domain.cart import MAX_CART_LINES, MAX_QUANTITY
 from server.domain.slots import MAX_CAP_WEIGHT, MAX_ITEMS_PER_SLOT
+from server.http.errors import ApiError
 
 MAX_STRING = 500
 MIN_PASSWORD = 8

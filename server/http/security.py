@@ -7,8 +7,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.domain import messages
 from server.domain.access import Principal, Role
-from server.domain.errors import ApiError
-from server.http.responses import failure
+from server.http.errors import REFUSALS, ApiError, rest_response, status_of
 
 # The roles that may write to a store or its menu; which store is the service's check
 # (`catalog.authorise_store_staff`). Asked for first, so a customer is refused before any lookup
@@ -84,9 +83,9 @@ class PresentedCredentials:
             if header is not None:
                 try:
                     scope[_VERIFIED] = (header, await authenticate(connection))
-                except ApiError as refused:
-                    if refused.status_code == 401:
-                        await failure(401, refused.message, headers=refused.headers)(scope, receive, send)
+                except REFUSALS as refused:
+                    if status_of(refused) == 401:
+                        await rest_response(refused)(scope, receive, send)
                         return
                 except Exception:  # noqa: BLE001 - the route meets the same failure and answers it
                     pass

@@ -7,9 +7,9 @@ from starlette.routing import Route
 
 from server.domain import messages
 from server.domain.access import Role
-from server.domain.errors import ApiError
 from server.http import campusbite
 from server.http.body import read_body
+from server.http.errors import ApiError
 from server.http.requests import (
     CreateStoreRequest, MenuItemPatch, MenuItemRequest, StorePaceRequest, StoreUpdateRequest,
 )

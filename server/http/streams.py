@@ -16,15 +16,13 @@ from starlette.websockets import WebSocket
 from server import uvicorn_adapter
 from server.domain import messages
 from server.domain.access import Principal
-from server.domain.errors import ApiError
 from server.http.body import ascii_int
+from server.http.errors import REFUSALS, ApiError
 from server.http.security import authenticate, has_token
 from server.realtime import frames, session, sse
 from server.realtime.frames import CLOSE_UNAUTHORISED, FrameRefused
-from server.services.subscriptions import SubscriptionRefused
 
 _STREAM_CALLER = "orderpulse.stream_caller"
-_REFUSAL_STATUS = {"forbidden": 403, "not_found": 404, "rate_limited": 429, "too_many_streams": 429}
 
 
 class WebSocketApp:
@@ -44,7 +42,7 @@ async def websocket_endpoint(websocket: WebSocket, socket: session.ServerSocket 
             principal = await _first_frame_principal(websocket, runtime.settings.ws_auth_timeout_seconds)
             if principal is None:
                 return
-    except ApiError:
+    except REFUSALS:
         await websocket.close(CLOSE_UNAUTHORISED)
         return
     await session.serve(websocket, runtime.hub, principal, runtime.settings, socket)
@@ -105,11 +103,8 @@ async def _event_stream(request: Request, subscribe: sse.Subscribe) -> sse.Event
     runtime = request.app.state.runtime
     principal = await _stream_principal(request)
     resume_from = _last_event_id(request)
-    try:
-        return await sse.open_stream(runtime.hub, runtime.settings, principal, subscribe, resume_from)
-    except SubscriptionRefused as refused:
-        status = _REFUSAL_STATUS.get(refused.code, 400)
-        raise ApiError(status, refused.message, headers={"Retry-After": "1"} if status == 429 else None) from None
+    # A refusal (forbidden, not found, rate limited) is answered by the app's handler, server/http/errors.py.
+    return await sse.open_stream(runtime.hub, runtime.settings, principal, subscribe, resume_from)
 
 
 async def order_events(request: Request):

@@ -11,8 +11,8 @@ from starlette.routing import Route
 from server.domain import messages
 from server.domain.access import Role
 from server.domain.clock import parse_iso
-from server.domain.errors import ApiError
 from server.http.body import query_int, read_body
+from server.http.errors import ApiError
 from server.http.requests import WebhookEndpointRequest, WebhookReplayRequest
 from server.http.responses import ok
 from server.http.security import authenticate

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from server.domain import messages
+from server.domain.errors import OrderPulseError
 
 if TYPE_CHECKING:
     from server.realtime.events import OrderChange
@@ -116,6 +117,12 @@ def estimates(store_id: str, orders: list[dict[str, Any]]) -> str:
 
 def error(code: str, message: str, frame_id: Any = None) -> str:
     return _render({"type": "error", "code": code, "message": message}, frame_id)
+
+
+def refused(refusal: OrderPulseError, frame_id: Any = None) -> str:
+    """The error frame of a refused subscribe: the refusal's stable code (`forbidden`, `not_found`,
+    `rate_limited`: REALTIME.md) and its message."""
+    return error(refusal.code, refusal.message, frame_id)
 
 
 def pong(frame_id: Any = None) -> str:

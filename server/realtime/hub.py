@@ -27,6 +27,7 @@ from server.config import Settings
 from server.domain import messages
 from server.domain.access import may_run_store, may_see_order
 from server.domain.clock import iso_z
+from server.domain.errors import Forbidden, OrderPulseError, RateLimited
 from server.domain.token_bucket import TokenBuckets
 from server.realtime.broker import Broker
 from server.realtime.catalog_feed import CatalogFeed
@@ -35,7 +36,7 @@ from server.realtime.events import OrderChange
 from server.realtime.frames import CLOSE_UNAUTHORISED
 from server.realtime.trim import Trimmer
 from server.services.changes import customer_channel, is_estimates, order_channel, store_channel
-from server.services.subscriptions import SubscriptionRefused, SubscriptionService
+from server.services.subscriptions import SubscriptionService
 from server.views import event_order, kitchen_fields
 
 if TYPE_CHECKING:
@@ -127,14 +128,14 @@ class Hub:
 
     def admit(self, subscriber: Subscriber) -> None:
         """Count a new socket or event stream against its account's limit (`detach` gives it
-        back); SubscriptionRefused past it. Counted per process (README, Configuration)."""
+        back); RateLimited past it. Counted per process (README, Configuration)."""
         principal = subscriber.principal
         maximum = (self._settings.ws_max_sockets_per_account if principal.is_customer
                    else self._settings.ws_max_sockets_per_staff_account)
         held = self._open.get(principal.user_id, 0)
         if held >= maximum:
             metrics.BUDGET_REFUSALS.labels("streams").inc()
-            raise SubscriptionRefused("too_many_streams", messages.WATCH_TOO_MANY_STREAMS.format(maximum=maximum))
+            raise RateLimited(messages.WATCH_TOO_MANY_STREAMS.format(maximum=maximum), retry_after=1)
         self._open[principal.user_id] = held + 1
         subscriber.admitted = True
 
@@ -145,10 +146,10 @@ class Hub:
         user_id = subscriber.principal.user_id
         if self._subscribes.take(user_id, now) is not None:
             metrics.BUDGET_REFUSALS.labels("subscribes").inc()
-            raise SubscriptionRefused("rate_limited", messages.WATCH_SUBSCRIBES_TOO_FAST)
+            raise RateLimited(messages.WATCH_SUBSCRIBES_TOO_FAST, retry_after=1)
         if reads and self._subscribe_reads.take(user_id, now) is not None:
             metrics.BUDGET_REFUSALS.labels("reads").inc()
-            raise SubscriptionRefused("rate_limited", messages.WATCH_SUBSCRIBES_TOO_FAST)
+            raise RateLimited(messages.WATCH_SUBSCRIBES_TOO_FAST, retry_after=1)
 
     async def detach(self, subscriber: Subscriber) -> None:
         subscriber.close()
@@ -179,13 +180,12 @@ class Hub:
         Events stay held until the caller queues the snapshot with `subscriber.send_snapshot`
         (or gives up on it with `release_events`), so the snapshot always goes out first."""
         if len(subscriber.order_ids | set(order_ids)) > MAX_ORDERS_PER_SUBSCRIBER:
-            raise SubscriptionRefused("rate_limited",
-                                      messages.WATCH_TOO_MANY_ORDERS.format(maximum=MAX_ORDERS_PER_SUBSCRIBER))
+            raise RateLimited(messages.WATCH_TOO_MANY_ORDERS.format(maximum=MAX_ORDERS_PER_SUBSCRIBER), retry_after=1)
         principal = subscriber.principal
         order_ids = [sys.intern(order_id) for order_id in order_ids]
         held = {oid: change for oid in order_ids if (change := self._latest.get(oid)) is not None}
         if any(not may_see_order(principal, change.user_id, change.store_id) for change in held.values()):
-            raise SubscriptionRefused("forbidden", messages.WATCH_ORDER_FORBIDDEN)
+            raise Forbidden(messages.WATCH_ORDER_FORBIDDEN)
         missing = [oid for oid in order_ids if oid not in held]
         # Orders another subscribe is reading right now are taken from that read.
         joining = {oid: self._reading[oid] for oid in missing if oid in self._reading}
@@ -207,7 +207,7 @@ class Hub:
                 owners = {order_id: (change.user_id, change.store_id) for order_id, change in read.items()}
                 try:
                     self._subscriptions.check_orders(principal, missing, owners)
-                except SubscriptionRefused:
+                except OrderPulseError:
                     # Nothing of an order the caller may not see reaches them, not even held events.
                     foreign = {oid for oid in missing if oid not in owners
                                or not may_see_order(principal, *owners[oid])}
@@ -219,7 +219,7 @@ class Hub:
                     raise
                 held.update(read)
             return await self._snapshot_entries(subscriber, [held[oid] for oid in order_ids if oid in held])
-        except SubscriptionRefused:
+        except OrderPulseError:
             raise
         except BaseException:
             subscriber.release_events()
@@ -229,7 +229,7 @@ class Hub:
 
     async def subscribe_store(self, subscriber: Subscriber, store_id: str) -> list[dict[str, Any]]:
         if not may_run_store(subscriber.principal, store_id):  # refused before it costs a read
-            raise SubscriptionRefused("forbidden", messages.WATCH_STORE_FORBIDDEN)
+            raise Forbidden(messages.WATCH_STORE_FORBIDDEN)
         self._take(subscriber, reads=True)
         await self._subscriptions.check_store(subscriber.principal, store_id)
         subscriber.hold_events()

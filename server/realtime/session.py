@@ -11,13 +11,13 @@ from server import metrics
 from server.config import Settings
 from server.domain import messages
 from server.domain.access import Principal
+from server.domain.errors import OrderPulseError, RateLimited
 from server.realtime import frames
 from server.realtime.client import Subscriber
 from server.realtime.events import OrderChange
 from server.realtime.frames import (CLOSE_POLICY, CLOSE_SERVICE_RESTART, CLOSE_TOO_BIG, CLOSE_TOO_MANY,
                                     CLOSE_UNAUTHORISED, FrameRefused)
 from server.realtime.hub import Hub
-from server.services.subscriptions import SubscriptionRefused
 
 # How long a close frame may wait behind unsent data before the connection is reset instead.
 CLOSE_FRAME_SECONDS = 1.0
@@ -45,7 +45,7 @@ async def serve(websocket: WebSocket, hub: Hub, principal: Principal, settings: 
     subscriber.render_estimates = frames.estimates
     try:
         hub.admit(subscriber)
-    except SubscriptionRefused:
+    except RateLimited:  # the account's sockets and streams are all open already
         await websocket.close(CLOSE_TOO_MANY)
         return
     hub.attach(subscriber)
@@ -236,5 +236,5 @@ class SocketSession:
                 raise FrameRefused(messages.WS_ALREADY_AUTHENTICATED, frame_id)
         except FrameRefused as refused:
             self.sub.send_control(frames.error(refused.code, refused.message, refused.frame_id))
-        except SubscriptionRefused as refused:
-            self.sub.send_control(frames.error(refused.code, refused.message, frame_id))
+        except OrderPulseError as refused:
+            self.sub.send_control(frames.refused(refused, frame_id))

@@ -20,7 +20,7 @@ from server.realtime.hub import Hub
 RETRY_MILLISECONDS = 2000
 
 Subscribe = Callable[[Hub, Subscriber], Awaitable[list[dict[str, Any]]]]
-"""Starts watching for the subscriber and returns the snapshot's entries (SubscriptionRefused if not allowed)."""
+"""Starts watching for the subscriber and returns the snapshot's entries (an OrderPulseError if not allowed)."""
 
 
 def render_event(change: OrderChange, sees_kitchen: bool) -> str:
@@ -60,7 +60,7 @@ async def open_stream(hub: Hub, settings: Settings, principal: Principal, subscr
                       render_first: Callable[[list[dict[str, Any]], Any], str] = render_snapshot) -> EventStream:
     """The stream of what `subscribe` watches for `principal`, from its snapshot on; a resume
     (`resume_from`, the client's Last-Event-ID) of one order already current sends no snapshot.
-    SubscriptionRefused passes through, with nothing left attached. `render` and `render_first`
+    A refusal (server/domain/errors.py) passes through, with nothing left attached. `render` and `render_first`
     write its events and snapshots (another client's event format: server/http/campusbite.py)."""
     subscriber = Subscriber(principal, settings.ws_queue_size, render, render_first)
     # Named `eta` events: an EventSource's `onmessage` (CampusBite's stream) never sees them.

@@ -20,7 +20,7 @@ from pymongo import ReturnDocument
 
 from server.domain import messages
 from server.domain.clock import SYSTEM_CLOCK, Clock, as_utc
-from server.domain.errors import ApiError
+from server.domain.errors import Invalid, RateLimited
 from server.models import AccountToken, MailQuota, RefreshToken, User
 from server.services.accounts import AccountService
 from server.services.login_throttle import address_subject
@@ -83,7 +83,7 @@ class AccountMail:
             # Following the link proved the mailbox, so the address counts as verified too.
             {"$set": {"password_hash": password_hash, "sessions_revoked_at": now, "email_verified_at": now}})
         if not result.matched_count:  # disabled or removed since the link was sent
-            raise ApiError(400, messages.RESET_LINK_INVALID)
+            raise Invalid(messages.RESET_LINK_INVALID)
         await RefreshToken.get_pymongo_collection().update_many(
             {"user_id": record.user_id, "revoked_at": {"$exists": False}}, {"$set": {"revoked_at": now}})
         # The account's other reset links die with this one.
@@ -130,10 +130,10 @@ class AccountMail:
             {"token_hash": digest(token), "purpose": purpose.value, "used_at": {"$exists": False}},
             {"$set": {"used_at": now}}, return_document=ReturnDocument.BEFORE)
         if document is None:
-            raise ApiError(400, invalid)
+            raise Invalid(invalid)
         record = AccountToken.model_validate(document)
         if as_utc(record.expires_at) <= now:
-            raise ApiError(400, invalid)
+            raise Invalid(invalid)
         return record
 
     # --- quotas ----------------------------------------------------------------------------------
@@ -153,8 +153,8 @@ class AccountMail:
     async def _count_address(self, client_host: str) -> None:
         count, seconds = await self._count("address", address_subject(client_host))
         if count > self._per_address:
-            raise ApiError(429, messages.MAIL_REQUESTS_THROTTLED.format(minutes=max(1, -(-seconds // 60))),
-                           headers={"Retry-After": str(seconds)})
+            raise RateLimited(messages.MAIL_REQUESTS_THROTTLED.format(minutes=max(1, -(-seconds // 60))),
+                              retry_after=seconds)
 
     async def _within_account_quota(self, user: User, purpose: Purpose) -> bool:
         """Each purpose has its own quota: a sign-up's verification mail leaves the resets whole."""

@@ -21,7 +21,7 @@ from server.domain import messages
 from server.domain.access import ADMIN_GIVEN_ROLES, CUSTOMER_ROLES, Principal, Role
 from server.domain.clock import SYSTEM_CLOCK, Clock, as_utc
 from server.domain.trust import TrustPolicy, TrustStanding, standing
-from server.domain.errors import ApiError
+from server.domain.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated, Unavailable
 from server.models import Order, RefreshToken, Store, User
 from server.models.stream_ticket import StreamTicket
 from server.services.bus import MessageBus
@@ -116,7 +116,7 @@ class AccountService:
         The last active admin cannot be disabled (`409`), however many admins try at once."""
         user = await User.get(user_id) if ObjectId.is_valid(user_id) else None
         if user is None:
-            raise ApiError(404, messages.ADMIN_USER_NOT_FOUND)
+            raise NotFound(messages.ADMIN_USER_NOT_FOUND)
         now = self._clock.now()
         # `disabled_at` stays after a re-enable: tokens issued before it never work again.
         changes: dict[str, Any] = {"is_active": active} if active else {"is_active": False, "disabled_at": now}
@@ -139,14 +139,14 @@ class AccountService:
         role's rights. The last active admin cannot be demoted (`409`)."""
         user = await User.get(user_id) if ObjectId.is_valid(user_id) else None
         if user is None:
-            raise ApiError(404, messages.ADMIN_USER_NOT_FOUND)
+            raise NotFound(messages.ADMIN_USER_NOT_FOUND)
         if user.role not in ADMIN_GIVEN_ROLES:
-            raise ApiError(400, messages.ROLE_CHANGE_NOT_STAFF)
+            raise Invalid(messages.ROLE_CHANGE_NOT_STAFF)
         if role == Role.STORE_EMPLOYEE:
             if not store_id:
-                raise ApiError(400, messages.STORE_REQUIRED_FOR_STAFF)
+                raise Invalid(messages.STORE_REQUIRED_FOR_STAFF)
             if not ObjectId.is_valid(store_id) or await Store.get(store_id) is None:
-                raise ApiError(404, messages.STORE_NOT_FOUND)
+                raise NotFound(messages.STORE_NOT_FOUND)
             change: dict[str, Any] = {"$set": {"role": role.value, "store_id": store_id}}
         else:
             store_id = None
@@ -189,14 +189,14 @@ class AccountService:
         token = await self._claim_admin_set()
         try:
             if await self._active_admins(other_than=user.id) == 0:
-                raise ApiError(409, messages.LAST_ADMIN)
+                raise Conflict(messages.LAST_ADMIN)
             await users.update_one({"_id": user.id}, change)
         finally:
             released = await self._release_admin_set(token)
         if not released and await self._active_admins(other_than=None) == 0:
             await users.update_one({"_id": user.id}, undo)
             log.warning("undid a change to admin %s that outlived its claim and left no active admin", user.id)
-            raise ApiError(409, messages.LAST_ADMIN)
+            raise Conflict(messages.LAST_ADMIN)
 
     @staticmethod
     async def _active_admins(other_than: Any) -> int:
@@ -226,7 +226,7 @@ class AccountService:
                 log.warning("took over an expired claim on the admin set")
                 return token
             if time.monotonic() >= deadline:
-                raise ApiError(503, messages.SERVER_BUSY.format(seconds=1), headers={"Retry-After": "1"})
+                raise Unavailable(messages.SERVER_BUSY.format(seconds=1), retry_after=1)
             await asyncio.sleep(ADMIN_SET_POLL_SECONDS)
 
     async def _release_admin_set(self, token: str) -> bool:
@@ -272,13 +272,13 @@ class AccountService:
             await refuse_unwritten(collection, {"ticket_hash": digest(ticket)})
         now = self._clock.now()
         if record is None or as_utc(record["expires_at"]) <= now or record["token_expires_at"] <= now.timestamp():
-            raise ApiError(401, messages.STREAM_TICKET_INVALID)
+            raise Unauthenticated(messages.STREAM_TICKET_INVALID)
         user_id = str(record["user_id"])
         user = await self._cached_user(user_id)
         # A password reset ends the ticket's session as a disable does.
         if any(minted_before_disable(record["created_at"], when)
                for when in (user.disabled_at, user.sessions_revoked_at)):
-            raise ApiError(401, messages.STREAM_TICKET_INVALID)
+            raise Unauthenticated(messages.STREAM_TICKET_INVALID)
         return Principal(user_id=user_id, role=user.role, store_id=user.store_id, name=user.name,
                          expires_at=record["token_expires_at"])
 
@@ -288,7 +288,7 @@ class AccountService:
         claims = self.tokens.verify_access(token)
         user = await self._cached_user(claims.user_id)
         if _issued_before_disable(claims, user):
-            raise ApiError(401, messages.USER_NOT_FOUND)
+            raise Unauthenticated(messages.USER_NOT_FOUND)
         return Principal(user_id=claims.user_id, role=user.role,
                          store_id=user.store_id,
                          name=user.name, expires_at=claims.expires_at)
@@ -297,7 +297,7 @@ class AccountService:
         """The caller when that needs no I/O (a valid token, a recently read user); else None."""
         try:
             claims = self.tokens.verify_access(token)
-        except ApiError:
+        except Unauthenticated:
             return None
         cached = self._users.get(claims.user_id)
         if cached is None or time.monotonic() - cached[0] >= self._user_cache_seconds:
@@ -316,7 +316,7 @@ class AccountService:
         else:
             user = await self._read_user(user_id)
         if user is None or not user.is_active:
-            raise ApiError(401, messages.USER_NOT_FOUND)
+            raise Unauthenticated(messages.USER_NOT_FOUND)
         return user
 
     async def _read_user(self, user_id: str) -> User | None:
@@ -369,7 +369,7 @@ class AccountService:
         Tokens carry none of these; the cached user is forgotten so names read fresh."""
         user = await self.current_user(principal)
         if changes.get("register_number") is not None and user.role != Role.STUDENT:
-            raise ApiError(400, messages.PROFILE_REGISTER_NUMBER_STUDENTS)
+            raise Invalid(messages.PROFILE_REGISTER_NUMBER_STUDENTS)
         update: dict[str, Any] = {}
         if changes:
             sets = {key: value for key, value in changes.items() if value is not None}
@@ -387,9 +387,9 @@ class AccountService:
         store_oid = None
         if role == Role.STORE_EMPLOYEE:
             if not store_id:
-                raise ApiError(400, messages.STORE_REQUIRED_FOR_STAFF)
+                raise Invalid(messages.STORE_REQUIRED_FOR_STAFF)
             if not ObjectId.is_valid(store_id) or await Store.get(store_id) is None:
-                raise ApiError(404, messages.STORE_NOT_FOUND)
+                raise NotFound(messages.STORE_NOT_FOUND)
             store_oid = store_id
         password_hash = await self.passwords.hash_async(password)
         user = User(name=name, email=email.lower(), password_hash=password_hash, role=role,
@@ -400,15 +400,15 @@ class AccountService:
         try:
             await user.insert()
         except DuplicateKeyError:
-            raise ApiError(409, messages.EMAIL_TAKEN) from None
+            raise Conflict(messages.EMAIL_TAKEN) from None
         return user
 
     async def login(self, email: str, password: str) -> User:
         user = await User.find_one({"email": email.lower()})
         if not await self.passwords.verify_async(user.password_hash if user else None, password) or user is None:
-            raise ApiError(401, messages.BAD_CREDENTIALS)
+            raise Unauthenticated(messages.BAD_CREDENTIALS)
         if not user.is_active:
-            raise ApiError(403, messages.ACCOUNT_DISABLED)
+            raise Forbidden(messages.ACCOUNT_DISABLED)
         if self.passwords.needs_rehash(user.password_hash):
             await self._rehash(user, password)
         return user
@@ -441,7 +441,7 @@ class AccountService:
         now = now.replace(microsecond=now.microsecond // 1000 * 1000)
         record = await RefreshToken.find_one({"token_hash": digest(refresh_token)})
         if record is None or record.revoked_at is not None or as_utc(record.expires_at) <= now:
-            raise ApiError(401, messages.INVALID_REFRESH)
+            raise Unauthenticated(messages.INVALID_REFRESH)
         collection = RefreshToken.get_pymongo_collection()
         claimed = await collection.update_one(
             {"_id": record.id, "used_at": {"$exists": False}, "revoked_at": {"$exists": False}},
@@ -452,7 +452,7 @@ class AccountService:
             rotated_at = await self._rotated_within_reuse(record.id, now)
             if rotated_at is None:
                 await self._revoke_family(record.family_id, now)
-                raise ApiError(401, messages.REFRESH_REUSED)
+                raise Unauthenticated(messages.REFRESH_REUSED)
             user = await self._active_user(record.user_id)
             access = self.tokens.issue_access(str(user.id), user.role, user.store_id, rotated_at, access_id)
             return user, {"accessToken": access, "refreshToken": successor}
@@ -474,7 +474,7 @@ class AccountService:
     async def _active_user(user_id: str) -> User:
         user = await User.get(user_id)
         if user is None or not user.is_active:
-            raise ApiError(401, messages.USER_NOT_FOUND)
+            raise Unauthenticated(messages.USER_NOT_FOUND)
         return user
 
     async def logout(self, refresh_token: str) -> None:
@@ -490,7 +490,7 @@ class AccountService:
         """The caller's account as stored now (not the cached copy); 401 once it is gone."""
         user = await User.get(principal.user_id)
         if user is None:
-            raise ApiError(401, messages.USER_NOT_FOUND)
+            raise Unauthenticated(messages.USER_NOT_FOUND)
         return user
 
     # --- trust ------------------------------------------------------------------------------
@@ -512,7 +512,7 @@ class AccountService:
         """A student or faculty account; 404 for anyone else."""
         user = await User.get(user_id) if ObjectId.is_valid(user_id) else None
         if user is None or user.role not in CUSTOMER_ROLES:
-            raise ApiError(404, messages.CUSTOMER_NOT_FOUND)
+            raise NotFound(messages.CUSTOMER_NOT_FOUND)
         return user
 
     async def no_shows_of(self, user_id: str) -> list[Order]:
@@ -525,14 +525,14 @@ class AccountService:
         """Take back a wrongly recorded no-show: it stops counting towards the customer's trust, and
         the order keeps when it was recorded, who cleared it, when and why."""
         if not ObjectId.is_valid(order_id):
-            raise ApiError(404, messages.ORDER_NOT_FOUND)
+            raise NotFound(messages.ORDER_NOT_FOUND)
         now = self._clock.now()
         collection = Order.get_pymongo_collection()
         record = await collection.find_one({"_id": ObjectId(order_id)}, {"no_show_at": 1})
         if record is None:
-            raise ApiError(404, messages.ORDER_NOT_FOUND)
+            raise NotFound(messages.ORDER_NOT_FOUND)
         if record.get("no_show_at") is None:
-            raise ApiError(409, messages.NO_SHOW_NOT_RECORDED)
+            raise Conflict(messages.NO_SHOW_NOT_RECORDED)
         # Matches only the no-show just read, so two admins clearing it at once clear it once.
         result = await collection.update_one(
             {"_id": ObjectId(order_id), "no_show_at": record["no_show_at"]},
@@ -541,7 +541,7 @@ class AccountService:
                       "no_show_cleared_by": admin.user_id, "no_show_cleared_by_name": admin.name,
                       "no_show_cleared_reason": reason}})
         if result.modified_count != 1:
-            raise ApiError(409, messages.NO_SHOW_NOT_RECORDED)
+            raise Conflict(messages.NO_SHOW_NOT_RECORDED)
         order = await Order.get(order_id)
         assert order is not None
         log.info("admin %s cleared the no-show of order %s", admin.user_id, order_id)

@@ -19,7 +19,7 @@ from bson import ObjectId
 from server.domain import messages
 from server.domain.access import Principal
 from server.domain.clock import SYSTEM_CLOCK, Clock, as_utc, iso_z
-from server.domain.errors import ApiError
+from server.domain.errors import NotFound
 from server.domain.lifecycle import OrderStatus
 from server.models import BoardSettings, Display, Order, Store
 from server.services.bus import MessageBus
@@ -71,10 +71,10 @@ async def list_displays(store_id: str) -> list[Display]:
 async def revoke_display(store_id: str, display_id: str) -> None:
     """Delete the link: its next request, and the next check of an open board stream, fail."""
     if not ObjectId.is_valid(display_id):
-        raise ApiError(404, messages.DISPLAY_NOT_FOUND)
+        raise NotFound(messages.DISPLAY_NOT_FOUND)
     result = await Display.get_pymongo_collection().delete_one({"_id": ObjectId(display_id), "store_id": store_id})
     if not result.deleted_count:
-        raise ApiError(404, messages.DISPLAY_NOT_FOUND)
+        raise NotFound(messages.DISPLAY_NOT_FOUND)
 
 
 async def display_store(secret: str) -> str | None:

@@ -19,7 +19,7 @@ from pymongo import ReturnDocument
 from server.domain import messages
 from server.domain.access import Principal, may_run_store
 from server.domain.clock import iso_z, utcnow
-from server.domain.errors import ApiError
+from server.domain.errors import Forbidden, NotFound
 from server.models import Counter, MenuItem, Store
 from server.services import slots
 from server.services.bus import MessageBus
@@ -33,14 +33,14 @@ log = logging.getLogger("orderpulse.catalog")
 async def find_store(store_id: str) -> Store:
     store = await Store.get(store_id) if ObjectId.is_valid(store_id) else None
     if store is None:
-        raise ApiError(404, messages.STORE_NOT_FOUND)
+        raise NotFound(messages.STORE_NOT_FOUND)
     return store
 
 
 def authorise_store_staff(principal: Principal, store_id: str) -> None:
     """Menu writes: that store's employees, or an admin."""
     if not may_run_store(principal, store_id):
-        raise ApiError(403, messages.FORBIDDEN_ROLE)
+        raise Forbidden(messages.FORBIDDEN_ROLE)
 
 
 async def list_stores(include_inactive: bool) -> list[Store]:
@@ -90,7 +90,7 @@ async def add_menu_item(store: Store, name: str, price_paise: int, category: str
 async def find_menu_item(item_id: str) -> MenuItem:
     item = await MenuItem.get(item_id) if ObjectId.is_valid(item_id) else None
     if item is None:
-        raise ApiError(404, messages.MENU_ITEM_NOT_FOUND)
+        raise NotFound(messages.MENU_ITEM_NOT_FOUND)
     return item
 
 

@@ -17,7 +17,7 @@ from server.domain.access import Principal
 from server.domain.cart import MAX_QUANTITY, CartLine
 from server.domain.clock import SYSTEM_CLOCK, Clock, as_utc, iso_z, js_date_string
 from server.domain.deadlines import next_deadline
-from server.domain.errors import ApiError
+from server.domain.errors import Conflict, Forbidden, Invalid
 from server.domain.money import paise_to_rupees
 from server.domain.slots import deferred_ready_around, order_weight
 from server.domain.trust import TrustStanding, TrustTier
@@ -54,11 +54,11 @@ class CheckoutService:
         self._refuse_restricted(standing)
         store = await Store.get(store_id) if ObjectId.is_valid(store_id) else None
         if store is None:
-            raise ApiError(400, messages.STORE_NOT_FOUND)
+            raise Invalid(messages.STORE_NOT_FOUND)
         if not store.is_active:
-            raise ApiError(400, messages.CART_STORE_INACTIVE)
+            raise Invalid(messages.CART_STORE_INACTIVE)
         if store.is_paused:
-            raise ApiError(400, messages.STORE_PAUSED)
+            raise Invalid(messages.STORE_PAUSED)
         items, weight = await self._priced_items(store, cart)
         # A capped store's full slot sends the order to a later one (told here), or refuses it.
         slot = await slots.first_free(store, weight, now)
@@ -96,16 +96,16 @@ class CheckoutService:
     async def _priced_items(self, store: Store, cart: list[CartLine]) -> tuple[list[OrderItem], int]:
         """The priced lines and the items they count for against the store's cap."""
         if not cart:
-            raise ApiError(400, messages.CART_EMPTY)
+            raise Invalid(messages.CART_EMPTY)
         seen: set[str] = set()
         for line in cart:
             if not ObjectId.is_valid(line.menu_item_id):
-                raise ApiError(400, messages.CART_ITEM_UNKNOWN.format(item_id=line.menu_item_id))
+                raise Invalid(messages.CART_ITEM_UNKNOWN.format(item_id=line.menu_item_id))
             if line.menu_item_id in seen:
-                raise ApiError(400, messages.CART_DUPLICATE_ITEM.format(item_id=line.menu_item_id))
+                raise Invalid(messages.CART_DUPLICATE_ITEM.format(item_id=line.menu_item_id))
             seen.add(line.menu_item_id)
             if not 1 <= line.quantity <= MAX_QUANTITY:
-                raise ApiError(400, messages.CART_QUANTITY)
+                raise Invalid(messages.CART_QUANTITY)
         found = {str(item.id): item for item in
                  await MenuItem.find({"_id": {"$in": [ObjectId(i) for i in seen]}}).to_list()}
         priced = []
@@ -113,11 +113,11 @@ class CheckoutService:
         for line in cart:
             menu_item = found.get(line.menu_item_id)
             if menu_item is None:
-                raise ApiError(400, messages.CART_ITEM_UNKNOWN.format(item_id=line.menu_item_id))
+                raise Invalid(messages.CART_ITEM_UNKNOWN.format(item_id=line.menu_item_id))
             if menu_item.store_id != str(store.id):
-                raise ApiError(400, messages.CART_ITEM_OTHER_STORE.format(item_id=line.menu_item_id))
+                raise Invalid(messages.CART_ITEM_OTHER_STORE.format(item_id=line.menu_item_id))
             if not menu_item.is_available:
-                raise ApiError(400, messages.CART_ITEM_UNAVAILABLE.format(name=menu_item.name))
+                raise Invalid(messages.CART_ITEM_UNAVAILABLE.format(name=menu_item.name))
             priced.append(OrderItem(menu_item_id=str(menu_item.id), name=menu_item.name,
                                     price_paise=menu_item.price_paise, quantity=line.quantity,
                                     total_paise=menu_item.price_paise * line.quantity))
@@ -127,19 +127,19 @@ class CheckoutService:
     def _refuse_restricted(self, standing: TrustStanding) -> None:
         if standing.tier == TrustTier.RESTRICTED and standing.restricted_until is not None:
             until = js_date_string(standing.restricted_until, self._settings.zone)
-            raise ApiError(403, messages.RESTRICTED.format(until=until))
+            raise Forbidden(messages.RESTRICTED.format(until=until))
 
     async def create_order(self, principal: Principal, checkout_token: object, transaction_id: object, *,
                            partner_client_id: str | None = None) -> tuple[Order, bool]:
         """Returns the order and whether this call created it (False: the checkout's existing order).
         `partner_client_id`: the `/v1` client creating it, whose webhook endpoints hear of its changes."""
         if checkout_token is None or checkout_token == "":
-            raise ApiError(400, messages.CHECKOUT_TOKEN_REQUIRED)
+            raise Invalid(messages.CHECKOUT_TOKEN_REQUIRED)
         if not isinstance(checkout_token, str):
-            raise ApiError(400, messages.CHECKOUT_INVALID)
+            raise Invalid(messages.CHECKOUT_INVALID)
         claims = self._tokens.verify_checkout(checkout_token)
         if claims.get("sub") != principal.user_id:
-            raise ApiError(400, messages.CHECKOUT_INVALID)
+            raise Invalid(messages.CHECKOUT_INVALID)
         transaction = normalise_transaction_id(transaction_id)
         existing = await Order.find_one({"checkout_id": claims["jti"]})
         if existing is not None:
@@ -151,7 +151,7 @@ class CheckoutService:
         self._refuse_restricted(standing)
         store, items, weight = await self._recheck_cart(claims)
         if transaction and await Order.find_one({"transaction_id": transaction}) is not None:
-            raise ApiError(409, messages.TRANSACTION_ID_TAKEN)
+            raise Conflict(messages.TRANSACTION_ID_TAKEN)
         claimed = await slots.claim(store, weight, now)
 
         order = Order(
@@ -179,7 +179,7 @@ class CheckoutService:
             if existing is not None:
                 return existing, False
             if "transaction_id" in str(exc):
-                raise ApiError(409, messages.TRANSACTION_ID_TAKEN) from None
+                raise Conflict(messages.TRANSACTION_ID_TAKEN) from None
             raise
         self._publisher.written()
         await self._publisher.publish(order, created=True)
@@ -193,9 +193,9 @@ class CheckoutService:
         """The cart must still be what the customer paid for."""
         store = await Store.get(claims["storeId"])
         if store is None or not store.is_active:
-            raise ApiError(409, messages.CART_CHANGED)
+            raise Conflict(messages.CART_CHANGED)
         if store.is_paused:
-            raise ApiError(409, messages.STORE_PAUSED)
+            raise Conflict(messages.STORE_PAUSED)
         lines = claims["items"]
         found = {str(i.id): i for i in await MenuItem.find({"_id": {"$in": [ObjectId(l[0]) for l in lines]}}).to_list()}
         items = []
@@ -204,7 +204,7 @@ class CheckoutService:
             menu_item = found.get(item_id)
             if (menu_item is None or not menu_item.is_available or menu_item.price_paise != price
                     or menu_item.store_id != str(store.id)):
-                raise ApiError(409, messages.CART_CHANGED)
+                raise Conflict(messages.CART_CHANGED)
             items.append(OrderItem(menu_item_id=str(menu_item.id), name=menu_item.name, price_paise=price,
                                    quantity=quantity, total_paise=price * quantity))
             weights.append((quantity, menu_item.cap_weight))

@@ -13,7 +13,7 @@ from pymongo import ReturnDocument
 
 from server.domain import messages
 from server.domain.clock import SYSTEM_CLOCK, Clock
-from server.domain.errors import ApiError
+from server.domain.errors import RateLimited
 from server.models import LoginFailureWindow
 from server.services.outage import upserted
 
@@ -68,7 +68,7 @@ class LoginThrottle:
             self._charge(attempt.account_key, expires_at), self._charge(attempt.address_key, expires_at))
         if account_failures > self.max_per_account or address_failures > self.max_per_address:
             wait = max(1, math.ceil(ends_at - now))
-            raise ApiError(429, messages.LOGIN_THROTTLED.format(seconds=wait), headers={"Retry-After": str(wait)})
+            raise RateLimited(messages.LOGIN_THROTTLED.format(seconds=wait), retry_after=wait)
         if now >= self._next_prune:
             await self._prune(now)
         return attempt

@@ -20,7 +20,7 @@ from server.domain import messages
 from server.domain.access import Principal
 from server.domain.clock import SYSTEM_CLOCK, Clock, as_utc
 from server.domain.deadlines import next_deadline
-from server.domain.errors import ApiError
+from server.domain.errors import Conflict, Forbidden, Invalid, InvalidTransition, RateLimited
 from server.domain.lifecycle import (
     READY_UNDO_TO, CancellationReason, OrderStatus, PaymentStatus, PickupMethod, TERMINAL, can_store_move,
     items_markable, may_hand_over, needs_commitment, payment_open, ready_undo_refusal,
@@ -81,10 +81,10 @@ class OrderLifecycle:
         try:
             document = await collection.find_one_and_update(expected, update, return_document=ReturnDocument.AFTER)
         except DuplicateKeyError:
-            raise ApiError(409, messages.TRANSACTION_ID_TAKEN) from None
+            raise Conflict(messages.TRANSACTION_ID_TAKEN) from None
         if document is None:
             await refuse_unwritten(collection, expected)
-            raise ApiError(409, messages.STATUS_CONFLICT)
+            raise Conflict(messages.STATUS_CONFLICT)
         updated = Order.model_validate(document)
         self._publisher.written()
         await self._publisher.publish(updated)
@@ -97,9 +97,9 @@ class OrderLifecycle:
         order = await self._queries.visible_order(principal, order_id)
         transaction = normalise_transaction_id(transaction_id)
         if order.payment_status != PaymentStatus.PENDING:
-            raise ApiError(409, messages.PAYMENT_ALREADY_FINAL.format(status=order.payment_status.value))
+            raise Conflict(messages.PAYMENT_ALREADY_FINAL.format(status=order.payment_status.value))
         if not payment_open(order.order_status):
-            raise ApiError(409, messages.PAYMENT_NOT_OPEN)
+            raise Conflict(messages.PAYMENT_NOT_OPEN)
         now = self._clock.now()
         if payment_status == PaymentStatus.FAILED:
             changes = {"payment_status": PaymentStatus.FAILED, "order_status": OrderStatus.CANCELLED,
@@ -108,7 +108,7 @@ class OrderLifecycle:
         changes: dict[str, Any] = {"payment_status": PaymentStatus.SUCCESS, "paid_at": now}
         if transaction:
             if await Order.find_one({"transaction_id": transaction, "_id": {"$ne": order.id}}) is not None:
-                raise ApiError(409, messages.TRANSACTION_ID_TAKEN)
+                raise Conflict(messages.TRANSACTION_ID_TAKEN)
             changes["transaction_id"] = transaction
         if order.order_status != OrderStatus.PLACED:
             # Accepted before payment (the counter flow): verifying it changes nothing else.
@@ -123,20 +123,20 @@ class OrderLifecycle:
         order = await self._queries.visible_order(principal, order_id)
         current = order.order_status
         if target == OrderStatus.PICKED_UP:
-            raise ApiError(400, messages.PICKUP_NEEDS_OTP)
+            raise InvalidTransition(messages.PICKUP_NEEDS_OTP)
         if not can_store_move(current, target):
             # A target at or behind the current state means the caller's view is stale.
             stale = current in TERMINAL or (
                 target in _FORWARD and _FORWARD.index(target) <= _FORWARD.index(current))
             if stale:
-                raise ApiError(409, messages.STATUS_CONFLICT)
-            raise ApiError(400, messages.INVALID_TRANSITION.format(current=current.value, target=target.value))
+                raise Conflict(messages.STATUS_CONFLICT)
+            raise InvalidTransition(messages.INVALID_TRANSITION.format(current=current.value, target=target.value))
         now = self._clock.now()
         changes: dict[str, Any] = {"order_status": target}
         if target == OrderStatus.ACCEPTED:
             # An unpaid order may be accepted (CampusBite's counter flow); `may_hand_over` guards pickup.
             if needs_commitment(order.requires_commitment, order.is_commitment_confirmed):
-                raise ApiError(400, messages.ACCEPT_NEEDS_COMMITMENT)
+                raise InvalidTransition(messages.ACCEPT_NEEDS_COMMITMENT)
             changes["accepted_at"] = now
         elif target == OrderStatus.READY:
             changes.update(ready_at=now, ready_expires_at=now + self._settings.ready_timeout,
@@ -158,12 +158,12 @@ class OrderLifecycle:
             raise self._otp_locked(as_utc(order.otp_locked_until), now)
         expected = self._queries.pickup_otp(order)
         if order.order_status != OrderStatus.READY or expected is None:
-            raise ApiError(400, messages.OTP_INVALID)
+            raise Invalid(messages.OTP_INVALID)
         if not may_hand_over(order.payment_status):
-            raise ApiError(400, messages.PICKUP_NEEDS_PAYMENT)
+            raise InvalidTransition(messages.PICKUP_NEEDS_PAYMENT)
         await self._claim_otp_attempt(order, now)
         if not codes_match(expected, otp):
-            raise ApiError(400, messages.OTP_INVALID)
+            raise Invalid(messages.OTP_INVALID)
         updated = await self._commit(order, {"order_status": OrderStatus.PICKED_UP, "is_otp_verified": True,
                                              "picked_up_at": now, "otp_failed_attempts": 0,
                                              "otp_locked_until": None, "pickup_method": PickupMethod.CODE,
@@ -176,11 +176,11 @@ class OrderLifecycle:
         """Staff hand the order over without the code: recorded with who and when, counted apart.
         `isOtpVerified` stays false, since no code was checked."""
         if order.order_status in TERMINAL:
-            raise ApiError(409, messages.STATUS_CONFLICT)
+            raise Conflict(messages.STATUS_CONFLICT)
         if order.order_status != OrderStatus.READY:
-            raise ApiError(400, messages.PICKUP_NOT_READY)
+            raise InvalidTransition(messages.PICKUP_NOT_READY)
         if not may_hand_over(order.payment_status):
-            raise ApiError(400, messages.PICKUP_NEEDS_PAYMENT)
+            raise InvalidTransition(messages.PICKUP_NEEDS_PAYMENT)
         updated = await self._commit(order, {"order_status": OrderStatus.PICKED_UP, "picked_up_at": now,
                                              "pickup_method": PickupMethod.MANUAL,
                                              "picked_up_by": principal.user_id,
@@ -227,30 +227,30 @@ class OrderLifecycle:
         await refuse_unwritten(collection, {"_id": order.id, "otp_failed_attempts": {"$lt": limit}})
         raise self._otp_locked(lock_until, now)
 
-    def _otp_locked(self, until: datetime, now: datetime) -> ApiError:
+    def _otp_locked(self, until: datetime, now: datetime) -> RateLimited:
         wait = max(1, int((until - now).total_seconds() + 0.999))
-        return ApiError(429, messages.OTP_LOCKED.format(seconds=wait), headers={"Retry-After": str(wait)})
+        return RateLimited(messages.OTP_LOCKED.format(seconds=wait), retry_after=wait)
 
     async def cancel_by_customer(self, principal: Principal, order_id: str) -> Order:
         order = await self._queries.visible_order(principal, order_id)
         if order.order_status != OrderStatus.PLACED or order.payment_status != PaymentStatus.PENDING:
-            raise ApiError(409, messages.CANCEL_NOT_ALLOWED)
+            raise Conflict(messages.CANCEL_NOT_ALLOWED)
         return await self._commit(order, {"order_status": OrderStatus.CANCELLED, "cancelled_at": self._clock.now(),
                                           "cancellation_reason": CancellationReason.CUSTOMER_CANCELLED})
 
     async def confirm_commitment(self, principal: Principal, order_id: str) -> Order:
         order = await self._queries.find(order_id)
         if str(order.user_id) != principal.user_id:
-            raise ApiError(403, messages.COMMITMENT_FORBIDDEN)
+            raise Forbidden(messages.COMMITMENT_FORBIDDEN)
         order = await self._queries.enforce_own_deadline(order)
         if order.cancellation_reason == CancellationReason.COMMITMENT_TIMEOUT:
-            raise ApiError(400, messages.COMMITMENT_EXPIRED)
+            raise InvalidTransition(messages.COMMITMENT_EXPIRED)
         if not order.requires_commitment:
-            raise ApiError(400, messages.COMMITMENT_NOT_REQUIRED)
+            raise InvalidTransition(messages.COMMITMENT_NOT_REQUIRED)
         if order.is_commitment_confirmed:
-            raise ApiError(400, messages.COMMITMENT_ALREADY)
+            raise InvalidTransition(messages.COMMITMENT_ALREADY)
         if order.order_status != OrderStatus.PLACED:
-            raise ApiError(400, messages.COMMITMENT_NOT_OPEN)
+            raise InvalidTransition(messages.COMMITMENT_NOT_OPEN)
         now = self._clock.now()
         changes: dict[str, Any] = {"is_commitment_confirmed": True, "commitment_confirmed_at": now}
         if order.payment_status == PaymentStatus.SUCCESS:
@@ -267,19 +267,19 @@ class OrderLifecycle:
         for _ in range(MARK_ATTEMPTS):
             order = await self._queries.visible_order(principal, order_id)
             if not 0 <= index < len(order.items):
-                raise ApiError(400, messages.ITEM_INDEX_INVALID.format(index=index))
+                raise Invalid(messages.ITEM_INDEX_INVALID.format(index=index))
             if not items_markable(order.order_status):
-                raise ApiError(409, messages.ITEM_MARK_CLOSED)
+                raise Conflict(messages.ITEM_MARK_CLOSED)
             marks = set(order.item_marks or ())
             if (index in marks) == marked:
                 return order  # already so: no change, no event
             marks = marks | {index} if marked else marks - {index}
             try:
                 return await self._commit(order, {"item_marks": sorted(marks)})
-            except ApiError as exc:
-                if exc.status_code != 409 or exc.message != messages.STATUS_CONFLICT:
+            except Conflict as exc:
+                if exc.message != messages.STATUS_CONFLICT:
                     raise
-        raise ApiError(409, messages.STATUS_CONFLICT)
+        raise Conflict(messages.STATUS_CONFLICT)
 
     async def undo_ready(self, principal: Principal, order_id: str) -> Order:
         """Put an order marked ready by mistake back to preparing, within `READY_UNDO_SECONDS`.
@@ -293,9 +293,9 @@ class OrderLifecycle:
         since = (now - as_utc(order.ready_at)).total_seconds() if order.ready_at else None
         refusal = ready_undo_refusal(order.order_status, since, self._settings.ready_undo_seconds)
         if refusal == "status":
-            raise ApiError(409, messages.READY_UNDO_NOT_READY.format(status=order.order_status.value.replace("_", " ")))
+            raise Conflict(messages.READY_UNDO_NOT_READY.format(status=order.order_status.value.replace("_", " ")))
         if refusal == "expired":
-            raise ApiError(409, messages.READY_UNDO_EXPIRED.format(
+            raise Conflict(messages.READY_UNDO_EXPIRED.format(
                 order_number=order.order_number, seconds=f"{self._settings.ready_undo_seconds:g}"))
         undo = ReadyUndo(at=now, by=principal.user_id, by_name=principal.name, ready_at=order.ready_at)
         undos = [*(order.ready_undos or ()), undo]

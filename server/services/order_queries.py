@@ -11,7 +11,7 @@ from server.config import Settings
 from server.domain import messages
 from server.domain.access import Principal, listing_scope, may_see_order
 from server.domain.clock import SYSTEM_CLOCK, Clock, as_utc
-from server.domain.errors import ApiError
+from server.domain.errors import Forbidden, NotFound
 from server.domain.pickup_code import pickup_code, pickup_key
 from server.models import Order
 from server.services.deadlines import DeadlineEnforcer
@@ -34,12 +34,12 @@ class OrderQueries:
     def authorise(principal: Principal, user_id: str, store_id: str,
                   forbidden: str = messages.ORDER_FORBIDDEN) -> None:
         if not may_see_order(principal, user_id, store_id):
-            raise ApiError(403, forbidden)
+            raise Forbidden(forbidden)
 
     async def find(self, order_id: str, not_found: str = messages.ORDER_NOT_FOUND) -> Order:
         order = await Order.get(order_id) if ObjectId.is_valid(order_id) else None
         if order is None:
-            raise ApiError(404, not_found)
+            raise NotFound(not_found)
         return order
 
     async def enforce_own_deadline(self, order: Order) -> Order:

@@ -19,7 +19,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 from server.domain import messages
 from server.domain.clock import SYSTEM_CLOCK, Clock
-from server.domain.errors import ApiError
+from server.domain.errors import RateLimited, Unavailable
 from server.domain.token_bucket import TokenBuckets, retry_after
 from server.services.login_throttle import address_subject
 
@@ -60,10 +60,9 @@ class PaymentQrCodes:
         wait = self._buckets.take(address_subject(client_host), self._clock.monotonic())
         if wait is not None:
             seconds = retry_after(wait)
-            raise ApiError(429, messages.QR_CODES_RATE_LIMITED.format(seconds=seconds),
-                           headers={"Retry-After": seconds})
+            raise RateLimited(messages.QR_CODES_RATE_LIMITED.format(seconds=seconds), retry_after=int(seconds))
         if self._waiting >= self._max_waiting:
-            raise ApiError(503, messages.SERVER_BUSY.format(seconds=1), headers={"Retry-After": "1"})
+            raise Unavailable(messages.SERVER_BUSY.format(seconds=1), retry_after=1)
         self._waiting += 1
         try:
             svg = await self._draw(link)
@@ -85,7 +84,7 @@ class PaymentQrCodes:
         except BrokenProcessPool:
             # The drawing process died (killed, out of memory): start a new one for the next code.
             self._pool = None
-            raise ApiError(503, messages.SERVER_BUSY.format(seconds=1), headers={"Retry-After": "1"}) from None
+            raise Unavailable(messages.SERVER_BUSY.format(seconds=1), retry_after=1) from None
 
     def stop(self) -> None:
         pool, self._pool = self._pool, None

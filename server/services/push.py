@@ -36,7 +36,7 @@ from server import metrics
 from server.config import ConfigurationError, Settings
 from server.domain import messages
 from server.domain.clock import SYSTEM_CLOCK, Clock
-from server.domain.errors import ApiError
+from server.domain.errors import Invalid, NotFound
 from server.domain.lifecycle import OrderStatus
 from server.domain.notifications import Moment, moment_of, notification, reminder_due
 from server.models import Order, PushDelivery, PushSubscription
@@ -130,9 +130,9 @@ class PushNotifier:
         forgotten: browsers re-subscribe per device, and a lost phone never unsubscribes, so
         refusing the new device would punish the one in hand."""
         if not self.endpoints.allows(endpoint):
-            raise ApiError(400, messages.PUSH_ENDPOINT_NOT_ALLOWED)
+            raise Invalid(messages.PUSH_ENDPOINT_NOT_ALLOWED)
         if not _on_curve(p256dh):
-            raise ApiError(400, messages.PUSH_KEY_NOT_ON_CURVE)
+            raise Invalid(messages.PUSH_KEY_NOT_ON_CURVE)
         now = self._clock.now()
         registered_ms = int(now.timestamp() * 1000)
         existing = await PushSubscription.find_one({"endpoint": endpoint})
@@ -164,7 +164,7 @@ class PushNotifier:
     async def unsubscribe(self, user_id: str, endpoint: str) -> None:
         result = await PushSubscription.find_one({"endpoint": endpoint, "user_id": user_id}).delete()
         if not result or not result.deleted_count:
-            raise ApiError(404, messages.PUSH_SUBSCRIPTION_NOT_FOUND)
+            raise NotFound(messages.PUSH_SUBSCRIPTION_NOT_FOUND)
         metrics.PUSH_SUBSCRIPTIONS.labels("deleted").inc()
 
     # --- moments ----------------------------------------------------------------------------

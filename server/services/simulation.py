@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from server.domain.access import Principal
 from server.domain.cart import CartLine
 from server.domain.clock import Clock
-from server.domain.errors import ApiError
+from server.domain.errors import NotFound, OrderPulseError
 from server.domain.lifecycle import OrderStatus
 
 if TYPE_CHECKING:
@@ -146,7 +146,7 @@ class Simulation:
                 return
             try:
                 await self.place_one()
-            except ApiError as refused:
+            except OrderPulseError as refused:
                 log.info("simulated order refused: %s", refused.message)
             except Exception:
                 log.exception("simulated order failed")
@@ -191,7 +191,7 @@ class Simulation:
         for pending in self._pending:
             try:
                 order = await self.orders.find(pending.order_id)
-            except ApiError:
+            except NotFound:
                 continue
             if order.order_status == OrderStatus.READY and not pending.announced:
                 code = self.orders.pickup_otp(order)

@@ -23,7 +23,7 @@ from pymongo import ReturnDocument
 
 from server.domain import messages
 from server.domain.clock import as_utc
-from server.domain.errors import ApiError
+from server.domain.errors import Conflict, Invalid, OrderPulseError
 from server.domain.lifecycle import OrderStatus
 from server.domain.slots import LOOKAHEAD_SLOTS, SLOT, slot_key, slots_from
 from server.models import Counter, Order, Store
@@ -42,12 +42,12 @@ class SlotClaim:
     filled: bool = False  # this claim left no room for even one more item in its slot
 
 
-def _refusal(status: int, store: Store, weight: int) -> ApiError:
+def _refusal(kind: type[OrderPulseError], store: Store, weight: int) -> OrderPulseError:
     cap = store.items_per_slot or 0
     if weight > cap:
-        return ApiError(status, messages.SLOT_ORDER_TOO_LARGE.format(store_name=store.name, cap=cap))
-    return ApiError(status, messages.SLOTS_FULL.format(store_name=store.name,
-                                                       minutes=int(SLOT.total_seconds() // 60) * LOOKAHEAD_SLOTS))
+        return kind(messages.SLOT_ORDER_TOO_LARGE.format(store_name=store.name, cap=cap))
+    return kind(messages.SLOTS_FULL.format(store_name=store.name,
+                                           minutes=int(SLOT.total_seconds() // 60) * LOOKAHEAD_SLOTS))
 
 
 async def _counts(store_id: str, starts: list[datetime]) -> dict[datetime, int]:
@@ -70,7 +70,7 @@ async def first_free(store: Store, weight: int, now: datetime) -> datetime | Non
     for start in starts:
         if counts[start] + weight <= cap:
             return start
-    raise _refusal(400, store, weight)
+    raise _refusal(Invalid, store, weight)
 
 
 async def claim(store: Store, weight: int, now: datetime) -> SlotClaim | None:
@@ -80,7 +80,7 @@ async def claim(store: Store, weight: int, now: datetime) -> SlotClaim | None:
     if cap is None:
         return None
     if weight > cap:
-        raise _refusal(409, store, weight)
+        raise _refusal(Conflict, store, weight)
     collection = Counter.get_pymongo_collection()
     starts = slots_from(now)
     for index, start in enumerate(starts):
@@ -93,7 +93,7 @@ async def claim(store: Store, weight: int, now: datetime) -> SlotClaim | None:
                                                      return_document=ReturnDocument.AFTER)
         if taken is not None:
             return SlotClaim(start, weight, deferred=index > 0, filled=int(taken.get("seq", 0)) + 1 > cap)
-    raise _refusal(409, store, weight)
+    raise _refusal(Conflict, store, weight)
 
 
 async def give_back(store_id: str, claimed: SlotClaim) -> None:

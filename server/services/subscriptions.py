@@ -15,6 +15,7 @@ from bson import ObjectId
 from server.domain import messages
 from server.domain.access import Principal, may_run_store, may_see_every_order, may_see_order
 from server.domain.clock import SYSTEM_CLOCK, Clock, as_utc
+from server.domain.errors import Forbidden, NotFound
 from server.domain.lifecycle import ACTIVE, OrderStatus
 from server.models import Order, Store, User
 from server.services import catalog
@@ -32,15 +33,6 @@ class _OrderKey:
     id: str
     store_id: str
     order_status: OrderStatus
-
-
-class SubscriptionRefused(Exception):
-    """A subscription the caller may not have; `code` is the real-time error code."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 class SubscriptionService:
@@ -78,14 +70,14 @@ class SubscriptionService:
             owner = owners.get(order_id)
             if owner is None or not may_see_order(principal, *owner):
                 if owner is None and may_see_every_order(principal):
-                    raise SubscriptionRefused("not_found", messages.ORDER_NOT_FOUND)
-                raise SubscriptionRefused("forbidden", messages.WATCH_ORDER_FORBIDDEN)
+                    raise NotFound(messages.ORDER_NOT_FOUND)
+                raise Forbidden(messages.WATCH_ORDER_FORBIDDEN)
 
     async def check_store(self, principal: Principal, store_id: str) -> None:
         if not may_run_store(principal, store_id):
-            raise SubscriptionRefused("forbidden", messages.WATCH_STORE_FORBIDDEN)
+            raise Forbidden(messages.WATCH_STORE_FORBIDDEN)
         if not ObjectId.is_valid(store_id) or await Store.get(store_id) is None:
-            raise SubscriptionRefused("not_found", messages.STORE_NOT_FOUND)
+            raise NotFound(messages.STORE_NOT_FOUND)
 
     async def orders(self, order_ids: list[str] | set[str]) -> list[Order]:
         """These orders as they are now (ids that are not order ids match nothing), in one query."""

@@ -24,7 +24,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from server.domain import messages
 from server.domain.clock import SYSTEM_CLOCK, Clock, as_utc
-from server.domain.errors import ApiError
+from server.domain.errors import Invalid, Unauthenticated, Unavailable
 from server.domain.passwords import PasswordCost
 
 T = TypeVar("T")
@@ -55,7 +55,7 @@ class HashingThreads:
 
     async def run(self, work: Callable[..., T], *args: Any) -> T:
         if self._in_flight >= self._max_waiting:
-            raise ApiError(503, messages.SERVER_BUSY.format(seconds=1), headers={"Retry-After": "1"})
+            raise Unavailable(messages.SERVER_BUSY.format(seconds=1), retry_after=1)
         self._in_flight += 1
         try:
             return await asyncio.get_running_loop().run_in_executor(self._pool, work, *args)
@@ -169,7 +169,7 @@ class TokenService:
         claims = self._verified.get(token)
         if claims is not None:
             if claims.expires_at <= self._clock.now().timestamp():
-                raise ApiError(401, messages.TOKEN_EXPIRED)
+                raise Unauthenticated(messages.TOKEN_EXPIRED)
             return claims
         payload = self._decode(token, self.ACCESS)
         claims = AccessClaims(
@@ -198,8 +198,8 @@ class TokenService:
     def verify_checkout(self, token: str) -> dict[str, Any]:
         try:
             return self._decode(token, self.CHECKOUT)
-        except ApiError:
-            raise ApiError(400, messages.CHECKOUT_INVALID) from None
+        except Unauthenticated:
+            raise Invalid(messages.CHECKOUT_INVALID) from None
 
     def _decode(self, token: str, token_type: str) -> dict[str, Any]:
         try:
@@ -210,14 +210,14 @@ class TokenService:
             )
             issued_at, expires_at = int(payload["iat"]), int(payload["exp"])
         except (jwt.PyJWTError, TypeError, ValueError):
-            raise ApiError(401, messages.INVALID_TOKEN) from None
+            raise Unauthenticated(messages.INVALID_TOKEN) from None
         now = self._clock.now().timestamp()
         if issued_at > now:
-            raise ApiError(401, messages.INVALID_TOKEN)
+            raise Unauthenticated(messages.INVALID_TOKEN)
         if expires_at <= now:
-            raise ApiError(401, messages.TOKEN_EXPIRED)
+            raise Unauthenticated(messages.TOKEN_EXPIRED)
         if payload.get("typ") != token_type or not isinstance(payload.get("sub"), str):
-            raise ApiError(401, messages.INVALID_TOKEN)
+            raise Unauthenticated(messages.INVALID_TOKEN)
         if token_type == self.ACCESS and not isinstance(payload.get("role"), str):
-            raise ApiError(401, messages.INVALID_TOKEN)
+            raise Unauthenticated(messages.INVALID_TOKEN)
         return payload

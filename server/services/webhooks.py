@@ -49,7 +49,7 @@ from server import metrics
 from server.config import Settings
 from server.domain import messages
 from server.domain.clock import SYSTEM_CLOCK, Clock, as_utc
-from server.domain.errors import ApiError
+from server.domain.errors import Invalid, NotFound
 from server.domain.lifecycle import CancellationReason, OrderStatus, PaymentStatus
 from server.models import ClientApp, Order, WebhookDelivery, WebhookEndpoint
 from server.models.order import PendingWebhookEvent
@@ -164,7 +164,7 @@ def parse_events(text: str | None) -> list[str]:
     """`order.completed,order.failed` → a list; blank means every type."""
     events = [part.strip() for part in (text or "").split(",") if part.strip()]
     if any(event not in EVENT_TYPES for event in events):
-        raise ApiError(400, messages.WEBHOOK_EVENTS_INVALID.format(types=", ".join(EVENT_TYPES)))
+        raise Invalid(messages.WEBHOOK_EVENTS_INVALID.format(types=", ".join(EVENT_TYPES)))
     return list(dict.fromkeys(events))
 
 
@@ -181,9 +181,9 @@ async def check_url(url: str, settings: Settings) -> str:
     except ValueError:
         parts = urlsplit("")
     if len(url) > MAX_URL_LENGTH or parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ApiError(400, messages.WEBHOOK_URL_INVALID.format(maximum=MAX_URL_LENGTH))
+        raise Invalid(messages.WEBHOOK_URL_INVALID.format(maximum=MAX_URL_LENGTH))
     if settings.orderpulse_env == "production" and parts.scheme != "https":
-        raise ApiError(400, messages.WEBHOOK_URL_NOT_HTTPS)
+        raise Invalid(messages.WEBHOOK_URL_NOT_HTTPS)
     host = parts.hostname
     policy = address_policy(settings)
     try:
@@ -193,10 +193,10 @@ async def check_url(url: str, settings: Settings) -> str:
             found = await asyncio.wait_for(asyncio.get_running_loop().getaddrinfo(
                 host, parts.port or 443, type=socket.SOCK_STREAM), RESOLVE_SECONDS)
         except (OSError, TimeoutError, UnicodeError):
-            raise ApiError(400, messages.WEBHOOK_URL_UNRESOLVED.format(host=host)) from None
+            raise Invalid(messages.WEBHOOK_URL_UNRESOLVED.format(host=host)) from None
         addresses = [ipaddress.ip_address(str(info[4][0]).partition("%")[0]) for info in found]
     if not any(policy.allows(host, address) for address in addresses):
-        raise ApiError(400, messages.WEBHOOK_URL_REFUSED.format(host=host))
+        raise Invalid(messages.WEBHOOK_URL_REFUSED.format(host=host))
     return url.strip()
 
 
@@ -207,7 +207,7 @@ def _find_endpoint_id(endpoint_id: str) -> dict[str, Any]:
 async def endpoint(endpoint_id: str) -> WebhookEndpoint:
     found = await WebhookEndpoint.find_one(_find_endpoint_id(endpoint_id))
     if found is None:
-        raise ApiError(404, messages.WEBHOOK_ENDPOINT_NOT_FOUND)
+        raise NotFound(messages.WEBHOOK_ENDPOINT_NOT_FOUND)
     return found
 
 
@@ -215,7 +215,7 @@ async def add_endpoint(settings: Settings, client_id: str, url: str, events: str
                        now: datetime) -> tuple[WebhookEndpoint, str]:
     """Register an endpoint for a partner client; returns it and its secret (shown once)."""
     if len(client_id) > 100 or await ClientApp.find_one({"client_id": client_id, "is_active": True}) is None:
-        raise ApiError(400, messages.WEBHOOK_CLIENT_UNKNOWN)
+        raise Invalid(messages.WEBHOOK_CLIENT_UNKNOWN)
     chosen = parse_events(events)
     url = await check_url(url, settings)
     secret = new_secret()
@@ -274,7 +274,7 @@ async def replay(endpoint_id: str, now: datetime, *, event: str | None = None, o
     """Send finished deliveries again (same `webhook-id`, a fresh retry schedule): one event, one
     order's events, or those made in a time range. Pending ones are already on their way."""
     if sum(value is not None for value in (event, order_id, since)) != 1 or (until is not None and since is None):
-        raise ApiError(400, messages.WEBHOOK_REPLAY_SCOPE)
+        raise Invalid(messages.WEBHOOK_REPLAY_SCOPE)
     found = await endpoint(endpoint_id)
     since, until = (as_utc(since) if since else None), (as_utc(until) if until else None)
     query: dict[str, Any] = {"endpoint_id": found.endpoint_id, "status": {"$in": [SUCCEEDED, FAILED]}}
