@@ -7,7 +7,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from server.app import create_app
-from server.http import requests
+from server.http import body_rules, requests
 from server.http.openapi import openapi_document
 from server.models import Order
 from server.views import LEAN_FIELDS, event_order, lean_order
@@ -137,14 +137,14 @@ def test_every_request_body_is_the_schema_of_the_model_that_parses_it():
             name = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
             bodies.add(name)
             model = getattr(requests, name)
-            assert issubclass(model, requests.RequestModel), (path, method)
+            assert issubclass(model, body_rules.RequestModel), (path, method)
             # The model's own fields, by their JSON names, are what the document lists.
             listed = schemas[name]["properties"] if "properties" in schemas[name] else \
                 {key: None for variant in schemas[name]["oneOf"] for key in variant["properties"]}
             assert list(listed) == [field.alias for field in model.model_fields.values()], name
     # Every parsing model is some route's body, or a part of one (a cart line, a push key pair).
     models = {name for name, value in vars(requests).items() if isinstance(value, type)
-              and issubclass(value, requests.RequestModel) and value is not requests.RequestModel}
+              and issubclass(value, body_rules.RequestModel) and value is not body_rules.RequestModel}
     parts = {ref.rsplit("/", 1)[1] for name in bodies for ref in _refs(schemas[name])}
     assert models == bodies | parts, models ^ (bodies | parts)
 

@@ -20,7 +20,8 @@ from server.domain.access import Principal, Role
 from server.domain.errors import ApiError
 from server.http import auth_routes
 from server.http.body import ascii_int, read_json
-from server.http.requests import Body, MenuItemPatch, MenuItemRequest, StoreSettingsRequest, parse
+from server.http.body_rules import Body, parse
+from server.http.requests import MenuItemPatch, MenuItemRequest, StoreSettingsRequest
 from server.http.responses import ok
 from server.http.security import STORE_RUNNERS, authenticate
 from server.http.security import optional_caller as optional_caller
@@ -253,7 +254,7 @@ def _flag(value: Any) -> Any:
 
 def _parse_console(model: type[Body], body: dict[str, Any]) -> Body:
     """A console body by OrderPulse's model; its price may come as text (FormData's, or its JSON's
-    from a text input), read by the JSON number rule (`requests.json_number`) before the price rule."""
+    from a text input), read by the JSON number rule (`body_rules.json_number`) before the price rule."""
     return parse(model, body, numbers_as_text=True)
 
 

@@ -14,7 +14,7 @@ from pydantic.json_schema import GenerateJsonSchema
 
 from server.domain.access import Role
 from server.domain.lifecycle import CancellationReason, OrderStatus, PaymentStatus, PickupMethod
-from server.http import campusbite, requests
+from server.http import body_rules, campusbite, requests
 from server.services.partners import MAX_CLIENT_ID_LENGTH
 from server.views import EVENT_SHAPE, LEAN_SHAPE, ShapeField
 
@@ -25,7 +25,7 @@ NTIME = {"type": ["string", "null"], "format": "date-time"}
 BOOL = {"type": "boolean"}
 INT = {"type": "integer"}
 MONEY = {"type": "number", "minimum": 0}
-OID = requests.OBJECT_ID
+OID = body_rules.OBJECT_ID
 
 
 def bounded(minimum: int, maximum: int) -> dict[str, Any]:
@@ -106,7 +106,7 @@ def model_schemas(models: list[type[BaseModel]]) -> dict[str, Any]:
 
 def _request_models() -> list[type[BaseModel]]:
     return [value for value in vars(requests).values() if isinstance(value, type)
-            and issubclass(value, requests.RequestModel) and value is not requests.RequestModel]
+            and issubclass(value, body_rules.RequestModel) and value is not body_rules.RequestModel]
 
 
 def _shape_models() -> list[type[BaseModel]]:
