@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from starlette.requests import Request
-from starlette.routing import Route
 
 from server.domain import messages
 from server.domain.access import may_place_orders
 from server.domain.errors import ApiError
 from server.http.body import ascii_int, read_body
+from server.http.contract import ApiRoute, Operation, answer, bounded, query_param, ref
 from server.http.requests import CreateOrderRequest
 from server.http.responses import JSONResponse
 from server.http.security import authenticate
@@ -101,7 +101,20 @@ async def create_order(request: Request):
     return JSONResponse(partner_view(order, runtime.settings.zone), status_code=201 if created else 200)
 
 
+PARTNER_ERRORS = {code: answer(text, ref("PartnerError")) for code, text in {
+    "400": "Bad input", "401": "Bearer token missing, expired or invalid", "403": "Not this user's order",
+    "404": "Order not found", "498": "Unknown or revoked X-Client-ID", "499": "X-Client-ID absent",
+    "500": "Unexpected error"}.items()}
+CLIENT_ID = {"name": "X-Client-ID", "in": "header", "required": True,
+             "schema": {"type": "string", "minLength": 1, "maxLength": 100}}
+
 routes = [
-    Route("/v1/order", create_order, methods=["POST"]),
-    Route("/v1/order/{order_id}", get_order, methods=["GET"]),
+    ApiRoute("/v1/order", create_order, "POST", Operation(
+        "Partner: create an order from a checkout token", {
+            "201": answer("Created", ref("PartnerOrder")),
+            "200": answer("This checkout's existing order", ref("PartnerOrder")), **PARTNER_ERRORS},
+        tag="partner", body=CreateOrderRequest, params=(CLIENT_ID,))),
+    ApiRoute("/v1/order/{order_id}", get_order, "GET", Operation(
+        "Partner: payment status of an order (seed 004)", {"200": answer("OK", ref("PartnerOrder")), **PARTNER_ERRORS},
+        tag="partner", params=(CLIENT_ID, query_param("wait", bounded(1, MAX_WAIT_SECONDS))))),
 ]
