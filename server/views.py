@@ -1,8 +1,10 @@
 """The shapes clients see of an order, each defined once.
 
 `LEAN_SHAPE` is the seed-000 poll-status body; events and socket snapshots add `storeId` and
-`version` to it (`EVENT_SHAPE`), and store subscribers get `kitchen_fields` on top. The OpenAPI
-document's `PollStatus` and `OrderEvent` are made from the same two tuples.
+`version` to it (`EVENT_SHAPE`), and store subscribers get `kitchen_fields` on top. An order's
+summary (seed 001) and detail, its cart lines and a menu item are shapes too. Each shape is a
+tuple of `ShapeField`s that both builds the answer (`shaped`) and describes it (`shape_model`,
+whose JSON Schema the OpenAPI document publishes).
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, NamedTuple
 
-from pydantic import Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
+from typing_extensions import TypedDict
 
 from server.domain.clock import iso_z, partner_timestamp
-from server.domain.lifecycle import CancellationReason, OrderStatus, PaymentStatus
+from server.domain.lifecycle import CancellationReason, OrderStatus, PaymentStatus, PickupMethod
 from server.domain.money import paise_to_rupees
 from server.models import MenuItem, Order, OrderItem, Store, User, WebhookDelivery, WebhookEndpoint
 
@@ -23,11 +26,28 @@ Rupees = Annotated[float, Field(ge=0)]  # whole rupees are sent as integers (`12
 
 
 class ShapeField(NamedTuple):
-    """One field of a shape: its JSON name, its type as the document states it, how it is read."""
+    """One field of a shape: its JSON name, its type as the document states it, how it is read
+    from what is shaped (an order, a cart line, a menu item)."""
 
     name: str
     type: Any
-    read: Callable[[Order], Any]
+    read: Callable[[Any], Any]
+
+
+def shaped(source: Any, shape: tuple[ShapeField, ...]) -> dict[str, Any]:
+    """`source` as `shape` builds it: its fields, in the shape's order."""
+    return {field.name: field.read(source) for field in shape}
+
+
+def shape_model(name: str, shape: tuple[ShapeField, ...], description: str,
+                optional: tuple[ShapeField, ...] = ()) -> type[BaseModel]:
+    """A shape as a closed pydantic model, for its JSON Schema: the shape's fields required, in its
+    order, then the `optional` ones (present on some answers only)."""
+    fields: dict[str, Any] = {f"field_{index}": (field.type, Field(alias=field.name))
+                              for index, field in enumerate(shape)}
+    fields.update({f"optional_{index}": (field.type, Field(None, alias=field.name))
+                   for index, field in enumerate(optional)})
+    return create_model(name, __config__=ConfigDict(extra="forbid"), __doc__=description, **fields)
 
 
 LEAN_SHAPE: tuple[ShapeField, ...] = (
@@ -81,67 +101,137 @@ def kitchen_fields(order: Order) -> dict[str, Any]:
     }
 
 
-def ready_undos_view(order: Order) -> list[dict[str, Any]]:
+class StaffMember(TypedDict):
+    """Who did something to an order: a member of its store's staff."""
+
+    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
+    id: ObjectIdText
+    name: str
+
+
+class ReadyUndo(TypedDict):
+    """One undone ready: when, by whom, and when the order had been marked ready."""
+
+    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
+    at: datetime
+    by: StaffMember
+    readyAt: datetime | None
+
+
+def ready_undos_view(order: Order) -> list[ReadyUndo]:
     """Each time the order's ready was undone: when, by whom, and when it had been marked ready."""
-    return [{"at": iso_z(undo.at), "by": {"id": undo.by, "name": undo.by_name}, "readyAt": iso_z(undo.ready_at)}
-            for undo in order.ready_undos or ()]
+    return [{"at": iso_z(undo.at), "by": {"id": undo.by, "name": undo.by_name},  # type: ignore[typeddict-item]
+             "readyAt": iso_z(undo.ready_at)} for undo in order.ready_undos or ()]
+
+
+# One priced cart line, in checkout sessions and orders alike.
+ORDER_LINE_SHAPE: tuple[ShapeField, ...] = (
+    ShapeField("menuItemId", ObjectIdText, lambda item: str(item.menu_item_id)),
+    ShapeField("name", str, lambda item: item.name),
+    ShapeField("price", Rupees, lambda item: paise_to_rupees(item.price_paise)),
+    ShapeField("quantity", int, lambda item: item.quantity),
+    ShapeField("total", Rupees, lambda item: paise_to_rupees(item.total_paise)),
+)
+OrderLine = shape_model("OrderLine", ORDER_LINE_SHAPE, "One priced cart line, in checkout sessions and orders.")
+# The store an order was placed at, as the order keeps it.
+ORDER_STORE_SHAPE: tuple[ShapeField, ...] = (
+    ShapeField("id", ObjectIdText, lambda order: str(order.store_id)),
+    ShapeField("name", str, lambda order: order.store_name),
+    ShapeField("location", str, lambda order: order.store_location),
+)
+OrderStore = shape_model("OrderStore", ORDER_STORE_SHAPE, "The store an order was placed at.")
+PaymentReference = Annotated[str, StringConstraints(pattern="^CBPAY[0-9A-F]{10}$")]
+
+# Seed 001's `201` order, key for key.
+SUMMARY_SHAPE: tuple[ShapeField, ...] = (
+    ShapeField("id", ObjectIdText, lambda order: str(order.id)),
+    ShapeField("orderNumber", str, lambda order: order.order_number),
+    ShapeField("paymentReference", PaymentReference, lambda order: order.payment_reference),
+    ShapeField("totalAmount", Rupees, lambda order: paise_to_rupees(order.total_paise)),
+    ShapeField("paymentStatus", PaymentStatus, lambda order: order.payment_status.value),
+    ShapeField("orderStatus", OrderStatus, lambda order: order.order_status.value),
+    ShapeField("paymentMethod", str, lambda order: order.payment_method),
+    ShapeField("transactionId", str | None, lambda order: order.transaction_id),
+    ShapeField("items", list[OrderLine],  # type: ignore[valid-type]
+               lambda order: [order_item_view(item) for item in order.items]),
+    ShapeField("specialInstructions", str | None, lambda order: order.special_instructions),
+    ShapeField("isCommitmentConfirmed", bool, lambda order: order.is_commitment_confirmed),
+    ShapeField("commitmentDeadlineAt", datetime | None, lambda order: iso_z(order.commitment_deadline_at)),
+    ShapeField("store", OrderStore, lambda order: shaped(order, ORDER_STORE_SHAPE)),
+    ShapeField("createdAt", datetime, lambda order: iso_z(order.created_at)),
+    ShapeField("updatedAt", datetime, lambda order: iso_z(order.updated_at)),
+)
+# `GET /api/orders/{id}`: the summary plus the order's lifecycle.
+DETAIL_SHAPE: tuple[ShapeField, ...] = (
+    *SUMMARY_SHAPE,
+    ShapeField("requiresCommitment", bool, lambda order: order.requires_commitment),
+    ShapeField("commitmentConfirmedAt", datetime | None, lambda order: iso_z(order.commitment_confirmed_at)),
+    ShapeField("paidAt", datetime | None, lambda order: iso_z(order.paid_at)),
+    ShapeField("acceptedAt", datetime | None, lambda order: iso_z(order.accepted_at)),
+    ShapeField("preparingAt", datetime | None, lambda order: iso_z(order.preparing_at)),
+    ShapeField("readyAt", datetime | None, lambda order: iso_z(order.ready_at)),
+    ShapeField("readyExpiresAt", datetime | None, lambda order: iso_z(order.ready_expires_at)),
+    ShapeField("isOtpVerified", bool, lambda order: order.is_otp_verified),
+    ShapeField("pickedUpAt", datetime | None, lambda order: iso_z(order.picked_up_at)),
+    ShapeField("pickupMethod", PickupMethod | None, lambda order: order.pickup_method),
+    ShapeField("pickedUpBy", Annotated[StaffMember | None,
+                                       Field(description="the staff member who handed the order over")],
+               lambda order: {"id": order.picked_up_by, "name": order.picked_up_by_name} if order.picked_up_by
+               else None),
+    ShapeField("cancelledAt", datetime | None, lambda order: iso_z(order.cancelled_at)),
+    ShapeField("cancellationReason", CancellationReason | None,
+               lambda order: order.cancellation_reason.value if order.cancellation_reason else None),
+    ShapeField("customerFirstName", str, lambda order: order.customer_first_name),
+    ShapeField("version", int, lambda order: order.version),
+    ShapeField("itemMarks", Annotated[list[Annotated[int, Field(ge=0)]],
+                                      Field(description="indexes in `items` the kitchen has struck as done")],
+               lambda order: list(order.item_marks or ())),
+    ShapeField("readyUndos", Annotated[list[ReadyUndo], Field(
+        description="each time the kitchen put the ready order back to preparing: when, who, and when it had "
+                    "been marked ready")], ready_undos_view),
+    ShapeField("slotDeferred", Annotated[bool, Field(
+        description="the store's cap was hit: the order was counted in a later 15-minute slot than the one it "
+                    "was placed in")], lambda order: order.slot_deferred),
+)
+# Seed 003's `order`.
+COMMITMENT_SHAPE: tuple[ShapeField, ...] = (
+    ShapeField("id", ObjectIdText, lambda order: str(order.id)),
+    ShapeField("orderNumber", str, lambda order: order.order_number),
+    ShapeField("status", OrderStatus, lambda order: order.order_status.value),
+    ShapeField("requiresCommitment", bool, lambda order: order.requires_commitment),
+    ShapeField("commitmentConfirmedAt", datetime | None, lambda order: iso_z(order.commitment_confirmed_at)),
+    ShapeField("commitmentDeadline", datetime | None, lambda order: iso_z(order.commitment_deadline_at)),
+    ShapeField("totalAmount", Rupees, lambda order: paise_to_rupees(order.total_paise)),
+    ShapeField("paymentStatus", PaymentStatus, lambda order: order.payment_status.value),
+)
+MENU_ITEM_SHAPE: tuple[ShapeField, ...] = (
+    ShapeField("id", ObjectIdText, lambda item: str(item.id)),
+    ShapeField("storeId", ObjectIdText, lambda item: str(item.store_id)),
+    ShapeField("name", str, lambda item: item.name),
+    ShapeField("price", Rupees, lambda item: paise_to_rupees(item.price_paise)),
+    ShapeField("category", str | None, lambda item: item.category),
+    ShapeField("isAvailable", bool, lambda item: item.is_available),
+    ShapeField("capWeight", Annotated[int, Field(ge=1, description="items of the store's per-slot cap one counts for")],
+               lambda item: item.cap_weight),
+    ShapeField("createdAt", datetime, lambda item: iso_z(item.created_at)),
+    ShapeField("updatedAt", datetime, lambda item: iso_z(item.updated_at)),
+)
 
 
 def order_item_view(item: OrderItem) -> dict[str, Any]:
     """One priced cart line, in checkout sessions and orders alike."""
-    return {
-        "menuItemId": str(item.menu_item_id),
-        "name": item.name,
-        "price": paise_to_rupees(item.price_paise),
-        "quantity": item.quantity,
-        "total": paise_to_rupees(item.total_paise),
-    }
+    return shaped(item, ORDER_LINE_SHAPE)
 
 
 def order_summary(order: Order) -> dict[str, Any]:
     """The order object of seed 001's `201` answer, key for key."""
-    return {
-        "id": str(order.id),
-        "orderNumber": order.order_number,
-        "paymentReference": order.payment_reference,
-        "totalAmount": paise_to_rupees(order.total_paise),
-        "paymentStatus": order.payment_status.value,
-        "orderStatus": order.order_status.value,
-        "paymentMethod": order.payment_method,
-        "transactionId": order.transaction_id,
-        "items": [order_item_view(item) for item in order.items],
-        "specialInstructions": order.special_instructions,
-        "isCommitmentConfirmed": order.is_commitment_confirmed,
-        "commitmentDeadlineAt": iso_z(order.commitment_deadline_at),
-        "store": {"id": str(order.store_id), "name": order.store_name, "location": order.store_location},
-        "createdAt": iso_z(order.created_at),
-        "updatedAt": iso_z(order.updated_at),
-    }
+    return shaped(order, SUMMARY_SHAPE)
 
 
 def order_detail(order: Order, pickup_otp: str | None) -> dict[str, Any]:
-    """`GET /api/orders/{id}`: the seed-001 shape plus lifecycle details."""
-    detail = order_summary(order)
-    detail.update(
-        requiresCommitment=order.requires_commitment,
-        commitmentConfirmedAt=iso_z(order.commitment_confirmed_at),
-        paidAt=iso_z(order.paid_at),
-        acceptedAt=iso_z(order.accepted_at),
-        preparingAt=iso_z(order.preparing_at),
-        readyAt=iso_z(order.ready_at),
-        readyExpiresAt=iso_z(order.ready_expires_at),
-        isOtpVerified=order.is_otp_verified,
-        pickedUpAt=iso_z(order.picked_up_at),
-        pickupMethod=order.pickup_method,
-        pickedUpBy={"id": order.picked_up_by, "name": order.picked_up_by_name} if order.picked_up_by else None,
-        cancelledAt=iso_z(order.cancelled_at),
-        cancellationReason=order.cancellation_reason.value if order.cancellation_reason else None,
-        customerFirstName=order.customer_first_name,
-        version=order.version,
-        itemMarks=list(order.item_marks or ()),
-        readyUndos=ready_undos_view(order),
-        slotDeferred=order.slot_deferred,
-    )
+    """`GET /api/orders/{id}`: the seed-001 shape plus lifecycle details; `pickupOtp` for its owner
+    while it is ready."""
+    detail = shaped(order, DETAIL_SHAPE)
     if pickup_otp is not None:
         detail["pickupOtp"] = pickup_otp
     return detail
@@ -149,25 +239,11 @@ def order_detail(order: Order, pickup_otp: str | None) -> dict[str, Any]:
 
 def commitment_order(order: Order) -> dict[str, Any]:
     """The `order` object of seed 003's answer."""
-    return {
-        "id": str(order.id),
-        "orderNumber": order.order_number,
-        "status": order.order_status.value,
-        "requiresCommitment": order.requires_commitment,
-        "commitmentConfirmedAt": iso_z(order.commitment_confirmed_at),
-        "commitmentDeadline": iso_z(order.commitment_deadline_at),
-        "totalAmount": paise_to_rupees(order.total_paise),
-        "paymentStatus": order.payment_status.value,
-    }
+    return shaped(order, COMMITMENT_SHAPE)
 
 
 def menu_item_view(item: MenuItem) -> dict[str, Any]:
-    return {
-        "id": str(item.id), "storeId": str(item.store_id), "name": item.name,
-        "price": paise_to_rupees(item.price_paise), "category": item.category,
-        "isAvailable": item.is_available, "capWeight": item.cap_weight, "createdAt": iso_z(item.created_at),
-        "updatedAt": iso_z(item.updated_at),
-    }
+    return shaped(item, MENU_ITEM_SHAPE)
 
 
 def store_view(store: Store) -> dict[str, Any]:

@@ -10,10 +10,13 @@ are server/http/campusbite_notifications.py and server/http/campusbite_console.p
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field
 
 from server.domain.access import Principal, Role
 from server.http.security import optional_caller as optional_caller
+from server.views import ShapeField
 
 # CampusBite's name of an order field -> the OrderPulse field of `GET /api/orders/{id}` it repeats.
 ORDER_ALIASES: dict[str, str] = {
@@ -64,6 +67,22 @@ USER_ALIASES: dict[str, str] = {"_id": "id", "register_number": "registerNumber"
                                 "created_at": "createdAt"}
 
 
+# Seed 001's new order repeats its `id` where CampusBite's mobile checkout reads it.
+CREATED_ORDER_ALIASES: dict[str, str] = {"_id": "id"}
+
+
+_NAME_OF = "CampusBite's name of `{source}`"
+
+
+def named_fields(shape: tuple[ShapeField, ...], aliases: dict[str, str]) -> tuple[ShapeField, ...]:
+    """CampusBite's name of each field of `shape` it repeats, typed and read as that field: what
+    the document states of the names `_aliased` adds."""
+    fields = {field.name: field for field in shape}
+    return tuple(ShapeField(alias, Annotated[fields[source].type, Field(description=_NAME_OF.format(source=source))],
+                            fields[source].read)
+                 for alias, source in aliases.items() if source in fields)
+
+
 def _aliased(shown: dict[str, Any], aliases: dict[str, str]) -> dict[str, Any]:
     return {**shown, **{alias: shown[source] for alias, source in aliases.items() if source in shown}}
 
@@ -94,7 +113,7 @@ def user(profile: dict[str, Any]) -> dict[str, Any]:
 
 def created_order(summary: dict[str, Any]) -> dict[str, Any]:
     """Seed 001's order, key for key, then `_id`, where CampusBite's mobile checkout reads the new order's id."""
-    return {**summary, "_id": summary["id"]}
+    return _aliased(summary, CREATED_ORDER_ALIASES)
 
 
 def staff_pickup_code(detail: dict[str, Any], otp: str) -> dict[str, Any]:

@@ -105,7 +105,7 @@ STREAM_AUTH = (query_param("ticket", STR, "single-use, from POST /api/auth/strea
                query_param("token", STR, "deprecated: use a ticket"))
 _STATUS_NAME = "|".join(status.value for status in OrderStatus)
 STATUS_LIST: Schema = {"type": "string", "pattern": f"^({_STATUS_NAME})?(,({_STATUS_NAME})?)*$"}
-SECURITY = [{"bearer": []}]
+SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]
 
 
 @dataclass(frozen=True)

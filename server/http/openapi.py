@@ -9,10 +9,11 @@ lean order shape that of `server.views.LEAN_SHAPE`; the other answers' schemas a
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, create_model
+from pydantic import BaseModel, Field, StringConstraints
 from pydantic.json_schema import GenerateJsonSchema
 from starlette.requests import Request
 from starlette.routing import BaseRoute, Mount, Route
@@ -25,25 +26,23 @@ from server.http.contract import (
 )
 from server.http.responses import JSONResponse
 from server.http.route_table import API_ROUTES
-from server.views import EVENT_SHAPE, LEAN_SHAPE, ShapeField
+from server.views import (
+    COMMITMENT_SHAPE, DETAIL_SHAPE, EVENT_SHAPE, LEAN_SHAPE, MENU_ITEM_SHAPE, ORDER_STORE_SHAPE, SUMMARY_SHAPE,
+    ShapeField, shape_model,
+)
 
-ORDER_STATUS = {"type": "string", "enum": [s.value for s in OrderStatus]}
-PAYMENT_STATUS = {"type": "string", "enum": [s.value for s in PaymentStatus]}
-REASON = {"type": ["string", "null"], "enum": [r.value for r in CancellationReason] + [None]}
 REF_TEMPLATE = "#/components/schemas/{model}"
 
 
 class _DocumentSchema(GenerateJsonSchema):
-    """pydantic's JSON Schema without a generated title on every property."""
+    """pydantic's JSON Schema without a generated title on every property, nor the default of an
+    answer's optional field (absent is what it means)."""
 
     def field_title_should_be_set(self, schema: Any) -> bool:
         return False
 
-
-def shape_model(name: str, shape: tuple[ShapeField, ...], description: str) -> type[BaseModel]:
-    """A shape of `server.views` as a closed pydantic model, for its JSON Schema."""
-    return create_model(name, __config__=ConfigDict(extra="forbid"), __doc__=description,
-                        **{field.name: (field.type, ...) for field in shape})
+    def default_schema(self, schema: Any) -> Any:
+        return self.generate_inner(schema["schema"])
 
 
 def model_schemas(models: list[type[BaseModel]]) -> dict[str, Any]:
@@ -63,42 +62,32 @@ def _request_models() -> list[type[BaseModel]]:
 
 
 def _shape_models() -> list[type[BaseModel]]:
-    return [shape_model("PollStatus", LEAN_SHAPE, "Seed 000's poll-status body: these 13 fields, in this order."),
-            shape_model("OrderEvent", EVENT_SHAPE, "The `order` of a real-time event (REALTIME.md): the "
-                                                   "poll-status fields, the store and the order's version.")]
-
-ORDER_ITEM = obj({"menuItemId": OID, "name": STR, "price": MONEY, "quantity": INT, "total": MONEY})
-ORDER_SUMMARY = {
-    "id": OID, "orderNumber": STR, "paymentReference": {"type": "string", "pattern": "^CBPAY[0-9A-F]{10}$"},
-    "totalAmount": MONEY, "paymentStatus": PAYMENT_STATUS, "orderStatus": ORDER_STATUS, "paymentMethod": STR,
-    "transactionId": NSTR, "items": {"type": "array", "items": ORDER_ITEM}, "specialInstructions": NSTR,
-    "isCommitmentConfirmed": BOOL, "commitmentDeadlineAt": NTIME,
-    "store": obj({"id": OID, "name": STR, "location": STR}), "createdAt": TIME, "updatedAt": TIME,
-}
-ORDER_DETAIL_EXTRA = {
-    "requiresCommitment": BOOL, "commitmentConfirmedAt": NTIME, "paidAt": NTIME, "acceptedAt": NTIME,
-    "preparingAt": NTIME, "readyAt": NTIME,
-    "readyExpiresAt": NTIME, "isOtpVerified": BOOL, "pickedUpAt": NTIME, "cancelledAt": NTIME,
-    "cancellationReason": REASON, "customerFirstName": STR, "version": INT,
-    "pickupMethod": {"type": ["string", "null"], "enum": [m.value for m in PickupMethod] + [None]},
-    "pickedUpBy": {"oneOf": [{"type": "null"}, obj({"id": OID, "name": STR}, closed=True)],
-                   "description": "the staff member who handed the order over"},
-    "itemMarks": {"type": "array", "items": {"type": "integer", "minimum": 0},
-                  "description": "indexes in `items` the kitchen has struck as done"},
-    "readyUndos": {"type": "array", "items": obj({"at": TIME, "by": obj({"id": OID, "name": STR}, closed=True),
-                                                  "readyAt": NTIME}, closed=True),
-                   "description": "each time the kitchen put the ready order back to preparing: when, who, and "
-                                  "when it had been marked ready"},
-    "slotDeferred": {"type": "boolean", "description": "the store's cap was hit: the order was counted in a later "
-                                                       "15-minute slot than the one it was placed in"},
-}
-PICKUP_OTP = {"type": "string", "pattern": "^[0-9]{6}$"}
-# CampusBite's names of the same fields (server/http/campusbite.py), each typed as its source.
-_ORDER_FIELDS = {**ORDER_SUMMARY, **ORDER_DETAIL_EXTRA}
-CAMPUSBITE_ORDER = {
-    **{alias: _ORDER_FIELDS[source] for alias, source in campusbite.ORDER_ALIASES.items()},
-    **{alias: _ORDER_FIELDS["store"]["properties"][source] for alias, source in campusbite.STORE_ALIASES.items()},
-}
+    """The shapes of server/views.py, with the CampusBite names server/http/campusbite.py adds."""
+    pickup_code = Annotated[str, StringConstraints(pattern="^[0-9]{6}$")]
+    order_extras = (
+        ShapeField("pickupOtp", pickup_code, str),
+        *(ShapeField(alias, pickup_code, str) for alias in campusbite.OTP_ALIASES),
+        ShapeField("estimatedReadyAt", Annotated[datetime | None, Field(
+            description="GET /api/orders/{id}: when an active order not yet ready should be ready, from the "
+                        "store's live queue; null otherwise")], str),
+    )
+    return [
+        shape_model("PollStatus", LEAN_SHAPE, "Seed 000's poll-status body: these 13 fields, in this order."),
+        shape_model("OrderEvent", EVENT_SHAPE, "The `order` of a real-time event (REALTIME.md): the poll-status "
+                                               "fields, the store and the order's version."),
+        shape_model("OrderSummary", SUMMARY_SHAPE, "Seed 001's order, key for key."),
+        shape_model("CreatedOrder", (*SUMMARY_SHAPE, *campusbite.named_fields(
+            SUMMARY_SHAPE, campusbite.CREATED_ORDER_ALIASES)), "Seed 001's order, then `id` again as `_id`, "
+                                                               "where CampusBite's mobile checkout reads it."),
+        shape_model("Order", (*DETAIL_SHAPE, *campusbite.named_fields(DETAIL_SHAPE, campusbite.ORDER_ALIASES),
+                              *campusbite.named_fields(ORDER_STORE_SHAPE, campusbite.STORE_ALIASES)),
+                    "An order with its lifecycle, each field also under CampusBite's names; the owner sees "
+                    "`pickupOtp` (and CampusBite's names of it) while it is ready, its store's staff `pickup_otp`.",
+                    optional=order_extras),
+        shape_model("CommitmentOrder", COMMITMENT_SHAPE, "Seed 003's `order`."),
+        shape_model("MenuItem", MENU_ITEM_SHAPE, "A menu item; in menus, also under CampusBite's names.",
+                    optional=campusbite.named_fields(MENU_ITEM_SHAPE, campusbite.MENU_ITEM_ALIASES)),
+    ]
 
 SCHEMAS: dict[str, Any] = {
     "Error": obj({"success": {"const": False}, "message": STR}, {"errors": {"type": "array"}}),
@@ -151,25 +140,11 @@ SCHEMAS: dict[str, Any] = {
                                 "at": TIME, "statusCode": {"type": ["integer", "null"]},
                                 "latencyMs": {"type": "number"}, "error": NSTR})},
                             "nextAttemptAt": NTIME, "createdAt": TIME, "finishedAt": NTIME}),
-    "MenuItem": obj({"id": OID, "storeId": OID, "name": STR, "price": MONEY, "category": NSTR,
-                     "isAvailable": BOOL, "createdAt": TIME, "updatedAt": TIME},
-                    {"capWeight": {"type": "integer", "minimum": 1,
-                                   "description": "items of the store's per-slot cap one counts for"},
-                     **{alias: {"description": f"CampusBite's name of `{source}`"}
-                        for alias, source in campusbite.MENU_ITEM_ALIASES.items()}}),
-    "OrderSummary": obj(ORDER_SUMMARY, closed=True),
-    "CreatedOrder": obj({**ORDER_SUMMARY, "_id": {**OID, "description": "`id` again, where CampusBite's mobile "
-                                                                        "checkout reads it"}}, closed=True),
-    "Order": obj({**ORDER_SUMMARY, **ORDER_DETAIL_EXTRA, **CAMPUSBITE_ORDER},
-                 {"pickupOtp": PICKUP_OTP, **{alias: PICKUP_OTP for alias in campusbite.OTP_ALIASES},
-                  "estimatedReadyAt": {**NTIME, "description": "GET /api/orders/{id}: when an active order not "
-                                                               "yet ready should be ready, from the store's live "
-                                                               "queue; null otherwise"}}, closed=True),
     "OrderPage": obj({"success": {"const": True}, "data": {"type": "array", "items": ref("Order")},
                       "pagination": obj({"total": INT, "page": INT, "limit": INT, "totalPages": INT})}),
     "CheckoutSession": obj({
         "checkoutToken": STR, "paymentReference": STR, "expiresInSeconds": INT, "totalAmount": MONEY,
-        "items": {"type": "array", "items": ORDER_ITEM}, "specialInstructions": NSTR,
+        "items": array(ref("OrderLine")), "specialInstructions": NSTR,
         "store": obj({"id": OID, "name": STR, "location": STR, "upiId": STR}),
         "noShowPolicy": obj({"trustTier": {"enum": ["good", "watch", "restricted"]}, "noShowCount": INT,
                              "requiresCommitment": BOOL, "requiresCommitmentBeforePrep": BOOL,
@@ -179,11 +154,8 @@ SCHEMAS: dict[str, Any] = {
     }, {"slot": {"oneOf": [{"type": "null"}, obj({"deferred": BOOL, "readyAround": NTIME})],
                  "description": "a capped store: whether this order goes to a later 15-minute slot, and when "
                                 "it would then be ready"}}),
-    "Commitment": obj({"success": {"const": True}, "message": STR, "order": obj({
-        "id": OID, "orderNumber": STR, "status": ORDER_STATUS, "requiresCommitment": BOOL,
-        "commitmentConfirmedAt": NTIME, "commitmentDeadline": NTIME, "totalAmount": MONEY,
-        "paymentStatus": PAYMENT_STATUS}, closed=True),
-        "data": obj({"order": ref("Order")}, closed=True)}, closed=True),
+    "Commitment": obj({"success": {"const": True}, "message": STR, "order": ref("CommitmentOrder"),
+                       "data": obj({"order": ref("Order")}, closed=True)}, closed=True),
     "PartnerOrder": obj({
         "requestId": STR, "orderId": OID, "status": {"enum": ["STARTED", "COMPLETED", "FAILED", "EXPIRED"]},
         "paidAt": NSTR, "metadata": obj({"paymentId": NSTR, "txHash": {"type": "null"}, "note": NSTR})}),
