@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
 from typing_extensions import TypedDict
@@ -40,14 +40,15 @@ def shaped(source: Any, shape: tuple[ShapeField, ...]) -> dict[str, Any]:
 
 
 def shape_model(name: str, shape: tuple[ShapeField, ...], description: str,
-                optional: tuple[ShapeField, ...] = ()) -> type[BaseModel]:
-    """A shape as a closed pydantic model, for its JSON Schema: the shape's fields required, in its
-    order, then the `optional` ones (present on some answers only)."""
+                optional: tuple[ShapeField, ...] = (), *, closed: bool = True) -> type[BaseModel]:
+    """A shape as a pydantic model, for its JSON Schema: the shape's fields required, in its order,
+    then the `optional` ones (present on some answers only); `closed`: no other field."""
     fields: dict[str, Any] = {f"field_{index}": (field.type, Field(alias=field.name))
                               for index, field in enumerate(shape)}
     fields.update({f"optional_{index}": (field.type, Field(None, alias=field.name))
                    for index, field in enumerate(optional)})
-    return create_model(name, __config__=ConfigDict(extra="forbid"), __doc__=description, **fields)
+    return create_model(name, __config__=ConfigDict(extra="forbid" if closed else "ignore"), __doc__=description,
+                        **fields)
 
 
 LEAN_SHAPE: tuple[ShapeField, ...] = (
@@ -246,12 +247,33 @@ def menu_item_view(item: MenuItem) -> dict[str, Any]:
     return shaped(item, MENU_ITEM_SHAPE)
 
 
+STORE_SHAPE: tuple[ShapeField, ...] = (
+    ShapeField("id", ObjectIdText, lambda store: str(store.id)),
+    ShapeField("name", str, lambda store: store.name),
+    ShapeField("location", str, lambda store: store.location),
+    ShapeField("description", str | None, lambda store: store.description),
+    ShapeField("upiId", str, lambda store: store.upi_id),
+    ShapeField("isActive", bool, lambda store: store.is_active),
+    ShapeField("createdAt", datetime, lambda store: iso_z(store.created_at)),
+    ShapeField("delayMinutes", Annotated[float, Field(ge=0)], lambda store: store.delay_minutes),
+    ShapeField("isPaused", bool, lambda store: store.is_paused),
+    ShapeField("itemsPerSlot", Annotated[Annotated[int, Field(ge=1)] | None, Field(
+        description="items taken per 15-minute slot; null: no cap")], lambda store: store.items_per_slot),
+)
+
+
+class StoreCapacity(TypedDict):
+    """A capped store's slots now (server/services/catalog.py builds it); `nextFreeSlot` null: full."""
+
+    itemsPerSlot: int
+    slotStart: datetime
+    slotItems: int
+    nextFreeSlot: datetime | None
+    deferring: bool
+
+
 def store_view(store: Store) -> dict[str, Any]:
-    return {
-        "id": str(store.id), "name": store.name, "location": store.location, "description": store.description,
-        "upiId": store.upi_id, "isActive": store.is_active, "createdAt": iso_z(store.created_at),
-        "delayMinutes": store.delay_minutes, "isPaused": store.is_paused, "itemsPerSlot": store.items_per_slot,
-    }
+    return shaped(store, STORE_SHAPE)
 
 
 def user_view(user: User) -> dict[str, Any]:
@@ -309,13 +331,33 @@ def webhook_endpoint_view(endpoint: WebhookEndpoint, counts: dict[str, int] | No
     return view
 
 
+class DeliveryAttempt(TypedDict):
+    """One try of a webhook delivery: when, the receiver's status (none if it did not answer), how long."""
+
+    at: datetime
+    statusCode: int | None
+    latencyMs: float
+    error: str | None
+
+
+# One line of an endpoint's delivery log: each attempt, and the next try while pending.
+DELIVERY_SHAPE: tuple[ShapeField, ...] = (
+    ShapeField("eventId", str, lambda delivery: delivery.event_id),
+    ShapeField("endpointId", str, lambda delivery: delivery.endpoint_id),
+    ShapeField("orderId", ObjectIdText, lambda delivery: delivery.order_id),
+    ShapeField("version", int, lambda delivery: delivery.version),
+    ShapeField("type", str, lambda delivery: delivery.type),
+    ShapeField("status", Literal["pending", "delivering", "succeeded", "failed"], lambda delivery: delivery.status),
+    ShapeField("attempts", list[DeliveryAttempt], lambda delivery: [
+        {"at": iso_z(attempt.at), "statusCode": attempt.status_code, "latencyMs": attempt.latency_ms,
+         "error": attempt.error} for attempt in delivery.attempts]),
+    ShapeField("nextAttemptAt", datetime | None, lambda delivery: iso_z(delivery.next_attempt_at)
+               if delivery.status in ("pending", "delivering") else None),
+    ShapeField("createdAt", datetime, lambda delivery: iso_z(delivery.created_at)),
+    ShapeField("finishedAt", datetime | None, lambda delivery: iso_z(delivery.finished_at)),
+)
+
+
 def webhook_delivery_view(delivery: WebhookDelivery) -> dict[str, Any]:
     """One line of an endpoint's delivery log: each attempt, and the next try while pending."""
-    return {
-        "eventId": delivery.event_id, "endpointId": delivery.endpoint_id, "orderId": delivery.order_id,
-        "version": delivery.version, "type": delivery.type, "status": delivery.status,
-        "attempts": [{"at": iso_z(attempt.at), "statusCode": attempt.status_code, "latencyMs": attempt.latency_ms,
-                      "error": attempt.error} for attempt in delivery.attempts],
-        "nextAttemptAt": iso_z(delivery.next_attempt_at) if delivery.status in ("pending", "delivering") else None,
-        "createdAt": iso_z(delivery.created_at), "finishedAt": iso_z(delivery.finished_at),
-    }
+    return shaped(delivery, DELIVERY_SHAPE)

@@ -27,8 +27,8 @@ from server.http.contract import (
 from server.http.responses import JSONResponse
 from server.http.route_table import API_ROUTES
 from server.views import (
-    COMMITMENT_SHAPE, DETAIL_SHAPE, EVENT_SHAPE, LEAN_SHAPE, MENU_ITEM_SHAPE, ORDER_STORE_SHAPE, SUMMARY_SHAPE,
-    ShapeField, shape_model,
+    COMMITMENT_SHAPE, DELIVERY_SHAPE, DETAIL_SHAPE, EVENT_SHAPE, LEAN_SHAPE, MENU_ITEM_SHAPE, ORDER_STORE_SHAPE,
+    STORE_SHAPE, SUMMARY_SHAPE, ShapeField, StoreCapacity, shape_model,
 )
 
 REF_TEMPLATE = "#/components/schemas/{model}"
@@ -71,6 +71,20 @@ def _shape_models() -> list[type[BaseModel]]:
             description="GET /api/orders/{id}: when an active order not yet ready should be ready, from the "
                         "store's live queue; null otherwise")], str),
     )
+    store_extras = (
+        ShapeField("waitMinutes", Annotated[int, Field(
+            ge=1, description="about how long an order placed now would take (GET one store)")], str),
+        ShapeField("capacity", Annotated[StoreCapacity | None, Field(
+            description="a capped store's slots now (GET one store, its pace, the menu events); `nextFreeSlot` "
+                        "null: full")], str),
+        ShapeField("typicalPrepMinutes", Annotated[float, Field(
+            ge=0, description="the store's typical accepted → ready time, learned from its recent orders (GET one "
+                              "store)")], str),
+        *campusbite.named_fields(STORE_SHAPE, campusbite.STORE_FIELD_ALIASES),
+        ShapeField("owner_id", Annotated[str | None, Field(
+            description="CampusBite's owner: the caller on their own store, else null")], str),
+        ShapeField("owner_name", Annotated[str, Field(description="the caller, on their own store")], str),
+    )
     return [
         shape_model("PollStatus", LEAN_SHAPE, "Seed 000's poll-status body: these 13 fields, in this order."),
         shape_model("OrderEvent", EVENT_SHAPE, "The `order` of a real-time event (REALTIME.md): the poll-status "
@@ -87,6 +101,9 @@ def _shape_models() -> list[type[BaseModel]]:
         shape_model("CommitmentOrder", COMMITMENT_SHAPE, "Seed 003's `order`."),
         shape_model("MenuItem", MENU_ITEM_SHAPE, "A menu item; in menus, also under CampusBite's names.",
                     optional=campusbite.named_fields(MENU_ITEM_SHAPE, campusbite.MENU_ITEM_ALIASES)),
+        shape_model("Store", STORE_SHAPE, "A store; also under CampusBite's names where its clients read stores.",
+                    optional=store_extras, closed=False),
+        shape_model("WebhookDelivery", DELIVERY_SHAPE, "One line of an endpoint's delivery log."),
     ]
 
 SCHEMAS: dict[str, Any] = {
@@ -106,23 +123,6 @@ SCHEMAS: dict[str, Any] = {
         "requestedStore": {**NSTR, "description": "the store a store employee named when signing up"}})]},
     "UserPage": obj({"users": {"type": "array", "items": ref("AdminUser")}, "page": INT, "limit": INT,
                      "total": INT, "pages": INT}),
-    "Store": obj({"id": OID, "name": STR, "location": STR, "description": NSTR, "upiId": STR, "isActive": BOOL,
-                  "createdAt": TIME, "delayMinutes": {"type": "number", "minimum": 0}, "isPaused": BOOL},
-                 {"waitMinutes": {"type": "integer", "minimum": 1,
-                                  "description": "about how long an order placed now would take (GET one store)"},
-                  "itemsPerSlot": {"type": ["integer", "null"], "minimum": 1,
-                                   "description": "items taken per 15-minute slot; null: no cap"},
-                  "capacity": {"oneOf": [{"type": "null"}, obj({
-                      "itemsPerSlot": INT, "slotStart": TIME, "slotItems": INT, "nextFreeSlot": NTIME,
-                      "deferring": BOOL})], "description": "a capped store's slots now (GET one store, its "
-                                                             "pace, the menu events); `nextFreeSlot` null: full"},
-                  "typicalPrepMinutes": {"type": "number", "minimum": 0,
-                                         "description": "the store's typical accepted → ready time, learned from "
-                                                        "its recent orders (GET one store)"},
-                  **{alias: {"description": f"CampusBite's name of `{source}`"}
-                     for alias, source in campusbite.STORE_FIELD_ALIASES.items()},
-                  "owner_id": {**NSTR, "description": "CampusBite's owner: the caller on their own store, else null"},
-                  "owner_name": {**STR, "description": "the caller, on their own store"}}),
     "Customer": {"allOf": [ref("AdminUser"), obj({"trustTier": {"enum": ["good", "watch", "restricted"]},
                                                   "noShowCount": INT, "orderingRestrictedUntil": NTIME})]},
     "CustomerPage": obj({"customers": {"type": "array", "items": ref("Customer")}, "page": INT, "limit": INT,
@@ -134,12 +134,6 @@ SCHEMAS: dict[str, Any] = {
                             "enabled": BOOL, "disabledReason": NSTR, "disabledAt": NTIME, "createdAt": TIME,
                             "secretsSigning": INT, "pendingDeliveries": INT, "failedDeliveries": INT},
                            {"secret": {"type": "string", "pattern": "^whsec_", "description": "shown once"}}),
-    "WebhookDelivery": obj({"eventId": STR, "endpointId": STR, "orderId": OID, "version": INT, "type": STR,
-                            "status": {"enum": ["pending", "delivering", "succeeded", "failed"]},
-                            "attempts": {"type": "array", "items": obj({
-                                "at": TIME, "statusCode": {"type": ["integer", "null"]},
-                                "latencyMs": {"type": "number"}, "error": NSTR})},
-                            "nextAttemptAt": NTIME, "createdAt": TIME, "finishedAt": NTIME}),
     "OrderPage": obj({"success": {"const": True}, "data": {"type": "array", "items": ref("Order")},
                       "pagination": obj({"total": INT, "page": INT, "limit": INT, "totalPages": INT})}),
     "CheckoutSession": obj({
