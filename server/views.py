@@ -9,7 +9,7 @@ whose JSON Schema the OpenAPI document publishes).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal, NamedTuple
 
@@ -40,15 +40,20 @@ def shaped(source: Any, shape: tuple[ShapeField, ...]) -> dict[str, Any]:
 
 
 def shape_model(name: str, shape: tuple[ShapeField, ...], description: str,
-                optional: tuple[ShapeField, ...] = (), *, closed: bool = True) -> type[BaseModel]:
+                optional: Mapping[str, Any] | None = None, *, closed: bool = True) -> type[BaseModel]:
     """A shape as a pydantic model, for its JSON Schema: the shape's fields required, in its order,
-    then the `optional` ones (present on some answers only); `closed`: no other field."""
+    then the `optional` ones by name and type (fields some answers add); `closed`: no other field."""
     fields: dict[str, Any] = {f"field_{index}": (field.type, Field(alias=field.name))
                               for index, field in enumerate(shape)}
-    fields.update({f"optional_{index}": (field.type, Field(None, alias=field.name))
-                   for index, field in enumerate(optional)})
+    fields.update({f"optional_{index}": (kind, Field(None, alias=name))
+                   for index, (name, kind) in enumerate((optional or {}).items())})
     return create_model(name, __config__=ConfigDict(extra="forbid" if closed else "ignore"), __doc__=description,
                         **fields)
+
+
+def field_types(shape: tuple[ShapeField, ...]) -> dict[str, Any]:
+    """Each field's JSON name and type, in the shape's order."""
+    return {field.name: field.type for field in shape}
 
 
 LEAN_SHAPE: tuple[ShapeField, ...] = (

@@ -2,8 +2,9 @@
 route declares its `Operation` (server/http/contract.py), so no path is listed here. A test
 validates real responses against the document.
 
-Request bodies are the JSON Schemas of their parsing models (server/http/requests.py), and the
-lean order shape that of `server.views.LEAN_SHAPE`; the other answers' schemas are named here.
+Request bodies are the JSON Schemas of their parsing models (server/http/requests.py); answers
+are described by the shapes of server/views.py that build them (`PollStatus` is `LEAN_SHAPE`),
+with the names server/http/campusbite.py adds, and the others in `SCHEMAS` here.
 """
 
 from __future__ import annotations
@@ -19,16 +20,13 @@ from starlette.requests import Request
 from starlette.routing import BaseRoute, Mount, Route
 
 from server.domain.access import Role
-from server.domain.lifecycle import CancellationReason, OrderStatus, PaymentStatus, PickupMethod
 from server.http import body_rules, campusbite, requests
-from server.http.contract import (
-    BOOL, INT, MONEY, NSTR, NTIME, OID, STR, TIME, ApiRoute, array, obj, ref,
-)
+from server.http.contract import BOOL, INT, MONEY, NSTR, NTIME, OID, STR, TIME, ApiRoute, array, obj, ref
 from server.http.responses import JSONResponse
 from server.http.route_table import API_ROUTES
 from server.views import (
     COMMITMENT_SHAPE, DELIVERY_SHAPE, DETAIL_SHAPE, EVENT_SHAPE, LEAN_SHAPE, MENU_ITEM_SHAPE, ORDER_STORE_SHAPE,
-    STORE_SHAPE, SUMMARY_SHAPE, ShapeField, StoreCapacity, shape_model,
+    STORE_SHAPE, SUMMARY_SHAPE, StoreCapacity, field_types, shape_model,
 )
 
 REF_TEMPLATE = "#/components/schemas/{model}"
@@ -64,27 +62,26 @@ def _request_models() -> list[type[BaseModel]]:
 def _shape_models() -> list[type[BaseModel]]:
     """The shapes of server/views.py, with the CampusBite names server/http/campusbite.py adds."""
     pickup_code = Annotated[str, StringConstraints(pattern="^[0-9]{6}$")]
-    order_extras = (
-        ShapeField("pickupOtp", pickup_code, str),
-        *(ShapeField(alias, pickup_code, str) for alias in campusbite.OTP_ALIASES),
-        ShapeField("estimatedReadyAt", Annotated[datetime | None, Field(
+    order_extras = {
+        "pickupOtp": pickup_code, **{alias: pickup_code for alias in campusbite.OTP_ALIASES},
+        "estimatedReadyAt": Annotated[datetime | None, Field(
             description="GET /api/orders/{id}: when an active order not yet ready should be ready, from the "
-                        "store's live queue; null otherwise")], str),
-    )
-    store_extras = (
-        ShapeField("waitMinutes", Annotated[int, Field(
-            ge=1, description="about how long an order placed now would take (GET one store)")], str),
-        ShapeField("capacity", Annotated[StoreCapacity | None, Field(
+                        "store's live queue; null otherwise")],
+    }
+    store_extras = {
+        "waitMinutes": Annotated[int, Field(
+            ge=1, description="about how long an order placed now would take (GET one store)")],
+        "capacity": Annotated[StoreCapacity | None, Field(
             description="a capped store's slots now (GET one store, its pace, the menu events); `nextFreeSlot` "
-                        "null: full")], str),
-        ShapeField("typicalPrepMinutes", Annotated[float, Field(
+                        "null: full")],
+        "typicalPrepMinutes": Annotated[float, Field(
             ge=0, description="the store's typical accepted → ready time, learned from its recent orders (GET one "
-                              "store)")], str),
-        *campusbite.named_fields(STORE_SHAPE, campusbite.STORE_FIELD_ALIASES),
-        ShapeField("owner_id", Annotated[str | None, Field(
-            description="CampusBite's owner: the caller on their own store, else null")], str),
-        ShapeField("owner_name", Annotated[str, Field(description="the caller, on their own store")], str),
-    )
+                              "store)")],
+        **field_types(campusbite.named_fields(STORE_SHAPE, campusbite.STORE_FIELD_ALIASES)),
+        "owner_id": Annotated[str | None, Field(description="CampusBite's owner: the caller on their own store, "
+                                                            "else null")],
+        "owner_name": Annotated[str, Field(description="the caller, on their own store")],
+    }
     return [
         shape_model("PollStatus", LEAN_SHAPE, "Seed 000's poll-status body: these 13 fields, in this order."),
         shape_model("OrderEvent", EVENT_SHAPE, "The `order` of a real-time event (REALTIME.md): the poll-status "
@@ -100,12 +97,14 @@ def _shape_models() -> list[type[BaseModel]]:
                     optional=order_extras),
         shape_model("CommitmentOrder", COMMITMENT_SHAPE, "Seed 003's `order`."),
         shape_model("MenuItem", MENU_ITEM_SHAPE, "A menu item; in menus, also under CampusBite's names.",
-                    optional=campusbite.named_fields(MENU_ITEM_SHAPE, campusbite.MENU_ITEM_ALIASES)),
+                    optional=field_types(campusbite.named_fields(MENU_ITEM_SHAPE, campusbite.MENU_ITEM_ALIASES))),
         shape_model("Store", STORE_SHAPE, "A store; also under CampusBite's names where its clients read stores.",
                     optional=store_extras, closed=False),
         shape_model("WebhookDelivery", DELIVERY_SHAPE, "One line of an endpoint's delivery log."),
     ]
 
+
+# The answers no shape of server/views.py builds yet.
 SCHEMAS: dict[str, Any] = {
     "Error": obj({"success": {"const": False}, "message": STR}, {"errors": {"type": "array"}}),
     "User": obj({"id": OID, "name": STR, "email": STR, "role": {"enum": [role.value for role in Role]},
