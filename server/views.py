@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema, create_model, with_config
 from typing_extensions import TypedDict
 
 from server.domain.clock import iso_z, partner_timestamp
@@ -23,6 +23,8 @@ from server.models import MenuItem, Order, OrderItem, Store, User, WebhookDelive
 
 ObjectIdText = Annotated[str, StringConstraints(pattern="^[0-9a-f]{24}$")]
 Rupees = Annotated[float, Field(ge=0)]  # whole rupees are sent as integers (`120`), as in seed 001
+# A time as the answers write it (`iso_z`); the shapes' `datetime` fields are written so too.
+Timestamp = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
 
 
 class ShapeField(NamedTuple):
@@ -107,27 +109,27 @@ def kitchen_fields(order: Order) -> dict[str, Any]:
     }
 
 
+@with_config(ConfigDict(extra="forbid"))
 class StaffMember(TypedDict):
     """Who did something to an order: a member of its store's staff."""
 
-    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
     id: ObjectIdText
     name: str
 
 
+@with_config(ConfigDict(extra="forbid"))
 class ReadyUndo(TypedDict):
     """One undone ready: when, by whom, and when the order had been marked ready."""
 
-    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
-    at: datetime
+    at: Timestamp
     by: StaffMember
-    readyAt: datetime | None
+    readyAt: Timestamp | None
 
 
-def ready_undos_view(order: Order) -> list[ReadyUndo]:
-    """Each time the order's ready was undone: when, by whom, and when it had been marked ready."""
-    return [{"at": iso_z(undo.at), "by": {"id": undo.by, "name": undo.by_name},  # type: ignore[typeddict-item]
-             "readyAt": iso_z(undo.ready_at)} for undo in order.ready_undos or ()]
+def ready_undos_view(order: Order) -> list[dict[str, Any]]:
+    """Each time the order's ready was undone: when, by whom, and when it had been marked ready (`ReadyUndo`)."""
+    return [{"at": iso_z(undo.at), "by": {"id": undo.by, "name": undo.by_name}, "readyAt": iso_z(undo.ready_at)}
+            for undo in order.ready_undos or ()]
 
 
 # One priced cart line, in checkout sessions and orders alike.
@@ -158,7 +160,7 @@ SUMMARY_SHAPE: tuple[ShapeField, ...] = (
     ShapeField("orderStatus", OrderStatus, lambda order: order.order_status.value),
     ShapeField("paymentMethod", str, lambda order: order.payment_method),
     ShapeField("transactionId", str | None, lambda order: order.transaction_id),
-    ShapeField("items", list[OrderLine],  # type: ignore[valid-type]
+    ShapeField("items", list[OrderLine],  # type: ignore[valid-type]  # a model made from a shape, at import
                lambda order: [order_item_view(item) for item in order.items]),
     ShapeField("specialInstructions", str | None, lambda order: order.special_instructions),
     ShapeField("isCommitmentConfirmed", bool, lambda order: order.is_commitment_confirmed),
@@ -271,9 +273,9 @@ class StoreCapacity(TypedDict):
     """A capped store's slots now (server/services/catalog.py builds it); `nextFreeSlot` null: full."""
 
     itemsPerSlot: int
-    slotStart: datetime
+    slotStart: Timestamp
     slotItems: int
-    nextFreeSlot: datetime | None
+    nextFreeSlot: Timestamp | None
     deferring: bool
 
 
@@ -339,7 +341,7 @@ def webhook_endpoint_view(endpoint: WebhookEndpoint, counts: dict[str, int] | No
 class DeliveryAttempt(TypedDict):
     """One try of a webhook delivery: when, the receiver's status (none if it did not answer), how long."""
 
-    at: datetime
+    at: Timestamp
     statusCode: int | None
     latencyMs: float
     error: str | None
