@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema, create_model, with_config
 from typing_extensions import TypedDict
 
+from server.domain.access import Role
 from server.domain.clock import iso_z, partner_timestamp
 from server.domain.lifecycle import CancellationReason, OrderStatus, PaymentStatus, PickupMethod
 from server.domain.money import paise_to_rupees
@@ -41,14 +42,18 @@ def shaped(source: Any, shape: tuple[ShapeField, ...]) -> dict[str, Any]:
     return {field.name: field.read(source) for field in shape}
 
 
-def shape_model(name: str, shape: tuple[ShapeField, ...], description: str,
-                optional: Mapping[str, Any] | None = None, *, closed: bool = True) -> type[BaseModel]:
+def shape_model(name: str, shape: tuple[ShapeField, ...], description: str, *,
+                also: Mapping[str, Any] | None = None, optional: Mapping[str, Any] | None = None,
+                closed: bool = True) -> type[BaseModel]:
     """A shape as a pydantic model, for its JSON Schema: the shape's fields required, in its order,
-    then the `optional` ones by name and type (fields some answers add); `closed`: no other field."""
-    fields: dict[str, Any] = {f"field_{index}": (field.type, Field(alias=field.name))
-                              for index, field in enumerate(shape)}
-    fields.update({f"optional_{index}": (kind, Field(None, alias=name))
-                   for index, (name, kind) in enumerate((optional or {}).items())})
+    then the fields every answer adds (`also`) and those some answers add (`optional`), by name and
+    type; `closed`: no other field."""
+    fields: dict[str, Any] = {}
+    required = [*field_types(shape).items(), *(also or {}).items()]
+    for index, (json_name, kind) in enumerate(required):
+        fields[f"field_{index}"] = (kind, Field(alias=json_name))
+    for index, (json_name, kind) in enumerate((optional or {}).items()):
+        fields[f"optional_{index}"] = (kind, Field(None, alias=json_name))
     return create_model(name, __config__=ConfigDict(extra="forbid" if closed else "ignore"), __doc__=description,
                         **fields)
 
@@ -283,18 +288,25 @@ def store_view(store: Store) -> dict[str, Any]:
     return shaped(store, STORE_SHAPE)
 
 
+USER_SHAPE: tuple[ShapeField, ...] = (
+    ShapeField("id", ObjectIdText, lambda user: str(user.id)),
+    ShapeField("name", str, lambda user: user.name),
+    ShapeField("email", str, lambda user: user.email),
+    ShapeField("role", Role, lambda user: user.role),
+    ShapeField("storeId", str | None, lambda user: user.store_id),
+    ShapeField("createdAt", datetime, lambda user: iso_z(user.created_at)),
+)
+# Present only when the account has them.
+USER_DETAILS_SHAPE: tuple[ShapeField, ...] = (
+    ShapeField("registerNumber", str, lambda user: user.register_number),
+    ShapeField("employeeId", str, lambda user: user.employee_id),
+    ShapeField("phoneNumber", str, lambda user: user.phone_number),
+)
+
+
 def user_view(user: User) -> dict[str, Any]:
-    view: dict[str, Any] = {
-        "id": str(user.id), "name": user.name, "email": user.email, "role": user.role,
-        "storeId": user.store_id,
-        "createdAt": iso_z(user.created_at),
-    }
-    if user.register_number:
-        view["registerNumber"] = user.register_number
-    if user.employee_id:
-        view["employeeId"] = user.employee_id
-    if user.phone_number:
-        view["phoneNumber"] = user.phone_number
+    view = shaped(user, USER_SHAPE)
+    view.update({field.name: value for field in USER_DETAILS_SHAPE if (value := field.read(user))})
     return view
 
 
@@ -325,16 +337,29 @@ def partner_view(order: Order, zone) -> dict[str, Any]:
     }
 
 
+WEBHOOK_ENDPOINT_SHAPE: tuple[ShapeField, ...] = (
+    ShapeField("endpointId", str, lambda endpoint: endpoint.endpoint_id),
+    ShapeField("clientId", str, lambda endpoint: endpoint.client_id),
+    ShapeField("url", str, lambda endpoint: endpoint.url),
+    ShapeField("events", list[str], lambda endpoint: endpoint.events),
+    ShapeField("enabled", bool, lambda endpoint: endpoint.enabled),
+    ShapeField("disabledReason", str | None, lambda endpoint: endpoint.disabled_reason),
+    ShapeField("disabledAt", datetime | None, lambda endpoint: iso_z(endpoint.disabled_at)),
+    ShapeField("createdAt", datetime, lambda endpoint: iso_z(endpoint.created_at)),
+    ShapeField("secretsSigning", int, lambda endpoint: len(endpoint.secrets)),
+)
+# An endpoint's deliveries by state, where the admin API and the CLI show them.
+DELIVERY_COUNTS_SHAPE: tuple[ShapeField, ...] = (
+    ShapeField("pendingDeliveries", int, lambda counts: counts["pending"]),
+    ShapeField("failedDeliveries", int, lambda counts: counts["failed"]),
+)
+
+
 def webhook_endpoint_view(endpoint: WebhookEndpoint, counts: dict[str, int] | None = None) -> dict[str, Any]:
     """An endpoint as the CLI, the admin API and the console show it: never a secret."""
-    view = {
-        "endpointId": endpoint.endpoint_id, "clientId": endpoint.client_id, "url": endpoint.url,
-        "events": endpoint.events, "enabled": endpoint.enabled, "disabledReason": endpoint.disabled_reason,
-        "disabledAt": iso_z(endpoint.disabled_at), "createdAt": iso_z(endpoint.created_at),
-        "secretsSigning": len(endpoint.secrets),
-    }
+    view = shaped(endpoint, WEBHOOK_ENDPOINT_SHAPE)
     if counts is not None:
-        view.update(pendingDeliveries=counts["pending"], failedDeliveries=counts["failed"])
+        view.update(shaped(counts, DELIVERY_COUNTS_SHAPE))
     return view
 
 

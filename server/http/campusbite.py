@@ -10,13 +10,13 @@ are server/http/campusbite_notifications.py and server/http/campusbite_console.p
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from pydantic import Field
 
 from server.domain.access import Principal, Role
 from server.http.security import optional_caller as optional_caller
-from server.views import ShapeField
 
 # CampusBite's name of an order field -> the OrderPulse field of `GET /api/orders/{id}` it repeats.
 ORDER_ALIASES: dict[str, str] = {
@@ -71,16 +71,11 @@ USER_ALIASES: dict[str, str] = {"_id": "id", "register_number": "registerNumber"
 CREATED_ORDER_ALIASES: dict[str, str] = {"_id": "id"}
 
 
-_NAME_OF = "CampusBite's name of `{source}`"
-
-
-def named_fields(shape: tuple[ShapeField, ...], aliases: dict[str, str]) -> tuple[ShapeField, ...]:
-    """CampusBite's name of each field of `shape` it repeats, typed and read as that field: what
-    the document states of the names `_aliased` adds."""
-    fields = {field.name: field for field in shape}
-    return tuple(ShapeField(alias, Annotated[fields[source].type, Field(description=_NAME_OF.format(source=source))],
-                            fields[source].read)
-                 for alias, source in aliases.items() if source in fields)
+def named_types(types: Mapping[str, Any], aliases: dict[str, str]) -> dict[str, Any]:
+    """CampusBite's name of each field in `types` it repeats, typed as that field: what the
+    document states of the names `_aliased` adds."""
+    return {alias: Annotated[types[source], Field(description=f"CampusBite's name of `{source}`")]
+            for alias, source in aliases.items() if source in types}
 
 
 def _aliased(shown: dict[str, Any], aliases: dict[str, str]) -> dict[str, Any]:

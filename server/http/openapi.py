@@ -19,14 +19,15 @@ from pydantic.json_schema import GenerateJsonSchema
 from starlette.requests import Request
 from starlette.routing import BaseRoute, Mount, Route
 
-from server.domain.access import Role
+from server.domain.trust import TrustTier
 from server.http import body_rules, campusbite, requests
 from server.http.contract import BOOL, INT, MONEY, NSTR, NTIME, OID, STR, TIME, ApiRoute, array, obj, ref
 from server.http.responses import JSONResponse
 from server.http.route_table import API_ROUTES
 from server.views import (
     COMMITMENT_SHAPE, DELIVERY_SHAPE, DETAIL_SHAPE, EVENT_SHAPE, LEAN_SHAPE, MENU_ITEM_SHAPE, ORDER_STORE_SHAPE,
-    STORE_SHAPE, SUMMARY_SHAPE, StoreCapacity, field_types, shape_model,
+    DELIVERY_COUNTS_SHAPE, STORE_SHAPE, SUMMARY_SHAPE, USER_DETAILS_SHAPE, USER_SHAPE, WEBHOOK_ENDPOINT_SHAPE,
+    StoreCapacity, field_types, shape_model,
 )
 
 REF_TEMPLATE = "#/components/schemas/{model}"
@@ -77,44 +78,53 @@ def _shape_models() -> list[type[BaseModel]]:
         "typicalPrepMinutes": Annotated[float, Field(
             ge=0, description="the store's typical accepted → ready time, learned from its recent orders (GET one "
                               "store)")],
-        **field_types(campusbite.named_fields(STORE_SHAPE, campusbite.STORE_FIELD_ALIASES)),
+        **campusbite.named_types(field_types(STORE_SHAPE), campusbite.STORE_FIELD_ALIASES),
         "owner_id": Annotated[str | None, Field(description="CampusBite's owner: the caller on their own store, "
                                                             "else null")],
         "owner_name": Annotated[str, Field(description="the caller, on their own store")],
     }
+    # What signing in, refreshing and `/api/users/me` add to a user (server/http/auth_routes.py).
+    profile_types = {
+        "isEmailVerified": Annotated[bool, Field(description="the owner followed the link mailed to the address")],
+        "awaitingStore": Annotated[bool, Field(description="a store employee no admin has assigned a store yet: "
+                                                           "acts for no store")],
+    }
+    standing_types = {"trustTier": TrustTier | None, "noShowCount": int, "orderingRestrictedUntil": datetime | None}
+    signing_secret = Annotated[str, StringConstraints(pattern="^whsec_"), Field(description="shown once")]
+    user_types = {**field_types(USER_SHAPE), **field_types(USER_DETAILS_SHAPE), **profile_types, **standing_types}
     return [
         shape_model("PollStatus", LEAN_SHAPE, "Seed 000's poll-status body: these 13 fields, in this order."),
         shape_model("OrderEvent", EVENT_SHAPE, "The `order` of a real-time event (REALTIME.md): the poll-status "
                                                "fields, the store and the order's version."),
         shape_model("OrderSummary", SUMMARY_SHAPE, "Seed 001's order, key for key."),
-        shape_model("CreatedOrder", (*SUMMARY_SHAPE, *campusbite.named_fields(
-            SUMMARY_SHAPE, campusbite.CREATED_ORDER_ALIASES)), "Seed 001's order, then `id` again as `_id`, "
-                                                               "where CampusBite's mobile checkout reads it."),
-        shape_model("Order", (*DETAIL_SHAPE, *campusbite.named_fields(DETAIL_SHAPE, campusbite.ORDER_ALIASES),
-                              *campusbite.named_fields(ORDER_STORE_SHAPE, campusbite.STORE_ALIASES)),
-                    "An order with its lifecycle, each field also under CampusBite's names; the owner sees "
-                    "`pickupOtp` (and CampusBite's names of it) while it is ready, its store's staff `pickup_otp`.",
+        shape_model("CreatedOrder", SUMMARY_SHAPE, "Seed 001's order, then `id` again as `_id`, where "
+                                                   "CampusBite's mobile checkout reads it.",
+                    also=campusbite.named_types(field_types(SUMMARY_SHAPE), campusbite.CREATED_ORDER_ALIASES)),
+        shape_model("Order", DETAIL_SHAPE, "An order with its lifecycle, each field also under CampusBite's names; "
+                                           "the owner sees `pickupOtp` (and CampusBite's names of it) while it is "
+                                           "ready, its store's staff `pickup_otp`.",
+                    also={**campusbite.named_types(field_types(DETAIL_SHAPE), campusbite.ORDER_ALIASES),
+                          **campusbite.named_types(field_types(ORDER_STORE_SHAPE), campusbite.STORE_ALIASES)},
                     optional=order_extras),
         shape_model("CommitmentOrder", COMMITMENT_SHAPE, "Seed 003's `order`."),
         shape_model("MenuItem", MENU_ITEM_SHAPE, "A menu item; in menus, also under CampusBite's names.",
-                    optional=field_types(campusbite.named_fields(MENU_ITEM_SHAPE, campusbite.MENU_ITEM_ALIASES))),
+                    optional=campusbite.named_types(field_types(MENU_ITEM_SHAPE), campusbite.MENU_ITEM_ALIASES)),
         shape_model("Store", STORE_SHAPE, "A store; also under CampusBite's names where its clients read stores.",
                     optional=store_extras, closed=False),
         shape_model("WebhookDelivery", DELIVERY_SHAPE, "One line of an endpoint's delivery log."),
+        shape_model("User", USER_SHAPE, "An account; its details when it has them, and where its clients read "
+                                        "users, CampusBite's names.",
+                    optional={**field_types(USER_DETAILS_SHAPE), **profile_types,
+                              **campusbite.named_types(user_types, campusbite.USER_ALIASES)}, closed=False),
+        shape_model("WebhookEndpoint", WEBHOOK_ENDPOINT_SHAPE, "A partner's webhook endpoint, with its deliveries "
+                                                                "by state; its signing secret only once.",
+                    also=field_types(DELIVERY_COUNTS_SHAPE), optional={"secret": signing_secret}, closed=False),
     ]
 
 
 # The answers no shape of server/views.py builds yet.
 SCHEMAS: dict[str, Any] = {
     "Error": obj({"success": {"const": False}, "message": STR}, {"errors": {"type": "array"}}),
-    "User": obj({"id": OID, "name": STR, "email": STR, "role": {"enum": [role.value for role in Role]},
-                 "storeId": {"type": ["string", "null"]}, "createdAt": TIME},
-                {"registerNumber": STR, "employeeId": STR, "phoneNumber": STR,
-                 "isEmailVerified": {**BOOL, "description": "the owner followed the link mailed to the address"},
-                 "awaitingStore": {**BOOL, "description": "a store employee no admin has assigned a store yet: "
-                                                          "acts for no store"},
-                 **{alias: {"description": f"CampusBite's name of `{source}`"}
-                    for alias, source in campusbite.USER_ALIASES.items()}}),
     "Profile": {"allOf": [ref("User"), obj({"trustTier": {"enum": ["good", "watch", "restricted", None]},
                                             "noShowCount": INT, "orderingRestrictedUntil": NTIME})]},
     "Session": obj({"accessToken": STR, "refreshToken": STR, "user": ref("User")}),
@@ -129,10 +139,6 @@ SCHEMAS: dict[str, Any] = {
     "NoShow": obj({"orderId": OID, "orderNumber": STR, "storeId": OID, "recordedAt": NTIME, "clearedAt": NTIME,
                    "clearedBy": NSTR, "clearedByName": NSTR, "clearedReason": NSTR}),
     "PartnerClient": obj({"clientId": STR, "name": STR, "isActive": BOOL, "createdAt": TIME, "revokedAt": NTIME}),
-    "WebhookEndpoint": obj({"endpointId": STR, "clientId": STR, "url": STR, "events": {"type": "array", "items": STR},
-                            "enabled": BOOL, "disabledReason": NSTR, "disabledAt": NTIME, "createdAt": TIME,
-                            "secretsSigning": INT, "pendingDeliveries": INT, "failedDeliveries": INT},
-                           {"secret": {"type": "string", "pattern": "^whsec_", "description": "shown once"}}),
     "OrderPage": obj({"success": {"const": True}, "data": {"type": "array", "items": ref("Order")},
                       "pagination": obj({"total": INT, "page": INT, "limit": INT, "totalPages": INT})}),
     "CheckoutSession": obj({
