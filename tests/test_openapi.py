@@ -8,10 +8,13 @@ from jsonschema import Draft202012Validator
 from starlette.routing import Route
 
 from server.app import create_app
-from server.http import body_rules, requests
+from server.http import body_rules, campusbite, requests
 from server.http.openapi import openapi_document
-from server.models import Order
-from server.views import LEAN_FIELDS, event_order, lean_order
+from server.models import MenuItem, Order, Store
+from server.views import (
+    LEAN_FIELDS, commitment_order, event_order, lean_order, menu_item_view, order_detail, order_item_view,
+    order_summary, store_view,
+)
 
 
 def check(document: dict, path: str, method: str, response) -> None:
@@ -172,3 +175,20 @@ async def test_the_lean_shape_is_one_definition_for_the_poll_body_the_events_and
     assert list(event_order(order)) == [*LEAN_FIELDS, "storeId", "version"] == list(schemas["OrderEvent"]["properties"])
     Draft202012Validator({**schemas["OrderEvent"], "components": {"schemas": schemas}}).validate(event_order(order))
 
+
+
+async def test_each_answer_shape_builds_what_the_document_requires_of_it(api):
+    # A shape of server/views.py both builds an answer and, as a model, is its schema in the document.
+    schemas = openapi_document()["components"]["schemas"]
+    store = await api.store()
+    customer = await api.customer()
+    placed = await api.place_order(customer, store)
+    order = await Order.get(placed["id"])
+    menu_item = await MenuItem.get(store.menu[0]["id"])
+    built = {"OrderSummary": order_summary(order), "Order": order_detail(order, None),
+             "OrderLine": order_item_view(order.items[0]), "CommitmentOrder": commitment_order(order),
+             "MenuItem": menu_item_view(menu_item), "Store": store_view(await Store.get(store.id))}
+    for name, answer in built.items():
+        assert list(answer) == schemas[name]["required"][:len(answer)], name
+        Draft202012Validator({**schemas[name], "components": {"schemas": schemas}}).validate(
+            campusbite.order(answer) if name == "Order" else answer)
