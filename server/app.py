@@ -17,16 +17,11 @@ from server import metrics
 from server.config import Settings
 from server.domain import messages
 from server.domain.clock import SYSTEM_CLOCK, Clock
-from server.http import (
-    account_routes, admin_routes, auth_routes, campusbite, ops_routes, order_routes, pages, partner_routes, payment_qr,
-    push_routes,
-    store_routes, streams,
-)
-from server.http import webhook_routes
-from server.http import board_routes, report_routes
+from server.http import openapi, ops_routes, pages, partner_routes, streams
 from server.http.errors import REFUSALS, ApiError, rest_error, rest_response
 from server.http.poll_fast_path import PollStatusFastPath
 from server.http.responses import failure
+from server.http.route_table import API_ROUTES
 from server.http.security import PresentedCredentials
 from server.http.security_headers import add_security_headers
 from server.logging_filter import install_secret_filter
@@ -153,13 +148,7 @@ def create_app(settings: Settings | None = None, clock: Clock = SYSTEM_CLOCK) ->
 
     app = OrderPulseApp(
         runtime=runtime,
-        routes=[
-            *auth_routes.routes, *account_routes.routes, *admin_routes.routes, *webhook_routes.routes,
-            *store_routes.routes, *order_routes.routes, *streams.routes,
-            *campusbite.routes, *push_routes.routes,
-            *board_routes.routes, *report_routes.routes,
-            *partner_routes.routes, *payment_qr.routes, *ops_routes.routes, *pages.routes(),
-        ],
+        routes=[*API_ROUTES, *openapi.routes, *pages.routes()],
         middleware=[Middleware(RequestEdge), Middleware(PresentedCredentials)],
         # An unreachable MongoDB is a 503 with Retry-After, answered here (not re-raised).
         exception_handlers={**dict.fromkeys(REFUSALS, rest_error), HTTPException: http_error,

@@ -1,5 +1,6 @@
 """The import contracts of pyproject.toml ([tool.importlinter]): layers point down, the domain is
-pure, adapters ask the services. A change that breaks one fails here, naming the import."""
+pure, adapters ask the services, no modules import each other in a cycle. A change that breaks
+one fails here, naming the import."""
 
 from __future__ import annotations
 
@@ -25,19 +26,25 @@ def test_the_import_contracts_are_kept():
     assert "0 broken" in result.stdout
 
 
-def test_a_use_case_that_reaches_into_an_adapter_or_a_rule_that_does_io_is_refused(tmp_path):
-    # A copy of the package with two offending modules, so the contracts are shown to bite.
+def test_a_use_case_that_reaches_into_an_adapter_a_rule_that_does_io_or_a_cycle_is_refused(tmp_path):
+    # A copy of the package with offending modules, so the contracts are shown to bite.
     shutil.copytree(ROOT / "server", tmp_path / "server", ignore=shutil.ignore_patterns("__pycache__", "bench"))
     (tmp_path / "server" / "services" / "probe.py").write_text("from server.realtime import broker\n")
     (tmp_path / "server" / "domain" / "probe.py").write_text("import pymongo\n")
     (tmp_path / "server" / "http" / "probe.py").write_text("from server.models import Order\n")
+    # Two handler modules that import each other, as campusbite and auth_routes once did.
+    (tmp_path / "server" / "http" / "cycle_probe.py").write_text("from server.http import auth_routes\n")
+    with (tmp_path / "server" / "http" / "auth_routes.py").open("a") as module:
+        module.write("\nfrom server.http import cycle_probe  # noqa: E402\n")
     result = lint_imports(tmp_path)
     assert result.returncode != 0
     report = result.stdout
     assert "server.services is not allowed to import server.realtime" in report, report
     assert "server.domain.probe -> pymongo" in report, report
     assert "server.http.probe -> server.models" in report, report
-    assert "3 broken" in report, report
+    assert "No cycles are allowed in server.http." in report, report
+    assert ".auth_routes -> .cycle_probe" in report or ".cycle_probe -> .auth_routes" in report, report
+    assert "4 broken" in report, report
 
 
 # --- no HTTP below the edges ---------------------------------------------------------------------

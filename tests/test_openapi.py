@@ -5,12 +5,16 @@ from __future__ import annotations
 import jsonschema
 import pytest
 from jsonschema import Draft202012Validator
+from starlette.routing import Route
 
 from server.app import create_app
-from server.http import requests
+from server.http import body_rules, campusbite, requests
 from server.http.openapi import openapi_document
-from server.models import Order
-from server.views import LEAN_FIELDS, event_order, lean_order
+from server.models import MenuItem, Order, Store
+from server.views import (
+    LEAN_FIELDS, commitment_order, event_order, lean_order, menu_item_view, order_detail, order_item_view,
+    order_summary, store_view,
+)
 
 
 def check(document: dict, path: str, method: str, response) -> None:
@@ -38,10 +42,12 @@ def test_the_document_is_valid_openapi_3_1_shape():
 
 def test_every_route_of_the_app_is_documented(make_settings):
     app = create_app(make_settings())
-    documented = set(openapi_document()["paths"])
-    served = {getattr(r, "path", "") for r in app.routes}
-    api_routes = {p for p in served if p.startswith(("/api", "/v1", "/healthz", "/readyz", "/metrics"))}
-    assert api_routes <= documented, api_routes - documented
+    documented = {(path, method) for path, item in openapi_document()["paths"].items() for method in item}
+    served = {(route.path, method.lower()) for route in app.routes if isinstance(route, Route)
+              for method in route.methods or () if method != "HEAD"}
+    api_routes = {(path, method) for path, method in served
+                  if path.startswith(("/api", "/v1", "/healthz", "/readyz", "/metrics"))}
+    assert api_routes == documented, api_routes ^ documented
 
 
 async def test_real_responses_match_the_document(api):
@@ -137,14 +143,14 @@ def test_every_request_body_is_the_schema_of_the_model_that_parses_it():
             name = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
             bodies.add(name)
             model = getattr(requests, name)
-            assert issubclass(model, requests.RequestModel), (path, method)
+            assert issubclass(model, body_rules.RequestModel), (path, method)
             # The model's own fields, by their JSON names, are what the document lists.
             listed = schemas[name]["properties"] if "properties" in schemas[name] else \
                 {key: None for variant in schemas[name]["oneOf"] for key in variant["properties"]}
             assert list(listed) == [field.alias for field in model.model_fields.values()], name
     # Every parsing model is some route's body, or a part of one (a cart line, a push key pair).
     models = {name for name, value in vars(requests).items() if isinstance(value, type)
-              and issubclass(value, requests.RequestModel) and value is not requests.RequestModel}
+              and issubclass(value, body_rules.RequestModel) and value is not body_rules.RequestModel}
     parts = {ref.rsplit("/", 1)[1] for name in bodies for ref in _refs(schemas[name])}
     assert models == bodies | parts, models ^ (bodies | parts)
 
@@ -169,3 +175,20 @@ async def test_the_lean_shape_is_one_definition_for_the_poll_body_the_events_and
     assert list(event_order(order)) == [*LEAN_FIELDS, "storeId", "version"] == list(schemas["OrderEvent"]["properties"])
     Draft202012Validator({**schemas["OrderEvent"], "components": {"schemas": schemas}}).validate(event_order(order))
 
+
+
+async def test_each_answer_shape_builds_what_the_document_requires_of_it(api):
+    # A shape of server/views.py both builds an answer and, as a model, is its schema in the document.
+    schemas = openapi_document()["components"]["schemas"]
+    store = await api.store()
+    customer = await api.customer()
+    placed = await api.place_order(customer, store)
+    order = await Order.get(placed["id"])
+    menu_item = await MenuItem.get(store.menu[0]["id"])
+    built = {"OrderSummary": order_summary(order), "Order": order_detail(order, None),
+             "OrderLine": order_item_view(order.items[0]), "CommitmentOrder": commitment_order(order),
+             "MenuItem": menu_item_view(menu_item), "Store": store_view(await Store.get(store.id))}
+    for name, answer in built.items():
+        assert list(answer) == schemas[name]["required"][:len(answer)], name
+        Draft202012Validator({**schemas[name], "components": {"schemas": schemas}}).validate(
+            campusbite.order(answer) if name == "Order" else answer)

@@ -1,13 +1,15 @@
-"""Request bodies parsed by their models (server/http/requests.py): the first field that breaks
-its rule, in the model's order, is the one `400` names, in the words the API always used."""
+"""Request bodies parsed by their models (server/http/requests.py, by the rules of
+server/http/body_rules.py): the first field that breaks its rule, in the model's order, is the one
+`400` names, in the words the API always used."""
 
 from __future__ import annotations
 
 import pytest
 
+from server.http.body_rules import parse
 from server.http.errors import ApiError
 from server.http.requests import (AdminUserRequest, CheckoutSessionRequest, CreateOrderRequest, MenuItemPatch,
-                                  MenuItemRequest, RegisterRequest, VerifyOtpRequest, parse)
+                                  MenuItemRequest, RegisterRequest, VerifyOtpRequest)
 
 LINE = {"menuItemId": "65f7a8b9c1234567890abcde", "quantity": 1}
 STUDENT = {"name": "Mira", "email": "mira@campus.edu", "password": "long-enough-1", "role": "student",

@@ -68,7 +68,7 @@ HEADERS_TOO_LARGE = "Request line and headers too large: at most {limit} bytes."
 HEADERS_TIMEOUT = "Request headers not received within {seconds} s."
 TOO_MANY_CONNECTIONS = "The server is at its limit of {limit} open connections; retry shortly."
 
-# Field rules of request bodies (server/http/requests.py): `{field}` is the field's name, `{path}`
+# Field rules of request bodies (server/http/body_rules.py): `{field}` is the field's name, `{path}`
 # its place in the body (`items[0].quantity`); query numbers (server/http/body.py); SSE resume.
 FIELD_REQUIRED = "{field} is required."
 FIELD_NOT_STRING = "{field} must be a string."
@@ -236,7 +236,7 @@ PUSH_SUBSCRIPTION_NOT_FOUND = "Push subscription not found."
 PUSH_SUBSCRIBED = "You will be notified about your orders on this device."
 PUSH_UNSUBSCRIBED = "This device will no longer be notified."
 
-# CampusBite's staff console (server/http/campusbite.py).
+# CampusBite's staff console (server/http/campusbite_console.py).
 FORM_MALFORMED = "The form could not be read."
 MENU_ITEM_ADDED = "Menu item added."
 MENU_ITEM_UPDATED = "Menu item updated."

@@ -4,10 +4,10 @@ forgotten passwords and email verification, under CampusBite's paths."""
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.routing import Route
 
 from server.domain import messages
 from server.http.body import read_body
+from server.http.contract import BUSY_HASHING, COMMON, NULL, ApiRoute, Operation, refusal, success
 from server.http.requests import ForgotPasswordRequest, ResetPasswordRequest
 from server.http.responses import ok
 from server.http.security import authenticate
@@ -49,8 +49,19 @@ async def resend_verification(request: Request):
 
 
 routes = [
-    Route("/api/auth/forgot-password", forgot_password, methods=["POST"]),
-    Route("/api/auth/reset-password/{token}", reset_password, methods=["POST"]),
-    Route("/api/auth/verify-email/{token}", verify_email, methods=["POST"]),
-    Route("/api/auth/resend-verification", resend_verification, methods=["POST"]),
+    ApiRoute("/api/auth/forgot-password", forgot_password, "POST", Operation(
+        "Mail a password reset link (the same answer whether or not the email has an account)", {
+            "200": success(NULL, message=True), **COMMON,
+            "429": refusal("Too many mails asked for from this address; see Retry-After")},
+        tag="auth", auth=False, body=ForgotPasswordRequest)),
+    ApiRoute("/api/auth/reset-password/{token}", reset_password, "POST", Operation(
+        "Set a new password with a mailed link (once, within ACCOUNT_LINK_MINUTES); every session ends", {
+            "200": success(NULL, message=True), **COMMON, "503": refusal(BUSY_HASHING)},
+        tag="auth", auth=False, body=ResetPasswordRequest)),
+    ApiRoute("/api/auth/verify-email/{token}", verify_email, "POST", Operation(
+        "Verify the account's email with a mailed link", {
+            "200": success(NULL, message=True), "400": refusal("Invalid, used or expired link")},
+        tag="auth", auth=False)),
+    ApiRoute("/api/auth/resend-verification", resend_verification, "POST", Operation(
+        "Mail the caller a new verification link", {"200": success(NULL, message=True), **COMMON}, tag="auth")),
 ]

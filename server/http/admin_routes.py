@@ -6,13 +6,15 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
-from starlette.routing import Route
 
 from server.domain import messages
 from server.domain.access import CUSTOMER_ROLES, Role
 from server.domain.clock import iso_z
 from server.http.body import query_int, read_body
 from server.http.errors import ApiError
+from server.http.contract import (
+    COMMON, LIMIT, ORDER_NOT_FOUND, PAGE, ApiRoute, Operation, array, obj, query_param, ref, refusal, success,
+)
 from server.http.requests import AdminClientRequest, AdminRoleRequest, ClearNoShowRequest
 from server.http.responses import ok
 from server.http.security import authenticate
@@ -118,12 +120,32 @@ async def revoke_client(request: Request):
 
 
 routes = [
-    Route("/api/admin/users/{user_id}/role", change_role, methods=["PUT"]),
-    Route("/api/admin/stores", list_all_stores, methods=["GET"]),
-    Route("/api/admin/customers", list_customers, methods=["GET"]),
-    Route("/api/admin/customers/{user_id}/no-shows", customer_no_shows, methods=["GET"]),
-    Route("/api/admin/orders/{order_id}/clear-no-show", clear_no_show, methods=["POST"]),
-    Route("/api/admin/clients", list_clients, methods=["GET"]),
-    Route("/api/admin/clients", create_client, methods=["POST"]),
-    Route("/api/admin/clients/{client_id}/revoke", revoke_client, methods=["POST"]),
+    ApiRoute("/api/admin/users/{user_id}/role", change_role, "PUT", Operation(
+        "Make a member of staff an admin or a store employee (admins)", {
+            "200": success(ref("AdminUser")), **COMMON, "404": refusal("User or store not found"),
+            "409": refusal("The last active admin")}, tag="admin", body=AdminRoleRequest)),
+    ApiRoute("/api/admin/stores", list_all_stores, "GET", Operation(
+        "Every store, closed ones too (admins)", {"200": success(array(ref("Store"))), **COMMON}, tag="admin")),
+    ApiRoute("/api/admin/customers", list_customers, "GET", Operation(
+        "Students and faculty with their trust standing (admins)", {"200": success(ref("CustomerPage")), **COMMON},
+        tag="admin", params=(query_param("search", {"type": "string", "maxLength": MAX_SEARCH},
+                                         "part of a name or email"), PAGE, LIMIT))),
+    ApiRoute("/api/admin/customers/{user_id}/no-shows", customer_no_shows, "GET", Operation(
+        "A customer's standing and recorded no-shows, cleared ones too (admins)", {
+            "200": success(obj({"customer": ref("Customer"), "noShows": array(ref("NoShow"))})), **COMMON,
+            "404": refusal("Customer not found")}, tag="admin")),
+    ApiRoute("/api/admin/orders/{order_id}/clear-no-show", clear_no_show, "POST", Operation(
+        "Clear a wrongly recorded no-show, with the reason; trust is recomputed (admins)", {
+            "200": success(obj({"noShow": ref("NoShow"), "customer": ref("Customer")}), message=True), **COMMON,
+            **ORDER_NOT_FOUND, "409": refusal("No no-show recorded on this order")},
+        tag="admin", body=ClearNoShowRequest)),
+    ApiRoute("/api/admin/clients", list_clients, "GET", Operation(
+        "Partner clients of /v1 (admins)", {"200": success(array(ref("PartnerClient"))), **COMMON}, tag="admin")),
+    ApiRoute("/api/admin/clients", create_client, "POST", Operation(
+        "Register a partner client; its id is its X-Client-ID (admins)", {
+            "201": success(ref("PartnerClient"), "Created"), **COMMON}, tag="admin", body=AdminClientRequest)),
+    ApiRoute("/api/admin/clients/{client_id}/revoke", revoke_client, "POST", Operation(
+        "Revoke a partner client id (admins)", {
+            "200": success(ref("PartnerClient"), message=True), **COMMON,
+            "404": refusal("Partner client not found")}, tag="admin")),
 ]

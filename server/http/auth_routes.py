@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.routing import Route
 
 from server.domain import messages
 from server.domain.access import CUSTOMER_ROLES, Role
@@ -11,6 +10,9 @@ from server.domain.clock import iso_z
 from server.http import campusbite
 from server.http.body import query_int, read_body
 from server.http.errors import ApiError
+from server.http.contract import (
+    BUSY_HASHING, COMMON, INT, LIMIT, NULL, PAGE, STR, ApiRoute, Operation, obj, query_param, ref, refusal, success,
+)
 from server.http.requests import (
     AdminUserPatch, AdminUserRequest, LoginRequest, ProfileUpdateRequest, RefreshRequest, RegisterRequest,
 )
@@ -164,13 +166,48 @@ async def stream_ticket(request: Request):
 
 
 routes = [
-    Route("/api/auth/register", register, methods=["POST"]),
-    Route("/api/auth/login", login, methods=["POST"]),
-    Route("/api/auth/refresh", refresh, methods=["POST"]),
-    Route("/api/auth/logout", logout, methods=["POST"]),
-    Route("/api/users/me", me, methods=["GET"]),
-    Route("/api/admin/users", create_user, methods=["POST"]),
-    Route("/api/admin/users", list_users, methods=["GET"]),
-    Route("/api/admin/users/{user_id}", update_user, methods=["PATCH"]),
-    Route("/api/auth/stream-ticket", stream_ticket, methods=["POST"]),
+    ApiRoute("/api/auth/register", register, "POST", Operation(
+        "Register a student, a faculty member, or a store employee who acts for no store until an admin assigns one",
+        {"201": success(ref("Session"), "Registered"), **COMMON, "409": refusal("Email taken"),
+         "503": refusal(BUSY_HASHING)}, tag="auth", auth=False, body=RegisterRequest)),
+    ApiRoute("/api/auth/login", login, "POST", Operation(
+        "Sign in", {"200": success(ref("Session")), **COMMON,
+                    "429": refusal("Too many failed sign-ins; see Retry-After"), "503": refusal(BUSY_HASHING)},
+        tag="auth", auth=False, body=LoginRequest)),
+    ApiRoute("/api/auth/refresh", refresh, "POST", Operation(
+        "Rotate a refresh token", {"200": success(ref("Session")), **COMMON}, tag="auth", auth=False,
+        body=RefreshRequest)),
+    ApiRoute("/api/auth/logout", logout, "POST", Operation(
+        "Revoke a refresh token's family", {"200": success(NULL, message=True), **COMMON}, tag="auth", auth=False,
+        body=RefreshRequest)),
+    ApiRoute("/api/users/me", me, "GET", Operation(
+        "The caller's profile and trust tier", {"200": success(ref("Profile")), **COMMON}, tag="auth")),
+    ApiRoute("/api/admin/users", create_user, "POST", Operation(
+        "Create store staff or an admin (admins)", {"201": success(ref("User"), "Created"), **COMMON,
+                                                    "404": refusal("Store not found"), "409": refusal("Email taken")},
+        tag="admin", body=AdminUserRequest)),
+    ApiRoute("/api/admin/users", list_users, "GET", Operation(
+        "Accounts, newest first (admins)", {"200": success(ref("UserPage")), **COMMON}, tag="admin", params=(
+            query_param("role", {"enum": ["", *(role.value for role in Role)]}),
+            query_param("search", {"type": "string", "maxLength": 100}, "part of a name or email"),
+            query_param("awaitingStore", {"enum": ["true", "false"]},
+                  "true: only store employees who signed up and wait for an admin to assign a store"),
+            PAGE, LIMIT))),
+    ApiRoute("/api/admin/users/{user_id}", update_user, "PATCH", Operation(
+        "Disable or re-enable an account (admins)", {"200": success(ref("AdminUser")), **COMMON,
+                                                     "404": refusal("User not found"),
+                                                     "409": refusal("The last active admin")},
+        tag="admin", body=AdminUserPatch)),
+    ApiRoute("/api/auth/stream-ticket", stream_ticket, "POST", Operation(
+        "A 30-second, single-use `?ticket=` for one event stream",
+        {"201": success(obj({"ticket": STR, "expiresInSeconds": INT}), "Issued"), **COMMON}, tag="auth")),
+    # CampusBite's names of the same routes.
+    ApiRoute("/api/users/profile", me, "GET", Operation(
+        "`/api/users/me` under CampusBite's name", {"200": success(ref("Profile")), **COMMON}, tag="campusbite")),
+    ApiRoute("/api/users/profile", update_profile, "PUT", Operation(
+        "Change the caller's name, phone number or (students) register number; a change of email or role is a 400",
+        {"200": success(ref("Profile"), message=True), **COMMON}, tag="campusbite", body=ProfileUpdateRequest)),
+    ApiRoute("/api/auth/refresh-token", refresh, "POST", Operation(
+        "`/api/auth/refresh` under CampusBite's name", {"200": success(ref("Session")), **COMMON}, tag="campusbite",
+        auth=False, body=RefreshRequest)),
 ]

@@ -9,12 +9,15 @@ may open the board with their bearer token too (a preview from the kitchen).
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.routing import Route
 
 from server.domain import messages
 from server.domain.access import Principal
 from server.http.body import read_body
 from server.http.errors import ApiError
+from server.http.contract import (
+    BOOL, COMMON, NSTR, OID, STORE_NOT_FOUND, STR, TIME, ApiRoute, Operation, array, event_stream, obj, refusal,
+    success,
+)
 from server.http.requests import BoardSettingsRequest, DisplayRequest
 from server.http.responses import ok
 from server.http.security import STORE_RUNNERS, authenticate
@@ -107,11 +110,42 @@ async def board_events(request: Request):
     return stream
 
 
+DISPLAY_KEY = {"name": "X-Display-Key", "in": "header", "schema": {"type": "string", "maxLength": 200},
+               "description": "the secret of a display link (the `key` in its URL's fragment); without it, "
+                              "the store's staff or an admin with their bearer token"}
+DISPLAY = obj({"id": OID, "storeId": OID, "label": NSTR, "createdAt": TIME, "createdByName": STR})
+BOARD = obj({"storeName": STR, "preparing": array(STR), "ready": array(STR), "announce": BOOL}, closed=True)
+BOARD_EVENT = {"type": "object", "required": ["data"], "description": "REALTIME.md, \"The pickup board\"",
+               "properties": {"event": {"enum": ["board", "alive", "revoked"]},
+                              "data": {"type": "string", "description": "a JSON object: `board` the Board shape, "
+                                                                        "`alive` `{heartbeatSeconds}`"}}}
+
 routes = [
-    Route("/api/stores/{store_id}/displays", create_display, methods=["POST"]),
-    Route("/api/stores/{store_id}/displays", list_displays, methods=["GET"]),
-    Route("/api/stores/{store_id}/displays/{display_id}", revoke_display, methods=["DELETE"]),
-    Route("/api/stores/{store_id}/board", get_board, methods=["GET"]),
-    Route("/api/stores/{store_id}/board", update_board_settings, methods=["PATCH"]),
-    Route("/api/stores/{store_id}/board/events", board_events, methods=["GET"]),
+    ApiRoute("/api/stores/{store_id}/displays", create_display, "POST", Operation(
+        "Make a display link for the store's pickup board (that store's staff, admins): its `url` carries the "
+        "secret and is shown only in this answer", {
+            "201": success({**DISPLAY, "properties": {**DISPLAY["properties"], "url": STR},
+                            "required": [*DISPLAY["required"], "url"]}, "Created"), **COMMON, **STORE_NOT_FOUND},
+        tag="stores", body=DisplayRequest)),
+    ApiRoute("/api/stores/{store_id}/displays", list_displays, "GET", Operation(
+        "The store's display links, without their secrets (that store's staff, admins)", {
+            "200": success(array(DISPLAY)), **COMMON, **STORE_NOT_FOUND}, tag="stores")),
+    ApiRoute("/api/stores/{store_id}/displays/{display_id}", revoke_display, "DELETE", Operation(
+        "Revoke a display link: its boards stop at their next heartbeat (that store's staff, admins)", {
+            "200": success(obj({"id": STR, "revoked": {"const": True}})), **COMMON,
+            "404": refusal("Store or display link not found")}, tag="stores")),
+    ApiRoute("/api/stores/{store_id}/board", get_board, "GET", Operation(
+        "What the store's pickup board shows: short order numbers only (a display link's `X-Display-Key`, or "
+        "that store's staff and admins)", {"200": success(BOARD), **COMMON, **STORE_NOT_FOUND}, tag="realtime",
+        params=(DISPLAY_KEY,))),
+    ApiRoute("/api/stores/{store_id}/board", update_board_settings, "PATCH", Operation(
+        "The pickup board's settings: `announce` reads new ready numbers aloud (that store's staff, admins)", {
+            "200": success(obj({"announce": BOOL}, closed=True)), **COMMON, **STORE_NOT_FOUND}, tag="stores",
+        body=BoardSettingsRequest)),
+    ApiRoute("/api/stores/{store_id}/board/events", board_events, "GET", Operation(
+        "Server-Sent Events of the store's pickup board: `board` now and on every change, `alive` at least every "
+        "BOARD_HEARTBEAT_SECONDS, `revoked` when the link stops working", {
+            "200": event_stream(BOARD_EVENT), **COMMON, **STORE_NOT_FOUND,
+            "429": refusal(f"The display link already has {STREAMS_PER_LINK} boards open in this process; see "
+                           "Retry-After")}, tag="realtime", params=(DISPLAY_KEY,))),
 ]

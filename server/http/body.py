@@ -9,8 +9,8 @@ import orjson
 from starlette.requests import Request
 
 from server.domain import messages
+from server.http.body_rules import Body, parse
 from server.http.errors import ApiError
-from server.http.requests import Body, parse
 
 # Longer than any number a request needs, and far below `int()`'s 4,300-digit limit.
 MAX_DIGITS = 18

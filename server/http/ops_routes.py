@@ -1,4 +1,4 @@
-"""Operations: liveness, readiness, Prometheus metrics, the OpenAPI document, and the answer
+"""Operations: liveness, readiness, Prometheus metrics, and the answer
 every route gives while MongoDB cannot be reached or cannot store a write."""
 
 from __future__ import annotations
@@ -12,13 +12,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from server.domain import messages
 from server.domain.errors import Unavailable
 from server.domain.token_bucket import TokenBuckets, retry_after
 from server.http.errors import rest_response
-from server.http.openapi import openapi_document
+from server.http.contract import BOOL, STR, ApiRoute, Operation, answer, obj
 from server.http.responses import JSONResponse, failure
 from server.services.outage import MAYBE_STORAGE_FAILURE, UNREACHABLE, storage_failure_reason
 
@@ -155,13 +154,16 @@ def _registry():
     return registry
 
 
-async def openapi(request: Request):
-    return JSONResponse(openapi_document())
-
+READINESS = {"status": STR, "database": BOOL, "storage": BOOL, "broker": BOOL}
 
 routes = [
-    Route("/healthz", healthz, methods=["GET"]),
-    Route("/readyz", readyz, methods=["GET"]),
-    Route("/metrics", metrics, methods=["GET"]),
-    Route("/openapi.json", openapi, methods=["GET"]),
+    ApiRoute("/healthz", healthz, "GET", Operation(
+        "Process alive", {"200": answer("OK", obj({"status": STR}))}, tag="operations", auth=False)),
+    ApiRoute("/readyz", readyz, "GET", Operation(
+        "MongoDB answers and stores a write, and the broker answers", {
+            "200": answer("Ready", obj(READINESS)), "503": answer("Not ready", obj(READINESS, {"reason": STR}))},
+        tag="operations", auth=False)),
+    ApiRoute("/metrics", metrics, "GET", Operation(
+        "Prometheus metrics", {"200": {"description": "text/plain exposition",
+                                       "content": {"text/plain": {"schema": STR}}}}, tag="operations", auth=False)),
 ]

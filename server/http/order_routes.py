@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from bson import ObjectId
 
@@ -19,6 +18,10 @@ from server.domain.clock import iso_z
 from server.http import campusbite
 from server.http.body import query_int, read_body
 from server.http.errors import ApiError
+from server.http.contract import (
+    COMMON, CONFLICT, LIMIT, ORDER_NOT_FOUND, PAGE, STATUS_LIST, STR, ApiRoute, Operation, answer, array, bounded,
+    envelope, json_content, query_param, ref, refusal, success,
+)
 from server.http.poll_fast_path import etag_matches
 from server.http.responses import JSONResponse, ok
 from server.http.security import authenticate
@@ -208,17 +211,63 @@ async def recall(request: Request):
 
 
 routes = [
-    Route("/api/orders/checkout-session", checkout_session, methods=["POST"]),
-    Route("/api/orders", create_order, methods=["POST"]),
-    Route("/api/orders", list_orders, methods=["GET"]),
-    Route("/api/orders/recall", recall, methods=["GET"]),
-    Route("/api/orders/{order_id}", get_order, methods=["GET"]),
-    Route("/api/orders/{order_id}/items/{index}/mark", mark_item, methods=["PUT"]),
-    Route("/api/orders/{order_id}/undo-ready", undo_ready, methods=["POST"]),
-    Route("/api/orders/{order_id}/poll-status", poll_status, methods=["GET"]),
-    Route("/api/orders/{order_id}/payment-status", update_payment_status, methods=["PATCH"]),
-    Route("/api/orders/{order_id}/status", update_status, methods=["PATCH"]),
-    Route("/api/orders/{order_id}/verify-otp", verify_otp, methods=["POST"]),
-    Route("/api/orders/{order_id}/cancel", cancel_order, methods=["POST"]),
-    Route("/api/orders/{order_id}/confirm-commitment", confirm_commitment, methods=["POST"]),
+    ApiRoute("/api/orders/checkout-session", checkout_session, "POST", Operation(
+        "Price a cart and issue a checkout token (customers)", {"200": success(ref("CheckoutSession")), **COMMON},
+        body=CheckoutSessionRequest)),
+    ApiRoute("/api/orders", create_order, "POST", Operation(
+        "Create the order of a checkout session (seed 001)", {
+            "201": success(ref("CreatedOrder"), "Created", message=True),
+            "200": success(ref("CreatedOrder"), "This checkout's existing order", message=True),
+            **COMMON, "409": refusal("Transaction id taken, or the cart changed")}, body=CreateOrderRequest)),
+    ApiRoute("/api/orders", list_orders, "GET", Operation(
+        "The caller's orders (staff: their store's), newest first", {
+            "200": answer("OK", ref("OrderPage")), **COMMON}, params=(
+            query_param("status", STATUS_LIST, "comma-separated"), PAGE, LIMIT,
+            query_param("storeId", {"type": "string", "pattern": "^[0-9a-fA-F]{24}$"}, "admins")))),
+    ApiRoute("/api/orders/recall", recall, "GET", Operation(
+        "The kitchen's recall (store staff): the last 20 orders of the caller's store that left its board "
+        "(ready, picked up, cancelled), most recently changed first", {
+            "200": success(array(ref("Order"))), **COMMON})),
+    ApiRoute("/api/orders/{order_id}", get_order, "GET", Operation(
+        "One order; the owner sees `pickupOtp` while ready", {
+            "200": success(ref("Order")), **COMMON, **ORDER_NOT_FOUND})),
+    ApiRoute("/api/orders/{order_id}/items/{index}/mark", mark_item, "PUT", Operation(
+        "Strike an item as done on the kitchen display, or take the mark back (that store's staff); "
+        "published as an order change", {
+            "200": success(ref("Order"), message=True), **COMMON, **ORDER_NOT_FOUND, **CONFLICT},
+        body=ItemMarkRequest, params=({"name": "index", "in": "path", "required": True,
+                                       "schema": {"type": "string", "pattern": "^[0-9]{1,3}$"},
+                                       "description": "the item's index in `items`"},))),
+    ApiRoute("/api/orders/{order_id}/undo-ready", undo_ready, "POST", Operation(
+        "Put an order marked ready by mistake back to preparing (that store's staff), within "
+        "`READY_UNDO_SECONDS` of its ready; recorded in `readyUndos`, and the customer is told", {
+            "200": success(ref("Order"), message=True), **COMMON, **ORDER_NOT_FOUND,
+            "409": refusal("Not ready, or the undo window is over")})),
+    ApiRoute("/api/orders/{order_id}/poll-status", poll_status, "GET", Operation(
+        "Lean status for polling (seed 000)", {
+            "200": {"description": "OK", "headers": {"ETag": {"schema": STR}},
+                    **json_content(envelope(ref("PollStatus")))},
+            "304": {"description": "Unchanged since If-None-Match"},
+            **COMMON, **ORDER_NOT_FOUND, "429": refusal("Polled too often; see Retry-After")},
+        params=(query_param("wait", bounded(1, MAX_WAIT_SECONDS)),
+                {"name": "If-None-Match", "in": "header", "schema": STR}))),
+    ApiRoute("/api/orders/{order_id}/payment-status", update_payment_status, "PATCH", Operation(
+        "Verify or fail payment (that store's staff)", {
+            "200": success(ref("Order"), message=True), **COMMON, **ORDER_NOT_FOUND, **CONFLICT},
+        body=PaymentStatusRequest)),
+    ApiRoute("/api/orders/{order_id}/status", update_status, "PATCH", Operation(
+        "Move an order along its lifecycle (that store's staff)", {
+            "200": success(ref("Order"), message=True), **COMMON, **ORDER_NOT_FOUND, **CONFLICT},
+        body=StatusRequest)),
+    ApiRoute("/api/orders/{order_id}/verify-otp", verify_otp, "POST", Operation(
+        "Complete pickup with the customer's code, or by hand (`manualConfirm: true`, recorded as "
+        "`pickupMethod: manual`)", {
+            "200": success(ref("Order"), message=True), **COMMON, **ORDER_NOT_FOUND, **CONFLICT,
+            "429": refusal("Too many wrong codes")}, body=VerifyOtpRequest)),
+    ApiRoute("/api/orders/{order_id}/cancel", cancel_order, "POST", Operation(
+        "Cancel an unpaid placed order (owner)", {
+            "200": success(ref("Order"), message=True), **COMMON, **ORDER_NOT_FOUND, **CONFLICT})),
+    ApiRoute("/api/orders/{order_id}/confirm-commitment", confirm_commitment, "POST", Operation(
+        "Confirm pickup commitment (seed 003)", {
+            "200": answer("Confirmed", ref("Commitment")), **COMMON, **ORDER_NOT_FOUND})),
 ]

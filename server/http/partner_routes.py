@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from server.domain import messages
@@ -16,6 +15,7 @@ from server.domain.access import may_place_orders
 from server.http.body import ascii_int, read_body
 from server.http.errors import REFUSALS, ApiError, Refusal, headers_of, status_of
 from server.http.ops_routes import OUTAGES, outage_refusal
+from server.http.contract import ApiRoute, Operation, answer, bounded, query_param, ref
 from server.http.requests import CreateOrderRequest
 from server.http.responses import JSONResponse
 from server.http.security import authenticate
@@ -40,12 +40,12 @@ def internal_error() -> JSONResponse:
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-class PartnerRoute(Route):
+class PartnerRoute(ApiRoute):
     """A `/v1` route: whatever refuses a request it matched (a refusal, an unreachable database, a
     method it does not serve) is answered in seed 004's shape, not the `/api` envelope."""
 
-    def __init__(self, path: str, endpoint: Endpoint, *, methods: list[str]) -> None:
-        super().__init__(path, _answering_refusals(endpoint), methods=methods)
+    def __init__(self, path: str, endpoint: Endpoint, method: str, operation: Operation) -> None:
+        super().__init__(path, _answering_refusals(endpoint), method, operation)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.methods and scope["method"] not in self.methods:
@@ -147,7 +147,20 @@ async def create_order(request: Request):
     return JSONResponse(partner_view(order, runtime.settings.zone), status_code=201 if created else 200)
 
 
+PARTNER_ERRORS = {code: answer(text, ref("PartnerError")) for code, text in {
+    "400": "Bad input", "401": "Bearer token missing, expired or invalid", "403": "Not this user's order",
+    "404": "Order not found", "498": "Unknown or revoked X-Client-ID", "499": "X-Client-ID absent",
+    "500": "Unexpected error"}.items()}
+CLIENT_ID = {"name": "X-Client-ID", "in": "header", "required": True,
+             "schema": {"type": "string", "minLength": 1, "maxLength": 100}}
+
 routes = [
-    PartnerRoute("/v1/order", create_order, methods=["POST"]),
-    PartnerRoute("/v1/order/{order_id}", get_order, methods=["GET"]),
+    PartnerRoute("/v1/order", create_order, "POST", Operation(
+        "Partner: create an order from a checkout token", {
+            "201": answer("Created", ref("PartnerOrder")),
+            "200": answer("This checkout's existing order", ref("PartnerOrder")), **PARTNER_ERRORS},
+        tag="partner", body=CreateOrderRequest, params=(CLIENT_ID,))),
+    PartnerRoute("/v1/order/{order_id}", get_order, "GET", Operation(
+        "Partner: payment status of an order (seed 004)", {"200": answer("OK", ref("PartnerOrder")), **PARTNER_ERRORS},
+        tag="partner", params=(CLIENT_ID, query_param("wait", bounded(1, MAX_WAIT_SECONDS))))),
 ]

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from server.domain import messages
 from server.domain.upi import is_payment_link
 from server.http.errors import ApiError
+from server.http.contract import STR, ApiRoute, Operation, query_param, refusal
 
 
 async def upi_qr(request: Request):
@@ -23,4 +23,12 @@ async def upi_qr(request: Request):
     return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "private, max-age=3600"})
 
 
-routes = [Route("/api/payments/upi-qr", upi_qr, methods=["GET"])]
+routes = [
+    ApiRoute("/api/payments/upi-qr", upi_qr, "GET", Operation(
+        "A `upi://pay` link (the checkout session's `payment.upiLink`) as a QR code, for paying from a second "
+        "device (public; SVG)", {
+            "200": {"description": "The QR code", "content": {"image/svg+xml": {"schema": STR}}},
+            "400": refusal("link is not a upi://pay link of at most 512 characters")},
+        auth=False, params=(query_param("link", {"type": "string", "pattern": "^upi://pay\\?[ -~]*$",
+                                                 "maxLength": 512}, required=True),))),
+]

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.routing import Route
 
 from server.domain import messages
 from server.http.body import read_body
+from server.http.contract import COMMON, NULL, OID, ApiRoute, Operation, obj, refusal, success
 from server.http.requests import PushSubscribeRequest, PushUnsubscribeRequest
 from server.http.responses import ok
 from server.http.security import authenticate
@@ -36,7 +36,18 @@ async def unsubscribe(request: Request):
 
 
 routes = [
-    Route("/api/push/public-key", public_key, methods=["GET"]),
-    Route("/api/push/subscriptions", subscribe, methods=["POST"]),
-    Route("/api/push/subscriptions", unsubscribe, methods=["DELETE"]),
+    ApiRoute("/api/push/public-key", public_key, "GET", Operation(
+        "The VAPID public key for `pushManager.subscribe` (Web Push)", {
+            "200": success(obj({"publicKey": {"type": "string", "description": "base64url, uncompressed P-256"}}))},
+        tag="push", auth=False)),
+    ApiRoute("/api/push/subscriptions", subscribe, "POST", Operation(
+        "Notify this device of the caller's order moments (accepted, ready, pickup reminder, cancelled); the body "
+        "is `PushSubscription.toJSON()`, its `keys.p256dh` a point on P-256. An account keeps at most "
+        "`PUSH_MAX_SUBSCRIPTIONS_PER_ACCOUNT` (10) devices: a new one past it replaces the least recently "
+        "registered", {"201": success(obj({"id": OID}), "Subscribed", message=True), **COMMON}, tag="push",
+        body=PushSubscribeRequest)),
+    ApiRoute("/api/push/subscriptions", unsubscribe, "DELETE", Operation(
+        "Stop notifying this device", {
+            "200": success(NULL, message=True), **COMMON, "404": refusal("Not the caller's subscription")},
+        tag="push", body=PushUnsubscribeRequest)),
 ]

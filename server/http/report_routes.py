@@ -7,11 +7,13 @@ from datetime import date
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from server.domain import messages
 from server.domain.report_chart import prep_chart
 from server.http.errors import ApiError
+from server.http.contract import (
+    COMMON, INT, MONEY, OID, STORE_NOT_FOUND, STR, ApiRoute, Operation, array, bounded, envelope, obj, query_param,
+)
 from server.http.responses import ok
 from server.http.security import STORE_RUNNERS, authenticate
 from server.services import catalog, report
@@ -55,4 +57,24 @@ async def store_report(request: Request):
     return ok(numbers, headers={"Cache-Control": "no-store"})
 
 
-routes = [Route("/api/stores/{store_id}/report", store_report, methods=["GET"])]
+MINUTES = {"type": ["number", "null"], "minimum": 0}
+PREP = {"count": INT, "averageMinutes": MINUTES, "p90Minutes": MINUTES}
+REPORT = obj({
+    "storeId": OID, "storeName": STR, "date": {"type": "string", "format": "date"}, "timezone": STR, "orders": INT,
+    "byStatus": {"type": "object", "additionalProperties": INT}, "revenue": MONEY, "prepTime": obj(PREP),
+    "hours": array(obj({"hour": bounded(0, 23), **PREP})),
+    "late": obj({"count": INT, "of": INT, "graceMinutes": {"type": "number"}}), "noShows": INT,
+    "cancellations": obj({"total": INT, "byReason": {"type": "object", "additionalProperties": INT}}),
+    "topItems": array(obj({"name": STR, "quantity": INT, "revenue": MONEY})), "capHit": INT})
+
+routes = [
+    ApiRoute("/api/stores/{store_id}/report", store_report, "GET", Operation(
+        "The store's day in numbers (that store's staff, admins): README, \"The store's day in numbers\"", {
+            "200": {"description": "The report (JSON), its CSV or its chart (SVG)", "content": {
+                "application/json": {"schema": envelope(REPORT)}, "text/csv": {"schema": STR},
+                "image/svg+xml": {"schema": STR}}}, **COMMON, **STORE_NOT_FOUND},
+        tag="stores", params=(
+            query_param("date", {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"},
+                        "a day in the server's TIMEZONE; today when absent"),
+            query_param("format", {"enum": list(FORMATS)})))),
+]

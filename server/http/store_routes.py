@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.routing import Route
 
 from server.domain import messages
 from server.domain.access import Role
 from server.http import campusbite
 from server.http.body import read_body
 from server.http.errors import ApiError
+from server.http.contract import (
+    COMMON, MENU_ITEM_NOT_FOUND, STORE_NOT_FOUND, ApiRoute, Operation, array, obj, ref, success,
+)
 from server.http.requests import (
     CreateStoreRequest, MenuItemPatch, MenuItemRequest, StorePaceRequest, StoreUpdateRequest,
 )
@@ -103,12 +105,38 @@ async def update_menu_item(request: Request):
 
 
 routes = [
-    Route("/api/stores", list_stores, methods=["GET"]),
-    Route("/api/stores", create_store, methods=["POST"]),
-    Route("/api/stores/{store_id}", get_store, methods=["GET"]),
-    Route("/api/stores/{store_id}", update_store, methods=["PATCH"]),
-    Route("/api/stores/{store_id}/pace", update_pace, methods=["PATCH"]),
-    Route("/api/stores/{store_id}/menu", get_menu, methods=["GET"]),
-    Route("/api/stores/{store_id}/menu", add_menu_item, methods=["POST"]),
-    Route("/api/menu/{item_id}", update_menu_item, methods=["PATCH"]),
+    ApiRoute("/api/stores", list_stores, "GET", Operation(
+        "Active stores; for store staff `{stores}` with `owner_id`/`owner_name` on their own (CampusBite)", {
+            "200": success({"oneOf": [array(ref("Store")), obj({"stores": array(ref("Store"))}, closed=True)],
+                            "description": "staff: each store also under CampusBite's names "
+                                           f"({', '.join(campusbite.STORE_FIELD_ALIASES)})"})},
+        tag="stores", auth=False)),
+    ApiRoute("/api/stores", create_store, "POST", Operation(
+        "Create a store (admins)", {"201": success(ref("Store"), "Created"), **COMMON}, tag="stores",
+        body=CreateStoreRequest)),
+    ApiRoute("/api/stores/{store_id}", get_store, "GET", Operation(
+        "One store", {"200": success(ref("Store")), **STORE_NOT_FOUND}, tag="stores", auth=False)),
+    ApiRoute("/api/stores/{store_id}", update_store, "PATCH", Operation(
+        "Edit, open or close a store (that store's staff, admins)", {
+            "200": success(ref("Store")), **COMMON, **STORE_NOT_FOUND}, tag="stores", body=StoreUpdateRequest)),
+    ApiRoute("/api/stores/{store_id}/pace", update_pace, "PATCH", Operation(
+        "The kitchen's pace (that store's staff, or admins): `delayMinutes` is added to every ready-time "
+        "estimate; while `paused`, checkout refuses new orders; `itemsPerSlot` caps the items taken per "
+        "15-minute slot (null: no cap): a full slot sends checkouts to the next with room, and an order "
+        "gives its items back once ready or cancelled", {
+            "200": success(ref("Store")), **COMMON, **STORE_NOT_FOUND}, tag="stores", body=StorePaceRequest)),
+    ApiRoute("/api/stores/{store_id}/menu", get_menu, "GET", Operation(
+        "A store's available menu (`?all=true` includes unavailable items); signed in as a student, faculty "
+        "member or store employee, CampusBite's `{menuItems}` of every item, each with its `is_available`", {
+            "200": success({"oneOf": [array(ref("MenuItem")), obj({"menuItems": array(ref("MenuItem"))}, closed=True)],
+                            "description": "each item also under CampusBite's names "
+                                           f"({', '.join(campusbite.MENU_ITEM_ALIASES)})"}),
+            **STORE_NOT_FOUND}, tag="stores", auth=False)),
+    ApiRoute("/api/stores/{store_id}/menu", add_menu_item, "POST", Operation(
+        "Add a menu item (that store's staff, admins)", {
+            "201": success(ref("MenuItem"), "Created"), **COMMON, **STORE_NOT_FOUND}, tag="stores",
+        body=MenuItemRequest)),
+    ApiRoute("/api/menu/{item_id}", update_menu_item, "PATCH", Operation(
+        "Change a menu item", {"200": success(ref("MenuItem")), **COMMON, **MENU_ITEM_NOT_FOUND}, tag="stores",
+        body=MenuItemPatch)),
 ]

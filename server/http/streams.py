@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 
 from starlette.requests import Request
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
@@ -18,6 +18,9 @@ from server.domain import messages
 from server.domain.access import Principal
 from server.http.body import ascii_int
 from server.http.errors import REFUSALS, ApiError
+from server.http.contract import (
+    COMMON, ORDER_NOT_FOUND, STORE_NOT_FOUND, STREAMS_PER_ACCOUNT, STREAM_AUTH, ApiRoute, Operation, event_stream,
+)
 from server.http.security import authenticate, has_token
 from server.realtime import frames, session, sse
 from server.realtime.frames import CLOSE_UNAUTHORISED, FrameRefused
@@ -129,9 +132,29 @@ async def menu_events(request: Request):
     return stream
 
 
+# One event of an order or store stream (REALTIME.md).
+ORDER_EVENT = {"type": "object", "required": ["data"], "description": "one event of the stream (REALTIME.md)",
+               "properties": {"event": {"enum": ["snapshot", "order", "eta"]},
+                              "id": {"type": "string", "pattern": "^[0-9]+$"},
+                              "data": {"type": "string", "description": "a JSON object; an `order` event's `order` "
+                                                                        "is an `OrderEvent` (store staff also get "
+                                                                        "the kitchen's fields)"}}}
+MENU_EVENT = {"type": "object", "required": ["data"], "description": "the store and its whole menu (API.md)",
+              "properties": {"event": {"const": "menu"}, "id": {"type": "string", "pattern": "^[0-9]+$"},
+                             "data": {"type": "string", "description": "a JSON object: revision, store, menu"}}}
+
 routes = [
     WebSocketRoute("/ws", WebSocketApp()),
-    Route("/api/orders/{order_id}/events", order_events, methods=["GET"]),
-    Route("/api/stores/{store_id}/events", store_events, methods=["GET"]),
-    Route("/api/stores/{store_id}/menu/events", menu_events, methods=["GET"]),
+    ApiRoute("/api/orders/{order_id}/events", order_events, "GET", Operation(
+        "Server-Sent Events of one order", {
+            "200": event_stream(ORDER_EVENT), **COMMON, **ORDER_NOT_FOUND, **STREAMS_PER_ACCOUNT},
+        tag="realtime", params=STREAM_AUTH)),
+    ApiRoute("/api/stores/{store_id}/events", store_events, "GET", Operation(
+        "Server-Sent Events of a store's orders (its staff)", {
+            "200": event_stream(ORDER_EVENT), **COMMON, **STORE_NOT_FOUND, **STREAMS_PER_ACCOUNT},
+        tag="realtime", params=STREAM_AUTH)),
+    ApiRoute("/api/stores/{store_id}/menu/events", menu_events, "GET", Operation(
+        "Server-Sent Events of a store's menu (public): a `menu` event with the store and its whole menu now "
+        "and after every change, its id the catalog revision", {
+            "200": event_stream(MENU_EVENT), **STORE_NOT_FOUND}, tag="realtime", auth=False)),
 ]

@@ -6,19 +6,24 @@ from __future__ import annotations
 from datetime import timedelta
 
 from starlette.requests import Request
-from starlette.routing import Route
 
 from server.domain import messages
 from server.domain.access import Role
 from server.domain.clock import parse_iso
 from server.http.body import query_int, read_body
 from server.http.errors import ApiError
+from server.http.contract import (
+    COMMON, INT, NULL, ApiRoute, Operation, array, bounded, obj, query_param, ref, refusal, success,
+)
 from server.http.requests import WebhookEndpointRequest, WebhookReplayRequest
 from server.http.responses import ok
 from server.http.security import authenticate
 from server.services import webhooks
 from server.services.partners import MAX_CLIENT_ID_LENGTH
 from server.views import webhook_delivery_view, webhook_endpoint_view
+
+
+ENDPOINT_NOT_FOUND = {"404": refusal("Endpoint not found")}
 
 
 def _now(request: Request):
@@ -97,11 +102,28 @@ async def replay(request: Request):
 
 
 routes = [
-    Route("/api/admin/webhooks", list_endpoints, methods=["GET"]),
-    Route("/api/admin/webhooks", add_endpoint, methods=["POST"]),
-    Route("/api/admin/webhooks/{endpoint_id}", remove_endpoint, methods=["DELETE"]),
-    Route("/api/admin/webhooks/{endpoint_id}/rotate", rotate_secret, methods=["POST"]),
-    Route("/api/admin/webhooks/{endpoint_id}/enable", enable_endpoint, methods=["POST"]),
-    Route("/api/admin/webhooks/{endpoint_id}/deliveries", list_deliveries, methods=["GET"]),
-    Route("/api/admin/webhooks/{endpoint_id}/replay", replay, methods=["POST"]),
+    ApiRoute("/api/admin/webhooks", list_endpoints, "GET", Operation(
+        "Partner webhook endpoints, newest first (admins)", {"200": success(array(ref("WebhookEndpoint"))), **COMMON},
+        tag="admin", params=(query_param("clientId", {"type": "string", "maxLength": MAX_CLIENT_ID_LENGTH}),))),
+    ApiRoute("/api/admin/webhooks", add_endpoint, "POST", Operation(
+        "Register a webhook endpoint for a partner client; the answer holds its signing secret, shown once "
+        "(admins)", {"201": success(ref("WebhookEndpoint"), "Created"), **COMMON}, tag="admin",
+        body=WebhookEndpointRequest)),
+    ApiRoute("/api/admin/webhooks/{endpoint_id}", remove_endpoint, "DELETE", Operation(
+        "Remove a webhook endpoint and its delivery log (admins)", {
+            "200": success(NULL, message=True), **COMMON, **ENDPOINT_NOT_FOUND}, tag="admin")),
+    ApiRoute("/api/admin/webhooks/{endpoint_id}/rotate", rotate_secret, "POST", Operation(
+        "A new signing secret, shown once; the old one signs too for WEBHOOK_ROTATION_GRACE_HOURS (admins)", {
+            "200": success(ref("WebhookEndpoint"), message=True), **COMMON, **ENDPOINT_NOT_FOUND}, tag="admin")),
+    ApiRoute("/api/admin/webhooks/{endpoint_id}/enable", enable_endpoint, "POST", Operation(
+        "Enable a disabled webhook endpoint: its pending deliveries go out (admins)", {
+            "200": success(ref("WebhookEndpoint"), message=True), **COMMON, **ENDPOINT_NOT_FOUND}, tag="admin")),
+    ApiRoute("/api/admin/webhooks/{endpoint_id}/deliveries", list_deliveries, "GET", Operation(
+        "An endpoint's delivery log, newest first (admins)", {
+            "200": success(array(ref("WebhookDelivery"))), **COMMON, **ENDPOINT_NOT_FOUND}, tag="admin",
+        params=(query_param("orderId", {"type": "string", "maxLength": 24}), query_param("limit", bounded(1, 500))))),
+    ApiRoute("/api/admin/webhooks/{endpoint_id}/replay", replay, "POST", Operation(
+        "Send finished deliveries again under their webhook-id: by event, by order or by time range (admins)", {
+            "200": success(obj({"replayed": INT}), message=True), **COMMON, **ENDPOINT_NOT_FOUND}, tag="admin",
+        body=WebhookReplayRequest)),
 ]

@@ -61,7 +61,7 @@ async def open_stream(hub: Hub, settings: Settings, principal: Principal, subscr
     """The stream of what `subscribe` watches for `principal`, from its snapshot on; a resume
     (`resume_from`, the client's Last-Event-ID) of one order already current sends no snapshot.
     A refusal (server/domain/errors.py) passes through, with nothing left attached. `render` and `render_first`
-    write its events and snapshots (another client's event format: server/http/campusbite.py)."""
+    write its events and snapshots (another client's event format: server/http/campusbite_notifications.py)."""
     subscriber = Subscriber(principal, settings.ws_queue_size, render, render_first)
     # Named `eta` events: an EventSource's `onmessage` (CampusBite's stream) never sees them.
     subscriber.render_estimates = render_estimates
