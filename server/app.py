@@ -126,9 +126,16 @@ class OrderPulseApp(Starlette):
 
     def __init__(self, *args, runtime: Runtime, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        # Where handlers find it (server/http/context.py).
         self.state.runtime = runtime
         self._fast_poll = PollStatusFastPath(runtime)
         self._sockets = streams.WebSocketApp()
+
+    @property
+    def runtime(self) -> Runtime:
+        """This process's services, for the command line that serves the app."""
+        services: Runtime = self.state.runtime
+        return services
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket" and scope["path"] == "/ws":
@@ -140,7 +147,7 @@ class OrderPulseApp(Starlette):
         await super().__call__(scope, receive, send)
 
 
-def create_app(settings: Settings | None = None, clock: Clock = SYSTEM_CLOCK) -> Starlette:
+def create_app(settings: Settings | None = None, clock: Clock = SYSTEM_CLOCK) -> OrderPulseApp:
     """The application; in-process tests pass a `clock` they move by hand."""
     settings = settings or Settings()
     install_secret_filter()

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from server.config import LOG_LEVELS, ConfigurationError, Settings, resolve_jwt_secret, resolve_vapid_key
+from server.config import LOG_LEVELS, ConfigurationError, Settings, resolve_jwt_secret, resolve_secrets
 from server.domain.access import Role
 
 if TYPE_CHECKING:
@@ -111,8 +111,8 @@ def draining_server(config, app: StartedLifespan):
         async def shutdown(self, sockets=None) -> None:
             for server in self.servers:
                 server.close()  # no new connection lands here while the old ones are told to leave
-            runtime = getattr(app.app.state, "runtime", None)
-            if runtime is not None and app._open:
+            runtime = app.app.runtime
+            if app._open:
                 try:
                     await asyncio.wait_for(runtime.hub.drain(runtime.settings.ws_drain_seconds), DRAIN_WRITE_SECONDS)
                 except TimeoutError:
@@ -148,7 +148,7 @@ def serve(settings: Settings, *, demo: bool = False, simulate: argparse.Namespac
     worker = worker_index is not None
     try:
         # Printed once the server is up: before that, the one line said is the error, if any.
-        notices = [notice for notice in (resolve_jwt_secret(settings), resolve_vapid_key(settings)) if notice]
+        settings, notices = resolve_secrets(settings)
         app = StartedLifespan(create_app(settings))
         protocols = server_protocols(settings)
         config = uvicorn.Config(
@@ -171,13 +171,13 @@ def serve(settings: Settings, *, demo: bool = False, simulate: argparse.Namespac
             await app.enter()  # database and broker: a ConfigurationError ends here, before serving
             try:
                 if demo:
-                    lines = await _seed_demo(app.app.state.runtime.accounts.passwords)
+                    lines = await _seed_demo(app.app.runtime.accounts.passwords)
                     if not worker:  # the supervisor seeded and printed them once
                         print("\n".join(lines))
                     # Nobody reads a demo's mail: its reset and verification links go to the console.
-                    app.app.state.runtime.mailer.echo = lambda to, link: print(f"Mail to {to}: {link}", flush=True)
+                    app.app.runtime.mailer.echo = lambda to, link: print(f"Mail to {to}: {link}", flush=True)
                 if demo and simulate is not None and not worker_index:
-                    app.before_exit.append((await _start_simulation(app.app.state.runtime, simulate)).stop)
+                    app.before_exit.append((await _start_simulation(app.app.runtime, simulate)).stop)
                 if not worker:
                     for notice in notices:
                         print(notice, file=sys.stderr)
@@ -203,9 +203,9 @@ def _supervise(settings: Settings, sock: socket.socket, workers: int, demo: bool
     reads them), the demo seeded once, then the workers (server/workers.py)."""
     from server.workers import supervise
 
-    for notice in (resolve_jwt_secret(settings), resolve_vapid_key(settings)):
-        if notice:
-            print(notice, file=sys.stderr)
+    settings, notices = resolve_secrets(settings)
+    for notice in notices:
+        print(notice, file=sys.stderr)
 
     def seed(url: str | None) -> None:
         from server.config import resolve_password_cost
@@ -219,7 +219,7 @@ def _supervise(settings: Settings, sock: socket.socket, workers: int, demo: bool
 
 
 async def _with_database(settings: Settings, work):
-    from server.runtime import connect_database
+    from server.database import connect_database
 
     client, embedded = await connect_database(settings)
     try:
@@ -539,7 +539,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             worker_args += ["--simulate", "--speed", str(args.speed), "--no-show-rate", str(args.no_show_rate)]
         return serve(settings, demo=args.command == "demo", simulate=simulate, workers=args.workers,
                      worker_fd=args.worker_fd, worker_index=args.worker_index, worker_args=worker_args)
-    resolve_jwt_secret(settings)
+    settings, _ = resolve_jwt_secret(settings)
     if args.command == "create-user":
         print(asyncio.run(_with_database(settings, lambda: _create_user(settings, args))))
     elif args.command == "client" and args.client_command == "create":

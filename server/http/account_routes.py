@@ -7,6 +7,7 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from server.domain import messages
+from server.http import context
 from server.http.body import read_body
 from server.http.requests import ForgotPasswordRequest, ResetPasswordRequest
 from server.http.responses import ok
@@ -22,25 +23,25 @@ def _token(request: Request) -> str:
 
 async def forgot_password(request: Request):
     body = await read_body(request, ForgotPasswordRequest)
-    await request.app.state.runtime.account_mail.request_password_reset(
+    await context.runtime(request).account_mail.request_password_reset(
         body.email, request.client.host if request.client else "")
     return ok(None, message=messages.PASSWORD_RESET_SENT)
 
 
 async def reset_password(request: Request):
     body = await read_body(request, ResetPasswordRequest)
-    await request.app.state.runtime.account_mail.reset_password(_token(request), body.password)
+    await context.runtime(request).account_mail.reset_password(_token(request), body.password)
     return ok(None, message=messages.PASSWORD_RESET_DONE)
 
 
 async def verify_email(request: Request):
-    await request.app.state.runtime.account_mail.verify_email(_token(request))
+    await context.runtime(request).account_mail.verify_email(_token(request))
     return ok(None, message=messages.EMAIL_VERIFIED)
 
 
 async def resend_verification(request: Request):
     principal = await authenticate(request)
-    runtime = request.app.state.runtime
+    runtime = context.runtime(request)
     user = await runtime.accounts.current_user(principal)
     if user.email_verified_at is not None:
         return ok(None, message=messages.EMAIL_ALREADY_VERIFIED)

@@ -12,6 +12,7 @@ from server.domain import messages
 from server.domain.access import CUSTOMER_ROLES, Role
 from server.domain.clock import iso_z
 from server.domain.errors import ApiError
+from server.http import context
 from server.http.body import query_int, read_body
 from server.http.requests import AdminClientRequest, AdminRoleRequest, ClearNoShowRequest
 from server.http.responses import ok
@@ -23,7 +24,7 @@ MAX_SEARCH = 100
 
 
 def _accounts(request: Request):
-    return request.app.state.runtime.accounts
+    return context.runtime(request).accounts
 
 
 async def change_role(request: Request):

@@ -9,6 +9,7 @@ from server.domain import messages
 from server.domain.access import CUSTOMER_ROLES, Role
 from server.domain.clock import iso_z
 from server.domain.errors import ApiError
+from server.http import context
 from server.http import campusbite
 from server.http.body import query_int, read_body
 from server.http.requests import (
@@ -18,12 +19,9 @@ from server.http.responses import ok
 from server.http.security import authenticate
 from server.views import user_view
 
-def _runtime(request: Request):
-    return request.app.state.runtime
-
 
 async def _session(request: Request, user, status_code: int = 200):
-    tokens = await _runtime(request).accounts.issue_session(user)
+    tokens = await context.runtime(request).accounts.issue_session(user)
     return ok({**tokens, "user": await _profile(request, user)}, status_code=status_code)
 
 
@@ -34,7 +32,7 @@ async def _profile(request: Request, user) -> dict:
     if user.role == Role.STORE_EMPLOYEE:
         profile["awaitingStore"] = user.store_id is None
     if user.role in CUSTOMER_ROLES:
-        standing = await _runtime(request).accounts.trust_standing(str(user.id))
+        standing = await context.runtime(request).accounts.trust_standing(str(user.id))
         profile.update(trustTier=standing.tier.value, noShowCount=standing.no_show_count,
                        orderingRestrictedUntil=iso_z(standing.restricted_until))
     else:
@@ -46,12 +44,12 @@ async def register(request: Request):
     """A student, faculty member or store employee; a store employee acts for no store until an
     admin assigns one, and the answer's message says so."""
     body = await read_body(request, RegisterRequest)
-    user = await _runtime(request).accounts.register(
+    user = await context.runtime(request).accounts.register(
         name=body.name, email=body.email, password=body.password, role=Role(body.role),
         register_number=body.register_number, employee_id=body.employee_id, phone_number=body.phone_number,
         requested_store=body.store_name)
-    await _runtime(request).account_mail.send_verification(user)
-    tokens = await _runtime(request).accounts.issue_session(user)
+    await context.runtime(request).account_mail.send_verification(user)
+    tokens = await context.runtime(request).accounts.issue_session(user)
     message = messages.STAFF_SIGNUP_PENDING if user.role == Role.STORE_EMPLOYEE else None
     return ok({**tokens, "user": await _profile(request, user)}, status_code=201, message=message)
 
@@ -59,7 +57,7 @@ async def register(request: Request):
 async def login(request: Request):
     body = await read_body(request, LoginRequest)
     email, password = body.email, body.password
-    runtime = _runtime(request)
+    runtime = context.runtime(request)
     # Counted before the password is checked: a throttled attempt is refused without hashing.
     attempt = await runtime.login_throttle.begin(email, request.client.host if request.client else "")
     user = await runtime.accounts.login(email, password)
@@ -69,19 +67,19 @@ async def login(request: Request):
 
 async def refresh(request: Request):
     body = await read_body(request, RefreshRequest)
-    user, tokens = await _runtime(request).accounts.refresh(body.refresh_token)
+    user, tokens = await context.runtime(request).accounts.refresh(body.refresh_token)
     return ok({**tokens, "user": await _profile(request, user)})
 
 
 async def logout(request: Request):
     body = await read_body(request, RefreshRequest)
-    await _runtime(request).accounts.logout(body.refresh_token)
+    await context.runtime(request).accounts.logout(body.refresh_token)
     return ok(None, message=messages.LOGGED_OUT)
 
 
 async def me(request: Request):
     principal = await authenticate(request)
-    runtime = _runtime(request)
+    runtime = context.runtime(request)
     user = await runtime.accounts.current_user(principal)
     return ok(await _profile(request, user))
 
@@ -91,7 +89,7 @@ async def update_profile(request: Request):
     The email is where password reset links go, so a change of it is refused here, as is a role."""
     principal = await authenticate(request)
     body = await read_body(request, ProfileUpdateRequest)
-    accounts = _runtime(request).accounts
+    accounts = context.runtime(request).accounts
     user = await accounts.current_user(principal)
     if body.email is not None and (not isinstance(body.email, str) or body.email.strip().lower() != user.email):
         raise ApiError(400, messages.PROFILE_EMAIL_FIXED)
@@ -110,7 +108,7 @@ async def update_profile(request: Request):
 async def create_user(request: Request):
     await authenticate(request, Role.ADMIN)
     body = await read_body(request, AdminUserRequest)
-    user = await _runtime(request).accounts.create_user(
+    user = await context.runtime(request).accounts.create_user(
         name=body.name, email=body.email, password=body.password, role=body.role, store_id=body.store_id)
     return ok(user_view(user), status_code=201)
 
@@ -138,7 +136,7 @@ async def list_users(request: Request):
     awaiting = request.query_params.get("awaitingStore")
     if awaiting not in (None, "true", "false"):
         raise ApiError(400, messages.QUERY_NOT_CHOICE.format(name="awaitingStore", choices="true, false"))
-    users, total = await _runtime(request).accounts.list_users(page=page, limit=limit, role=role, search=search,
+    users, total = await context.runtime(request).accounts.list_users(page=page, limit=limit, role=role, search=search,
                                                                awaiting_store=awaiting == "true")
     return ok({"users": [_admin_user_view(user) for user in users], "page": page, "limit": limit,
                "total": total, "pages": (total + limit - 1) // limit})
@@ -152,14 +150,14 @@ async def update_user(request: Request):
     active = (await read_body(request, AdminUserPatch)).is_active
     if not active and user_id == admin.user_id:
         raise ApiError(400, messages.CANNOT_DISABLE_SELF)
-    user = await _runtime(request).accounts.set_active(user_id, active)
+    user = await context.runtime(request).accounts.set_active(user_id, active)
     return ok(_admin_user_view(user))
 
 
 async def stream_ticket(request: Request):
     """A 30-second, single-use `?ticket=` for one event stream: EventSource cannot send headers."""
     principal = await authenticate(request)
-    ticket, lifetime = await _runtime(request).accounts.issue_stream_ticket(principal)
+    ticket, lifetime = await context.runtime(request).accounts.issue_stream_ticket(principal)
     return ok({"ticket": ticket, "expiresInSeconds": lifetime}, status_code=201)
 
 

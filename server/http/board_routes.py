@@ -14,6 +14,7 @@ from starlette.routing import Route
 from server.domain import messages
 from server.domain.access import Principal
 from server.domain.errors import ApiError
+from server.http import context
 from server.http.body import read_body
 from server.http.requests import BoardSettingsRequest, DisplayRequest
 from server.http.responses import ok
@@ -55,7 +56,7 @@ async def create_display(request: Request):
     principal, store_id = await _staff(request)
     body = await read_body(request, DisplayRequest)
     store = await catalog.find_store(store_id)
-    runtime = request.app.state.runtime
+    runtime = context.runtime(request)
     display, secret = await board.create_display(store, principal, body.label, clock=runtime.clock)
     url = board.display_url(runtime.settings.link_origin, store_id, secret)
     return ok({**board.display_view(display), "url": url}, status_code=201)
@@ -85,14 +86,14 @@ async def update_board_settings(request: Request):
     body = await read_body(request, BoardSettingsRequest)
     if body.announce is None:
         raise ApiError(400, messages.BOARD_SETTINGS_EMPTY)
-    runtime = request.app.state.runtime
+    runtime = context.runtime(request)
     announce = await board.set_announce(store_id, body.announce, runtime.broker, clock=runtime.clock)
     return ok({"announce": announce})
 
 
 async def board_events(request: Request):
     store_id, secret = await _board_reader(request)
-    runtime = request.app.state.runtime
+    runtime = context.runtime(request)
 
     async def still_allowed() -> bool:
         return secret is None or await board.display_alive(store_id, secret)

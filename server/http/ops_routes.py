@@ -16,6 +16,7 @@ from starlette.routing import Route
 
 from server.domain import messages
 from server.domain.token_bucket import TokenBuckets, retry_after
+from server.http import context
 from server.http.openapi import openapi_document
 from server.http.responses import JSONResponse, failure
 from server.services.outage import MAYBE_STORAGE_FAILURE, UNREACHABLE, storage_failure_reason
@@ -48,7 +49,7 @@ async def storage_unavailable(request: Request, exc: Exception):
     reason = storage_failure_reason(exc)
     if reason is None:
         raise exc  # RequestEdge logs it with its traceback and answers a bare 500
-    request.app.state.runtime.storage.failed(reason, f"{request.method} {request.url.path}")
+    context.runtime(request).storage.failed(reason, f"{request.method} {request.url.path}")
     headers = {"Retry-After": str(STORAGE_RETRY_AFTER_SECONDS)}
     if request.url.path.startswith("/v1/"):
         return JSONResponse({"error": messages.STORAGE_UNAVAILABLE}, status_code=503, headers=headers)
@@ -94,11 +95,11 @@ def _bounded_state(request: Request) -> _Bounded:
 async def readyz(request: Request):
     bounds = _bounded_state(request)
     if bounds.checking is None:
-        now = request.app.state.runtime.clock.monotonic()
+        now = context.runtime(request).clock.monotonic()
         if bounds.last_readiness is not None and bounds.readiness.take("", now) is not None:
             status, body = bounds.last_readiness
             return JSONResponse(body, status_code=status)
-        bounds.checking = asyncio.ensure_future(_readiness(request.app.state.runtime))
+        bounds.checking = asyncio.ensure_future(_readiness(context.runtime(request)))
         bounds.checking.add_done_callback(lambda _: setattr(bounds, "checking", None))
     # Probes arriving while a check runs share it.
     status, body = await asyncio.shield(bounds.checking)
@@ -136,7 +137,7 @@ async def _bounded(check, timeout: float) -> bool:
 
 
 async def metrics(request: Request):
-    wait = _bounded_state(request).scrapes.take("", request.app.state.runtime.clock.monotonic())
+    wait = _bounded_state(request).scrapes.take("", context.runtime(request).clock.monotonic())
     if wait is not None:
         seconds = retry_after(wait)
         return failure(429, messages.SCRAPES_TOO_FAST.format(seconds=seconds), headers={"Retry-After": seconds})

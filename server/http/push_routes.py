@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from server.domain import messages
+from server.http import context
 from server.http.body import read_body
 from server.http.requests import PushSubscribeRequest, PushUnsubscribeRequest
 from server.http.responses import ok
@@ -13,7 +14,7 @@ from server.http.security import authenticate
 
 
 def _push(request: Request):
-    return request.app.state.runtime.push
+    return context.runtime(request).push
 
 
 async def public_key(request: Request):

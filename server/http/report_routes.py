@@ -12,6 +12,7 @@ from starlette.routing import Route
 from server.domain import messages
 from server.domain.errors import ApiError
 from server.domain.report_chart import prep_chart
+from server.http import context
 from server.http.responses import ok
 from server.http.security import STORE_RUNNERS, authenticate
 from server.services import catalog, report
@@ -39,7 +40,7 @@ async def store_report(request: Request):
     principal = await authenticate(request, *STORE_RUNNERS)
     store = await catalog.find_store(request.path_params["store_id"])
     catalog.authorise_store_staff(principal, str(store.id))
-    runtime = request.app.state.runtime
+    runtime = context.runtime(request)
     zone = runtime.settings.zone
     day = _day(request.query_params.get("date"), runtime.clock.now().astimezone(zone).date())
     kind = request.query_params.get("format", "json")

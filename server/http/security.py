@@ -8,6 +8,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from server.domain import messages
 from server.domain.access import Principal, Role
 from server.domain.errors import ApiError
+from server.http import context
 from server.http.responses import failure
 
 # The roles that may write to a store or its menu; which store is the service's check
@@ -49,7 +50,7 @@ async def authenticate(connection: HTTPConnection, *roles: Role, allow_query: bo
         principal = verified[1]
     else:
         token = bearer_token(connection, allow_query)
-        principal = await connection.app.state.runtime.accounts.authenticate(token)
+        principal = await context.runtime(connection).accounts.authenticate(token)
     if roles and principal.role not in roles:
         raise ApiError(403, messages.FORBIDDEN_ROLE)
     return principal

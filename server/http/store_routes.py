@@ -8,6 +8,7 @@ from starlette.routing import Route
 from server.domain import messages
 from server.domain.access import Role
 from server.domain.errors import ApiError
+from server.http import context
 from server.http import campusbite
 from server.http.body import read_body
 from server.http.requests import (
@@ -26,9 +27,9 @@ async def list_stores(request: Request):
 
 async def get_store(request: Request):
     store = await catalog.find_store(request.path_params["store_id"])
-    ready_times = request.app.state.runtime.ready_times
+    ready_times = context.runtime(request).ready_times
     wait = await ready_times.wait_minutes(str(store.id))
-    shown = {**await catalog.store_with_capacity(store, request.app.state.runtime.clock.now()), "waitMinutes": wait,
+    shown = {**await catalog.store_with_capacity(store, context.runtime(request).clock.now()), "waitMinutes": wait,
              "typicalPrepMinutes": await ready_times.typical_minutes(str(store.id))}
     return ok(campusbite.store_fields(shown, await campusbite.optional_caller(request)))
 
@@ -49,7 +50,7 @@ async def update_store(request: Request):
     changes = (await read_body(request, StoreUpdateRequest)).changes()
     if not changes:
         raise ApiError(400, messages.STORE_UPDATE_EMPTY)
-    store = await catalog.update_store(store, changes, request.app.state.runtime.broker)
+    store = await catalog.update_store(store, changes, context.runtime(request).broker)
     return ok(store_view(store))
 
 
@@ -65,7 +66,7 @@ async def update_pace(request: Request):
         changes["items_per_slot"] = body.items_per_slot  # None: the cap is removed
     if not changes:
         raise ApiError(400, messages.STORE_PACE_EMPTY)
-    runtime = request.app.state.runtime
+    runtime = context.runtime(request)
     store = await catalog.update_store(store, changes, runtime.broker)
     runtime.ready_times.store_changed(str(store.id))
     return ok({**await catalog.store_with_capacity(store, runtime.clock.now()),
@@ -86,7 +87,7 @@ async def add_menu_item(request: Request):
     catalog.authorise_store_staff(principal, str(store.id))
     body = await read_body(request, MenuItemRequest)
     item = await catalog.add_menu_item(store, name=body.name, price_paise=body.price_paise, category=body.category,
-                                       is_available=body.is_available, bus=request.app.state.runtime.broker,
+                                       is_available=body.is_available, bus=context.runtime(request).broker,
                                        cap_weight=body.cap_weight)
     return ok(menu_item_view(item), status_code=201)
 
@@ -98,7 +99,7 @@ async def update_menu_item(request: Request):
     changes = (await read_body(request, MenuItemPatch)).changes()
     if not changes:
         raise ApiError(400, messages.MENU_ITEM_UPDATE_EMPTY)
-    item = await catalog.update_menu_item(item, changes, request.app.state.runtime.broker)
+    item = await catalog.update_menu_item(item, changes, context.runtime(request).broker)
     return ok(menu_item_view(item))
 
 

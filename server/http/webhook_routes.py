@@ -12,6 +12,7 @@ from server.domain import messages
 from server.domain.access import Role
 from server.domain.clock import parse_iso
 from server.domain.errors import ApiError
+from server.http import context
 from server.http.body import query_int, read_body
 from server.http.requests import WebhookEndpointRequest, WebhookReplayRequest
 from server.http.responses import ok
@@ -22,7 +23,7 @@ from server.views import webhook_delivery_view, webhook_endpoint_view
 
 
 def _now(request: Request):
-    return request.app.state.runtime.clock.now()
+    return context.runtime(request).clock.now()
 
 
 async def _view(endpoint) -> dict:
@@ -42,7 +43,7 @@ async def add_endpoint(request: Request):
     """Register an endpoint; its signing secret is in this answer and never again."""
     await authenticate(request, Role.ADMIN)
     body = await read_body(request, WebhookEndpointRequest)
-    runtime = request.app.state.runtime
+    runtime = context.runtime(request)
     endpoint, secret = await webhooks.add_endpoint(runtime.settings, body.client_id, body.url, body.events,
                                                    _now(request))
     return ok({**await _view(endpoint), "secret": secret}, status_code=201)
@@ -57,7 +58,7 @@ async def remove_endpoint(request: Request):
 async def rotate_secret(request: Request):
     """A new secret, shown once; the old one also signs for WEBHOOK_ROTATION_GRACE_HOURS."""
     await authenticate(request, Role.ADMIN)
-    grace = timedelta(hours=request.app.state.runtime.settings.webhook_rotation_grace_hours)
+    grace = timedelta(hours=context.runtime(request).settings.webhook_rotation_grace_hours)
     endpoint, secret = await webhooks.rotate_secret(request.path_params["endpoint_id"], grace, _now(request))
     return ok({**await _view(endpoint), "secret": secret}, message=messages.WEBHOOK_ROTATED)
 
