@@ -5,11 +5,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -37,14 +40,14 @@ log = logging.getLogger("orderpulse")
 _HTTP_MESSAGES = {404: messages.NOT_FOUND, 405: messages.METHOD_NOT_ALLOWED, 413: messages.BODY_TOO_LARGE}
 
 
-async def api_error(request: Request, exc: Exception):
+async def api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
     if request.url.path.startswith("/v1/"):
         return partner_routes.error_response(exc)
     return failure(exc.status_code, exc.message, headers=exc.headers, **exc.extra)
 
 
-async def http_error(request: Request, exc: Exception):
+async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 404 and pages.STATIC_DIR.is_dir() and pages.is_page_path(request.url.path, request.method):
         return pages.not_found_page()
@@ -124,7 +127,7 @@ class OrderPulseApp(Starlette):
     between the server and the socket's read loop is kept alive for each open socket, and the
     HTTP middleware has nothing to do for a WebSocket)."""
 
-    def __init__(self, *args, runtime: Runtime, **kwargs) -> None:
+    def __init__(self, *args: Any, runtime: Runtime, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Where handlers find it (server/http/context.py).
         self.state.runtime = runtime
@@ -154,7 +157,7 @@ def create_app(settings: Settings | None = None, clock: Clock = SYSTEM_CLOCK) ->
     runtime = Runtime(settings, clock=clock)
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette):
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
         install_secret_filter()  # again: the server may have replaced its handlers since
         await runtime.start()
         try:

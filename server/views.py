@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, NamedTuple
+from zoneinfo import ZoneInfo
 
 from pydantic import Field, StringConstraints
 
@@ -204,7 +205,7 @@ def partner_status(order: Order) -> str:
     return "STARTED"
 
 
-def partner_view(order: Order, zone) -> dict[str, Any]:
+def partner_view(order: Order, zone: ZoneInfo) -> dict[str, Any]:
     """Seed 004's order body: `GET /v1/order/{id}`, `POST /v1/order` and every webhook event's body."""
     status = partner_status(order)
     return {
