@@ -4,6 +4,7 @@ forgotten passwords and email verification, under CampusBite's paths."""
 from __future__ import annotations
 
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
 from server.domain import messages
@@ -18,28 +19,29 @@ MAX_TOKEN_LENGTH = 100
 
 
 def _token(request: Request) -> str:
-    return request.path_params["token"][:MAX_TOKEN_LENGTH]
+    token: str = request.path_params["token"]
+    return token[:MAX_TOKEN_LENGTH]
 
 
-async def forgot_password(request: Request):
+async def forgot_password(request: Request) -> Response:
     body = await read_body(request, ForgotPasswordRequest)
     await context.runtime(request).account_mail.request_password_reset(
         body.email, request.client.host if request.client else "")
     return ok(None, message=messages.PASSWORD_RESET_SENT)
 
 
-async def reset_password(request: Request):
+async def reset_password(request: Request) -> Response:
     body = await read_body(request, ResetPasswordRequest)
     await context.runtime(request).account_mail.reset_password(_token(request), body.password)
     return ok(None, message=messages.PASSWORD_RESET_DONE)
 
 
-async def verify_email(request: Request):
+async def verify_email(request: Request) -> Response:
     await context.runtime(request).account_mail.verify_email(_token(request))
     return ok(None, message=messages.EMAIL_VERIFIED)
 
 
-async def resend_verification(request: Request):
+async def resend_verification(request: Request) -> Response:
     principal = await authenticate(request)
     runtime = context.runtime(request)
     user = await runtime.accounts.current_user(principal)

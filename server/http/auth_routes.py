@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
 from server.domain import messages
@@ -19,13 +22,16 @@ from server.http.responses import ok
 from server.http.security import authenticate
 from server.views import user_view
 
+if TYPE_CHECKING:
+    from server.models import User
 
-async def _session(request: Request, user, status_code: int = 200):
+
+async def _session(request: Request, user: User, status_code: int = 200) -> Response:
     tokens = await context.runtime(request).accounts.issue_session(user)
     return ok({**tokens, "user": await _profile(request, user)}, status_code=status_code)
 
 
-async def _profile(request: Request, user) -> dict:
+async def _profile(request: Request, user: User) -> dict[str, Any]:
     """The user with their trust standing (customers; staff and admins have none), as signing in,
     refreshing and `/api/users/me` answer it: CampusBite's clients read the standing from `user`."""
     profile = {**user_view(user), "isEmailVerified": user.email_verified_at is not None}
@@ -40,7 +46,7 @@ async def _profile(request: Request, user) -> dict:
     return campusbite.user(profile)
 
 
-async def register(request: Request):
+async def register(request: Request) -> Response:
     """A student, faculty member or store employee; a store employee acts for no store until an
     admin assigns one, and the answer's message says so."""
     body = await read_body(request, RegisterRequest)
@@ -54,7 +60,7 @@ async def register(request: Request):
     return ok({**tokens, "user": await _profile(request, user)}, status_code=201, message=message)
 
 
-async def login(request: Request):
+async def login(request: Request) -> Response:
     body = await read_body(request, LoginRequest)
     email, password = body.email, body.password
     runtime = context.runtime(request)
@@ -65,26 +71,26 @@ async def login(request: Request):
     return await _session(request, user)
 
 
-async def refresh(request: Request):
+async def refresh(request: Request) -> Response:
     body = await read_body(request, RefreshRequest)
     user, tokens = await context.runtime(request).accounts.refresh(body.refresh_token)
     return ok({**tokens, "user": await _profile(request, user)})
 
 
-async def logout(request: Request):
+async def logout(request: Request) -> Response:
     body = await read_body(request, RefreshRequest)
     await context.runtime(request).accounts.logout(body.refresh_token)
     return ok(None, message=messages.LOGGED_OUT)
 
 
-async def me(request: Request):
+async def me(request: Request) -> Response:
     principal = await authenticate(request)
     runtime = context.runtime(request)
     user = await runtime.accounts.current_user(principal)
     return ok(await _profile(request, user))
 
 
-async def update_profile(request: Request):
+async def update_profile(request: Request) -> Response:
     """`PUT /api/users/profile`: the caller's name, phone number and (students) register number.
     The email is where password reset links go, so a change of it is refused here, as is a role."""
     principal = await authenticate(request)
@@ -105,15 +111,15 @@ async def update_profile(request: Request):
     return ok(await _profile(request, user), message=messages.PROFILE_UPDATED)
 
 
-async def create_user(request: Request):
+async def create_user(request: Request) -> Response:
     await authenticate(request, Role.ADMIN)
     body = await read_body(request, AdminUserRequest)
     user = await context.runtime(request).accounts.create_user(
-        name=body.name, email=body.email, password=body.password, role=body.role, store_id=body.store_id)
+        name=body.name, email=body.email, password=body.password, role=Role(body.role), store_id=body.store_id)
     return ok(user_view(user), status_code=201)
 
 
-def _admin_user_view(user) -> dict:
+def _admin_user_view(user: User) -> dict[str, Any]:
     """`awaitingStore`: a store employee who signed up and waits for an admin to assign a store
     (`PUT /api/admin/users/{id}/role`); `requestedStore` is the store they named."""
     view = {**user_view(user), "isActive": user.is_active}
@@ -122,7 +128,7 @@ def _admin_user_view(user) -> dict:
     return view
 
 
-async def list_users(request: Request):
+async def list_users(request: Request) -> Response:
     """Accounts, newest first: `?role=`, `?search=` (part of a name or email), paginated."""
     await authenticate(request, Role.ADMIN)
     page = query_int(request.query_params.get("page"), "page", 1, 1, 10_000)
@@ -142,7 +148,7 @@ async def list_users(request: Request):
                "total": total, "pages": (total + limit - 1) // limit})
 
 
-async def update_user(request: Request):
+async def update_user(request: Request) -> Response:
     """Disable (`{"isActive": false}`) or re-enable an account; a disabled account's tokens,
     refresh tokens and open sockets stop working on every process."""
     admin = await authenticate(request, Role.ADMIN)
@@ -154,7 +160,7 @@ async def update_user(request: Request):
     return ok(_admin_user_view(user))
 
 
-async def stream_ticket(request: Request):
+async def stream_ticket(request: Request) -> Response:
     """A 30-second, single-use `?ticket=` for one event stream: EventSource cannot send headers."""
     principal = await authenticate(request)
     ticket, lifetime = await context.runtime(request).accounts.issue_stream_ticket(principal)

@@ -9,6 +9,7 @@ may open the board with their bearer token too (a preview from the kitchen).
 from __future__ import annotations
 
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
 from server.domain import messages
@@ -52,7 +53,7 @@ async def _board_reader(request: Request) -> tuple[str, str | None]:
     return store_id, secret
 
 
-async def create_display(request: Request):
+async def create_display(request: Request) -> Response:
     principal, store_id = await _staff(request)
     body = await read_body(request, DisplayRequest)
     store = await catalog.find_store(store_id)
@@ -62,18 +63,18 @@ async def create_display(request: Request):
     return ok({**board.display_view(display), "url": url}, status_code=201)
 
 
-async def list_displays(request: Request):
+async def list_displays(request: Request) -> Response:
     _, store_id = await _staff(request)
     return ok([board.display_view(display) for display in await board.list_displays(store_id)])
 
 
-async def revoke_display(request: Request):
+async def revoke_display(request: Request) -> Response:
     _, store_id = await _staff(request)
     await board.revoke_display(store_id, request.path_params["display_id"])
     return ok({"id": request.path_params["display_id"], "revoked": True})
 
 
-async def get_board(request: Request):
+async def get_board(request: Request) -> Response:
     store_id, _ = await _board_reader(request)
     snapshot = await board.read_board(store_id)
     if snapshot is None:
@@ -81,7 +82,7 @@ async def get_board(request: Request):
     return ok(snapshot, headers={"Cache-Control": "no-store"})
 
 
-async def update_board_settings(request: Request):
+async def update_board_settings(request: Request) -> Response:
     _, store_id = await _staff(request)
     body = await read_body(request, BoardSettingsRequest)
     if body.announce is None:
@@ -91,7 +92,7 @@ async def update_board_settings(request: Request):
     return ok({"announce": announce})
 
 
-async def board_events(request: Request):
+async def board_events(request: Request) -> Response:
     store_id, secret = await _board_reader(request)
     runtime = context.runtime(request)
 

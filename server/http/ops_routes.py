@@ -7,6 +7,8 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -21,6 +23,9 @@ from server.http.openapi import openapi_document
 from server.http.responses import JSONResponse, failure
 from server.services.outage import MAYBE_STORAGE_FAILURE, UNREACHABLE, storage_failure_reason
 
+if TYPE_CHECKING:
+    from server.runtime import Runtime
+
 log = logging.getLogger("orderpulse")
 
 RETRY_AFTER_SECONDS = 2
@@ -30,7 +35,7 @@ OUTAGE_LOG_INTERVAL_SECONDS = 10.0
 _last_outage_log = 0.0
 
 
-async def database_unavailable(request: Request, exc: Exception):
+async def database_unavailable(request: Request, exc: Exception) -> Response:
     """`503` with `Retry-After` in the caller's error shape; one log line per 10 s, no traceback."""
     global _last_outage_log
     if time.monotonic() - _last_outage_log >= OUTAGE_LOG_INTERVAL_SECONDS:
@@ -43,7 +48,7 @@ async def database_unavailable(request: Request, exc: Exception):
     return failure(503, messages.DATABASE_UNAVAILABLE, headers=headers)
 
 
-async def storage_unavailable(request: Request, exc: Exception):
+async def storage_unavailable(request: Request, exc: Exception) -> Response:
     """A write the database refused for lack of storage (disk full, read-only): `503` with
     `Retry-After`, the warning line of `StorageHealth`, no traceback. Any other refusal is a bug."""
     reason = storage_failure_reason(exc)
@@ -64,7 +69,7 @@ def database_outage_handlers() -> dict[type[Exception], object]:
             **dict.fromkeys(MAYBE_STORAGE_FAILURE, storage_unavailable)}
 
 
-async def healthz(request: Request):
+async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
@@ -81,8 +86,8 @@ class _Bounded:
     def __init__(self) -> None:
         self.readiness = TokenBuckets(rate=CHECKS_PER_SECOND, burst=2 * CHECKS_PER_SECOND, max_keys=1)
         self.scrapes = TokenBuckets(rate=CHECKS_PER_SECOND, burst=2 * CHECKS_PER_SECOND, max_keys=1)
-        self.last_readiness: tuple[int, dict] | None = None
-        self.checking: asyncio.Future[tuple[int, dict]] | None = None
+        self.last_readiness: tuple[int, dict[str, Any]] | None = None
+        self.checking: asyncio.Future[tuple[int, dict[str, Any]]] | None = None
 
 
 def _bounded_state(request: Request) -> _Bounded:
@@ -92,7 +97,7 @@ def _bounded_state(request: Request) -> _Bounded:
     return state
 
 
-async def readyz(request: Request):
+async def readyz(request: Request) -> Response:
     bounds = _bounded_state(request)
     if bounds.checking is None:
         now = context.runtime(request).clock.monotonic()
@@ -107,7 +112,7 @@ async def readyz(request: Request):
     return JSONResponse(body, status_code=status)
 
 
-async def _readiness(runtime) -> tuple[int, dict]:
+async def _readiness(runtime: Runtime) -> tuple[int, dict[str, Any]]:
     timeout = runtime.settings.readiness_timeout_seconds
     # The checks at once, each bounded: a probe must answer while a dependency hangs.
     (database, storage_problem), broker = await asyncio.gather(_database(runtime),
@@ -121,7 +126,7 @@ async def _readiness(runtime) -> tuple[int, dict]:
     return status, body
 
 
-async def _database(runtime) -> tuple[bool, str | None]:
+async def _database(runtime: Runtime) -> tuple[bool, str | None]:
     """Whether MongoDB answers a ping and, once it does, why it does not store a small write (a
     full or read-only disk still answers pings)."""
     if not await runtime.database_ready():
@@ -129,14 +134,14 @@ async def _database(runtime) -> tuple[bool, str | None]:
     return True, await runtime.storage_problem()
 
 
-async def _bounded(check, timeout: float) -> bool:
+async def _bounded(check: Awaitable[object], timeout: float) -> bool:
     try:
         return bool(await asyncio.wait_for(check, timeout))
     except TimeoutError:
         return False
 
 
-async def metrics(request: Request):
+async def metrics(request: Request) -> Response:
     wait = _bounded_state(request).scrapes.take("", context.runtime(request).clock.monotonic())
     if wait is not None:
         seconds = retry_after(wait)
@@ -144,7 +149,7 @@ async def metrics(request: Request):
     return Response(generate_latest(_registry()), media_type=CONTENT_TYPE_LATEST)
 
 
-def _registry():
+def _registry() -> CollectorRegistry:
     """This process's metrics; under a `--workers` supervisor (PROMETHEUS_MULTIPROC_DIR set), the
     whole host's, summed over every worker's files, whichever worker answers."""
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -156,7 +161,7 @@ def _registry():
     return registry
 
 
-async def openapi(request: Request):
+async def openapi(request: Request) -> Response:
     return JSONResponse(openapi_document())
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -12,7 +12,7 @@ from bson import ObjectId
 
 from server import metrics
 from server.domain import messages
-from server.domain.access import CUSTOMER_ROLES, Role, compares_pickup_code, sees_pickup_code
+from server.domain.access import CUSTOMER_ROLES, Principal, Role, compares_pickup_code, sees_pickup_code
 from server.domain.lifecycle import OrderStatus
 from server.domain.clock import iso_z
 from server.domain.errors import ApiError
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 MAX_WAIT_SECONDS = 30
 
 
-def _detail(request: Request, order: Order, principal) -> dict:
+def _detail(request: Request, order: Order, principal: Principal) -> dict[str, Any]:
     otp = None
     ready = order.order_status == OrderStatus.READY
     if ready and sees_pickup_code(principal, str(order.user_id)):
@@ -47,7 +47,7 @@ def _detail(request: Request, order: Order, principal) -> dict:
     return detail
 
 
-async def checkout_session(request: Request):
+async def checkout_session(request: Request) -> Response:
     principal = await authenticate(request, *CUSTOMER_ROLES)
     body = await read_body(request, CheckoutSessionRequest)
     cart = [CartLine(line.menu_item_id, line.quantity) for line in body.items]
@@ -56,7 +56,7 @@ async def checkout_session(request: Request):
     return ok(campusbite.checkout_session(session))
 
 
-async def create_order(request: Request):
+async def create_order(request: Request) -> Response:
     principal = await authenticate(request, *CUSTOMER_ROLES)
     body = await read_body(request, CreateOrderRequest)
     order, created = await context.runtime(request).checkout.create_order(principal, body.checkout_token, body.transaction_id)
@@ -65,7 +65,7 @@ async def create_order(request: Request):
     return ok(campusbite.created_order(order_summary(order)), status_code=200, message=messages.ORDER_EXISTS)
 
 
-async def list_orders(request: Request):
+async def list_orders(request: Request) -> Response:
     principal = await authenticate(request)
     params = request.query_params
     statuses = [s for s in (params.get("status") or "").split(",") if s]
@@ -84,7 +84,7 @@ async def list_orders(request: Request):
                                         "totalPages": (total + limit - 1) // limit}})
 
 
-async def get_order(request: Request):
+async def get_order(request: Request) -> Response:
     principal = await authenticate(request)
     runtime = context.runtime(request)
     order = await runtime.orders.visible_order(principal, request.path_params["order_id"])
@@ -92,7 +92,7 @@ async def get_order(request: Request):
                "estimatedReadyAt": iso_z(await runtime.ready_times.for_order(order))})
 
 
-async def _current_snapshot(request: Request, principal, order_id: str) -> tuple[OrderSnapshot | None, bytes, str]:
+async def _current_snapshot(request: Request, principal: Principal, order_id: str) -> tuple[OrderSnapshot | None, bytes, str]:
     """The poll answer: from the per-process snapshot when fresh, else from the database."""
     runtime = context.runtime(request)
     snapshot = runtime.snapshots.get(order_id)
@@ -116,7 +116,7 @@ async def _current_snapshot(request: Request, principal, order_id: str) -> tuple
     return None, poll_body(lean_order(order)), f'"{order.id}-{order.version}"'
 
 
-async def poll_status(request: Request):
+async def poll_status(request: Request) -> Response:
     principal = await authenticate(request)
     runtime = context.runtime(request)
     order_id = request.path_params["order_id"]
@@ -138,7 +138,7 @@ async def poll_status(request: Request):
     return Response(body, media_type="application/json", headers=headers)
 
 
-async def update_payment_status(request: Request):
+async def update_payment_status(request: Request) -> Response:
     principal = await authenticate(request, Role.STORE_EMPLOYEE)
     body = await read_body(request, PaymentStatusRequest)
     order, message = await context.runtime(request).lifecycle.update_payment(
@@ -146,7 +146,7 @@ async def update_payment_status(request: Request):
     return ok(_detail(request, order, principal), message=message)
 
 
-async def update_status(request: Request):
+async def update_status(request: Request) -> Response:
     principal = await authenticate(request, Role.STORE_EMPLOYEE)
     body = await read_body(request, StatusRequest)
     order = await context.runtime(request).lifecycle.update_status(
@@ -154,7 +154,7 @@ async def update_status(request: Request):
     return ok(_detail(request, order, principal), message=messages.STATUS_UPDATED)
 
 
-async def verify_otp(request: Request):
+async def verify_otp(request: Request) -> Response:
     principal = await authenticate(request, Role.STORE_EMPLOYEE)
     otp = (await read_body(request, VerifyOtpRequest)).otp  # None: `manualConfirm` without a code
     order = await context.runtime(request).lifecycle.verify_otp(principal, request.path_params["order_id"], otp)
@@ -162,13 +162,13 @@ async def verify_otp(request: Request):
               message=messages.OTP_VERIFIED if otp is not None else messages.MANUAL_PICKUP_CONFIRMED)
 
 
-async def cancel_order(request: Request):
+async def cancel_order(request: Request) -> Response:
     principal = await authenticate(request, *CUSTOMER_ROLES)
     order = await context.runtime(request).lifecycle.cancel_by_customer(principal, request.path_params["order_id"])
     return ok(_detail(request, order, principal), message=messages.ORDER_CANCELLED)
 
 
-async def confirm_commitment(request: Request):
+async def confirm_commitment(request: Request) -> Response:
     principal = await authenticate(request, *CUSTOMER_ROLES)
     order = await context.runtime(request).lifecycle.confirm_commitment(principal, request.path_params["order_id"])
     # Seed 003's body, and `data.order` (the full order), where CampusBite's web client reads it.
@@ -176,7 +176,7 @@ async def confirm_commitment(request: Request):
                          "order": commitment_order(order), "data": {"order": _detail(request, order, principal)}})
 
 
-async def mark_item(request: Request):
+async def mark_item(request: Request) -> Response:
     """Strike an item as done on the kitchen display; every screen of the store follows."""
     principal = await authenticate(request, Role.STORE_EMPLOYEE)
     body = await read_body(request, ItemMarkRequest)
@@ -188,14 +188,14 @@ async def mark_item(request: Request):
     return ok(_detail(request, order, principal), message=messages.ITEM_MARKED)
 
 
-async def undo_ready(request: Request):
+async def undo_ready(request: Request) -> Response:
     """Put an order marked ready by mistake back to preparing, within `READY_UNDO_SECONDS`."""
     principal = await authenticate(request, Role.STORE_EMPLOYEE)
     order = await context.runtime(request).lifecycle.undo_ready(principal, request.path_params["order_id"])
     return ok(_detail(request, order, principal), message=messages.READY_UNDONE)
 
 
-async def recall(request: Request):
+async def recall(request: Request) -> Response:
     """The last orders that left the caller's store's board (ready, picked up, cancelled)."""
     principal = await authenticate(request, Role.STORE_EMPLOYEE)
     if not principal.store_id:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
 from server.domain import messages
@@ -77,7 +78,7 @@ def _wait_seconds(request: Request) -> int:
     return seconds
 
 
-async def get_order(request: Request):
+async def get_order(request: Request) -> Response:
     await _check_client(request)
     principal = await authenticate(request)
     wait = _wait_seconds(request)
@@ -89,7 +90,7 @@ async def get_order(request: Request):
     return JSONResponse(partner_view(order, context.runtime(request).settings.zone))
 
 
-async def create_order(request: Request):
+async def create_order(request: Request) -> Response:
     await _check_client(request)
     principal = await authenticate(request)
     if not may_place_orders(principal):

@@ -14,7 +14,7 @@ from server.domain.upi import is_payment_link
 from server.http import context
 
 
-async def upi_qr(request: Request):
+async def upi_qr(request: Request) -> Response:
     link = request.query_params.get("link", "")
     if not is_payment_link(link):
         raise ApiError(400, messages.UPI_LINK_INVALID)

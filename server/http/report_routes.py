@@ -36,7 +36,7 @@ def _day(raw: str | None, today: date) -> date:
     return day
 
 
-async def store_report(request: Request):
+async def store_report(request: Request) -> Response:
     principal = await authenticate(request, *STORE_RUNNERS)
     store = await catalog.find_store(request.path_params["store_id"])
     catalog.authorise_store_staff(principal, str(store.id))

@@ -47,7 +47,7 @@ async def authenticate(connection: HTTPConnection, *roles: Role, allow_query: bo
     """The verified caller; 401 without a valid token, 403 when the role may not use the route."""
     verified = connection.scope.get(_VERIFIED)
     if verified is not None and verified[0] == connection.headers.get("authorization"):
-        principal = verified[1]
+        principal: Principal = verified[1]
     else:
         token = bearer_token(connection, allow_query)
         principal = await context.runtime(connection).accounts.authenticate(token)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
 from server.domain import messages
@@ -20,12 +23,12 @@ from server.services import catalog
 from server.views import menu_item_view, store_view
 
 
-async def list_stores(request: Request):
+async def list_stores(request: Request) -> Response:
     stores = await catalog.list_stores(include_inactive=False)
     return ok(campusbite.store_list([store_view(store) for store in stores], await campusbite.optional_caller(request)))
 
 
-async def get_store(request: Request):
+async def get_store(request: Request) -> Response:
     store = await catalog.find_store(request.path_params["store_id"])
     ready_times = context.runtime(request).ready_times
     wait = await ready_times.wait_minutes(str(store.id))
@@ -34,7 +37,7 @@ async def get_store(request: Request):
     return ok(campusbite.store_fields(shown, await campusbite.optional_caller(request)))
 
 
-async def create_store(request: Request):
+async def create_store(request: Request) -> Response:
     await authenticate(request, Role.ADMIN)
     body = await read_body(request, CreateStoreRequest)
     store = await catalog.create_store(name=body.name, location=body.location, upi_id=body.upi_id,
@@ -42,7 +45,7 @@ async def create_store(request: Request):
     return ok(store_view(store), status_code=201)
 
 
-async def update_store(request: Request):
+async def update_store(request: Request) -> Response:
     """Edit a store, or open and close it: that store's staff, or an admin."""
     principal = await authenticate(request, *STORE_RUNNERS)
     store = await catalog.find_store(request.path_params["store_id"])
@@ -54,14 +57,14 @@ async def update_store(request: Request):
     return ok(store_view(store))
 
 
-async def update_pace(request: Request):
+async def update_pace(request: Request) -> Response:
     """The kitchen declares itself busy (+N minutes on every estimate) or pauses new orders."""
     principal = await authenticate(request, *STORE_RUNNERS)
     store = await catalog.find_store(request.path_params["store_id"])
     catalog.authorise_store_staff(principal, str(store.id))
     body = await read_body(request, StorePaceRequest)
-    changes = {name: value for name, value in (("delay_minutes", body.delay_minutes), ("is_paused", body.paused))
-               if value is not None}
+    changes: dict[str, Any] = {name: value for name, value in (("delay_minutes", body.delay_minutes),
+                                                               ("is_paused", body.paused)) if value is not None}
     if "items_per_slot" in body.model_fields_set:
         changes["items_per_slot"] = body.items_per_slot  # None: the cap is removed
     if not changes:
@@ -73,7 +76,7 @@ async def update_pace(request: Request):
                "waitMinutes": await runtime.ready_times.wait_minutes(str(store.id))})
 
 
-async def get_menu(request: Request):
+async def get_menu(request: Request) -> Response:
     store = await catalog.find_store(request.path_params["store_id"])
     caller = await campusbite.optional_caller(request)
     every_item = request.query_params.get("all") == "true" or campusbite.menu_lists_every_item(caller)
@@ -81,7 +84,7 @@ async def get_menu(request: Request):
     return ok(campusbite.menu_list([menu_item_view(item) for item in items], caller))
 
 
-async def add_menu_item(request: Request):
+async def add_menu_item(request: Request) -> Response:
     principal = await authenticate(request, *STORE_RUNNERS)
     store = await catalog.find_store(request.path_params["store_id"])
     catalog.authorise_store_staff(principal, str(store.id))
@@ -92,7 +95,7 @@ async def add_menu_item(request: Request):
     return ok(menu_item_view(item), status_code=201)
 
 
-async def update_menu_item(request: Request):
+async def update_menu_item(request: Request) -> Response:
     principal = await authenticate(request, *STORE_RUNNERS)
     item = await catalog.find_menu_item(request.path_params["item_id"])
     catalog.authorise_store_staff(principal, str(item.store_id))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
@@ -42,9 +43,10 @@ async def websocket_endpoint(websocket: WebSocket, socket: session.ServerSocket 
         if has_token(websocket, allow_query=True):
             principal = await authenticate(websocket, allow_query=True)
         else:
-            principal = await _first_frame_principal(websocket, runtime.settings.ws_auth_timeout_seconds)
-            if principal is None:
+            first_frame = await _first_frame_principal(websocket, runtime.settings.ws_auth_timeout_seconds)
+            if first_frame is None:
                 return
+            principal = first_frame
     except ApiError:
         await websocket.close(CLOSE_UNAUTHORISED)
         return
@@ -113,19 +115,19 @@ async def _event_stream(request: Request, subscribe: sse.Subscribe) -> sse.Event
         raise ApiError(status, refused.message, headers={"Retry-After": "1"} if status == 429 else None) from None
 
 
-async def order_events(request: Request):
+async def order_events(request: Request) -> Response:
     order_id = request.path_params["order_id"]
     principal = await _stream_principal(request)
     await context.runtime(request).orders.visible_order(principal, order_id)  # REST's 404 and 403
     return await _event_stream(request, lambda hub, sub: hub.subscribe_orders(sub, [order_id]))
 
 
-async def store_events(request: Request):
+async def store_events(request: Request) -> Response:
     store_id = request.path_params["store_id"]
     return await _event_stream(request, lambda hub, sub: hub.subscribe_store(sub, store_id))
 
 
-async def menu_events(request: Request):
+async def menu_events(request: Request) -> Response:
     """A store's menu as it changes; public, like the menu itself (no caller to authenticate)."""
     runtime = context.runtime(request)
     stream = await sse.open_menu_stream(runtime.hub.catalog, request.path_params["store_id"],

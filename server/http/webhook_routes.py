@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
 from server.domain import messages
@@ -21,16 +23,19 @@ from server.services import webhooks
 from server.services.partners import MAX_CLIENT_ID_LENGTH
 from server.views import webhook_delivery_view, webhook_endpoint_view
 
+if TYPE_CHECKING:
+    from server.models import WebhookEndpoint
 
-def _now(request: Request):
+
+def _now(request: Request) -> datetime:
     return context.runtime(request).clock.now()
 
 
-async def _view(endpoint) -> dict:
+async def _view(endpoint: WebhookEndpoint) -> dict[str, Any]:
     return webhook_endpoint_view(endpoint, await webhooks.delivery_counts(endpoint.endpoint_id))
 
 
-async def list_endpoints(request: Request):
+async def list_endpoints(request: Request) -> Response:
     """Every endpoint (or one client's, `?clientId=`), newest first, with pending and failed counts."""
     await authenticate(request, Role.ADMIN)
     client_id = request.query_params.get("clientId") or None
@@ -39,7 +44,7 @@ async def list_endpoints(request: Request):
     return ok([await _view(endpoint) for endpoint in await webhooks.list_endpoints(client_id)])
 
 
-async def add_endpoint(request: Request):
+async def add_endpoint(request: Request) -> Response:
     """Register an endpoint; its signing secret is in this answer and never again."""
     await authenticate(request, Role.ADMIN)
     body = await read_body(request, WebhookEndpointRequest)
@@ -49,13 +54,13 @@ async def add_endpoint(request: Request):
     return ok({**await _view(endpoint), "secret": secret}, status_code=201)
 
 
-async def remove_endpoint(request: Request):
+async def remove_endpoint(request: Request) -> Response:
     await authenticate(request, Role.ADMIN)
     await webhooks.remove_endpoint(request.path_params["endpoint_id"])
     return ok(None, message=messages.WEBHOOK_REMOVED)
 
 
-async def rotate_secret(request: Request):
+async def rotate_secret(request: Request) -> Response:
     """A new secret, shown once; the old one also signs for WEBHOOK_ROTATION_GRACE_HOURS."""
     await authenticate(request, Role.ADMIN)
     grace = timedelta(hours=context.runtime(request).settings.webhook_rotation_grace_hours)
@@ -63,13 +68,13 @@ async def rotate_secret(request: Request):
     return ok({**await _view(endpoint), "secret": secret}, message=messages.WEBHOOK_ROTATED)
 
 
-async def enable_endpoint(request: Request):
+async def enable_endpoint(request: Request) -> Response:
     await authenticate(request, Role.ADMIN)
     endpoint = await webhooks.enable_endpoint(request.path_params["endpoint_id"])
     return ok(await _view(endpoint), message=messages.WEBHOOK_ENABLED)
 
 
-async def list_deliveries(request: Request):
+async def list_deliveries(request: Request) -> Response:
     """An endpoint's delivery log, newest first: each attempt's status code, latency and error."""
     await authenticate(request, Role.ADMIN)
     limit = query_int(request.query_params.get("limit"), "limit", 50, 1, 500)
@@ -78,7 +83,7 @@ async def list_deliveries(request: Request):
     return ok([webhook_delivery_view(delivery) for delivery in found])
 
 
-def _moment(text: str | None, field: str):
+def _moment(text: str | None, field: str) -> datetime | None:
     if text is None:
         return None
     try:
@@ -87,7 +92,7 @@ def _moment(text: str | None, field: str):
         raise ApiError(400, messages.WEBHOOK_TIME_INVALID.format(field=field)) from None
 
 
-async def replay(request: Request):
+async def replay(request: Request) -> Response:
     """Send finished deliveries again under their webhook-id: by event, by order, or made in a time range."""
     await authenticate(request, Role.ADMIN)
     body = await read_body(request, WebhookReplayRequest)
