@@ -39,8 +39,8 @@ def _kill_after_write_before_publish() -> None:
         finally:
             _relaying.reset(token)
 
-    ChangePublisher.broadcast = killed_before_broadcast  # type: ignore[method-assign]
-    OutboxRelay.relay_once = relay_once_alive  # type: ignore[method-assign]
+    ChangePublisher.broadcast = killed_before_broadcast
+    OutboxRelay.relay_once = relay_once_alive
 
 
 FAILPOINTS = {AFTER_WRITE_BEFORE_PUBLISH: _kill_after_write_before_publish}
