@@ -5,11 +5,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -32,7 +35,7 @@ log = logging.getLogger("orderpulse")
 _HTTP_MESSAGES = {404: messages.NOT_FOUND, 405: messages.METHOD_NOT_ALLOWED, 413: messages.BODY_TOO_LARGE}
 
 
-async def http_error(request: Request, exc: Exception):
+async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 404 and pages.STATIC_DIR.is_dir() and pages.is_page_path(request.url.path, request.method):
         return pages.not_found_page()
@@ -115,11 +118,18 @@ class OrderPulseApp(Starlette):
     between the server and the socket's read loop is kept alive for each open socket, and the
     HTTP middleware has nothing to do for a WebSocket)."""
 
-    def __init__(self, *args, runtime: Runtime, **kwargs) -> None:
+    def __init__(self, *args: Any, runtime: Runtime, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # Where handlers find it (server/http/context.py).
         self.state.runtime = runtime
         self._fast_poll = PollStatusFastPath(runtime)
         self._sockets = streams.WebSocketApp()
+
+    @property
+    def runtime(self) -> Runtime:
+        """This process's services, for the command line that serves the app."""
+        services: Runtime = self.state.runtime
+        return services
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket" and scope["path"] == "/ws":
@@ -131,14 +141,14 @@ class OrderPulseApp(Starlette):
         await super().__call__(scope, receive, send)
 
 
-def create_app(settings: Settings | None = None, clock: Clock = SYSTEM_CLOCK) -> Starlette:
+def create_app(settings: Settings | None = None, clock: Clock = SYSTEM_CLOCK) -> OrderPulseApp:
     """The application; in-process tests pass a `clock` they move by hand."""
     settings = settings or Settings()
     install_secret_filter()
     runtime = Runtime(settings, clock=clock)
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette):
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
         install_secret_filter()  # again: the server may have replaced its handlers since
         await runtime.start()
         try:

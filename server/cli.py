@@ -11,15 +11,22 @@ import socket
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import ValidationError
 
-from server.config import LOG_LEVELS, ConfigurationError, Settings, resolve_jwt_secret, resolve_vapid_key
+from server.config import LOG_LEVELS, ConfigurationError, Settings, resolve_jwt_secret, resolve_secrets
 from server.domain.access import Role
 
 if TYPE_CHECKING:
+    import uvicorn
+    from starlette.types import Receive, Scope, Send
+
+    from server.app import OrderPulseApp
+    from server.runtime import Runtime
     from server.services.tokens import Passwords
+
+T = TypeVar("T")
 
 SHUTDOWN_GRACE_SECONDS = 3  # plus the runtime's own bounded stop: SIGTERM ends well within 10 s
 # How long the drain's reconnect frames and close frames may take to be written, before uvicorn's
@@ -70,14 +77,14 @@ class StartedLifespan:
     """The app, whose lifespan the command line enters before serving: uvicorn's lifespan start-up
     is then a no-op, and its shutdown (inside uvicorn's signal handling) exits it."""
 
-    def __init__(self, app) -> None:
+    def __init__(self, app: OrderPulseApp) -> None:
         self.app = app
         self._context = app.router.lifespan_context(app)
         self._open = False
         # Run before the runtime stops (the demo's simulation), whichever of uvicorn or `serve` exits it.
         self.before_exit: list[Callable[[], Awaitable[None]]] = []
 
-    def __call__(self, scope, receive, send):
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         # Not a coroutine function: handing back the app's coroutine adds no frame per request or socket.
         if scope["type"] == "lifespan":
             return self._lifespan(receive, send)
@@ -94,7 +101,7 @@ class StartedLifespan:
                 await stop()
             await self._context.__aexit__(None, None, None)
 
-    async def _lifespan(self, receive, send) -> None:
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
         await receive()
         await send({"type": "lifespan.startup.complete"})
         await receive()
@@ -102,17 +109,17 @@ class StartedLifespan:
         await send({"type": "lifespan.shutdown.complete"})
 
 
-def draining_server(config, app: StartedLifespan):
+def draining_server(config: uvicorn.Config, app: StartedLifespan) -> uvicorn.Server:
     """A uvicorn Server whose shutdown first stops accepting, then tells every socket and event
     stream to come back after its own spread delay (Hub.drain), then does uvicorn's shutdown."""
     import uvicorn
 
     class DrainingServer(uvicorn.Server):
-        async def shutdown(self, sockets=None) -> None:
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
             for server in self.servers:
                 server.close()  # no new connection lands here while the old ones are told to leave
-            runtime = getattr(app.app.state, "runtime", None)
-            if runtime is not None and app._open:
+            runtime = app.app.runtime
+            if app._open:
                 try:
                     await asyncio.wait_for(runtime.hub.drain(runtime.settings.ws_drain_seconds), DRAIN_WRITE_SECONDS)
                 except TimeoutError:
@@ -148,7 +155,7 @@ def serve(settings: Settings, *, demo: bool = False, simulate: argparse.Namespac
     worker = worker_index is not None
     try:
         # Printed once the server is up: before that, the one line said is the error, if any.
-        notices = [notice for notice in (resolve_jwt_secret(settings), resolve_vapid_key(settings)) if notice]
+        settings, notices = resolve_secrets(settings)
         app = StartedLifespan(create_app(settings))
         protocols = server_protocols(settings)
         config = uvicorn.Config(
@@ -171,13 +178,13 @@ def serve(settings: Settings, *, demo: bool = False, simulate: argparse.Namespac
             await app.enter()  # database and broker: a ConfigurationError ends here, before serving
             try:
                 if demo:
-                    lines = await _seed_demo(app.app.state.runtime.accounts.passwords)
+                    lines = await _seed_demo(app.app.runtime.accounts.passwords)
                     if not worker:  # the supervisor seeded and printed them once
                         print("\n".join(lines))
                     # Nobody reads a demo's mail: its reset and verification links go to the console.
-                    app.app.state.runtime.mailer.echo = lambda to, link: print(f"Mail to {to}: {link}", flush=True)
+                    app.app.runtime.mailer.echo = lambda to, link: print(f"Mail to {to}: {link}", flush=True)
                 if demo and simulate is not None and not worker_index:
-                    app.before_exit.append((await _start_simulation(app.app.state.runtime, simulate)).stop)
+                    app.before_exit.append((await _start_simulation(app.app.runtime, simulate)).stop)
                 if not worker:
                     for notice in notices:
                         print(notice, file=sys.stderr)
@@ -203,9 +210,9 @@ def _supervise(settings: Settings, sock: socket.socket, workers: int, demo: bool
     reads them), the demo seeded once, then the workers (server/workers.py)."""
     from server.workers import supervise
 
-    for notice in (resolve_jwt_secret(settings), resolve_vapid_key(settings)):
-        if notice:
-            print(notice, file=sys.stderr)
+    settings, notices = resolve_secrets(settings)
+    for notice in notices:
+        print(notice, file=sys.stderr)
 
     def seed(url: str | None) -> None:
         from server.config import resolve_password_cost
@@ -218,8 +225,8 @@ def _supervise(settings: Settings, sock: socket.socket, workers: int, demo: bool
     return supervise(settings, sock, workers, worker_args, before_workers=seed if demo else None)
 
 
-async def _with_database(settings: Settings, work):
-    from server.runtime import connect_database
+async def _with_database(settings: Settings, work: Callable[[], Awaitable[T]]) -> T:
+    from server.database import connect_database
 
     client, embedded = await connect_database(settings)
     try:
@@ -230,7 +237,7 @@ async def _with_database(settings: Settings, work):
             embedded.stop()
 
 
-async def _create_user(settings: Settings, args) -> str:
+async def _create_user(settings: Settings, args: argparse.Namespace) -> str:
     from server.domain.trust import TrustPolicy
     from server.domain.errors import OrderPulseError
     from server.services.accounts import AccountService
@@ -298,7 +305,7 @@ async def _webhook(settings: Settings, args: argparse.Namespace) -> list[str]:
     from server.services import webhooks
     from server.views import webhook_delivery_view, webhook_endpoint_view
 
-    def as_json(value) -> str:
+    def as_json(value: Any) -> str:
         return orjson.dumps(value).decode()
 
     now = utcnow()
@@ -338,7 +345,7 @@ SIMULATED_CUSTOMERS = ["Aarav", "Diya", "Kabir", "Ishita", "Rohan", "Sneha", "Vi
 class RunningSimulation:
     """The simulation's task and the event that stops it."""
 
-    def __init__(self, task: asyncio.Task, stop_event: asyncio.Event) -> None:
+    def __init__(self, task: asyncio.Task[None], stop_event: asyncio.Event) -> None:
         self._task, self._stop = task, stop_event
 
     async def stop(self) -> None:
@@ -349,7 +356,7 @@ class RunningSimulation:
             logging.getLogger("orderpulse.simulation").exception("the simulation did not stop cleanly")
 
 
-async def _start_simulation(runtime, options: argparse.Namespace) -> RunningSimulation:
+async def _start_simulation(runtime: Runtime, options: argparse.Namespace) -> RunningSimulation:
     """Simulated customers of the demo store (made once, never able to sign in), ordering in the background."""
     from server.domain.access import Principal
     from server.domain.clock import utcnow
@@ -386,7 +393,7 @@ async def _start_simulation(runtime, options: argparse.Namespace) -> RunningSimu
     return RunningSimulation(task, stop_event)
 
 
-def _number_between(minimum: float, maximum: float):
+def _number_between(minimum: float, maximum: float) -> Callable[[str], float]:
     """An argparse type: a number in [minimum, maximum], refused in one line otherwise."""
     def parse(text: str) -> float:
         try:
@@ -399,7 +406,7 @@ def _number_between(minimum: float, maximum: float):
     return parse
 
 
-def _whole_number_between(minimum: int, maximum: int):
+def _whole_number_between(minimum: int, maximum: int) -> Callable[[str], int]:
     """An argparse type: a whole number in [minimum, maximum], refused in one line otherwise."""
     def parse(text: str) -> int:
         if not text.strip().isdigit() or not minimum <= int(text) <= maximum:
@@ -539,7 +546,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             worker_args += ["--simulate", "--speed", str(args.speed), "--no-show-rate", str(args.no_show_rate)]
         return serve(settings, demo=args.command == "demo", simulate=simulate, workers=args.workers,
                      worker_fd=args.worker_fd, worker_index=args.worker_index, worker_args=worker_args)
-    resolve_jwt_secret(settings)
+    settings, _ = resolve_jwt_secret(settings)
     if args.command == "create-user":
         print(asyncio.run(_with_database(settings, lambda: _create_user(settings, args))))
     elif args.command == "client" and args.client_command == "create":

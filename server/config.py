@@ -24,7 +24,8 @@ LOG_LEVELS = {"critical": 50, "error": 40, "warning": 30, "info": 20, "debug": 1
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+    # Frozen: read once, then shared by every part; a resolved value is a new copy (`resolve_secrets`).
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False, frozen=True)
 
     orderpulse_env: Literal["development", "production", "test"] = "development"
     host: str = "127.0.0.1"
@@ -158,10 +159,6 @@ class Settings(BaseSettings):
     webhook_max_in_flight: int = Field(32, ge=1)
     webhook_max_in_flight_per_endpoint: int = Field(4, ge=1)
 
-    # Test-only failpoint: "after_write_before_publish" kills the process between the
-    # database write of an order change and its publish (REALTIME.md, outbox).
-    orderpulse_failpoint: str | None = None
-
     @field_validator("redis_url")
     @classmethod
     def _known_broker_scheme(cls, value: str | None) -> str | None:
@@ -283,32 +280,32 @@ class Settings(BaseSettings):
                             self.password_hash_parallelism)
 
 
-def resolve_vapid_key(settings: Settings) -> str | None:
-    """Make `settings.vapid_private_key` a PEM; in development, create one kept in DATA_DIR.
+def resolve_vapid_key(settings: Settings) -> tuple[Settings, str | None]:
+    """`settings` with `vapid_private_key` a PEM and a subject; in development, a key created and kept in DATA_DIR.
 
-    Returns a notice for the start-up log when a development key was used.
+    Also returns a notice for the start-up log when a development key was used.
     """
+    subject = settings.vapid_subject or DEVELOPMENT_VAPID_SUBJECT
     if settings.vapid_private_key:
-        settings.vapid_subject = settings.vapid_subject or DEVELOPMENT_VAPID_SUBJECT
-        return None
+        return settings.model_copy(update={"vapid_subject": subject}), None
     if settings.orderpulse_env == "production":
         raise ConfigurationError("VAPID_PRIVATE_KEY must be set when ORDERPULSE_ENV=production "
                                  "(and VAPID_SUBJECT, a mailto: or https: contact).")
-    settings.vapid_subject = settings.vapid_subject or DEVELOPMENT_VAPID_SUBJECT
     ensure_data_dir(settings)
     path = settings.data_dir / "vapid-private-key.pem"
     if path.exists():
-        settings.vapid_private_key = path.read_text()
-        return f"Development mode: using the VAPID key kept in {path}."
+        return (settings.model_copy(update={"vapid_subject": subject, "vapid_private_key": path.read_text()}),
+                f"Development mode: using the VAPID key kept in {path}.")
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
     key = ec.generate_private_key(ec.SECP256R1())
-    settings.vapid_private_key = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                   serialization.NoEncryption()).decode()
-    path.write_text(settings.vapid_private_key)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()
+    path.write_text(pem)
     path.chmod(0o600)
-    return f"Development mode: generated a VAPID key and kept it in {path}. Set VAPID_PRIVATE_KEY in production."
+    return (settings.model_copy(update={"vapid_subject": subject, "vapid_private_key": pem}),
+            f"Development mode: generated a VAPID key and kept it in {path}. Set VAPID_PRIVATE_KEY in production.")
 
 
 def resolve_password_cost(settings: Settings) -> PasswordCost:
@@ -344,10 +341,10 @@ def ensure_data_dir(settings: Settings) -> None:
                                  "set DATA_DIR to a writable directory.")
 
 
-def resolve_jwt_secret(settings: Settings) -> str | None:
-    """Return the signing secret; in development, create one kept in DATA_DIR.
+def resolve_jwt_secret(settings: Settings) -> tuple[Settings, str | None]:
+    """`settings` with its signing secret; in development, one created and kept in DATA_DIR.
 
-    Returns a notice for the start-up log when a development secret was used.
+    Also returns a notice for the start-up log when a development secret was used.
     """
     if settings.jwt_secret:
         if settings.orderpulse_env == "production" and len(settings.jwt_secret.encode()) < MIN_JWT_SECRET_BYTES:
@@ -355,15 +352,23 @@ def resolve_jwt_secret(settings: Settings) -> str | None:
             raise ConfigurationError(f"JWT_SECRET must be at least {MIN_JWT_SECRET_BYTES} bytes when "
                                      "ORDERPULSE_ENV=production (generate one with `python3 -c 'import secrets; "
                                      "print(secrets.token_urlsafe(48))'`).")
-        return None
+        return settings, None
     if settings.orderpulse_env == "production":
         raise ConfigurationError("JWT_SECRET must be set when ORDERPULSE_ENV=production.")
     ensure_data_dir(settings)
     path = settings.data_dir / "jwt-secret"
     if path.exists():
-        settings.jwt_secret = path.read_text().strip()
-        return f"Development mode: using the JWT secret kept in {path}."
-    settings.jwt_secret = secrets.token_urlsafe(48)
-    path.write_text(settings.jwt_secret)
+        return (settings.model_copy(update={"jwt_secret": path.read_text().strip()}),
+                f"Development mode: using the JWT secret kept in {path}.")
+    secret = secrets.token_urlsafe(48)
+    path.write_text(secret)
     path.chmod(0o600)
-    return f"Development mode: generated a JWT secret and kept it in {path}. Set JWT_SECRET in production."
+    return (settings.model_copy(update={"jwt_secret": secret}),
+            f"Development mode: generated a JWT secret and kept it in {path}. Set JWT_SECRET in production.")
+
+
+def resolve_secrets(settings: Settings) -> tuple[Settings, list[str]]:
+    """`settings` with the JWT secret and the VAPID key resolved, and the notices for the start-up log."""
+    settings, jwt_notice = resolve_jwt_secret(settings)
+    settings, vapid_notice = resolve_vapid_key(settings)
+    return settings, [notice for notice in (jwt_notice, vapid_notice) if notice]

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from server import metrics
 from server.config import ConfigurationError
@@ -39,7 +39,8 @@ EXIT_POLL_SECONDS = 0.5
 def free_loopback_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
@@ -83,8 +84,13 @@ async def wait_for_exit(process: subprocess.Popen[bytes]) -> int:
                 await asyncio.sleep(EXIT_POLL_SECONDS)
         else:
             loop = asyncio.get_running_loop()
-            exited = loop.create_future()
-            loop.add_reader(pidfd, lambda: exited.done() or exited.set_result(None))
+            exited: asyncio.Future[None] = loop.create_future()
+
+            def mark_exited() -> None:
+                if not exited.done():
+                    exited.set_result(None)
+
+            loop.add_reader(pidfd, mark_exited)
             try:
                 if process.poll() is None:
                     await exited
@@ -256,7 +262,7 @@ class EmbeddedMongo:
                 pass
         except OSError:
             return False
-        client = MongoClient(self.url, serverSelectionTimeoutMS=500, connectTimeoutMS=500)
+        client: MongoClient[dict[str, Any]] = MongoClient(self.url, serverSelectionTimeoutMS=500, connectTimeoutMS=500)
         try:
             client.admin.command("ping")
             return True

@@ -7,27 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable
 from datetime import timedelta
 from typing import Any
-from urllib.parse import unquote_plus
 
-import pymongo
-from beanie import init_beanie
-from pymongo import AsyncMongoClient
-from pymongo.errors import ConfigurationError as PyMongoConfigurationError
 from pymongo.errors import PyMongoError
 from redis.exceptions import RedisError
 
-from server.config import (
-    ConfigurationError, Settings, ensure_data_dir, resolve_jwt_secret, resolve_password_cost, resolve_vapid_key,
-)
+from server.config import ConfigurationError, Settings, resolve_password_cost, resolve_secrets
+from server.database import MongoClient, connect_database, disconnect_database, public_mongodb_url, without_credentials
 from server.domain.clock import SYSTEM_CLOCK, Clock
 from server.domain.trust import TrustPolicy
 from server.embedded_mongo import EmbeddedMongo
-from server.metrics import COMMAND_COUNTER
-from server.models import DOCUMENT_MODELS
 from server.realtime.board_feed import BoardFeed
 from server.realtime.broker import Broker
 from server.realtime.hub import Hub
@@ -56,125 +47,11 @@ from server.services.webhooks import WebhookDispatcher
 log = logging.getLogger("orderpulse")
 
 
-CLIENT_CLOSE_SECONDS = 1.0
 # `/readyz` writes one document here to learn whether the database still stores writes.
 READINESS_COLLECTION = "readiness"
 # Each part gets this long to stop; together they stay well inside the 10 s a supervisor
 # (systemd, Kubernetes) waits after SIGTERM before it kills the process.
 PART_STOP_SECONDS = 2.0
-EMBEDDED_STOP_SECONDS = 2.0
-
-
-def public_mongodb_url(url: str) -> str:
-    """The URL without user, password or options (which may hold secrets), for messages."""
-    scheme, separator, rest = url.partition("://")
-    if not separator:
-        return "the configured URL"
-    # Credentials end at the last '@' (a careless unescaped '@' in a password included).
-    hosts_and_path = rest.rpartition("@")[2].split("?", 1)[0]
-    return f"{scheme}://{hosts_and_path}"
-
-
-def _without_credentials(text: str, url: str) -> str:
-    """`text` with any user name or password from `url` blanked out, however the driver quoted it."""
-    userinfo = url.partition("://")[2].rpartition("@")[0]
-    for secret in {part for piece in userinfo.split(":", 1) for part in (piece, unquote_plus(piece))}:
-        if len(secret) >= 3:
-            text = text.replace(secret, "***")
-    return text
-
-
-def _reason(exc: Exception, url: str) -> str:
-    """The driver's first clause, without the topology dump after it or credentials from `url`."""
-    text = str(exc) or type(exc).__name__
-    for cut in (" (configured timeouts", ", Timeout:", ", Topology Description:"):
-        text = text.split(cut, 1)[0]
-    return _without_credentials(text.rstrip(". "), url)
-
-
-async def _close_client(client: AsyncMongoClient) -> None:
-    # `close()` ends server sessions on the server; with the server gone that would wait for
-    # a server selection, and nothing useful is lost by not waiting.
-    try:
-        await asyncio.wait_for(client.close(), CLIENT_CLOSE_SECONDS)
-    except (TimeoutError, PyMongoError):
-        pass
-
-
-async def _reach(client: AsyncMongoClient, url: str, settings: Settings) -> None:
-    """Ping until the database answers or the start-up budget is spent; then one clear error."""
-    deadline = time.monotonic() + settings.mongodb_startup_timeout_seconds
-    while True:
-        remaining = deadline - time.monotonic()
-        try:
-            with pymongo.timeout(max(remaining, 0.1)):
-                await client.admin.command("ping")
-            return
-        except UNREACHABLE as exc:
-            if time.monotonic() < deadline:
-                # A server that is only slow to answer its first hello gets the whole budget.
-                await asyncio.sleep(0.1)
-                continue
-            raise ConfigurationError(f"Cannot reach MongoDB at {public_mongodb_url(url)}: "
-                                     f"{_reason(exc, url)}. Check MONGODB_URL.") from None
-        except PyMongoError as exc:  # authentication and other refusals: waiting will not help
-            raise ConfigurationError(f"MongoDB at {public_mongodb_url(url)} refused the connection: "
-                                     f"{_reason(exc, url)}. Check MONGODB_URL.") from None
-
-
-def client_options(settings: Settings) -> dict[str, Any]:
-    """Driver timeouts from the settings, and how writes and reads meet a replica set: they win
-    over the same options in the URL.
-
-    An order change is acknowledged once a majority of the set holds it (a failover cannot roll
-    back a change a client was shown), a write interrupted by a failover is retried once on the
-    new primary (order updates are compare-and-set on the version, so a retry never applies twice),
-    and state is read from the primary, never a lagging secondary. nx-27017 accepts all three."""
-    return {
-        "serverSelectionTimeoutMS": int(settings.mongodb_server_selection_timeout_seconds * 1000),
-        "connectTimeoutMS": int(settings.mongodb_connect_timeout_seconds * 1000),
-        "socketTimeoutMS": int(settings.mongodb_socket_timeout_seconds * 1000),
-        "w": "majority",
-        "retryWrites": True,
-        "readPreference": "primary",
-    }
-
-
-async def connect_database(settings: Settings) -> tuple[AsyncMongoClient, EmbeddedMongo | None]:
-    """Connect to `MONGODB_URL`, or start the embedded nx-27017 when it is unset; init Beanie.
-
-    Raises `ConfigurationError` (one line, no credentials) when the database cannot be used.
-    """
-    embedded = None
-    url = settings.mongodb_url
-    if not url:
-        ensure_data_dir(settings)
-        embedded = EmbeddedMongo(settings.data_dir)
-        # Started from this (the main) thread: the kernel's parent-death signal follows the
-        # thread that forked, and the main thread lives as long as the server.
-        try:
-            url = embedded.start()
-        except ConfigurationError:
-            raise  # already one line for the operator (the data directory is in use)
-        except RuntimeError as exc:
-            raise ConfigurationError(f"The embedded MongoDB did not start: {exc}.") from None
-    try:
-        client: AsyncMongoClient = AsyncMongoClient(url, tz_aware=True, event_listeners=[COMMAND_COUNTER],
-                                                    **client_options(settings))
-    except PyMongoConfigurationError as exc:
-        if embedded:
-            embedded.stop()
-        raise ConfigurationError(f"MONGODB_URL is not usable: {_reason(exc, url)}. Check MONGODB_URL.") from None
-    try:
-        await _reach(client, url, settings)
-        database = client.get_default_database(default=settings.mongodb_database)
-        await init_beanie(database=database, document_models=DOCUMENT_MODELS)
-    except BaseException:
-        await _close_client(client)
-        if embedded:
-            embedded.stop(EMBEDDED_STOP_SECONDS)
-        raise
-    return client, embedded
 
 
 async def _stop_part(what: str, work: Awaitable[Any], seconds: float = PART_STOP_SECONDS) -> None:
@@ -190,12 +67,12 @@ async def _stop_part(what: str, work: Awaitable[Any], seconds: float = PART_STOP
 
 class Runtime:
     def __init__(self, settings: Settings, clock: Clock = SYSTEM_CLOCK) -> None:
-        self.settings = settings
         # Passed to the parts that read the time, so in-process tests can move it.
         self.clock = clock
-        for notice in (resolve_jwt_secret(settings), resolve_vapid_key(settings)):
-            if notice:
-                log.warning(notice)
+        settings, notices = resolve_secrets(settings)
+        for notice in notices:
+            log.warning(notice)
+        self.settings = settings
         self.tokens = TokenService(settings.jwt_secret or "", settings.jwt_algorithm,
                                    settings.access_token_lifetime, clock=clock)
         self.accounts = AccountService(
@@ -216,7 +93,7 @@ class Runtime:
                                             settings.login_failure_window_seconds, clock=clock)
         self.broker = Broker(settings.redis_url, liveness=settings.broker_liveness_seconds)
         self.accounts.use_bus(self.broker)
-        self.publisher = ChangePublisher(self.broker, settings.orderpulse_failpoint)
+        self.publisher = ChangePublisher(self.broker)
         self.enforcer = DeadlineEnforcer(settings, self.publisher, clock=clock)
         self.push = PushNotifier(settings, clock=clock)
         self.publisher.watch(self.push.order_changed)
@@ -244,7 +121,7 @@ class Runtime:
         self.board_feed = BoardFeed(self.broker, read_board)
         # Whether the database last stored a write: `/readyz` and the 503 of a refused write.
         self.storage = StorageHealth(log)
-        self.client: AsyncMongoClient | None = None
+        self.client: MongoClient | None = None
         self.embedded: EmbeddedMongo | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self._broker_connected = False
@@ -266,7 +143,7 @@ class Runtime:
         except (RedisError, OSError) as exc:
             url = self.settings.redis_url or ""
             raise ConfigurationError(f"Cannot use Redis at {public_mongodb_url(url)}: "
-                                     f"{_without_credentials(str(exc) or type(exc).__name__, url).rstrip('. ')}. "
+                                     f"{without_credentials(str(exc) or type(exc).__name__, url).rstrip('. ')}. "
                                      "Check REDIS_URL.") from None
         await self.accounts.start()
         await self.hub.start()
@@ -295,11 +172,9 @@ class Runtime:
             self._broker_connected = False
             await _stop_part("broker", self.broker.disconnect())
         client, self.client = self.client, None
-        if client is not None:
-            await _close_client(client)
         embedded, self.embedded = self.embedded, None
-        if embedded is not None:
-            embedded.stop(EMBEDDED_STOP_SECONDS)
+        if client is not None:  # set together with `embedded` by `connect_database`
+            await disconnect_database(client, embedded)
 
     async def database_ready(self) -> bool:
         """True when MongoDB answers a ping within `READINESS_TIMEOUT_SECONDS`."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal, NamedTuple
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema, create_model, with_config
 from typing_extensions import TypedDict
@@ -321,7 +322,7 @@ def partner_status(order: Order) -> str:
     return "STARTED"
 
 
-def partner_view(order: Order, zone) -> dict[str, Any]:
+def partner_view(order: Order, zone: ZoneInfo) -> dict[str, Any]:
     """Seed 004's order body: `GET /v1/order/{id}`, `POST /v1/order` and every webhook event's body."""
     status = partner_status(order)
     return {

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 
 from server.config import ConfigurationError, Settings
 from server.embedded_mongo import (RESTART_FIRST_DELAY_SECONDS, RESTART_MAX_DELAY_SECONDS, EmbeddedMongo,
@@ -160,7 +161,7 @@ class Supervisor:
 
 
 def supervise(settings: Settings, sock: socket.socket, workers: int, worker_args: list[str],
-              before_workers=None) -> int:
+              before_workers: Callable[[str | None], None] | None = None) -> int:
     """Run `workers` workers on `sock` until SIGTERM or SIGINT; the exit code. `before_workers`
     (the demo's seeding) runs once with the shared database's URL before any worker starts."""
     supervisor = Supervisor(settings, sock, workers, worker_args)

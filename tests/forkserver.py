@@ -7,6 +7,9 @@ does: the given environment, working directory and log file, `server.cli.main(["
 its exit status. Coverage follows the fork (`patch = ["fork"]` in pyproject.toml), so each child
 writes its own data as a started process does.
 
+A child whose environment names a test failpoint (`ORDERPULSE_FAILPOINT`) has it installed before
+it serves (tests/failpoints.py): the server itself has none.
+
 Requests arrive as JSON lines on standard input; the answers ({"pid": ...} once forked,
 {"exited": pid, "code": ...} once reaped, negative for a signal as in `subprocess`) leave as
 JSON lines on standard output. When standard input closes (the test process is gone), the
@@ -45,6 +48,7 @@ import server.cli
 import server.realtime.backends.redis  # noqa: F401
 import server.runtime  # noqa: F401
 import server.uvicorn_adapter  # noqa: F401
+from tests import failpoints
 
 try:
     import uvloop  # noqa: F401
@@ -87,6 +91,7 @@ def _become_server(request: dict, closing: list[int]) -> NoReturn:
     os.environ.clear()
     os.environ.update(request["env"])
     os.chdir(request["cwd"])
+    failpoints.install(os.environ)
     sys.argv = [server.cli.__file__, *request["argv"]]
     # As server/__main__.py ends: through atexit, where coverage saves this process's data.
     sys.exit(server.cli.main(request["argv"]))

@@ -1,6 +1,6 @@
 """The import contracts of pyproject.toml ([tool.importlinter]): layers point down, the domain is
-pure, adapters ask the services, no modules import each other in a cycle. A change that breaks
-one fails here, naming the import."""
+pure, adapters ask the services, the bench stands apart, no modules import each other in a cycle. A
+change that breaks one fails here, naming the import."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import ast
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,10 +29,11 @@ def test_the_import_contracts_are_kept():
 
 def test_a_use_case_that_reaches_into_an_adapter_a_rule_that_does_io_or_a_cycle_is_refused(tmp_path):
     # A copy of the package with offending modules, so the contracts are shown to bite.
-    shutil.copytree(ROOT / "server", tmp_path / "server", ignore=shutil.ignore_patterns("__pycache__", "bench"))
+    shutil.copytree(ROOT / "server", tmp_path / "server", ignore=shutil.ignore_patterns("__pycache__"))
     (tmp_path / "server" / "services" / "probe.py").write_text("from server.realtime import broker\n")
     (tmp_path / "server" / "domain" / "probe.py").write_text("import pymongo\n")
     (tmp_path / "server" / "http" / "probe.py").write_text("from server.models import Order\n")
+    (tmp_path / "server" / "bench" / "probe.py").write_text("from server.config import Settings\n")
     # Two handler modules that import each other, as campusbite and auth_routes once did.
     (tmp_path / "server" / "http" / "cycle_probe.py").write_text("from server.http import auth_routes\n")
     with (tmp_path / "server" / "http" / "auth_routes.py").open("a") as module:
@@ -44,7 +46,8 @@ def test_a_use_case_that_reaches_into_an_adapter_a_rule_that_does_io_or_a_cycle_
     assert "server.http.probe -> server.models" in report, report
     assert "No cycles are allowed in server.http." in report, report
     assert ".auth_routes -> .cycle_probe" in report or ".cycle_probe -> .auth_routes" in report, report
-    assert "4 broken" in report, report
+    assert "server.bench.probe -> server.config" in report, report
+    assert "5 broken" in report, report
 
 
 # --- no HTTP below the edges ---------------------------------------------------------------------
@@ -132,3 +135,11 @@ def test_an_http_status_raised_by_a_service_is_found(tmp_path):
         "services/probe.py:4 names ['ApiError']",
         "services/probe.py:6 builds Conflict from an HTTP status",
     ]
+
+
+def test_the_bench_contract_forbids_every_server_module_but_the_domain():
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    bench = next(contract for contract in contracts if contract["id"] == "bench-stands-apart")
+    modules = {f"server.{path.stem}" for path in (ROOT / "server").iterdir()
+               if (path.suffix == ".py" and path.stem != "__init__") or (path / "__init__.py").is_file()}
+    assert set(bench["forbidden_modules"]) == modules - {"server.bench", "server.domain"}

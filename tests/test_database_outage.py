@@ -21,7 +21,7 @@ import pytest
 from server.config import ConfigurationError, Settings
 from server.domain import messages
 from server.embedded_mongo import EmbeddedMongo, free_loopback_port
-from server.runtime import connect_database, public_mongodb_url
+from server.database import connect_database, public_mongodb_url
 from tests.harness import REPO, TEST_JWT_SECRET, ServerProcess, start_mongo
 from tests.support import metric_value, until, until_sync
 

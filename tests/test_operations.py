@@ -105,10 +105,10 @@ def test_production_refuses_to_start_without_a_secret(tmp_path):
 
 
 def test_development_secret_is_generated_once_and_kept(tmp_path):
-    first = Settings(_env_file=None, jwt_secret=None, data_dir=tmp_path)
-    assert "generated" in resolve_jwt_secret(first)
-    second = Settings(_env_file=None, jwt_secret=None, data_dir=tmp_path)
-    assert "using the JWT secret kept" in resolve_jwt_secret(second)
+    first, notice = resolve_jwt_secret(Settings(_env_file=None, jwt_secret=None, data_dir=tmp_path))
+    assert notice is not None and "generated" in notice
+    second, notice = resolve_jwt_secret(Settings(_env_file=None, jwt_secret=None, data_dir=tmp_path))
+    assert notice is not None and "using the JWT secret kept" in notice
     assert first.jwt_secret == second.jwt_secret and len(first.jwt_secret) > 40
     assert (tmp_path / "jwt-secret").stat().st_mode & 0o777 == 0o600
 

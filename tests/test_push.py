@@ -330,11 +330,11 @@ def test_moments_and_words_without_a_database():
 
 
 def test_the_vapid_key_is_kept_in_development_and_required_in_production(tmp_path):
-    first = Settings(_env_file=None, data_dir=tmp_path, orderpulse_env="development")
-    assert "generated" in resolve_vapid_key(first)
+    first, notice = resolve_vapid_key(Settings(_env_file=None, data_dir=tmp_path, orderpulse_env="development"))
+    assert notice is not None and "generated" in notice
     assert oct((tmp_path / "vapid-private-key.pem").stat().st_mode & 0o777) == "0o600"
-    second = Settings(_env_file=None, data_dir=tmp_path, orderpulse_env="development")
-    assert "using the VAPID key kept" in resolve_vapid_key(second)
+    second, notice = resolve_vapid_key(Settings(_env_file=None, data_dir=tmp_path, orderpulse_env="development"))
+    assert notice is not None and "using the VAPID key kept" in notice
     assert second.vapid_private_key == first.vapid_private_key
     with pytest.raises(ConfigurationError, match="VAPID_PRIVATE_KEY must be set"):
         resolve_vapid_key(Settings(_env_file=None, data_dir=tmp_path / "p", orderpulse_env="production"))

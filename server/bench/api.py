@@ -113,7 +113,7 @@ class Api:
         data = await self.call("POST", "/api/auth/refresh", body={"refreshToken": session.refresh_token})
         return _session(data, session.email, session.password)
 
-    async def create_staff(self, admin: str, name: str, email: str, password: str, store_id: str) -> dict:
+    async def create_staff(self, admin: str, name: str, email: str, password: str, store_id: str) -> dict[str, Any]:
         return await self.call("POST", "/api/admin/users", token=admin, body={
             "name": name, "email": email, "password": password,
             "role": "store_employee", "storeId": store_id,
@@ -121,15 +121,15 @@ class Api:
 
     # Stores and menu ----------------------------------------------------------------------
 
-    async def create_store(self, admin: str, name: str, location: str, upi_id: str) -> dict:
+    async def create_store(self, admin: str, name: str, location: str, upi_id: str) -> dict[str, Any]:
         return await self.call("POST", "/api/stores", token=admin,
                                body={"name": name, "location": location, "upiId": upi_id})
 
-    async def add_menu_item(self, token: str, store_id: str, name: str, price: float) -> dict:
+    async def add_menu_item(self, token: str, store_id: str, name: str, price: float) -> dict[str, Any]:
         return await self.call("POST", f"/api/stores/{store_id}/menu", token=token,
                                body={"name": name, "price": price})
 
-    async def menu(self, store_id: str) -> list[dict]:
+    async def menu(self, store_id: str) -> list[dict[str, Any]]:
         data = await self.call("GET", f"/api/stores/{store_id}/menu")
         if isinstance(data, dict):
             for key in ("items", "menu", "menuItems"):
@@ -139,26 +139,26 @@ class Api:
 
     # Orders -------------------------------------------------------------------------------
 
-    async def checkout(self, token: str, store_id: str, menu_item_id: str, quantity: int = 1) -> dict:
+    async def checkout(self, token: str, store_id: str, menu_item_id: str, quantity: int = 1) -> dict[str, Any]:
         return await self.call("POST", "/api/orders/checkout-session", token=token, body={
             "storeId": store_id, "items": [{"menuItemId": menu_item_id, "quantity": quantity}],
         })
 
-    async def place_order(self, token: str, checkout_token: str) -> dict:
+    async def place_order(self, token: str, checkout_token: str) -> dict[str, Any]:
         return await self.call("POST", "/api/orders", token=token, body={"checkoutToken": checkout_token})
 
-    async def set_payment(self, staff: str, order_id: str, status: str = "success") -> dict:
+    async def set_payment(self, staff: str, order_id: str, status: str = "success") -> dict[str, Any]:
         return await self.call("PATCH", f"/api/orders/{order_id}/payment-status", token=staff,
                                body={"paymentStatus": status})
 
-    async def set_status(self, staff: str, order_id: str, status: str) -> dict:
+    async def set_status(self, staff: str, order_id: str, status: str) -> dict[str, Any]:
         return await self.call("PATCH", f"/api/orders/{order_id}/status", token=staff, body={"status": status})
 
-    async def poll_status(self, token: str, order_id: str) -> dict:
+    async def poll_status(self, token: str, order_id: str) -> dict[str, Any]:
         return await self.call("GET", f"/api/orders/{order_id}/poll-status", token=token)
 
 
-def _session(data: dict, email: str, password: str) -> Session:
+def _session(data: dict[str, Any], email: str, password: str) -> Session:
     return Session(access_token=data["accessToken"], refresh_token=data["refreshToken"],
                    user=data.get("user") or {}, email=email, password=password,
                    issued_at=time.monotonic())

@@ -127,7 +127,7 @@ def event_frame(order_id: str, status: str, size: int) -> bytes:
     return Frame(Opcode.TEXT, orjson.dumps(message)).serialize(mask=False)
 
 
-async def fanout_floor_worker(channel: Channel, spec: FanoutFloorSpec) -> dict:
+async def fanout_floor_worker(channel: Channel, spec: FanoutFloorSpec) -> dict[str, Any]:
     """Serve WebSocket subscribers; on each ("event", frame) write the frame to every one of them."""
     from websockets.asyncio.server import serve
 

@@ -18,6 +18,7 @@ from array import array
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from server.bench.progress import Progress
 from server.bench.rawhttp import RawConnection, build_get
@@ -200,7 +201,7 @@ class _WorkerSpec:
     marker: bytes
 
 
-async def _python_worker(channel: Channel, spec: _WorkerSpec) -> dict:
+async def _python_worker(channel: Channel, spec: _WorkerSpec) -> dict[str, Any]:
     """Open the connections, wait for "go", send until the stop time or the request budget."""
     host_header = f"{spec.host}:{spec.port}"
     requests = [[build_get(host_header, path, token) for path, token in s] for s in spec.slices]
@@ -272,7 +273,7 @@ async def _run_python(spec: LoadSpec, progress: Progress, marker: bytes) -> Load
         pool.broadcast(("go", start_at, measure_from, stop_at))
         ticks = [0] * processes
 
-        def on_tick(index: int, message: tuple) -> None:
+        def on_tick(index: int, message: tuple[Any, ...]) -> None:
             ticks[index] = message[1]
             progress.update(f"{time.monotonic() - start_at:5.1f}/{total:g} s  {sum(ticks):,} answers measured")
 

@@ -38,14 +38,14 @@ class SubscriberSpec:
     record: bool = True
 
 
-async def subscriber_worker(channel: Channel, spec: SubscriberSpec) -> dict:
-    receipts: dict[str, array] = {}
+async def subscriber_worker(channel: Channel, spec: SubscriberSpec) -> dict[str, Any]:
+    receipts: dict[str, array[float]] = {}
     kept: dict[str, dict[str, Any]] = {}
     order_problems: Counter[str] = Counter()
     handshakes = array("d")
     errors: Counter[str] = Counter()
     sockets: list[Any] = []
-    readers: list[asyncio.Task] = []
+    readers: list[asyncio.Task[None]] = []
     semaphore = asyncio.Semaphore(spec.parallel)
     connected = 0
     largest_frame = 0  # bytes of the largest frame read after subscribing (the fan-out floor's frame size)
@@ -54,7 +54,7 @@ async def subscriber_worker(channel: Channel, spec: SubscriberSpec) -> dict:
         if message.get("type") != "order":
             return
         order = message.get("order") or {}
-        order_id = order.get("id")
+        order_id = str(order.get("id"))
         version = message.get("version", order.get("version"))
         last = versions.get(order_id)
         if last is not None and version is not None:
@@ -130,14 +130,14 @@ async def subscriber_worker(channel: Channel, spec: SubscriberSpec) -> dict:
             "order_problems": dict(order_problems), "largest_frame": largest_frame}
 
 
-async def connect_subscribers(pool: WorkerPool, planned: int, progress: Progress) -> tuple[list[dict], float]:
+async def connect_subscribers(pool: WorkerPool, planned: int, progress: Progress) -> tuple[list[dict[str, Any]], float]:
     """Start the subscriber workers' sockets; their "connected" reports and the seconds it took."""
     await pool.gather(timeout=60)
     began = time.monotonic()
     pool.broadcast(("connect",))
     ticks = [0] * len(pool.conns)
 
-    def on_tick(index: int, message: tuple) -> None:
+    def on_tick(index: int, message: tuple[Any, ...]) -> None:
         ticks[index] = message[1]
         progress.update(f"{sum(ticks):,}/{planned:,} subscribers connected")
 
@@ -145,7 +145,7 @@ async def connect_subscribers(pool: WorkerPool, planned: int, progress: Progress
     return reports, time.monotonic() - began
 
 
-def merge_receipts(outputs: list[dict]) -> tuple[dict[str, list[float]], dict[str, dict[str, Any]]]:
+def merge_receipts(outputs: list[dict[str, Any]]) -> tuple[dict[str, list[float]], dict[str, dict[str, Any]]]:
     receipts: dict[str, list[float]] = {}
     kept: dict[str, dict[str, Any]] = {}
     for out in outputs:
@@ -189,10 +189,10 @@ async def drive_changes(api: Api, staff_tokens: list[str], orders: list[Order], 
     """
     log = ChangeLog()
     count = len(orders)
-    previous: dict[int, asyncio.Task] = {}
-    tasks: list[asyncio.Task] = []
+    previous: dict[int, asyncio.Task[None]] = {}
+    tasks: list[asyncio.Task[None]] = []
 
-    async def change(i: int, after: asyncio.Task | None) -> None:
+    async def change(i: int, after: asyncio.Task[None] | None) -> None:
         if after is not None:
             await asyncio.wait([after])
         order = orders[i % count]

@@ -10,9 +10,9 @@ import asyncio
 import multiprocessing
 import resource
 from multiprocessing.connection import Connection
-from typing import Any, Awaitable, Callable, Coroutine
+from typing import Any, Callable, Coroutine
 
-WorkerMain = Callable[["Channel", Any], Awaitable[Any]]
+WorkerMain = Callable[["Channel", Any], Coroutine[Any, Any, Any]]
 
 
 def raise_fd_limit() -> int:

@@ -4,8 +4,10 @@ forgotten passwords and email verification, under CampusBite's paths."""
 from __future__ import annotations
 
 from starlette.requests import Request
+from starlette.responses import Response
 
 from server.domain import messages
+from server.http import context
 from server.http.body import read_body
 from server.http.contract import BUSY_HASHING, COMMON, NULL, ApiRoute, Operation, refusal, success
 from server.http.requests import ForgotPasswordRequest, ResetPasswordRequest
@@ -17,30 +19,31 @@ MAX_TOKEN_LENGTH = 100
 
 
 def _token(request: Request) -> str:
-    return request.path_params["token"][:MAX_TOKEN_LENGTH]
+    token: str = request.path_params["token"]
+    return token[:MAX_TOKEN_LENGTH]
 
 
-async def forgot_password(request: Request):
+async def forgot_password(request: Request) -> Response:
     body = await read_body(request, ForgotPasswordRequest)
-    await request.app.state.runtime.account_mail.request_password_reset(
+    await context.runtime(request).account_mail.request_password_reset(
         body.email, request.client.host if request.client else "")
     return ok(None, message=messages.PASSWORD_RESET_SENT)
 
 
-async def reset_password(request: Request):
+async def reset_password(request: Request) -> Response:
     body = await read_body(request, ResetPasswordRequest)
-    await request.app.state.runtime.account_mail.reset_password(_token(request), body.password)
+    await context.runtime(request).account_mail.reset_password(_token(request), body.password)
     return ok(None, message=messages.PASSWORD_RESET_DONE)
 
 
-async def verify_email(request: Request):
-    await request.app.state.runtime.account_mail.verify_email(_token(request))
+async def verify_email(request: Request) -> Response:
+    await context.runtime(request).account_mail.verify_email(_token(request))
     return ok(None, message=messages.EMAIL_VERIFIED)
 
 
-async def resend_verification(request: Request):
+async def resend_verification(request: Request) -> Response:
     principal = await authenticate(request)
-    runtime = request.app.state.runtime
+    runtime = context.runtime(request)
     user = await runtime.accounts.current_user(principal)
     if user.email_verified_at is not None:
         return ok(None, message=messages.EMAIL_ALREADY_VERIFIED)

@@ -3,13 +3,15 @@ customers' trust and no-shows, partner clients. Admins only; anyone else gets a 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
+from starlette.responses import Response
 
 from server.domain import messages
 from server.domain.access import CUSTOMER_ROLES, Role
 from server.domain.clock import iso_z
+from server.http import context
 from server.http.body import query_int, read_body
 from server.http.errors import ApiError
 from server.http.contract import (
@@ -21,14 +23,18 @@ from server.http.security import authenticate
 from server.services import catalog, partners
 from server.views import store_view, user_view
 
+if TYPE_CHECKING:
+    from server.models import ClientApp, Order, User
+    from server.services.accounts import AccountService
+
 MAX_SEARCH = 100
 
 
-def _accounts(request: Request):
-    return request.app.state.runtime.accounts
+def _accounts(request: Request) -> AccountService:
+    return context.runtime(request).accounts
 
 
-async def change_role(request: Request):
+async def change_role(request: Request) -> Response:
     """Make a member of staff an admin, or a store employee of `storeId`; the last active admin
     keeps the role (`409`)."""
     await authenticate(request, Role.ADMIN)
@@ -37,19 +43,19 @@ async def change_role(request: Request):
     return ok({**user_view(user), "isActive": user.is_active})
 
 
-async def list_all_stores(request: Request):
+async def list_all_stores(request: Request) -> Response:
     """Every store, closed ones too, by name."""
     await authenticate(request, Role.ADMIN)
     return ok([store_view(store) for store in await catalog.list_stores(include_inactive=True)])
 
 
-async def _customer_view(request: Request, user) -> dict[str, Any]:
+async def _customer_view(request: Request, user: User) -> dict[str, Any]:
     standing = await _accounts(request).trust_standing(str(user.id))
     return {**user_view(user), "isActive": user.is_active, "trustTier": standing.tier.value,
             "noShowCount": standing.no_show_count, "orderingRestrictedUntil": iso_z(standing.restricted_until)}
 
 
-async def list_customers(request: Request):
+async def list_customers(request: Request) -> Response:
     """Students and faculty, newest first, with their trust standing: `?search=`, paginated."""
     await authenticate(request, Role.ADMIN)
     page = query_int(request.query_params.get("page"), "page", 1, 1, 10_000)
@@ -63,7 +69,7 @@ async def list_customers(request: Request):
                "limit": limit, "total": total, "pages": (total + limit - 1) // limit})
 
 
-def _no_show_view(order) -> dict[str, Any]:
+def _no_show_view(order: Order) -> dict[str, Any]:
     cleared = order.no_show_cleared_at is not None and order.no_show_at is None
     return {"orderId": str(order.id), "orderNumber": order.order_number, "storeId": order.store_id,
             "recordedAt": iso_z(order.no_show_recorded_at if cleared else order.no_show_at),
@@ -73,7 +79,7 @@ def _no_show_view(order) -> dict[str, Any]:
             "clearedReason": order.no_show_cleared_reason if cleared else None}
 
 
-async def customer_no_shows(request: Request):
+async def customer_no_shows(request: Request) -> Response:
     """One customer's standing and every no-show recorded against them, cleared ones included."""
     await authenticate(request, Role.ADMIN)
     accounts = _accounts(request)
@@ -82,7 +88,7 @@ async def customer_no_shows(request: Request):
     return ok({"customer": await _customer_view(request, user), "noShows": [_no_show_view(o) for o in orders]})
 
 
-async def clear_no_show(request: Request):
+async def clear_no_show(request: Request) -> Response:
     """Clear a wrongly recorded no-show, with the admin's reason; the customer's trust follows."""
     admin = await authenticate(request, Role.ADMIN)
     body = await read_body(request, ClearNoShowRequest)
@@ -93,23 +99,23 @@ async def clear_no_show(request: Request):
               message=messages.NO_SHOW_CLEARED)
 
 
-def _client_view(client) -> dict[str, Any]:
+def _client_view(client: ClientApp) -> dict[str, Any]:
     return {"clientId": client.client_id, "name": client.name, "isActive": client.is_active,
             "createdAt": iso_z(client.created_at), "revokedAt": iso_z(client.revoked_at)}
 
 
-async def list_clients(request: Request):
+async def list_clients(request: Request) -> Response:
     await authenticate(request, Role.ADMIN)
     return ok([_client_view(client) for client in await partners.list_clients()])
 
 
-async def create_client(request: Request):
+async def create_client(request: Request) -> Response:
     await authenticate(request, Role.ADMIN)
     body = await read_body(request, AdminClientRequest)
     return ok(_client_view(await partners.create_client(body.name)), status_code=201)
 
 
-async def revoke_client(request: Request):
+async def revoke_client(request: Request) -> Response:
     """Revoke a partner client id: its next `/v1` request is refused, on every process."""
     await authenticate(request, Role.ADMIN)
     client_id = request.path_params["client_id"]

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from starlette.requests import Request
+from starlette.responses import Response
 
 from server.domain import messages
 from server.domain.access import CUSTOMER_ROLES, Role
 from server.domain.clock import iso_z
+from server.http import context
 from server.http import campusbite
 from server.http.body import query_int, read_body
 from server.http.errors import ApiError
@@ -20,23 +24,23 @@ from server.http.responses import ok
 from server.http.security import authenticate
 from server.views import user_view
 
-def _runtime(request: Request):
-    return request.app.state.runtime
+if TYPE_CHECKING:
+    from server.models import User
 
 
-async def _session(request: Request, user, status_code: int = 200):
-    tokens = await _runtime(request).accounts.issue_session(user)
+async def _session(request: Request, user: User, status_code: int = 200) -> Response:
+    tokens = await context.runtime(request).accounts.issue_session(user)
     return ok({**tokens, "user": await _profile(request, user)}, status_code=status_code)
 
 
-async def _profile(request: Request, user) -> dict:
+async def _profile(request: Request, user: User) -> dict[str, Any]:
     """The user with their trust standing (customers; staff and admins have none), as signing in,
     refreshing and `/api/users/me` answer it: CampusBite's clients read the standing from `user`."""
     profile = {**user_view(user), "isEmailVerified": user.email_verified_at is not None}
     if user.role == Role.STORE_EMPLOYEE:
         profile["awaitingStore"] = user.store_id is None
     if user.role in CUSTOMER_ROLES:
-        standing = await _runtime(request).accounts.trust_standing(str(user.id))
+        standing = await context.runtime(request).accounts.trust_standing(str(user.id))
         profile.update(trustTier=standing.tier.value, noShowCount=standing.no_show_count,
                        orderingRestrictedUntil=iso_z(standing.restricted_until))
     else:
@@ -44,24 +48,24 @@ async def _profile(request: Request, user) -> dict:
     return campusbite.user(profile)
 
 
-async def register(request: Request):
+async def register(request: Request) -> Response:
     """A student, faculty member or store employee; a store employee acts for no store until an
     admin assigns one, and the answer's message says so."""
     body = await read_body(request, RegisterRequest)
-    user = await _runtime(request).accounts.register(
+    user = await context.runtime(request).accounts.register(
         name=body.name, email=body.email, password=body.password, role=Role(body.role),
         register_number=body.register_number, employee_id=body.employee_id, phone_number=body.phone_number,
         requested_store=body.store_name)
-    await _runtime(request).account_mail.send_verification(user)
-    tokens = await _runtime(request).accounts.issue_session(user)
+    await context.runtime(request).account_mail.send_verification(user)
+    tokens = await context.runtime(request).accounts.issue_session(user)
     message = messages.STAFF_SIGNUP_PENDING if user.role == Role.STORE_EMPLOYEE else None
     return ok({**tokens, "user": await _profile(request, user)}, status_code=201, message=message)
 
 
-async def login(request: Request):
+async def login(request: Request) -> Response:
     body = await read_body(request, LoginRequest)
     email, password = body.email, body.password
-    runtime = _runtime(request)
+    runtime = context.runtime(request)
     # Counted before the password is checked: a throttled attempt is refused without hashing.
     attempt = await runtime.login_throttle.begin(email, request.client.host if request.client else "")
     user = await runtime.accounts.login(email, password)
@@ -69,31 +73,31 @@ async def login(request: Request):
     return await _session(request, user)
 
 
-async def refresh(request: Request):
+async def refresh(request: Request) -> Response:
     body = await read_body(request, RefreshRequest)
-    user, tokens = await _runtime(request).accounts.refresh(body.refresh_token)
+    user, tokens = await context.runtime(request).accounts.refresh(body.refresh_token)
     return ok({**tokens, "user": await _profile(request, user)})
 
 
-async def logout(request: Request):
+async def logout(request: Request) -> Response:
     body = await read_body(request, RefreshRequest)
-    await _runtime(request).accounts.logout(body.refresh_token)
+    await context.runtime(request).accounts.logout(body.refresh_token)
     return ok(None, message=messages.LOGGED_OUT)
 
 
-async def me(request: Request):
+async def me(request: Request) -> Response:
     principal = await authenticate(request)
-    runtime = _runtime(request)
+    runtime = context.runtime(request)
     user = await runtime.accounts.current_user(principal)
     return ok(await _profile(request, user))
 
 
-async def update_profile(request: Request):
+async def update_profile(request: Request) -> Response:
     """`PUT /api/users/profile`: the caller's name, phone number and (students) register number.
     The email is where password reset links go, so a change of it is refused here, as is a role."""
     principal = await authenticate(request)
     body = await read_body(request, ProfileUpdateRequest)
-    accounts = _runtime(request).accounts
+    accounts = context.runtime(request).accounts
     user = await accounts.current_user(principal)
     if body.email is not None and (not isinstance(body.email, str) or body.email.strip().lower() != user.email):
         raise ApiError(400, messages.PROFILE_EMAIL_FIXED)
@@ -109,15 +113,15 @@ async def update_profile(request: Request):
     return ok(await _profile(request, user), message=messages.PROFILE_UPDATED)
 
 
-async def create_user(request: Request):
+async def create_user(request: Request) -> Response:
     await authenticate(request, Role.ADMIN)
     body = await read_body(request, AdminUserRequest)
-    user = await _runtime(request).accounts.create_user(
-        name=body.name, email=body.email, password=body.password, role=body.role, store_id=body.store_id)
+    user = await context.runtime(request).accounts.create_user(
+        name=body.name, email=body.email, password=body.password, role=Role(body.role), store_id=body.store_id)
     return ok(user_view(user), status_code=201)
 
 
-def _admin_user_view(user) -> dict:
+def _admin_user_view(user: User) -> dict[str, Any]:
     """`awaitingStore`: a store employee who signed up and waits for an admin to assign a store
     (`PUT /api/admin/users/{id}/role`); `requestedStore` is the store they named."""
     view = {**user_view(user), "isActive": user.is_active}
@@ -126,7 +130,7 @@ def _admin_user_view(user) -> dict:
     return view
 
 
-async def list_users(request: Request):
+async def list_users(request: Request) -> Response:
     """Accounts, newest first: `?role=`, `?search=` (part of a name or email), paginated."""
     await authenticate(request, Role.ADMIN)
     page = query_int(request.query_params.get("page"), "page", 1, 1, 10_000)
@@ -140,13 +144,13 @@ async def list_users(request: Request):
     awaiting = request.query_params.get("awaitingStore")
     if awaiting not in (None, "true", "false"):
         raise ApiError(400, messages.QUERY_NOT_CHOICE.format(name="awaitingStore", choices="true, false"))
-    users, total = await _runtime(request).accounts.list_users(page=page, limit=limit, role=role, search=search,
+    users, total = await context.runtime(request).accounts.list_users(page=page, limit=limit, role=role, search=search,
                                                                awaiting_store=awaiting == "true")
     return ok({"users": [_admin_user_view(user) for user in users], "page": page, "limit": limit,
                "total": total, "pages": (total + limit - 1) // limit})
 
 
-async def update_user(request: Request):
+async def update_user(request: Request) -> Response:
     """Disable (`{"isActive": false}`) or re-enable an account; a disabled account's tokens,
     refresh tokens and open sockets stop working on every process."""
     admin = await authenticate(request, Role.ADMIN)
@@ -154,14 +158,14 @@ async def update_user(request: Request):
     active = (await read_body(request, AdminUserPatch)).is_active
     if not active and user_id == admin.user_id:
         raise ApiError(400, messages.CANNOT_DISABLE_SELF)
-    user = await _runtime(request).accounts.set_active(user_id, active)
+    user = await context.runtime(request).accounts.set_active(user_id, active)
     return ok(_admin_user_view(user))
 
 
-async def stream_ticket(request: Request):
+async def stream_ticket(request: Request) -> Response:
     """A 30-second, single-use `?ticket=` for one event stream: EventSource cannot send headers."""
     principal = await authenticate(request)
-    ticket, lifetime = await _runtime(request).accounts.issue_stream_ticket(principal)
+    ticket, lifetime = await context.runtime(request).accounts.issue_stream_ticket(principal)
     return ok({"ticket": ticket, "expiresInSeconds": lifetime}, status_code=201)
 
 

@@ -12,6 +12,9 @@ from starlette.requests import Request
 
 from server.domain import messages
 from server.domain.access import Principal
+from starlette.responses import Response
+
+from server.http import context
 from server.http.body import read_body
 from server.http.errors import ApiError
 from server.http.contract import (
@@ -54,28 +57,28 @@ async def _board_reader(request: Request) -> tuple[str, str | None]:
     return store_id, secret
 
 
-async def create_display(request: Request):
+async def create_display(request: Request) -> Response:
     principal, store_id = await _staff(request)
     body = await read_body(request, DisplayRequest)
     store = await catalog.find_store(store_id)
-    runtime = request.app.state.runtime
+    runtime = context.runtime(request)
     display, secret = await board.create_display(store, principal, body.label, clock=runtime.clock)
     url = board.display_url(runtime.settings.link_origin, store_id, secret)
     return ok({**board.display_view(display), "url": url}, status_code=201)
 
 
-async def list_displays(request: Request):
+async def list_displays(request: Request) -> Response:
     _, store_id = await _staff(request)
     return ok([board.display_view(display) for display in await board.list_displays(store_id)])
 
 
-async def revoke_display(request: Request):
+async def revoke_display(request: Request) -> Response:
     _, store_id = await _staff(request)
     await board.revoke_display(store_id, request.path_params["display_id"])
     return ok({"id": request.path_params["display_id"], "revoked": True})
 
 
-async def get_board(request: Request):
+async def get_board(request: Request) -> Response:
     store_id, _ = await _board_reader(request)
     snapshot = await board.read_board(store_id)
     if snapshot is None:
@@ -83,19 +86,19 @@ async def get_board(request: Request):
     return ok(snapshot, headers={"Cache-Control": "no-store"})
 
 
-async def update_board_settings(request: Request):
+async def update_board_settings(request: Request) -> Response:
     _, store_id = await _staff(request)
     body = await read_body(request, BoardSettingsRequest)
     if body.announce is None:
         raise ApiError(400, messages.BOARD_SETTINGS_EMPTY)
-    runtime = request.app.state.runtime
+    runtime = context.runtime(request)
     announce = await board.set_announce(store_id, body.announce, runtime.broker, clock=runtime.clock)
     return ok({"announce": announce})
 
 
-async def board_events(request: Request):
+async def board_events(request: Request) -> Response:
     store_id, secret = await _board_reader(request)
-    runtime = request.app.state.runtime
+    runtime = context.runtime(request)
 
     async def still_allowed() -> bool:
         return secret is None or await board.display_alive(store_id, secret)

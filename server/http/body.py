@@ -11,6 +11,7 @@ from starlette.requests import Request
 from server.domain import messages
 from server.http.body_rules import Body, parse
 from server.http.errors import ApiError
+from server.http import context
 
 # Longer than any number a request needs, and far below `int()`'s 4,300-digit limit.
 MAX_DIGITS = 18
@@ -39,7 +40,7 @@ def query_int(raw: str | None, name: str, default: int, minimum: int, maximum: i
 
 async def read_body(request: Request, model: type[Body]) -> Body:
     """The request's JSON object as `model`: 413 past the body limit, 400 naming the first bad field."""
-    settings = request.app.state.runtime.settings
+    settings = context.runtime(request).settings
     # Tests use the reserved `.test` domain for their addresses; nothing else may.
     return parse(model, await read_json(request, settings.max_body_bytes),
                  test_environment=settings.orderpulse_env == "test")

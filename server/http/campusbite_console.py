@@ -13,6 +13,7 @@ from typing import Any
 from starlette.requests import Request
 
 from server.domain import messages
+from server.http import context
 from server.http.errors import ApiError
 from server.http import campusbite
 from server.http.body import ascii_int, read_json
@@ -33,7 +34,7 @@ async def _console_fields(request: Request) -> dict[str, Any]:
     """The body as a flat dict: a form's text fields (files are dropped unread) or a JSON object."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind not in ("multipart/form-data", "application/x-www-form-urlencoded"):
-        return await read_json(request, request.app.state.runtime.settings.max_body_bytes)
+        return await read_json(request, context.runtime(request).settings.max_body_bytes)
     declared = ascii_int(request.headers.get("content-length"))
     if declared is None or declared > CONSOLE_MAX_BYTES:
         raise ApiError(413, messages.BODY_TOO_LARGE)
@@ -81,7 +82,7 @@ async def console_add_menu_item(request: Request):
     catalog.authorise_store_staff(principal, str(store.id))
     body = _parse_console(MenuItemRequest, _menu_body(fields))
     item = await catalog.add_menu_item(store, name=body.name, price_paise=body.price_paise, category=body.category,
-                                       is_available=body.is_available, bus=request.app.state.runtime.broker)
+                                       is_available=body.is_available, bus=context.runtime(request).broker)
     return ok({"menuItem": _menu_item(item)}, status_code=201, message=messages.MENU_ITEM_ADDED)
 
 
@@ -98,7 +99,7 @@ async def console_update_menu_item(request: Request):
     changes = _parse_console(MenuItemPatch, _menu_body(await _console_fields(request))).changes()
     if not changes:
         raise ApiError(400, messages.MENU_ITEM_UPDATE_EMPTY)
-    item = await catalog.update_menu_item(item, changes, request.app.state.runtime.broker)
+    item = await catalog.update_menu_item(item, changes, context.runtime(request).broker)
     return ok({"menuItem": _menu_item(item)}, message=messages.MENU_ITEM_UPDATED)
 
 
@@ -106,14 +107,14 @@ async def console_toggle_availability(request: Request):
     """`PATCH /api/menu/{id}/availability`: sold out becomes available and back."""
     item = await _staff_item(request)
     item = await catalog.update_menu_item(item, {"is_available": not item.is_available},
-                                          request.app.state.runtime.broker)
+                                          context.runtime(request).broker)
     return ok({"menuItem": _menu_item(item)}, message=messages.MENU_ITEM_UPDATED)
 
 
 async def console_delete_menu_item(request: Request):
     """`DELETE /api/menu/{id}`: orders keep their own copy of each item, so none is affected."""
     item = await _staff_item(request)
-    await catalog.delete_menu_item(item, request.app.state.runtime.broker)
+    await catalog.delete_menu_item(item, context.runtime(request).broker)
     return ok(None, message=messages.MENU_ITEM_DELETED)
 
 
@@ -130,7 +131,7 @@ async def console_update_store(request: Request):
     if "isActive" in body:
         body["isActive"] = _flag(body["isActive"])
     changes = _parse_console(StoreSettingsRequest, body).changes()
-    store = await catalog.update_store(store, changes, request.app.state.runtime.broker)
+    store = await catalog.update_store(store, changes, context.runtime(request).broker)
     # An admin saving the settings is shown as its owner, as its staff are.
     view = {**campusbite.store(store_view(store)), "owner_id": principal.user_id,
             "owner_name": principal.name}

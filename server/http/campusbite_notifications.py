@@ -9,6 +9,7 @@ import orjson
 from starlette.requests import Request
 
 from server.domain import messages
+from server.http import context
 from server.domain.errors import Forbidden, NotFound, RateLimited
 from server.http.errors import ApiError
 from server.http.contract import COMMON, STREAM_AUTH, ApiRoute, Operation, event_stream
@@ -64,7 +65,7 @@ async def _watch_for(hub, subscriber) -> list[dict[str, Any]]:
 async def notifications(request: Request):
     """`GET /api/notifications/subscribe?token=`: the same hub, authorisation and resync as the
     other streams; the query's token is redacted from every log line (server/logging_filter.py)."""
-    runtime = request.app.state.runtime
+    runtime = context.runtime(request)
     ticket = request.query_params.get("ticket")
     if ticket:
         principal = await runtime.accounts.redeem_stream_ticket(ticket)

@@ -7,6 +7,8 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -18,8 +20,12 @@ from server.domain.errors import Unavailable
 from server.domain.token_bucket import TokenBuckets, retry_after
 from server.http.errors import rest_response
 from server.http.contract import BOOL, STR, ApiRoute, Operation, answer, obj
+from server.http import context
 from server.http.responses import JSONResponse, failure
 from server.services.outage import MAYBE_STORAGE_FAILURE, UNREACHABLE, storage_failure_reason
+
+if TYPE_CHECKING:
+    from server.runtime import Runtime
 
 log = logging.getLogger("orderpulse")
 
@@ -40,7 +46,7 @@ def outage_refusal(request: Request, exc: Exception) -> Unavailable:
         reason = storage_failure_reason(exc)
         if reason is None:
             raise exc
-        request.app.state.runtime.storage.failed(reason, f"{request.method} {request.url.path}")
+        context.runtime(request).storage.failed(reason, f"{request.method} {request.url.path}")
         return Unavailable(messages.STORAGE_UNAVAILABLE, retry_after=STORAGE_RETRY_AFTER_SECONDS)
     if time.monotonic() - _last_outage_log >= OUTAGE_LOG_INTERVAL_SECONDS:
         _last_outage_log = time.monotonic()
@@ -52,7 +58,7 @@ def outage_refusal(request: Request, exc: Exception) -> Unavailable:
 OUTAGES: tuple[type[Exception], ...] = UNREACHABLE + MAYBE_STORAGE_FAILURE
 
 
-async def _database_outage(request: Request, exc: Exception):
+async def _database_outage(request: Request, exc: Exception) -> Response:
     return rest_response(outage_refusal(request, exc))
 
 
@@ -62,7 +68,7 @@ def database_outage_handlers() -> dict[type[Exception], object]:
     return dict.fromkeys(OUTAGES, _database_outage)
 
 
-async def healthz(request: Request):
+async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
@@ -79,8 +85,8 @@ class _Bounded:
     def __init__(self) -> None:
         self.readiness = TokenBuckets(rate=CHECKS_PER_SECOND, burst=2 * CHECKS_PER_SECOND, max_keys=1)
         self.scrapes = TokenBuckets(rate=CHECKS_PER_SECOND, burst=2 * CHECKS_PER_SECOND, max_keys=1)
-        self.last_readiness: tuple[int, dict] | None = None
-        self.checking: asyncio.Future[tuple[int, dict]] | None = None
+        self.last_readiness: tuple[int, dict[str, Any]] | None = None
+        self.checking: asyncio.Future[tuple[int, dict[str, Any]]] | None = None
 
 
 def _bounded_state(request: Request) -> _Bounded:
@@ -90,14 +96,14 @@ def _bounded_state(request: Request) -> _Bounded:
     return state
 
 
-async def readyz(request: Request):
+async def readyz(request: Request) -> Response:
     bounds = _bounded_state(request)
     if bounds.checking is None:
-        now = request.app.state.runtime.clock.monotonic()
+        now = context.runtime(request).clock.monotonic()
         if bounds.last_readiness is not None and bounds.readiness.take("", now) is not None:
             status, body = bounds.last_readiness
             return JSONResponse(body, status_code=status)
-        bounds.checking = asyncio.ensure_future(_readiness(request.app.state.runtime))
+        bounds.checking = asyncio.ensure_future(_readiness(context.runtime(request)))
         bounds.checking.add_done_callback(lambda _: setattr(bounds, "checking", None))
     # Probes arriving while a check runs share it.
     status, body = await asyncio.shield(bounds.checking)
@@ -105,7 +111,7 @@ async def readyz(request: Request):
     return JSONResponse(body, status_code=status)
 
 
-async def _readiness(runtime) -> tuple[int, dict]:
+async def _readiness(runtime: Runtime) -> tuple[int, dict[str, Any]]:
     timeout = runtime.settings.readiness_timeout_seconds
     # The checks at once, each bounded: a probe must answer while a dependency hangs.
     (database, storage_problem), broker = await asyncio.gather(_database(runtime),
@@ -119,7 +125,7 @@ async def _readiness(runtime) -> tuple[int, dict]:
     return status, body
 
 
-async def _database(runtime) -> tuple[bool, str | None]:
+async def _database(runtime: Runtime) -> tuple[bool, str | None]:
     """Whether MongoDB answers a ping and, once it does, why it does not store a small write (a
     full or read-only disk still answers pings)."""
     if not await runtime.database_ready():
@@ -127,22 +133,22 @@ async def _database(runtime) -> tuple[bool, str | None]:
     return True, await runtime.storage_problem()
 
 
-async def _bounded(check, timeout: float) -> bool:
+async def _bounded(check: Awaitable[object], timeout: float) -> bool:
     try:
         return bool(await asyncio.wait_for(check, timeout))
     except TimeoutError:
         return False
 
 
-async def metrics(request: Request):
-    wait = _bounded_state(request).scrapes.take("", request.app.state.runtime.clock.monotonic())
+async def metrics(request: Request) -> Response:
+    wait = _bounded_state(request).scrapes.take("", context.runtime(request).clock.monotonic())
     if wait is not None:
         seconds = retry_after(wait)
         return failure(429, messages.SCRAPES_TOO_FAST.format(seconds=seconds), headers={"Retry-After": seconds})
     return Response(generate_latest(_registry()), media_type=CONTENT_TYPE_LATEST)
 
 
-def _registry():
+def _registry() -> CollectorRegistry:
     """This process's metrics; under a `--workers` supervisor (PROMETHEUS_MULTIPROC_DIR set), the
     whole host's, summed over every worker's files, whichever worker answers."""
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -11,10 +11,11 @@ from bson import ObjectId
 
 from server import metrics
 from server.domain import messages
-from server.domain.access import CUSTOMER_ROLES, Role, compares_pickup_code, sees_pickup_code
+from server.domain.access import CUSTOMER_ROLES, Principal, Role, compares_pickup_code, sees_pickup_code
 from server.domain.lifecycle import OrderStatus
 from server.domain.errors import NotFound
 from server.domain.clock import iso_z
+from server.http import context
 from server.http import campusbite
 from server.http.body import query_int, read_body
 from server.http.errors import ApiError
@@ -37,42 +38,38 @@ if TYPE_CHECKING:
 MAX_WAIT_SECONDS = 30
 
 
-def _runtime(request: Request):
-    return request.app.state.runtime
-
-
-def _detail(request: Request, order: Order, principal) -> dict:
+def _detail(request: Request, order: Order, principal: Principal) -> dict[str, Any]:
     otp = None
     ready = order.order_status == OrderStatus.READY
     if ready and sees_pickup_code(principal, str(order.user_id)):
-        otp = _runtime(request).orders.pickup_otp(order)
+        otp = context.runtime(request).orders.pickup_otp(order)
     detail = campusbite.order(order_detail(order, otp))
     if ready and compares_pickup_code(principal, str(order.store_id)):
-        code = _runtime(request).orders.pickup_otp(order)
+        code = context.runtime(request).orders.pickup_otp(order)
         if code is not None:
             detail = campusbite.staff_pickup_code(detail, code)
     return detail
 
 
-async def checkout_session(request: Request):
+async def checkout_session(request: Request) -> Response:
     principal = await authenticate(request, *CUSTOMER_ROLES)
     body = await read_body(request, CheckoutSessionRequest)
     cart = [CartLine(line.menu_item_id, line.quantity) for line in body.items]
-    session = await _runtime(request).checkout.checkout_session(principal, body.store_id, cart,
+    session = await context.runtime(request).checkout.checkout_session(principal, body.store_id, cart,
                                                               body.special_instructions)
     return ok(campusbite.checkout_session(session))
 
 
-async def create_order(request: Request):
+async def create_order(request: Request) -> Response:
     principal = await authenticate(request, *CUSTOMER_ROLES)
     body = await read_body(request, CreateOrderRequest)
-    order, created = await _runtime(request).checkout.create_order(principal, body.checkout_token, body.transaction_id)
+    order, created = await context.runtime(request).checkout.create_order(principal, body.checkout_token, body.transaction_id)
     if created:
         return ok(campusbite.created_order(order_summary(order)), status_code=201, message=messages.ORDER_PLACED)
     return ok(campusbite.created_order(order_summary(order)), status_code=200, message=messages.ORDER_EXISTS)
 
 
-async def list_orders(request: Request):
+async def list_orders(request: Request) -> Response:
     principal = await authenticate(request)
     params = request.query_params
     statuses = [s for s in (params.get("status") or "").split(",") if s]
@@ -84,24 +81,24 @@ async def list_orders(request: Request):
     store_id = params.get("storeId")
     if store_id is not None and not ObjectId.is_valid(store_id):
         raise ApiError(400, messages.STORE_ID_INVALID)
-    orders, total = await _runtime(request).orders.list_orders(principal, statuses, page, limit, store_id)
+    orders, total = await context.runtime(request).orders.list_orders(principal, statuses, page, limit, store_id)
     # CampusBite's shape, which OrderPulse's pages read too: the page as `data`, its place beside it.
     return JSONResponse({"success": True, "data": [_detail(request, order, principal) for order in orders],
                          "pagination": {"total": total, "page": page, "limit": limit,
                                         "totalPages": (total + limit - 1) // limit}})
 
 
-async def get_order(request: Request):
+async def get_order(request: Request) -> Response:
     principal = await authenticate(request)
-    runtime = _runtime(request)
+    runtime = context.runtime(request)
     order = await runtime.orders.visible_order(principal, request.path_params["order_id"])
     return ok({**_detail(request, order, principal),
                "estimatedReadyAt": iso_z(await runtime.ready_times.for_order(order))})
 
 
-async def _current_snapshot(request: Request, principal, order_id: str) -> tuple[OrderSnapshot | None, bytes, str]:
+async def _current_snapshot(request: Request, principal: Principal, order_id: str) -> tuple[OrderSnapshot | None, bytes, str]:
     """The poll answer: from the per-process snapshot when fresh, else from the database."""
-    runtime = _runtime(request)
+    runtime = context.runtime(request)
     snapshot = runtime.snapshots.get(order_id)
     if snapshot is not None and (snapshot.next_deadline_at is None or snapshot.next_deadline_at > runtime.clock.now()):
         runtime.orders.authorise(principal, snapshot.user_id, snapshot.store_id)
@@ -122,9 +119,9 @@ async def _current_snapshot(request: Request, principal, order_id: str) -> tuple
     return None, poll_body(lean_order(order)), f'"{order.id}-{order.version}"'
 
 
-async def poll_status(request: Request):
+async def poll_status(request: Request) -> Response:
     principal = await authenticate(request)
-    runtime = _runtime(request)
+    runtime = context.runtime(request)
     order_id = request.path_params["order_id"]
     wait = query_int(request.query_params.get("wait"), "wait", 0, 1, MAX_WAIT_SECONDS)
     snapshot, body, etag = await _current_snapshot(request, principal, order_id)
@@ -144,69 +141,69 @@ async def poll_status(request: Request):
     return Response(body, media_type="application/json", headers=headers)
 
 
-async def update_payment_status(request: Request):
+async def update_payment_status(request: Request) -> Response:
     principal = await authenticate(request, Role.STORE_EMPLOYEE)
     body = await read_body(request, PaymentStatusRequest)
-    order, message = await _runtime(request).lifecycle.update_payment(
+    order, message = await context.runtime(request).lifecycle.update_payment(
         principal, request.path_params["order_id"], body.payment_status, body.transaction_id)
     return ok(_detail(request, order, principal), message=message)
 
 
-async def update_status(request: Request):
+async def update_status(request: Request) -> Response:
     principal = await authenticate(request, Role.STORE_EMPLOYEE)
     body = await read_body(request, StatusRequest)
-    order = await _runtime(request).lifecycle.update_status(
+    order = await context.runtime(request).lifecycle.update_status(
         principal, request.path_params["order_id"], OrderStatus(body.status), body.reason)
     return ok(_detail(request, order, principal), message=messages.STATUS_UPDATED)
 
 
-async def verify_otp(request: Request):
+async def verify_otp(request: Request) -> Response:
     principal = await authenticate(request, Role.STORE_EMPLOYEE)
     otp = (await read_body(request, VerifyOtpRequest)).otp  # None: `manualConfirm` without a code
-    order = await _runtime(request).lifecycle.verify_otp(principal, request.path_params["order_id"], otp)
+    order = await context.runtime(request).lifecycle.verify_otp(principal, request.path_params["order_id"], otp)
     return ok(_detail(request, order, principal),
               message=messages.OTP_VERIFIED if otp is not None else messages.MANUAL_PICKUP_CONFIRMED)
 
 
-async def cancel_order(request: Request):
+async def cancel_order(request: Request) -> Response:
     principal = await authenticate(request, *CUSTOMER_ROLES)
-    order = await _runtime(request).lifecycle.cancel_by_customer(principal, request.path_params["order_id"])
+    order = await context.runtime(request).lifecycle.cancel_by_customer(principal, request.path_params["order_id"])
     return ok(_detail(request, order, principal), message=messages.ORDER_CANCELLED)
 
 
-async def confirm_commitment(request: Request):
+async def confirm_commitment(request: Request) -> Response:
     principal = await authenticate(request, *CUSTOMER_ROLES)
-    order = await _runtime(request).lifecycle.confirm_commitment(principal, request.path_params["order_id"])
+    order = await context.runtime(request).lifecycle.confirm_commitment(principal, request.path_params["order_id"])
     # Seed 003's body, and `data.order` (the full order), where CampusBite's web client reads it.
     return JSONResponse({"success": True, "message": messages.COMMITMENT_CONFIRMED,
                          "order": commitment_order(order), "data": {"order": _detail(request, order, principal)}})
 
 
-async def mark_item(request: Request):
+async def mark_item(request: Request) -> Response:
     """Strike an item as done on the kitchen display; every screen of the store follows."""
     principal = await authenticate(request, Role.STORE_EMPLOYEE)
     body = await read_body(request, ItemMarkRequest)
     index = request.path_params["index"]
     if not index.isdigit() or len(index) > 3:
         raise ApiError(400, messages.ITEM_INDEX_INVALID.format(index=index[:10]))
-    order = await _runtime(request).lifecycle.mark_item(principal, request.path_params["order_id"], int(index),
+    order = await context.runtime(request).lifecycle.mark_item(principal, request.path_params["order_id"], int(index),
                                                         body.marked)
     return ok(_detail(request, order, principal), message=messages.ITEM_MARKED)
 
 
-async def undo_ready(request: Request):
+async def undo_ready(request: Request) -> Response:
     """Put an order marked ready by mistake back to preparing, within `READY_UNDO_SECONDS`."""
     principal = await authenticate(request, Role.STORE_EMPLOYEE)
-    order = await _runtime(request).lifecycle.undo_ready(principal, request.path_params["order_id"])
+    order = await context.runtime(request).lifecycle.undo_ready(principal, request.path_params["order_id"])
     return ok(_detail(request, order, principal), message=messages.READY_UNDONE)
 
 
-async def recall(request: Request):
+async def recall(request: Request) -> Response:
     """The last orders that left the caller's store's board (ready, picked up, cancelled)."""
     principal = await authenticate(request, Role.STORE_EMPLOYEE)
     if not principal.store_id:
         raise ApiError(403, messages.FORBIDDEN_ROLE)
-    orders = await _runtime(request).lifecycle.recall(principal, principal.store_id)
+    orders = await context.runtime(request).lifecycle.recall(principal, principal.store_id)
     return ok([_detail(request, order, principal) for order in orders])
 
 

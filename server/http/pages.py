@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, RedirectResponse
-from starlette.routing import Mount, Route
+from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from server.http.security_headers import PAGE_CSP
@@ -20,8 +21,8 @@ DOCS_CSP = ("default-src 'none'; script-src 'self'; worker-src blob:; connect-sr
             "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 
 
-def _page(name: str, headers: dict[str, str] | None = None):
-    async def serve(request: Request):
+def _page(name: str, headers: dict[str, str] | None = None) -> Callable[[Request], Awaitable[Response]]:
+    async def serve(request: Request) -> Response:
         return FileResponse(STATIC_DIR / name, headers={"Cache-Control": "no-cache",
                                                         "Content-Security-Policy": PAGE_CSP, **(headers or {})})
     return serve
@@ -41,16 +42,16 @@ def not_found_page() -> HTMLResponse:
                         headers={"Cache-Control": "no-cache", "Content-Security-Policy": PAGE_CSP})
 
 
-async def favicon(request: Request):
+async def favicon(request: Request) -> Response:
     return FileResponse(STATIC_DIR / "img" / "logo.svg", media_type="image/svg+xml",
                         headers={"Cache-Control": "public, max-age=86400"})
 
 
-async def home(request: Request):
+async def home(request: Request) -> Response:
     return RedirectResponse("/login", status_code=307)
 
 
-def routes() -> list:
+def routes() -> list[BaseRoute]:
     if not STATIC_DIR.is_dir():
         return []
     return [

@@ -12,6 +12,8 @@ from starlette.types import Receive, Scope, Send
 
 from server.domain import messages
 from server.domain.access import may_place_orders
+
+from server.http import context
 from server.http.body import ascii_int, read_body
 from server.http.errors import REFUSALS, ApiError, Refusal, headers_of, status_of
 from server.http.ops_routes import OUTAGES, outage_refusal
@@ -88,7 +90,7 @@ async def _check_client(request: Request) -> None:
 
 async def _wait_while_started(request: Request, order: Order, seconds: int) -> Order:
     """Hold until the order leaves STARTED or `seconds` pass, woken by its own events."""
-    runtime = request.app.state.runtime
+    runtime = context.runtime(request)
     order_id = str(order.id)
     clock = runtime.clock
     deadline = clock.monotonic() + seconds
@@ -122,24 +124,24 @@ def _wait_seconds(request: Request) -> int:
     return seconds
 
 
-async def get_order(request: Request):
+async def get_order(request: Request) -> Response:
     await _check_client(request)
     principal = await authenticate(request)
     wait = _wait_seconds(request)
-    order = await request.app.state.runtime.orders.visible_order(
+    order = await context.runtime(request).orders.visible_order(
         principal, request.path_params["order_id"], forbidden=messages.PARTNER_ORDER_FORBIDDEN,
         not_found=messages.PARTNER_ORDER_NOT_FOUND)
     if wait:
         order = await _wait_while_started(request, order, wait)
-    return JSONResponse(partner_view(order, request.app.state.runtime.settings.zone))
+    return JSONResponse(partner_view(order, context.runtime(request).settings.zone))
 
 
-async def create_order(request: Request):
+async def create_order(request: Request) -> Response:
     await _check_client(request)
     principal = await authenticate(request)
     if not may_place_orders(principal):
         raise ApiError(403, messages.FORBIDDEN_ROLE)
-    runtime = request.app.state.runtime
+    runtime = context.runtime(request)
     body = await read_body(request, CreateOrderRequest)
     order, created = await runtime.checkout.create_order(
         principal, body.checkout_token, body.transaction_id,

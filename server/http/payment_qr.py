@@ -11,13 +11,14 @@ from server.domain import messages
 from server.domain.upi import is_payment_link
 from server.http.errors import ApiError
 from server.http.contract import STR, ApiRoute, Operation, query_param, refusal
+from server.http import context
 
 
-async def upi_qr(request: Request):
+async def upi_qr(request: Request) -> Response:
     link = request.query_params.get("link", "")
     if not is_payment_link(link):
         raise ApiError(400, messages.UPI_LINK_INVALID)
-    svg = await request.app.state.runtime.payment_qr.svg(link, request.client.host if request.client else "")
+    svg = await context.runtime(request).payment_qr.svg(link, request.client.host if request.client else "")
     # Public like the menu: the link holds a store's UPI id, an amount and a payment reference,
     # nothing that signs anyone in, and the same link always draws the same image.
     return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "private, max-age=3600"})

@@ -11,10 +11,16 @@ from __future__ import annotations
 
 import re
 import time
+from typing import TYPE_CHECKING
+
+from starlette.types import Scope, Send
 
 from server import metrics
 from server.domain.errors import OrderPulseError
 from server.http.security_headers import API_HEADERS
+
+if TYPE_CHECKING:
+    from server.runtime import Runtime
 
 PREFIX = "/api/orders/"
 SUFFIX = "/poll-status"
@@ -42,19 +48,19 @@ def poll_headers(etag: str) -> list[tuple[bytes, bytes]]:
 
 
 class PollStatusFastPath:
-    def __init__(self, runtime) -> None:
+    def __init__(self, runtime: Runtime) -> None:
         self._runtime = runtime
         self._timer = metrics.REQUEST_SECONDS.labels(ROUTE)
         self._counted = {status: metrics.REQUESTS.labels("GET", ROUTE, str(status)) for status in (200, 304)}
         self._from_snapshot = metrics.POLL_CACHE.labels("snapshot")
 
-    def matches(self, scope) -> bool:
+    def matches(self, scope: Scope) -> bool:
         if scope["type"] != "http" or scope["method"] != "GET" or scope["query_string"]:
             return False
         path = scope["path"]
         return len(path) == _PATH_LENGTH and path.startswith(PREFIX) and path.endswith(SUFFIX)
 
-    async def try_answer(self, scope, send) -> bool:
+    async def try_answer(self, scope: Scope, send: Send) -> bool:
         """Answer and return True, or return False to let the route handle the request."""
         started = time.perf_counter()
         answer = self._answer(scope)
@@ -68,7 +74,7 @@ class PollStatusFastPath:
         self._timer.observe(time.perf_counter() - started)
         return True
 
-    def _answer(self, scope) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None:
+    def _answer(self, scope: Scope) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None:
         authorization = if_none_match = None
         for name, value in scope["headers"]:
             if name == b"authorization":

@@ -2,33 +2,40 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from starlette.requests import Request
+from starlette.responses import Response
 
 from server.domain import messages
+from server.http import context
 from server.http.body import read_body
 from server.http.contract import COMMON, NULL, OID, ApiRoute, Operation, obj, refusal, success
 from server.http.requests import PushSubscribeRequest, PushUnsubscribeRequest
 from server.http.responses import ok
 from server.http.security import authenticate
 
+if TYPE_CHECKING:
+    from server.services.push import PushNotifier
 
-def _push(request: Request):
-    return request.app.state.runtime.push
+
+def _push(request: Request) -> PushNotifier:
+    return context.runtime(request).push
 
 
-async def public_key(request: Request):
+async def public_key(request: Request) -> Response:
     """The VAPID public key a page passes to `pushManager.subscribe` as `applicationServerKey`."""
     return ok({"publicKey": _push(request).vapid.public_key})
 
 
-async def subscribe(request: Request):
+async def subscribe(request: Request) -> Response:
     principal = await authenticate(request)
     body = await read_body(request, PushSubscribeRequest)
     subscription = await _push(request).subscribe(principal.user_id, body.endpoint, body.keys.p256dh, body.keys.auth)
     return ok({"id": str(subscription.id)}, status_code=201, message=messages.PUSH_SUBSCRIBED)
 
 
-async def unsubscribe(request: Request):
+async def unsubscribe(request: Request) -> Response:
     principal = await authenticate(request)
     body = await read_body(request, PushUnsubscribeRequest)
     await _push(request).unsubscribe(principal.user_id, body.endpoint)

@@ -14,6 +14,7 @@ from server.http.errors import ApiError
 from server.http.contract import (
     COMMON, INT, MONEY, OID, STORE_NOT_FOUND, STR, ApiRoute, Operation, array, bounded, envelope, obj, query_param,
 )
+from server.http import context
 from server.http.responses import ok
 from server.http.security import STORE_RUNNERS, authenticate
 from server.services import catalog, report
@@ -37,11 +38,11 @@ def _day(raw: str | None, today: date) -> date:
     return day
 
 
-async def store_report(request: Request):
+async def store_report(request: Request) -> Response:
     principal = await authenticate(request, *STORE_RUNNERS)
     store = await catalog.find_store(request.path_params["store_id"])
     catalog.authorise_store_staff(principal, str(store.id))
-    runtime = request.app.state.runtime
+    runtime = context.runtime(request)
     zone = runtime.settings.zone
     day = _day(request.query_params.get("date"), runtime.clock.now().astimezone(zone).date())
     kind = request.query_params.get("format", "json")

@@ -8,6 +8,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from server.domain import messages
 from server.domain.access import Principal, Role
 from server.http.errors import REFUSALS, ApiError, rest_response, status_of
+from server.http import context
 
 # The roles that may write to a store or its menu; which store is the service's check
 # (`catalog.authorise_store_staff`). Asked for first, so a customer is refused before any lookup
@@ -45,10 +46,10 @@ async def authenticate(connection: HTTPConnection, *roles: Role, allow_query: bo
     """The verified caller; 401 without a valid token, 403 when the role may not use the route."""
     verified = connection.scope.get(_VERIFIED)
     if verified is not None and verified[0] == connection.headers.get("authorization"):
-        principal = verified[1]
+        principal: Principal = verified[1]
     else:
         token = bearer_token(connection, allow_query)
-        principal = await connection.app.state.runtime.accounts.authenticate(token)
+        principal = await context.runtime(connection).accounts.authenticate(token)
     if roles and principal.role not in roles:
         raise ApiError(403, messages.FORBIDDEN_ROLE)
     return principal

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 
 from server.domain import messages
 from server.domain.access import Role
+from starlette.responses import Response
+
+from server.http import context
 from server.http import campusbite
 from server.http.body import read_body
 from server.http.errors import ApiError
@@ -21,21 +26,21 @@ from server.services import catalog
 from server.views import menu_item_view, store_view
 
 
-async def list_stores(request: Request):
+async def list_stores(request: Request) -> Response:
     stores = await catalog.list_stores(include_inactive=False)
     return ok(campusbite.store_list([store_view(store) for store in stores], await campusbite.optional_caller(request)))
 
 
-async def get_store(request: Request):
+async def get_store(request: Request) -> Response:
     store = await catalog.find_store(request.path_params["store_id"])
-    ready_times = request.app.state.runtime.ready_times
+    ready_times = context.runtime(request).ready_times
     wait = await ready_times.wait_minutes(str(store.id))
-    shown = {**await catalog.store_with_capacity(store, request.app.state.runtime.clock.now()), "waitMinutes": wait,
+    shown = {**await catalog.store_with_capacity(store, context.runtime(request).clock.now()), "waitMinutes": wait,
              "typicalPrepMinutes": await ready_times.typical_minutes(str(store.id))}
     return ok(campusbite.store_fields(shown, await campusbite.optional_caller(request)))
 
 
-async def create_store(request: Request):
+async def create_store(request: Request) -> Response:
     await authenticate(request, Role.ADMIN)
     body = await read_body(request, CreateStoreRequest)
     store = await catalog.create_store(name=body.name, location=body.location, upi_id=body.upi_id,
@@ -43,7 +48,7 @@ async def create_store(request: Request):
     return ok(store_view(store), status_code=201)
 
 
-async def update_store(request: Request):
+async def update_store(request: Request) -> Response:
     """Edit a store, or open and close it: that store's staff, or an admin."""
     principal = await authenticate(request, *STORE_RUNNERS)
     store = await catalog.find_store(request.path_params["store_id"])
@@ -51,30 +56,30 @@ async def update_store(request: Request):
     changes = (await read_body(request, StoreUpdateRequest)).changes()
     if not changes:
         raise ApiError(400, messages.STORE_UPDATE_EMPTY)
-    store = await catalog.update_store(store, changes, request.app.state.runtime.broker)
+    store = await catalog.update_store(store, changes, context.runtime(request).broker)
     return ok(store_view(store))
 
 
-async def update_pace(request: Request):
+async def update_pace(request: Request) -> Response:
     """The kitchen declares itself busy (+N minutes on every estimate) or pauses new orders."""
     principal = await authenticate(request, *STORE_RUNNERS)
     store = await catalog.find_store(request.path_params["store_id"])
     catalog.authorise_store_staff(principal, str(store.id))
     body = await read_body(request, StorePaceRequest)
-    changes = {name: value for name, value in (("delay_minutes", body.delay_minutes), ("is_paused", body.paused))
-               if value is not None}
+    changes: dict[str, Any] = {name: value for name, value in (("delay_minutes", body.delay_minutes),
+                                                               ("is_paused", body.paused)) if value is not None}
     if "items_per_slot" in body.model_fields_set:
         changes["items_per_slot"] = body.items_per_slot  # None: the cap is removed
     if not changes:
         raise ApiError(400, messages.STORE_PACE_EMPTY)
-    runtime = request.app.state.runtime
+    runtime = context.runtime(request)
     store = await catalog.update_store(store, changes, runtime.broker)
     runtime.ready_times.store_changed(str(store.id))
     return ok({**await catalog.store_with_capacity(store, runtime.clock.now()),
                "waitMinutes": await runtime.ready_times.wait_minutes(str(store.id))})
 
 
-async def get_menu(request: Request):
+async def get_menu(request: Request) -> Response:
     store = await catalog.find_store(request.path_params["store_id"])
     caller = await campusbite.optional_caller(request)
     every_item = request.query_params.get("all") == "true" or campusbite.menu_lists_every_item(caller)
@@ -82,25 +87,25 @@ async def get_menu(request: Request):
     return ok(campusbite.menu_list([menu_item_view(item) for item in items], caller))
 
 
-async def add_menu_item(request: Request):
+async def add_menu_item(request: Request) -> Response:
     principal = await authenticate(request, *STORE_RUNNERS)
     store = await catalog.find_store(request.path_params["store_id"])
     catalog.authorise_store_staff(principal, str(store.id))
     body = await read_body(request, MenuItemRequest)
     item = await catalog.add_menu_item(store, name=body.name, price_paise=body.price_paise, category=body.category,
-                                       is_available=body.is_available, bus=request.app.state.runtime.broker,
+                                       is_available=body.is_available, bus=context.runtime(request).broker,
                                        cap_weight=body.cap_weight)
     return ok(menu_item_view(item), status_code=201)
 
 
-async def update_menu_item(request: Request):
+async def update_menu_item(request: Request) -> Response:
     principal = await authenticate(request, *STORE_RUNNERS)
     item = await catalog.find_menu_item(request.path_params["item_id"])
     catalog.authorise_store_staff(principal, str(item.store_id))
     changes = (await read_body(request, MenuItemPatch)).changes()
     if not changes:
         raise ApiError(400, messages.MENU_ITEM_UPDATE_EMPTY)
-    item = await catalog.update_menu_item(item, changes, request.app.state.runtime.broker)
+    item = await catalog.update_menu_item(item, changes, context.runtime(request).broker)
     return ok(menu_item_view(item))
 
 

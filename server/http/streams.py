@@ -10,12 +10,14 @@ import asyncio
 
 from starlette.requests import Request
 from starlette.routing import WebSocketRoute
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from server import uvicorn_adapter
 from server.domain import messages
 from server.domain.access import Principal
+from server.http import context
 from server.http.body import ascii_int
 from server.http.errors import REFUSALS, ApiError
 from server.http.contract import (
@@ -36,15 +38,16 @@ class WebSocketApp:
 
 
 async def websocket_endpoint(websocket: WebSocket, socket: session.ServerSocket | None = None) -> None:
-    runtime = websocket.app.state.runtime
+    runtime = context.runtime(websocket)
     await websocket.accept()
     try:
         if has_token(websocket, allow_query=True):
             principal = await authenticate(websocket, allow_query=True)
         else:
-            principal = await _first_frame_principal(websocket, runtime.settings.ws_auth_timeout_seconds)
-            if principal is None:
+            first_frame = await _first_frame_principal(websocket, runtime.settings.ws_auth_timeout_seconds)
+            if first_frame is None:
                 return
+            principal = first_frame
     except REFUSALS:
         await websocket.close(CLOSE_UNAUTHORISED)
         return
@@ -67,7 +70,7 @@ async def _first_frame_principal(websocket: WebSocket, timeout: float) -> Princi
         frame = None
     if frame is None or frame.type != "auth" or frame.token is None:
         raise ApiError(401, messages.WS_AUTH_REQUIRED)
-    principal = await websocket.app.state.runtime.accounts.authenticate(frame.token)
+    principal = await context.runtime(websocket).accounts.authenticate(frame.token)
     await websocket.send_text(frames.authenticated(frame.id))
     return principal
 
@@ -83,7 +86,7 @@ async def _stream_principal(request: Request) -> Principal:
     if principal is None:
         ticket = request.query_params.get("ticket")
         if ticket:
-            principal = await request.app.state.runtime.accounts.redeem_stream_ticket(ticket)
+            principal = await context.runtime(request).accounts.redeem_stream_ticket(ticket)
         else:
             principal = await authenticate(request, allow_query=True)
         request.scope[_STREAM_CALLER] = principal
@@ -103,28 +106,28 @@ def _last_event_id(request: Request) -> int | None:
 
 
 async def _event_stream(request: Request, subscribe: sse.Subscribe) -> sse.EventStream:
-    runtime = request.app.state.runtime
+    runtime = context.runtime(request)
     principal = await _stream_principal(request)
     resume_from = _last_event_id(request)
     # A refusal (forbidden, not found, rate limited) is answered by the app's handler, server/http/errors.py.
     return await sse.open_stream(runtime.hub, runtime.settings, principal, subscribe, resume_from)
 
 
-async def order_events(request: Request):
+async def order_events(request: Request) -> Response:
     order_id = request.path_params["order_id"]
     principal = await _stream_principal(request)
-    await request.app.state.runtime.orders.visible_order(principal, order_id)  # REST's 404 and 403
+    await context.runtime(request).orders.visible_order(principal, order_id)  # REST's 404 and 403
     return await _event_stream(request, lambda hub, sub: hub.subscribe_orders(sub, [order_id]))
 
 
-async def store_events(request: Request):
+async def store_events(request: Request) -> Response:
     store_id = request.path_params["store_id"]
     return await _event_stream(request, lambda hub, sub: hub.subscribe_store(sub, store_id))
 
 
-async def menu_events(request: Request):
+async def menu_events(request: Request) -> Response:
     """A store's menu as it changes; public, like the menu itself (no caller to authenticate)."""
-    runtime = request.app.state.runtime
+    runtime = context.runtime(request)
     stream = await sse.open_menu_stream(runtime.hub.catalog, request.path_params["store_id"],
                                         runtime.settings.sse_heartbeat_seconds)
     if stream is None:

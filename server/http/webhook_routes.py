@@ -3,13 +3,16 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
+from starlette.responses import Response
 
 from server.domain import messages
 from server.domain.access import Role
 from server.domain.clock import parse_iso
+from server.http import context
 from server.http.body import query_int, read_body
 from server.http.errors import ApiError
 from server.http.contract import (
@@ -23,18 +26,21 @@ from server.services.partners import MAX_CLIENT_ID_LENGTH
 from server.views import webhook_delivery_view, webhook_endpoint_view
 
 
+if TYPE_CHECKING:
+    from server.models import WebhookEndpoint
+
 ENDPOINT_NOT_FOUND = {"404": refusal("Endpoint not found")}
 
 
-def _now(request: Request):
-    return request.app.state.runtime.clock.now()
+def _now(request: Request) -> datetime:
+    return context.runtime(request).clock.now()
 
 
-async def _view(endpoint) -> dict:
+async def _view(endpoint: WebhookEndpoint) -> dict[str, Any]:
     return webhook_endpoint_view(endpoint, await webhooks.delivery_counts(endpoint.endpoint_id))
 
 
-async def list_endpoints(request: Request):
+async def list_endpoints(request: Request) -> Response:
     """Every endpoint (or one client's, `?clientId=`), newest first, with pending and failed counts."""
     await authenticate(request, Role.ADMIN)
     client_id = request.query_params.get("clientId") or None
@@ -43,37 +49,37 @@ async def list_endpoints(request: Request):
     return ok([await _view(endpoint) for endpoint in await webhooks.list_endpoints(client_id)])
 
 
-async def add_endpoint(request: Request):
+async def add_endpoint(request: Request) -> Response:
     """Register an endpoint; its signing secret is in this answer and never again."""
     await authenticate(request, Role.ADMIN)
     body = await read_body(request, WebhookEndpointRequest)
-    runtime = request.app.state.runtime
+    runtime = context.runtime(request)
     endpoint, secret = await webhooks.add_endpoint(runtime.settings, body.client_id, body.url, body.events,
                                                    _now(request))
     return ok({**await _view(endpoint), "secret": secret}, status_code=201)
 
 
-async def remove_endpoint(request: Request):
+async def remove_endpoint(request: Request) -> Response:
     await authenticate(request, Role.ADMIN)
     await webhooks.remove_endpoint(request.path_params["endpoint_id"])
     return ok(None, message=messages.WEBHOOK_REMOVED)
 
 
-async def rotate_secret(request: Request):
+async def rotate_secret(request: Request) -> Response:
     """A new secret, shown once; the old one also signs for WEBHOOK_ROTATION_GRACE_HOURS."""
     await authenticate(request, Role.ADMIN)
-    grace = timedelta(hours=request.app.state.runtime.settings.webhook_rotation_grace_hours)
+    grace = timedelta(hours=context.runtime(request).settings.webhook_rotation_grace_hours)
     endpoint, secret = await webhooks.rotate_secret(request.path_params["endpoint_id"], grace, _now(request))
     return ok({**await _view(endpoint), "secret": secret}, message=messages.WEBHOOK_ROTATED)
 
 
-async def enable_endpoint(request: Request):
+async def enable_endpoint(request: Request) -> Response:
     await authenticate(request, Role.ADMIN)
     endpoint = await webhooks.enable_endpoint(request.path_params["endpoint_id"])
     return ok(await _view(endpoint), message=messages.WEBHOOK_ENABLED)
 
 
-async def list_deliveries(request: Request):
+async def list_deliveries(request: Request) -> Response:
     """An endpoint's delivery log, newest first: each attempt's status code, latency and error."""
     await authenticate(request, Role.ADMIN)
     limit = query_int(request.query_params.get("limit"), "limit", 50, 1, 500)
@@ -82,7 +88,7 @@ async def list_deliveries(request: Request):
     return ok([webhook_delivery_view(delivery) for delivery in found])
 
 
-def _moment(text: str | None, field: str):
+def _moment(text: str | None, field: str) -> datetime | None:
     if text is None:
         return None
     try:
@@ -91,7 +97,7 @@ def _moment(text: str | None, field: str):
         raise ApiError(400, messages.WEBHOOK_TIME_INVALID.format(field=field)) from None
 
 
-async def replay(request: Request):
+async def replay(request: Request) -> Response:
     """Send finished deliveries again under their webhook-id: by event, by order, or made in a time range."""
     await authenticate(request, Role.ADMIN)
     body = await read_body(request, WebhookReplayRequest)

@@ -8,6 +8,7 @@ parses those, and this validator makes them UTC, so no code downstream sees the 
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Self
 
 from beanie import Document
 from pydantic import model_validator
@@ -15,7 +16,7 @@ from pydantic import model_validator
 
 class UtcDocument(Document):
     @model_validator(mode="after")
-    def _aware_datetimes(self):
+    def _aware_datetimes(self) -> Self:
         for name, value in self.__dict__.items():
             if isinstance(value, datetime) and value.tzinfo is None:
                 object.__setattr__(self, name, value.replace(tzinfo=timezone.utc))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -179,7 +179,7 @@ async def open_board_stream(feed: BoardFeed, store_id: str, heartbeat_seconds: f
         except Exception:  # the database is away: the board goes on, its numbers stop moving
             return True
 
-    async def stream():
+    async def stream() -> AsyncIterator[str]:
         metrics.SSE_STREAMS_OPEN.inc()
         loop = asyncio.get_running_loop()
         checked = loop.time()

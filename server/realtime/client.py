@@ -12,7 +12,7 @@ import asyncio
 import itertools
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from server import metrics
@@ -50,7 +50,7 @@ class Subscriber:
         self.sending_since: float | None = None
         # While a subscribe reads its snapshot, events wait here so the snapshot goes out first.
         self._held: list[OrderChange] | None = None
-        self.abort: Callable[[int], Awaitable[None]] | None = None
+        self.abort: Callable[[int], Coroutine[Any, Any, None]] | None = None
         # The transport's way to tell its client to come back after a delay in ms, then end (a drain).
         self.reconnect: Callable[[int], Awaitable[None]] | None = None
         # The transport's way to write an event immediately; returns False when it cannot.

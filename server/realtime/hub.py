@@ -317,9 +317,9 @@ class Hub:
             except _ReadAbandoned:
                 changes = {c.order_id: c for c in map(as_change, await self._subscriptions.orders(ids))}
             for order_id in ids:
-                change = changes.get(order_id)
-                if change is not None:
-                    found[order_id] = self._newest(change)
+                read = changes.get(order_id)
+                if read is not None:
+                    found[order_id] = self._newest(read)
         return found
 
     def _newest(self, change: OrderChange) -> OrderChange:

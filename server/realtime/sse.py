@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from server import metrics
 from server.config import Settings
@@ -43,12 +44,12 @@ class EventStream(StreamingResponse):
     """An SSE response that releases its subscriber however the stream ends, even when the
     client left before the first byte (the generator's own `finally` would never run then)."""
 
-    def __init__(self, content, release: Callable[[], Awaitable[None]]) -> None:
+    def __init__(self, content: AsyncIterator[str], release: Callable[[], Awaitable[None]]) -> None:
         super().__init__(content, media_type="text/event-stream",
                          headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
         self._release = release
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await super().__call__(scope, receive, send)
         finally:
@@ -67,7 +68,7 @@ async def open_stream(hub: Hub, settings: Settings, principal: Principal, subscr
     subscriber.render_estimates = render_estimates
     heartbeat = settings.sse_heartbeat_seconds
 
-    async def stream():
+    async def stream() -> AsyncIterator[str]:
         task = asyncio.current_task()
 
         async def abort(code: int) -> None:
@@ -124,7 +125,7 @@ async def open_menu_stream(feed: CatalogFeed, store_id: str, heartbeat_seconds: 
     if watcher is None:
         return None
 
-    async def stream():
+    async def stream() -> AsyncIterator[str]:
         metrics.SSE_STREAMS_OPEN.inc()
         try:
             yield f"retry: {RETRY_MILLISECONDS}\n\n"

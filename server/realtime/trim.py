@@ -12,6 +12,7 @@ import asyncio
 import ctypes
 import ctypes.util
 import time
+from collections.abc import Callable
 
 from server import metrics
 
@@ -24,7 +25,7 @@ QUIET_SECONDS = 1.0
 CHURN_SECONDS = 60.0
 
 
-def _malloc_trim():
+def _malloc_trim() -> Callable[[int], int] | None:
     name = ctypes.util.find_library("c")
     try:
         return getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None

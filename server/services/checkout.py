@@ -181,7 +181,6 @@ class CheckoutService:
             if "transaction_id" in str(exc):
                 raise Conflict(messages.TRANSACTION_ID_TAKEN) from None
             raise
-        self._publisher.written()
         await self._publisher.publish(order, created=True)
         if claimed is not None and (claimed.filled or claimed.deferred) and self._store_changed is not None:
             await self._store_changed(str(store.id))

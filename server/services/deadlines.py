@@ -162,7 +162,6 @@ class DeadlineEnforcer:
     async def _publish_batch(self, batch: str) -> None:
         collection = Order.get_pymongo_collection()
         for order in await Order.find({"deadline_batch": batch}).to_list():
-            self._publisher.written()
             await self._publisher.broadcast(order)
         # Cancelled is terminal: nothing else can have changed these orders since.
         await collection.update_many({"deadline_batch": batch},

@@ -86,7 +86,6 @@ class OrderLifecycle:
             await refuse_unwritten(collection, expected)
             raise Conflict(messages.STATUS_CONFLICT)
         updated = Order.model_validate(document)
-        self._publisher.written()
         await self._publisher.publish(updated)
         if deadline is not None:
             self._enforcer.deadline_scheduled(deadline)

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import signal
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -27,15 +25,13 @@ from server.services.changes import customer_channel, encode_change, order_chann
 
 log = logging.getLogger("orderpulse.publishing")
 
-FAILPOINT_AFTER_WRITE = "after_write_before_publish"
 CLEAR_INTERVAL_SECONDS = 0.1
 STOP_SECONDS = 1.0
 
 
 class ChangePublisher:
-    def __init__(self, bus: MessageBus, failpoint: str | None = None) -> None:
+    def __init__(self, bus: MessageBus) -> None:
         self._bus = bus
-        self._failpoint = failpoint
         # Published changes whose marks are still set: cleared in bulk by the relay, off the
         # request path (order id → newest published version).
         self._published: dict[ObjectId, int] = {}
@@ -47,11 +43,6 @@ class ChangePublisher:
 
     def watch(self, watcher: Callable[[Order], None]) -> None:
         self._watchers.append(watcher)
-
-    def written(self) -> None:
-        """Called between the database write and the publish; the test-only failpoint lives here."""
-        if self._failpoint == FAILPOINT_AFTER_WRITE:
-            os.kill(os.getpid(), signal.SIGKILL)
 
     async def broadcast(self, order: Order, *, created: bool = False) -> bool:
         """Hand one change to the bus; False (mark kept for the relay) when the bus failed."""

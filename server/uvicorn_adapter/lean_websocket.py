@@ -14,11 +14,15 @@ from __future__ import annotations
 
 import random
 import struct
+from typing import TYPE_CHECKING
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from server.uvicorn_adapter.keepalive import KeepaliveWheel, wheel_for
 from server.uvicorn_adapter.sockets import LeanSocket
+
+if TYPE_CHECKING:
+    from uvicorn._types import ASGISendEvent
 
 
 class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
@@ -29,11 +33,12 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
         """This connection, for direct writes from the fan-out (found by `sockets.socket_of`)."""
         return LeanSocket(self)
 
-    async def send(self, message) -> None:  # type: ignore[override]
+    async def send(self, message: ASGISendEvent) -> None:
         await super().send(message)
         if self.handshake_complete and getattr(self, "response", None) is not None:
-            self.request = None
-            self.response = None
+            # uvicorn types them as always set; it reads neither after the handshake.
+            self.request = None  # type: ignore[assignment]
+            self.response = None  # type: ignore[assignment]
 
     # --- keep-alive on the shared wheel (same behaviour as uvicorn's own, one timer per process)
 

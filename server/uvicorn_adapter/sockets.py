@@ -55,7 +55,8 @@ def socket_of(receive: Any) -> TransportSocket | None:
     owner = getattr(receive, "__self__", None)
     lean = getattr(owner, "orderpulse_socket", None)
     if lean is not None:
-        return lean()
+        found: TransportSocket = lean()
+        return found
     transport = getattr(owner, "transport", None)
     # Duck-typed: uvloop's transports do not derive from asyncio's classes.
     return TransportSocket(transport) if callable(getattr(transport, "abort", None)) else None

@@ -15,6 +15,7 @@ import asyncio
 import time
 from collections import Counter
 from datetime import datetime
+from typing import Any
 
 from server.bench.api import ApiError
 from server.bench.fixtures import bounded_gather
@@ -46,7 +47,7 @@ async def run(ctx: Context) -> ScenarioResult:
 
     made = 0
 
-    async def checkout(i: int) -> tuple[str, str]:
+    async def checkout(i: int) -> tuple[str, dict[str, Any]]:
         nonlocal made
         token = customers[i % len(customers)].access_token
         data = await api.checkout(token, store.id, store.menu_item_id)
@@ -74,7 +75,7 @@ async def run(ctx: Context) -> ScenarioResult:
         placed = 0
         failures: Counter[str] = Counter()
 
-        async def place(session: tuple[str, dict]) -> tuple[str, float] | None:
+        async def place(session: tuple[str, dict[str, Any]]) -> tuple[str, float] | None:
             nonlocal placed
             token, data = session
             try:

@@ -17,6 +17,7 @@ import math
 import random
 import statistics
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from server.bench.report import ScenarioResult
 from server.bench.scenarios import Context
@@ -99,7 +100,7 @@ def simulate(orders: int, cooks: int, seed: int) -> dict[str, list[float]]:
     return {"errors": first, "live": live, "naive": naive, "waits": waits}
 
 
-def _next(events: list, pending: list) -> tuple[datetime, int, str]:
+def _next(events: list[Any], pending: list[Any]) -> tuple[datetime, int, str]:
     """The next event of the day: an arrival (1) or an order becoming ready (0), in time order."""
     if events and (not pending or events[0][0] <= pending[0][0]):
         return heapq.heappop(events)
@@ -109,7 +110,10 @@ def _next(events: list, pending: list) -> tuple[datetime, int, str]:
 
 def _summary(values: list[float]) -> dict[str, float]:
     ordered = sorted(values)
-    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
+
+    def pick(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
     return {"count": len(values), "p50": pick(0.5), "p90": pick(0.9), "p99": pick(0.99), "max": ordered[-1],
             "mean": statistics.fmean(values)}
 

@@ -33,7 +33,7 @@ async def run(ctx: Context) -> ScenarioResult:
     count = int(ctx.option("orders"))
     duration = float(ctx.option("duration"))
     interval = float(ctx.option("poll_interval"))
-    processes = int(ctx.option("processes")) or DEFAULTS["processes"]
+    processes = int(ctx.option("processes")) or int(DEFAULTS["processes"])
     target = ctx.targets[0]
     result = ScenarioResult(NAME, {
         "url": target.base_url, "orders": count, "durationSeconds": duration,
@@ -115,7 +115,7 @@ async def run(ctx: Context) -> ScenarioResult:
     result.add("sockets_open", "sockets open", opened)
     result.add("socket_cpu_s", "server CPU, sockets", socket_cpu, "s")
     result.add("poll_cpu_s", "server CPU, polling", poll_cpu, "s")
-    ratio = poll_cpu / socket_cpu if socket_cpu else None
+    ratio = poll_cpu / socket_cpu if poll_cpu is not None and socket_cpu else None
     if socket_cpu == 0 and poll_cpu:
         result.notes.append("socket phase CPU below the counter's resolution (10 ms): ratio not computed.")
     result.add("ratio", "polling CPU / socket CPU", ratio, "x", f">= {TARGET_RATIO:g}x",

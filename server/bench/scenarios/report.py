@@ -17,6 +17,7 @@ import secrets
 import statistics
 import time
 from datetime import datetime, timedelta, timezone
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from server.bench.report import ScenarioResult
@@ -36,7 +37,7 @@ ENDINGS = [("picked_up", None)] * 17 + [("cancelled", "no_show_timeout"), ("canc
                                         ("cancelled", "customer_cancelled")]
 
 
-def orders_for(store_id: str, store_name: str, count: int, seed: int, last_day: datetime) -> list[dict]:
+def orders_for(store_id: str, store_name: str, count: int, seed: int, last_day: datetime) -> list[dict[str, Any]]:
     """`count` order documents of one store, `PER_DAY` a day, ending on `last_day`."""
     rng = random.Random(seed)
     run = secrets.token_hex(4)
@@ -46,7 +47,7 @@ def orders_for(store_id: str, store_name: str, count: int, seed: int, last_day: 
         day = last_day - timedelta(days=days - 1 - i // PER_DAY)
         created = (day + timedelta(minutes=rng.uniform(0, 240))).astimezone(timezone.utc)
         lines = rng.sample(MENU, rng.randint(1, 3))
-        items = [{"menu_item_id": f"{n:024x}", "name": name, "price_paise": price, "quantity": (q := rng.randint(1, 2)),
+        items: list[dict[str, Any]] = [{"menu_item_id": f"{n:024x}", "name": name, "price_paise": price, "quantity": (q := rng.randint(1, 2)),
                   "total_paise": price * q} for n, (name, price) in enumerate(lines)]
         status, reason = rng.choice(ENDINGS)
         accepted = created + timedelta(seconds=rng.uniform(20, 120))
@@ -71,10 +72,10 @@ def orders_for(store_id: str, store_name: str, count: int, seed: int, last_day: 
     return docs
 
 
-async def seed(url: str, database: str, docs: list[dict], ctx: Context) -> float:
+async def seed(url: str, database: str, docs: list[dict[str, Any]], ctx: Context) -> float:
     from pymongo import AsyncMongoClient
 
-    client: AsyncMongoClient = AsyncMongoClient(url, tz_aware=True)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url, tz_aware=True)
     try:
         orders = client[database]["orders"]
         began = time.perf_counter()
@@ -100,7 +101,10 @@ async def timed(ctx: Context, path: str, token: str) -> tuple[list[float], int]:
 
 def _summary(values: list[float]) -> dict[str, float]:
     ordered = sorted(values)
-    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
+
+    def pick(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
     return {"count": len(values), "p50": pick(0.5), "p90": pick(0.9), "p99": pick(0.99), "max": ordered[-1],
             "mean": statistics.fmean(values)}
 

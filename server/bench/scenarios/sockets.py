@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 from server.bench.report import ScenarioResult
 from server.bench.scenarios import Context
@@ -28,7 +29,7 @@ WARMUP_SOCKETS = 20
 
 async def run(ctx: Context) -> ScenarioResult:
     count = int(ctx.option("sockets"))
-    processes = int(ctx.option("processes")) or DEFAULTS["processes"]
+    processes = int(ctx.option("processes")) or int(DEFAULTS["processes"])
     hold = float(ctx.option("hold"))
     compression = bool(ctx.args.ws_compression)
     target = ctx.targets[0]  # the process whose memory the probe reads
@@ -59,9 +60,9 @@ async def run(ctx: Context) -> ScenarioResult:
         began = time.monotonic()
         pool.broadcast(("connect",))
         progress = [0] * len(specs)
-        reports: list[dict] = [{}] * len(specs)
+        reports: list[dict[str, Any]] = [{}] * len(specs)
 
-        def on_message(index: int, message: tuple) -> None:
+        def on_message(index: int, message: tuple[Any, ...]) -> None:
             if message[0] == "tick":
                 progress[index] = message[1]
                 ctx.progress.update(f"{sum(progress):,}/{count:,} sockets open "

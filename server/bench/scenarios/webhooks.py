@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
+
 import orjson
 from aiohttp import web
 
@@ -51,6 +53,7 @@ class Receiver:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
+        assert isinstance(site._server, asyncio.Server)
         port = site._server.sockets[0].getsockname()[1]  # the port the system chose
         self.url = f"http://127.0.0.1:{port}/hook"
 
@@ -59,7 +62,7 @@ class Receiver:
             await self._runner.cleanup()
 
 
-async def _until(check, seconds: float, event: asyncio.Event) -> bool:
+async def _until(check: Callable[[], bool], seconds: float, event: asyncio.Event) -> bool:
     deadline = time.monotonic() + seconds
     while not check():
         left = deadline - time.monotonic()

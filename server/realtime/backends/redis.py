@@ -18,6 +18,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -122,7 +123,7 @@ class Listener:
                 probed = now
                 self._send_probe()
 
-    def _take(self, message: dict, deliver: Deliver) -> None:
+    def _take(self, message: dict[str, Any], deliver: Deliver) -> None:
         kind = message["type"]
         channel = _text(message["channel"]) if message.get("channel") is not None else ""
         if kind in ("message", "smessage"):

@@ -26,6 +26,7 @@ import random
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
+from typing import TypedDict
 from urllib.parse import unquote, urlsplit
 
 import redis.asyncio as aioredis
@@ -45,7 +46,15 @@ PUBLISHES_IN_FLIGHT = 32
 PUBLISH_TIMEOUT_SECONDS = 2.0
 
 
-def parse_cluster_url(url: str) -> tuple[list[tuple[str, int]], dict[str, object]]:
+class ClientOptions(TypedDict, total=False):
+    """What a cluster URL says besides its nodes: given to the cluster client and each node's client."""
+
+    ssl: bool
+    username: str | None
+    password: str | None
+
+
+def parse_cluster_url(url: str) -> tuple[list[tuple[str, int]], ClientOptions]:
     """`redis+cluster://[user:password@]host:port[,host:port…]` -> seed nodes and client options."""
     parts = urlsplit(url)
     credentials, _, hosts = parts.netloc.rpartition("@")
@@ -55,10 +64,10 @@ def parse_cluster_url(url: str) -> tuple[list[tuple[str, int]], dict[str, object
         if not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError("each node must be host:port")
         seeds.append((host.strip("[]"), int(port)))
-    options: dict[str, object] = {"ssl": parts.scheme == "rediss+cluster"}
+    options: ClientOptions = {"ssl": parts.scheme == "rediss+cluster"}
     if credentials:
         user, _, password = credentials.partition(":")
-        options.update(username=unquote(user) or None, password=unquote(password) or None)
+        options["username"], options["password"] = unquote(user) or None, unquote(password) or None
     return seeds, options
 
 
@@ -113,15 +122,23 @@ class RedisClusterBackend(BrokerBackend):
 
     def _node_client(self, node: ClusterNode) -> aioredis.Redis:
         bound = max(0.5, self._liveness / 2)
-        return aioredis.Redis(host=node.host, port=node.port, protocol=2, socket_connect_timeout=min(2, bound),
+        return aioredis.Redis(host=node.host, port=int(node.port), protocol=2, socket_connect_timeout=min(2, bound),
                               socket_timeout=bound, retry=no_retry(), **self._options)
+
+    def _owner(self, channel: str) -> ClusterNode:
+        """The master that owns `channel`'s slot, as the cluster client last learned the slots."""
+        assert self._cluster is not None
+        node = self._cluster.get_node_from_key(channel)
+        if node is None:
+            raise RedisClusterException(f"no node owns the slot of {channel}")
+        return node
 
     def _probe_channel(self, node_name: str) -> str:
         """This process's probe channel for one master: a hash tag whose slot that master owns."""
         assert self._cluster is not None
         for n in itertools.count():
             channel = f"{PROBE_PREFIX}{self._token}:{{{n}}}"
-            if self._cluster.get_node_from_key(channel).name == node_name:
+            if self._owner(channel).name == node_name:
                 return channel
         raise AssertionError("unreachable")
 
@@ -209,18 +226,18 @@ class RedisClusterBackend(BrokerBackend):
             await self._drop_shard(name)
         wanted: dict[str, set[str]] = defaultdict(set)
         for channel in self._channels:
-            wanted[self._cluster.get_node_from_key(channel).name].add(channel)
+            wanted[self._owner(channel).name].add(channel)
         for name, shard in list(self._shards.items()):
             for channel in shard.listener.channels - wanted.get(name, set()):
                 self._placed.pop(channel, None)
                 await shard.listener.remove(channel)
         for name, channels in wanted.items():
-            shard = self._shards.get(name)
-            if shard is None:
+            existing = self._shards.get(name)
+            if existing is None:
                 await self._open_shard(masters[name], channels)
                 continue
-            for channel in channels - shard.listener.channels:
-                await shard.listener.add(channel)
+            for channel in channels - existing.listener.channels:
+                await existing.listener.add(channel)
                 self._placed[channel] = name
 
     # --- the backend interface --------------------------------------------------------------
@@ -232,7 +249,7 @@ class RedisClusterBackend(BrokerBackend):
                 return  # the repair places it
             assert self._cluster is not None
             try:
-                node = self._cluster.get_node_from_key(channel)
+                node = self._owner(channel)
                 shard = self._shards.get(node.name)
                 if shard is None:
                     await self._open_shard(node, {channel})
