@@ -1,8 +1,9 @@
 """The floors a throughput result is divided by, measured in the same run with the same client.
 
-- HTTP: a bare Starlette endpoint answering the poll-status path with a fixed body (the size of
-  a real answer), in its own uvicorn process with the server's uvicorn options (httptools,
-  uvloop, one worker, proxy headers, no access log): what one process of this stack can answer.
+- HTTP: a bare Starlette endpoint answering the poll-status path (GET) and the order path
+  (POST /api/orders, 201, after reading the request body) with a fixed body (the bytes of a real
+  answer), in its own uvicorn process with the server's uvicorn options (httptools, uvloop, one
+  worker, proxy headers, no access log): what one process of this stack can answer.
 - Fan-out: a WebSocket server of our own (websockets does the handshakes) holding the same
   number of subscribers; each event is one pre-built frame written to every socket's transport
   in a plain loop, timed like the server's `orderpulse_fanout_seconds`: the cost of the writes.
@@ -89,7 +90,7 @@ class HttpFloor:
 
 
 def floor_app(body: bytes) -> Any:
-    """The Starlette app of the HTTP floor: the poll-status path, a constant JSON body."""
+    """The Starlette app of the HTTP floor: the poll-status and order paths, a constant JSON body."""
     from starlette.applications import Starlette
     from starlette.responses import Response
     from starlette.routing import Route
@@ -97,7 +98,12 @@ def floor_app(body: bytes) -> Any:
     async def poll_status(request: Any) -> Response:
         return Response(body, media_type="application/json")
 
-    return Starlette(routes=[Route("/api/orders/{order_id}/poll-status", poll_status)])
+    async def place_order(request: Any) -> Response:
+        await request.body()  # the server reads and parses the order's body before it answers
+        return Response(body, status_code=201, media_type="application/json")
+
+    return Starlette(routes=[Route("/api/orders/{order_id}/poll-status", poll_status),
+                             Route("/api/orders", place_order, methods=["POST"])])
 
 
 def _serve_http_floor(fd: int, body: bytes) -> None:
