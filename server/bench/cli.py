@@ -44,6 +44,7 @@ OPTIONS: dict[str, tuple[Any, str]] = {
     "max_wait": (float, "longest wait for the deadlines, in seconds"),
     "create_concurrency": (int, "orders placed at once in the burst"),
     "grace": (float, "seconds to wait after the last deadline"),
+    "burst_orders": (int, "orders placed in a concurrent checkout burst while the deadlines fall (0: none)"),
     "cooks": (int, "cooks preparing orders at once in the simulated kitchen (eta)"),
     "seed": (int, "random seed of the simulated lunch rushes (eta)"),
 }

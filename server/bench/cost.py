@@ -175,7 +175,8 @@ class CostWindow:
     apis: list[Api]
     server_cpu: float | None = None
     database_cpu: float | None = None
-    scrapes: list[MetricsSnapshot] = field(default_factory=list)
+    scrapes: list[MetricsSnapshot | None] = field(default_factory=list)
+    ended: tuple[float | None, float | None, list[MetricsSnapshot | None]] | None = None
 
     async def open(self) -> CostWindow:
         self.scrapes = [await _scrape(api) for api in self.apis]
@@ -183,14 +184,21 @@ class CostWindow:
         self.database_cpu = self.processes.database_cpu()
         return self
 
+    async def stop(self) -> None:
+        """End the window now, when its rows can only be written later (once counts are known)."""
+        self.ended = (self.processes.server_cpu(), self.processes.database_cpu(),
+                      [await _scrape(api) for api in self.apis])
+
     async def close(self, result: ScenarioResult, *, operations: int, api_calls: int | None, what: str) -> None:
         """Rows: server and database CPU per 1,000 `what`, and database commands per API call.
 
         `api_calls` is None when the operations are not API calls (deadline cancellations):
         commands are then given per operation.
         """
-        server_cpu, database_cpu = self.processes.server_cpu(), self.processes.database_cpu()
-        after = [await _scrape(api) for api in self.apis]
+        if self.ended is None:
+            await self.stop()
+        assert self.ended is not None
+        server_cpu, database_cpu, after = self.ended
         per = 1000 / operations if operations else None
         server = server_cpu - self.server_cpu if server_cpu is not None and self.server_cpu is not None else None
         database = (database_cpu - self.database_cpu
