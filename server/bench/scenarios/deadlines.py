@@ -29,10 +29,10 @@ from collections import Counter
 from datetime import datetime
 
 from server.bench.api import ApiError
-from server.bench.fixtures import Population, bounded_gather
+from server.bench.fixtures import bounded_gather
 from server.bench.report import ScenarioResult
 from server.bench.scenarios import Context
-from server.bench.scenarios.checkout import Burst, place_burst
+from server.bench.scenarios.checkout import Burst, confirm_unless_cancelled, place_burst
 from server.bench.stats import summarize
 from server.bench.subscribers import SubscriberSpec, merge_receipts, subscriber_worker
 from server.bench.workers import WorkerPool
@@ -169,7 +169,7 @@ async def run(ctx: Context) -> ScenarioResult:
             result.params["burstRefusals"] = dict(during.refused)
         # Paid, the burst's orders leave no deadline behind to fall during a later scenario.
         assert burst_store is not None
-        await bounded_gather([_confirm(population, burst_store.staff_token, order["id"])
+        await bounded_gather([confirm_unless_cancelled(population, burst_store.staff_token, order["id"])
                               for order in during.placed], 16)
     result.params["cancellationReasons"] = dict(reasons)
     if failures:
@@ -190,11 +190,3 @@ async def _burst_at(moment: float, ctx: Context, sessions: list[tuple[str, str]]
     await asyncio.sleep(max(0.0, moment - time.time()))
     target = ctx.targets[0]
     return await place_burst(target.host, target.port, sessions, int(ctx.option("create_concurrency")))
-
-
-async def _confirm(population: Population, staff_token: str, order_id: str) -> None:
-    """Confirm payment; an order whose deadline already cancelled it is left as it is."""
-    try:
-        await population.confirm_payment(staff_token, order_id)
-    except ApiError:
-        pass

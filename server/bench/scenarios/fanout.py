@@ -146,7 +146,7 @@ async def run(ctx: Context) -> ScenarioResult:
     subscribers = int(ctx.option("subscribers"))
     rate = float(ctx.option("rate"))
     duration = float(ctx.option("duration"))
-    processes = int(ctx.option("processes")) or DEFAULTS["processes"]
+    processes = int(ctx.option("processes") or DEFAULTS["processes"])
     changes = max(1, int(rate * duration))
     result = ScenarioResult(NAME, {
         "publishUrl": ctx.targets[0].base_url, "subscribeUrl": ctx.subscribe_target.base_url,
