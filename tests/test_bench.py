@@ -15,6 +15,7 @@ import uuid
 import pytest
 
 from server.bench.cli import main, parse_overrides
+from server.bench.floors import server_frame
 from server.bench.loadgen import choose_client
 from server.bench.metrics import MetricsSnapshot, histogram_delta
 from server.bench.target import TargetRefused, parse_targets
@@ -290,3 +291,11 @@ def test_fanout_reports_the_transport_floor_and_the_node_peer(server_pair, tmp_p
         assert _ordered(fanout["distributions"][f"{key}_send_to_receipt"])
         for ratio in ("fanout", "p50", "p99"):
             assert _value(fanout, f"{key}_ratio_{ratio}") > 0, (key, ratio)
+
+
+def test_the_transport_floor_frames_every_payload_length_as_rfc_6455_says():
+    from websockets.frames import Frame, Opcode
+
+    for size in (0, 125, 126, 65535, 65536):
+        payload = b"x" * size
+        assert server_frame(payload) == Frame(Opcode.TEXT, payload).serialize(mask=False), size
