@@ -15,6 +15,7 @@ import uuid
 import pytest
 
 from server.bench.cli import main, parse_overrides
+from server.bench.floors import server_frame
 from server.bench.loadgen import choose_client
 from server.bench.metrics import MetricsSnapshot, histogram_delta
 from server.bench.target import TargetRefused, parse_targets
@@ -34,7 +35,10 @@ def _env(mongo) -> dict[str, str]:
     # Development, as `orderpulse demo` runs: it refuses the `.test` emails a test server accepts.
     return {"MONGODB_URL": mongo.url, "MONGODB_DATABASE": f"bench_{uuid.uuid4().hex[:10]}",
             "ORDERPULSE_ENV": "development", "POLL_MIN_INTERVAL_SECONDS": "0",
-            "UNPAID_ORDER_TIMEOUT_MINUTES": "0.2", "WEBHOOK_ALLOWED_HOSTS": "127.0.0.1"}
+            "UNPAID_ORDER_TIMEOUT_MINUTES": "0.2", "WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",
+            # The fan-out test opens and subscribes 200 sockets as two staff accounts at once.
+            "WS_MAX_SOCKETS_PER_STAFF_ACCOUNT": "200", "WS_SUBSCRIBE_READS_BURST": "200",
+            "WS_SUBSCRIBES_BURST": "200"}
 
 
 def _admin_args() -> list[str]:
@@ -91,11 +95,12 @@ def test_every_scenario_reports_coherent_results(server_pair, tmp_path):
     first, second = server_pair
     code = main(["all", "--urls", f"{first.url},{second.url}", "--server-pid", str(first.process.pid),
                  *_admin_args(), *TINY, "--set", "sockets.sockets=20",
-                 "--set", "webhooks.orders=4", "--set", "webhooks.settle=20", "--json", str(out), "--plot", str(charts)])
+                 "--set", "webhooks.orders=4", "--set", "webhooks.settle=20", "--set", "deadlines.burst_orders=8",
+                 "--json", str(out), "--plot", str(charts)])
     assert code == 0
     scenarios = {s["scenario"]: s for s in json.loads(out.read_text())["scenarios"]}
-    assert list(scenarios) == ["poll", "sockets", "fanout", "latency", "push-vs-poll", "deadlines", "eta",
-                               "webhooks", "report"]
+    assert list(scenarios) == ["poll", "sockets", "fanout", "latency", "checkout", "push-vs-poll", "deadlines",
+                               "eta", "webhooks", "report"]
     assert "MONGODB_URL" in scenarios["report"]["notes"][0]  # it writes to the database only when told where
     assert _value(scenarios["eta"], "orders") == 16  # the shared --orders; a simulation, no server
 
@@ -135,6 +140,13 @@ def test_every_scenario_reports_coherent_results(server_pair, tmp_path):
     assert _value(deadlines, "cancelled") == _value(deadlines, "orders") == 16
     assert deadlines["params"]["cancellationReasons"] == {"payment_timeout": 16}
     assert not math.isnan(deadlines["distributions"]["lateness"]["p99"])
+    assert _value(deadlines, "early") == 0 and _value(deadlines, "cancelled_at_missing") == 0
+    assert _ordered(deadlines["distributions"]["server_lateness"])
+    assert _value(deadlines, "burst_placed") == 8 and _value(deadlines, "burst_refused") == 0
+    _assert_costs(deadlines, first.process.pid, per_call=False)
+
+    checkout = scenarios["checkout"]
+    assert _value(checkout, "placed") == 16 and _value(checkout, "refused") == 0
 
     hooks = scenarios["webhooks"]
     assert _value(hooks, "changes") + _value(hooks, "change_errors") == 4
@@ -144,6 +156,17 @@ def test_every_scenario_reports_coherent_results(server_pair, tmp_path):
 
     assert {p.name for p in charts.iterdir()} >= {"bench-poll-latency.png", "bench-fanout-latency.png",
                                                   "bench-deadlines-latency.png"}
+
+
+def _assert_costs(scenario: dict, server_pid: int, *, per_call: bool = True) -> None:
+    """Server and database CPU per 1,000 operations and database commands, all read, none negative."""
+    found = scenario["params"]["cpuProcesses"]
+    assert server_pid in found["server"] and found["database"] not in (None, server_pid)
+    for key in ("cpu_server_per_1000_s", "cpu_database_per_1000_s"):
+        assert _value(scenario, key) >= 0, key
+    assert _value(scenario, "db_commands_per_call") > 0
+    assert scenario["measurements"]["db_commands_per_call"]["label"].endswith(
+        "per API call" if per_call else "per cancellation")
 
 
 def _assert_poll_and_its_floor(poll: dict) -> None:
@@ -229,3 +252,50 @@ def test_eta_needs_no_server_and_reports_both_estimates_beside_the_baseline(tmp_
         assert 0 < _value(eta, f"{key}_mae_min") < _value(eta, "baseline_mae_min")
         assert _value(eta, f"{key}_improvement") > 0
     assert _ordered(eta["distributions"]["estimate_error_minutes"])
+
+
+def test_checkout_reports_orders_per_second_beside_its_floor_and_where_the_time_goes(server_pair, tmp_path):
+    out = tmp_path / "checkout.json"
+    first, _ = server_pair
+    code = main(["checkout", "--url", first.url, *_admin_args(), "--customers", "2", "--orders", "50",
+                 "--concurrency", "8", "--quiet", "--json", str(out)])
+    assert code == 0
+    (checkout,) = json.loads(out.read_text())["scenarios"]
+    assert checkout["params"]["concurrency"] == 8 and checkout["atTargetSize"] is False
+    assert _value(checkout, "placed") == 50 and _value(checkout, "refused") == 0
+    assert _value(checkout, "orders_per_second") > 0 and _value(checkout, "floor_orders_per_second") > 0
+    assert checkout["distributions"]["place"]["count"] == 50 and _ordered(checkout["distributions"]["place"])
+    assert checkout["distributions"]["floor_place"]["count"] == 50
+    assert _value(checkout, "floor_ratio_rate") > 0 and _value(checkout, "floor_ratio_p99") > 0
+    # The server's pid is found by the port it listens on, the database by the port it is connected to.
+    _assert_costs(checkout, first.process.pid)
+    assert checkout["params"]["windowDbCommands"]["insert"] >= 50
+
+
+def test_fanout_reports_the_transport_floor_and_the_node_peer(server_pair, tmp_path):
+    out = tmp_path / "fanout.json"
+    first, _ = server_pair
+    code = main(["fanout", "--url", first.url, *_admin_args(), "--customers", "1", "--subscribers", "200",
+                 "--rate", "10", "--duration", "1", "--processes", "2", "--settle", "0.5", "--quiet",
+                 "--json", str(out)])
+    assert code == 0
+    (fanout,) = json.loads(out.read_text())["scenarios"]
+    assert _value(fanout, "subscribers") == 200 and _value(fanout, "missing") == 0
+    _assert_costs(fanout, first.process.pid)
+    peers = ["floor"] + (["node"] if "nodePeer" in fanout["params"] else [])
+    if "node" not in peers:
+        assert any("Node ws peer is skipped" in note for note in fanout["notes"])
+    for key in peers:
+        assert _value(fanout, f"{key}_subscribers") == 200
+        assert _value(fanout, f"{key}_deliveries") == 10 * 200 and _value(fanout, f"{key}_missing") == 0
+        assert _ordered(fanout["distributions"][f"{key}_send_to_receipt"])
+        for ratio in ("fanout", "p50", "p99"):
+            assert _value(fanout, f"{key}_ratio_{ratio}") > 0, (key, ratio)
+
+
+def test_the_transport_floor_frames_every_payload_length_as_rfc_6455_says():
+    from websockets.frames import Frame, Opcode
+
+    for size in (0, 125, 126, 65535, 65536):
+        payload = b"x" * size
+        assert server_frame(payload) == Frame(Opcode.TEXT, payload).serialize(mask=False), size

@@ -12,6 +12,7 @@ from typing import Any, Sequence
 import httpx
 
 from server.bench.api import Api, ApiError
+from server.bench.cost import Processes
 from server.bench.fixtures import build_population
 from server.bench.loadgen import ClientUnavailable, choose_client
 from server.bench.metrics import ServerProbe
@@ -27,8 +28,8 @@ DEFAULT_URL = "http://127.0.0.1:8000"
 OPTIONS: dict[str, tuple[Any, str]] = {
     "duration": (float, "seconds of load (poll, fanout, latency) or per phase (push-vs-poll)"),
     "orders": (int, "distinct orders (poll), orders kept fresh (push-vs-poll), deadlines (deadlines), "
-                    "orders the sockets subscribe to (sockets)"),
-    "concurrency": (int, "connections polling at once"),
+                    "orders the sockets subscribe to (sockets), orders placed (checkout)"),
+    "concurrency": (int, "connections polling at once (poll), orders placed at once (checkout)"),
     "processes": (int, "client processes, or wrk threads (0: pick for this machine)"),
     "client": (str, "HTTP load client: auto (wrk when installed), wrk, or python (the bench's own)"),
     "warmup": (float, "seconds of load before measuring"),
@@ -43,6 +44,7 @@ OPTIONS: dict[str, tuple[Any, str]] = {
     "max_wait": (float, "longest wait for the deadlines, in seconds"),
     "create_concurrency": (int, "orders placed at once in the burst"),
     "grace": (float, "seconds to wait after the last deadline"),
+    "burst_orders": (int, "orders placed in a concurrent checkout burst while the deadlines fall (0: none)"),
     "cooks": (int, "cooks preparing orders at once in the simulated kitchen (eta)"),
     "seed": (int, "random seed of the simulated lunch rushes (eta)"),
 }
@@ -57,6 +59,9 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
                         help="allow a non-loopback host (only for a server you may load)")
     target.add_argument("--server-pid", type=int, default=None,
                         help="pid of the server under test: CPU and memory from /proc (same host)")
+    target.add_argument("--db-pid", type=int, default=None,
+                        help="pid of its database (default: the server's nx-27017 child, or the "
+                             "nx-27017/mongod it is connected to)")
     who = parser.add_argument_group("identities")
     who.add_argument("--admin-email", default="admin@orderpulse.demo")
     who.add_argument("--admin-password", default="admin-demo-1")
@@ -136,11 +141,12 @@ async def run(args: argparse.Namespace, progress: Progress) -> tuple[list[Scenar
             customer_password=args.customer_password, store_id=args.store_id, staff=staff,
             progress=progress)
         probe = ServerProbe(apis[0], args.server_pid)
+        processes = Processes.find(targets, args.server_pid, args.db_pid)
         for module in modules:
             progress.begin(module.NAME)
             await population.refresh_tokens()
             ctx = Context(targets, apis, population, probe, progress, args, module.DEFAULTS,
-                          args.overrides.get(module.NAME, {}))
+                          args.overrides.get(module.NAME, {}), processes)
             conflicts = population.setup_conflicts
             try:
                 results.append(await module.run(ctx))

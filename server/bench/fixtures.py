@@ -117,7 +117,7 @@ class Population:
             checkout = await self.api.checkout(customer.access_token, store.id, store.menu_item_id)
             placed = await self.api.place_order(customer.access_token, checkout["checkoutToken"])
             if accept:
-                await self._accept(store.staff[i % len(store.staff)].access_token, placed["id"])
+                await self.confirm_payment(store.staff[i % len(store.staff)].access_token, placed["id"])
             done += 1
             if progress:
                 progress.update(f"created {done}/{count} orders")
@@ -125,7 +125,7 @@ class Population:
 
         return await bounded_gather([one(i) for i in range(count)], concurrency)
 
-    async def _accept(self, staff_token: str, order_id: str) -> None:
+    async def confirm_payment(self, staff_token: str, order_id: str) -> None:
         """Confirm payment; a 409 on an order nobody else touches is retried and counted."""
         for attempt in range(5):
             try:

@@ -1,17 +1,21 @@
 """The floors a throughput result is divided by, measured in the same run with the same client.
 
-- HTTP: a bare Starlette endpoint answering the poll-status path with a fixed body (the size of
-  a real answer), in its own uvicorn process with the server's uvicorn options (httptools,
-  uvloop, one worker, proxy headers, no access log): what one process of this stack can answer.
-- Fan-out: a WebSocket server of our own (websockets does the handshakes) holding the same
-  number of subscribers; each event is one pre-built frame written to every socket's transport
-  in a plain loop, timed like the server's `orderpulse_fanout_seconds`: the cost of the writes.
+- HTTP: a bare Starlette endpoint answering the poll-status path (GET) and the order path
+  (POST /api/orders, 201, after reading the request body) with a fixed body (the bytes of a real
+  answer), in its own uvicorn process with the server's uvicorn options (httptools, uvloop, one
+  worker, proxy headers, no access log): what one process of this stack can answer.
+- Fan-out (the transport floor): a minimal asyncio server on uvloop, handshakes and frames by
+  hand, no WebSocket library, holding the same number of subscribers; each event is one
+  pre-framed byte string written to every socket's transport in a plain loop, timed like the
+  server's `orderpulse_fanout_seconds`: the cost of the writes themselves.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import hashlib
 import os
 import socket
 import subprocess
@@ -89,7 +93,7 @@ class HttpFloor:
 
 
 def floor_app(body: bytes) -> Any:
-    """The Starlette app of the HTTP floor: the poll-status path, a constant JSON body."""
+    """The Starlette app of the HTTP floor: the poll-status and order paths, a constant JSON body."""
     from starlette.applications import Starlette
     from starlette.responses import Response
     from starlette.routing import Route
@@ -97,7 +101,12 @@ def floor_app(body: bytes) -> Any:
     async def poll_status(request: Any) -> Response:
         return Response(body, media_type="application/json")
 
-    return Starlette(routes=[Route("/api/orders/{order_id}/poll-status", poll_status)])
+    async def place_order(request: Any) -> Response:
+        await request.body()  # the server reads and parses the order's body before it answers
+        return Response(body, status_code=201, media_type="application/json")
+
+    return Starlette(routes=[Route("/api/orders/{order_id}/poll-status", poll_status),
+                             Route("/api/orders", place_order, methods=["POST"])])
 
 
 def _serve_http_floor(fd: int, body: bytes) -> None:
@@ -118,45 +127,126 @@ class FanoutFloorSpec:
     backlog: int = 2048
 
 
-def event_frame(order_id: str, status: str, size: int) -> bytes:
-    """One server-to-client text frame carrying an order event, padded to `size` bytes of JSON."""
-    from websockets.frames import Frame, Opcode
+WEBSOCKET_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
+
+def server_frame(payload: bytes, opcode: int = 0x1) -> bytes:
+    """One unmasked, unfragmented server-to-client frame (RFC 6455 section 5.2)."""
+    size = len(payload)
+    if size < 126:
+        head = bytes((0x80 | opcode, size))
+    elif size < 1 << 16:
+        head = bytes((0x80 | opcode, 126)) + size.to_bytes(2, "big")
+    else:
+        head = bytes((0x80 | opcode, 127)) + size.to_bytes(8, "big")
+    return head + payload
+
+
+def event_payload(order_id: str, status: str, size: int) -> bytes:
+    """The JSON of an order event, padded to `size` bytes: what every fan-out server sends."""
     message = {"type": "order", "order": {"id": order_id, "orderStatus": status, "version": 1}, "pad": ""}
     message["pad"] = "x" * max(0, size - len(orjson.dumps(message)))
-    return Frame(Opcode.TEXT, orjson.dumps(message)).serialize(mask=False)
+    return orjson.dumps(message)
+
+
+def event_frame(order_id: str, status: str, size: int) -> bytes:
+    """One server-to-client text frame carrying an order event, padded to `size` bytes of JSON."""
+    return server_frame(event_payload(order_id, status, size))
+
+
+class _FloorSocket(asyncio.Protocol):
+    """One client of the transport floor: a hand-made handshake, then frames parsed in place.
+
+    It answers a `subscribe` with an empty snapshot, a ping with a pong and a close with a close;
+    fan-out writes go to its transport directly, so nothing of a WebSocket library runs per send.
+    """
+
+    def __init__(self, subscribers: set[asyncio.Transport]) -> None:
+        self.subscribers = subscribers
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.upgraded = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.transport is not None:
+            self.subscribers.discard(self.transport)
+
+    def data_received(self, data: bytes) -> None:
+        assert self.transport is not None
+        self.buffer += data
+        if not self.upgraded:
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            key = b""
+            for line in bytes(self.buffer[:end]).split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"sec-websocket-key":
+                    key = value.strip()
+            del self.buffer[:end + 4]
+            accept = base64.b64encode(hashlib.sha1(key + WEBSOCKET_GUID).digest())
+            self.transport.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                                 b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+            self.upgraded = True
+        while (frame := self._next_frame()) is not None:
+            opcode, payload = frame
+            if opcode == 0x1:
+                message = orjson.loads(payload)
+                if message.get("type") == "subscribe":
+                    self.transport.write(server_frame(orjson.dumps(
+                        {"type": "snapshot", "id": message.get("id"), "orders": []})))
+                    self.subscribers.add(self.transport)
+            elif opcode == 0x8:
+                self.transport.write(server_frame(payload[:2], 0x8))
+                self.transport.close()
+            elif opcode == 0x9:
+                self.transport.write(server_frame(payload, 0xA))
+
+    def _next_frame(self) -> tuple[int, bytes] | None:
+        """The next whole client frame (masked, unfragmented, as the bench's clients send), unmasked."""
+        buffer = self.buffer
+        if len(buffer) < 2:
+            return None
+        opcode, size, position = buffer[0] & 0x0F, buffer[1] & 0x7F, 2
+        if size == 126:
+            if len(buffer) < 4:
+                return None
+            size, position = int.from_bytes(buffer[2:4], "big"), 4
+        elif size == 127:
+            if len(buffer) < 10:
+                return None
+            size, position = int.from_bytes(buffer[2:10], "big"), 10
+        masked = buffer[1] & 0x80
+        mask_end = position + (4 if masked else 0)
+        if len(buffer) < mask_end + size:
+            return None
+        payload = bytes(buffer[mask_end:mask_end + size])
+        if masked:
+            mask = bytes(buffer[position:mask_end]) * (size // 4 + 1)
+            payload = bytes(a ^ b for a, b in zip(payload, mask))
+        del buffer[:mask_end + size]
+        return opcode, payload
 
 
 async def fanout_floor_worker(channel: Channel, spec: FanoutFloorSpec) -> dict[str, Any]:
     """Serve WebSocket subscribers; on each ("event", frame) write the frame to every one of them."""
-    from websockets.asyncio.server import serve
-
-    subscribers: set[Any] = set()
-
-    async def handler(connection: Any) -> None:
-        try:
-            async for raw in connection:
-                frame = orjson.loads(raw)
-                if frame.get("type") == "subscribe":
-                    await connection.send(orjson.dumps(
-                        {"type": "snapshot", "id": frame.get("id"), "orders": []}).decode())
-                    subscribers.add(connection)
-        finally:
-            subscribers.discard(connection)
-
+    subscribers: set[asyncio.Transport] = set()
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: _FloorSocket(subscribers), "127.0.0.1", 0, backlog=spec.backlog)
     loops = array("d")
-    async with serve(handler, "127.0.0.1", 0, ping_interval=None, compression=None, max_size=None,
-                     backlog=spec.backlog) as server:
-        port = server.sockets[0].getsockname()[1]
-        channel.send(("ready", port))
+    async with server:
+        channel.send(("ready", server.sockets[0].getsockname()[1]))
         while True:
             message = await channel.recv()
             if message[0] != "event":
                 break
             frame = message[1]
             started = time.perf_counter()
-            for connection in subscribers:
-                connection.transport.write(frame)
+            for transport in subscribers:
+                transport.write(frame)
             elapsed = time.perf_counter() - started
             loops.append(elapsed)
             channel.send(("sent", elapsed, len(subscribers)))

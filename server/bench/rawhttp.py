@@ -20,6 +20,12 @@ def build_get(host: str, path: str, token: str, extra: str = "") -> bytes:
             f"Accept: application/json\r\n{extra}\r\n").encode()
 
 
+def build_post(host: str, path: str, token: str, body: bytes) -> bytes:
+    return (f"POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
+            f"Accept: application/json\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+
 class _Protocol(asyncio.Protocol):
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None

@@ -89,8 +89,10 @@ def format_value(value: float | str | None, unit: str) -> str:
         return value
     if unit == "ms":
         text = f"{value:,.2f}" if value < 100 else f"{value:,.0f}"
-    elif unit == "reads":
+    elif unit in ("reads", "cmds") or (unit == "s" and abs(value) < 1):
         text = f"{value:,.3f}"
+    elif unit == "x" and abs(value) < 0.1:
+        text = f"{value:.4f}"
     elif unit in ("KiB", "s", "x"):
         text = f"{value:,.2f}"
     elif abs(value) >= 100 or float(value).is_integer():

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from server.bench.api import Api
+from server.bench.cost import CostWindow, Processes
 from server.bench.fixtures import Population
 from server.bench.metrics import ServerProbe
 from server.bench.progress import Progress
@@ -25,6 +26,11 @@ class Context:
     args: argparse.Namespace
     defaults: dict[str, Any]
     overrides: dict[str, Any] = field(default_factory=dict)  # this scenario's `all --set` values
+    processes: Processes = field(default_factory=Processes)  # server and database pids, for CPU
+
+    async def cost_window(self) -> CostWindow:
+        """Start reading CPU and database commands for a measured window (close it with the rows)."""
+        return await CostWindow(self.processes, self.apis).open()
 
     @property
     def api(self) -> Api:
@@ -49,6 +55,7 @@ class Context:
 
 
 def scenario_modules() -> list[Any]:
-    from server.bench.scenarios import deadlines, eta, fanout, latency, poll, push_vs_poll, report, sockets, webhooks
+    from server.bench.scenarios import (checkout, deadlines, eta, fanout, latency, poll, push_vs_poll, report,
+                                        sockets, webhooks)
 
-    return [poll, sockets, fanout, latency, push_vs_poll, deadlines, eta, webhooks, report]
+    return [poll, sockets, fanout, latency, checkout, push_vs_poll, deadlines, eta, webhooks, report]

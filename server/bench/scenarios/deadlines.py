@@ -7,6 +7,18 @@ burst, so the deadlines fall as close together as the server can create orders (
 reported). Lateness is measured two ways: receipt of the cancellation event by a store
 subscriber minus the deadline, and the server's own `cancelledAt` minus the deadline (both on
 this host's wall clock: the bench only runs against loopback unless --allow-remote).
+
+How close the deadlines fall is bounded by how fast the server places orders: the product has no
+path that moves pending orders' deadlines together. A payment deadline is the order's
+`createdAt` plus the process-wide UNPAID_ORDER_TIMEOUT_MINUTES, a commitment deadline is fixed
+when the order is placed, a no-show deadline when it is marked ready, and no store setting or
+admin call recomputes any of them. So the orders are staged as the product allows: every
+checkout session made ahead, then the orders placed in one burst of --create-concurrency calls.
+
+With --burst-orders N, a concurrent checkout burst (N orders, sessions made ahead, placed at
+--create-concurrency at once) starts half a second before the first deadline, and its orders
+per second and POST latency are reported beside the lateness. The cancellation window (end of
+placing to end of waiting) gives the CPU of server and database per 1,000 cancellations.
 """
 
 from __future__ import annotations
@@ -21,13 +33,14 @@ from server.bench.api import ApiError
 from server.bench.fixtures import bounded_gather
 from server.bench.report import ScenarioResult
 from server.bench.scenarios import Context
+from server.bench.scenarios.checkout import Burst, confirm_unless_cancelled, place_burst
 from server.bench.stats import summarize
 from server.bench.subscribers import SubscriberSpec, merge_receipts, subscriber_worker
 from server.bench.workers import WorkerPool
 
 NAME = "deadlines"
 HELP = "K orders whose payment deadlines fall together: lateness of each cancellation"
-DEFAULTS = {"orders": 1000, "max_wait": 300.0, "create_concurrency": 64, "grace": 5.0}
+DEFAULTS = {"orders": 1000, "max_wait": 300.0, "create_concurrency": 64, "grace": 5.0, "burst_orders": 0}
 TARGET_ORDERS = 10_000
 TARGET_P99_MS = 1000.0
 
@@ -56,6 +69,15 @@ async def run(ctx: Context) -> ScenarioResult:
         return token, data
 
     sessions = await bounded_gather([checkout(i) for i in range(count)], 32)
+    burst_count = max(0, int(ctx.option("burst_orders")))
+    burst_store = await population.new_store(f"{NAME}-burst") if burst_count else None
+
+    async def burst_session(i: int) -> tuple[str, str]:
+        assert burst_store is not None
+        token = customers[i % len(customers)].access_token
+        return token, (await api.checkout(token, burst_store.id, burst_store.menu_item_id))["checkoutToken"]
+
+    burst_sessions = await bounded_gather([burst_session(i) for i in range(burst_count)], 32)
     timeout_minutes = float(sessions[0][1]["noShowPolicy"]["unpaidTimeoutMinutes"])
     timeout = timeout_minutes * 60
     result.params["unpaidTimeoutMinutes"] = timeout_minutes
@@ -97,10 +119,16 @@ async def run(ctx: Context) -> ScenarioResult:
         wait = min(last + float(ctx.option("grace")) - time.time(), max_wait)
         ctx.progress.note(f"{len(deadlines):,} orders placed in {burst:.1f} s; deadlines span "
                           f"{last - min(deadlines.values()):.2f} s; waiting {wait:.0f} s")
+        window = await ctx.cost_window()
         end = time.monotonic() + max(0.0, wait)
+        concurrent: asyncio.Task[Burst] | None = None
+        if burst_sessions:
+            concurrent = asyncio.create_task(_burst_at(min(deadlines.values()) - 0.5, ctx, burst_sessions))
         while (left := end - time.monotonic()) > 0:
             ctx.progress.update(f"waiting for the deadlines: {left:4.0f} s left")
             await asyncio.sleep(min(1.0, left))
+        during = await concurrent if concurrent else None
+        await window.stop()
         pool.broadcast(("stop",))
         receipts, kept = merge_receipts(await pool.finish(timeout=120))
 
@@ -128,6 +156,22 @@ async def run(ctx: Context) -> ScenarioResult:
     result.add_distribution("lateness", "lateness to receipt", summarize(delivered), {"p99": TARGET_P99_MS})
     result.add_distribution("server_lateness", "lateness of cancelledAt", summarize(server_side))
     result.add("early", "cancelled before deadline", sum(1 for x in server_side if x < 0))
+    result.add("cancelled_at_missing", "cancellations without cancelledAt", len(delivered) - len(server_side))
+    await window.close(result, operations=len(delivered), api_calls=None, what="cancellations")
+    result.params["staging"] = ("checkout sessions ahead, orders placed in one burst: the product has no path "
+                                "that moves pending orders' deadlines together")
+    if during is not None:
+        result.add("burst_placed", "concurrent burst: orders placed", len(during.placed))
+        result.add("burst_refused", "concurrent burst: orders refused", sum(during.refused.values()))
+        result.add("burst_orders_per_second", "concurrent burst: orders per second",
+                   len(during.placed) / during.seconds if during.seconds > 0 else None, "/s")
+        result.add_distribution("burst_place", "concurrent burst: POST /api/orders", summarize(during.latencies))
+        if during.refused:
+            result.params["burstRefusals"] = dict(during.refused)
+        # Paid, the burst's orders leave no deadline behind to fall during a later scenario.
+        assert burst_store is not None
+        await bounded_gather([confirm_unless_cancelled(population, burst_store.staff_token, order["id"])
+                              for order in during.placed], 16)
     result.params["cancellationReasons"] = dict(reasons)
     if failures:
         result.params["placeFailures"] = dict(failures)
@@ -140,3 +184,10 @@ async def run(ctx: Context) -> ScenarioResult:
                       for o in deadlines if f"{o}:cancelled" in receipts)
     result.timelines["cancellations received /s"] = [(s + 0.5, float(n)) for s, n in sorted(cancels.items())]
     return result
+
+
+async def _burst_at(moment: float, ctx: Context, sessions: list[tuple[str, str]]) -> Burst:
+    """Place the sessions' orders at --create-concurrency, starting at `moment` (epoch seconds)."""
+    await asyncio.sleep(max(0.0, moment - time.time()))
+    target = ctx.targets[0]
+    return await place_burst(target.host, target.port, sessions, int(ctx.option("create_concurrency")))

@@ -5,10 +5,14 @@ Server-side fan-out time per event comes from the `orderpulse_fanout_seconds` hi
 process the subscribers are connected to (n/a when the server has none). With `--urls A,B`
 changes are made on A and subscribers connect to B: the event crosses Redis.
 
-The floor, in the same run: the same number of subscribers, client processes and events at the
-same rate, served by a WebSocket server of our own whose fan-out is a plain loop writing one
-pre-built frame of the same size to every socket (timed like the server's histogram), each
-event triggered over a pipe; the server's figures are then given as ratios to it.
+Two baselines, in the same run, each with the same number of subscribers, client processes and
+events at the same rate, the server's figures then given as ratios to each:
+
+- the transport floor (floors.py): a minimal asyncio server on uvloop, handshakes by hand and no
+  WebSocket library, whose fan-out is a plain loop writing one pre-framed byte string of the same
+  size to every socket's transport (timed like the server's histogram), triggered over a pipe;
+- a peer (node_peer.py): a Node.js server on the `ws` package sending the same payload to every
+  subscriber with `ws`'s `send`, when node and npm are there (else one line says it is skipped).
 """
 
 from __future__ import annotations
@@ -17,14 +21,16 @@ import asyncio
 import math
 import time
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Awaitable, Callable
 
 from server.bench.fixtures import Order, StoreFixture
 from server.bench.metrics import MetricsSnapshot, histogram_delta
 from server.bench.report import ScenarioResult
 from server.bench.scenarios import Context
 from server.bench.stats import rate_series, summarize
-from server.bench.floors import FanoutFloorSpec, event_frame, fanout_floor_worker
+from server.bench.floors import FanoutFloorSpec, event_frame, event_payload, fanout_floor_worker
+from server.bench.node_peer import NodePeer, PeerUnavailable, install_ws
 from server.bench.subscribers import (ChangeLog, SubscriberSpec, connect_subscribers, delivery_latencies,
                                       drive_changes, merge_receipts, orders_for_changes, split,
                                       subscriber_worker)
@@ -57,8 +63,11 @@ class PushRun:
 
 async def measure_push(ctx: Context, store: StoreFixture, orders: list[Order],
                        plan: list[tuple[str, dict[str, Any]]], *, processes: int, rate: float,
-                       changes: int, settle: float) -> PushRun:
-    """Connect the planned subscribers, drive the changes on the first URL, collect receipts."""
+                       changes: int, settle: float, result: ScenarioResult) -> PushRun:
+    """Connect the planned subscribers, drive the changes on the first URL, collect receipts.
+
+    The changes and the settling after them are the window whose CPU and commands go to `result`.
+    """
     target = ctx.subscribe_target
     parallel = max(1, int(ctx.option("connect_parallel")))
     specs = [SubscriberSpec(target.ws_url, part, parallel=parallel, compression=bool(ctx.args.ws_compression))
@@ -70,9 +79,12 @@ async def measure_push(ctx: Context, store: StoreFixture, orders: list[Order],
                           f"{changes:,} changes at {rate:g}/s")
         subscribe_api = ctx.apis[-1]
         before = MetricsSnapshot.parse(await subscribe_api.text("/metrics"))
+        window = await ctx.cost_window()
         log = await drive_changes(ctx.publish_api, [s.access_token for s in store.staff], orders,
                                   rate=rate, changes=changes, progress=ctx.progress)
         await asyncio.sleep(settle)
+        await window.close(result, operations=len(log.returned),
+                           api_calls=len(log.returned) + sum(log.errors.values()), what="changes")
         after = MetricsSnapshot.parse(await subscribe_api.text("/metrics"))
         pool.broadcast(("stop",))
         outputs = await pool.finish(timeout=120)
@@ -147,7 +159,7 @@ async def run(ctx: Context) -> ScenarioResult:
     tokens = [s.access_token for s in store.staff]
     plan = [(tokens[i % len(tokens)], {"storeId": store.id}) for i in range(subscribers)]
     run_ = await measure_push(ctx, store, orders, plan, processes=processes, rate=rate,
-                              changes=changes, settle=float(ctx.option("settle")))
+                              changes=changes, settle=float(ctx.option("settle")), result=result)
     report_push(result, run_, {"p99": TARGET_P99_MS}, planned=subscribers, watchers_per_change=run_.connected)
     fanout = histogram_delta(run_.before, run_.after, FANOUT_HISTOGRAM)
     if fanout is None or not fanout.count:
@@ -166,10 +178,22 @@ async def run(ctx: Context) -> ScenarioResult:
                    p99 < TARGET_SERVER_MS)
 
     frame_bytes = run_.largest_frame or DEFAULT_FRAME_BYTES
-    ctx.progress.note(f"floor: a raw send loop of one {frame_bytes}-byte frame to {subscribers:,} sockets")
+    server_mean_ms = None if fanout is None or not fanout.count else fanout.mean * 1000
+    settle = float(ctx.option("settle"))
+    ctx.progress.note(f"transport floor: one pre-framed {frame_bytes}-byte frame written to {subscribers:,} sockets")
     floor = await measure_floor(ctx, subscribers, processes=processes, rate=rate, changes=changes,
-                                settle=float(ctx.option("settle")), frame_bytes=frame_bytes)
-    report_floor(result, floor, server_mean_ms=None if fanout is None or not fanout.count else fanout.mean * 1000)
+                                settle=settle, frame_bytes=frame_bytes)
+    report_baseline(result, floor, "floor", "transport floor", server_mean_ms=server_mean_ms)
+    try:
+        folder = await asyncio.to_thread(install_ws)
+    except PeerUnavailable as missing:
+        result.notes.append(str(missing) + ".")
+        return result
+    ctx.progress.note(f"peer: a Node ws server broadcasting the same {frame_bytes}-byte event to {subscribers:,} sockets")
+    peer = await measure_node_peer(ctx, folder, subscribers, processes=processes, rate=rate, changes=changes,
+                                   settle=settle, frame_bytes=frame_bytes)
+    report_baseline(result, peer, "node", "Node ws peer", server_mean_ms=server_mean_ms)
+    result.params["nodePeer"] = peer.version
     return result
 
 
@@ -184,57 +208,94 @@ class FloorRun:
     connected: int
     loop_seconds: list[float]  # one send loop per event, as timed in the floor server
     frame_bytes: int
+    version: str = ""
 
 
-async def measure_floor(ctx: Context, count: int, *, processes: int, rate: float, changes: int,
-                        settle: float, frame_bytes: int) -> FloorRun:
-    """The same subscribers and events against the raw send loop of `fanout_floor_worker`."""
+Broadcast = Callable[[int], Awaitable[float]]
+
+
+async def measure_baseline(ctx: Context, port: int, broadcast: Broadcast, count: int, *, processes: int,
+                           rate: float, changes: int, settle: float, frame_bytes: int) -> FloorRun:
+    """The same subscribers and events against a baseline server on `port`.
+
+    `broadcast(i)` makes the baseline send event i to every subscriber and returns its loop time.
+    """
     log = ChangeLog()
     loops: list[float] = []
-    frames = [(f"floor-{i}:ready", event_frame(f"floor-{i}", "ready", frame_bytes)) for i in range(changes)]
-    with WorkerPool(fanout_floor_worker, [FanoutFloorSpec()]) as server:
-        _, port = (await server.gather(timeout=60))[0]
-        plan = [("floor", {"storeId": "floor"})] * count
-        parallel = max(1, int(ctx.option("connect_parallel")))
-        specs = [SubscriberSpec(f"ws://127.0.0.1:{port}", part, parallel=parallel)
-                 for part in split(plan, processes)]
-        with WorkerPool(subscriber_worker, specs) as pool:
-            reports, _ = await connect_subscribers(pool, count, ctx.progress)
-            log.started = time.monotonic()
-            for i, (key, frame) in enumerate(frames):
-                await asyncio.sleep(max(0.0, log.started + i / rate - time.monotonic()))
-                log.sent[key] = time.monotonic()
-                server.broadcast(("event", frame))
-                reply = (await server.gather(timeout=60))[0]
-                log.returned[key] = time.monotonic()
-                loops.append(reply[1])
-                ctx.progress.update(f"floor: {i + 1:,}/{changes:,} events sent")
-            log.finished = time.monotonic()
-            await asyncio.sleep(settle)
-            pool.broadcast(("stop",))
-            outputs = await pool.finish(timeout=120)
-        server.broadcast(("stop",))
-        await server.finish(timeout=30)
+    plan = [("floor", {"storeId": "floor"})] * count
+    parallel = max(1, int(ctx.option("connect_parallel")))
+    specs = [SubscriberSpec(f"ws://127.0.0.1:{port}", part, parallel=parallel) for part in split(plan, processes)]
+    with WorkerPool(subscriber_worker, specs) as pool:
+        reports, _ = await connect_subscribers(pool, count, ctx.progress)
+        log.started = time.monotonic()
+        for i in range(changes):
+            await asyncio.sleep(max(0.0, log.started + i / rate - time.monotonic()))
+            key = f"floor-{i}:ready"
+            log.sent[key] = time.monotonic()
+            loops.append(await broadcast(i))
+            log.returned[key] = time.monotonic()
+            ctx.progress.update(f"{i + 1:,}/{changes:,} events sent")
+        log.finished = time.monotonic()
+        await asyncio.sleep(settle)
+        pool.broadcast(("stop",))
+        outputs = await pool.finish(timeout=120)
     receipts, _ = merge_receipts(outputs)
     return FloorRun(log, receipts, sum(r["connected"] for r in reports), loops, frame_bytes)
 
 
-def report_floor(result: ScenarioResult, floor: FloorRun, *, server_mean_ms: float | None) -> None:
-    """The floor's rows and the server's ratios to it."""
+async def measure_floor(ctx: Context, count: int, *, processes: int, rate: float, changes: int,
+                        settle: float, frame_bytes: int) -> FloorRun:
+    """The transport floor: `fanout_floor_worker` writing pre-framed bytes to each transport."""
+    frames = [event_frame(f"floor-{i}", "ready", frame_bytes) for i in range(changes)]
+    with WorkerPool(fanout_floor_worker, [FanoutFloorSpec()]) as server:
+        _, port = (await server.gather(timeout=60))[0]
+
+        async def broadcast(i: int) -> float:
+            server.broadcast(("event", frames[i]))
+            return float((await server.gather(timeout=60))[0][1])
+
+        run_ = await measure_baseline(ctx, port, broadcast, count, processes=processes, rate=rate,
+                                      changes=changes, settle=settle, frame_bytes=frame_bytes)
+        server.broadcast(("stop",))
+        await server.finish(timeout=30)
+    return run_
+
+
+async def measure_node_peer(ctx: Context, folder: Path, count: int, *, processes: int, rate: float,
+                            changes: int, settle: float, frame_bytes: int) -> FloorRun:
+    """The Node ws peer sending the same event payloads (ws frames each send itself)."""
+    payloads = [event_payload(f"floor-{i}", "ready", frame_bytes) for i in range(changes)]
+    peer = await NodePeer(folder).start()
+    try:
+        async def broadcast(i: int) -> float:
+            return (await peer.send(payloads[i]))[0]
+
+        run_ = await measure_baseline(ctx, peer.port, broadcast, count, processes=processes, rate=rate,
+                                      changes=changes, settle=settle, frame_bytes=frame_bytes)
+    finally:
+        await peer.stop()
+    run_.version = peer.version
+    return run_
+
+
+def report_baseline(result: ScenarioResult, floor: FloorRun, key: str, name: str, *,
+                    server_mean_ms: float | None) -> None:
+    """A baseline's rows (`key`_...) and the server's ratios to it."""
     _, from_send, _ = delivery_latencies(floor.log, floor.receipts)
     loop = summarize(floor.loop_seconds)
-    result.params["floorFrameBytes"] = floor.frame_bytes
-    result.add("floor_subscribers", "floor: subscribers connected", floor.connected)
-    result.add("floor_deliveries", "floor: events delivered", len(from_send))
-    result.add("floor_missing", "floor: deliveries missing", len(floor.log.returned) * floor.connected - len(from_send))
-    result.add("floor_loop_mean_ms", "floor: send loop mean", loop["mean"], "ms")
-    result.add_distribution("floor_loop", "floor: send loop", loop)
-    floor_receipt = summarize(from_send)
-    result.add_distribution("floor_send_to_receipt", "floor: send→receipt", floor_receipt)
-    result.add("floor_ratio_fanout", "server fan-out mean / floor loop mean",
+    result.params[f"{key}FrameBytes"] = floor.frame_bytes
+    result.add(f"{key}_subscribers", f"{name}: subscribers connected", floor.connected)
+    result.add(f"{key}_deliveries", f"{name}: events delivered", len(from_send))
+    result.add(f"{key}_missing", f"{name}: deliveries missing",
+               len(floor.log.returned) * floor.connected - len(from_send))
+    result.add(f"{key}_loop_mean_ms", f"{name}: send loop mean", loop["mean"], "ms")
+    result.add_distribution(f"{key}_loop", f"{name}: send loop", loop)
+    receipt = summarize(from_send)
+    result.add_distribution(f"{key}_send_to_receipt", f"{name}: send→receipt", receipt)
+    result.add(f"{key}_ratio_fanout", f"server fan-out mean / {name} loop mean",
                server_mean_ms / loop["mean"] if server_mean_ms is not None and loop["mean"] > 0 else None, "x")
     served = result.distributions.get("send_to_receipt", {})
     for stat in ("p50", "p99"):
-        mine, base = served.get(stat), floor_receipt.get(stat)
-        result.add(f"floor_ratio_{stat}", f"send→receipt {stat} / floor {stat}",
+        mine, base = served.get(stat), receipt.get(stat)
+        result.add(f"{key}_ratio_{stat}", f"send→receipt {stat} / {name} {stat}",
                    mine / base if mine and base and not math.isnan(mine) and base > 0 else None, "x")

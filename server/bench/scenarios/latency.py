@@ -38,7 +38,7 @@ async def run(ctx: Context) -> ScenarioResult:
     plan = [(owner.access_token, {"orderIds": ids[i:i + ORDERS_PER_SOCKET]})
             for i in range(0, len(ids), ORDERS_PER_SOCKET)]
     run_ = await measure_push(ctx, store, orders, plan, processes=1, rate=rate, changes=changes,
-                              settle=float(ctx.option("settle")))
+                              settle=float(ctx.option("settle")), result=result)
     # Each order is watched by exactly one socket: one delivery per change when all connected.
     report_push(result, run_, {"p50": TARGET_P50_MS, "p99": TARGET_P99_MS}, planned=len(plan),
                 watchers_per_change=1 if run_.connected == len(plan) else 0)

@@ -55,7 +55,9 @@ async def run(ctx: Context) -> ScenarioResult:
 
     before = await ctx.probe.scrape()
     cpu_before = await ctx.probe.cpu_seconds(before)
+    window = await ctx.cost_window()
     served = await run_load(spec, wrk, ctx.progress, marker=BODY_MARKER)
+    await window.stop()
     after = await ctx.probe.scrape()
     cpu_after = await ctx.probe.cpu_seconds(after)
 
@@ -91,6 +93,7 @@ async def run(ctx: Context) -> ScenarioResult:
         result.add("floor_cpu_per_request_us", "floor CPU per request",
                    (floor_cpu_after - floor_cpu_before) / bare.total_requests * 1e6, "µs")
     result.params["dbCommands"] = db_commands(before, after)
+    await window.close(result, operations=polls_all, api_calls=polls_all, what="polls")
     result.params["floorStatusCounts"] = bare.statuses
     if bare.ok != bare.answers or bare.errors:
         result.notes.append(f"the floor answered {bare.answers - bare.ok:,} non-2xx/3xx and "
