@@ -38,6 +38,7 @@ from server.services.checkout import CheckoutService
 from server.services.deadlines import DeadlineEnforcer
 from server.services.login_throttle import LoginThrottle
 from server.services.order_lifecycle import OrderLifecycle
+from server.services import order_store
 from server.services.order_queries import OrderQueries
 from server.services.outage import UNREACHABLE, StorageHealth, storage_failure_reason
 from server.services.account_mail import AccountMail
@@ -169,6 +170,7 @@ async def connect_database(settings: Settings) -> tuple[AsyncMongoClient, Embedd
         await _reach(client, url, settings)
         database = client.get_default_database(default=settings.mongodb_database)
         await init_beanie(database=database, document_models=DOCUMENT_MODELS)
+        await order_store.create_indexes()
     except BaseException:
         await _close_client(client)
         if embedded:
