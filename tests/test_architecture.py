@@ -1,5 +1,6 @@
 """The import contracts of pyproject.toml ([tool.importlinter]): layers point down, the domain is
-pure, adapters ask the services; and only the order store queries orders. A change that breaks one fails here, naming the import."""
+pure, adapters ask the services; and only the order store queries orders. A change that breaks one
+fails here, naming the import."""
 
 from __future__ import annotations
 
