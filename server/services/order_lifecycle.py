@@ -101,9 +101,8 @@ class OrderLifecycle:
             raise ApiError(409, messages.PAYMENT_NOT_OPEN)
         now = self._clock.now()
         if payment_status == PaymentStatus.FAILED:
-            changes = transition(order.order_status, OrderStatus.CANCELLED, now,
-                                 reason=CancellationReason.PAYMENT_FAILED)
-            return await self._commit(order, changes), messages.PAYMENT_FAILED_CANCELLED
+            failed = transition(order.order_status, OrderStatus.CANCELLED, now, reason=CancellationReason.PAYMENT_FAILED)
+            return await self._commit(order, failed), messages.PAYMENT_FAILED_CANCELLED
         changes: dict[str, Any] = {"payment_status": PaymentStatus.SUCCESS, "paid_at": now}
         if transaction:
             if await order_store.transaction_taken(transaction, other_than=order.id):

@@ -95,7 +95,7 @@ async def insert(order: Order) -> Order:
     return await order.insert()
 
 
-async def change(order_id: ObjectId, version: int, update: dict[str, Any]) -> Order | None:
+async def change(order_id: ObjectId | None, version: int, update: dict[str, Any]) -> Order | None:
     """The compare-and-set of every change: applied only to `version`, the order after it; None
     when another change came first. Raises DuplicateKeyError for a transaction id taken meanwhile,
     StorageFailure when the write was refused although the order still matched."""
@@ -107,7 +107,7 @@ async def change(order_id: ObjectId, version: int, update: dict[str, Any]) -> Or
     return Order.model_validate(document)
 
 
-async def claim_otp_attempt(order_id: ObjectId, limit: int, lock_until: datetime, now: datetime) -> datetime | None:
+async def claim_otp_attempt(order_id: ObjectId | None, limit: int, lock_until: datetime, now: datetime) -> datetime | None:
     """Count one pickup-code attempt; None when claimed, else when the lock on attempts ends.
 
     Each claim is one atomic update whose filter is the limit, so however many requests arrive at
@@ -144,7 +144,7 @@ async def claim_otp_attempt(order_id: ObjectId, limit: int, lock_until: datetime
     return lock_until
 
 
-async def release_slot(order_id: ObjectId) -> bool:
+async def release_slot(order_id: ObjectId | None) -> bool:
     """Mark the order's cap slot given back; True for exactly one caller."""
     cleared = await _orders().update_one({"_id": order_id, "slot_held": {"$exists": True}},
                                          {"$unset": {"slot_held": ""}})
@@ -336,7 +336,7 @@ async def with_webhook_marks(order_id: ObjectId) -> Order | None:
     return Order.model_validate(document)
 
 
-async def clear_webhook_marks(order_id: ObjectId, version: int) -> None:
+async def clear_webhook_marks(order_id: ObjectId | None, version: int) -> None:
     """Cleared only if no change came in meanwhile: that change rewrote the marks."""
     await _orders().update_one({"_id": order_id, "version": version},
                                {"$unset": {"webhook_events": "", "webhook_deadline": "", "webhook_pending_at": ""}})

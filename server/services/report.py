@@ -65,9 +65,9 @@ async def store_day(store_id: str, day: date, zone: ZoneInfo) -> dict[str, Any]:
     spans = _spans(before)
     if len(spans) < HISTORY_SIZE and len(before) < HISTORY_BEFORE:  # a quiet day before: the whole week
         spans = _spans(await order_store.finished_before(store_id, start, LEARNING_WINDOW, HISTORY_BEFORE))
-    before = finished_from_spans(spans)[-HISTORY_SIZE:]
+    history = finished_from_spans(spans)[-HISTORY_SIZE:]
     return {"storeId": store_id, "date": day.isoformat(), "timezone": zone.key,
-            **day_report(day_orders, before, zone)}
+            **day_report(day_orders, history, zone)}
 
 
 def _spans(docs: list[dict[str, Any]]) -> list[tuple[datetime, datetime]]:

@@ -15,7 +15,7 @@ from bson import ObjectId
 from server.domain import messages
 from server.domain.access import Principal, may_run_store, may_see_every_order, may_see_order
 from server.domain.clock import SYSTEM_CLOCK, Clock, as_utc
-from server.domain.lifecycle import ACTIVE, OrderStatus
+from server.domain.lifecycle import ACTIVE, TERMINAL, OrderStatus
 from server.models import Order, Store, User
 from server.services import order_store
 from server.services import catalog
