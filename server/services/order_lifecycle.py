@@ -101,7 +101,8 @@ class OrderLifecycle:
             raise ApiError(409, messages.PAYMENT_NOT_OPEN)
         now = self._clock.now()
         if payment_status == PaymentStatus.FAILED:
-            failed = transition(order.order_status, OrderStatus.CANCELLED, now, reason=CancellationReason.PAYMENT_FAILED)
+            failed = transition(order.order_status, OrderStatus.CANCELLED, now,
+                                reason=CancellationReason.PAYMENT_FAILED)
             return await self._commit(order, failed), messages.PAYMENT_FAILED_CANCELLED
         changes: dict[str, Any] = {"payment_status": PaymentStatus.SUCCESS, "paid_at": now}
         if transaction:

@@ -58,6 +58,8 @@ INDEXES = [
 ]
 # Slack for a date range the engine may compare to the whole second only; decided exactly here.
 _SECOND = timedelta(seconds=1)
+# Rows read beyond a limit for those the slack lets in at the front and the exact check drops.
+_SLACK_ROWS = 50
 
 
 def _orders() -> Any:
@@ -107,7 +109,8 @@ async def change(order_id: ObjectId | None, version: int, update: dict[str, Any]
     return Order.model_validate(document)
 
 
-async def claim_otp_attempt(order_id: ObjectId | None, limit: int, lock_until: datetime, now: datetime) -> datetime | None:
+async def claim_otp_attempt(order_id: ObjectId | None, limit: int, lock_until: datetime,
+                            now: datetime) -> datetime | None:
     """Count one pickup-code attempt; None when claimed, else when the lock on attempts ends.
 
     Each claim is one atomic update whose filter is the limit, so however many requests arrive at
@@ -234,13 +237,14 @@ async def board_rows(store_id: str, statuses: list[str]) -> list[dict[str, Any]]
 async def recently_ready(store_id: str, since: datetime, limit: int) -> list[Order]:
     """The store's orders marked ready at or after `since`, the latest first, at most `limit`."""
     found = await Order.find({"store_id": store_id, "ready_at": {"$gte": since - _SECOND}}) \
-        .sort("-ready_at").limit(limit + 1).to_list()
-    return [order for order in found if order.ready_at is not None and as_utc(order.ready_at) >= since][:limit]
+        .sort("-ready_at").limit(limit).to_list()
+    return [order for order in found if order.ready_at is not None and as_utc(order.ready_at) >= since]
 
 
 async def ready_not_expired(now: datetime) -> list[Order]:
     """Ready orders whose customer may still come (pickup reminders)."""
-    found = await Order.find({"order_status": OrderStatus.READY.value, "ready_expires_at": {"$gte": now - _SECOND}}).to_list()
+    found = await Order.find({"order_status": OrderStatus.READY.value,
+                              "ready_expires_at": {"$gte": now - _SECOND}}).to_list()
     return [order for order in found if order.ready_expires_at is not None and as_utc(order.ready_expires_at) > now]
 
 
@@ -256,9 +260,11 @@ async def finished_before(store_id: str, start: datetime, window: timedelta, lim
     """(accepted_at, ready_at) of the store's orders created within `window` before `start`, newest
     first, at most `limit`."""
     rows = await _orders().find(
-        {"store_id": store_id, "created_at": {"$gte": start - window, "$lt": start}},
-        {"accepted_at": 1, "ready_at": 1}).sort("created_at", -1).limit(limit).to_list()
-    return [_dates(row, "accepted_at", "ready_at") for row in rows]
+        {"store_id": store_id, "created_at": {"$gte": start - window - _SECOND, "$lt": start + _SECOND}},
+        {"accepted_at": 1, "ready_at": 1, "created_at": 1}
+    ).sort("created_at", -1).limit(limit + _SLACK_ROWS).to_list()
+    rows = [_dates(row, "accepted_at", "ready_at", "created_at") for row in rows]
+    return [row for row in rows if start - window <= row["created_at"] < start][:limit]
 
 
 def _dates(row: dict[str, Any], *fields: str) -> dict[str, Any]:
