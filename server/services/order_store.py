@@ -161,12 +161,10 @@ def _no_shows(user_id: str) -> dict[str, Any]:
 
 
 async def no_show_standing(user_id: str) -> tuple[int, datetime | None]:
-    """How many no-shows count against the customer, and the latest."""
-    count = await _orders().count_documents(_no_shows(user_id))
-    if not count:
-        return 0, None
-    latest = await _orders().find(_no_shows(user_id), {"no_show_at": 1}).sort("no_show_at", -1).limit(1).to_list()
-    return count, as_utc(latest[0]["no_show_at"]) if latest else None
+    """How many no-shows count against the customer, and the latest: one `find` of the few there are
+    (a count is an aggregation, which nx-27017 runs in Python, and a second command for the latest)."""
+    found = await _orders().find(_no_shows(user_id), {"no_show_at": 1, "_id": 0}).to_list()
+    return len(found), max((as_utc(row["no_show_at"]) for row in found), default=None)
 
 
 async def no_shows_of(user_id: str) -> list[Order]:
