@@ -48,7 +48,6 @@ STOP_SECONDS = 2.0
 class DeadlineKind:
     reason: CancellationReason
     timeout: timedelta
-    records_no_show: bool
 
     def state_filter(self) -> dict[str, Any]:
         """The state an order must still be in for this deadline to apply: the compare-and-set.
@@ -90,9 +89,9 @@ class DeadlineEnforcer:
         # Both placed-order deadlines run from creation: the shorter timeout always falls first.
         self._kinds = sorted(
             [
-                DeadlineKind(CancellationReason.PAYMENT_TIMEOUT, settings.unpaid_timeout, False),
-                DeadlineKind(CancellationReason.COMMITMENT_TIMEOUT, settings.commitment_timeout, True),
-                DeadlineKind(CancellationReason.NO_SHOW_TIMEOUT, settings.ready_timeout, True),
+                DeadlineKind(CancellationReason.PAYMENT_TIMEOUT, settings.unpaid_timeout),
+                DeadlineKind(CancellationReason.COMMITMENT_TIMEOUT, settings.commitment_timeout),
+                DeadlineKind(CancellationReason.NO_SHOW_TIMEOUT, settings.ready_timeout),
             ],
             key=lambda kind: kind.timeout,
         )
