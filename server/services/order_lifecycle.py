@@ -130,13 +130,13 @@ class OrderLifecycle:
             if stale:
                 raise ApiError(409, messages.STATUS_CONFLICT)
             raise ApiError(400, messages.INVALID_TRANSITION.format(current=current.value, target=target.value))
-        # An unpaid order may be accepted (CampusBite's counter flow); `may_hand_over` guards pickup.
-        if target == OrderStatus.ACCEPTED and needs_commitment(order.requires_commitment,
-                                                               order.is_commitment_confirmed):
-            raise ApiError(400, messages.ACCEPT_NEEDS_COMMITMENT)
-        return await self._commit(order, transition(
-            current, target, self._clock.now(), ready_timeout=self._settings.ready_timeout,
-            reason=CancellationReason.STORE_CANCELLED, note=note))
+        now = self._clock.now()
+        if target == OrderStatus.ACCEPTED:
+            # An unpaid order may be accepted (CampusBite's counter flow); `may_hand_over` guards pickup.
+            if needs_commitment(order.requires_commitment, order.is_commitment_confirmed):
+                raise ApiError(400, messages.ACCEPT_NEEDS_COMMITMENT)
+        return await self._commit(order, transition(current, target, now, ready_timeout=self._settings.ready_timeout,
+                                                    reason=CancellationReason.STORE_CANCELLED, note=note))
 
     async def verify_otp(self, principal: Principal, order_id: str, otp: str | None) -> Order:
         """Hand the order over: with the customer's code, or (`otp` None) confirmed by staff by hand."""
