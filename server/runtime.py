@@ -29,6 +29,7 @@ from server.services.checkout import CheckoutService
 from server.services.deadlines import DeadlineEnforcer
 from server.services.login_throttle import LoginThrottle
 from server.services.order_lifecycle import OrderLifecycle
+from server.services import order_store
 from server.services.order_queries import OrderQueries
 from server.services.outage import UNREACHABLE, StorageHealth, storage_failure_reason
 from server.services.account_mail import AccountMail
@@ -137,6 +138,7 @@ class Runtime:
             raise
 
     async def _start_parts(self) -> None:
+        await order_store.create_indexes()  # the orders' indexes are declared beside their queries
         self._broker_connected = True
         try:
             await self.broker.connect()

@@ -1,6 +1,6 @@
 """The import contracts of pyproject.toml ([tool.importlinter]): layers point down, the domain is
-pure, adapters ask the services, the bench stands apart, no modules import each other in a cycle. A
-change that breaks one fails here, naming the import."""
+pure, adapters ask the services, the bench stands apart, no modules import each other in a cycle, and
+only the order store queries orders. A change that breaks one fails here, naming the import."""
 
 from __future__ import annotations
 
@@ -143,3 +143,50 @@ def test_the_bench_contract_forbids_every_server_module_but_the_domain():
     modules = {f"server.{path.stem}" for path in (ROOT / "server").iterdir()
                if (path.suffix == ".py" and path.stem != "__init__") or (path / "__init__.py").is_file()}
     assert set(bench["forbidden_modules"]) == modules - {"server.bench", "server.domain"}
+
+
+# What reaches the orders collection: Beanie's class-level queries, the raw collection, an order's
+# own writes. Only server/services/order_store.py may use them (the bench is a separate tool).
+ORDER_STORE = ROOT / "server" / "services" / "order_store.py"
+_ORDER_QUERIES = {"find", "find_one", "find_all", "find_many", "get", "aggregate", "count", "distinct",
+                  "insert_one", "insert_many", "delete_all", "update_all", "bulk_writer", "inspect_collection",
+                  "get_pymongo_collection", "get_motor_collection"}
+_DOCUMENT_WRITES = {"insert", "save", "replace", "delete", "set", "update", "inc", "sync", "save_changes"}
+
+
+def order_store_bypasses(source: str) -> list[str]:
+    """`line: code` of each use of the orders collection in `source` that is not the store's."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            if node.value.id == "Order" and node.attr in _ORDER_QUERIES:
+                found.append(node)
+            elif "order" in node.value.id.lower() and node.attr in _DOCUMENT_WRITES and node.value.id != "order_store":
+                found.append(node)
+        elif isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "get_collection" and any(
+                isinstance(arg, ast.Constant) and arg.value == "orders" for arg in node.args):
+            found.append(node)
+    lines = source.splitlines()
+    found.sort(key=lambda node: node.lineno)
+    return [f"{node.lineno}: {lines[node.lineno - 1].strip()}" for node in found]
+
+
+def test_only_the_order_store_queries_orders():
+    offenders = {}
+    for path in sorted((ROOT / "server").rglob("*.py")):
+        if path == ORDER_STORE or "bench" in path.relative_to(ROOT).parts:
+            continue
+        if found := order_store_bypasses(path.read_text()):
+            offenders[str(path.relative_to(ROOT))] = found
+    assert offenders == {}
+
+
+def test_a_service_that_queries_orders_itself_is_refused():
+    # The check shown to bite on each way past the store.
+    source = ("async def f(order, database):\n"
+              "    await Order.find({}).to_list()\n"
+              "    await Order.get_pymongo_collection().update_one({}, {})\n"
+              "    await order.insert()\n"
+              "    database.get_collection('orders')\n")
+    assert [line.split(":")[0] for line in order_store_bypasses(source)] == ["2", "3", "4", "5"]
+    assert order_store_bypasses(ORDER_STORE.read_text())  # the store itself is what it finds

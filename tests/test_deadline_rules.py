@@ -82,7 +82,7 @@ def test_what_stops_a_clock(order, left):
 ], ids=["payment", "commitment", "no-show"])
 def test_the_enforcers_query_side_agrees_with_the_rule(reason, order):
     """The enforcer reads stored documents, not views: the same moment from the stored field."""
-    kind = DeadlineKind(reason, timedelta(0), records_no_show=reason != CancellationReason.PAYMENT_TIMEOUT)
+    kind = DeadlineKind(reason, timedelta(0))
     document = {"created_at": order.created_at, "commitment_deadline_at": order.commitment_deadline_at,
                 "ready_expires_at": order.ready_expires_at}
     due_at = kind.deadline(document, UNPAID)

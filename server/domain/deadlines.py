@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from server.domain.lifecycle import CancellationReason, OrderStatus, PaymentStatus
+from server.domain.lifecycle import FAILS_PAYMENT, RECORDS_NO_SHOW, CancellationReason, OrderStatus, PaymentStatus
 
 
 @dataclass(frozen=True)
@@ -25,8 +25,14 @@ class DeadlineView:
 @dataclass(frozen=True)
 class DueDeadline:
     reason: CancellationReason
-    records_no_show: bool
-    fails_payment: bool
+
+    @property
+    def records_no_show(self) -> bool:
+        return self.reason in RECORDS_NO_SHOW
+
+    @property
+    def fails_payment(self) -> bool:
+        return self.reason in FAILS_PAYMENT
 
 
 def pending_deadlines(order: DeadlineView, unpaid_timeout: timedelta) -> list[tuple[datetime, DueDeadline]]:
@@ -35,12 +41,12 @@ def pending_deadlines(order: DeadlineView, unpaid_timeout: timedelta) -> list[tu
     if order.order_status == OrderStatus.PLACED:
         if order.requires_commitment and not order.is_commitment_confirmed and order.commitment_deadline_at:
             found.append((order.commitment_deadline_at,
-                          DueDeadline(CancellationReason.COMMITMENT_TIMEOUT, True, False)))
+                          DueDeadline(CancellationReason.COMMITMENT_TIMEOUT)))
         if order.payment_status == PaymentStatus.PENDING:
             found.append((order.created_at + unpaid_timeout,
-                          DueDeadline(CancellationReason.PAYMENT_TIMEOUT, False, True)))
+                          DueDeadline(CancellationReason.PAYMENT_TIMEOUT)))
     elif order.order_status == OrderStatus.READY and not order.is_otp_verified and order.ready_expires_at:
-        found.append((order.ready_expires_at, DueDeadline(CancellationReason.NO_SHOW_TIMEOUT, True, False)))
+        found.append((order.ready_expires_at, DueDeadline(CancellationReason.NO_SHOW_TIMEOUT)))
     found.sort(key=lambda pair: pair[0])
     return found
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
+
+from server.domain.pickup_code import new_nonce
 
 
 class OrderStatus(StrEnum):
@@ -89,3 +94,58 @@ def ready_undo_refusal(current: OrderStatus, seconds_since_ready: float | None, 
 # counter may start a paid order's drinks before accepting it).
 def items_markable(current: OrderStatus) -> bool:
     return current in (OrderStatus.PLACED, OrderStatus.ACCEPTED, OrderStatus.PROCESSING)
+
+
+# What entering each status records, besides the status itself: the moment, under this field.
+ENTERED_AT: dict[OrderStatus, str] = {
+    OrderStatus.ACCEPTED: "accepted_at",
+    OrderStatus.PROCESSING: "preparing_at",
+    OrderStatus.READY: "ready_at",
+    OrderStatus.PICKED_UP: "picked_up_at",
+    OrderStatus.CANCELLED: "cancelled_at",
+}
+# Cancellations that fail the payment, and those that count as the customer's no-show.
+FAILS_PAYMENT = frozenset({CancellationReason.PAYMENT_TIMEOUT, CancellationReason.PAYMENT_FAILED})
+RECORDS_NO_SHOW = frozenset({CancellationReason.COMMITMENT_TIMEOUT, CancellationReason.NO_SHOW_TIMEOUT})
+# What a ready order loses when it is put back to preparing: a new ready makes them anew.
+_READY_STATE = {"ready_at": None, "ready_expires_at": None, "otp_nonce": None, "otp_failed_attempts": 0,
+                "otp_locked_until": None}
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who made a move, as the order records it."""
+
+    user_id: str
+    name: str
+
+
+def transition(current: OrderStatus, to: OrderStatus, at: datetime, *, ready_timeout: timedelta = timedelta(0),
+               reason: CancellationReason | None = None, note: str | None = None,
+               pickup: PickupMethod | None = None, by: Actor | None = None) -> dict[str, Any]:
+    """The field changes of moving an order from `current` to `to` at `at` (None: remove the field).
+
+    Which moves are allowed, and with which refusal, is each use case's check; this says only what
+    a move writes. `reason` and `note` say why a cancellation happened, `pickup` and `by` how and by
+    whom an order was handed over, `ready_timeout` how long a ready order waits for its customer.
+    """
+    if current == READY_UNDO_FROM and to == READY_UNDO_TO:
+        return {"order_status": to, **_READY_STATE}
+    changes: dict[str, Any] = {"order_status": to, ENTERED_AT[to]: at}
+    if to == OrderStatus.READY:
+        changes.update(ready_expires_at=at + ready_timeout, otp_nonce=new_nonce(), otp_failed_attempts=0)
+    elif to == OrderStatus.CANCELLED:
+        changes["cancellation_reason"] = reason
+        if note is not None:
+            changes["cancellation_note"] = note
+        if reason in FAILS_PAYMENT:
+            changes["payment_status"] = PaymentStatus.FAILED
+        if reason in RECORDS_NO_SHOW:
+            changes["no_show_at"] = at
+    elif to == OrderStatus.PICKED_UP:
+        if pickup == PickupMethod.CODE:
+            changes.update(is_otp_verified=True, otp_failed_attempts=0, otp_locked_until=None)
+        changes["pickup_method"] = pickup
+        if by is not None:
+            changes.update(picked_up_by=by.user_id, picked_up_by_name=by.name)
+    return changes

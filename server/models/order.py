@@ -4,7 +4,6 @@ from datetime import datetime, timezone
 
 from server.models.base import UtcDocument
 from pydantic import BaseModel, field_validator
-from pymongo import ASCENDING, DESCENDING, IndexModel
 
 from server.domain.deadlines import DeadlineView
 from server.domain.lifecycle import CancellationReason, OrderStatus, PaymentStatus
@@ -120,25 +119,9 @@ class Order(UtcDocument):
     webhook_pending_at: datetime | None = None
 
     class Settings:
+        # Its indexes are declared beside the queries they serve (server/services/order_store.py).
         name = "orders"
         keep_nulls = False
-        indexes = [
-            IndexModel([("order_number", ASCENDING)], name="order_number_unique", unique=True),
-            IndexModel([("payment_reference", ASCENDING)], name="payment_reference_unique", unique=True),
-            IndexModel([("checkout_id", ASCENDING)], name="checkout_unique", unique=True),
-            IndexModel([("transaction_id", ASCENDING)], name="transaction_id_unique", unique=True,
-                       partialFilterExpression={"transaction_id": {"$type": "string"}}),
-            IndexModel([("user_id", ASCENDING), ("created_at", DESCENDING)], name="customer_orders"),
-            IndexModel([("store_id", ASCENDING), ("created_at", DESCENDING)], name="store_orders"),
-            IndexModel([("store_id", ASCENDING), ("order_status", ASCENDING)], name="store_status"),
-            IndexModel([("store_id", ASCENDING), ("updated_at", DESCENDING)], name="store_recent"),
-            IndexModel([("created_at", DESCENDING)], name="all_orders"),
-            IndexModel([("deadline_batch", ASCENDING)], name="deadline_batch", sparse=True),
-            IndexModel([("user_id", ASCENDING), ("no_show_at", DESCENDING)], name="no_shows", sparse=True),
-            IndexModel([("next_deadline_at", ASCENDING)], name="next_deadline", sparse=True),
-            IndexModel([("outbox_at", ASCENDING)], name="outbox", sparse=True),
-            IndexModel([("webhook_pending_at", ASCENDING)], name="webhook_pending", sparse=True),
-        ]
 
     def deadline_view(self) -> DeadlineView:
         return DeadlineView(

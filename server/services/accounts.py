@@ -24,6 +24,7 @@ from server.domain.trust import TrustPolicy, TrustStanding, standing
 from server.domain.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated, Unavailable
 from server.models import Order, RefreshToken, Store, User
 from server.models.stream_ticket import StreamTicket
+from server.services import order_store
 from server.services.bus import MessageBus
 from server.services.outage import refuse_unwritten
 from server.services.tokens import (
@@ -497,13 +498,7 @@ class AccountService:
 
     async def trust_standing(self, user_id: str, now: datetime | None = None) -> TrustStanding:
         """Derived from the orders themselves: a no-show is recorded once, on its order."""
-        collection = Order.get_pymongo_collection()
-        no_shows = {"user_id": user_id, "no_show_at": {"$exists": True}}
-        count = await collection.count_documents(no_shows)
-        last = None
-        if count:
-            latest = await collection.find(no_shows, {"no_show_at": 1}).sort("no_show_at", -1).limit(1).to_list()
-            last = as_utc(latest[0]["no_show_at"]) if latest else None
+        count, last = await order_store.no_show_standing(user_id)
         return standing(count, last, self._trust_policy, now or self._clock.now())
 
     # --- the admin console: customers' no-shows -------------------------------------------------
@@ -517,9 +512,7 @@ class AccountService:
 
     async def no_shows_of(self, user_id: str) -> list[Order]:
         """Every no-show recorded against the customer, the cleared ones too, newest first."""
-        query = {"user_id": user_id, "$or": [{"no_show_at": {"$exists": True}},
-                                             {"no_show_cleared_at": {"$exists": True}}]}
-        return await Order.find(query).sort([("created_at", -1)]).limit(100).to_list()
+        return await order_store.no_shows_of(user_id)
 
     async def clear_no_show(self, order_id: str, admin: Principal, reason: str) -> Order:
         """Take back a wrongly recorded no-show: it stops counting towards the customer's trust, and
@@ -527,22 +520,18 @@ class AccountService:
         if not ObjectId.is_valid(order_id):
             raise NotFound(messages.ORDER_NOT_FOUND)
         now = self._clock.now()
-        collection = Order.get_pymongo_collection()
-        record = await collection.find_one({"_id": ObjectId(order_id)}, {"no_show_at": 1})
-        if record is None:
+        found, recorded = await order_store.recorded_no_show(ObjectId(order_id))
+        if not found:
             raise NotFound(messages.ORDER_NOT_FOUND)
-        if record.get("no_show_at") is None:
+        if recorded is None:
             raise Conflict(messages.NO_SHOW_NOT_RECORDED)
         # Matches only the no-show just read, so two admins clearing it at once clear it once.
-        result = await collection.update_one(
-            {"_id": ObjectId(order_id), "no_show_at": record["no_show_at"]},
-            {"$unset": {"no_show_at": ""},
-             "$set": {"no_show_recorded_at": record["no_show_at"], "no_show_cleared_at": now,
-                      "no_show_cleared_by": admin.user_id, "no_show_cleared_by_name": admin.name,
-                      "no_show_cleared_reason": reason}})
-        if result.modified_count != 1:
+        cleared = await order_store.clear_no_show(ObjectId(order_id), recorded, {
+            "no_show_cleared_at": now, "no_show_cleared_by": admin.user_id, "no_show_cleared_by_name": admin.name,
+            "no_show_cleared_reason": reason})
+        if not cleared:
             raise Conflict(messages.NO_SHOW_NOT_RECORDED)
-        order = await Order.get(order_id)
+        order = await order_store.get(order_id)
         assert order is not None
         log.info("admin %s cleared the no-show of order %s", admin.user_id, order_id)
         return order

@@ -21,7 +21,8 @@ from server.domain.access import Principal
 from server.domain.clock import SYSTEM_CLOCK, Clock, as_utc, iso_z
 from server.domain.errors import NotFound
 from server.domain.lifecycle import OrderStatus
-from server.models import BoardSettings, Display, Order, Store
+from server.models import BoardSettings, Display, Store
+from server.services import order_store
 from server.services.bus import MessageBus
 from server.services.tokens import digest
 
@@ -113,12 +114,9 @@ async def read_board(store_id: str) -> dict[str, Any] | None:
         if ObjectId.is_valid(store_id) else None
     if store is None:
         return None
-    cursor = Order.get_pymongo_collection().find(
-        {"store_id": store_id, "order_status": {"$in": [*PREPARING, OrderStatus.READY.value]}},
-        {"order_number": 1, "order_status": 1, "accepted_at": 1, "created_at": 1, "ready_at": 1})
     preparing: list[tuple[datetime, str]] = []
     ready: list[tuple[datetime, str]] = []
-    async for order in cursor:
+    for order in await order_store.board_rows(store_id, [*PREPARING, OrderStatus.READY.value]):
         number = short_number(order.get("order_number", ""))
         if order.get("order_status") == OrderStatus.READY.value:
             ready.append((_moment(order.get("ready_at")) or _moment(order["created_at"]), number))

@@ -23,6 +23,7 @@ from server.domain.slots import deferred_ready_around, order_weight
 from server.domain.trust import TrustStanding, TrustTier
 from server.domain.upi import new_payment_reference, normalise_transaction_id, payment_link
 from server.models import Counter, MenuItem, Order, OrderItem, Store
+from server.services import order_store
 from server.services.accounts import AccountService
 from server.services import slots
 from server.services.deadlines import DeadlineEnforcer
@@ -141,7 +142,7 @@ class CheckoutService:
         if claims.get("sub") != principal.user_id:
             raise Invalid(messages.CHECKOUT_INVALID)
         transaction = normalise_transaction_id(transaction_id)
-        existing = await Order.find_one({"checkout_id": claims["jti"]})
+        existing = await order_store.by_checkout(claims["jti"])
         if existing is not None:
             return existing, False
 
@@ -150,7 +151,7 @@ class CheckoutService:
         standing = await self._accounts.trust_standing(user_id, now)
         self._refuse_restricted(standing)
         store, items, weight = await self._recheck_cart(claims)
-        if transaction and await Order.find_one({"transaction_id": transaction}) is not None:
+        if transaction and await order_store.transaction_taken(transaction):
             raise Conflict(messages.TRANSACTION_ID_TAKEN)
         claimed = await slots.claim(store, weight, now)
 
@@ -171,11 +172,11 @@ class CheckoutService:
         if partner_client_id:
             record_creation(order, self._settings.zone, now)
         try:
-            await order.insert()
+            await order_store.insert(order)
         except DuplicateKeyError as exc:
             if claimed is not None:
                 await slots.give_back(str(store.id), claimed)
-            existing = await Order.find_one({"checkout_id": claims["jti"]})
+            existing = await order_store.by_checkout(claims["jti"])
             if existing is not None:
                 return existing, False
             if "transaction_id" in str(exc):

@@ -15,6 +15,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import Enum
 from typing import Any
 
 from bson import ObjectId
@@ -22,13 +23,18 @@ from bson import ObjectId
 from server import metrics
 from server.config import Settings
 from server.domain.clock import SYSTEM_CLOCK, Clock, as_utc
-from server.domain.lifecycle import CancellationReason, OrderStatus, PaymentStatus
-from server.models import Order
+from server.domain.lifecycle import CancellationReason, OrderStatus, PaymentStatus, transition
+from server.services import order_store
 from server.services.outage import MAYBE_OUTAGE, OutageLog
 from server.services.publishing import ChangePublisher
 from server.services.webhooks import deadline_fields
 
 log = logging.getLogger("orderpulse.deadlines")
+
+
+def _stored(value: Any) -> Any:
+    return value.value if isinstance(value, Enum) else value
+
 
 # How often the database is asked for the next deadline: covers deadlines set by other
 # processes (each also enforces its own) and by a process that died.
@@ -42,7 +48,6 @@ STOP_SECONDS = 2.0
 class DeadlineKind:
     reason: CancellationReason
     timeout: timedelta
-    records_no_show: bool
 
     def state_filter(self) -> dict[str, Any]:
         """The state an order must still be in for this deadline to apply: the compare-and-set.
@@ -66,9 +71,12 @@ class DeadlineKind:
         moment = as_utc(document[self.field])
         return moment + unpaid_timeout if self.reason == CancellationReason.PAYMENT_TIMEOUT else moment
 
+    def due_limit(self, now: datetime, unpaid_timeout: timedelta) -> datetime:
+        """The latest `field` of an order whose deadline has come by `now`."""
+        return now - unpaid_timeout if self.reason == CancellationReason.PAYMENT_TIMEOUT else now
+
     def due_filter(self, now: datetime, unpaid_timeout: timedelta) -> dict[str, Any]:
-        limit = now - unpaid_timeout if self.reason == CancellationReason.PAYMENT_TIMEOUT else now
-        return {**self.state_filter(), self.field: {"$lte": limit}}
+        return {**self.state_filter(), self.field: {"$lte": self.due_limit(now, unpaid_timeout)}}
 
 
 class DeadlineEnforcer:
@@ -81,9 +89,9 @@ class DeadlineEnforcer:
         # Both placed-order deadlines run from creation: the shorter timeout always falls first.
         self._kinds = sorted(
             [
-                DeadlineKind(CancellationReason.PAYMENT_TIMEOUT, settings.unpaid_timeout, False),
-                DeadlineKind(CancellationReason.COMMITMENT_TIMEOUT, settings.commitment_timeout, True),
-                DeadlineKind(CancellationReason.NO_SHOW_TIMEOUT, settings.ready_timeout, True),
+                DeadlineKind(CancellationReason.PAYMENT_TIMEOUT, settings.unpaid_timeout),
+                DeadlineKind(CancellationReason.COMMITMENT_TIMEOUT, settings.commitment_timeout),
+                DeadlineKind(CancellationReason.NO_SHOW_TIMEOUT, settings.ready_timeout),
             ],
             key=lambda kind: kind.timeout,
         )
@@ -121,66 +129,45 @@ class DeadlineEnforcer:
                           order_id: ObjectId | None = None) -> int:
         """Cancel every order (or just `order_id`) whose deadline has passed; returns how many."""
         now = now or self._clock.now()
-        collection = Order.get_pymongo_collection()
         batch = uuid.uuid4().hex
         cancelled = 0
         for kind in self._kinds:
-            query = {"next_deadline_at": {"$lte": now}, **kind.due_filter(now, self._settings.unpaid_timeout)}
-            if order_id is not None:
-                query["_id"] = order_id
             # Read which orders are due, then compare-and-set on their state alone: portable
             # across MongoDB and nx-27017, whose update filters mishandle dates (see README).
-            unpaid = self._settings.unpaid_timeout
-            due = [doc async for doc in collection.find(query, {kind.field: 1, "partner_client_id": 1})
-                   if kind.deadline(doc, unpaid) <= now]
+            due = await order_store.due(kind.state_filter(), kind.field,
+                                        kind.due_limit(now, self._settings.unpaid_timeout), now, order_id)
             if not due:
                 continue
-            changes: dict[str, Any] = {
-                "order_status": OrderStatus.CANCELLED.value, "cancellation_reason": kind.reason.value,
-                "cancelled_at": now, "updated_at": now, "outbox_at": now, "deadline_batch": batch,
-            }
-            if kind.reason == CancellationReason.PAYMENT_TIMEOUT:
-                changes["payment_status"] = PaymentStatus.FAILED.value
-            if kind.records_no_show:
-                changes["no_show_at"] = now
+            cancel = transition(OrderStatus(kind.state_filter()["order_status"]), OrderStatus.CANCELLED, now,
+                                reason=kind.reason)
+            changes: dict[str, Any] = {**{key: _stored(value) for key, value in cancel.items()},
+                                       "updated_at": now, "outbox_at": now, "deadline_batch": batch}
             # Partners' orders are cancelled apart, marked for their webhook event in the same update.
             partners = [doc["_id"] for doc in due if doc.get("partner_client_id")]
             others = [doc["_id"] for doc in due if not doc.get("partner_client_id")]
             for ids, marks in ((others, {}), (partners, deadline_fields(kind.reason, now))):
                 if not ids:
                     continue
-                result = await collection.update_many(
-                    {"_id": {"$in": ids}, **kind.state_filter()},
-                    {"$set": {**changes, **marks}, "$unset": {"next_deadline_at": ""}, "$inc": {"version": 1}})
-                if result.modified_count:
-                    metrics.DEADLINES_ENFORCED.labels(kind.reason.value).inc(result.modified_count)
-                    cancelled += result.modified_count
+                modified = await order_store.cancel_due(ids, kind.state_filter(), {**changes, **marks})
+                if modified:
+                    metrics.DEADLINES_ENFORCED.labels(kind.reason.value).inc(modified)
+                    cancelled += modified
         if cancelled:
             await self._publish_batch(batch)
         return cancelled
 
     async def _publish_batch(self, batch: str) -> None:
-        collection = Order.get_pymongo_collection()
-        for order in await Order.find({"deadline_batch": batch}).to_list():
+        for order in await order_store.deadline_batch(batch):
             await self._publisher.broadcast(order)
         # Cancelled is terminal: nothing else can have changed these orders since.
-        await collection.update_many({"deadline_batch": batch},
-                                     {"$unset": {"deadline_batch": "", "outbox_at": ""}})
-
-    async def _next_in_database(self, after: datetime) -> datetime | None:
-        # A second of slack, compared exactly here: some servers compare dates to the second.
-        upcoming = await Order.get_pymongo_collection().find(
-            {"next_deadline_at": {"$gte": after - timedelta(seconds=1)}}, {"next_deadline_at": 1}
-        ).sort("next_deadline_at", 1).limit(100).to_list()
-        later = [when for when in (as_utc(doc["next_deadline_at"]) for doc in upcoming) if when > after]
-        return min(later, default=None)
+        await order_store.finish_deadline_batch(batch)
 
     async def _seconds_until_next(self, after: datetime) -> float:
         while self._scheduled and self._scheduled[0] <= after:
             heapq.heappop(self._scheduled)
         if self._clock.monotonic() >= self._resync_due or len(self._scheduled) >= MAX_SCHEDULED:
             self._resync_due = self._clock.monotonic() + MAX_SLEEP_SECONDS
-            found = await self._next_in_database(after)
+            found = await order_store.next_deadline_after(after)
             if found is not None:
                 heapq.heappush(self._scheduled, found)
         self._next_wake = self._scheduled[0] if self._scheduled else None

@@ -11,7 +11,6 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
-from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from server import metrics
@@ -22,16 +21,16 @@ from server.domain.clock import SYSTEM_CLOCK, Clock, as_utc
 from server.domain.deadlines import next_deadline
 from server.domain.errors import Conflict, Forbidden, Invalid, InvalidTransition, RateLimited
 from server.domain.lifecycle import (
-    READY_UNDO_TO, CancellationReason, OrderStatus, PaymentStatus, PickupMethod, TERMINAL, can_store_move,
-    items_markable, may_hand_over, needs_commitment, payment_open, ready_undo_refusal,
+    READY_UNDO_TO, Actor, CancellationReason, OrderStatus, PaymentStatus, PickupMethod, TERMINAL, can_store_move,
+    items_markable, may_hand_over, needs_commitment, payment_open, ready_undo_refusal, transition,
 )
-from server.domain.pickup_code import codes_match, new_nonce
+from server.domain.pickup_code import codes_match
 from server.domain.upi import normalise_transaction_id
 from server.models import Order
 from server.models.order import ReadyUndo
+from server.services import order_store
 from server.services.deadlines import DeadlineEnforcer
 from server.services.order_queries import OrderQueries
-from server.services.outage import refuse_unwritten
 from server.services.publishing import ChangePublisher
 from server.services.webhooks import change_fields
 
@@ -47,6 +46,10 @@ _FORWARD = [OrderStatus.PLACED, OrderStatus.ACCEPTED, OrderStatus.PROCESSING, Or
 
 def _mongo(value: Any) -> Any:
     return value.value if isinstance(value, Enum) else value
+
+
+def _actor(principal: Principal) -> Actor:
+    return Actor(principal.user_id, principal.name)
 
 
 class OrderLifecycle:
@@ -76,16 +79,12 @@ class OrderLifecycle:
         update: dict[str, Any] = {"$set": set_doc, "$inc": {"version": 1}}
         if unset_doc:
             update["$unset"] = unset_doc
-        collection = Order.get_pymongo_collection()
-        expected = {"_id": order.id, "version": order.version}
         try:
-            document = await collection.find_one_and_update(expected, update, return_document=ReturnDocument.AFTER)
+            updated = await order_store.change(order.id, order.version, update)
         except DuplicateKeyError:
             raise Conflict(messages.TRANSACTION_ID_TAKEN) from None
-        if document is None:
-            await refuse_unwritten(collection, expected)
+        if updated is None:
             raise Conflict(messages.STATUS_CONFLICT)
-        updated = Order.model_validate(document)
         await self._publisher.publish(updated)
         if deadline is not None:
             self._enforcer.deadline_scheduled(deadline)
@@ -101,12 +100,12 @@ class OrderLifecycle:
             raise Conflict(messages.PAYMENT_NOT_OPEN)
         now = self._clock.now()
         if payment_status == PaymentStatus.FAILED:
-            changes = {"payment_status": PaymentStatus.FAILED, "order_status": OrderStatus.CANCELLED,
-                       "cancelled_at": now, "cancellation_reason": CancellationReason.PAYMENT_FAILED}
-            return await self._commit(order, changes), messages.PAYMENT_FAILED_CANCELLED
+            failed = transition(order.order_status, OrderStatus.CANCELLED, now,
+                                reason=CancellationReason.PAYMENT_FAILED)
+            return await self._commit(order, failed), messages.PAYMENT_FAILED_CANCELLED
         changes: dict[str, Any] = {"payment_status": PaymentStatus.SUCCESS, "paid_at": now}
         if transaction:
-            if await Order.find_one({"transaction_id": transaction, "_id": {"$ne": order.id}}) is not None:
+            if await order_store.transaction_taken(transaction, other_than=order.id):
                 raise Conflict(messages.TRANSACTION_ID_TAKEN)
             changes["transaction_id"] = transaction
         if order.order_status != OrderStatus.PLACED:
@@ -114,7 +113,7 @@ class OrderLifecycle:
             return await self._commit(order, changes), messages.PAYMENT_UPDATED
         if needs_commitment(order.requires_commitment, order.is_commitment_confirmed):
             return await self._commit(order, changes), messages.PAYMENT_WAITING_COMMITMENT
-        changes.update(order_status=OrderStatus.ACCEPTED, accepted_at=now)
+        changes.update(transition(order.order_status, OrderStatus.ACCEPTED, now))
         return await self._commit(order, changes), messages.PAYMENT_UPDATED
 
     async def update_status(self, principal: Principal, order_id: str, target: OrderStatus,
@@ -131,21 +130,12 @@ class OrderLifecycle:
                 raise Conflict(messages.STATUS_CONFLICT)
             raise InvalidTransition(messages.INVALID_TRANSITION.format(current=current.value, target=target.value))
         now = self._clock.now()
-        changes: dict[str, Any] = {"order_status": target}
         if target == OrderStatus.ACCEPTED:
             # An unpaid order may be accepted (CampusBite's counter flow); `may_hand_over` guards pickup.
             if needs_commitment(order.requires_commitment, order.is_commitment_confirmed):
                 raise InvalidTransition(messages.ACCEPT_NEEDS_COMMITMENT)
-            changes["accepted_at"] = now
-        elif target == OrderStatus.READY:
-            changes.update(ready_at=now, ready_expires_at=now + self._settings.ready_timeout,
-                           otp_nonce=new_nonce(), otp_failed_attempts=0)
-        elif target == OrderStatus.PROCESSING:
-            changes["preparing_at"] = now
-        elif target == OrderStatus.CANCELLED:
-            changes.update(cancelled_at=now, cancellation_reason=CancellationReason.STORE_CANCELLED,
-                           cancellation_note=note)
-        return await self._commit(order, changes)
+        return await self._commit(order, transition(current, target, now, ready_timeout=self._settings.ready_timeout,
+                                                    reason=CancellationReason.STORE_CANCELLED, note=note))
 
     async def verify_otp(self, principal: Principal, order_id: str, otp: str | None) -> Order:
         """Hand the order over: with the customer's code, or (`otp` None) confirmed by staff by hand."""
@@ -163,11 +153,8 @@ class OrderLifecycle:
         await self._claim_otp_attempt(order, now)
         if not codes_match(expected, otp):
             raise Invalid(messages.OTP_INVALID)
-        updated = await self._commit(order, {"order_status": OrderStatus.PICKED_UP, "is_otp_verified": True,
-                                             "picked_up_at": now, "otp_failed_attempts": 0,
-                                             "otp_locked_until": None, "pickup_method": PickupMethod.CODE,
-                                             "picked_up_by": principal.user_id,
-                                             "picked_up_by_name": principal.name})
+        updated = await self._commit(order, transition(order.order_status, OrderStatus.PICKED_UP, now,
+                                                       pickup=PickupMethod.CODE, by=_actor(principal)))
         metrics.PICKUPS.labels(PickupMethod.CODE.value).inc()
         return updated
 
@@ -180,10 +167,8 @@ class OrderLifecycle:
             raise InvalidTransition(messages.PICKUP_NOT_READY)
         if not may_hand_over(order.payment_status):
             raise InvalidTransition(messages.PICKUP_NEEDS_PAYMENT)
-        updated = await self._commit(order, {"order_status": OrderStatus.PICKED_UP, "picked_up_at": now,
-                                             "pickup_method": PickupMethod.MANUAL,
-                                             "picked_up_by": principal.user_id,
-                                             "picked_up_by_name": principal.name})
+        updated = await self._commit(order, transition(order.order_status, OrderStatus.PICKED_UP, now,
+                                                       pickup=PickupMethod.MANUAL, by=_actor(principal)))
         metrics.PICKUPS.labels(PickupMethod.MANUAL.value).inc()
         return updated
 
@@ -195,36 +180,10 @@ class OrderLifecycle:
         the claim that takes the last attempt sets the lock in the same update. A right code
         resets the count (in `verify_otp`'s commit); a wrong one leaves it counted.
         """
-        collection = Order.get_pymongo_collection()
-        limit = self._settings.otp_max_attempts
         lock_until = now + timedelta(seconds=self._settings.otp_lockout_seconds)
-        for _ in range(3):
-            if await collection.find_one_and_update(
-                    {"_id": order.id, "otp_failed_attempts": {"$lt": limit - 1}},
-                    {"$inc": {"otp_failed_attempts": 1}}, projection={"_id": 1}) is not None:
-                return
-            if await collection.find_one_and_update(
-                    {"_id": order.id, "otp_failed_attempts": limit - 1},
-                    {"$inc": {"otp_failed_attempts": 1}, "$set": {"otp_locked_until": lock_until}},
-                    projection={"_id": 1}) is not None:
-                return
-            # Every attempt of the window is taken: locked until the lock ends.
-            raw = await collection.find_one({"_id": order.id}, {"otp_locked_until": 1, "otp_failed_attempts": 1})
-            if raw is None:
-                raise self._otp_locked(lock_until, now)
-            stored = raw.get("otp_locked_until")
-            if stored is None:
-                continue  # no lock: a new window opened meanwhile (or the claims were not stored)
-            if as_utc(stored) > now:
-                raise self._otp_locked(as_utc(stored), now)
-            # The lock has ended: exactly one caller opens the next window (the filter matches
-            # the stored lock as read, in whatever form the database keeps it), then all retry.
-            await collection.update_one(
-                {"_id": order.id, "otp_locked_until": stored, "otp_failed_attempts": {"$gte": limit}},
-                {"$set": {"otp_failed_attempts": 0}, "$unset": {"otp_locked_until": ""}})
-        # Three claims missed an order whose attempts were left: they matched but were not stored.
-        await refuse_unwritten(collection, {"_id": order.id, "otp_failed_attempts": {"$lt": limit}})
-        raise self._otp_locked(lock_until, now)
+        locked = await order_store.claim_otp_attempt(order.id, self._settings.otp_max_attempts, lock_until, now)
+        if locked is not None:
+            raise self._otp_locked(locked, now)
 
     def _otp_locked(self, until: datetime, now: datetime) -> RateLimited:
         wait = max(1, int((until - now).total_seconds() + 0.999))
@@ -234,8 +193,8 @@ class OrderLifecycle:
         order = await self._queries.visible_order(principal, order_id)
         if order.order_status != OrderStatus.PLACED or order.payment_status != PaymentStatus.PENDING:
             raise Conflict(messages.CANCEL_NOT_ALLOWED)
-        return await self._commit(order, {"order_status": OrderStatus.CANCELLED, "cancelled_at": self._clock.now(),
-                                          "cancellation_reason": CancellationReason.CUSTOMER_CANCELLED})
+        return await self._commit(order, transition(order.order_status, OrderStatus.CANCELLED, self._clock.now(),
+                                                    reason=CancellationReason.CUSTOMER_CANCELLED))
 
     async def confirm_commitment(self, principal: Principal, order_id: str) -> Order:
         order = await self._queries.find(order_id)
@@ -254,7 +213,7 @@ class OrderLifecycle:
         changes: dict[str, Any] = {"is_commitment_confirmed": True, "commitment_confirmed_at": now}
         if order.payment_status == PaymentStatus.SUCCESS:
             # Payment was verified while we waited for the customer: the order can go ahead.
-            changes.update(order_status=OrderStatus.ACCEPTED, accepted_at=now)
+            changes.update(transition(order.order_status, OrderStatus.ACCEPTED, now))
         return await self._commit(order, changes)
 
     async def mark_item(self, principal: Principal, order_id: str, index: int, marked: bool) -> Order:
@@ -298,13 +257,10 @@ class OrderLifecycle:
                 order_number=order.order_number, seconds=f"{self._settings.ready_undo_seconds:g}"))
         undo = ReadyUndo(at=now, by=principal.user_id, by_name=principal.name, ready_at=order.ready_at)
         undos = [*(order.ready_undos or ()), undo]
-        return await self._commit(order, {
-            "order_status": READY_UNDO_TO, "ready_at": None, "ready_expires_at": None, "otp_nonce": None,
-            "otp_failed_attempts": 0, "otp_locked_until": None,
-            "ready_undos": [entry.model_dump() for entry in undos]})
+        return await self._commit(order, {**transition(order.order_status, READY_UNDO_TO, now),
+                                          "ready_undos": [entry.model_dump() for entry in undos]})
 
     async def recall(self, principal: Principal, store_id: str) -> list[Order]:
         """The last `RECALL_SIZE` orders that left the store's board (readied, picked up or
         cancelled), the most recently changed first."""
-        return await Order.find({"store_id": store_id, "order_status": {"$in": _LEFT_BOARD}}) \
-            .sort("-updated_at").limit(RECALL_SIZE).to_list()
+        return await order_store.recall(store_id, _LEFT_BOARD, RECALL_SIZE)

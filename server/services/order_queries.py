@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from bson import ObjectId
-
 from server.config import Settings
 from server.domain import messages
 from server.domain.access import Principal, listing_scope, may_see_order
@@ -14,6 +12,7 @@ from server.domain.clock import SYSTEM_CLOCK, Clock, as_utc
 from server.domain.errors import Forbidden, NotFound
 from server.domain.pickup_code import pickup_code, pickup_key
 from server.models import Order
+from server.services import order_store
 from server.services.deadlines import DeadlineEnforcer
 
 
@@ -37,7 +36,7 @@ class OrderQueries:
             raise Forbidden(forbidden)
 
     async def find(self, order_id: str, not_found: str = messages.ORDER_NOT_FOUND) -> Order:
-        order = await Order.get(order_id) if ObjectId.is_valid(order_id) else None
+        order = await order_store.get(order_id)
         if order is None:
             raise NotFound(not_found)
         return order
@@ -58,9 +57,7 @@ class OrderQueries:
         query: dict[str, Any] = listing_scope(principal, store_id)
         if statuses:
             query["order_status"] = {"$in": statuses}
-        total = await Order.find(query).count()
-        orders = await Order.find(query).sort([("created_at", -1)]).skip((page - 1) * limit).limit(limit).to_list()
-        return orders, total
+        return await order_store.page(query, page, limit)
 
     def pickup_otp(self, order: Order) -> str | None:
         """The order's 6-digit pickup code (server/domain/pickup_code.py), None before it is ready."""

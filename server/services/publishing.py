@@ -14,12 +14,12 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from bson import ObjectId
-from pymongo import UpdateOne
 
 from server import metrics
 from server.domain.clock import SYSTEM_CLOCK, Clock
 from server.services.outage import MAYBE_OUTAGE, OutageLog
 from server.models import Order
+from server.services import order_store
 from server.services.bus import MessageBus
 from server.services.changes import customer_channel, encode_change, order_channel, store_channel
 
@@ -77,11 +77,7 @@ class ChangePublisher:
         published, self._published = self._published, {}
         self.marks_pending.clear()
         # A mark of a newer, unpublished change (another version) is left for the relay.
-        await Order.get_pymongo_collection().bulk_write([
-            UpdateOne({"_id": order_id, "version": version, "outbox_at": {"$exists": True}},
-                      {"$unset": {"outbox_at": ""}})
-            for order_id, version in published.items()
-        ], ordered=False)
+        await order_store.clear_outbox_marks(published)
         return len(published)
 
 
@@ -117,8 +113,7 @@ class OutboxRelay:
         cutoff = self._clock.now() - self._after
         # Marks of changes this process did publish are not stale: clear them before looking.
         await self._publisher.clear_published_marks()
-        # No sort: on servers without a usable index a sorted scan decodes every order.
-        stale = await Order.find({"outbox_at": {"$lte": cutoff}}).limit(500).to_list()
+        stale = await order_store.stale_outbox(cutoff, 500)
         for order in stale:
             metrics.OUTBOX_REPUBLISHED.inc()
             await self._publisher.publish(order, created=order.version == 1)

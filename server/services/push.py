@@ -37,9 +37,9 @@ from server.config import ConfigurationError, Settings
 from server.domain import messages
 from server.domain.clock import SYSTEM_CLOCK, Clock
 from server.domain.errors import Invalid, NotFound
-from server.domain.lifecycle import OrderStatus
 from server.domain.notifications import Moment, moment_of, notification, reminder_due
 from server.models import Order, PushDelivery, PushSubscription
+from server.services import order_store
 
 if TYPE_CHECKING:
     from server.services.outbound import GuardedClient
@@ -344,7 +344,7 @@ class PushNotifier:
         """Send the reminder for each ready order now within its reminder window; returns how many."""
         now = self._clock.now()
         before = self._settings.push_reminder_minutes
-        due = await Order.find({"order_status": OrderStatus.READY.value, "ready_expires_at": {"$gt": now}}).to_list()
+        due = await order_store.ready_not_expired(now)
         count = 0
         for order in due:
             if reminder_due(order.ready_expires_at, now, before):

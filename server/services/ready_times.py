@@ -24,6 +24,7 @@ from server.domain.eta import HISTORY_SIZE, Active, Finished, Kitchen, estimate,
 from server.domain.slots import deferred_ready_around
 from server.domain.lifecycle import ACTIVE, OrderStatus
 from server.models import Order, Store
+from server.services import order_store
 from server.services.bus import MessageBus
 from server.services.changes import customer_channel, encode_estimates, order_channel, store_channel
 
@@ -131,9 +132,8 @@ class ReadyTimes:
         store = await Store.get(store_id) if ObjectId.is_valid(store_id) else None
         delay = store.delay_minutes if store is not None else 0.0
         waiting = [OrderStatus.PLACED.value, OrderStatus.ACCEPTED.value, OrderStatus.PROCESSING.value]
-        active = await Order.find({"store_id": store_id, "order_status": {"$in": waiting}}).to_list()
-        finished = await Order.find({"store_id": store_id, "ready_at": {"$gte": now - LEARNING_WINDOW}}) \
-            .sort("-ready_at").limit(HISTORY_SIZE).to_list()
+        active = await order_store.in_statuses({"store_id": store_id}, waiting)
+        finished = await order_store.recently_ready(store_id, now - LEARNING_WINDOW, HISTORY_SIZE)
         queue = [Active(str(o.id), o.accepted_at, o.created_at) for o in active]
         queue.append(Active(NEXT_ORDER, None, now))
         kitchen = learn(history(finished, active), now)

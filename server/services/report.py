@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from server.domain.clock import as_utc
 from server.domain.day_report import DayOrder, day_report
 from server.domain.eta import HISTORY_SIZE, finished_from_spans
-from server.models import Order
+from server.services import order_store
 from server.services.ready_times import LEARNING_WINDOW
 
 # The estimator learns from the last HISTORY_SIZE finished orders; a few more are read for the ones
@@ -55,25 +55,19 @@ def _day_order(doc: dict[str, Any]) -> DayOrder:
 
 async def store_day(store_id: str, day: date, zone: ZoneInfo) -> dict[str, Any]:
     start, end = day_bounds(day, zone)
-    orders = Order.get_pymongo_collection()
     # One read for the day and the day before it (whose orders the estimator learned from), split
     # here: every query is a scan of the whole collection on nx-27017, so a second one costs more
     # than the day before's few hundred documents.
-    docs = await orders.find({"store_id": store_id, "created_at": {"$gte": start - timedelta(days=1), "$lt": end}},
-                             _FIELDS).to_list()
-    for doc in docs:
-        doc["created_at"] = as_utc(doc["created_at"])
+    docs = await order_store.store_day(store_id, start - timedelta(days=1), end, _FIELDS)
     day_orders = [_day_order(doc) for doc in docs if doc["created_at"] >= start]
     before = sorted((doc for doc in docs if doc["created_at"] < start), key=lambda doc: doc["created_at"],
                     reverse=True)[:HISTORY_BEFORE]
     spans = _spans(before)
     if len(spans) < HISTORY_SIZE and len(before) < HISTORY_BEFORE:  # a quiet day before: the whole week
-        spans = _spans(await orders.find(
-            {"store_id": store_id, "created_at": {"$gte": start - LEARNING_WINDOW, "$lt": start}},
-            {"accepted_at": 1, "ready_at": 1}).sort("created_at", -1).limit(HISTORY_BEFORE).to_list())
-    before = finished_from_spans(spans)[-HISTORY_SIZE:]
+        spans = _spans(await order_store.finished_before(store_id, start, LEARNING_WINDOW, HISTORY_BEFORE))
+    history = finished_from_spans(spans)[-HISTORY_SIZE:]
     return {"storeId": store_id, "date": day.isoformat(), "timezone": zone.key,
-            **day_report(day_orders, before, zone)}
+            **day_report(day_orders, history, zone)}
 
 
 def _spans(docs: list[dict[str, Any]]) -> list[tuple[datetime, datetime]]:

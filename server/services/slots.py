@@ -27,6 +27,7 @@ from server.domain.errors import Conflict, Invalid, OrderPulseError
 from server.domain.lifecycle import OrderStatus
 from server.domain.slots import LOOKAHEAD_SLOTS, SLOT, slot_key, slots_from
 from server.models import Counter, Order, Store
+from server.services import order_store
 
 log = logging.getLogger("orderpulse.slots")
 
@@ -136,9 +137,7 @@ class SlotReleaser:
 
     async def _release(self, order: Order) -> None:
         try:
-            cleared = await Order.get_pymongo_collection().update_one(
-                {"_id": order.id, "slot_held": {"$exists": True}}, {"$unset": {"slot_held": ""}})
-            if cleared.modified_count != 1:
+            if not await order_store.release_slot(order.id):
                 return
             before = await Counter.get_pymongo_collection().find_one_and_update(
                 {"_id": slot_key(str(order.store_id), as_utc(order.slot_start))},

@@ -16,8 +16,9 @@ from server.domain import messages
 from server.domain.access import Principal, may_run_store, may_see_every_order, may_see_order
 from server.domain.clock import SYSTEM_CLOCK, Clock, as_utc
 from server.domain.errors import Forbidden, NotFound
-from server.domain.lifecycle import ACTIVE, OrderStatus
+from server.domain.lifecycle import ACTIVE, TERMINAL, OrderStatus
 from server.models import Order, Store, User
+from server.services import order_store
 from server.services import catalog
 from server.services.ready_times import ReadyTimes
 
@@ -81,8 +82,7 @@ class SubscriptionService:
 
     async def orders(self, order_ids: list[str] | set[str]) -> list[Order]:
         """These orders as they are now (ids that are not order ids match nothing), in one query."""
-        valid = [ObjectId(order_id) for order_id in order_ids if ObjectId.is_valid(order_id)]
-        return await Order.find({"_id": {"$in": valid}}).to_list() if valid else []
+        return await order_store.by_ids(order_ids)
 
     async def store_board(self, store_id: str) -> list[Order]:
         """A store's active orders and those finished in the last hour, oldest first.
@@ -93,22 +93,17 @@ class SubscriptionService:
         FINISHED_SCAN finished orders bound the read.
         """
         since = self._clock.now() - RECENT_FINISHED
-        active = await Order.find({"store_id": store_id,
-                                   "order_status": {"$in": [s.value for s in ACTIVE]}}).to_list()
-        finished = await Order.find({"store_id": store_id, "order_status": {"$nin": [s.value for s in ACTIVE]}}
-                                    ).sort("-_id").limit(FINISHED_SCAN).to_list()
-        recent = [order for order in finished if as_utc(order.updated_at) >= since]
+        active = await order_store.in_statuses({"store_id": store_id}, ACTIVE)
+        recent = await order_store.finished_since({"store_id": store_id}, TERMINAL, since, FINISHED_SCAN, "_id")
         return sorted(active + recent, key=lambda order: as_utc(order.created_at))
 
     async def customer_orders(self, user_id: str) -> list[Order]:
         """A customer's active orders and those finished in the last hour, oldest first ("My
         orders"); like `store_board`, "the last hour" is decided here, and the read is bounded."""
         since = self._clock.now() - RECENT_FINISHED
-        active = await Order.find({"user_id": user_id,
-                                   "order_status": {"$in": [s.value for s in ACTIVE]}}).to_list()
-        finished = await Order.find({"user_id": user_id, "order_status": {"$nin": [s.value for s in ACTIVE]}}
-                                    ).sort("-created_at").limit(FINISHED_SCAN).to_list()
-        recent = [order for order in finished if as_utc(order.updated_at) >= since]
+        active = await order_store.in_statuses({"user_id": user_id}, ACTIVE)
+        recent = await order_store.finished_since({"user_id": user_id}, TERMINAL, since, FINISHED_SCAN,
+                                                  "created_at")
         return sorted(active + recent, key=lambda order: as_utc(order.created_at))
 
     async def menu(self, store_id: str) -> dict | None:

@@ -54,6 +54,7 @@ from server.domain.lifecycle import CancellationReason, OrderStatus, PaymentStat
 from server.models import ClientApp, Order, WebhookDelivery, WebhookEndpoint
 from server.models.order import PendingWebhookEvent
 from server.models.webhook import DeliveryAttempt, SigningSecret
+from server.services import order_store
 from server.services.outage import MAYBE_OUTAGE, OutageLog
 from server.services.outbound import AddressPolicy, GuardedClient, OutboundRefused
 from server.views import partner_status, partner_view
@@ -356,11 +357,9 @@ class WebhookDispatcher:
     async def relay_order(self, order_id: ObjectId) -> int:
         """Turn one order's pending events into deliveries, then clear its marks; returns how many
         deliveries this call created."""
-        collection = Order.get_pymongo_collection()
-        document = await collection.find_one({"_id": order_id})
-        if document is None or "webhook_pending_at" not in document:
+        order = await order_store.with_webhook_marks(order_id)
+        if order is None:
             return 0
-        order = Order.model_validate(document)
         events = [event.model_dump() for event in order.webhook_events or []]
         if order.webhook_deadline:
             events.append(deadline_event(order, self._settings.zone))
@@ -382,9 +381,7 @@ class WebhookDispatcher:
                 except DuplicateKeyError:
                     pass  # another relay (or an earlier pass of this one) made it
         # Cleared only if no change came in meanwhile: that change rewrote the marks, and is relayed next.
-        await collection.update_one({"_id": order.id, "version": order.version},
-                                    {"$unset": {"webhook_events": "", "webhook_deadline": "",
-                                                "webhook_pending_at": ""}})
+        await order_store.clear_webhook_marks(order.id, order.version)
         if created:
             self._send_wake.set()
         return created
@@ -392,10 +389,9 @@ class WebhookDispatcher:
     async def relay_stale(self) -> int:
         """Relay marks older than a second: left by a process that died, or missed."""
         cutoff = self._clock.now() - timedelta(seconds=RELAY_AFTER_SECONDS)
-        stale = await Order.get_pymongo_collection().find(
-            {"webhook_pending_at": {"$lte": cutoff}}, {"_id": 1}).limit(200).to_list()
-        for document in stale:
-            await self.relay_order(document["_id"])
+        stale = await order_store.stale_webhook_marks(cutoff, 200)
+        for order_id in stale:
+            await self.relay_order(order_id)
         return len(stale)
 
     async def _relay_loop(self) -> None:
