@@ -3,7 +3,7 @@
 - `lean_websocket`: uvicorn's sans-I/O WebSocket protocol without the retained handshake, with
   one keep-alive timer per process (`keepalive`), and writable straight from the fan-out.
 - `http_limits`: uvicorn's httptools protocol with a header deadline, a header size limit and a
-  connection limit.
+  connection limit, writing each answer's head and body in one system call.
 - `sockets`: the connection under an ASGI WebSocket, for those direct writes and for resetting a
   peer that stopped reading.
 
@@ -63,8 +63,9 @@ _WS_ATTRIBUTES = ("loop", "transport", "conn", "writable", "handshake_complete",
 # Calls the lean protocol relies on uvicorn's code making: (method, the name it must call).
 _WS_CALLS = (("start_keepalive", "schedule_ping"), ("connection_lost", "stop_keepalive"),
              ("shutdown", "stop_keepalive"), ("handle_events", "handle_pong"))
-# What a request cycle must keep, for the header deadline to end a kept-alive connection.
-_CYCLE_ATTRIBUTES = ("response_complete", "keep_alive")
+# What a request cycle must keep: for the header deadline to end a kept-alive connection, and the
+# transport it writes through (replaced by a `HeadHolder`).
+_CYCLE_ATTRIBUTES = ("response_complete", "keep_alive", "transport")
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,9 @@ uvicorn has no setting for these with httptools (`h11_max_incomplete_event_size`
   not counted), a new connection's first request is answered `503` with `Retry-After` and the
   connection closed, so the ones already open keep working.
 
+Each answer's head is held until its first body write and both leave in one `send()` (uvicorn
+writes them apart: two system calls where one does; see `HeadHolder`).
+
 A refused connection gets its answer, then a half-close; what the client still sends is read and
 dropped for a moment (up to `LINGER_SECONDS` or `LINGER_BYTES`) so that closing with unread input
 does not reset the connection before the client has read the answer.
@@ -44,6 +47,8 @@ LINGER_SECONDS = 2.0
 LINGER_BYTES = 1024 * 1024
 FULL_WARNING_EVERY_SECONDS = 60.0
 UNBOUNDED = sys.maxsize
+# A body larger than this is written apart from its head rather than copied onto it.
+JOIN_BODY_BYTES = 64 * 1024
 
 @dataclass(frozen=True)
 class ConnectionLimits:
@@ -111,6 +116,51 @@ def _status_line(status: int) -> bytes:
 
 def _error_body(message: str) -> bytes:
     return orjson.dumps({"success": False, "message": message})
+
+
+class HeadHolder(asyncio.Transport):
+    """The transport one request cycle writes to. uvicorn writes an answer's head and its body in
+    two `transport.write` calls, each a `send()` system call on an open socket (a third of a short
+    answer's cost). The head is held until the next write, which for a whole answer comes in the
+    same event-loop step, and both leave in one call; anything else (a streamed answer's first
+    chunk, a `100 Continue`) goes out at the end of the step, so nothing waits longer."""
+
+    __slots__ = ("_transport", "_loop", "_held", "_writes")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self._transport = transport
+        self._loop = loop
+        self._held: bytes | None = None
+        self._writes = 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        data = bytes(data) if not isinstance(data, bytes) else data
+        self._writes += 1
+        if self._writes == 1:
+            self._held = data
+            self._loop.call_soon(self.flush)
+            return
+        held, self._held = self._held, None
+        if held is None:
+            self._transport.write(data)
+        elif len(data) <= JOIN_BODY_BYTES:
+            self._transport.write(held + data)
+        else:
+            self._transport.write(held)
+            self._transport.write(data)
+
+    def flush(self) -> None:
+        held, self._held = self._held, None
+        if held is not None and not self._transport.is_closing():
+            self._transport.write(held)
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
@@ -185,7 +235,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self.head_room = UNBOUNDED
         self.heads.pop(self, None)
+        earlier = self.cycle
         HttpToolsProtocol.on_headers_complete(self)
+        if self.cycle is not earlier and self.cycle is not None:  # an upgrade makes no cycle
+            self.cycle.transport = HeadHolder(self.transport, self.loop)
 
     def on_message_complete(self) -> None:
         self.head_room = self.max_head
