@@ -84,12 +84,13 @@ class PollStatusFastPath:
         if authorization is None or authorization[:7].lower() != b"bearer ":
             return None
         runtime = self._runtime
-        principal = runtime.accounts.known_principal(authorization[7:].strip().decode("latin-1"))
+        now = runtime.clock.now()
+        principal = runtime.accounts.known_principal(authorization[7:].strip().decode("latin-1"), now.timestamp())
         if principal is None:
             return None
         order_id = scope["path"][len(PREFIX):len(PREFIX) + 24]
         snapshot = runtime.snapshots.get(order_id)
-        if snapshot is None or (snapshot.next_deadline_at is not None and snapshot.next_deadline_at <= runtime.clock.now()):
+        if snapshot is None or (snapshot.next_deadline_at is not None and snapshot.next_deadline_at <= now):
             return None
         try:
             runtime.orders.authorise(principal, snapshot.user_id, snapshot.store_id)

@@ -68,6 +68,9 @@ class AccountService:
         # misses a change made by another one, and those happen in real time.
         self._user_cache_seconds = user_cache_seconds
         self._users: dict[str, tuple[float, User]] = {}
+        # The caller each recently verified access token names, with the cached account entry it
+        # was built from: valid while that very entry is (an account change replaces or drops it).
+        self._principals: dict[str, tuple[tuple[float, User], Principal]] = {}
         # When each account last changed (monotonic), so a read in flight meanwhile is redone.
         self._changed_at: dict[str, float] = {}
         self._account_listeners: list[AccountListener] = []
@@ -294,20 +297,33 @@ class AccountService:
                          store_id=user.store_id,
                          name=user.name, expires_at=claims.expires_at)
 
-    def known_principal(self, token: str) -> Principal | None:
-        """The caller when that needs no I/O (a valid token, a recently read user); else None."""
+    def known_principal(self, token: str, now: float | None = None) -> Principal | None:
+        """The caller when that needs no I/O (a valid token, a recently read user); else None.
+        `now` (epoch seconds) spares a clock read to a caller that has one."""
+        known = self._principals.get(token)
+        if known is not None:
+            built_from, principal = known
+            if (self._users.get(principal.user_id) is built_from
+                    and time.monotonic() - built_from[0] < self._user_cache_seconds
+                    and principal.expires_at > (self._clock.now().timestamp() if now is None else now)):
+                return principal
+            del self._principals[token]
         try:
-            claims = self.tokens.verify_access(token)
+            claims = self.tokens.verify_access(token, now)
         except Unauthenticated:
             return None
-        cached = self._users.get(claims.user_id)
-        if cached is None or time.monotonic() - cached[0] >= self._user_cache_seconds:
+        entry = self._users.get(claims.user_id)
+        if entry is None or time.monotonic() - entry[0] >= self._user_cache_seconds:
             return None
-        user = cached[1]
+        user = entry[1]
         if not user.is_active or _issued_before_disable(claims, user):
             return None
-        return Principal(user_id=claims.user_id, role=user.role, store_id=user.store_id,
-                         name=user.name, expires_at=claims.expires_at)
+        principal = Principal(user_id=claims.user_id, role=user.role, store_id=user.store_id,
+                              name=user.name, expires_at=claims.expires_at)
+        if len(self._principals) >= 100_000:
+            self._principals.clear()
+        self._principals[token] = (entry, principal)
+        return principal
 
     async def _cached_user(self, user_id: str) -> User:
         """The caller's account, read at most once per cache lifetime; 401 once removed or disabled."""

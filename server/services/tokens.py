@@ -164,11 +164,11 @@ class TokenService:
             claims["storeId"] = store_id
         return jwt.encode(claims, self._secret, algorithm=self._algorithm)
 
-    def verify_access(self, token: str) -> AccessClaims:
-        """Raise the contract's 401 for a bad or expired token."""
+    def verify_access(self, token: str, now: float | None = None) -> AccessClaims:
+        """Unauthenticated for a bad or expired token; `now` (epoch seconds) spares a clock read."""
         claims = self._verified.get(token)
         if claims is not None:
-            if claims.expires_at <= self._clock.now().timestamp():
+            if claims.expires_at <= (self._clock.now().timestamp() if now is None else now):
                 raise Unauthenticated(messages.TOKEN_EXPIRED)
             return claims
         payload = self._decode(token, self.ACCESS)
