@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -20,7 +20,7 @@ import orjson
 
 from server import metrics
 from server.realtime.broker import Broker
-from server.realtime.latest import LatestMessage
+from server.realtime.latest import StoreWatcher, StoreWatchers
 from server.realtime.sse import RETRY_MILLISECONDS, EventStream
 from server.services.board import board_channel
 from server.services.changes import is_estimates, store_channel
@@ -31,12 +31,11 @@ ReadBoard = Callable[[str], Awaitable[dict[str, Any] | None]]
 """The store's board now (None: no such store)."""
 
 
-class BoardWatcher(LatestMessage):
+class BoardWatcher(StoreWatcher):
     """One board's view: the newest board it has not sent yet, and a wake-up."""
 
     def __init__(self, store_id: str) -> None:
-        super().__init__()
-        self.store_id = store_id
+        super().__init__(store_id)
         self._last: bytes | None = None
 
     def offer(self, payload: bytes) -> None:
@@ -48,9 +47,8 @@ class BoardWatcher(LatestMessage):
 
 class BoardFeed:
     def __init__(self, broker: Broker, read_board: ReadBoard) -> None:
-        self._broker = broker
         self._read_board = read_board
-        self._watchers: dict[str, set[BoardWatcher]] = defaultdict(set)
+        self._watchers = StoreWatchers[BoardWatcher](broker, self.channels, self._on_message)
         self._reads: dict[str, asyncio.Task[None]] = {}
         self._again: set[str] = set()
         self._open_by_link: Counter[str] = Counter()
@@ -76,42 +74,21 @@ class BoardFeed:
         """Start following a store's board, with its current board already offered; None (and
         nothing left watching) when there is no such store."""
         watcher = BoardWatcher(store_id)
-        watchers = self._watchers[store_id]
-        watchers.add(watcher)
-        try:
-            if len(watchers) == 1:
-                for channel in self.channels(store_id):
-                    await self._broker.subscribe(channel, self._on_message)
-            # Read after listening, so no change can fall between the read and the subscription.
-            board = await self._read_board(store_id)
-        except BaseException:
-            await self.unwatch(watcher)
-            raise
+        board = await self._watchers.add(watcher, lambda: self._read_board(store_id))
         if board is None:
-            await self.unwatch(watcher)
             return None
         watcher.offer(orjson.dumps(board))
         return watcher
 
     async def unwatch(self, watcher: BoardWatcher) -> None:
-        watcher.close()
-        watchers = self._watchers.get(watcher.store_id)
-        if watchers is None or watcher not in watchers:
-            return
-        watchers.discard(watcher)
-        if not watchers:
-            del self._watchers[watcher.store_id]
-            for channel in self.channels(watcher.store_id):
-                await self._broker.unsubscribe(channel, self._on_message)
+        await self._watchers.remove(watcher)
 
     async def stop(self) -> None:
         reads = list(self._reads.values())
         for task in reads:
             task.cancel()
         await asyncio.gather(*reads, return_exceptions=True)
-        for watchers in self._watchers.values():
-            for watcher in watchers:
-                watcher.close()
+        self._watchers.close_all()
 
     def _on_message(self, channel: str, payload: bytes) -> None:
         if is_estimates(payload):  # estimates move no number between the board's columns
@@ -119,7 +96,7 @@ class BoardFeed:
         self._read_soon(channel.partition(":")[2])
 
     def _read_soon(self, store_id: str) -> None:
-        if store_id not in self._watchers:
+        if not self._watchers.of(store_id):
             return
         if store_id in self._reads:
             self._again.add(store_id)
@@ -137,7 +114,7 @@ class BoardFeed:
                     board = None
                 if board is not None:
                     payload = orjson.dumps(board)
-                    for watcher in tuple(self._watchers.get(store_id, ())):
+                    for watcher in self._watchers.of(store_id):
                         watcher.offer(payload)
                 if store_id not in self._again:
                     return
@@ -146,7 +123,7 @@ class BoardFeed:
 
     def _connection_changed(self, connected: bool) -> None:
         if connected:
-            for store_id in list(self._watchers):
+            for store_id in self._watchers.stores():
                 self._read_soon(store_id)
 
 

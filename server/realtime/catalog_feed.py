@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 
 from server.realtime.broker import Broker
-from server.realtime.latest import LatestMessage
+from server.realtime.latest import StoreWatcher, StoreWatchers
 from server.services.changes import catalog_channel
 
 log = logging.getLogger("orderpulse.catalog_feed")
@@ -26,12 +25,11 @@ ReadMenu = Callable[[str], Awaitable[dict[str, Any] | None]]
 """The store's menu snapshot now (None: no such store)."""
 
 
-class MenuWatcher(LatestMessage):
+class MenuWatcher(StoreWatcher):
     """One page's view of one store's menu: the newest unsent message, and a wake-up."""
 
     def __init__(self, store_id: str) -> None:
-        super().__init__()
-        self.store_id = store_id
+        super().__init__(store_id)
         self.revision = -1
 
     def offer(self, revision: int, payload: bytes) -> None:
@@ -43,9 +41,9 @@ class MenuWatcher(LatestMessage):
 
 class CatalogFeed:
     def __init__(self, broker: Broker, read_menu: ReadMenu) -> None:
-        self._broker = broker
         self._read_menu = read_menu
-        self._watchers: dict[str, set[MenuWatcher]] = defaultdict(set)
+        self._watchers = StoreWatchers[MenuWatcher](broker, lambda store_id: (catalog_channel(store_id),),
+                                                    self._on_message)
         self._resync: asyncio.Task[None] | None = None
         broker.on_connection_change(self._connection_changed)
 
@@ -53,53 +51,34 @@ class CatalogFeed:
         """Start following a store's menu, with its current menu already offered; None (and
         nothing left watching) when there is no such store."""
         watcher = MenuWatcher(store_id)
-        watchers = self._watchers[store_id]
-        watchers.add(watcher)
-        try:
-            if len(watchers) == 1:
-                await self._broker.subscribe(catalog_channel(store_id), self._on_message)
-            # Read after listening, so no change can fall between the read and the subscription.
-            snapshot = await self._read_menu(store_id)
-        except BaseException:
-            await self.unwatch(watcher)
-            raise
+        snapshot = await self._watchers.add(watcher, lambda: self._read_menu(store_id))
         if snapshot is None:
-            await self.unwatch(watcher)
             return None
         watcher.offer(snapshot["revision"], orjson.dumps(snapshot))
         return watcher
 
     async def unwatch(self, watcher: MenuWatcher) -> None:
-        watcher.close()
-        watchers = self._watchers.get(watcher.store_id)
-        if watchers is None or watcher not in watchers:
-            return
-        watchers.discard(watcher)
-        if not watchers:
-            del self._watchers[watcher.store_id]
-            await self._broker.unsubscribe(catalog_channel(watcher.store_id), self._on_message)
+        await self._watchers.remove(watcher)
 
     def stop(self) -> None:
         if self._resync is not None:
             self._resync.cancel()
-        for watchers in self._watchers.values():
-            for watcher in watchers:
-                watcher.close()
+        self._watchers.close_all()
 
     def _on_message(self, channel: str, payload: bytes) -> None:
-        store_id = channel.partition(":")[2]
-        watchers = self._watchers.get(store_id)
+        watchers = self._watchers.of(channel.partition(":")[2])
         if not watchers:
             return
         revision = orjson.loads(payload)["revision"]
-        for watcher in tuple(watchers):
+        for watcher in watchers:
             watcher.offer(revision, payload)
 
     def _connection_changed(self, connected: bool) -> None:
-        if connected and self._watchers:
+        stores = self._watchers.stores()
+        if connected and stores:
             if self._resync is not None and not self._resync.done():
                 self._resync.cancel()
-            self._resync = asyncio.create_task(self._read_again(list(self._watchers)))
+            self._resync = asyncio.create_task(self._read_again(stores))
 
     async def _read_again(self, store_ids: list[str]) -> None:
         for store_id in store_ids:
@@ -110,6 +89,6 @@ class CatalogFeed:
                 continue
             if snapshot is not None:
                 payload = orjson.dumps(snapshot)
-                for watcher in tuple(self._watchers.get(store_id, ())):
+                for watcher in self._watchers.of(store_id):
                     watcher.offer(snapshot["revision"], payload)
 

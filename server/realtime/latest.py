@@ -1,9 +1,16 @@
-"""The newest message a stream has not sent yet, and a wake-up: a slow reader skips straight to
-the latest state instead of working through a queue of old ones (menus, pickup boards)."""
+"""Pages that follow one store's state (menus, pickup boards): for each page the newest message it
+has not sent yet and a wake-up, so a slow reader skips straight to the latest state instead of
+working through a queue of old ones; and for each store its watchers and the broker subscriptions
+they need."""
 
 from __future__ import annotations
 
 import asyncio
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+from server.services.bus import Listener, MessageBus
 
 
 class LatestMessage:
@@ -31,3 +38,66 @@ class LatestMessage:
     def close(self) -> None:
         self.closed = True
         self._ready.set()
+
+
+class StoreWatcher(LatestMessage):
+    """One page following one store."""
+
+    def __init__(self, store_id: str) -> None:
+        super().__init__()
+        self.store_id = store_id
+
+
+W = TypeVar("W", bound=StoreWatcher)
+T = TypeVar("T")
+
+
+class StoreWatchers(Generic[W]):
+    """The watchers of each store: a store's channels are listened to for its first watcher and
+    dropped with its last, and a new watcher's first state is read after listening, so no change
+    can fall between the read and the subscription."""
+
+    def __init__(self, broker: MessageBus, channels: Callable[[str], tuple[str, ...]], listener: Listener) -> None:
+        self._broker = broker
+        self._channels = channels
+        self._listener = listener
+        self._by_store: dict[str, set[W]] = defaultdict(set)
+
+    async def add(self, watcher: W, read: Callable[[], Awaitable[T | None]]) -> T | None:
+        """Add `watcher` and return what `read` gives once its store is listened to; None (and the
+        watcher removed) when `read` finds no such store."""
+        watchers = self._by_store[watcher.store_id]
+        watchers.add(watcher)
+        try:
+            if len(watchers) == 1:
+                for channel in self._channels(watcher.store_id):
+                    await self._broker.subscribe(channel, self._listener)
+            state = await read()
+        except BaseException:
+            await self.remove(watcher)
+            raise
+        if state is None:
+            await self.remove(watcher)
+        return state
+
+    async def remove(self, watcher: W) -> None:
+        watcher.close()
+        watchers = self._by_store.get(watcher.store_id)
+        if watchers is None or watcher not in watchers:
+            return
+        watchers.discard(watcher)
+        if not watchers:
+            del self._by_store[watcher.store_id]
+            for channel in self._channels(watcher.store_id):
+                await self._broker.unsubscribe(channel, self._listener)
+
+    def of(self, store_id: str) -> tuple[W, ...]:
+        return tuple(self._by_store.get(store_id, ()))
+
+    def stores(self) -> list[str]:
+        return list(self._by_store)
+
+    def close_all(self) -> None:
+        for watchers in self._by_store.values():
+            for watcher in watchers:
+                watcher.close()
