@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from urllib.parse import urlparse
 
 from server import metrics
-from server.realtime.backends.base import LIVENESS_SECONDS, BrokerBackend
+from server.realtime.backends.base import LIVENESS_SECONDS, BrokerBackend, Confirmation
 from server.services.bus import Listener
 
 log = logging.getLogger("orderpulse.broker")
@@ -41,7 +41,10 @@ class Broker:
     def __init__(self, url: str | None = None, backend: BrokerBackend | None = None,
                  liveness: float = LIVENESS_SECONDS) -> None:
         self._backend = backend or backend_for(url, liveness)
+        self._liveness = liveness
         self._listeners: dict[str, list[Listener]] = defaultdict(list)
+        # Channels the engine was asked for and has not confirmed yet.
+        self._confirming: dict[str, Confirmation] = {}
         self._connection_listeners: list[Callable[[bool], None]] = []
         self._lock = asyncio.Lock()
         self.connected = False
@@ -60,18 +63,31 @@ class Broker:
         await self._backend.publish(channels, payload)
 
     async def subscribe(self, channel: str, listener: Listener) -> None:
-        """Listen to a channel; the engine is asked only for the first listener."""
+        """Listen to a channel; the engine is asked only for the first listener. Returns once the
+        engine confirmed the channel (or, after `liveness`, counts on the connection's loss being
+        reported), so a state read afterwards can be followed by its events without a gap."""
         async with self._lock:
             listeners = self._listeners[channel]
             listeners.append(listener)
             if len(listeners) == 1:
                 try:
-                    await self._backend.subscribe(channel)
+                    confirmation = await self._backend.subscribe(channel)
                 except Exception:
                     listeners.remove(listener)
                     del self._listeners[channel]
                     raise
                 metrics.BROKER_CHANNELS.set(len(self._listeners))
+                if confirmation is not None and not confirmation.done():
+                    self._confirming[channel] = confirmation
+                    confirmation.add_done_callback(lambda _: self._confirmed(channel, confirmation))
+            waiting = self._confirming.get(channel)
+        if waiting is not None:
+            # Outside the lock: other channels' subscriptions go ahead meanwhile.
+            await asyncio.wait({waiting}, timeout=self._liveness)
+
+    def _confirmed(self, channel: str, confirmation: Confirmation) -> None:
+        if self._confirming.get(channel) is confirmation:
+            del self._confirming[channel]
 
     async def unsubscribe(self, channel: str, listener: Listener) -> None:
         async with self._lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 
@@ -10,6 +11,9 @@ Deliver = Callable[[str, bytes], None]
 
 ConnectionChanged = Callable[[bool], None]
 """Called with False when messages may have been missed, True once subscriptions are live again."""
+
+Confirmation = asyncio.Future[None]
+"""Done once the engine confirmed a subscription: from then on every message published reaches us."""
 
 LIVENESS_SECONDS = 10.0
 """How long a listener connection may deliver nothing, not even its own probe, before it counts as dead."""
@@ -23,7 +27,10 @@ class BrokerBackend(ABC):
     async def disconnect(self) -> None: ...
 
     @abstractmethod
-    async def subscribe(self, channel: str) -> None: ...
+    async def subscribe(self, channel: str) -> Confirmation | None:
+        """Ask for `channel`'s messages. Returns when the request is sent, with what to await for
+        the engine's confirmation; None when there is nothing to wait for (the engine is in this
+        process, or the connection is down and its return re-subscribes and reports a resync)."""
 
     @abstractmethod
     async def unsubscribe(self, channel: str) -> None: ...

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from server.realtime.backends.base import BrokerBackend, ConnectionChanged, Deliver
+from server.realtime.backends.base import BrokerBackend, Confirmation, ConnectionChanged, Deliver
 
 
 class MemoryBackend(BrokerBackend):
@@ -19,8 +19,9 @@ class MemoryBackend(BrokerBackend):
         self._deliver = None
         self._channels.clear()
 
-    async def subscribe(self, channel: str) -> None:
+    async def subscribe(self, channel: str) -> Confirmation | None:
         self._channels.add(channel)
+        return None
 
     async def unsubscribe(self, channel: str) -> None:
         self._channels.discard(channel)

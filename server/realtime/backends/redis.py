@@ -16,7 +16,7 @@ import logging
 import random
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
@@ -27,7 +27,7 @@ from redis.crc import key_slot
 from redis.exceptions import RedisError
 
 from server import metrics
-from server.realtime.backends.base import LIVENESS_SECONDS, BrokerBackend, ConnectionChanged, Deliver
+from server.realtime.backends.base import LIVENESS_SECONDS, BrokerBackend, Confirmation, ConnectionChanged, Deliver
 
 log = logging.getLogger("orderpulse.broker.redis")
 
@@ -69,6 +69,8 @@ class Listener:
         self._probe = probe
         self._liveness = liveness
         self._leaving: Counter[str] = Counter()
+        # Subscriptions sent and not yet confirmed, per channel, in the order Redis answers them.
+        self._confirming: dict[str, deque[Confirmation]] = {}
         self._probing: asyncio.Task[None] | None = None
 
     async def open(self, channels: Iterable[str], deliver: Deliver) -> None:
@@ -84,9 +86,15 @@ class Listener:
             if message["type"] in ("subscribe", "ssubscribe") and _text(message["channel"]) == self.probe_channel:
                 return
 
-    async def add(self, channel: str) -> None:
+    async def add(self, channel: str) -> Confirmation:
+        """Subscribe `channel`; the result is done once Redis confirmed it. Until then a message
+        published by another connection may still pass this one by (on a slow link, the command
+        is still on its way), so whoever reads a state to follow with events waits for it."""
         self.channels.add(channel)
+        confirmation: Confirmation = asyncio.get_running_loop().create_future()
+        self._confirming.setdefault(channel, deque()).append(confirmation)
         await self._subscribe(channel)
+        return confirmation
 
     async def remove(self, channel: str) -> None:
         self.channels.discard(channel)
@@ -129,6 +137,14 @@ class Listener:
         if kind in ("message", "smessage"):
             if channel != self.probe_channel:
                 deliver(channel, message["data"])
+        elif kind in ("subscribe", "ssubscribe"):
+            waiting = self._confirming.get(channel)
+            if waiting:
+                confirmation = waiting.popleft()
+                if not waiting:
+                    del self._confirming[channel]
+                if not confirmation.done():
+                    confirmation.set_result(None)
         elif kind in ("unsubscribe", "sunsubscribe"):
             if self._leaving[channel]:
                 self._leaving[channel] -= 1
@@ -148,6 +164,12 @@ class Listener:
             log.debug("liveness probe on %s not sent: %s", self.probe_channel, exc)
 
     async def close(self) -> None:
+        # Whoever waits for a confirmation goes on: the loss is reported and followed by a resync.
+        for waiting in self._confirming.values():
+            for confirmation in waiting:
+                if not confirmation.done():
+                    confirmation.set_result(None)
+        self._confirming.clear()
         probing, self._probing = self._probing, None
         if probing is not None:
             probing.cancel()
@@ -220,15 +242,16 @@ class RedisBackend(BrokerBackend):
         if listener is not None:
             await listener.close()
 
-    async def subscribe(self, channel: str) -> None:
+    async def subscribe(self, channel: str) -> Confirmation | None:
         self._channels.add(channel)
         async with self._commands:
             if self._listener is not None and self._live.is_set():
                 try:
-                    await self._listener.add(channel)
+                    return await self._listener.add(channel)
                 except (RedisError, OSError):
                     # The reader notices the broken connection and re-subscribes everything.
                     log.warning("subscribe to %s deferred until Redis is back", channel)
+            return None
 
     async def unsubscribe(self, channel: str) -> None:
         self._channels.discard(channel)

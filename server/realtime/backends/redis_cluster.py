@@ -33,7 +33,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.exceptions import RedisClusterException
 
-from server.realtime.backends.base import LIVENESS_SECONDS, BrokerBackend, ConnectionChanged, Deliver
+from server.realtime.backends.base import LIVENESS_SECONDS, BrokerBackend, Confirmation, ConnectionChanged, Deliver
 from server.realtime.backends.redis import BACKOFF_FIRST, BACKOFF_MAX, PROBE_PREFIX, Listener, no_retry
 
 log = logging.getLogger("orderpulse.broker.redis_cluster")
@@ -225,6 +225,7 @@ class RedisClusterBackend(BrokerBackend):
         for name in [name for name in self._shards if name not in masters]:
             await self._drop_shard(name)
         wanted: dict[str, set[str]] = defaultdict(set)
+        confirmations: list[Confirmation] = []
         for channel in self._channels:
             wanted[self._owner(channel).name].add(channel)
         for name, shard in list(self._shards.items()):
@@ -237,28 +238,33 @@ class RedisClusterBackend(BrokerBackend):
                 await self._open_shard(masters[name], channels)
                 continue
             for channel in channels - existing.listener.channels:
-                await existing.listener.add(channel)
+                confirmations.append(await existing.listener.add(channel))
                 self._placed[channel] = name
+        # The repair is reported (and every socket resynchronised) once all of it took.
+        if confirmations:
+            await asyncio.wait(confirmations, timeout=self._liveness)
 
     # --- the backend interface --------------------------------------------------------------
 
-    async def subscribe(self, channel: str) -> None:
+    async def subscribe(self, channel: str) -> Confirmation | None:
         self._channels.add(channel)
         async with self._commands:
             if not self._live.is_set() or channel in self._placed:
-                return  # the repair places it
+                return None  # the repair places it
             assert self._cluster is not None
             try:
                 node = self._owner(channel)
                 shard = self._shards.get(node.name)
                 if shard is None:
-                    await self._open_shard(node, {channel})
-                else:
-                    await shard.listener.add(channel)
-                    self._placed[channel] = node.name
+                    await self._open_shard(node, {channel})  # returns once the shard confirmed it
+                    return None
+                confirmation = await shard.listener.add(channel)
+                self._placed[channel] = node.name
+                return confirmation
             except Exception as exc:
                 log.warning("subscribe to %s deferred until its shard is back: %s", channel, exc)
                 self._lost()
+                return None
 
     async def unsubscribe(self, channel: str) -> None:
         self._channels.discard(channel)
