@@ -131,7 +131,9 @@ class AccountMail:
             {"$set": {"used_at": now}}, return_document=ReturnDocument.BEFORE)
         if document is None:
             raise Invalid(invalid)
-        record = AccountToken.model_validate(document)
+        # Typed here: Beanie's Document derives from lazy_model's untyped LazyModel, so mypy reads
+        # pydantic's methods on it as Any.
+        record: AccountToken = AccountToken.model_validate(document)
         if as_utc(record.expires_at) <= now:
             raise Invalid(invalid)
         return record

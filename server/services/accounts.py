@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from beanie import SortDirection
 from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
@@ -26,7 +27,7 @@ from server.models import Order, RefreshToken, Store, User
 from server.models.stream_ticket import StreamTicket
 from server.services import order_store
 from server.services.bus import MessageBus
-from server.services.outage import refuse_unwritten
+from server.services.outage import RawCollection, refuse_unwritten
 from server.services.tokens import (
     AccessClaims, Passwords, TokenService, digest, minted_before_disable, new_refresh_token,
 )
@@ -55,7 +56,7 @@ def _issued_before_disable(claims: AccessClaims, user: User) -> bool:
 
 
 class AccountService:
-    def __init__(self, tokens: TokenService, refresh_lifetime, trust_policy: TrustPolicy,
+    def __init__(self, tokens: TokenService, refresh_lifetime: timedelta, trust_policy: TrustPolicy,
                  user_cache_seconds: float, clock: Clock = SYSTEM_CLOCK,
                  passwords: Passwords | None = None, refresh_reuse_seconds: float = 10) -> None:
         self.tokens = tokens
@@ -206,7 +207,7 @@ class AccountService:
             {"role": Role.ADMIN.value, "is_active": {"$ne": False}}, {"_id": 1}).to_list()
         return sum(1 for admin in admins if admin["_id"] != other_than)
 
-    def _admin_set_claims(self):
+    def _admin_set_claims(self) -> RawCollection:
         return User.get_pymongo_collection().database.get_collection(ADMIN_SET_CLAIMS)
 
     async def _claim_admin_set(self) -> str:
@@ -251,7 +252,8 @@ class AccountService:
             query["$or"] = [{"email": {"$regex": pattern, "$options": "i"}},
                             {"name": {"$regex": pattern, "$options": "i"}}]
         total = await User.find(query).count()
-        users = await User.find(query).sort([("_id", -1)]).skip((page - 1) * limit).limit(limit).to_list()
+        users = await User.find(query).sort([("_id", SortDirection.DESCENDING)]).skip((page - 1) * limit) \
+            .limit(limit).to_list()
         return users, total
 
     # --- event-stream tickets ---------------------------------------------------------------
@@ -312,6 +314,7 @@ class AccountService:
     async def _cached_user(self, user_id: str) -> User:
         """The caller's account, read at most once per cache lifetime; 401 once removed or disabled."""
         cached = self._users.get(user_id)
+        user: User | None
         if cached is not None and time.monotonic() - cached[0] < self._user_cache_seconds:
             user = cached[1]
         else:
