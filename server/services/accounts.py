@@ -115,7 +115,7 @@ class AccountService:
     async def set_active(self, user_id: str, active: bool) -> User:
         """Disable or re-enable an account. Disabling revokes its refresh tokens; either way every
         process forgets the cached user at once (and within the cache lifetime if a message is lost).
-        The last active admin cannot be disabled (`409`), however many admins try at once."""
+        The last active admin cannot be disabled (Conflict), however many admins try at once."""
         user = await User.get(user_id) if ObjectId.is_valid(user_id) else None
         if user is None:
             raise NotFound(messages.ADMIN_USER_NOT_FOUND)
@@ -138,7 +138,7 @@ class AccountService:
     async def set_role(self, user_id: str, role: Role, store_id: str | None) -> User:
         """Make a member of staff an admin, or a store employee of `store_id`. Every process forgets
         the cached user at once and ends its streams (as on a disable), so they reopen with the new
-        role's rights. The last active admin cannot be demoted (`409`)."""
+        role's rights. The last active admin cannot be demoted (Conflict)."""
         user = await User.get(user_id) if ObjectId.is_valid(user_id) else None
         if user is None:
             raise NotFound(messages.ADMIN_USER_NOT_FOUND)
@@ -211,7 +211,7 @@ class AccountService:
         return User.get_pymongo_collection().database.get_collection(ADMIN_SET_CLAIMS)
 
     async def _claim_admin_set(self) -> str:
-        """Wait (up to `ADMIN_SET_WAIT_SECONDS`) for the admin-set claim; `503` if it stays taken."""
+        """Wait (up to `ADMIN_SET_WAIT_SECONDS`) for the admin-set claim; Unavailable if it stays taken."""
         claims = self._admin_set_claims()
         token = uuid.uuid4().hex
         deadline = time.monotonic() + ADMIN_SET_WAIT_SECONDS
@@ -312,7 +312,7 @@ class AccountService:
                          name=user.name, expires_at=claims.expires_at)
 
     async def _cached_user(self, user_id: str) -> User:
-        """The caller's account, read at most once per cache lifetime; 401 once removed or disabled."""
+        """The caller's account, read at most once per cache lifetime; Unauthenticated once removed or disabled."""
         cached = self._users.get(user_id)
         user: User | None
         if cached is not None and time.monotonic() - cached[0] < self._user_cache_seconds:
@@ -491,7 +491,7 @@ class AccountService:
             {"family_id": family_id, "revoked_at": {"$exists": False}}, {"$set": {"revoked_at": now}})
 
     async def current_user(self, principal: Principal) -> User:
-        """The caller's account as stored now (not the cached copy); 401 once it is gone."""
+        """The caller's account as stored now (not the cached copy); Unauthenticated once it is gone."""
         user = await User.get(principal.user_id)
         if user is None:
             raise Unauthenticated(messages.USER_NOT_FOUND)
@@ -507,7 +507,7 @@ class AccountService:
     # --- the admin console: customers' no-shows -------------------------------------------------
 
     async def customer(self, user_id: str) -> User:
-        """A student or faculty account; 404 for anyone else."""
+        """A student or faculty account; NotFound for anyone else."""
         user = await User.get(user_id) if ObjectId.is_valid(user_id) else None
         if user is None or user.role not in CUSTOMER_ROLES:
             raise NotFound(messages.CUSTOMER_NOT_FOUND)

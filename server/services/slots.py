@@ -62,7 +62,7 @@ async def _counts(store_id: str, starts: list[datetime]) -> dict[datetime, int]:
 
 async def first_free(store: Store, weight: int, now: datetime) -> datetime | None:
     """The slot a checkout of `weight` items would be counted in now (nothing claimed); None when
-    the store has no cap, refused (400) when no slot has room."""
+    the store has no cap, Invalid when no slot has room."""
     cap = store.items_per_slot
     if cap is None:
         return None
@@ -76,7 +76,7 @@ async def first_free(store: Store, weight: int, now: datetime) -> datetime | Non
 
 async def claim(store: Store, weight: int, now: datetime) -> SlotClaim | None:
     """Count `weight` items in the first slot with room for them; None when the store has no cap.
-    409 when no slot within the lookahead has room (the cart was fine a moment ago)."""
+    Conflict when no slot within the lookahead has room (the cart was fine a moment ago)."""
     cap = store.items_per_slot
     if cap is None:
         return None
