@@ -19,7 +19,8 @@ from typing import Any, ClassVar, TypeVar
 
 from email_validator import EmailNotValidError, validate_email
 from pydantic import (
-    BaseModel, ConfigDict, GetCoreSchemaHandler, GetJsonSchemaHandler, ValidationError, ValidationInfo, model_validator,
+    BaseModel, ConfigDict, GetCoreSchemaHandler, GetJsonSchemaHandler, ValidationError, ValidationInfo,
+    model_validator,
 )
 from pydantic.alias_generators import to_camel
 from pydantic.fields import FieldInfo

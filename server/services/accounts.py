@@ -312,7 +312,8 @@ class AccountService:
                          name=user.name, expires_at=claims.expires_at)
 
     async def _cached_user(self, user_id: str) -> User:
-        """The caller's account, read at most once per cache lifetime; Unauthenticated once removed or disabled."""
+        """The caller's account, read at most once per cache lifetime; Unauthenticated once removed or
+        disabled."""
         cached = self._users.get(user_id)
         user: User | None
         if cached is not None and time.monotonic() - cached[0] < self._user_cache_seconds:
