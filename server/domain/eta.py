@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import heapq
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -102,7 +103,7 @@ def estimate(active: list[Active], kitchen: Kitchen, now: datetime,
     return estimates
 
 
-def finished_from_spans(spans: list[tuple[datetime, datetime | None]]) -> list[Finished]:
+def finished_from_spans(spans: Sequence[tuple[datetime, datetime | None]]) -> list[Finished]:
     """Orders as (accepted, ready or None while still active) → the finished ones, oldest ready
     first, each with how many were accepted before it and not yet ready when it was accepted
     (what `QueueWatch` counts as orders come and go)."""

@@ -18,8 +18,12 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, model_validator
+from pydantic import (
+    BaseModel, ConfigDict, GetCoreSchemaHandler, GetJsonSchemaHandler, ValidationError, ValidationInfo,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
+from pydantic.fields import FieldInfo
 from pydantic_core import core_schema
 
 from server.domain import messages
@@ -91,10 +95,11 @@ class Rule:
     def json_schema(self) -> dict[str, Any]:
         raise NotImplementedError
 
-    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> core_schema.CoreSchema:
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
         return core_schema.with_info_plain_validator_function(self.check)
 
-    def __get_pydantic_json_schema__(self, schema: Any, handler: Any) -> dict[str, Any]:
+    def __get_pydantic_json_schema__(self, schema: core_schema.CoreSchema,
+                                     handler: GetJsonSchemaHandler) -> dict[str, Any]:
         return self.json_schema()
 
 
@@ -118,7 +123,7 @@ class Text(Rule):
     def keeps_on_null(self) -> bool:
         return self.null_unchanged
 
-    def check(self, value: Any, info: ValidationInfo) -> str | None:
+    def check(self, value: object, info: ValidationInfo) -> str | None:
         if self.only_for is not None and info.data.get("role") not in self.only_for:
             return None
         if value is None and self.null_unchanged:
@@ -309,10 +314,11 @@ class Items(Rule):
             raise FieldProblem(messages.FIELD_TOO_MANY, maximum=self.max_items)
         return value
 
-    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> core_schema.CoreSchema:
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
         return core_schema.with_info_before_validator_function(self.check, handler(source))
 
-    def __get_pydantic_json_schema__(self, schema: Any, handler: Any) -> dict[str, Any]:
+    def __get_pydantic_json_schema__(self, schema: core_schema.CoreSchema,
+                                     handler: GetJsonSchemaHandler) -> dict[str, Any]:
         # An empty cart parses (the checkout answers "Cart is empty"), but is no valid order.
         return {**handler(schema), "minItems": 1, "maxItems": self.max_items}
 
@@ -325,7 +331,7 @@ class PickupCode(Rule):
     unless_manual: bool = False
     required: bool = True
 
-    def check(self, value: Any, info: ValidationInfo) -> str | None:
+    def check(self, value: object, info: ValidationInfo) -> str | None:
         if value is None and self.unless_manual and info.data.get("manual_confirm"):
             return None
         if isinstance(value, int) and not isinstance(value, bool):
@@ -411,13 +417,14 @@ class RequestModel(BaseModel):
         return data
 
     @classmethod
-    def __get_pydantic_json_schema__(cls, schema: Any, handler: Any) -> dict[str, Any]:
+    def __get_pydantic_json_schema__(cls, schema: core_schema.CoreSchema,
+                                     handler: GetJsonSchemaHandler) -> dict[str, Any]:
         reference = handler(schema)
         document = handler.resolve_ref_schema(reference)
         for prop in document.get("properties", {}).values():
             prop.pop("title", None)
             prop.pop("default", None)
-        fields = {field.alias: field for field in cls.model_fields.values()}
+        fields = {field.alias or name: field for name, field in cls.model_fields.items()}
         rules = {name: _rule_of(field) for name, field in fields.items()}
         document["required"] = [name for name, rule in rules.items()
                                 if rule.required and fields[name].is_required() and not getattr(rule, "only_for", None)]
@@ -430,13 +437,13 @@ class RequestModel(BaseModel):
         if "role" in rules and isinstance(rules["role"], Text) and rules["role"].choices:
             variants = [_role_variant(document, rules, str(role), cls.role_variants.get(role, {}))
                         for role in rules["role"].choices]
-            heading = {key: document[key] for key in ("title", "description") if key in document}
+            heading: dict[str, Any] = {key: document[key] for key in ("title", "description") if key in document}
             document.clear()
             document.update({**heading, "oneOf": variants})
         return reference
 
 
-def _rule_of(field: Any) -> Rule:
+def _rule_of(field: FieldInfo) -> Rule:
     return next(item for item in field.metadata if isinstance(item, Rule))
 
 
@@ -588,8 +595,9 @@ class Nested(Rule):
             raise FieldProblem(messages.FIELD_NOT_OBJECT)
         return value
 
-    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> core_schema.CoreSchema:
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
         return core_schema.with_info_before_validator_function(self.check, handler(source))
 
-    def __get_pydantic_json_schema__(self, schema: Any, handler: Any) -> dict[str, Any]:
+    def __get_pydantic_json_schema__(self, schema: core_schema.CoreSchema,
+                                     handler: GetJsonSchemaHandler) -> dict[str, Any]:
         return handler(schema)

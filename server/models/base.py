@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Self
 
-from beanie import Document
+from beanie import Document, PydanticObjectId
 from pydantic import model_validator
 
 
@@ -21,3 +21,10 @@ class UtcDocument(Document):
             if isinstance(value, datetime) and value.tzinfo is None:
                 object.__setattr__(self, name, value.replace(tzinfo=timezone.utc))
         return self
+
+
+def stored_id(document: Document) -> PydanticObjectId:
+    """The id of a document that is in the database (Beanie types `id` optional for a new one)."""
+    if document.id is None:
+        raise ValueError(f"this {type(document).__name__} was never stored, so it has no id")
+    return document.id

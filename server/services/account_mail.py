@@ -4,7 +4,7 @@ A link carries a random 256-bit secret; only its SHA-256 is stored, with its pur
 expiry (`ACCOUNT_LINK_MINUTES`, 30). Using it is a compare-and-set on `used_at`, so it works once
 however many tabs submit it. Asking for a reset answers the same whether or not the address has an
 account, and the mail goes out on a task of its own, so neither the answer nor its timing tells.
-Requests are counted per client address (past the limit: `429`) and per account (past it: the
+Requests are counted per client address (past the limit: RateLimited) and per account (past it: the
 same answer, no mail), in MongoDB, so every process counts together.
 """
 
@@ -52,7 +52,7 @@ class AccountMail:
     # --- password reset ------------------------------------------------------------------------
 
     async def request_password_reset(self, email: str, client_host: str) -> None:
-        """Mail a reset link to `email` if it is an active account's; 429 past the address's quota.
+        """Mail a reset link to `email` if it is an active account's; RateLimited past the address's quota.
         Whether it is one is looked up after the answer, so the answer's timing does not tell."""
         await self._count_address(client_host)
         self._mailer.later(self._mail_reset_link(email))
@@ -73,7 +73,7 @@ class AccountMail:
             "If you did not ask, ignore this mail: your password stays as it is.\n"), console_line=link)
 
     async def reset_password(self, token: str, password: str) -> None:
-        """Set a new password with a reset link; every session of the account ends. 400 when the
+        """Set a new password with a reset link; every session of the account ends. Invalid when the
         link is unknown, used or expired."""
         record = await self._use(token, Purpose.PASSWORD_RESET, messages.RESET_LINK_INVALID)
         password_hash = await self._accounts.passwords.hash_async(password)
@@ -124,14 +124,16 @@ class AccountMail:
         return f"{self._public_url}/{path}/{secret}"
 
     async def _use(self, token: str, purpose: Purpose, invalid: str) -> AccountToken:
-        """Claim the link once; 400 with `invalid` when it is unknown, used or expired."""
+        """Claim the link once; Invalid with `invalid` when it is unknown, used or expired."""
         now = self._clock.now()
         document = await AccountToken.get_pymongo_collection().find_one_and_update(
             {"token_hash": digest(token), "purpose": purpose.value, "used_at": {"$exists": False}},
             {"$set": {"used_at": now}}, return_document=ReturnDocument.BEFORE)
         if document is None:
             raise Invalid(invalid)
-        record = AccountToken.model_validate(document)
+        # Typed here: Beanie's Document derives from lazy_model's untyped LazyModel, so mypy reads
+        # pydantic's methods on it as Any.
+        record: AccountToken = AccountToken.model_validate(document)
         if as_utc(record.expires_at) <= now:
             raise Invalid(invalid)
         return record

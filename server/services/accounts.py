@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from beanie import SortDirection
 from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
@@ -26,7 +27,7 @@ from server.models import Order, RefreshToken, Store, User
 from server.models.stream_ticket import StreamTicket
 from server.services import order_store
 from server.services.bus import MessageBus
-from server.services.outage import refuse_unwritten
+from server.services.outage import RawCollection, refuse_unwritten
 from server.services.tokens import (
     AccessClaims, Passwords, TokenService, digest, minted_before_disable, new_refresh_token,
 )
@@ -55,7 +56,7 @@ def _issued_before_disable(claims: AccessClaims, user: User) -> bool:
 
 
 class AccountService:
-    def __init__(self, tokens: TokenService, refresh_lifetime, trust_policy: TrustPolicy,
+    def __init__(self, tokens: TokenService, refresh_lifetime: timedelta, trust_policy: TrustPolicy,
                  user_cache_seconds: float, clock: Clock = SYSTEM_CLOCK,
                  passwords: Passwords | None = None, refresh_reuse_seconds: float = 10) -> None:
         self.tokens = tokens
@@ -117,7 +118,7 @@ class AccountService:
     async def set_active(self, user_id: str, active: bool) -> User:
         """Disable or re-enable an account. Disabling revokes its refresh tokens; either way every
         process forgets the cached user at once (and within the cache lifetime if a message is lost).
-        The last active admin cannot be disabled (`409`), however many admins try at once."""
+        The last active admin cannot be disabled (Conflict), however many admins try at once."""
         user = await User.get(user_id) if ObjectId.is_valid(user_id) else None
         if user is None:
             raise NotFound(messages.ADMIN_USER_NOT_FOUND)
@@ -140,7 +141,7 @@ class AccountService:
     async def set_role(self, user_id: str, role: Role, store_id: str | None) -> User:
         """Make a member of staff an admin, or a store employee of `store_id`. Every process forgets
         the cached user at once and ends its streams (as on a disable), so they reopen with the new
-        role's rights. The last active admin cannot be demoted (`409`)."""
+        role's rights. The last active admin cannot be demoted (Conflict)."""
         user = await User.get(user_id) if ObjectId.is_valid(user_id) else None
         if user is None:
             raise NotFound(messages.ADMIN_USER_NOT_FOUND)
@@ -209,11 +210,11 @@ class AccountService:
             {"role": Role.ADMIN.value, "is_active": {"$ne": False}}, {"_id": 1}).to_list()
         return sum(1 for admin in admins if admin["_id"] != other_than)
 
-    def _admin_set_claims(self):
+    def _admin_set_claims(self) -> RawCollection:
         return User.get_pymongo_collection().database.get_collection(ADMIN_SET_CLAIMS)
 
     async def _claim_admin_set(self) -> str:
-        """Wait (up to `ADMIN_SET_WAIT_SECONDS`) for the admin-set claim; `503` if it stays taken."""
+        """Wait (up to `ADMIN_SET_WAIT_SECONDS`) for the admin-set claim; Unavailable if it stays taken."""
         claims = self._admin_set_claims()
         token = uuid.uuid4().hex
         deadline = time.monotonic() + ADMIN_SET_WAIT_SECONDS
@@ -254,7 +255,8 @@ class AccountService:
             query["$or"] = [{"email": {"$regex": pattern, "$options": "i"}},
                             {"name": {"$regex": pattern, "$options": "i"}}]
         total = await User.find(query).count()
-        users = await User.find(query).sort([("_id", -1)]).skip((page - 1) * limit).limit(limit).to_list()
+        users = await User.find(query).sort([("_id", SortDirection.DESCENDING)]).skip((page - 1) * limit) \
+            .limit(limit).to_list()
         return users, total
 
     # --- event-stream tickets ---------------------------------------------------------------
@@ -326,8 +328,10 @@ class AccountService:
         return principal
 
     async def _cached_user(self, user_id: str) -> User:
-        """The caller's account, read at most once per cache lifetime; 401 once removed or disabled."""
+        """The caller's account, read at most once per cache lifetime; Unauthenticated once removed or
+        disabled."""
         cached = self._users.get(user_id)
+        user: User | None
         if cached is not None and time.monotonic() - cached[0] < self._user_cache_seconds:
             user = cached[1]
         else:
@@ -504,7 +508,7 @@ class AccountService:
             {"family_id": family_id, "revoked_at": {"$exists": False}}, {"$set": {"revoked_at": now}})
 
     async def current_user(self, principal: Principal) -> User:
-        """The caller's account as stored now (not the cached copy); 401 once it is gone."""
+        """The caller's account as stored now (not the cached copy); Unauthenticated once it is gone."""
         user = await User.get(principal.user_id)
         if user is None:
             raise Unauthenticated(messages.USER_NOT_FOUND)
@@ -520,7 +524,7 @@ class AccountService:
     # --- the admin console: customers' no-shows -------------------------------------------------
 
     async def customer(self, user_id: str) -> User:
-        """A student or faculty account; 404 for anyone else."""
+        """A student or faculty account; NotFound for anyone else."""
         user = await User.get(user_id) if ObjectId.is_valid(user_id) else None
         if user is None or user.role not in CUSTOMER_ROLES:
             raise NotFound(messages.CUSTOMER_NOT_FOUND)

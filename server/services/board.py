@@ -119,9 +119,9 @@ async def read_board(store_id: str) -> dict[str, Any] | None:
     for order in await order_store.board_rows(store_id, [*PREPARING, OrderStatus.READY.value]):
         number = short_number(order.get("order_number", ""))
         if order.get("order_status") == OrderStatus.READY.value:
-            ready.append((_moment(order.get("ready_at")) or _moment(order["created_at"]), number))
+            ready.append((_moment(order.get("ready_at")) or as_utc(order["created_at"]), number))
         else:
-            preparing.append((_moment(order.get("accepted_at")) or _moment(order["created_at"]), number))
+            preparing.append((_moment(order.get("accepted_at")) or as_utc(order["created_at"]), number))
     preparing.sort()
     ready.sort(reverse=True)
     return {

@@ -61,7 +61,8 @@ class ChangeMessage:
 
     @property
     def store_id(self) -> str:
-        return self.order["storeId"]
+        store_id: str = self.order["storeId"]  # the decoded JSON's values are untyped
+        return store_id
 
 
 ESTIMATES_PREFIX = b'{"estimates":'

@@ -41,7 +41,7 @@ def address_subject(host: str) -> str:
 
 class LoginThrottle:
     """Fixed windows of `window_seconds`: past `max_per_account` failures for an email, or
-    `max_per_address` from one address, every sign-in is `429` until the window ends.
+    `max_per_address` from one address, every sign-in is RateLimited until the window ends.
 
     Each attempt is counted *before* its password is checked (one atomic `$inc` per counter), so
     concurrent attempts cannot slip past the limit and a refused one costs no hashing; a success
@@ -57,7 +57,7 @@ class LoginThrottle:
         self._next_prune = 0.0
 
     async def begin(self, email: str, address: str) -> LoginAttempt:
-        """Charge this attempt to both counters; raise the `429` when either is past its limit."""
+        """Charge this attempt to both counters; raise RateLimited when either is past its limit."""
         now = self._clock.now().timestamp()
         window = math.floor(now / self.window_seconds)
         ends_at = (window + 1) * self.window_seconds

@@ -1,7 +1,7 @@
 """Changing an order: payment, the store's moves, pickup with the code, the customer's cancel and
 commitment.
 
-Each change is one compare-and-set on the order's `version` (so a lost race is a 409, never a
+Each change is one compare-and-set on the order's `version` (so a lost race is a Conflict, never a
 silent overwrite), then exactly one published event.
 """
 
@@ -173,7 +173,7 @@ class OrderLifecycle:
         return updated
 
     async def _claim_otp_attempt(self, order: Order, now: datetime) -> None:
-        """Count one attempt before any code is compared; 429 when the window's attempts are spent.
+        """Count one attempt before any code is compared; RateLimited when the window's attempts are spent.
 
         Each claim is one atomic update whose filter is the limit, so however many requests
         arrive at once on however many processes, at most `otp_max_attempts` get to compare;

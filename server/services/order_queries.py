@@ -24,7 +24,7 @@ class OrderQueries:
 
     async def visible_order(self, principal: Principal, order_id: str, forbidden: str = messages.ORDER_FORBIDDEN,
                             not_found: str = messages.ORDER_NOT_FOUND) -> Order:
-        """The order, with its due deadline enforced; 404 when absent, 403 when not the caller's."""
+        """The order, with its due deadline enforced; NotFound when absent, Forbidden when not the caller's."""
         order = await self.find(order_id, not_found)
         self.authorise(principal, str(order.user_id), str(order.store_id), forbidden)
         return await self.enforce_own_deadline(order)

@@ -16,13 +16,14 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
+from beanie import SortDirection
 from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument, UpdateOne
 
 from server.domain.clock import as_utc
 from server.domain.lifecycle import OrderStatus
 from server.models import Order
-from server.services.outage import refuse_unwritten
+from server.services.outage import RawCollection, refuse_unwritten
 
 # Each index names the query it serves.
 INDEXES = [
@@ -62,7 +63,7 @@ _SECOND = timedelta(seconds=1)
 _SLACK_ROWS = 50
 
 
-def _orders() -> Any:
+def _orders() -> RawCollection:
     return Order.get_pymongo_collection()
 
 
@@ -106,7 +107,10 @@ async def change(order_id: ObjectId | None, version: int, update: dict[str, Any]
     if document is None:
         await refuse_unwritten(_orders(), expected)
         return None
-    return Order.model_validate(document)
+    # Typed here: Beanie's Document derives from lazy_model's untyped LazyModel, so mypy reads
+    # pydantic's methods on it as Any.
+    changed: Order = Order.model_validate(document)
+    return changed
 
 
 async def claim_otp_attempt(order_id: ObjectId | None, limit: int, lock_until: datetime,
@@ -171,7 +175,7 @@ async def no_shows_of(user_id: str) -> list[Order]:
     """Every no-show recorded against the customer, the cleared ones too, newest first."""
     query = {"user_id": user_id, "$or": [{"no_show_at": {"$exists": True}},
                                          {"no_show_cleared_at": {"$exists": True}}]}
-    return await Order.find(query).sort([("created_at", -1)]).limit(100).to_list()
+    return await Order.find(query).sort([("created_at", SortDirection.DESCENDING)]).limit(100).to_list()
 
 
 async def recorded_no_show(order_id: ObjectId) -> tuple[bool, Any]:
@@ -194,7 +198,8 @@ async def clear_no_show(order_id: ObjectId, recorded: Any, marks: dict[str, Any]
 async def page(query: dict[str, Any], number: int, limit: int) -> tuple[list[Order], int]:
     """One page of the orders matching `query`, newest first, and how many match in all."""
     total = await Order.find(query).count()
-    orders = await Order.find(query).sort([("created_at", -1)]).skip((number - 1) * limit).limit(limit).to_list()
+    orders = await Order.find(query).sort([("created_at", SortDirection.DESCENDING)]).skip((number - 1) * limit) \
+        .limit(limit).to_list()
     return orders, total
 
 
@@ -337,7 +342,8 @@ async def with_webhook_marks(order_id: ObjectId) -> Order | None:
     document = await _orders().find_one({"_id": order_id})
     if document is None or "webhook_pending_at" not in document:
         return None
-    return Order.model_validate(document)
+    marked: Order = Order.model_validate(document)  # typed here, as in `change`
+    return marked
 
 
 async def clear_webhook_marks(order_id: ObjectId | None, version: int) -> None:

@@ -9,6 +9,7 @@ import re
 import time
 from typing import Any
 
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import ConnectionFailure, ExecutionTimeout, OperationFailure
 
 from server import metrics
@@ -54,6 +55,9 @@ def storage_failure_reason(exc: BaseException) -> str | None:
 # What a background loop hands to `OutageLog.failed`, which tells an outage from a bug.
 MAYBE_OUTAGE: tuple[type[Exception], ...] = (*UNREACHABLE, *MAYBE_STORAGE_FAILURE)
 
+# A collection read and written as the driver's plain documents (Beanie's models are not involved).
+RawCollection = AsyncCollection[dict[str, Any]]
+
 
 def upserted(document: dict[str, Any] | None) -> dict[str, Any]:
     """The document an upserting `find_one_and_update` returns: always one, unless it was not stored."""
@@ -62,7 +66,7 @@ def upserted(document: dict[str, Any] | None) -> dict[str, Any]:
     return document
 
 
-async def refuse_unwritten(collection: Any, query: dict[str, Any]) -> None:
+async def refuse_unwritten(collection: RawCollection, query: dict[str, Any]) -> None:
     """After a compare-and-set that returned nothing: if the document still matches its condition,
     the write was refused (a lost race no longer matches), so it is a storage failure, not a conflict."""
     if await collection.find_one(query, {"_id": 1}) is not None:

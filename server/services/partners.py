@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import secrets
 
+from beanie import SortDirection
+
 from server.domain.clock import utcnow
 from server.models import ClientApp
 
@@ -26,7 +28,8 @@ async def create_client(name: str) -> ClientApp:
 
 async def list_clients() -> list[ClientApp]:
     """Every partner client, active ones first, then newest first."""
-    return await ClientApp.find({}).sort([("is_active", -1), ("_id", -1)]).limit(500).to_list()
+    newest_active_first = [("is_active", SortDirection.DESCENDING), ("_id", SortDirection.DESCENDING)]
+    return await ClientApp.find({}).sort(newest_active_first).limit(500).to_list()
 
 
 async def revoke_client(client_id: str) -> ClientApp | None:

@@ -3,8 +3,8 @@
 Drawing one is 7-30 ms of pure-Python CPU (segno), and the route is public: on the event loop,
 six anonymous clients varying the link took a whole core, and a thread would still hold the GIL
 against the loop. So codes are drawn by one child process at nice 10, at most `max_waiting` at a
-time (then `503`), at most `per_minute` new codes per client address (then `429`), and the last
-`cache_size` answers are kept, so a reloaded checkout page costs nothing.
+time (then Unavailable), at most `per_minute` new codes per client address (then RateLimited), and
+the last `cache_size` answers are kept, so a reloaded checkout page costs nothing.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from server import metrics
 from server.domain.clock import SYSTEM_CLOCK, Clock
 from server.services.outage import MAYBE_OUTAGE, OutageLog
 from server.models import Order
+from server.models.base import stored_id
 from server.services import order_store
 from server.services.bus import MessageBus
 from server.services.changes import customer_channel, encode_change, order_channel, store_channel
@@ -66,8 +67,9 @@ class ChangePublisher:
     async def publish(self, order: Order, *, created: bool = False) -> None:
         """Publish one change; its outbox mark is cleared by the next `clear_published_marks`."""
         if await self.broadcast(order, created=created):
-            if self._published.get(order.id, 0) < order.version:
-                self._published[order.id] = order.version
+            order_id = stored_id(order)
+            if self._published.get(order_id, 0) < order.version:
+                self._published[order_id] = order.version
                 self.marks_pending.set()
 
     async def clear_published_marks(self) -> int:

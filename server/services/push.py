@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from beanie import SortDirection
 from py_vapid import Vapid
 from pymongo.errors import DuplicateKeyError
 
@@ -155,7 +156,8 @@ class PushNotifier:
         Every registration inserts first and trims after, so however many race, the last trim sees
         every insert and the account ends with at most the cap (no transaction, no lock)."""
         beyond = await PushSubscription.find({"user_id": user_id}).sort(
-            [("registered_ms", -1), ("_id", -1)]).skip(self._settings.push_max_subscriptions_per_account).to_list()
+            [("registered_ms", SortDirection.DESCENDING), ("_id", SortDirection.DESCENDING)]
+        ).skip(self._settings.push_max_subscriptions_per_account).to_list()
         if beyond:
             result = await PushSubscription.find({"_id": {"$in": [subscription.id for subscription in beyond]}}).delete()
             # Racing trims may pick the same subscriptions; only those this one deleted are counted.
@@ -288,7 +290,7 @@ class PushNotifier:
                     info, payload, vapid_private_key=self.vapid.signer, vapid_claims={"sub": self.vapid.subject},
                     ttl=PUSH_TTL_SECONDS, timeout=settings.push_timeout_seconds,
                     # pywebpush only calls the session's `post`, which the guarded client has.
-                    aiohttp_session=self._http()), settings.push_timeout_seconds)  # type: ignore[arg-type]
+                    aiohttp_session=self._http()), settings.push_timeout_seconds)
                 return "sent", attempt
             except WebPushException as exc:
                 code = exc.status_code

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from bson import ObjectId
 
@@ -36,6 +36,19 @@ LEARNING_WINDOW = timedelta(days=7)
 # The virtual order asked about for "about N min wait now" on the menu page.
 NEXT_ORDER = "next"
 MOVED_SECONDS = 30  # an estimate that moved less is not worth a frame
+
+
+class EstimatedOrder(Protocol):
+    """What an estimate is looked up by: an `Order`, or the hub's key of one (subscriptions.py)."""
+
+    @property
+    def id(self) -> ObjectId | str | None: ...
+
+    @property
+    def store_id(self) -> str: ...
+
+    @property
+    def order_status(self) -> OrderStatus: ...
 
 
 class ReadyTimes:
@@ -105,7 +118,7 @@ class ReadyTimes:
                                     encode_estimates(store_id, [entry]))
         return len(moved)
 
-    async def for_order(self, order: Order) -> datetime | None:
+    async def for_order(self, order: EstimatedOrder) -> datetime | None:
         """When this active order should be ready; None once it is ready or over."""
         if order.order_status not in ACTIVE or order.order_status == OrderStatus.READY:
             return None

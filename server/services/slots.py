@@ -62,7 +62,7 @@ async def _counts(store_id: str, starts: list[datetime]) -> dict[datetime, int]:
 
 async def first_free(store: Store, weight: int, now: datetime) -> datetime | None:
     """The slot a checkout of `weight` items would be counted in now (nothing claimed); None when
-    the store has no cap, refused (400) when no slot has room."""
+    the store has no cap, Invalid when no slot has room."""
     cap = store.items_per_slot
     if cap is None:
         return None
@@ -76,7 +76,7 @@ async def first_free(store: Store, weight: int, now: datetime) -> datetime | Non
 
 async def claim(store: Store, weight: int, now: datetime) -> SlotClaim | None:
     """Count `weight` items in the first slot with room for them; None when the store has no cap.
-    409 when no slot within the lookahead has room (the cart was fine a moment ago)."""
+    Conflict when no slot within the lookahead has room (the cart was fine a moment ago)."""
     cap = store.items_per_slot
     if cap is None:
         return None
@@ -127,7 +127,7 @@ class SlotReleaser:
     def order_changed(self, order: Order) -> None:
         if not order.slot_held or order.slot_start is None or order.order_status not in _RELEASING:
             return
-        task = asyncio.create_task(self._release(order), name=f"slot-release-{order.id}")
+        task = asyncio.create_task(self._release(order, order.slot_start), name=f"slot-release-{order.id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -135,12 +135,12 @@ class SlotReleaser:
         """Wait for the releases started so far (at shutdown, and for tests proving one ran once)."""
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    async def _release(self, order: Order) -> None:
+    async def _release(self, order: Order, slot_start: datetime) -> None:
         try:
             if not await order_store.release_slot(order.id):
                 return
             before = await Counter.get_pymongo_collection().find_one_and_update(
-                {"_id": slot_key(str(order.store_id), as_utc(order.slot_start))},
+                {"_id": slot_key(str(order.store_id), as_utc(slot_start))},
                 {"$inc": {"seq": -(order.slot_weight or 0)}}, return_document=ReturnDocument.BEFORE)
             store = await Store.get(order.store_id)
             cap = store.items_per_slot if store is not None else None

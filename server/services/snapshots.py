@@ -13,6 +13,7 @@ import asyncio
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import orjson
 
@@ -36,7 +37,7 @@ class OrderSnapshot:
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
 
-def poll_body(lean: dict) -> bytes:
+def poll_body(lean: dict[str, Any]) -> bytes:
     return orjson.dumps({"success": True, "data": lean})
 
 
@@ -79,7 +80,7 @@ class OrderSnapshotCache:
         return self._put(order_id, order.version, str(order.user_id), str(order.store_id),
                          lean_order(order), deadline)
 
-    def _put(self, order_id: str, version: int, user_id: str, store_id: str, lean: dict,
+    def _put(self, order_id: str, version: int, user_id: str, store_id: str, lean: dict[str, Any],
              deadline: datetime | None) -> OrderSnapshot:
         previous = self._entries.pop(order_id, None)
         snapshot = OrderSnapshot(

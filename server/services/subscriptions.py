@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from bson import ObjectId
 
@@ -106,7 +107,7 @@ class SubscriptionService:
                                                   "created_at")
         return sorted(active + recent, key=lambda order: as_utc(order.created_at))
 
-    async def menu(self, store_id: str) -> dict | None:
+    async def menu(self, store_id: str) -> dict[str, Any] | None:
         """A store's whole menu with its catalog revision, for a page that follows it."""
         return await catalog.menu_snapshot(store_id)
 

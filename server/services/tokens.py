@@ -44,7 +44,7 @@ class HashingThreads:
     """argon2 off the event loop, on a few low-priority threads (argon2 releases the GIL).
 
     The threads bound the CPU a flood of sign-ins can take; past `max_waiting` jobs in flight a
-    new one is refused with `503` at once rather than queued behind a wait no client would sit out.
+    new one is refused (Unavailable) at once rather than queued behind a wait no client would sit out.
     """
 
     def __init__(self, threads: int, max_waiting: int) -> None:
@@ -165,7 +165,7 @@ class TokenService:
         return jwt.encode(claims, self._secret, algorithm=self._algorithm)
 
     def verify_access(self, token: str, now: float | None = None) -> AccessClaims:
-        """Unauthenticated for a bad or expired token; `now` (epoch seconds) spares a clock read."""
+        """Raise Unauthenticated for a bad or expired token; `now` (epoch seconds) spares a clock read."""
         claims = self._verified.get(token)
         if claims is not None:
             if claims.expires_at <= (self._clock.now().timestamp() if now is None else now):

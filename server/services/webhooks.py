@@ -38,9 +38,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import orjson
+from beanie import PydanticObjectId, SortDirection
 from bson import ObjectId
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
@@ -52,6 +54,7 @@ from server.domain.clock import SYSTEM_CLOCK, Clock, as_utc
 from server.domain.errors import Invalid, NotFound
 from server.domain.lifecycle import CancellationReason, OrderStatus, PaymentStatus
 from server.models import ClientApp, Order, WebhookDelivery, WebhookEndpoint
+from server.models.base import stored_id
 from server.models.order import PendingWebhookEvent
 from server.models.webhook import DeliveryAttempt, SigningSecret
 from server.services import order_store
@@ -84,7 +87,7 @@ def event_type(previous: str | None, status: str) -> str:
     return _FINAL_EVENTS[status] if status != previous and status in _FINAL_EVENTS else "order.updated"
 
 
-def event_payload(order: Order, version: int, previous: str | None, zone) -> tuple[str, str]:
+def event_payload(order: Order, version: int, previous: str | None, zone: ZoneInfo) -> tuple[str, str]:
     """The event type and the exact body: `GET /v1/order/{id}`'s body for `order` (the state at
     `version`) plus `type`, `version` and `previousStatus`."""
     body = partner_view(order, zone)
@@ -92,12 +95,12 @@ def event_payload(order: Order, version: int, previous: str | None, zone) -> tup
     return kind, orjson.dumps({"type": kind, **body, "version": version, "previousStatus": previous}).decode()
 
 
-def _pending(order: Order, version: int, previous: str | None, zone) -> dict[str, Any]:
+def _pending(order: Order, version: int, previous: str | None, zone: ZoneInfo) -> dict[str, Any]:
     kind, payload = event_payload(order, version, previous, zone)
     return PendingWebhookEvent(version=version, type=kind, payload=payload).model_dump()
 
 
-def change_fields(before: Order, after: Order, version: int, zone, now: datetime) -> dict[str, Any]:
+def change_fields(before: Order, after: Order, version: int, zone: ZoneInfo, now: datetime) -> dict[str, Any]:
     """What a compare-and-set from `before` to `after` (at `version`) also `$set`s: the order's
     pending events with this change's appended (arrays are written whole: nx-27017 stores a
     `$push`ed sub-document as a string). Nothing for an order no partner made."""
@@ -108,10 +111,10 @@ def change_fields(before: Order, after: Order, version: int, zone, now: datetime
     return {"webhook_events": events, "webhook_pending_at": now}
 
 
-def record_creation(order: Order, zone, now: datetime) -> None:
+def record_creation(order: Order, zone: ZoneInfo, now: datetime) -> None:
     """A partner's new order carries its first event (version 1) in its insert."""
     if order.id is None:
-        order.id = ObjectId()
+        order.id = PydanticObjectId()
     order.webhook_events = [PendingWebhookEvent(**_pending(order, order.version, None, zone))]
     order.webhook_pending_at = now
 
@@ -128,11 +131,14 @@ def _before_deadline(order: Order, reason: CancellationReason) -> Order:
                               else OrderStatus.PLACED, "cancellation_reason": None}
     if reason == CancellationReason.PAYMENT_TIMEOUT:
         before["payment_status"] = PaymentStatus.PENDING
-    return order.model_copy(update=before)
+    # Typed here: Beanie's Document derives from lazy_model's untyped LazyModel, so mypy reads pydantic's
+    # methods on it as Any.
+    as_read: Order = order.model_copy(update=before)
+    return as_read
 
 
-def deadline_event(order: Order, zone) -> dict[str, Any]:
-    reason = CancellationReason(order.webhook_deadline)
+def deadline_event(order: Order, reason: CancellationReason, zone: ZoneInfo) -> dict[str, Any]:
+    """The event of a deadline's bulk cancellation for `reason` (the order's `webhook_deadline`)."""
     return _pending(order, order.version, partner_status(_before_deadline(order, reason)), zone)
 
 
@@ -227,7 +233,7 @@ async def add_endpoint(settings: Settings, client_id: str, url: str, events: str
 
 async def list_endpoints(client_id: str | None = None) -> list[WebhookEndpoint]:
     query = {"client_id": client_id[:100]} if client_id else {}
-    return await WebhookEndpoint.find(query).sort([("_id", -1)]).limit(500).to_list()
+    return await WebhookEndpoint.find(query).sort([("_id", SortDirection.DESCENDING)]).limit(500).to_list()
 
 
 async def remove_endpoint(endpoint_id: str) -> None:
@@ -267,7 +273,8 @@ async def deliveries(endpoint_id: str, *, limit: int = 50, order_id: str | None 
     query: dict[str, Any] = {"endpoint_id": found.endpoint_id}
     if order_id:
         query["order_id"] = order_id[:24]
-    return await WebhookDelivery.find(query).sort([("created_at", -1), ("version", -1)]).limit(limit).to_list()
+    newest_first = [("created_at", SortDirection.DESCENDING), ("version", SortDirection.DESCENDING)]
+    return await WebhookDelivery.find(query).sort(newest_first).limit(limit).to_list()
 
 
 async def replay(endpoint_id: str, now: datetime, *, event: str | None = None, order_id: str | None = None,
@@ -283,7 +290,7 @@ async def replay(endpoint_id: str, now: datetime, *, event: str | None = None, o
         query["event_id"] = event[:100]
     elif order_id is not None:
         query["order_id"] = order_id[:24]
-    else:
+    elif since is not None:
         # Read, then check the range to the millisecond here: some servers compare dates to the second.
         query["created_at"] = {"$gte": since - timedelta(seconds=1)}
     collection = WebhookDelivery.get_pymongo_collection()
@@ -333,7 +340,7 @@ class WebhookDispatcher:
     # The publisher tells of every change this process made (ChangePublisher.watch): relay it now.
     def order_changed(self, order: Order) -> None:
         if order.partner_client_id and (order.webhook_events or order.webhook_deadline):
-            self._to_relay.add(order.id)
+            self._to_relay.add(stored_id(order))
             self._relay_wake.set()
 
     def start(self) -> None:
@@ -362,7 +369,7 @@ class WebhookDispatcher:
             return 0
         events = [event.model_dump() for event in order.webhook_events or []]
         if order.webhook_deadline:
-            events.append(deadline_event(order, self._settings.zone))
+            events.append(deadline_event(order, CancellationReason(order.webhook_deadline), self._settings.zone))
         endpoints = await WebhookEndpoint.find({"client_id": order.partner_client_id}).to_list()
         now = self._clock.now()
         created = 0
@@ -439,7 +446,8 @@ class WebhookDispatcher:
                 continue
             candidates = await WebhookDelivery.find(
                 {"endpoint_id": target.endpoint_id, "status": {"$in": [PENDING, DELIVERING]}}
-            ).sort([("next_attempt_at", 1), ("version", 1)]).limit(free * 2 + 10).to_list()
+            ).sort([("next_attempt_at", SortDirection.ASCENDING), ("version", SortDirection.ASCENDING)]) \
+                .limit(free * 2 + 10).to_list()
             due = [delivery for delivery in candidates if delivery.next_attempt_at <= now]
             for delivery in candidates:
                 if delivery.next_attempt_at > now:
@@ -460,7 +468,7 @@ class WebhookDispatcher:
                 task.add_done_callback(self._attempts.discard)
         return max(0.0, wait)
 
-    async def _held(self, endpoint_id: str, due: list[WebhookDelivery], now: datetime) -> set[ObjectId]:
+    async def _held(self, endpoint_id: str, due: list[WebhookDelivery], now: datetime) -> set[PydanticObjectId]:
         """The due deliveries an earlier event of the same order is still on its way before (one
         query for all of them). Each held one moves behind the one it waits for, so other orders'
         deliveries come first; it is released when that one finishes (`_next_of_order`)."""
@@ -473,7 +481,7 @@ class WebhookDispatcher:
             if row["order_id"] not in earliest or row["version"] < earliest[row["order_id"]]["version"]:
                 earliest[row["order_id"]] = row
         # A delivery finished meanwhile (by another process) is in no row: nothing holds the others then.
-        held = {delivery.id for delivery in due
+        held = {stored_id(delivery) for delivery in due
                 if delivery.version > earliest.get(delivery.order_id, {}).get("version", delivery.version)}
         for delivery in due:
             if delivery.id in held:
@@ -588,7 +596,8 @@ class WebhookDispatcher:
         """The order's next event for this endpoint, held behind this one, may go now."""
         later = await WebhookDelivery.find(
             {"endpoint_id": delivery.endpoint_id, "order_id": delivery.order_id,
-             "version": {"$gt": delivery.version}, "status": PENDING}).sort([("version", 1)]).limit(1).to_list()
+             "version": {"$gt": delivery.version}, "status": PENDING}
+        ).sort([("version", SortDirection.ASCENDING)]).limit(1).to_list()
         if later:
             await WebhookDelivery.get_pymongo_collection().update_one(
                 {"_id": later[0].id, "attempt_count": later[0].attempt_count, "status": PENDING},
