@@ -8,7 +8,7 @@ descriptions or opening hours: those fields are read and dropped (README).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 
@@ -26,6 +26,9 @@ from server.http.responses import ok
 from server.http.security import STORE_RUNNERS, authenticate
 from server.services import catalog
 from server.views import menu_item_view, store_view
+
+if TYPE_CHECKING:
+    from server.models import MenuItem
 
 CONSOLE_MAX_BYTES = 5 * 1024 * 1024  # a photo from a phone, which is then dropped
 
@@ -67,8 +70,8 @@ def _menu_body(fields: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-def _menu_item(item: Any) -> dict[str, Any]:
-    return campusbite.menu_item(menu_item_view(item))
+def _menu_item(item: MenuItem) -> dict[str, Any]:
+    return menu_item_view(item, names=campusbite.MENU_ITEM_ALIASES)
 
 
 async def console_add_menu_item(request: Request):
@@ -133,7 +136,7 @@ async def console_update_store(request: Request):
     changes = _parse_console(StoreSettingsRequest, body).changes()
     store = await catalog.update_store(store, changes, context.runtime(request).broker)
     # An admin saving the settings is shown as its owner, as its staff are.
-    view = {**campusbite.store(store_view(store)), "owner_id": principal.user_id,
+    view = {**store_view(store, names=campusbite.STORE_FIELD_ALIASES), "owner_id": principal.user_id,
             "owner_name": principal.name}
     return ok({"store": view}, message=messages.STORE_UPDATED)
 

@@ -84,7 +84,8 @@ async def get_menu(request: Request) -> Response:
     caller = await campusbite.optional_caller(request)
     every_item = request.query_params.get("all") == "true" or campusbite.menu_lists_every_item(caller)
     items = await catalog.menu_of(store, include_unavailable=every_item)
-    return ok(campusbite.menu_list([menu_item_view(item) for item in items], caller))
+    return ok(campusbite.menu_list([menu_item_view(item, names=campusbite.MENU_ITEM_ALIASES) for item in items],
+                                   caller))
 
 
 async def add_menu_item(request: Request) -> Response:
