@@ -49,12 +49,12 @@ def shaped(source: Any, shape: tuple[ShapeField, ...], names: Names | None = Non
     return renamed({field.name: field.read(source) for field in shape}, names)
 
 
-def renamed(view: dict[str, Any], names: Names | None) -> dict[str, Any]:
+def renamed(view: Mapping[str, Any], names: Names | None) -> dict[str, Any]:
     """`view` with each of `names` after its fields, repeating the field it names where the view has it:
     a rendering option, so another client reads the same answer in its own words."""
-    if not names:
-        return view
     shown = dict(view)
+    if not names:
+        return shown
     for alias, source in names.items():
         holder, _, field = source.rpartition(".")
         container = view.get(holder) if holder else view
@@ -500,7 +500,7 @@ class Page(NamedTuple):
 def page_shape(key: str, item: Any) -> tuple[ShapeField, ...]:
     """A page of `item`s under `key`, then where it is in the whole list."""
     return (
-        ShapeField(key, list[item], lambda page: page.items),  # type: ignore[valid-type]  # the item's model
+        ShapeField(key, list[item], lambda page: page.items),
         ShapeField("page", int, lambda page: page.page),
         ShapeField("limit", int, lambda page: page.limit),
         ShapeField("total", int, lambda page: page.total),
