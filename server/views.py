@@ -280,12 +280,23 @@ def order_summary(order: Order, names: Names | None = None) -> dict[str, Any]:
     return shaped(order, SUMMARY_SHAPE, names)
 
 
+PickupCode = Annotated[str, StringConstraints(pattern="^[0-9]{6}$")]
+# A ready order's pickup code, for its owner.
+PICKUP_CODE_SHAPE: tuple[ShapeField, ...] = (ShapeField("pickupOtp", PickupCode, lambda code: code),)
+# What `GET /api/orders/{id}` adds to an order.
+ESTIMATE_SHAPE: tuple[ShapeField, ...] = (
+    ShapeField("estimatedReadyAt", Annotated[datetime | None, Field(
+        description="GET /api/orders/{id}: when an active order not yet ready should be ready, from the store's "
+                    "live queue; null otherwise")], iso_z),
+)
+
+
 def order_detail(order: Order, pickup_otp: str | None, names: Names | None = None) -> dict[str, Any]:
     """`GET /api/orders/{id}`: the seed-001 shape plus lifecycle details; `pickupOtp` for its owner
     while it is ready; then `names`, if asked."""
     detail = shaped(order, DETAIL_SHAPE)
     if pickup_otp is not None:
-        detail["pickupOtp"] = pickup_otp
+        detail.update(shaped(pickup_otp, PICKUP_CODE_SHAPE))
     return renamed(detail, names)
 
 
@@ -371,6 +382,29 @@ class StoreCapacity(TypedDict):
     slotItems: int
     nextFreeSlot: Timestamp | None
     deferring: bool
+
+
+# What server/services/catalog.py's `store_with_capacity` adds to a store.
+STORE_CAPACITY_TYPES: dict[str, Any] = {"capacity": Annotated[StoreCapacity | None, Field(
+    description="a capped store's slots now (GET one store, its pace, the menu events); `nextFreeSlot` null: full")]}
+
+
+class StoreLoad(NamedTuple):
+    """How busy a store's kitchen is: about how long an order placed now would take, and its typical preparation."""
+
+    wait_minutes: int
+    typical_minutes: float
+
+
+# What `GET /api/stores/{id}` adds to a store.
+STORE_LOAD_SHAPE: tuple[ShapeField, ...] = (
+    ShapeField("waitMinutes", Annotated[int, Field(
+        ge=1, description="about how long an order placed now would take (GET one store)")],
+        lambda load: load.wait_minutes),
+    ShapeField("typicalPrepMinutes", Annotated[float, Field(
+        ge=0, description="the store's typical accepted → ready time, learned from its recent orders (GET one "
+                          "store)")], lambda load: load.typical_minutes),
+)
 
 
 def store_view(store: Store, names: Names | None = None) -> dict[str, Any]:
@@ -683,6 +717,13 @@ WEBHOOK_ENDPOINT_SHAPE: tuple[ShapeField, ...] = (
 DELIVERY_COUNTS_SHAPE: tuple[ShapeField, ...] = (
     ShapeField("pendingDeliveries", int, lambda counts: counts["pending"]),
     ShapeField("failedDeliveries", int, lambda counts: counts["failed"]),
+)
+
+
+# The signing secret, in the answers that create or rotate it.
+SIGNING_SECRET_SHAPE: tuple[ShapeField, ...] = (
+    ShapeField("secret", Annotated[str, StringConstraints(pattern="^whsec_"), Field(description="shown once")],
+               lambda secret: secret),
 )
 
 

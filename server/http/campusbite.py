@@ -92,6 +92,13 @@ def staff_pickup_code(detail: dict[str, Any], otp: str) -> dict[str, Any]:
     return {**detail, "pickup_otp": otp}
 
 
+# What `store_fields` adds to a store.
+STORE_OWNER_TYPES: dict[str, Any] = {
+    "owner_id": Annotated[str | None, Field(description="CampusBite's owner: the caller on their own store, else null")],
+    "owner_name": Annotated[str, Field(description="the caller, on their own store")],
+}
+
+
 def store_fields(shown: dict[str, Any], caller: Principal | None) -> dict[str, Any]:
     """A store with CampusBite's names of its fields, for every caller. OrderPulse stores have staff,
     not one owner: `owner_id` (with `owner_name`) names the caller on their own store, which is how

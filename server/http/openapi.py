@@ -12,11 +12,10 @@ written here.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime
 from functools import cache
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BaseModel, Field, StringConstraints, TypeAdapter
+from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import GenerateJsonSchema
 from starlette.requests import Request
 from starlette.responses import Response
@@ -27,11 +26,12 @@ from server.http.contract import ApiRoute
 from server.http.responses import JSONResponse
 from server.http.route_table import API_ROUTES
 from server.views import (
-    DOCUMENT_SCHEMA, AWAITING_STORE_SHAPE, COMMITMENT_ANSWER_SHAPE, COMMITMENT_SHAPE, DELIVERY_COUNTS_SHAPE, DELIVERY_SHAPE,
-    DETAIL_SHAPE, EVENT_SHAPE, LEAN_SHAPE, MENU_ITEM_SHAPE, ORDER_PAGE_SHAPE, ORDER_STORE_SHAPE, PROFILE_SHAPE,
-    PROFILE_STANDING_SHAPE, SESSION_SHAPE, STORE_SHAPE, SUMMARY_SHAPE, USER_DETAILS_SHAPE, USER_SHAPE,
+    AWAITING_STORE_SHAPE, COMMITMENT_ANSWER_SHAPE, COMMITMENT_SHAPE, DELIVERY_COUNTS_SHAPE, DELIVERY_SHAPE,
+    DETAIL_SHAPE, DOCUMENT_SCHEMA, ESTIMATE_SHAPE, EVENT_SHAPE, LEAN_SHAPE, MENU_ITEM_SHAPE, ORDER_PAGE_SHAPE,
+    ORDER_STORE_SHAPE, PICKUP_CODE_SHAPE, PROFILE_SHAPE, PROFILE_STANDING_SHAPE, SESSION_SHAPE, SIGNING_SECRET_SHAPE,
+    STORE_CAPACITY_TYPES, STORE_LOAD_SHAPE, STORE_SHAPE, SUMMARY_SHAPE, USER_DETAILS_SHAPE, USER_SHAPE,
     WEBHOOK_ENDPOINT_SHAPE, AdminUser, CheckoutSession, Customer, CustomerPage, NoShow, PartnerClient, PartnerOrder,
-    StoreCapacity, UserPage, field_types, shape_model,
+    UserPage, field_types, shape_model,
 )
 
 REF_TEMPLATE = "#/components/schemas/{model}"
@@ -90,33 +90,19 @@ def _named(required: Mapping[str, Any], optional: Mapping[str, Any],
 
 def _shape_models() -> list[type[BaseModel]]:
     """The shapes of server/views.py, with the CampusBite names server/http/campusbite.py adds."""
-    pickup_code = Annotated[str, StringConstraints(pattern="^[0-9]{6}$")]
-    order_extras = {
-        "pickupOtp": pickup_code, **{alias: pickup_code for alias in campusbite.OTP_ALIASES},
-        "estimatedReadyAt": Annotated[datetime | None, Field(
-            description="GET /api/orders/{id}: when an active order not yet ready should be ready, from the "
-                        "store's live queue; null otherwise")],
-    }
+    pickup_code = field_types(PICKUP_CODE_SHAPE)
+    order_extras = {**pickup_code, **campusbite.named_types(pickup_code, campusbite.OTP_ALIASES),
+                    **field_types(ESTIMATE_SHAPE)}
     store_extras = {
-        "waitMinutes": Annotated[int, Field(
-            ge=1, description="about how long an order placed now would take (GET one store)")],
-        "capacity": Annotated[StoreCapacity | None, Field(
-            description="a capped store's slots now (GET one store, its pace, the menu events); `nextFreeSlot` "
-                        "null: full")],
-        "typicalPrepMinutes": Annotated[float, Field(
-            ge=0, description="the store's typical accepted → ready time, learned from its recent orders (GET one "
-                              "store)")],
+        **field_types(STORE_LOAD_SHAPE), **STORE_CAPACITY_TYPES,
         **campusbite.named_types(field_types(STORE_SHAPE), campusbite.STORE_FIELD_ALIASES),
-        "owner_id": Annotated[str | None, Field(description="CampusBite's owner: the caller on their own store, "
-                                                            "else null")],
-        "owner_name": Annotated[str, Field(description="the caller, on their own store")],
+        **campusbite.STORE_OWNER_TYPES,
     }
     # What signing in, refreshing and `/api/users/me` add to a user (`views.profile_view`).
     profile_required = {**field_types(PROFILE_SHAPE), **field_types(PROFILE_STANDING_SHAPE)}
     profile_optional = {**field_types(USER_DETAILS_SHAPE), **field_types(AWAITING_STORE_SHAPE)}
     named_required, named_optional = _named({**field_types(USER_SHAPE), **profile_required}, profile_optional,
                                             campusbite.USER_ALIASES)
-    signing_secret = Annotated[str, StringConstraints(pattern="^whsec_"), Field(description="shown once")]
     user_types = {**field_types(USER_SHAPE), **profile_required, **profile_optional}
     return [
         shape_model("PollStatus", LEAN_SHAPE, "Seed 000's poll-status body: these 13 fields, in this order."),
@@ -156,7 +142,7 @@ def _shape_models() -> list[type[BaseModel]]:
         AdminUser, Customer, UserPage, CustomerPage, NoShow, PartnerClient,
         shape_model("WebhookEndpoint", WEBHOOK_ENDPOINT_SHAPE, "A partner's webhook endpoint, with its deliveries "
                                                                 "by state; its signing secret only once.",
-                    also=field_types(DELIVERY_COUNTS_SHAPE), optional={"secret": signing_secret}, closed=False),
+                    also=field_types(DELIVERY_COUNTS_SHAPE), optional=field_types(SIGNING_SECRET_SHAPE), closed=False),
     ]
 
 

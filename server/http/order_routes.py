@@ -14,7 +14,6 @@ from server.domain import messages
 from server.domain.access import CUSTOMER_ROLES, Principal, Role, compares_pickup_code, sees_pickup_code
 from server.domain.lifecycle import OrderStatus
 from server.domain.errors import NotFound
-from server.domain.clock import iso_z
 from server.http import context
 from server.http import campusbite
 from server.http.body import query_int, read_body
@@ -30,7 +29,9 @@ from server.http.requests import (CheckoutSessionRequest, CreateOrderRequest, It
                                   StatusRequest, VerifyOtpRequest)
 from server.domain.cart import CartLine
 from server.services.snapshots import OrderSnapshot, poll_body
-from server.views import commitment_view, lean_order, order_detail, order_page_view, order_summary, renamed
+from server.views import (
+    ESTIMATE_SHAPE, commitment_view, lean_order, order_detail, order_page_view, order_summary, renamed, shaped,
+)
 
 if TYPE_CHECKING:
     from server.models import Order
@@ -92,7 +93,7 @@ async def get_order(request: Request) -> Response:
     runtime = context.runtime(request)
     order = await runtime.orders.visible_order(principal, request.path_params["order_id"])
     return ok({**_detail(request, order, principal),
-               "estimatedReadyAt": iso_z(await runtime.ready_times.for_order(order))})
+               **shaped(await runtime.ready_times.for_order(order), ESTIMATE_SHAPE)})
 
 
 async def _current_snapshot(request: Request, principal: Principal, order_id: str) -> tuple[OrderSnapshot | None, bytes, str]:
