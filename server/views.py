@@ -21,7 +21,8 @@ from server.domain.access import Role
 from server.domain.clock import iso_z, partner_timestamp
 from server.domain.lifecycle import CancellationReason, OrderStatus, PaymentStatus, PickupMethod
 from server.domain.money import paise_to_rupees
-from server.models import MenuItem, Order, OrderItem, Store, User, WebhookDelivery, WebhookEndpoint
+from server.domain.trust import TrustStanding, TrustTier
+from server.models import ClientApp, MenuItem, Order, OrderItem, Store, User, WebhookDelivery, WebhookEndpoint
 
 ObjectIdText = Annotated[str, StringConstraints(pattern="^[0-9a-f]{24}$")]
 Rupees = Annotated[float, Field(ge=0)]  # whole rupees are sent as integers (`120`), as in seed 001
@@ -38,9 +39,46 @@ class ShapeField(NamedTuple):
     read: Callable[[Any], Any]
 
 
-def shaped(source: Any, shape: tuple[ShapeField, ...]) -> dict[str, Any]:
-    """`source` as `shape` builds it: its fields, in the shape's order."""
-    return {field.name: field.read(source) for field in shape}
+# Another client's names of an answer's fields: each name -> the field it repeats; a dotted name
+# (`store.name`) is a field of an object of the answer.
+Names = Mapping[str, str]
+
+
+def shaped(source: Any, shape: tuple[ShapeField, ...], names: Names | None = None) -> dict[str, Any]:
+    """`source` as `shape` builds it: its fields, in the shape's order; then `names`, if asked."""
+    return renamed({field.name: field.read(source) for field in shape}, names)
+
+
+def renamed(view: Mapping[str, Any], names: Names | None) -> dict[str, Any]:
+    """`view` with each of `names` after its fields, repeating the field it names where the view has it:
+    a rendering option, so another client reads the same answer in its own words."""
+    shown = dict(view)
+    if not names:
+        return shown
+    for alias, source in names.items():
+        holder, _, field = source.rpartition(".")
+        container = view.get(holder) if holder else view
+        if not isinstance(container, dict) or field not in container:
+            continue
+        into, _, name = alias.rpartition(".")
+        if into:
+            shown[into] = {**shown[into], name: container[field]}
+        else:
+            shown[name] = container[field]
+    return shown
+
+
+# Marks where a schema names another schema of the document (server/http/openapi.py writes the reference).
+DOCUMENT_SCHEMA = "x-document-schema"
+
+
+def document_ref(name: str, many: bool = False) -> Any:
+    """A field whose type is a schema the document names (one rendered with another client's names);
+    `many`: a list of them."""
+    one = {DOCUMENT_SCHEMA: name}
+    if many:
+        return Annotated[list[dict[str, Any]], WithJsonSchema({"type": "array", "items": one})]
+    return Annotated[dict[str, Any], WithJsonSchema(one)]
 
 
 def shape_model(name: str, shape: tuple[ShapeField, ...], description: str, *,
@@ -237,18 +275,29 @@ def order_item_view(item: OrderItem) -> dict[str, Any]:
     return shaped(item, ORDER_LINE_SHAPE)
 
 
-def order_summary(order: Order) -> dict[str, Any]:
-    """The order object of seed 001's `201` answer, key for key."""
-    return shaped(order, SUMMARY_SHAPE)
+def order_summary(order: Order, names: Names | None = None) -> dict[str, Any]:
+    """The order object of seed 001's `201` answer, key for key (then `names`, if asked)."""
+    return shaped(order, SUMMARY_SHAPE, names)
 
 
-def order_detail(order: Order, pickup_otp: str | None) -> dict[str, Any]:
+PickupCode = Annotated[str, StringConstraints(pattern="^[0-9]{6}$")]
+# A ready order's pickup code, for its owner.
+PICKUP_CODE_SHAPE: tuple[ShapeField, ...] = (ShapeField("pickupOtp", PickupCode, lambda code: code),)
+# What `GET /api/orders/{id}` adds to an order.
+ESTIMATE_SHAPE: tuple[ShapeField, ...] = (
+    ShapeField("estimatedReadyAt", Annotated[datetime | None, Field(
+        description="GET /api/orders/{id}: when an active order not yet ready should be ready, from the store's "
+                    "live queue; null otherwise")], iso_z),
+)
+
+
+def order_detail(order: Order, pickup_otp: str | None, names: Names | None = None) -> dict[str, Any]:
     """`GET /api/orders/{id}`: the seed-001 shape plus lifecycle details; `pickupOtp` for its owner
-    while it is ready."""
+    while it is ready; then `names`, if asked."""
     detail = shaped(order, DETAIL_SHAPE)
     if pickup_otp is not None:
-        detail["pickupOtp"] = pickup_otp
-    return detail
+        detail.update(shaped(pickup_otp, PICKUP_CODE_SHAPE))
+    return renamed(detail, names)
 
 
 def commitment_order(order: Order) -> dict[str, Any]:
@@ -256,8 +305,8 @@ def commitment_order(order: Order) -> dict[str, Any]:
     return shaped(order, COMMITMENT_SHAPE)
 
 
-def menu_item_view(item: MenuItem) -> dict[str, Any]:
-    return shaped(item, MENU_ITEM_SHAPE)
+def menu_item_view(item: MenuItem, names: Names | None = None) -> dict[str, Any]:
+    return shaped(item, MENU_ITEM_SHAPE, names)
 
 
 STORE_SHAPE: tuple[ShapeField, ...] = (
@@ -275,6 +324,56 @@ STORE_SHAPE: tuple[ShapeField, ...] = (
 )
 
 
+class CheckoutStore(TypedDict):
+    """The store a checkout pays: where the customer pays it."""
+
+    id: ObjectIdText
+    name: str
+    location: str
+    upiId: str
+
+
+class NoShowPolicy(TypedDict):
+    """The customer's standing and the timeouts their order will run under."""
+
+    trustTier: TrustTier
+    noShowCount: int
+    requiresCommitment: bool
+    commitmentWindowMinutes: float
+    unpaidTimeoutMinutes: float
+    readyTimeoutMinutes: float
+
+
+class DirectPayment(TypedDict):
+    """The customer pays the store directly, by UPI."""
+
+    mode: Literal["direct_store_upi"]
+    upiLink: str
+
+
+class SlotOffer(TypedDict):
+    """A capped store: whether this order goes to a later 15-minute slot, and when it would then be ready."""
+
+    deferred: bool
+    readyAround: Timestamp | None
+
+
+class CheckoutSession(TypedDict):
+    """A priced cart, signed into the checkout token an order is later created from
+    (server/services/checkout.py builds it)."""
+
+    checkoutToken: str
+    paymentReference: str
+    expiresInSeconds: int
+    totalAmount: Rupees
+    items: list[OrderLine]  # type: ignore[valid-type]  # a model made from a shape, at import
+    specialInstructions: str | None
+    store: CheckoutStore
+    noShowPolicy: NoShowPolicy
+    payment: DirectPayment
+    slot: SlotOffer | None
+
+
 class StoreCapacity(TypedDict):
     """A capped store's slots now (server/services/catalog.py builds it); `nextFreeSlot` null: full."""
 
@@ -285,8 +384,31 @@ class StoreCapacity(TypedDict):
     deferring: bool
 
 
-def store_view(store: Store) -> dict[str, Any]:
-    return shaped(store, STORE_SHAPE)
+# What server/services/catalog.py's `store_with_capacity` adds to a store.
+STORE_CAPACITY_TYPES: dict[str, Any] = {"capacity": Annotated[StoreCapacity | None, Field(
+    description="a capped store's slots now (GET one store, its pace, the menu events); `nextFreeSlot` null: full")]}
+
+
+class StoreLoad(NamedTuple):
+    """How busy a store's kitchen is: about how long an order placed now would take, and its typical preparation."""
+
+    wait_minutes: int
+    typical_minutes: float
+
+
+# What `GET /api/stores/{id}` adds to a store.
+STORE_LOAD_SHAPE: tuple[ShapeField, ...] = (
+    ShapeField("waitMinutes", Annotated[int, Field(
+        ge=1, description="about how long an order placed now would take (GET one store)")],
+        lambda load: load.wait_minutes),
+    ShapeField("typicalPrepMinutes", Annotated[float, Field(
+        ge=0, description="the store's typical accepted → ready time, learned from its recent orders (GET one "
+                          "store)")], lambda load: load.typical_minutes),
+)
+
+
+def store_view(store: Store, names: Names | None = None) -> dict[str, Any]:
+    return shaped(store, STORE_SHAPE, names)
 
 
 USER_SHAPE: tuple[ShapeField, ...] = (
@@ -311,7 +433,249 @@ def user_view(user: User) -> dict[str, Any]:
     return view
 
 
-def partner_status(order: Order) -> str:
+# What signing in, refreshing and `/api/users/me` add to a user.
+PROFILE_SHAPE: tuple[ShapeField, ...] = (
+    ShapeField("isEmailVerified", Annotated[bool, Field(description="the owner followed the link mailed to the "
+                                                                    "address")],
+               lambda user: user.email_verified_at is not None),
+)
+# A store employee's sign-up, while no admin has assigned them a store.
+AWAITING_STORE_SHAPE: tuple[ShapeField, ...] = (
+    ShapeField("awaitingStore", Annotated[bool, Field(description="a store employee no admin has assigned a "
+                                                                  "store yet: acts for no store")],
+               lambda user: user.store_id is None),
+)
+# A customer's trust standing (server/domain/trust.py).
+STANDING_SHAPE: tuple[ShapeField, ...] = (
+    ShapeField("trustTier", TrustTier, lambda standing: standing.tier.value),
+    ShapeField("noShowCount", int, lambda standing: standing.no_show_count),
+    ShapeField("orderingRestrictedUntil", datetime | None, lambda standing: iso_z(standing.restricted_until)),
+)
+# A profile's standing: staff and admins have none, which it states as no tier and no no-shows.
+PROFILE_STANDING_SHAPE: tuple[ShapeField, ...] = (
+    ShapeField("trustTier", TrustTier | None, lambda standing: standing.tier.value if standing else None),
+    ShapeField("noShowCount", int, lambda standing: standing.no_show_count if standing else 0),
+    ShapeField("orderingRestrictedUntil", datetime | None,
+               lambda standing: iso_z(standing.restricted_until) if standing else None),
+)
+
+
+def profile_view(user: User, standing: TrustStanding | None, names: Names | None = None) -> dict[str, Any]:
+    """The user with their trust standing (customers; staff and admins have none), as signing in,
+    refreshing and `/api/users/me` answer it."""
+    view = {**user_view(user), **shaped(user, PROFILE_SHAPE)}
+    if user.role == Role.STORE_EMPLOYEE:
+        view.update(shaped(user, AWAITING_STORE_SHAPE))
+    return renamed({**view, **shaped(standing, PROFILE_STANDING_SHAPE)}, names)
+
+
+class SignedIn(NamedTuple):
+    """A new session: its tokens and the profile of the user it is for."""
+
+    tokens: Mapping[str, str]
+    profile: dict[str, Any]
+
+
+SESSION_SHAPE: tuple[ShapeField, ...] = (
+    ShapeField("accessToken", str, lambda session: session.tokens["accessToken"]),
+    ShapeField("refreshToken", str, lambda session: session.tokens["refreshToken"]),
+    ShapeField("user", document_ref("Profile"), lambda session: session.profile),
+)
+
+
+def session_view(tokens: Mapping[str, str], profile: dict[str, Any]) -> dict[str, Any]:
+    """Registering, signing in and refreshing: the tokens and the user's profile."""
+    return shaped(SignedIn(tokens, profile), SESSION_SHAPE)
+
+
+# What admins see of an account beyond a user.
+ACCOUNT_SHAPE: tuple[ShapeField, ...] = (ShapeField("isActive", bool, lambda user: user.is_active),)
+# A store employee's sign-up, in the admins' list of accounts.
+SIGNUP_SHAPE: tuple[ShapeField, ...] = (
+    *AWAITING_STORE_SHAPE,
+    ShapeField("requestedStore", Annotated[str | None, Field(
+        description="the store a store employee named when signing up")], lambda user: user.requested_store),
+)
+
+
+def admin_user_view(user: User, signup: bool = False) -> dict[str, Any]:
+    """An account as admins see it; `signup`: a store employee's sign-up too (`SIGNUP_SHAPE`)."""
+    view = {**user_view(user), **shaped(user, ACCOUNT_SHAPE)}
+    if signup and user.role == Role.STORE_EMPLOYEE:
+        view.update(shaped(user, SIGNUP_SHAPE))
+    return view
+
+
+AdminUser = shape_model("AdminUser", USER_SHAPE, "An account as admins see it; a store employee's sign-up in "
+                                                  "the list of accounts.",
+                        also=field_types(ACCOUNT_SHAPE),
+                        optional={**field_types(USER_DETAILS_SHAPE), **field_types(SIGNUP_SHAPE)})
+
+
+def customer_view(user: User, standing: TrustStanding) -> dict[str, Any]:
+    """A student or faculty member as admins see them: the account and its trust standing."""
+    return {**admin_user_view(user), **shaped(standing, STANDING_SHAPE)}
+
+
+Customer = shape_model("Customer", USER_SHAPE, "A student or faculty member with their trust standing.",
+                       also={**field_types(ACCOUNT_SHAPE), **field_types(STANDING_SHAPE)},
+                       optional=field_types(USER_DETAILS_SHAPE))
+
+
+class Page(NamedTuple):
+    """One page of a list an admin reads."""
+
+    items: list[dict[str, Any]]
+    page: int
+    limit: int
+    total: int
+
+
+def page_shape(key: str, item: Any) -> tuple[ShapeField, ...]:
+    """A page of `item`s under `key`, then where it is in the whole list."""
+    return (
+        ShapeField(key, list[item], lambda page: page.items),
+        ShapeField("page", int, lambda page: page.page),
+        ShapeField("limit", int, lambda page: page.limit),
+        ShapeField("total", int, lambda page: page.total),
+        ShapeField("pages", int, lambda page: (page.total + page.limit - 1) // page.limit),
+    )
+
+
+def page_view(shape: tuple[ShapeField, ...], items: list[dict[str, Any]], page: int, limit: int,
+              total: int) -> dict[str, Any]:
+    """A page of shaped `items` as `shape` (a `page_shape`) lists them."""
+    return shaped(Page(items, page, limit, total), shape)
+
+
+USER_PAGE_SHAPE = page_shape("users", AdminUser)
+CUSTOMER_PAGE_SHAPE = page_shape("customers", Customer)
+UserPage = shape_model("UserPage", USER_PAGE_SHAPE, "Accounts, newest first, a page of them.")
+CustomerPage = shape_model("CustomerPage", CUSTOMER_PAGE_SHAPE, "Students and faculty, newest first, a page of "
+                                                                "them.")
+
+
+def _no_show_cleared(order: Order) -> bool:
+    return order.no_show_cleared_at is not None and order.no_show_at is None
+
+
+# A no-show recorded against a customer; who cleared it, when and why, if an admin did.
+NO_SHOW_SHAPE: tuple[ShapeField, ...] = (
+    ShapeField("orderId", ObjectIdText, lambda order: str(order.id)),
+    ShapeField("orderNumber", str, lambda order: order.order_number),
+    ShapeField("storeId", ObjectIdText, lambda order: order.store_id),
+    ShapeField("recordedAt", datetime | None, lambda order: iso_z(
+        order.no_show_recorded_at if _no_show_cleared(order) else order.no_show_at)),
+    ShapeField("clearedAt", datetime | None,
+               lambda order: iso_z(order.no_show_cleared_at) if _no_show_cleared(order) else None),
+    ShapeField("clearedBy", str | None,
+               lambda order: order.no_show_cleared_by if _no_show_cleared(order) else None),
+    ShapeField("clearedByName", str | None,
+               lambda order: order.no_show_cleared_by_name if _no_show_cleared(order) else None),
+    ShapeField("clearedReason", str | None,
+               lambda order: order.no_show_cleared_reason if _no_show_cleared(order) else None),
+)
+NoShow = shape_model("NoShow", NO_SHOW_SHAPE, "A no-show recorded against a customer, and its clearing.")
+
+
+def no_show_view(order: Order) -> dict[str, Any]:
+    return shaped(order, NO_SHOW_SHAPE)
+
+
+PARTNER_CLIENT_SHAPE: tuple[ShapeField, ...] = (
+    ShapeField("clientId", str, lambda client: client.client_id),
+    ShapeField("name", str, lambda client: client.name),
+    ShapeField("isActive", bool, lambda client: client.is_active),
+    ShapeField("createdAt", datetime, lambda client: iso_z(client.created_at)),
+    ShapeField("revokedAt", datetime | None, lambda client: iso_z(client.revoked_at)),
+)
+PartnerClient = shape_model("PartnerClient", PARTNER_CLIENT_SHAPE, "A partner client of /v1; its id is its "
+                                                                    "X-Client-ID.")
+
+
+def partner_client_view(client: ClientApp) -> dict[str, Any]:
+    return shaped(client, PARTNER_CLIENT_SHAPE)
+
+
+class OrderPage(NamedTuple):
+    """A page of orders, each already shaped, and where it is in the whole list."""
+
+    orders: list[dict[str, Any]]
+    page: int
+    limit: int
+    total: int
+
+
+PAGINATION_SHAPE: tuple[ShapeField, ...] = (
+    ShapeField("total", int, lambda page: page.total),
+    ShapeField("page", int, lambda page: page.page),
+    ShapeField("limit", int, lambda page: page.limit),
+    ShapeField("totalPages", int, lambda page: (page.total + page.limit - 1) // page.limit),
+)
+Pagination = shape_model("Pagination", PAGINATION_SHAPE, "Where a page is in the whole list.")
+# `GET /api/orders`, CampusBite's shape, which OrderPulse's pages read too: the page as `data`, its place beside it.
+ORDER_PAGE_SHAPE: tuple[ShapeField, ...] = (
+    ShapeField("success", Literal[True], lambda page: True),
+    ShapeField("data", document_ref("Order", many=True), lambda page: page.orders),
+    ShapeField("pagination", Pagination, lambda page: shaped(page, PAGINATION_SHAPE)),
+)
+
+
+def order_page_view(orders: list[dict[str, Any]], page: int, limit: int, total: int) -> dict[str, Any]:
+    return shaped(OrderPage(orders, page, limit, total), ORDER_PAGE_SHAPE)
+
+
+@with_config(ConfigDict(extra="forbid"))
+class CommitmentData(TypedDict):
+    """The confirmed order in full, where CampusBite's web client reads it."""
+
+    order: Annotated[dict[str, Any], WithJsonSchema({DOCUMENT_SCHEMA: "Order"})]
+
+
+class ConfirmedCommitment(NamedTuple):
+    """A confirmed commitment: the order, the message, and the order as its caller sees it in full."""
+
+    order: Order
+    message: str
+    detail: dict[str, Any]
+
+
+# Seed 003's body, and `data.order` (the full order), where CampusBite's web client reads it.
+COMMITMENT_ANSWER_SHAPE: tuple[ShapeField, ...] = (
+    ShapeField("success", Literal[True], lambda confirmed: True),
+    ShapeField("message", str, lambda confirmed: confirmed.message),
+    ShapeField("order", document_ref("CommitmentOrder"), lambda confirmed: commitment_order(confirmed.order)),
+    ShapeField("data", CommitmentData, lambda confirmed: {"order": confirmed.detail}),
+)
+
+
+def commitment_view(order: Order, message: str, detail: dict[str, Any]) -> dict[str, Any]:
+    """Seed 003's answer to a confirmed commitment."""
+    return shaped(ConfirmedCommitment(order, message, detail), COMMITMENT_ANSWER_SHAPE)
+
+
+PartnerStatus = Literal["STARTED", "COMPLETED", "FAILED", "EXPIRED"]
+
+
+class PartnerMetadata(TypedDict):
+    """Seed 004's `metadata`: the payment's transaction id, no chain hash, why it ended if it was cancelled."""
+
+    paymentId: str | None
+    txHash: None
+    note: str | None
+
+
+class PartnerOrder(TypedDict):
+    """Seed 004's order body (PARTNER.md)."""
+
+    requestId: str
+    orderId: ObjectIdText
+    status: PartnerStatus
+    paidAt: Annotated[str | None, Field(description="the partner's local time, when COMPLETED")]
+    metadata: PartnerMetadata
+
+
+def partner_status(order: Order) -> PartnerStatus:
     """Seed 004's payment status of an order (PARTNER.md)."""
     if order.payment_status == PaymentStatus.SUCCESS:
         return "COMPLETED"
@@ -322,7 +686,7 @@ def partner_status(order: Order) -> str:
     return "STARTED"
 
 
-def partner_view(order: Order, zone: ZoneInfo) -> dict[str, Any]:
+def partner_view(order: Order, zone: ZoneInfo) -> PartnerOrder:
     """Seed 004's order body: `GET /v1/order/{id}`, `POST /v1/order` and every webhook event's body."""
     status = partner_status(order)
     return {
@@ -353,6 +717,13 @@ WEBHOOK_ENDPOINT_SHAPE: tuple[ShapeField, ...] = (
 DELIVERY_COUNTS_SHAPE: tuple[ShapeField, ...] = (
     ShapeField("pendingDeliveries", int, lambda counts: counts["pending"]),
     ShapeField("failedDeliveries", int, lambda counts: counts["failed"]),
+)
+
+
+# The signing secret, in the answers that create or rotate it.
+SIGNING_SECRET_SHAPE: tuple[ShapeField, ...] = (
+    ShapeField("secret", Annotated[str, StringConstraints(pattern="^whsec_"), Field(description="shown once")],
+               lambda secret: secret),
 )
 
 

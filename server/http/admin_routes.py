@@ -10,7 +10,6 @@ from starlette.responses import Response
 
 from server.domain import messages
 from server.domain.access import CUSTOMER_ROLES, Role
-from server.domain.clock import iso_z
 from server.http import context
 from server.http.body import query_int, read_body
 from server.http.errors import ApiError
@@ -21,10 +20,12 @@ from server.http.requests import AdminClientRequest, AdminRoleRequest, ClearNoSh
 from server.http.responses import ok
 from server.http.security import authenticate
 from server.services import catalog, partners
-from server.views import store_view, user_view
+from server.views import (
+    CUSTOMER_PAGE_SHAPE, admin_user_view, customer_view, no_show_view, page_view, partner_client_view, store_view,
+)
 
 if TYPE_CHECKING:
-    from server.models import ClientApp, Order, User
+    from server.models import User
     from server.services.accounts import AccountService
 
 MAX_SEARCH = 100
@@ -40,7 +41,7 @@ async def change_role(request: Request) -> Response:
     await authenticate(request, Role.ADMIN)
     body = await read_body(request, AdminRoleRequest)
     user = await _accounts(request).set_role(request.path_params["user_id"], Role(body.role), body.store_id)
-    return ok({**user_view(user), "isActive": user.is_active})
+    return ok(admin_user_view(user))
 
 
 async def list_all_stores(request: Request) -> Response:
@@ -50,9 +51,7 @@ async def list_all_stores(request: Request) -> Response:
 
 
 async def _customer_view(request: Request, user: User) -> dict[str, Any]:
-    standing = await _accounts(request).trust_standing(str(user.id))
-    return {**user_view(user), "isActive": user.is_active, "trustTier": standing.tier.value,
-            "noShowCount": standing.no_show_count, "orderingRestrictedUntil": iso_z(standing.restricted_until)}
+    return customer_view(user, await _accounts(request).trust_standing(str(user.id)))
 
 
 async def list_customers(request: Request) -> Response:
@@ -65,18 +64,8 @@ async def list_customers(request: Request) -> Response:
         raise ApiError(400, messages.QUERY_TOO_LONG.format(name="search", maximum=MAX_SEARCH))
     users, total = await _accounts(request).list_users(page=page, limit=limit, role=None, search=search,
                                                        roles=CUSTOMER_ROLES)
-    return ok({"customers": [await _customer_view(request, user) for user in users], "page": page,
-               "limit": limit, "total": total, "pages": (total + limit - 1) // limit})
-
-
-def _no_show_view(order: Order) -> dict[str, Any]:
-    cleared = order.no_show_cleared_at is not None and order.no_show_at is None
-    return {"orderId": str(order.id), "orderNumber": order.order_number, "storeId": order.store_id,
-            "recordedAt": iso_z(order.no_show_recorded_at if cleared else order.no_show_at),
-            "clearedAt": iso_z(order.no_show_cleared_at) if cleared else None,
-            "clearedBy": order.no_show_cleared_by if cleared else None,
-            "clearedByName": order.no_show_cleared_by_name if cleared else None,
-            "clearedReason": order.no_show_cleared_reason if cleared else None}
+    customers = [await _customer_view(request, user) for user in users]
+    return ok(page_view(CUSTOMER_PAGE_SHAPE, customers, page, limit, total))
 
 
 async def customer_no_shows(request: Request) -> Response:
@@ -85,7 +74,7 @@ async def customer_no_shows(request: Request) -> Response:
     accounts = _accounts(request)
     user = await accounts.customer(request.path_params["user_id"])
     orders = await accounts.no_shows_of(str(user.id))
-    return ok({"customer": await _customer_view(request, user), "noShows": [_no_show_view(o) for o in orders]})
+    return ok({"customer": await _customer_view(request, user), "noShows": [no_show_view(o) for o in orders]})
 
 
 async def clear_no_show(request: Request) -> Response:
@@ -95,24 +84,19 @@ async def clear_no_show(request: Request) -> Response:
     accounts = _accounts(request)
     order = await accounts.clear_no_show(request.path_params["order_id"], admin, body.reason)
     user = await accounts.customer(order.user_id)
-    return ok({"noShow": _no_show_view(order), "customer": await _customer_view(request, user)},
+    return ok({"noShow": no_show_view(order), "customer": await _customer_view(request, user)},
               message=messages.NO_SHOW_CLEARED)
-
-
-def _client_view(client: ClientApp) -> dict[str, Any]:
-    return {"clientId": client.client_id, "name": client.name, "isActive": client.is_active,
-            "createdAt": iso_z(client.created_at), "revokedAt": iso_z(client.revoked_at)}
 
 
 async def list_clients(request: Request) -> Response:
     await authenticate(request, Role.ADMIN)
-    return ok([_client_view(client) for client in await partners.list_clients()])
+    return ok([partner_client_view(client) for client in await partners.list_clients()])
 
 
 async def create_client(request: Request) -> Response:
     await authenticate(request, Role.ADMIN)
     body = await read_body(request, AdminClientRequest)
-    return ok(_client_view(await partners.create_client(body.name)), status_code=201)
+    return ok(partner_client_view(await partners.create_client(body.name)), status_code=201)
 
 
 async def revoke_client(request: Request) -> Response:
@@ -122,7 +106,7 @@ async def revoke_client(request: Request) -> Response:
     client = await partners.revoke_client(client_id) if len(client_id) <= partners.MAX_CLIENT_ID_LENGTH else None
     if client is None:
         raise ApiError(404, messages.CLIENT_NOT_FOUND)
-    return ok(_client_view(client), message=messages.CLIENT_REVOKED)
+    return ok(partner_client_view(client), message=messages.CLIENT_REVOKED)
 
 
 routes = [

@@ -9,7 +9,6 @@ from starlette.responses import Response
 
 from server.domain import messages
 from server.domain.access import CUSTOMER_ROLES, Role
-from server.domain.clock import iso_z
 from server.http import context
 from server.http import campusbite
 from server.http.body import query_int, read_body
@@ -22,7 +21,7 @@ from server.http.requests import (
 )
 from server.http.responses import ok
 from server.http.security import authenticate
-from server.views import user_view
+from server.views import USER_PAGE_SHAPE, admin_user_view, page_view, profile_view, session_view, user_view
 
 if TYPE_CHECKING:
     from server.models import User
@@ -30,22 +29,16 @@ if TYPE_CHECKING:
 
 async def _session(request: Request, user: User, status_code: int = 200) -> Response:
     tokens = await context.runtime(request).accounts.issue_session(user)
-    return ok({**tokens, "user": await _profile(request, user)}, status_code=status_code)
+    return ok(session_view(tokens, await _profile(request, user)), status_code=status_code)
 
 
 async def _profile(request: Request, user: User) -> dict[str, Any]:
-    """The user with their trust standing (customers; staff and admins have none), as signing in,
-    refreshing and `/api/users/me` answer it: CampusBite's clients read the standing from `user`."""
-    profile = {**user_view(user), "isEmailVerified": user.email_verified_at is not None}
-    if user.role == Role.STORE_EMPLOYEE:
-        profile["awaitingStore"] = user.store_id is None
+    """The user with their trust standing (customers; staff and admins have none), in CampusBite's
+    names too: its clients read the standing from `user`."""
+    standing = None
     if user.role in CUSTOMER_ROLES:
         standing = await context.runtime(request).accounts.trust_standing(str(user.id))
-        profile.update(trustTier=standing.tier.value, noShowCount=standing.no_show_count,
-                       orderingRestrictedUntil=iso_z(standing.restricted_until))
-    else:
-        profile.update(trustTier=None, noShowCount=0, orderingRestrictedUntil=None)
-    return campusbite.user(profile)
+    return profile_view(user, standing, names=campusbite.USER_ALIASES)
 
 
 async def register(request: Request) -> Response:
@@ -59,7 +52,7 @@ async def register(request: Request) -> Response:
     await context.runtime(request).account_mail.send_verification(user)
     tokens = await context.runtime(request).accounts.issue_session(user)
     message = messages.STAFF_SIGNUP_PENDING if user.role == Role.STORE_EMPLOYEE else None
-    return ok({**tokens, "user": await _profile(request, user)}, status_code=201, message=message)
+    return ok(session_view(tokens, await _profile(request, user)), status_code=201, message=message)
 
 
 async def login(request: Request) -> Response:
@@ -76,7 +69,7 @@ async def login(request: Request) -> Response:
 async def refresh(request: Request) -> Response:
     body = await read_body(request, RefreshRequest)
     user, tokens = await context.runtime(request).accounts.refresh(body.refresh_token)
-    return ok({**tokens, "user": await _profile(request, user)})
+    return ok(session_view(tokens, await _profile(request, user)))
 
 
 async def logout(request: Request) -> Response:
@@ -121,15 +114,6 @@ async def create_user(request: Request) -> Response:
     return ok(user_view(user), status_code=201)
 
 
-def _admin_user_view(user: User) -> dict[str, Any]:
-    """`awaitingStore`: a store employee who signed up and waits for an admin to assign a store
-    (`PUT /api/admin/users/{id}/role`); `requestedStore` is the store they named."""
-    view = {**user_view(user), "isActive": user.is_active}
-    if user.role == Role.STORE_EMPLOYEE:
-        view.update(awaitingStore=user.store_id is None, requestedStore=user.requested_store)
-    return view
-
-
 async def list_users(request: Request) -> Response:
     """Accounts, newest first: `?role=`, `?search=` (part of a name or email), paginated."""
     await authenticate(request, Role.ADMIN)
@@ -146,8 +130,8 @@ async def list_users(request: Request) -> Response:
         raise ApiError(400, messages.QUERY_NOT_CHOICE.format(name="awaitingStore", choices="true, false"))
     users, total = await context.runtime(request).accounts.list_users(page=page, limit=limit, role=role, search=search,
                                                                awaiting_store=awaiting == "true")
-    return ok({"users": [_admin_user_view(user) for user in users], "page": page, "limit": limit,
-               "total": total, "pages": (total + limit - 1) // limit})
+    # A store employee's sign-up shows until an admin assigns a store (`PUT /api/admin/users/{id}/role`).
+    return ok(page_view(USER_PAGE_SHAPE, [admin_user_view(user, signup=True) for user in users], page, limit, total))
 
 
 async def update_user(request: Request) -> Response:
@@ -159,7 +143,7 @@ async def update_user(request: Request) -> Response:
     if not active and user_id == admin.user_id:
         raise ApiError(400, messages.CANNOT_DISABLE_SELF)
     user = await context.runtime(request).accounts.set_active(user_id, active)
-    return ok(_admin_user_view(user))
+    return ok(admin_user_view(user, signup=True))
 
 
 async def stream_ticket(request: Request) -> Response:

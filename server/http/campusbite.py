@@ -2,9 +2,10 @@
 read the same shapes with their own names repeated beside ours (snake_case as CampusBite's
 backend formats an order, `storeName`, `owner_id`, `data.order`).
 
-Everything here adds to OrderPulse's answers and never changes them; the seed bodies
+The names are a rendering option of the shapes of server/views.py (`order_detail(order, otp,
+names=ORDER_NAMES)`), which add them to OrderPulse's answers and never change them; the seed bodies
 (poll-status, create order, confirm-commitment's `order`) stay exactly as they are. CampusBite's
-route names of our routes are declared with ours; its notification stream and its staff console
+route names of our routes point at our handlers; its notification stream and its staff console
 are server/http/campusbite_notifications.py and server/http/campusbite_console.py.
 """
 
@@ -17,6 +18,7 @@ from pydantic import Field
 
 from server.domain.access import Principal, Role
 from server.http.security import optional_caller as optional_caller
+from server.views import Names, renamed
 
 # CampusBite's name of an order field -> the OrderPulse field of `GET /api/orders/{id}` it repeats.
 ORDER_ALIASES: dict[str, str] = {
@@ -69,6 +71,11 @@ USER_ALIASES: dict[str, str] = {"_id": "id", "register_number": "registerNumber"
 
 # Seed 001's new order repeats its `id` where CampusBite's mobile checkout reads it.
 CREATED_ORDER_ALIASES: dict[str, str] = {"_id": "id"}
+# An order as CampusBite reads it: its fields, its pickup code's, and its store's (from the order's `store`).
+ORDER_NAMES: Names = {**ORDER_ALIASES, **OTP_ALIASES,
+                      **{alias: f"store.{source}" for alias, source in STORE_ALIASES.items()}}
+# CampusBite's checkout reads the commitment rule as `requiresCommitmentBeforePrep`.
+CHECKOUT_SESSION_NAMES: Names = {"noShowPolicy.requiresCommitmentBeforePrep": "noShowPolicy.requiresCommitment"}
 
 
 def named_types(types: Mapping[str, Any], aliases: dict[str, str]) -> dict[str, Any]:
@@ -78,39 +85,6 @@ def named_types(types: Mapping[str, Any], aliases: dict[str, str]) -> dict[str, 
             for alias, source in aliases.items() if source in types}
 
 
-def _aliased(shown: dict[str, Any], aliases: dict[str, str]) -> dict[str, Any]:
-    return {**shown, **{alias: shown[source] for alias, source in aliases.items() if source in shown}}
-
-
-def menu_item(shown: dict[str, Any]) -> dict[str, Any]:
-    """A menu item with CampusBite's names of its fields beside OrderPulse's."""
-    return _aliased(shown, MENU_ITEM_ALIASES)
-
-
-def store(shown: dict[str, Any]) -> dict[str, Any]:
-    """A store with CampusBite's names of its fields beside OrderPulse's."""
-    return _aliased(shown, STORE_FIELD_ALIASES)
-
-
-def order(detail: dict[str, Any]) -> dict[str, Any]:
-    """An order detail with CampusBite's names of its fields beside OrderPulse's."""
-    extra = {alias: detail[source] for alias, source in {**ORDER_ALIASES, **OTP_ALIASES}.items()
-             if source in detail}
-    extra.update({alias: detail["store"][source] for alias, source in STORE_ALIASES.items()})
-    return {**detail, **extra}
-
-
-def user(profile: dict[str, Any]) -> dict[str, Any]:
-    """A signed-in user with CampusBite's names beside OrderPulse's (`_id`, matched against its
-    store's `owner_id`; `trust_tier`, `no_show_count`, `is_email_verified` on its profile screen)."""
-    return _aliased(profile, USER_ALIASES)
-
-
-def created_order(summary: dict[str, Any]) -> dict[str, Any]:
-    """Seed 001's order, key for key, then `_id`, where CampusBite's mobile checkout reads the new order's id."""
-    return _aliased(summary, CREATED_ORDER_ALIASES)
-
-
 def staff_pickup_code(detail: dict[str, Any], otp: str) -> dict[str, Any]:
     """A ready order as its store's staff get it: `pickup_otp`, the expected code CampusBite's staff
     page shows in its pickup dialog to compare with the customer's (as CampusBite's backend sends
@@ -118,10 +92,11 @@ def staff_pickup_code(detail: dict[str, Any], otp: str) -> dict[str, Any]:
     return {**detail, "pickup_otp": otp}
 
 
-def checkout_session(session: dict[str, Any]) -> dict[str, Any]:
-    """CampusBite's checkout reads the commitment rule as `requiresCommitmentBeforePrep`."""
-    policy = session["noShowPolicy"]
-    return {**session, "noShowPolicy": {**policy, "requiresCommitmentBeforePrep": policy["requiresCommitment"]}}
+# What `store_fields` adds to a store.
+STORE_OWNER_TYPES: dict[str, Any] = {
+    "owner_id": Annotated[str | None, Field(description="CampusBite's owner: the caller on their own store, else null")],
+    "owner_name": Annotated[str, Field(description="the caller, on their own store")],
+}
 
 
 def store_fields(shown: dict[str, Any], caller: Principal | None) -> dict[str, Any]:
@@ -130,7 +105,7 @@ def store_fields(shown: dict[str, Any], caller: Principal | None) -> dict[str, A
     CampusBite's console finds "my store", and is null on any other."""
     own = caller is not None and caller.is_staff and caller.store_id == shown["id"]
     owner = {"owner_id": caller.user_id, "owner_name": caller.name} if own and caller else {"owner_id": None}
-    return {**store(shown), **owner}
+    return {**renamed(shown, STORE_FIELD_ALIASES), **owner}
 
 
 def store_list(stores: list[dict[str, Any]], caller: Principal | None) -> dict[str, Any] | list[dict[str, Any]]:
@@ -149,11 +124,10 @@ def _campusbite_reader(caller: Principal | None) -> bool:
 
 
 def menu_list(items: list[dict[str, Any]], caller: Principal | None) -> dict[str, Any] | list[dict[str, Any]]:
-    """`GET /api/stores/{id}/menu`: the contract's bare list, each item also under CampusBite's names;
+    """`GET /api/stores/{id}/menu`: the contract's bare list of items (each shaped with `MENU_ITEM_ALIASES`);
     to CampusBite's readers its shape `{menuItems: [...]}`, which holds the sold-out items too
     (`menu_lists_every_item`)."""
-    shown = [menu_item(item) for item in items]
-    return {"menuItems": shown} if _campusbite_reader(caller) else shown
+    return {"menuItems": items} if _campusbite_reader(caller) else items
 
 
 def menu_lists_every_item(caller: Principal | None) -> bool:

@@ -8,9 +8,10 @@ descriptions or opening hours: those fields are read and dropped (README).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
+from starlette.responses import Response
 
 from server.domain import messages
 from server.http import context
@@ -26,6 +27,9 @@ from server.http.responses import ok
 from server.http.security import STORE_RUNNERS, authenticate
 from server.services import catalog
 from server.views import menu_item_view, store_view
+
+if TYPE_CHECKING:
+    from server.models import MenuItem
 
 CONSOLE_MAX_BYTES = 5 * 1024 * 1024  # a photo from a phone, which is then dropped
 
@@ -67,11 +71,11 @@ def _menu_body(fields: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-def _menu_item(item: Any) -> dict[str, Any]:
-    return campusbite.menu_item(menu_item_view(item))
+def _menu_item(item: MenuItem) -> dict[str, Any]:
+    return menu_item_view(item, names=campusbite.MENU_ITEM_ALIASES)
 
 
-async def console_add_menu_item(request: Request):
+async def console_add_menu_item(request: Request) -> Response:
     """`POST /api/menu`: a new item of the caller's store (an admin names the store). Who may add
     to some store is decided before the body is read: a customer's form of megabytes is refused unread."""
     principal = await authenticate(request, *STORE_RUNNERS)
@@ -86,14 +90,14 @@ async def console_add_menu_item(request: Request):
     return ok({"menuItem": _menu_item(item)}, status_code=201, message=messages.MENU_ITEM_ADDED)
 
 
-async def _staff_item(request: Request):
+async def _staff_item(request: Request) -> MenuItem:
     principal = await authenticate(request, *STORE_RUNNERS)
     item = await catalog.find_menu_item(request.path_params["item_id"])
     catalog.authorise_store_staff(principal, str(item.store_id))
     return item
 
 
-async def console_update_menu_item(request: Request):
+async def console_update_menu_item(request: Request) -> Response:
     """`PUT /api/menu/{id}`: the fields sent change."""
     item = await _staff_item(request)
     changes = _parse_console(MenuItemPatch, _menu_body(await _console_fields(request))).changes()
@@ -103,7 +107,7 @@ async def console_update_menu_item(request: Request):
     return ok({"menuItem": _menu_item(item)}, message=messages.MENU_ITEM_UPDATED)
 
 
-async def console_toggle_availability(request: Request):
+async def console_toggle_availability(request: Request) -> Response:
     """`PATCH /api/menu/{id}/availability`: sold out becomes available and back."""
     item = await _staff_item(request)
     item = await catalog.update_menu_item(item, {"is_available": not item.is_available},
@@ -111,14 +115,14 @@ async def console_toggle_availability(request: Request):
     return ok({"menuItem": _menu_item(item)}, message=messages.MENU_ITEM_UPDATED)
 
 
-async def console_delete_menu_item(request: Request):
+async def console_delete_menu_item(request: Request) -> Response:
     """`DELETE /api/menu/{id}`: orders keep their own copy of each item, so none is affected."""
     item = await _staff_item(request)
     await catalog.delete_menu_item(item, context.runtime(request).broker)
     return ok(None, message=messages.MENU_ITEM_DELETED)
 
 
-async def console_update_store(request: Request):
+async def console_update_store(request: Request) -> Response:
     """`PUT /api/stores/{id}`: the settings page's name, description and UPI id."""
     principal = await authenticate(request, *STORE_RUNNERS)
     store = await catalog.find_store(request.path_params["store_id"])
@@ -133,7 +137,7 @@ async def console_update_store(request: Request):
     changes = _parse_console(StoreSettingsRequest, body).changes()
     store = await catalog.update_store(store, changes, context.runtime(request).broker)
     # An admin saving the settings is shown as its owner, as its staff are.
-    view = {**campusbite.store(store_view(store)), "owner_id": principal.user_id,
+    view = {**store_view(store, names=campusbite.STORE_FIELD_ALIASES), "owner_id": principal.user_id,
             "owner_name": principal.name}
     return ok({"store": view}, message=messages.STORE_UPDATED)
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 from starlette.requests import Request
+from starlette.responses import Response
 
 from server.domain import messages
 from server.http import context
@@ -15,7 +16,9 @@ from server.http.errors import ApiError
 from server.http.contract import COMMON, STREAM_AUTH, ApiRoute, Operation, event_stream
 from server.http.security import authenticate
 from server.realtime import sse
+from server.realtime.client import Subscriber
 from server.realtime.events import OrderChange
+from server.realtime.hub import Hub
 
 # Unnamed events (an EventSource's `message`), no ids.
 NOTIFICATION_EVENT = {"type": "object", "required": ["data"], "properties": {
@@ -52,7 +55,7 @@ def _connected(entries: list[dict[str, Any]], frame_id: Any = None) -> str:
     return f"data: {orjson.dumps(payload).decode()}\n\n"
 
 
-async def _watch_for(hub, subscriber) -> list[dict[str, Any]]:
+async def _watch_for(hub: Hub, subscriber: Subscriber) -> list[dict[str, Any]]:
     """A customer watches their own orders, new ones included; staff their store's board."""
     principal = subscriber.principal
     if principal.is_customer:
@@ -62,7 +65,7 @@ async def _watch_for(hub, subscriber) -> list[dict[str, Any]]:
     return []
 
 
-async def notifications(request: Request):
+async def notifications(request: Request) -> Response:
     """`GET /api/notifications/subscribe?token=`: the same hub, authorisation and resync as the
     other streams; the query's token is redacted from every log line (server/logging_filter.py)."""
     runtime = context.runtime(request)

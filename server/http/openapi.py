@@ -3,31 +3,35 @@ route declares its `Operation` (server/http/contract.py), so no path is listed h
 validates real responses against the document.
 
 Request bodies are the JSON Schemas of their parsing models (server/http/requests.py); answers
-are described by the shapes of server/views.py that build them (`PollStatus` is `LEAN_SHAPE`),
-with the names server/http/campusbite.py adds, and the others in `SCHEMAS` here.
+are described by what builds them: the shapes of server/views.py (`PollStatus` is `LEAN_SHAPE`),
+rendered with the names server/http/campusbite.py adds where its clients read them, and the typed
+bodies the code returns (`responses.Error`, `views.CheckoutSession`, ...). No answer's schema is
+written here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from datetime import datetime
+from collections.abc import Iterator, Mapping, Sequence
 from functools import cache
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import GenerateJsonSchema
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from server.domain.trust import TrustTier
-from server.http import body_rules, campusbite, requests
-from server.http.contract import BOOL, INT, MONEY, NSTR, NTIME, OID, STR, TIME, ApiRoute, array, obj, ref
+from server.http import body_rules, campusbite, partner_routes, requests, responses
+from server.http.contract import ApiRoute
 from server.http.responses import JSONResponse
 from server.http.route_table import API_ROUTES
 from server.views import (
-    COMMITMENT_SHAPE, DELIVERY_SHAPE, DETAIL_SHAPE, EVENT_SHAPE, LEAN_SHAPE, MENU_ITEM_SHAPE, ORDER_STORE_SHAPE,
-    DELIVERY_COUNTS_SHAPE, STORE_SHAPE, SUMMARY_SHAPE, USER_DETAILS_SHAPE, USER_SHAPE, WEBHOOK_ENDPOINT_SHAPE,
-    StoreCapacity, field_types, shape_model,
+    AWAITING_STORE_SHAPE, COMMITMENT_ANSWER_SHAPE, COMMITMENT_SHAPE, DELIVERY_COUNTS_SHAPE, DELIVERY_SHAPE,
+    DETAIL_SHAPE, DOCUMENT_SCHEMA, ESTIMATE_SHAPE, EVENT_SHAPE, LEAN_SHAPE, MENU_ITEM_SHAPE, ORDER_PAGE_SHAPE,
+    ORDER_STORE_SHAPE, PICKUP_CODE_SHAPE, PROFILE_SHAPE, PROFILE_STANDING_SHAPE, SESSION_SHAPE, SIGNING_SECRET_SHAPE,
+    STORE_CAPACITY_TYPES, STORE_LOAD_SHAPE, STORE_SHAPE, SUMMARY_SHAPE, USER_DETAILS_SHAPE, USER_SHAPE,
+    WEBHOOK_ENDPOINT_SHAPE, AdminUser, CheckoutSession, Customer, CustomerPage, NoShow, PartnerClient, PartnerOrder,
+    UserPage, field_types, shape_model,
 )
 
 REF_TEMPLATE = "#/components/schemas/{model}"
@@ -44,15 +48,33 @@ class _DocumentSchema(GenerateJsonSchema):
         return self.generate_inner(schema["schema"])
 
 
+
+def type_schemas(types: Mapping[str, Any]) -> dict[str, Any]:
+    """Each type's JSON Schema under its name (a model or a typed dict), and beside them the schemas
+    they refer to."""
+    schemas: dict[str, Any] = {}
+    for name, kind in types.items():
+        schema = _referring(TypeAdapter(kind).json_schema(ref_template=REF_TEMPLATE, schema_generator=_DocumentSchema))
+        for defined, definition in {**schema.pop("$defs", {}), name: schema}.items():
+            if schemas.setdefault(defined, definition) != definition:
+                raise ValueError(f"two different schemas are named {defined}")
+    return schemas
+
+
+def _referring(schema: Any) -> Any:
+    """`schema` with each field typed `views.document_ref` referring to the schema it names."""
+    if isinstance(schema, dict):
+        if DOCUMENT_SCHEMA in schema:
+            return {"$ref": REF_TEMPLATE.format(model=schema[DOCUMENT_SCHEMA])}
+        return {key: _referring(value) for key, value in schema.items()}
+    if isinstance(schema, list):
+        return [_referring(value) for value in schema]
+    return schema
+
+
 def model_schemas(models: list[type[BaseModel]]) -> dict[str, Any]:
     """Each model's JSON Schema under its name, and beside them the schemas they refer to."""
-    schemas: dict[str, Any] = {}
-    for model in models:
-        schema = model.model_json_schema(ref_template=REF_TEMPLATE, schema_generator=_DocumentSchema)
-        for name, definition in {**schema.pop("$defs", {}), model.__name__: schema}.items():
-            if schemas.setdefault(name, definition) != definition:
-                raise ValueError(f"two different schemas are named {name}")
-    return schemas
+    return type_schemas({model.__name__: model for model in models})
 
 
 def _request_models() -> list[type[BaseModel]]:
@@ -60,38 +82,28 @@ def _request_models() -> list[type[BaseModel]]:
             and issubclass(value, body_rules.RequestModel) and value is not body_rules.RequestModel]
 
 
+def _named(required: Mapping[str, Any], optional: Mapping[str, Any],
+           aliases: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """CampusBite's names of the fields, required where the field they repeat is."""
+    return campusbite.named_types(required, aliases), campusbite.named_types(optional, aliases)
+
+
 def _shape_models() -> list[type[BaseModel]]:
     """The shapes of server/views.py, with the CampusBite names server/http/campusbite.py adds."""
-    pickup_code = Annotated[str, StringConstraints(pattern="^[0-9]{6}$")]
-    order_extras = {
-        "pickupOtp": pickup_code, **{alias: pickup_code for alias in campusbite.OTP_ALIASES},
-        "estimatedReadyAt": Annotated[datetime | None, Field(
-            description="GET /api/orders/{id}: when an active order not yet ready should be ready, from the "
-                        "store's live queue; null otherwise")],
-    }
+    pickup_code = field_types(PICKUP_CODE_SHAPE)
+    order_extras = {**pickup_code, **campusbite.named_types(pickup_code, campusbite.OTP_ALIASES),
+                    **field_types(ESTIMATE_SHAPE)}
     store_extras = {
-        "waitMinutes": Annotated[int, Field(
-            ge=1, description="about how long an order placed now would take (GET one store)")],
-        "capacity": Annotated[StoreCapacity | None, Field(
-            description="a capped store's slots now (GET one store, its pace, the menu events); `nextFreeSlot` "
-                        "null: full")],
-        "typicalPrepMinutes": Annotated[float, Field(
-            ge=0, description="the store's typical accepted → ready time, learned from its recent orders (GET one "
-                              "store)")],
+        **field_types(STORE_LOAD_SHAPE), **STORE_CAPACITY_TYPES,
         **campusbite.named_types(field_types(STORE_SHAPE), campusbite.STORE_FIELD_ALIASES),
-        "owner_id": Annotated[str | None, Field(description="CampusBite's owner: the caller on their own store, "
-                                                            "else null")],
-        "owner_name": Annotated[str, Field(description="the caller, on their own store")],
+        **campusbite.STORE_OWNER_TYPES,
     }
-    # What signing in, refreshing and `/api/users/me` add to a user (server/http/auth_routes.py).
-    profile_types = {
-        "isEmailVerified": Annotated[bool, Field(description="the owner followed the link mailed to the address")],
-        "awaitingStore": Annotated[bool, Field(description="a store employee no admin has assigned a store yet: "
-                                                           "acts for no store")],
-    }
-    standing_types = {"trustTier": TrustTier | None, "noShowCount": int, "orderingRestrictedUntil": datetime | None}
-    signing_secret = Annotated[str, StringConstraints(pattern="^whsec_"), Field(description="shown once")]
-    user_types = {**field_types(USER_SHAPE), **field_types(USER_DETAILS_SHAPE), **profile_types, **standing_types}
+    # What signing in, refreshing and `/api/users/me` add to a user (`views.profile_view`).
+    profile_required = {**field_types(PROFILE_SHAPE), **field_types(PROFILE_STANDING_SHAPE)}
+    profile_optional = {**field_types(USER_DETAILS_SHAPE), **field_types(AWAITING_STORE_SHAPE)}
+    named_required, named_optional = _named({**field_types(USER_SHAPE), **profile_required}, profile_optional,
+                                            campusbite.USER_ALIASES)
+    user_types = {**field_types(USER_SHAPE), **profile_required, **profile_optional}
     return [
         shape_model("PollStatus", LEAN_SHAPE, "Seed 000's poll-status body: these 13 fields, in this order."),
         shape_model("OrderEvent", EVENT_SHAPE, "The `order` of a real-time event (REALTIME.md): the poll-status "
@@ -107,6 +119,11 @@ def _shape_models() -> list[type[BaseModel]]:
                           **campusbite.named_types(field_types(ORDER_STORE_SHAPE), campusbite.STORE_ALIASES)},
                     optional=order_extras),
         shape_model("CommitmentOrder", COMMITMENT_SHAPE, "Seed 003's `order`."),
+        shape_model("Commitment", COMMITMENT_ANSWER_SHAPE, "Seed 003's answer to a confirmed commitment, and "
+                                                           "`data.order` (the full order), where CampusBite's web "
+                                                           "client reads it."),
+        shape_model("OrderPage", ORDER_PAGE_SHAPE, "`GET /api/orders`, CampusBite's shape: the page as `data`, "
+                                                   "its place beside it."),
         shape_model("MenuItem", MENU_ITEM_SHAPE, "A menu item; in menus, also under CampusBite's names.",
                     optional=campusbite.named_types(field_types(MENU_ITEM_SHAPE), campusbite.MENU_ITEM_ALIASES)),
         shape_model("Store", STORE_SHAPE, "A store; also under CampusBite's names where its clients read stores.",
@@ -114,52 +131,46 @@ def _shape_models() -> list[type[BaseModel]]:
         shape_model("WebhookDelivery", DELIVERY_SHAPE, "One line of an endpoint's delivery log."),
         shape_model("User", USER_SHAPE, "An account; its details when it has them, and where its clients read "
                                         "users, CampusBite's names.",
-                    optional={**field_types(USER_DETAILS_SHAPE), **profile_types,
+                    optional={**field_types(USER_DETAILS_SHAPE), **field_types(PROFILE_SHAPE),
+                              **field_types(AWAITING_STORE_SHAPE),
                               **campusbite.named_types(user_types, campusbite.USER_ALIASES)}, closed=False),
+        shape_model("Profile", USER_SHAPE, "The signed-in user with their trust standing (none for staff and "
+                                           "admins), each field also under CampusBite's names.",
+                    also={**profile_required, **named_required},
+                    optional={**profile_optional, **named_optional}),
+        shape_model("Session", SESSION_SHAPE, "A new session: its tokens and the user's profile."),
+        AdminUser, Customer, UserPage, CustomerPage, NoShow, PartnerClient,
         shape_model("WebhookEndpoint", WEBHOOK_ENDPOINT_SHAPE, "A partner's webhook endpoint, with its deliveries "
                                                                 "by state; its signing secret only once.",
-                    also=field_types(DELIVERY_COUNTS_SHAPE), optional={"secret": signing_secret}, closed=False),
+                    also=field_types(DELIVERY_COUNTS_SHAPE), optional=field_types(SIGNING_SECRET_SHAPE), closed=False),
     ]
 
 
-# The answers no shape of server/views.py builds yet.
-SCHEMAS: dict[str, Any] = {
-    "Error": obj({"success": {"const": False}, "message": STR}, {"errors": {"type": "array"}}),
-    "Profile": {"allOf": [ref("User"), obj({"trustTier": {"enum": ["good", "watch", "restricted", None]},
-                                            "noShowCount": INT, "orderingRestrictedUntil": NTIME})]},
-    "Session": obj({"accessToken": STR, "refreshToken": STR, "user": ref("User")}),
-    "AdminUser": {"allOf": [ref("User"), obj({"isActive": BOOL}, {
-        "requestedStore": {**NSTR, "description": "the store a store employee named when signing up"}})]},
-    "UserPage": obj({"users": {"type": "array", "items": ref("AdminUser")}, "page": INT, "limit": INT,
-                     "total": INT, "pages": INT}),
-    "Customer": {"allOf": [ref("AdminUser"), obj({"trustTier": {"enum": ["good", "watch", "restricted"]},
-                                                  "noShowCount": INT, "orderingRestrictedUntil": NTIME})]},
-    "CustomerPage": obj({"customers": {"type": "array", "items": ref("Customer")}, "page": INT, "limit": INT,
-                         "total": INT, "pages": INT}),
-    "NoShow": obj({"orderId": OID, "orderNumber": STR, "storeId": OID, "recordedAt": NTIME, "clearedAt": NTIME,
-                   "clearedBy": NSTR, "clearedByName": NSTR, "clearedReason": NSTR}),
-    "PartnerClient": obj({"clientId": STR, "name": STR, "isActive": BOOL, "createdAt": TIME, "revokedAt": NTIME}),
-    "OrderPage": obj({"success": {"const": True}, "data": {"type": "array", "items": ref("Order")},
-                      "pagination": obj({"total": INT, "page": INT, "limit": INT, "totalPages": INT})}),
-    "CheckoutSession": obj({
-        "checkoutToken": STR, "paymentReference": STR, "expiresInSeconds": INT, "totalAmount": MONEY,
-        "items": array(ref("OrderLine")), "specialInstructions": NSTR,
-        "store": obj({"id": OID, "name": STR, "location": STR, "upiId": STR}),
-        "noShowPolicy": obj({"trustTier": {"enum": ["good", "watch", "restricted"]}, "noShowCount": INT,
-                             "requiresCommitment": BOOL, "requiresCommitmentBeforePrep": BOOL,
-                             "commitmentWindowMinutes": {"type": "number"},
-                             "unpaidTimeoutMinutes": {"type": "number"}, "readyTimeoutMinutes": {"type": "number"}}),
-        "payment": obj({"mode": {"const": "direct_store_upi"}, "upiLink": STR}),
-    }, {"slot": {"oneOf": [{"type": "null"}, obj({"deferred": BOOL, "readyAround": NTIME})],
-                 "description": "a capped store: whether this order goes to a later 15-minute slot, and when "
-                                "it would then be ready"}}),
-    "Commitment": obj({"success": {"const": True}, "message": STR, "order": ref("CommitmentOrder"),
-                       "data": obj({"order": ref("Order")}, closed=True)}, closed=True),
-    "PartnerOrder": obj({
-        "requestId": STR, "orderId": OID, "status": {"enum": ["STARTED", "COMPLETED", "FAILED", "EXPIRED"]},
-        "paidAt": NSTR, "metadata": obj({"paymentId": NSTR, "txHash": {"type": "null"}, "note": NSTR})}),
-    "PartnerError": obj({"error": STR}, closed=True),
-}
+def _typed_bodies() -> dict[str, Any]:
+    """The typed bodies the code builds, with the CampusBite names their handlers render them with."""
+    schemas = type_schemas({"Error": responses.Error, "PartnerError": partner_routes.PartnerError,
+                            "PartnerOrder": PartnerOrder, "CheckoutSession": CheckoutSession})
+    _name_fields(schemas, "CheckoutSession", campusbite.CHECKOUT_SESSION_NAMES)
+    return schemas
+
+
+def _name_fields(schemas: dict[str, Any], name: str, names: Mapping[str, str]) -> None:
+    """The schema `name` as `views.renamed` renders its answers with `names`: each name typed as the
+    field it repeats, and required where that field is."""
+    for alias, source in names.items():
+        path, _, field = source.rpartition(".")
+        into, _, alias_name = alias.rpartition(".")
+        if into != path:
+            raise ValueError(f"{alias} and {source} are in different objects")
+        holder = schemas[name]
+        for step in filter(None, path.split(".")):
+            holder = holder["properties"][step]
+            if "$ref" in holder:
+                holder = schemas[holder["$ref"].rsplit("/", 1)[1]]
+        holder["properties"][alias_name] = {**holder["properties"][field],
+                                            "description": f"CampusBite's name of `{field}`"}
+        if field in holder.get("required", ()):
+            holder["required"].append(alias_name)
 
 
 def operations(routes: Sequence[BaseRoute], prefix: str = "") -> Iterator[tuple[str, str, dict[str, Any]]]:
@@ -191,14 +202,15 @@ def openapi_document() -> dict[str, Any]:
 
 
 def _components() -> dict[str, Any]:
+    typed = _typed_bodies()
     generated = model_schemas([*_request_models(), *_shape_models()])
-    clash = set(generated) & set(SCHEMAS)
+    clash = {name for name in set(typed) & set(generated) if typed[name] != generated[name]}
     if clash:
         raise ValueError(f"schemas named twice: {sorted(clash)}")
-    return {**SCHEMAS, **generated}
+    return {**typed, **generated}
 
 
-async def openapi_json(request: Request):
+async def openapi_json(request: Request) -> Response:
     return JSONResponse(openapi_document())
 
 

@@ -14,7 +14,6 @@ from server.domain import messages
 from server.domain.access import CUSTOMER_ROLES, Principal, Role, compares_pickup_code, sees_pickup_code
 from server.domain.lifecycle import OrderStatus
 from server.domain.errors import NotFound
-from server.domain.clock import iso_z
 from server.http import context
 from server.http import campusbite
 from server.http.body import query_int, read_body
@@ -30,7 +29,9 @@ from server.http.requests import (CheckoutSessionRequest, CreateOrderRequest, It
                                   StatusRequest, VerifyOtpRequest)
 from server.domain.cart import CartLine
 from server.services.snapshots import OrderSnapshot, poll_body
-from server.views import commitment_order, lean_order, order_detail, order_summary
+from server.views import (
+    ESTIMATE_SHAPE, commitment_view, lean_order, order_detail, order_page_view, order_summary, renamed, shaped,
+)
 
 if TYPE_CHECKING:
     from server.models import Order
@@ -43,7 +44,7 @@ def _detail(request: Request, order: Order, principal: Principal) -> dict[str, A
     ready = order.order_status == OrderStatus.READY
     if ready and sees_pickup_code(principal, str(order.user_id)):
         otp = context.runtime(request).orders.pickup_otp(order)
-    detail = campusbite.order(order_detail(order, otp))
+    detail = order_detail(order, otp, names=campusbite.ORDER_NAMES)
     if ready and compares_pickup_code(principal, str(order.store_id)):
         code = context.runtime(request).orders.pickup_otp(order)
         if code is not None:
@@ -57,7 +58,7 @@ async def checkout_session(request: Request) -> Response:
     cart = [CartLine(line.menu_item_id, line.quantity) for line in body.items]
     session = await context.runtime(request).checkout.checkout_session(principal, body.store_id, cart,
                                                               body.special_instructions)
-    return ok(campusbite.checkout_session(session))
+    return ok(renamed(session, campusbite.CHECKOUT_SESSION_NAMES))
 
 
 async def create_order(request: Request) -> Response:
@@ -65,8 +66,10 @@ async def create_order(request: Request) -> Response:
     body = await read_body(request, CreateOrderRequest)
     order, created = await context.runtime(request).checkout.create_order(principal, body.checkout_token, body.transaction_id)
     if created:
-        return ok(campusbite.created_order(order_summary(order)), status_code=201, message=messages.ORDER_PLACED)
-    return ok(campusbite.created_order(order_summary(order)), status_code=200, message=messages.ORDER_EXISTS)
+        return ok(order_summary(order, names=campusbite.CREATED_ORDER_ALIASES), status_code=201,
+                  message=messages.ORDER_PLACED)
+    return ok(order_summary(order, names=campusbite.CREATED_ORDER_ALIASES), status_code=200,
+              message=messages.ORDER_EXISTS)
 
 
 async def list_orders(request: Request) -> Response:
@@ -82,10 +85,7 @@ async def list_orders(request: Request) -> Response:
     if store_id is not None and not ObjectId.is_valid(store_id):
         raise ApiError(400, messages.STORE_ID_INVALID)
     orders, total = await context.runtime(request).orders.list_orders(principal, statuses, page, limit, store_id)
-    # CampusBite's shape, which OrderPulse's pages read too: the page as `data`, its place beside it.
-    return JSONResponse({"success": True, "data": [_detail(request, order, principal) for order in orders],
-                         "pagination": {"total": total, "page": page, "limit": limit,
-                                        "totalPages": (total + limit - 1) // limit}})
+    return JSONResponse(order_page_view([_detail(request, order, principal) for order in orders], page, limit, total))
 
 
 async def get_order(request: Request) -> Response:
@@ -93,7 +93,7 @@ async def get_order(request: Request) -> Response:
     runtime = context.runtime(request)
     order = await runtime.orders.visible_order(principal, request.path_params["order_id"])
     return ok({**_detail(request, order, principal),
-               "estimatedReadyAt": iso_z(await runtime.ready_times.for_order(order))})
+               **shaped(await runtime.ready_times.for_order(order), ESTIMATE_SHAPE)})
 
 
 async def _current_snapshot(request: Request, principal: Principal, order_id: str) -> tuple[OrderSnapshot | None, bytes, str]:
@@ -174,9 +174,7 @@ async def cancel_order(request: Request) -> Response:
 async def confirm_commitment(request: Request) -> Response:
     principal = await authenticate(request, *CUSTOMER_ROLES)
     order = await context.runtime(request).lifecycle.confirm_commitment(principal, request.path_params["order_id"])
-    # Seed 003's body, and `data.order` (the full order), where CampusBite's web client reads it.
-    return JSONResponse({"success": True, "message": messages.COMMITMENT_CONFIRMED,
-                         "order": commitment_order(order), "data": {"order": _detail(request, order, principal)}})
+    return JSONResponse(commitment_view(order, messages.COMMITMENT_CONFIRMED, _detail(request, order, principal)))
 
 
 async def mark_item(request: Request) -> Response:

@@ -6,6 +6,9 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
+from pydantic import ConfigDict, with_config
+from typing_extensions import TypedDict
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -30,13 +33,22 @@ if TYPE_CHECKING:
 MAX_WAIT_SECONDS = 30
 
 
+@with_config(ConfigDict(extra="forbid"))
+class PartnerError(TypedDict):
+    """Seed 004's error body."""
+
+    error: str
+
+
 def error_response(refusal: Refusal) -> JSONResponse:
     """Seed 004's error body, `{"error": message}`, with the status the `/api` routes give the same refusal."""
-    return JSONResponse({"error": refusal.message}, status_code=status_of(refusal), headers=headers_of(refusal))
+    body: PartnerError = {"error": refusal.message}
+    return JSONResponse(body, status_code=status_of(refusal), headers=headers_of(refusal))
 
 
 def internal_error() -> JSONResponse:
-    return JSONResponse({"error": messages.PARTNER_INTERNAL_ERROR}, status_code=500)
+    body: PartnerError = {"error": messages.PARTNER_INTERNAL_ERROR}
+    return JSONResponse(body, status_code=500)
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import orjson
+from pydantic import ConfigDict, with_config
 from starlette.responses import Response
+from typing_extensions import TypedDict
 
 
 class JSONResponse(Response):
@@ -24,7 +26,14 @@ def ok(data: Any, status_code: int = 200, message: str | None = None,
     return JSONResponse(body, status_code=status_code, headers=headers)
 
 
-def failure(status_code: int, message: str, headers: dict[str, str] | None = None,
-            **extra: Any) -> JSONResponse:
-    return JSONResponse({"success": False, "message": message, **extra}, status_code=status_code,
-                        headers=headers)
+@with_config(ConfigDict(extra="forbid"))
+class Error(TypedDict):
+    """Every `/api` refusal's body."""
+
+    success: Literal[False]
+    message: str
+
+
+def failure(status_code: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    body: Error = {"success": False, "message": message}
+    return JSONResponse(body, status_code=status_code, headers=headers)

@@ -23,7 +23,7 @@ from server.http.requests import (
 from server.http.responses import ok
 from server.http.security import STORE_RUNNERS, authenticate
 from server.services import catalog
-from server.views import menu_item_view, store_view
+from server.views import STORE_LOAD_SHAPE, StoreLoad, menu_item_view, shaped, store_view
 
 
 async def list_stores(request: Request) -> Response:
@@ -35,8 +35,9 @@ async def get_store(request: Request) -> Response:
     store = await catalog.find_store(request.path_params["store_id"])
     ready_times = context.runtime(request).ready_times
     wait = await ready_times.wait_minutes(str(store.id))
-    shown = {**await catalog.store_with_capacity(store, context.runtime(request).clock.now()), "waitMinutes": wait,
-             "typicalPrepMinutes": await ready_times.typical_minutes(str(store.id))}
+    load = StoreLoad(wait, await ready_times.typical_minutes(str(store.id)))
+    shown = {**await catalog.store_with_capacity(store, context.runtime(request).clock.now()),
+             **shaped(load, STORE_LOAD_SHAPE)}
     return ok(campusbite.store_fields(shown, await campusbite.optional_caller(request)))
 
 
@@ -84,7 +85,8 @@ async def get_menu(request: Request) -> Response:
     caller = await campusbite.optional_caller(request)
     every_item = request.query_params.get("all") == "true" or campusbite.menu_lists_every_item(caller)
     items = await catalog.menu_of(store, include_unavailable=every_item)
-    return ok(campusbite.menu_list([menu_item_view(item) for item in items], caller))
+    return ok(campusbite.menu_list([menu_item_view(item, names=campusbite.MENU_ITEM_ALIASES) for item in items],
+                                   caller))
 
 
 async def add_menu_item(request: Request) -> Response:

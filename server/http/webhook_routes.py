@@ -23,7 +23,7 @@ from server.http.responses import ok
 from server.http.security import authenticate
 from server.services import webhooks
 from server.services.partners import MAX_CLIENT_ID_LENGTH
-from server.views import webhook_delivery_view, webhook_endpoint_view
+from server.views import SIGNING_SECRET_SHAPE, shaped, webhook_delivery_view, webhook_endpoint_view
 
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ async def add_endpoint(request: Request) -> Response:
     runtime = context.runtime(request)
     endpoint, secret = await webhooks.add_endpoint(runtime.settings, body.client_id, body.url, body.events,
                                                    _now(request))
-    return ok({**await _view(endpoint), "secret": secret}, status_code=201)
+    return ok({**await _view(endpoint), **shaped(secret, SIGNING_SECRET_SHAPE)}, status_code=201)
 
 
 async def remove_endpoint(request: Request) -> Response:
@@ -70,7 +70,7 @@ async def rotate_secret(request: Request) -> Response:
     await authenticate(request, Role.ADMIN)
     grace = timedelta(hours=context.runtime(request).settings.webhook_rotation_grace_hours)
     endpoint, secret = await webhooks.rotate_secret(request.path_params["endpoint_id"], grace, _now(request))
-    return ok({**await _view(endpoint), "secret": secret}, message=messages.WEBHOOK_ROTATED)
+    return ok({**await _view(endpoint), **shaped(secret, SIGNING_SECRET_SHAPE)}, message=messages.WEBHOOK_ROTATED)
 
 
 async def enable_endpoint(request: Request) -> Response:

@@ -31,7 +31,7 @@ from server.services.outage import upserted
 from server.services.publishing import ChangePublisher
 from server.services.tokens import TokenService
 from server.services.webhooks import record_creation
-from server.views import order_item_view
+from server.views import CheckoutSession, order_item_view
 
 
 class CheckoutService:
@@ -48,7 +48,7 @@ class CheckoutService:
         self._clock = clock
 
     async def checkout_session(self, principal: Principal, store_id: str, cart: list[CartLine],
-                               special_instructions: str | None) -> dict[str, Any]:
+                               special_instructions: str | None) -> CheckoutSession:
         """The priced cart, signed into a checkout token the order is later created from."""
         now = self._clock.now()
         standing = await self._accounts.trust_standing(principal.user_id, now)
@@ -81,7 +81,7 @@ class CheckoutService:
             "specialInstructions": special_instructions,
             "store": {"id": str(store.id), "name": store.name, "location": store.location, "upiId": store.upi_id},
             "noShowPolicy": {
-                "trustTier": standing.tier.value,
+                "trustTier": standing.tier,
                 "noShowCount": standing.no_show_count,
                 "requiresCommitment": standing.requires_commitment,
                 "commitmentWindowMinutes": self._settings.order_commitment_timeout_minutes,
