@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from typing import Any, Protocol
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
@@ -38,32 +39,28 @@ class ServerSocket(Protocol):
         """Reset the TCP connection at once, discarding whatever the peer never read."""
 
 
-async def serve(websocket: WebSocket, hub: Hub, principal: Principal, settings: Settings,
-                socket: ServerSocket | None = None) -> None:
-    """Watch for `principal` over an accepted socket until either side ends it."""
+def serve(websocket: WebSocket, hub: Hub, principal: Principal, settings: Settings,
+          socket: ServerSocket | None = None) -> Coroutine[Any, Any, None]:
+    """Watch for `principal` over an accepted socket until either side ends it (to be awaited).
+
+    Not a coroutine itself, and the session's whole life is one: every frame between the server
+    and the socket's read is kept alive for each open socket."""
     subscriber = Subscriber(principal, settings.ws_queue_size, frames.order_event, frames.snapshot)
     subscriber.render_estimates = frames.estimates
-    try:
-        hub.admit(subscriber)
-    except RateLimited:  # the account's sockets and streams are all open already
-        await websocket.close(CLOSE_TOO_MANY)
-        return
-    hub.attach(subscriber)
-    metrics.SOCKETS_OPEN.inc()
-    try:
-        await SocketSession(websocket, hub, subscriber, settings, socket).run()
-    finally:
-        metrics.SOCKETS_OPEN.dec()
-        await hub.detach(subscriber)
+    return SocketSession(websocket, hub, subscriber, settings, socket).run()
 
 
 class SocketSession:
     """One WebSocket: reads client frames, writes queued frames, closes on expiry or abuse.
 
-    An idle socket costs no task of its own: frames are read by the connection's ASGI task,
+    An idle socket costs no task of its own: frames are read by the connection's ASGI task (in
+    `run`, whose frame is the only one of the session kept while it waits),
     events are usually written straight from the fan-out (`_write_now`), and a writer task
     exists only while frames are queued.
     """
+
+    __slots__ = ("ws", "hub", "sub", "settings", "_socket", "_clock", "_window_start", "_window_frames", "_closing",
+                 "_reader", "_receiving", "_read_stopped", "_writer", "_closer")
 
     def __init__(self, websocket: WebSocket, hub: Hub, subscriber: Subscriber, settings: Settings,
                  socket: ServerSocket | None = None) -> None:
@@ -85,26 +82,56 @@ class SocketSession:
             subscriber.write_now = self._write_now
 
     async def run(self) -> None:
-        """Read until the peer leaves or `close` is done with the connection."""
+        """Count the socket against its account, then read until the peer leaves or `close` is
+        done with the connection."""
+        hub, sub = self.hub, self.sub
+        try:
+            hub.admit(sub)
+        except RateLimited:  # the account's sockets and streams are all open already
+            await self.ws.close(CLOSE_TOO_MANY)
+            return
+        hub.attach(sub)
+        metrics.SOCKETS_OPEN.inc()
         self._reader = asyncio.current_task()
         expiry = asyncio.get_running_loop().call_later(
-            max(0.0, self.sub.principal.expires_at - self._clock.now().timestamp()), self._expire)
-        self.sub.abort = self.close
-        self.sub.reconnect = self.reconnect
-        self.sub.on_ready = self._start_writer
+            max(0.0, sub.principal.expires_at - self._clock.now().timestamp()), self._expire)
+        sub.abort = self.close
+        sub.reconnect = self.reconnect
+        sub.on_ready = self._start_writer
+        limit = self.settings.ws_max_frame_bytes
         try:
-            await self._read()
+            while not self._closing:
+                self._receiving = True
+                try:
+                    message = await self.ws.receive()
+                except (WebSocketDisconnect, RuntimeError):
+                    return
+                finally:
+                    self._receiving = False
+                if message["type"] == "websocket.disconnect":
+                    return
+                if not self._within_rate():
+                    await self.close(CLOSE_POLICY)
+                    return
+                text = message.get("text")
+                if frames.is_too_big(text if text is not None else message.get("bytes") or b"", limit):
+                    await self.close(CLOSE_TOO_BIG)
+                    return
+                await self._handle(text)
+                del message, text  # not held while the socket waits for its next frame, maybe for hours
         except asyncio.CancelledError:
             # `_stop_reading` ended the read; any other cancellation is let through.
             if not self._read_stopped or self._reader is None or self._reader.uncancel() > 0:
                 raise
         finally:
             expiry.cancel()
-            self.sub.on_ready = None
+            sub.on_ready = None
             writer = self._writer
             if writer is not None and not writer.done():
                 writer.cancel()
                 await asyncio.gather(writer, return_exceptions=True)
+            metrics.SOCKETS_OPEN.dec()
+            await hub.detach(sub)
 
     def _expire(self) -> None:
         # Kept on the session: the loop holds only a weak reference to a running task.
@@ -181,27 +208,6 @@ class SocketSession:
             self.sub.close()
             self._drop()
             self._stop_reading()
-
-    async def _read(self) -> None:
-        limit = self.settings.ws_max_frame_bytes
-        while not self._closing:
-            self._receiving = True
-            try:
-                message = await self.ws.receive()
-            except (WebSocketDisconnect, RuntimeError):
-                return
-            finally:
-                self._receiving = False
-            if message["type"] == "websocket.disconnect":
-                return
-            if not self._within_rate():
-                await self.close(CLOSE_POLICY)
-                return
-            text = message.get("text")
-            if frames.is_too_big(text if text is not None else message.get("bytes") or b"", limit):
-                await self.close(CLOSE_TOO_BIG)
-                return
-            await self._handle(text)
 
     def _within_rate(self) -> bool:
         now = self._clock.monotonic()
