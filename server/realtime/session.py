@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Coroutine
 from typing import Any, Protocol
 
@@ -37,6 +38,55 @@ class ServerSocket(Protocol):
 
     def abort(self) -> None:
         """Reset the TCP connection at once, discarding whatever the peer never read."""
+
+
+class Expiries:
+    """When the tokens of one event loop's sockets expire, on one timer, by the whole second: a
+    socket closes up to a second after its token expires, and keeps no timer of its own."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.due: dict[int, set[SocketSession]] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_slot: int | None = None
+
+    def add(self, session: SocketSession, delay: float) -> int:
+        """Expire `session` `delay` seconds from now (rounded up to a whole second); its slot."""
+        slot = math.ceil(self.loop.time() + delay)
+        self.due.setdefault(slot, set()).add(session)
+        if self._timer_slot is None or slot < self._timer_slot:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer, self._timer_slot = self.loop.call_at(slot, self._tick), slot
+        return slot
+
+    def discard(self, session: SocketSession, slot: int) -> None:
+        sessions = self.due.get(slot)
+        if sessions is not None:
+            sessions.discard(session)
+            if not sessions:
+                del self.due[slot]
+
+    def _tick(self) -> None:
+        self._timer = self._timer_slot = None
+        now = self.loop.time() + 0.001  # a timer may fire a clock tick early
+        for slot in [s for s in self.due if s <= now]:
+            for session in self.due.pop(slot):
+                session.expire()
+        if self.due:
+            slot = min(self.due)
+            self._timer, self._timer_slot = self.loop.call_at(slot, self._tick), slot
+
+
+_expiries: dict[asyncio.AbstractEventLoop, Expiries] = {}
+
+
+def expiries_of(loop: asyncio.AbstractEventLoop) -> Expiries:
+    """The one `Expiries` of `loop`."""
+    expiries = _expiries.get(loop)
+    if expiries is None:
+        expiries = _expiries[loop] = Expiries(loop)
+    return expiries
 
 
 def serve(websocket: WebSocket, hub: Hub, principal: Principal, settings: Settings,
@@ -93,8 +143,8 @@ class SocketSession:
         hub.attach(sub)
         metrics.SOCKETS_OPEN.inc()
         self._reader = asyncio.current_task()
-        expiry = asyncio.get_running_loop().call_later(
-            max(0.0, sub.principal.expires_at - self._clock.now().timestamp()), self._expire)
+        expiries = expiries_of(asyncio.get_running_loop())
+        expiry = expiries.add(self, max(0.0, sub.principal.expires_at - self._clock.now().timestamp()))
         sub.abort = self.close
         sub.reconnect = self.reconnect
         sub.on_ready = self._start_writer
@@ -124,7 +174,7 @@ class SocketSession:
             if not self._read_stopped or self._reader is None or self._reader.uncancel() > 0:
                 raise
         finally:
-            expiry.cancel()
+            expiries.discard(self, expiry)
             sub.on_ready = None
             writer = self._writer
             if writer is not None and not writer.done():
@@ -133,7 +183,8 @@ class SocketSession:
             metrics.SOCKETS_OPEN.dec()
             await hub.detach(sub)
 
-    def _expire(self) -> None:
+    def expire(self) -> None:
+        """The token expired: close with 4401."""
         # Kept on the session: the loop holds only a weak reference to a running task.
         self._closer = asyncio.create_task(self.close(CLOSE_UNAUTHORISED))
 
