@@ -200,7 +200,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             return
         super().handle_websocket_upgrade()
         # Its parser refers back to it: without this, each upgraded connection's HTTP protocol (with
-        # its request's scope and headers, some 3 KiB) lives on until the collector's rare full pass.
+        # its request's scope and headers) lives on until the cyclic collector finds it.
         self.parser = None  # type: ignore[assignment]
 
     def head_overdue(self) -> None:
