@@ -26,7 +26,10 @@ from websockets.asyncio.client import connect
 from tests.harness import ServerProcess, create_user_cli, start_mongo
 from tests.support import PASSWORD, Api
 
-MODES = {"adapter": {}, "off": {"ORDERPULSE_UVICORN_ADAPTER": "off"}}
+# Every customer holds `sockets / CUSTOMERS` of them: the per-account budgets are raised to let them in.
+BUDGETS = {"WS_MAX_SOCKETS_PER_ACCOUNT": "100000", "WS_SUBSCRIBES_BURST": "100000",
+           "WS_SUBSCRIBE_READS_BURST": "100000", "HTTP_MAX_CONNECTIONS": "100000"}
+MODES = {"adapter": BUDGETS, "off": {**BUDGETS, "ORDERPULSE_UVICORN_ADAPTER": "off"}}
 CUSTOMERS = 20
 WARMUP = 20
 

@@ -7,6 +7,8 @@ server/realtime (session.py, sse.py).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
+from typing import Any
 
 from starlette.requests import Request
 from starlette.routing import WebSocketRoute
@@ -33,8 +35,9 @@ _STREAM_CALLER = "orderpulse.stream_caller"
 class WebSocketApp:
     """The `/ws` ASGI app; plain ASGI so the session can reach the connection under it."""
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await websocket_endpoint(WebSocket(scope, receive=receive, send=send), uvicorn_adapter.socket_of(receive))
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Coroutine[Any, Any, None]:
+        # Not a coroutine itself: a frame less kept alive for every open socket.
+        return websocket_endpoint(WebSocket(scope, receive=receive, send=send), uvicorn_adapter.socket_of(receive))
 
 
 async def websocket_endpoint(websocket: WebSocket, socket: session.ServerSocket | None = None) -> None:
@@ -51,6 +54,8 @@ async def websocket_endpoint(websocket: WebSocket, socket: session.ServerSocket 
     except REFUSALS:
         await websocket.close(CLOSE_UNAUTHORISED)
         return
+    # Read only to authenticate; the scope (and Starlette's view of it) would hold them for hours.
+    del websocket.scope["headers"][:]
     await session.serve(websocket, runtime.hub, principal, runtime.settings, socket)
 
 

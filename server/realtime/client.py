@@ -28,6 +28,11 @@ SnapshotRender = Callable[[list[dict[str, Any]], Any], Frame]
 
 
 class Subscriber:
+    # One per open socket or stream, idle for hours: no instance dictionary.
+    __slots__ = ("principal", "sees_kitchen", "order_ids", "store_ids", "customer_ids", "sent_versions", "_render",
+                 "_render_snapshot", "_queue", "_queue_size", "_ready", "on_ready", "needs_snapshot", "closed",
+                 "sending_since", "_held", "abort", "reconnect", "write_now", "render_estimates", "admitted")
+
     def __init__(self, principal: Principal, queue_size: int,
                  render: Callable[[OrderChange, bool], Frame], render_snapshot: SnapshotRender) -> None:
         self.principal = principal
@@ -38,7 +43,8 @@ class Subscriber:
         self.sent_versions: dict[str, int] = {}
         self._render = render
         self._render_snapshot = render_snapshot
-        self._queue: OrderedDict[object, OrderChange | Frame] = OrderedDict()
+        # Made when something must wait to be sent, and let go once sent: an idle socket has none.
+        self._queue: OrderedDict[object, OrderChange | Frame] | None = None
         self._queue_size = queue_size
         # Created on first wait: most subscribers never wait (a socket's writer runs only while
         # its queue has frames), and every idle socket's bytes count.
@@ -79,15 +85,16 @@ class Subscriber:
                 and self.write_now(change, self.sees_kitchen)):
             self.sent_versions[order_id] = change.version
             return True
-        if order_id in self._queue:
+        queue = self._queued()
+        if order_id in queue:
             metrics.EVENTS_COALESCED.inc()
-        elif len(self._queue) >= self._queue_size:
+        elif len(queue) >= self._queue_size:
             # Nothing to coalesce with: drop, and send a fresh snapshot once the queue drains.
             metrics.EVENTS_DROPPED.inc()
             self.needs_snapshot = True
             return False
         self.sent_versions[order_id] = change.version
-        self._queue[order_id] = change
+        queue[order_id] = change
         self._wake()
         return True
 
@@ -95,14 +102,19 @@ class Subscriber:
         """Queue the newest estimates of a store's orders; a newer batch replaces one still queued."""
         if self.closed or self.render_estimates is None or self._held is not None:
             return  # a snapshot being read carries no estimate; the next batch does
-        self._queue[("estimates", store_id)] = self.render_estimates(store_id, estimates)
+        self._queued()[("estimates", store_id)] = self.render_estimates(store_id, estimates)
         self._wake()
 
     def send_control(self, frame: Frame) -> None:
         if self.closed:
             return
-        self._queue[("control", next(_control_keys))] = frame
+        self._queued()[("control", next(_control_keys))] = frame
         self._wake()
+
+    def _queued(self) -> OrderedDict[object, OrderChange | Frame]:
+        if self._queue is None:
+            self._queue = OrderedDict()
+        return self._queue
 
     def _wake(self) -> None:
         if self._ready is not None:
@@ -151,9 +163,12 @@ class Subscriber:
 
     def pop_frame(self) -> Frame | None:
         """The next queued frame, or None when the queue is empty (or the subscriber closed)."""
-        if not self._queue:
+        queue = self._queue
+        if not queue:
             return None
-        _, item = self._queue.popitem(last=False)
+        _, item = queue.popitem(last=False)
+        if not queue:
+            self._queue = None
         if isinstance(item, OrderChange):
             return self._render(item, self.sees_kitchen)
         return item
@@ -170,7 +185,7 @@ class Subscriber:
 
     def close(self) -> None:
         self.closed = True
-        self._queue.clear()
+        self._queue = None
         if self._ready is not None:
             self._ready.set()
 

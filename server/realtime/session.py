@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import math
+from collections.abc import Coroutine
 from typing import Any, Protocol
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
@@ -38,32 +40,77 @@ class ServerSocket(Protocol):
         """Reset the TCP connection at once, discarding whatever the peer never read."""
 
 
-async def serve(websocket: WebSocket, hub: Hub, principal: Principal, settings: Settings,
-                socket: ServerSocket | None = None) -> None:
-    """Watch for `principal` over an accepted socket until either side ends it."""
+class Expiries:
+    """When the tokens of one event loop's sockets expire, on one timer, by the whole second: a
+    socket closes up to a second after its token expires, and keeps no timer of its own."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.due: dict[int, set[SocketSession]] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_slot: int | None = None
+
+    def add(self, session: SocketSession, delay: float) -> int:
+        """Expire `session` `delay` seconds from now (rounded up to a whole second); its slot."""
+        slot = math.ceil(self.loop.time() + delay)
+        self.due.setdefault(slot, set()).add(session)
+        if self._timer_slot is None or slot < self._timer_slot:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer, self._timer_slot = self.loop.call_at(slot, self._tick), slot
+        return slot
+
+    def discard(self, session: SocketSession, slot: int) -> None:
+        sessions = self.due.get(slot)
+        if sessions is not None:
+            sessions.discard(session)
+            if not sessions:
+                del self.due[slot]
+
+    def _tick(self) -> None:
+        self._timer = self._timer_slot = None
+        now = self.loop.time() + 0.001  # a timer may fire a clock tick early
+        for slot in [s for s in self.due if s <= now]:
+            for session in self.due.pop(slot):
+                session.expire()
+        if self.due:
+            slot = min(self.due)
+            self._timer, self._timer_slot = self.loop.call_at(slot, self._tick), slot
+
+
+_expiries: dict[asyncio.AbstractEventLoop, Expiries] = {}
+
+
+def expiries_of(loop: asyncio.AbstractEventLoop) -> Expiries:
+    """The one `Expiries` of `loop`."""
+    expiries = _expiries.get(loop)
+    if expiries is None:
+        expiries = _expiries[loop] = Expiries(loop)
+    return expiries
+
+
+def serve(websocket: WebSocket, hub: Hub, principal: Principal, settings: Settings,
+          socket: ServerSocket | None = None) -> Coroutine[Any, Any, None]:
+    """Watch for `principal` over an accepted socket until either side ends it (to be awaited).
+
+    Not a coroutine itself, and the session's whole life is one: every frame between the server
+    and the socket's read is kept alive for each open socket."""
     subscriber = Subscriber(principal, settings.ws_queue_size, frames.order_event, frames.snapshot)
     subscriber.render_estimates = frames.estimates
-    try:
-        hub.admit(subscriber)
-    except RateLimited:  # the account's sockets and streams are all open already
-        await websocket.close(CLOSE_TOO_MANY)
-        return
-    hub.attach(subscriber)
-    metrics.SOCKETS_OPEN.inc()
-    try:
-        await SocketSession(websocket, hub, subscriber, settings, socket).run()
-    finally:
-        metrics.SOCKETS_OPEN.dec()
-        await hub.detach(subscriber)
+    return SocketSession(websocket, hub, subscriber, settings, socket).run()
 
 
 class SocketSession:
     """One WebSocket: reads client frames, writes queued frames, closes on expiry or abuse.
 
-    An idle socket costs no task of its own: frames are read by the connection's ASGI task,
+    An idle socket costs no task of its own: frames are read by the connection's ASGI task (in
+    `run`, whose frame is the only one of the session kept while it waits),
     events are usually written straight from the fan-out (`_write_now`), and a writer task
     exists only while frames are queued.
     """
+
+    __slots__ = ("ws", "hub", "sub", "settings", "_socket", "_clock", "_window_start", "_window_frames", "_closing",
+                 "_reader", "_receiving", "_read_stopped", "_writer", "_closer")
 
     def __init__(self, websocket: WebSocket, hub: Hub, subscriber: Subscriber, settings: Settings,
                  socket: ServerSocket | None = None) -> None:
@@ -85,28 +132,59 @@ class SocketSession:
             subscriber.write_now = self._write_now
 
     async def run(self) -> None:
-        """Read until the peer leaves or `close` is done with the connection."""
-        self._reader = asyncio.current_task()
-        expiry = asyncio.get_running_loop().call_later(
-            max(0.0, self.sub.principal.expires_at - self._clock.now().timestamp()), self._expire)
-        self.sub.abort = self.close
-        self.sub.reconnect = self.reconnect
-        self.sub.on_ready = self._start_writer
+        """Count the socket against its account, then read until the peer leaves or `close` is
+        done with the connection."""
+        hub, sub = self.hub, self.sub
         try:
-            await self._read()
+            hub.admit(sub)
+        except RateLimited:  # the account's sockets and streams are all open already
+            await self.ws.close(CLOSE_TOO_MANY)
+            return
+        hub.attach(sub)
+        metrics.SOCKETS_OPEN.inc()
+        self._reader = asyncio.current_task()
+        expiries = expiries_of(asyncio.get_running_loop())
+        expiry = expiries.add(self, max(0.0, sub.principal.expires_at - self._clock.now().timestamp()))
+        sub.abort = self.close
+        sub.reconnect = self.reconnect
+        sub.on_ready = self._start_writer
+        limit = self.settings.ws_max_frame_bytes
+        try:
+            while not self._closing:
+                self._receiving = True
+                try:
+                    message = await self.ws.receive()
+                except (WebSocketDisconnect, RuntimeError):
+                    return
+                finally:
+                    self._receiving = False
+                if message["type"] == "websocket.disconnect":
+                    return
+                if not self._within_rate():
+                    await self.close(CLOSE_POLICY)
+                    return
+                text = message.get("text")
+                if frames.is_too_big(text if text is not None else message.get("bytes") or b"", limit):
+                    await self.close(CLOSE_TOO_BIG)
+                    return
+                await self._handle(text)
+                del message, text  # not held while the socket waits for its next frame, maybe for hours
         except asyncio.CancelledError:
             # `_stop_reading` ended the read; any other cancellation is let through.
             if not self._read_stopped or self._reader is None or self._reader.uncancel() > 0:
                 raise
         finally:
-            expiry.cancel()
-            self.sub.on_ready = None
+            expiries.discard(self, expiry)
+            sub.on_ready = None
             writer = self._writer
             if writer is not None and not writer.done():
                 writer.cancel()
                 await asyncio.gather(writer, return_exceptions=True)
+            metrics.SOCKETS_OPEN.dec()
+            await hub.detach(sub)
 
-    def _expire(self) -> None:
+    def expire(self) -> None:
+        """The token expired: close with 4401."""
         # Kept on the session: the loop holds only a weak reference to a running task.
         self._closer = asyncio.create_task(self.close(CLOSE_UNAUTHORISED))
 
@@ -181,27 +259,6 @@ class SocketSession:
             self.sub.close()
             self._drop()
             self._stop_reading()
-
-    async def _read(self) -> None:
-        limit = self.settings.ws_max_frame_bytes
-        while not self._closing:
-            self._receiving = True
-            try:
-                message = await self.ws.receive()
-            except (WebSocketDisconnect, RuntimeError):
-                return
-            finally:
-                self._receiving = False
-            if message["type"] == "websocket.disconnect":
-                return
-            if not self._within_rate():
-                await self.close(CLOSE_POLICY)
-                return
-            text = message.get("text")
-            if frames.is_too_big(text if text is not None else message.get("bytes") or b"", limit):
-                await self.close(CLOSE_TOO_BIG)
-                return
-            await self._handle(text)
 
     def _within_rate(self) -> bool:
         now = self._clock.monotonic()

@@ -252,6 +252,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                         [(b"retry-after", b"1")])
             return
         super().handle_websocket_upgrade()
+        # Its parser refers back to it: without this, each upgraded connection's HTTP protocol (with
+        # its request's scope and headers) lives on until the cyclic collector finds it.
+        self.parser = None  # type: ignore[assignment]
 
     def head_overdue(self) -> None:
         """The header deadline passed: close, with `408` if part of a head arrived."""
