@@ -348,9 +348,11 @@ async def clear_outbox_marks(published: dict[ObjectId, int]) -> None:
 
 
 async def stale_outbox(cutoff: datetime, limit: int) -> list[Order]:
-    """Orders whose change is marked unpublished since `cutoff` or earlier."""
-    # No sort: on servers without a usable index a sorted scan decodes every order.
-    found = await Order.find({"outbox_at": {"$lte": cutoff + _SECOND}}).limit(limit).to_list()
+    """Orders whose change is marked unpublished since `cutoff` or earlier, the oldest first."""
+    # The marked orders in the mark's index order, the cutoff decided here: nx-27017 compares a
+    # date range on every order, while this walks its index from the oldest mark and stops at `limit`
+    # (its marks written by `$set` sort before those written by an insert: one order per form).
+    found = await Order.find({"outbox_at": {"$exists": True}}).sort("outbox_at").limit(limit).to_list()
     return [order for order in found if order.outbox_at is not None and as_utc(order.outbox_at) <= cutoff]
 
 
@@ -370,7 +372,8 @@ async def clear_webhook_marks(order_id: ObjectId | None, version: int) -> None:
 
 async def stale_webhook_marks(cutoff: datetime, limit: int) -> list[ObjectId]:
     """Orders whose webhook events were marked at `cutoff` or earlier."""
-    rows = await _orders().find({"webhook_pending_at": {"$lte": cutoff + _SECOND}},
-                                {"webhook_pending_at": 1}).limit(limit).to_list()
+    # Walks the marks' index from the oldest, as `stale_outbox` does.
+    rows = await _orders().find({"webhook_pending_at": {"$exists": True}},
+                                {"webhook_pending_at": 1}).sort("webhook_pending_at", 1).limit(limit).to_list()
     return [row["_id"] for row in (_dates(row, "webhook_pending_at") for row in rows)
             if row["webhook_pending_at"] <= cutoff]
