@@ -7,7 +7,9 @@ seconds (range filters are widened by a second, or narrowed to a coarse bound, t
 the millisecond), `{field: None}` misses absent fields (absence is asked with `$exists`), an
 ObjectId is matched only in `_id` (references are hex strings), index options may be dropped
 (uniqueness is also checked before an insert where it matters) and date accumulators come back as
-strings (the next deadline is a sorted `find`, not a `$min`).
+strings (the next deadline is a sorted `find`, not a `$min`). A customer or store is matched
+with an explicit `$eq` (`_is`): the same match on MongoDB, while nx-27017 turns a bare value into
+an array-containment test that no index serves, so it would read every order.
 """
 
 from __future__ import annotations
@@ -65,6 +67,16 @@ _SLACK_ROWS = 50
 
 def _orders() -> RawCollection:
     return Order.get_pymongo_collection()
+
+
+def _is(value: str) -> dict[str, str]:
+    """Equality on a customer or store id, written so nx-27017's index on the field applies."""
+    return {"$eq": value}
+
+
+def _owned(owner: dict[str, str]) -> dict[str, dict[str, str]]:
+    """`owner` ({"store_id": ...} or {"user_id": ...}) as a filter matched through the index."""
+    return {field: _is(value) for field, value in owner.items()}
 
 
 async def create_indexes() -> None:
@@ -161,7 +173,7 @@ async def release_slot(order_id: ObjectId | None) -> bool:
 # --- no-shows ------------------------------------------------------------------------------------
 
 def _no_shows(user_id: str) -> dict[str, Any]:
-    return {"user_id": user_id, "no_show_at": {"$exists": True}}
+    return {"user_id": _is(user_id), "no_show_at": {"$exists": True}}
 
 
 async def no_show_standing(user_id: str) -> tuple[int, datetime | None]:
@@ -173,7 +185,7 @@ async def no_show_standing(user_id: str) -> tuple[int, datetime | None]:
 
 async def no_shows_of(user_id: str) -> list[Order]:
     """Every no-show recorded against the customer, the cleared ones too, newest first."""
-    query = {"user_id": user_id, "$or": [{"no_show_at": {"$exists": True}},
+    query = {"user_id": _is(user_id), "$or": [{"no_show_at": {"$exists": True}},
                                          {"no_show_cleared_at": {"$exists": True}}]}
     return await Order.find(query).sort([("created_at", SortDirection.DESCENDING)]).limit(100).to_list()
 
@@ -211,35 +223,45 @@ async def by_ids(order_ids: Iterable[str]) -> list[Order]:
 
 async def recall(store_id: str, statuses: list[str], limit: int) -> list[Order]:
     """The store's orders in `statuses`, the most recently changed first."""
-    return await Order.find({"store_id": store_id, "order_status": {"$in": statuses}}) \
+    return await Order.find({"store_id": _is(store_id), "order_status": {"$in": statuses}}) \
         .sort("-updated_at").limit(limit).to_list()
 
 
 async def in_statuses(owner: dict[str, str], statuses: Iterable[str]) -> list[Order]:
     """The orders of `owner` ({"store_id": ...} or {"user_id": ...}) in these statuses."""
-    return await Order.find({**owner, "order_status": {"$in": [str(status) for status in statuses]}}).to_list()
+    return await Order.find({**_owned(owner), "order_status": {"$in": [str(status) for status in statuses]}}).to_list()
 
 
 async def finished_since(owner: dict[str, str], finished: Iterable[str], since: datetime, scan: int,
                          newest_by: str) -> list[Order]:
     """The orders of `owner` in the `finished` statuses last changed at or after `since`, among the
     newest `scan` by `newest_by`: decided here, not by a date range the engine may miss."""
-    found = await Order.find({**owner, "order_status": {"$in": [str(status) for status in finished]}}
+    found = await Order.find({**_owned(owner), "order_status": {"$in": [str(status) for status in finished]}}
                              ).sort(f"-{newest_by}").limit(scan).to_list()
     return [order for order in found if as_utc(order.updated_at) >= since]
+
+
+async def queue(store_id: str, statuses: list[str]) -> list[dict[str, Any]]:
+    """What ready-time estimates read of the store's orders in `statuses` (`_id`, `user_id`,
+    `accepted_at`, `created_at`, `slot_deferred`, `slot_start`), dates as dates: a busy store's
+    whole queue is read on every recomputation, so not as whole orders."""
+    rows = await _orders().find(
+        {"store_id": _is(store_id), "order_status": {"$in": statuses}},
+        {"user_id": 1, "accepted_at": 1, "created_at": 1, "slot_deferred": 1, "slot_start": 1}).to_list()
+    return [_dates(row, "accepted_at", "created_at", "slot_start") for row in rows]
 
 
 async def board_rows(store_id: str, statuses: list[str]) -> list[dict[str, Any]]:
     """What a pickup board shows of the store's orders in `statuses`, dates as dates."""
     rows = await _orders().find(
-        {"store_id": store_id, "order_status": {"$in": statuses}},
+        {"store_id": _is(store_id), "order_status": {"$in": statuses}},
         {"order_number": 1, "order_status": 1, "accepted_at": 1, "created_at": 1, "ready_at": 1}).to_list()
     return [_dates(row, "accepted_at", "created_at", "ready_at") for row in rows]
 
 
 async def recently_ready(store_id: str, since: datetime, limit: int) -> list[Order]:
     """The store's orders marked ready at or after `since`, the latest first, at most `limit`."""
-    found = await Order.find({"store_id": store_id, "ready_at": {"$gte": since - _SECOND}}) \
+    found = await Order.find({"store_id": _is(store_id), "ready_at": {"$gte": since - _SECOND}}) \
         .sort("-ready_at").limit(limit).to_list()
     return [order for order in found if order.ready_at is not None and as_utc(order.ready_at) >= since]
 
@@ -253,7 +275,7 @@ async def ready_not_expired(now: datetime) -> list[Order]:
 
 async def store_day(store_id: str, start: datetime, end: datetime, fields: dict[str, int]) -> list[dict[str, Any]]:
     """The store's orders created in [start, end), with `fields`, `created_at` as a date."""
-    rows = await _orders().find({"store_id": store_id, "created_at": {"$gte": start - _SECOND, "$lt": end + _SECOND}},
+    rows = await _orders().find({"store_id": _is(store_id), "created_at": {"$gte": start - _SECOND, "$lt": end + _SECOND}},
                                 {**fields, "created_at": 1}).to_list()
     rows = [_dates(row, "created_at") for row in rows]
     return [row for row in rows if start <= row["created_at"] < end]
@@ -263,7 +285,7 @@ async def finished_before(store_id: str, start: datetime, window: timedelta, lim
     """(accepted_at, ready_at) of the store's orders created within `window` before `start`, newest
     first, at most `limit`."""
     rows = await _orders().find(
-        {"store_id": store_id, "created_at": {"$gte": start - window - _SECOND, "$lt": start + _SECOND}},
+        {"store_id": _is(store_id), "created_at": {"$gte": start - window - _SECOND, "$lt": start + _SECOND}},
         {"accepted_at": 1, "ready_at": 1, "created_at": 1}
     ).sort("created_at", -1).limit(limit + _SLACK_ROWS).to_list()
     rows = [_dates(row, "accepted_at", "ready_at", "created_at") for row in rows]
@@ -331,9 +353,11 @@ async def clear_outbox_marks(published: dict[ObjectId, int]) -> None:
 
 
 async def stale_outbox(cutoff: datetime, limit: int) -> list[Order]:
-    """Orders whose change is marked unpublished since `cutoff` or earlier."""
-    # No sort: on servers without a usable index a sorted scan decodes every order.
-    found = await Order.find({"outbox_at": {"$lte": cutoff + _SECOND}}).limit(limit).to_list()
+    """Orders whose change is marked unpublished since `cutoff` or earlier, the oldest first."""
+    # The marked orders in the mark's index order, the cutoff decided here: nx-27017 compares a
+    # date range on every order, while this walks its index from the oldest mark and stops at `limit`
+    # (its marks written by `$set` sort before those written by an insert: one order per form).
+    found = await Order.find({"outbox_at": {"$exists": True}}).sort("outbox_at").limit(limit).to_list()
     return [order for order in found if order.outbox_at is not None and as_utc(order.outbox_at) <= cutoff]
 
 
@@ -354,7 +378,8 @@ async def clear_webhook_marks(order_id: ObjectId | None, version: int) -> None:
 
 async def stale_webhook_marks(cutoff: datetime, limit: int) -> list[ObjectId]:
     """Orders whose webhook events were marked at `cutoff` or earlier."""
-    rows = await _orders().find({"webhook_pending_at": {"$lte": cutoff + _SECOND}},
-                                {"webhook_pending_at": 1}).limit(limit).to_list()
+    # Walks the marks' index from the oldest, as `stale_outbox` does.
+    rows = await _orders().find({"webhook_pending_at": {"$exists": True}},
+                                {"webhook_pending_at": 1}).sort("webhook_pending_at", 1).limit(limit).to_list()
     return [row["_id"] for row in (_dates(row, "webhook_pending_at") for row in rows)
             if row["webhook_pending_at"] <= cutoff]

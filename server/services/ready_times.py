@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from bson import ObjectId
 
-from server.domain.clock import SYSTEM_CLOCK, Clock, as_utc, iso_z
+from server.domain.clock import SYSTEM_CLOCK, Clock, iso_z
 from server.domain.eta import HISTORY_SIZE, Active, Finished, Kitchen, estimate, finished_from_spans, learn
 from server.domain.slots import deferred_ready_around
 from server.domain.lifecycle import ACTIVE, OrderStatus
@@ -145,25 +145,25 @@ class ReadyTimes:
         store = await Store.get(store_id) if ObjectId.is_valid(store_id) else None
         delay = store.delay_minutes if store is not None else 0.0
         waiting = [OrderStatus.PLACED.value, OrderStatus.ACCEPTED.value, OrderStatus.PROCESSING.value]
-        active = await order_store.in_statuses({"store_id": store_id}, waiting)
+        active = await order_store.queue(store_id, waiting)
         finished = await order_store.recently_ready(store_id, now - LEARNING_WINDOW, HISTORY_SIZE)
-        queue = [Active(str(o.id), o.accepted_at, o.created_at) for o in active]
+        queue = [Active(str(row["_id"]), row.get("accepted_at"), row["created_at"]) for row in active]
         queue.append(Active(NEXT_ORDER, None, now))
         kitchen = learn(history(finished, active), now)
         self._kitchens[store_id] = kitchen
         estimates = estimate(queue, kitchen, now, delay)
-        for o in active:
+        for row in active:
             # An order sent to a later slot by the store's cap is promised by that slot's end.
-            if o.slot_deferred and o.slot_start is not None:
-                estimates[str(o.id)] = max(estimates[str(o.id)], deferred_ready_around(as_utc(o.slot_start)))
-        owners = {str(o.id): str(o.user_id) for o in active}
+            if row.get("slot_deferred") and row.get("slot_start") is not None:
+                estimates[str(row["_id"])] = max(estimates[str(row["_id"])], deferred_ready_around(row["slot_start"]))
+        owners = {str(row["_id"]): str(row["user_id"]) for row in active}
         if self._generation.get(store_id, 0) == generation:
             self._cache[store_id] = (self._clock.monotonic(), estimates, owners)
         return estimates, owners
 
 
-def history(finished: list[Order], active: list[Order]) -> list[Finished]:
+def history(finished: list[Order], active: list[dict[str, Any]]) -> list[Finished]:
     """The store's finished orders as the estimator learns from them (how many were ahead of each
-    is read off the same orders: no extra field)."""
+    is read off the same orders: no extra field); `active` as `order_store.queue` reads them."""
     spans = [(o.accepted_at, o.ready_at) for o in finished if o.accepted_at and o.ready_at]
-    return finished_from_spans(spans + [(o.accepted_at, None) for o in active if o.accepted_at])
+    return finished_from_spans(spans + [(row["accepted_at"], None) for row in active if row.get("accepted_at")])
