@@ -141,13 +141,15 @@ class Api:
 
     # Orders -------------------------------------------------------------------------------
 
-    async def checkout(self, token: str, store_id: str, menu_item_id: str, quantity: int = 1) -> dict[str, Any]:
+    async def checkout(self, token: str, store_id: str, menu_item_id: str, quantity: int = 1,
+                       timeout: float | None = None) -> dict[str, Any]:
         return await self.call("POST", "/api/orders/checkout-session", token=token, body={
             "storeId": store_id, "items": [{"menuItemId": menu_item_id, "quantity": quantity}],
-        })
+        }, timeout=timeout)
 
-    async def place_order(self, token: str, checkout_token: str) -> dict[str, Any]:
-        return await self.call("POST", "/api/orders", token=token, body={"checkoutToken": checkout_token})
+    async def place_order(self, token: str, checkout_token: str, timeout: float | None = None) -> dict[str, Any]:
+        return await self.call("POST", "/api/orders", token=token, body={"checkoutToken": checkout_token},
+                               timeout=timeout)
 
     async def set_payment(self, staff: str, order_id: str, status: str = "success") -> dict[str, Any]:
         return await self.call("PATCH", f"/api/orders/{order_id}/payment-status", token=staff,
