@@ -85,7 +85,7 @@ class DeadlineEnforcer:
         self._clock = clock
         self._batch_size = batch_size
         # The orders collection on the enforcer's own client once started with one; None: the
-        # request path's (a pass run by hand, or a read enforcing its order's own deadline).
+        # request path's (before `start`, or for a pass run by hand).
         self._orders: Any = None
         self._wake = asyncio.Event()
         self._next_wake: datetime | None = None
@@ -123,18 +123,21 @@ class DeadlineEnforcer:
                           order_id: ObjectId | None = None) -> int:
         """Cancel every order (or just `order_id`) whose deadline has passed, batch by batch;
         returns how many. Each batch is cancelled at `now`, or at the clock's time when it starts."""
+        # A read enforcing its own order stays on the request path's client: the enforcer's few
+        # connections are kept for its passes.
+        orders = self._orders if order_id is None else None
         cancelled = 0
         while True:
             moment = now or self._clock.now()
-            found, claimed = await self._enforce_batch(moment, order_id)
+            found, claimed = await self._enforce_batch(moment, order_id, orders)
             cancelled += claimed
             # A full batch that claimed nothing was taken by another process: it reads the rest.
             if found < self._batch_size or not claimed or order_id is not None:
                 return cancelled
 
-    async def _enforce_batch(self, now: datetime, order_id: ObjectId | None) -> tuple[int, int]:
+    async def _enforce_batch(self, now: datetime, order_id: ObjectId | None, orders: Any) -> tuple[int, int]:
         """Claim and publish at most one batch of due orders: (how many were due, how many this claimed)."""
-        due = await order_store.due(now, self._batch_size, order_id, orders=self._orders)
+        due = await order_store.due(now, self._batch_size, order_id, orders=orders)
         if not due:
             return 0, 0
         # The domain rule names each order's passed deadline; partners' orders are claimed apart,
@@ -153,19 +156,19 @@ class DeadlineEnforcer:
                                        "updated_at": now, "outbox_at": now, "deadline_batch": batch}
             if partner:
                 changes.update(deadline_fields(reason, now))
-            modified = await order_store.cancel_due(ids, state, changes, orders=self._orders)
+            modified = await order_store.cancel_due(ids, state, changes, orders=orders)
             if modified:
                 metrics.DEADLINES_ENFORCED.labels(reason.value).inc(modified)
                 claimed += modified
         if claimed:
-            await self._publish_batch(batch)
+            await self._publish_batch(batch, orders)
         return len(due), claimed
 
-    async def _publish_batch(self, batch: str) -> None:
-        for order in await order_store.deadline_batch(batch, orders=self._orders):
+    async def _publish_batch(self, batch: str, orders: Any) -> None:
+        for order in await order_store.deadline_batch(batch, orders=orders):
             await self._publisher.broadcast(order)
         # Cancelled is terminal: nothing else can have changed these orders since.
-        await order_store.finish_deadline_batch(batch, orders=self._orders)
+        await order_store.finish_deadline_batch(batch, orders=orders)
 
     async def _seconds_until_next(self, after: datetime) -> float:
         while self._scheduled and self._scheduled[0] <= after:
