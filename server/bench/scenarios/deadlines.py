@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from server.bench.api import ApiError
-from server.bench.fixtures import bounded_gather
+from server.bench.fixtures import Population, bounded_gather
 from server.bench.report import ScenarioResult
 from server.bench.scenarios import Context
 from server.bench.scenarios.checkout import Burst, confirm_unless_cancelled, place_burst
@@ -44,6 +44,7 @@ DEFAULTS = {"orders": 1000, "max_wait": 300.0, "create_concurrency": 64, "grace"
 TARGET_ORDERS = 10_000
 TARGET_P99_MS = 1000.0
 STAGING_TIMEOUT = 300.0
+TOKEN_CHECK_SECONDS = 30.0
 
 
 def _epoch(stamp: str) -> float:
@@ -62,13 +63,14 @@ async def run(ctx: Context) -> ScenarioResult:
     result = ScenarioResult(NAME, {"url": ctx.targets[0].base_url, "orders": count, "lead": lead},
                             at_target_size=count >= TARGET_ORDERS)
     store = await population.new_store(NAME)
-    customers = population.customers
+    # Staging 10,000 orders outlasts an access token: the customers' are refreshed as it goes.
+    refreshing = asyncio.create_task(_keep_tokens_fresh(population))
 
     made = 0
 
     async def checkout(i: int) -> tuple[str, dict[str, Any]]:
         nonlocal made
-        token = customers[i % len(customers)].access_token
+        token = population.customers[i % len(population.customers)].access_token
         data = await api.checkout(token, store.id, store.menu_item_id, timeout=STAGING_TIMEOUT)
         made += 1
         ctx.progress.update(f"{made:,}/{count:,} checkout sessions")
@@ -80,7 +82,7 @@ async def run(ctx: Context) -> ScenarioResult:
 
     async def burst_session(i: int) -> tuple[str, str]:
         assert burst_store is not None
-        token = customers[i % len(customers)].access_token
+        token = population.customers[i % len(population.customers)].access_token
         return token, (await api.checkout(token, burst_store.id, burst_store.menu_item_id,
                                           timeout=STAGING_TIMEOUT))["checkoutToken"]
 
@@ -92,9 +94,10 @@ async def run(ctx: Context) -> ScenarioResult:
     placed = 0
     failures: Counter[str] = Counter()
 
-    async def place(session: tuple[str, dict[str, Any]]) -> tuple[str, float] | None:
+    async def place(i: int, session: tuple[str, dict[str, Any]]) -> tuple[str, float] | None:
         nonlocal placed
-        token, data = session
+        _, data = session
+        token = population.customers[i % len(population.customers)].access_token  # refreshed while staging
         try:
             # Staging, not measured: a loaded server may take long, and a retry finds the order placed.
             order = await api.place_order(token, data["checkoutToken"], timeout=STAGING_TIMEOUT)
@@ -106,8 +109,11 @@ async def run(ctx: Context) -> ScenarioResult:
         return order["id"], _epoch(order["createdAt"]) + timeout
 
     staging_began = time.monotonic()
-    own_deadlines = dict(o for o in await bounded_gather([place(s) for s in sessions],
-                                                         int(ctx.option("create_concurrency"))) if o)
+    try:
+        own_deadlines = dict(o for o in await bounded_gather([place(i, s) for i, s in enumerate(sessions)],
+                                                             int(ctx.option("create_concurrency"))) if o)
+    finally:
+        refreshing.cancel()
     staging = time.monotonic() - staging_began
     if not own_deadlines:
         raise RuntimeError(f"no order could be placed: {dict(failures)}")
@@ -118,6 +124,7 @@ async def run(ctx: Context) -> ScenarioResult:
         pool.broadcast(("connect",))
         await pool.until("connected", 60, lambda i, m: None)
 
+        store.staff[0] = await api.refresh(store.staff[0])
         # The store closes for payments `lead` seconds from now: every unpaid order is due then.
         closing_began = time.time()
         closes_at = _epoch((await api.set_closing(store.staff_token, store.id, _iso(closing_began + lead)))["closesAt"])
@@ -202,6 +209,12 @@ async def run(ctx: Context) -> ScenarioResult:
                       for o in deadlines if f"{o}:cancelled" in receipts)
     result.timelines["cancellations received /s"] = [(s + 0.5, float(n)) for s, n in sorted(cancels.items())]
     return result
+
+
+async def _keep_tokens_fresh(population: Population) -> None:
+    while True:
+        await asyncio.sleep(TOKEN_CHECK_SECONDS)
+        await population.refresh_tokens()
 
 
 async def _burst_at(moment: float, ctx: Context, sessions: list[tuple[str, str]]) -> Burst:
