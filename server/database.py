@@ -139,6 +139,13 @@ async def connect_database(settings: Settings) -> tuple[MongoClient, EmbeddedMon
     return client, embedded
 
 
+def background_client(settings: Settings, url: str, pool_size: int) -> MongoClient:
+    """Another client on the same database for a background part (the deadline enforcer), with a
+    pool of its own: requests holding every connection of theirs cannot make it wait."""
+    return AsyncMongoClient(url, tz_aware=True, event_listeners=[COMMAND_COUNTER], maxPoolSize=pool_size,
+                            **client_options(settings))
+
+
 async def disconnect_database(client: MongoClient, embedded: EmbeddedMongo | None) -> None:
     """Close the client, then stop the embedded server if there is one; each within its bound."""
     await close_client(client)

@@ -15,7 +15,10 @@ from pymongo.errors import PyMongoError
 from redis.exceptions import RedisError
 
 from server.config import ConfigurationError, Settings, resolve_password_cost, resolve_secrets
-from server.database import MongoClient, connect_database, disconnect_database, public_mongodb_url, without_credentials
+from server.database import (
+    MongoClient, background_client, close_client, connect_database, disconnect_database, public_mongodb_url,
+    without_credentials,
+)
 from server.domain.clock import SYSTEM_CLOCK, Clock
 from server.domain.trust import TrustPolicy
 from server.embedded_mongo import EmbeddedMongo
@@ -27,6 +30,7 @@ from server.services.board import read_board
 from server.services.catalog import publish_store_changed
 from server.services.checkout import CheckoutService
 from server.services.deadlines import DeadlineEnforcer
+from server.services.store_closing import StoreClosing
 from server.services.login_throttle import LoginThrottle
 from server.services.order_lifecycle import OrderLifecycle
 from server.services import order_store
@@ -53,6 +57,8 @@ READINESS_COLLECTION = "readiness"
 # Each part gets this long to stop; together they stay well inside the 10 s a supervisor
 # (systemd, Kubernetes) waits after SIGTERM before it kills the process.
 PART_STOP_SECONDS = 2.0
+# Connections of the deadline enforcer's client: it runs one batch at a time.
+ENFORCER_POOL_SIZE = 4
 
 
 async def _stop_part(what: str, work: Awaitable[Any], seconds: float = PART_STOP_SECONDS) -> None:
@@ -111,6 +117,7 @@ class Runtime:
         self.checkout = CheckoutService(settings, self.accounts, self.tokens, self.publisher, self.enforcer, clock=clock,
                                         store_changed=lambda store_id: publish_store_changed(self.broker, store_id))
         self.lifecycle = OrderLifecycle(settings, self.orders, self.publisher, self.enforcer, clock=clock)
+        self.store_closing = StoreClosing(settings, self.publisher, self.enforcer, self.broker, clock=clock)
         self.snapshots = OrderSnapshotCache(self.broker, clock=clock)
         self.poll_limiter = PollRateLimiter(settings.poll_min_interval_seconds, clock=clock)
         self.payment_qr = PaymentQrCodes(settings.qr_codes_per_minute, settings.qr_max_waiting, clock=clock)
@@ -123,6 +130,7 @@ class Runtime:
         # Whether the database last stored a write: `/readyz` and the 503 of a refused write.
         self.storage = StorageHealth(log)
         self.client: MongoClient | None = None
+        self._enforcer_client: MongoClient | None = None
         self.embedded: EmbeddedMongo | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self._broker_connected = False
@@ -149,7 +157,11 @@ class Runtime:
                                      "Check REDIS_URL.") from None
         await self.accounts.start()
         await self.hub.start()
-        self.enforcer.start()
+        # The enforcer's own client: a request burst cannot hold the connections a deadline needs.
+        url = self.settings.mongodb_url or (self.embedded.url if self.embedded is not None else "")
+        self._enforcer_client = background_client(self.settings, url, ENFORCER_POOL_SIZE)
+        database = self._enforcer_client.get_default_database(default=self.settings.mongodb_database)
+        self.enforcer.start(order_store.orders_in(database))
         self.relay.start()
         self.push.start()
         self.webhooks.start()
@@ -173,6 +185,9 @@ class Runtime:
         if self._broker_connected:
             self._broker_connected = False
             await _stop_part("broker", self.broker.disconnect())
+        enforcer_client, self._enforcer_client = self._enforcer_client, None
+        if enforcer_client is not None:
+            await close_client(enforcer_client)
         client, self.client = self.client, None
         embedded, self.embedded = self.embedded, None
         if client is not None:  # set together with `embedded` by `connect_database`

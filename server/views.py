@@ -321,6 +321,9 @@ STORE_SHAPE: tuple[ShapeField, ...] = (
     ShapeField("isPaused", bool, lambda store: store.is_paused),
     ShapeField("itemsPerSlot", Annotated[Annotated[int, Field(ge=1)] | None, Field(
         description="items taken per 15-minute slot; null: no cap")], lambda store: store.items_per_slot),
+    ShapeField("closesAt", Annotated[datetime | None, Field(
+        description="closing time for payments: no new orders from then on; null: open")],
+        lambda store: iso_z(store.closes_at)),
 )
 
 

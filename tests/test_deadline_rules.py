@@ -9,7 +9,7 @@ import pytest
 
 from server.domain.deadlines import DeadlineView, due_deadline, next_deadline, pending_deadlines
 from server.domain.lifecycle import CancellationReason, OrderStatus, PaymentStatus
-from server.services.deadlines import DeadlineKind
+from server.services.deadlines import _deadline_view, state_filter
 
 T0 = datetime(2024, 3, 18, 14, 30, tzinfo=timezone.utc)
 UNPAID = timedelta(minutes=8)
@@ -77,17 +77,26 @@ def test_what_stops_a_clock(order, left):
 
 @pytest.mark.parametrize(("reason", "order"), [
     (CancellationReason.PAYMENT_TIMEOUT, placed()),
+    (CancellationReason.PAYMENT_TIMEOUT, placed(payment_due_by=T0 + MS)),
     (CancellationReason.COMMITMENT_TIMEOUT, watch_tier()),
     (CancellationReason.NO_SHOW_TIMEOUT, ready()),
-], ids=["payment", "commitment", "no-show"])
+], ids=["payment", "payment-closing", "commitment", "no-show"])
 def test_the_enforcers_query_side_agrees_with_the_rule(reason, order):
-    """The enforcer reads stored documents, not views: the same moment from the stored field."""
-    kind = DeadlineKind(reason, timedelta(0))
-    document = {"created_at": order.created_at, "commitment_deadline_at": order.commitment_deadline_at,
-                "ready_expires_at": order.ready_expires_at}
-    due_at = kind.deadline(document, UNPAID)
-    assert due_at == next_deadline(order, UNPAID)
-    # What the database is asked for matches exactly the orders due at `now`.
-    limit = kind.due_filter(due_at, UNPAID)[kind.field]["$lte"]
-    assert limit == document[kind.field]
-    assert kind.due_filter(due_at, UNPAID).items() >= kind.state_filter().items()
+    """The enforcer reads stored documents, not views: the same deadline from the stored fields, and
+    its claim's filter is the order's state as the rule requires it."""
+    document = {"order_status": order.order_status.value, "payment_status": order.payment_status.value,
+                "created_at": order.created_at, "requires_commitment": order.requires_commitment,
+                "is_commitment_confirmed": order.is_commitment_confirmed,
+                "commitment_deadline_at": order.commitment_deadline_at, "ready_expires_at": order.ready_expires_at,
+                "is_otp_verified": order.is_otp_verified, "payment_due_by": order.payment_due_by}
+    due_at = next_deadline(order, UNPAID)
+    assert due_at is not None and next_deadline(_deadline_view(document), UNPAID) == due_at
+    assert due_deadline(_deadline_view(document), UNPAID, due_at - MS) is None
+    assert due_deadline(_deadline_view(document), UNPAID, due_at).reason == reason
+    assert all(document[field] == value for field, value in state_filter(reason).items())
+
+
+def test_a_stores_closing_brings_the_payment_deadline_forward_never_back():
+    assert next_deadline(placed(payment_due_by=T0 + timedelta(minutes=1)), UNPAID) == T0 + timedelta(minutes=1)
+    assert next_deadline(placed(payment_due_by=T0 + UNPAID + MS), UNPAID) == T0 + UNPAID
+    assert next_deadline(placed(payment_due_by=T0 + MS, payment_status=PaymentStatus.SUCCESS), UNPAID) is None

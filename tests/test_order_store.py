@@ -39,9 +39,11 @@ async def test_date_ranges_are_decided_to_the_millisecond(api):
     stored = await _stored(order["id"])
     created, ready = stored.created_at, stored.ready_at
     assert ready is not None
-    late = created + timedelta(days=1)
-    assert [row["_id"] for row in await order_store.due({}, "created_at", created, late)] == [stored.id]
-    assert await order_store.due({}, "created_at", created - MS, late) == []
+    placed = await order_store.get((await api.place_order(await api.customer(), await api.store()))["id"])
+    assert placed is not None and placed.next_deadline_at is not None
+    due_at = placed.next_deadline_at
+    assert [row["_id"] for row in await order_store.due(due_at, 10, placed.id)] == [placed.id]
+    assert await order_store.due(due_at - MS, 10, placed.id) == []
     assert [o.id for o in await order_store.recently_ready(store.id, ready, 10)] == [stored.id]
     assert await order_store.recently_ready(store.id, ready + MS, 10) == []
     assert [row["_id"] async for row in _day(store.id, created, created + MS)] == [stored.id]

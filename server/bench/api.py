@@ -60,8 +60,9 @@ class Api:
         await self.aclose()
 
     async def call(self, method: str, path: str, *, token: str | None = None, body: Any = None,
-                   expect: tuple[int, ...] = (200, 201)) -> Any:
-        """Send one request; retry briefly on 503 and connection resets; return `data`."""
+                   expect: tuple[int, ...] = (200, 201), timeout: float | None = None) -> Any:
+        """Send one request; retry briefly on 503 and connection resets; return `data`. `timeout`:
+        seconds for this call, instead of the client's."""
         headers = {}
         if token:
             headers["authorization"] = f"Bearer {token}"
@@ -71,7 +72,8 @@ class Api:
             headers["content-type"] = "application/json"
         for attempt in range(4):
             try:
-                response = await self.http.request(method, path, content=content, headers=headers)
+                response = await self.http.request(method, path, content=content, headers=headers,
+                                                   timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout)
             except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError):
                 if attempt == 3:
                     raise
@@ -139,13 +141,15 @@ class Api:
 
     # Orders -------------------------------------------------------------------------------
 
-    async def checkout(self, token: str, store_id: str, menu_item_id: str, quantity: int = 1) -> dict[str, Any]:
+    async def checkout(self, token: str, store_id: str, menu_item_id: str, quantity: int = 1,
+                       timeout: float | None = None) -> dict[str, Any]:
         return await self.call("POST", "/api/orders/checkout-session", token=token, body={
             "storeId": store_id, "items": [{"menuItemId": menu_item_id, "quantity": quantity}],
-        })
+        }, timeout=timeout)
 
-    async def place_order(self, token: str, checkout_token: str) -> dict[str, Any]:
-        return await self.call("POST", "/api/orders", token=token, body={"checkoutToken": checkout_token})
+    async def place_order(self, token: str, checkout_token: str, timeout: float | None = None) -> dict[str, Any]:
+        return await self.call("POST", "/api/orders", token=token, body={"checkoutToken": checkout_token},
+                               timeout=timeout)
 
     async def set_payment(self, staff: str, order_id: str, status: str = "success") -> dict[str, Any]:
         return await self.call("PATCH", f"/api/orders/{order_id}/payment-status", token=staff,
@@ -153,6 +157,12 @@ class Api:
 
     async def set_status(self, staff: str, order_id: str, status: str) -> dict[str, Any]:
         return await self.call("PATCH", f"/api/orders/{order_id}/status", token=staff, body={"status": status})
+
+    async def set_closing(self, staff: str, store_id: str, closes_at: str | None) -> dict[str, Any]:
+        """Close the store for payments at `closes_at` (ISO 8601; None: open again). The call moves
+        every unpaid order's deadline before it answers: thousands take longer than other calls."""
+        return await self.call("PATCH", f"/api/stores/{store_id}/pace", token=staff, body={"closesAt": closes_at},
+                               timeout=600.0)
 
     async def poll_status(self, token: str, order_id: str) -> dict[str, Any]:
         return await self.call("GET", f"/api/orders/{order_id}/poll-status", token=token)

@@ -44,6 +44,7 @@ OPTIONS: dict[str, tuple[Any, str]] = {
     "max_wait": (float, "longest wait for the deadlines, in seconds"),
     "create_concurrency": (int, "orders placed at once in the burst"),
     "grace": (float, "seconds to wait after the last deadline"),
+    "lead": (float, "seconds from setting the store's closing time to the closing itself (deadlines)"),
     "burst_orders": (int, "orders placed in a concurrent checkout burst while the deadlines fall (0: none)"),
     "cooks": (int, "cooks preparing orders at once in the simulated kitchen (eta)"),
     "seed": (int, "random seed of the simulated lunch rushes (eta)"),
@@ -94,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="orderpulse-bench",
         description="Benchmark an OrderPulse server. Loads only the URLs given, loopback unless "
                     "--allow-remote. For poll throughput run the server with POLL_MIN_INTERVAL_SECONDS=0; "
-                    "for deadlines with UNPAID_ORDER_TIMEOUT_MINUTES=0.25.")
+                    "for deadlines with an UNPAID_ORDER_TIMEOUT_MINUTES longer than placing the orders takes (e.g. 120).")
     commands = parser.add_subparsers(dest="scenario", required=True, metavar="SCENARIO")
     for module in scenario_modules():
         sub = commands.add_parser(module.NAME, help=module.HELP, description=module.__doc__)

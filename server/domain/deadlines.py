@@ -20,6 +20,9 @@ class DeadlineView:
     commitment_deadline_at: datetime | None
     ready_expires_at: datetime | None
     is_otp_verified: bool
+    # The store's closing time for payments, when it was set while the order was unpaid: the
+    # payment is due by then even if its own timeout runs later.
+    payment_due_by: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -43,12 +46,17 @@ def pending_deadlines(order: DeadlineView, unpaid_timeout: timedelta) -> list[tu
             found.append((order.commitment_deadline_at,
                           DueDeadline(CancellationReason.COMMITMENT_TIMEOUT)))
         if order.payment_status == PaymentStatus.PENDING:
-            found.append((order.created_at + unpaid_timeout,
-                          DueDeadline(CancellationReason.PAYMENT_TIMEOUT)))
+            found.append((payment_deadline(order, unpaid_timeout), DueDeadline(CancellationReason.PAYMENT_TIMEOUT)))
     elif order.order_status == OrderStatus.READY and not order.is_otp_verified and order.ready_expires_at:
         found.append((order.ready_expires_at, DueDeadline(CancellationReason.NO_SHOW_TIMEOUT)))
     found.sort(key=lambda pair: pair[0])
     return found
+
+
+def payment_deadline(order: DeadlineView, unpaid_timeout: timedelta) -> datetime:
+    """When an unpaid order is cancelled: its timeout, or the store's closing when that comes first."""
+    own = order.created_at + unpaid_timeout
+    return own if order.payment_due_by is None else min(own, order.payment_due_by)
 
 
 def next_deadline(order: DeadlineView, unpaid_timeout: timedelta) -> datetime | None:

@@ -15,6 +15,7 @@ import binascii
 import copy
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar
 
 from email_validator import EmailNotValidError, validate_email
@@ -27,6 +28,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import core_schema
 
 from server.domain import messages
+from server.domain.clock import parse_iso
 from server.http.errors import ApiError
 from server.domain.money import MAX_PRICE_PAISE, InvalidAmount, rupees_to_paise
 
@@ -489,6 +491,30 @@ class DelayMinutes(Rule):
     def json_schema(self) -> dict[str, Any]:
         return {"anyOf": [{"type": "integer", "minimum": 0, "maximum": self.maximum}, {"type": "null"}],
                 "description": UNCHANGED}
+
+
+@dataclass(frozen=True)
+class Moment(Rule):
+    """A date and time with its time zone (ISO 8601, `Z` or an offset), as an aware datetime;
+    null is a value of its own (e.g. "reopen"), absent leaves it unchanged."""
+
+    message: str
+    required: bool = False
+
+    def check(self, value: Any, info: ValidationInfo) -> datetime | None:
+        if value is None:
+            return None
+        try:
+            moment = parse_iso(value) if isinstance(value, str) and len(value) <= 40 else None
+        except ValueError:
+            moment = None
+        if moment is None or moment.tzinfo is None:
+            raise FieldProblem(self.message)
+        return moment.astimezone(UTC)
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "null"}],
+                "description": "null: none; absent: unchanged"}
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ Their field rules and the parsing are in server/http/body_rules.py.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, ClassVar
 
 from pydantic import Field, model_validator
@@ -15,7 +16,7 @@ from server.domain.cart import MAX_CART_LINES, MAX_QUANTITY
 from server.domain.lifecycle import OrderStatus
 from server.domain.slots import MAX_CAP_WEIGHT, MAX_ITEMS_PER_SLOT
 from server.http.body_rules import (
-    OBJECT_ID, Bounded, DelayMinutes, Email, FieldProblem, Flag, Items, Nested, NewPassword, Passed, Password, Phone,
+    OBJECT_ID, Bounded, DelayMinutes, Email, FieldProblem, Flag, Items, Moment, Nested, NewPassword, Passed, Password, Phone,
     PickupCode, Price, PushKey, RequestModel, RequiredFlag, Text, WholeNumber,
 )
 
@@ -144,6 +145,9 @@ class StorePaceRequest(RequestModel):
     paused: Annotated[bool | None, Flag(default=None)] = None
     items_per_slot: Annotated[int | None, Bounded(1, MAX_ITEMS_PER_SLOT, messages.ITEMS_PER_SLOT_INVALID,
                                                   nullable=True)] = None
+    closes_at: Annotated[datetime | None, Moment(messages.CLOSES_AT_INVALID), Field(
+        description="closing time for payments: no new orders from then on, and every unpaid order is due "
+                    "by then (in the future, at most 24 hours ahead); null: open again")] = None
 
     needs_a_change: ClassVar[bool] = True
 

@@ -71,10 +71,14 @@ async def update_pace(request: Request) -> Response:
                                                                ("is_paused", body.paused)) if value is not None}
     if "items_per_slot" in body.model_fields_set:
         changes["items_per_slot"] = body.items_per_slot  # None: the cap is removed
-    if not changes:
+    closing = "closes_at" in body.model_fields_set
+    if not changes and not closing:
         raise ApiError(400, messages.STORE_PACE_EMPTY)
     runtime = context.runtime(request)
-    store = await catalog.update_store(store, changes, runtime.broker)
+    if closing:  # first: a closing refused leaves the rest unchanged too
+        store = await runtime.store_closing.set_closing(store, body.closes_at)
+    if changes:
+        store = await catalog.update_store(store, changes, runtime.broker)
     runtime.ready_times.store_changed(str(store.id))
     return ok({**await catalog.store_with_capacity(store, runtime.clock.now()),
                "waitMinutes": await runtime.ready_times.wait_minutes(str(store.id))})
@@ -130,7 +134,8 @@ routes = [
         "The kitchen's pace (that store's staff, or admins): `delayMinutes` is added to every ready-time "
         "estimate; while `paused`, checkout refuses new orders; `itemsPerSlot` caps the items taken per "
         "15-minute slot (null: no cap): a full slot sends checkouts to the next with room, and an order "
-        "gives its items back once ready or cancelled", {
+        "gives its items back once ready or cancelled; `closesAt` closes the store for payments: no new orders "
+        "from then on, every unpaid order due by then (null: open again)", {
             "200": success(ref("Store")), **COMMON, **STORE_NOT_FOUND}, tag="stores", body=StorePaceRequest)),
     ApiRoute("/api/stores/{store_id}/menu", get_menu, "GET", Operation(
         "A store's available menu (`?all=true` includes unavailable items); signed in as a student, faculty "

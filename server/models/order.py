@@ -106,6 +106,9 @@ class Order(UtcDocument):
     created_at: datetime
     updated_at: datetime
     next_deadline_at: datetime | None = None
+    # The store's closing time for payments, set while this order was unpaid: its payment is due by
+    # then at the latest (server/services/store_closing.py); absent: its own timeout alone.
+    payment_due_by: datetime | None = None
     outbox_at: datetime | None = None
     # The deadline pass that cancelled this order, until that pass has published it: with many
     # enforcers racing, it tells each pass exactly the orders it won (server/services/deadlines.py).
@@ -133,4 +136,5 @@ class Order(UtcDocument):
             commitment_deadline_at=self.commitment_deadline_at,
             ready_expires_at=self.ready_expires_at,
             is_otp_verified=self.is_otp_verified,
+            payment_due_by=self.payment_due_by,
         )

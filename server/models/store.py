@@ -21,6 +21,9 @@ class Store(UtcDocument):
     # Order caps (issue 27): at most this many items (by their cap weight) per 15-minute slot;
     # absent: no cap.
     items_per_slot: int | None = None
+    # Closing time for payments (issue 22): from then on no new orders, and every order unpaid when
+    # it was set must be paid by then (server/services/store_closing.py); absent: open.
+    closes_at: datetime | None = None
     created_at: datetime
 
     class Settings:

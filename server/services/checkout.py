@@ -60,6 +60,8 @@ class CheckoutService:
             raise Invalid(messages.CART_STORE_INACTIVE)
         if store.is_paused:
             raise Invalid(messages.STORE_PAUSED)
+        if store.closes_at is not None and as_utc(store.closes_at) <= now:
+            raise Invalid(messages.STORE_CLOSED)
         items, weight = await self._priced_items(store, cart)
         # A capped store's full slot sends the order to a later one (told here), or refuses it.
         slot = await slots.first_free(store, weight, now)
@@ -151,6 +153,8 @@ class CheckoutService:
         standing = await self._accounts.trust_standing(user_id, now)
         self._refuse_restricted(standing)
         store, items, weight = await self._recheck_cart(claims)
+        if store.closes_at is not None and as_utc(store.closes_at) <= now:
+            raise Conflict(messages.STORE_CLOSED)
         if transaction and await order_store.transaction_taken(transaction):
             raise Conflict(messages.TRANSACTION_ID_TAKEN)
         claimed = await slots.claim(store, weight, now)
@@ -164,6 +168,8 @@ class CheckoutService:
             requires_commitment=standing.requires_commitment,
             commitment_deadline_at=now + self._settings.commitment_timeout if standing.requires_commitment else None,
             created_at=now, updated_at=now, outbox_at=now, partner_client_id=partner_client_id,
+            # A store closing for payments: the order must be paid by its closing at the latest.
+            payment_due_by=as_utc(store.closes_at) if store.closes_at is not None else None,
         )
         if claimed is not None:
             order.slot_start, order.slot_weight, order.slot_held = claimed.start, claimed.weight, True

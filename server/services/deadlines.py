@@ -1,10 +1,13 @@
 """Enforcing deadlines: one asyncio task per process, sleeping until the next one is due.
 
-For every kind of deadline a pass reads the orders that look due, checks each deadline to the
-millisecond, then cancels them with one `update_many` whose filter is the compare-and-set on
-their state: an order is cancelled by whichever process matches it first, and no other process
-can match it again, so a no-show is recorded exactly once however many enforcers race. Cancelled orders are tagged
-with the enforcing pass so that exactly that pass publishes their events.
+A pass works in bounded batches: it reads at most `BATCH_SIZE` orders whose next deadline has come
+(one sorted query on `next_deadline_at`), decides each one's due deadline by the domain rule, then
+claims them with one `update_many` per kind of deadline whose filter is the compare-and-set on
+their state: an order is cancelled by whichever process matches it first, and no other process can
+match it again, so a cancellation (and a no-show) is recorded exactly once however many enforcers
+race. The claim tags the orders with the batch, so that exactly that batch publishes their events,
+one per order. The enforcer talks to the database through a client of its own (`start`), so a
+burst of requests holding the request pool's connections cannot delay a pass.
 """
 
 from __future__ import annotations
@@ -13,8 +16,8 @@ import asyncio
 import heapq
 import logging
 import uuid
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections import defaultdict
+from datetime import datetime
 from enum import Enum
 from typing import Any
 
@@ -22,7 +25,8 @@ from bson import ObjectId
 
 from server import metrics
 from server.config import Settings
-from server.domain.clock import SYSTEM_CLOCK, Clock, as_utc
+from server.domain.clock import SYSTEM_CLOCK, Clock
+from server.domain.deadlines import DeadlineView, due_deadline
 from server.domain.lifecycle import CancellationReason, OrderStatus, PaymentStatus, transition
 from server.services import order_store
 from server.services.outage import MAYBE_OUTAGE, OutageLog
@@ -42,59 +46,47 @@ MAX_SLEEP_SECONDS = 5.0
 MAX_SCHEDULED = 100_000
 RETRY_SECONDS = 1.0
 STOP_SECONDS = 2.0
+# Orders one batch reads and claims: bounds the work (and the event loop's time) between two looks
+# at the clock, so each batch's `cancelledAt` is the moment its claim was written.
+BATCH_SIZE = 500
 
 
-@dataclass(frozen=True)
-class DeadlineKind:
-    reason: CancellationReason
-    timeout: timedelta
+def state_filter(reason: CancellationReason) -> dict[str, Any]:
+    """The state an order must still be in for this deadline to apply: the compare-and-set.
 
-    def state_filter(self) -> dict[str, Any]:
-        """The state an order must still be in for this deadline to apply: the compare-and-set.
+    A deadline can only move earlier while the state stays the same (a store's closing time), so
+    once a read has found it passed, this filter alone decides who cancels.
+    """
+    if reason == CancellationReason.PAYMENT_TIMEOUT:
+        return {"order_status": OrderStatus.PLACED.value, "payment_status": PaymentStatus.PENDING.value}
+    if reason == CancellationReason.COMMITMENT_TIMEOUT:
+        return {"order_status": OrderStatus.PLACED.value, "requires_commitment": True,
+                "is_commitment_confirmed": False}
+    return {"order_status": OrderStatus.READY.value, "is_otp_verified": False}
 
-        None of these deadlines can move while the state stays the same, so once a read has
-        found the deadline passed, this filter alone decides who cancels.
-        """
-        if self.reason == CancellationReason.PAYMENT_TIMEOUT:
-            return {"order_status": OrderStatus.PLACED.value, "payment_status": PaymentStatus.PENDING.value}
-        if self.reason == CancellationReason.COMMITMENT_TIMEOUT:
-            return {"order_status": OrderStatus.PLACED.value, "requires_commitment": True,
-                    "is_commitment_confirmed": False}
-        return {"order_status": OrderStatus.READY.value, "is_otp_verified": False}
 
-    @property
-    def field(self) -> str:
-        return {CancellationReason.PAYMENT_TIMEOUT: "created_at",
-                CancellationReason.COMMITMENT_TIMEOUT: "commitment_deadline_at"}.get(self.reason, "ready_expires_at")
-
-    def deadline(self, document: dict[str, Any], unpaid_timeout: timedelta) -> datetime:
-        moment = as_utc(document[self.field])
-        return moment + unpaid_timeout if self.reason == CancellationReason.PAYMENT_TIMEOUT else moment
-
-    def due_limit(self, now: datetime, unpaid_timeout: timedelta) -> datetime:
-        """The latest `field` of an order whose deadline has come by `now`."""
-        return now - unpaid_timeout if self.reason == CancellationReason.PAYMENT_TIMEOUT else now
-
-    def due_filter(self, now: datetime, unpaid_timeout: timedelta) -> dict[str, Any]:
-        return {**self.state_filter(), self.field: {"$lte": self.due_limit(now, unpaid_timeout)}}
+def _deadline_view(row: dict[str, Any]) -> DeadlineView:
+    """What the deadlines of an order read by `order_store.due` depend on."""
+    return DeadlineView(
+        order_status=OrderStatus(row["order_status"]), payment_status=PaymentStatus(row["payment_status"]),
+        created_at=row["created_at"], requires_commitment=bool(row.get("requires_commitment")),
+        is_commitment_confirmed=bool(row.get("is_commitment_confirmed")),
+        commitment_deadline_at=row.get("commitment_deadline_at"), ready_expires_at=row.get("ready_expires_at"),
+        is_otp_verified=bool(row.get("is_otp_verified")), payment_due_by=row.get("payment_due_by"))
 
 
 class DeadlineEnforcer:
     """Cancels the orders whose deadline has passed, sleeping on `clock` until the next one."""
 
-    def __init__(self, settings: Settings, publisher: ChangePublisher, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(self, settings: Settings, publisher: ChangePublisher, clock: Clock = SYSTEM_CLOCK,
+                 batch_size: int = BATCH_SIZE) -> None:
         self._settings = settings
         self._publisher = publisher
         self._clock = clock
-        # Both placed-order deadlines run from creation: the shorter timeout always falls first.
-        self._kinds = sorted(
-            [
-                DeadlineKind(CancellationReason.PAYMENT_TIMEOUT, settings.unpaid_timeout),
-                DeadlineKind(CancellationReason.COMMITMENT_TIMEOUT, settings.commitment_timeout),
-                DeadlineKind(CancellationReason.NO_SHOW_TIMEOUT, settings.ready_timeout),
-            ],
-            key=lambda kind: kind.timeout,
-        )
+        self._batch_size = batch_size
+        # The orders collection on the enforcer's own client once started with one; None: the
+        # request path's (before `start`, or for a pass run by hand).
+        self._orders: Any = None
         self._wake = asyncio.Event()
         self._next_wake: datetime | None = None
         # Deadlines set by this process, soonest first; the database is asked only every
@@ -105,7 +97,9 @@ class DeadlineEnforcer:
         self._stopping = False
         self._outage = OutageLog(log, "deadline pass")
 
-    def start(self) -> None:
+    def start(self, orders: Any = None) -> None:
+        """Run the loop; `orders`: the orders collection on a client of the enforcer's own."""
+        self._orders = orders
         self._stopping = False
         self._task = asyncio.create_task(self._run(), name="deadline-enforcer")
 
@@ -127,47 +121,61 @@ class DeadlineEnforcer:
 
     async def enforce_due(self, now: datetime | None = None,
                           order_id: ObjectId | None = None) -> int:
-        """Cancel every order (or just `order_id`) whose deadline has passed; returns how many."""
-        now = now or self._clock.now()
-        batch = uuid.uuid4().hex
+        """Cancel every order (or just `order_id`) whose deadline has passed, batch by batch;
+        returns how many. Each batch is cancelled at `now`, or at the clock's time when it starts."""
+        # A read enforcing its own order stays on the request path's client: the enforcer's few
+        # connections are kept for its passes.
+        orders = self._orders if order_id is None else None
         cancelled = 0
-        for kind in self._kinds:
-            # Read which orders are due, then compare-and-set on their state alone: portable
-            # across MongoDB and nx-27017, whose update filters mishandle dates (see README).
-            due = await order_store.due(kind.state_filter(), kind.field,
-                                        kind.due_limit(now, self._settings.unpaid_timeout), now, order_id)
-            if not due:
-                continue
-            cancel = transition(OrderStatus(kind.state_filter()["order_status"]), OrderStatus.CANCELLED, now,
-                                reason=kind.reason)
+        while True:
+            moment = now or self._clock.now()
+            found, claimed = await self._enforce_batch(moment, order_id, orders)
+            cancelled += claimed
+            # A full batch that claimed nothing was taken by another process: it reads the rest.
+            if found < self._batch_size or not claimed or order_id is not None:
+                return cancelled
+
+    async def _enforce_batch(self, now: datetime, order_id: ObjectId | None, orders: Any) -> tuple[int, int]:
+        """Claim and publish at most one batch of due orders: (how many were due, how many this claimed)."""
+        due = await order_store.due(now, self._batch_size, order_id, orders=orders)
+        if not due:
+            return 0, 0
+        # The domain rule names each order's passed deadline; partners' orders are claimed apart,
+        # marked for their webhook event in the same update.
+        groups: defaultdict[tuple[CancellationReason, bool], list[ObjectId]] = defaultdict(list)
+        for row in due:
+            passed = due_deadline(_deadline_view(row), self._settings.unpaid_timeout, now)
+            if passed is not None:
+                groups[(passed.reason, bool(row.get("partner_client_id")))].append(row["_id"])
+        batch = uuid.uuid4().hex
+        claimed = 0
+        for (reason, partner), ids in groups.items():
+            state = state_filter(reason)
+            cancel = transition(OrderStatus(state["order_status"]), OrderStatus.CANCELLED, now, reason=reason)
             changes: dict[str, Any] = {**{key: _stored(value) for key, value in cancel.items()},
                                        "updated_at": now, "outbox_at": now, "deadline_batch": batch}
-            # Partners' orders are cancelled apart, marked for their webhook event in the same update.
-            partners = [doc["_id"] for doc in due if doc.get("partner_client_id")]
-            others = [doc["_id"] for doc in due if not doc.get("partner_client_id")]
-            for ids, marks in ((others, {}), (partners, deadline_fields(kind.reason, now))):
-                if not ids:
-                    continue
-                modified = await order_store.cancel_due(ids, kind.state_filter(), {**changes, **marks})
-                if modified:
-                    metrics.DEADLINES_ENFORCED.labels(kind.reason.value).inc(modified)
-                    cancelled += modified
-        if cancelled:
-            await self._publish_batch(batch)
-        return cancelled
+            if partner:
+                changes.update(deadline_fields(reason, now))
+            modified = await order_store.cancel_due(ids, state, changes, orders=orders)
+            if modified:
+                metrics.DEADLINES_ENFORCED.labels(reason.value).inc(modified)
+                claimed += modified
+        if claimed:
+            await self._publish_batch(batch, orders)
+        return len(due), claimed
 
-    async def _publish_batch(self, batch: str) -> None:
-        for order in await order_store.deadline_batch(batch):
+    async def _publish_batch(self, batch: str, orders: Any) -> None:
+        for order in await order_store.deadline_batch(batch, orders=orders):
             await self._publisher.broadcast(order)
         # Cancelled is terminal: nothing else can have changed these orders since.
-        await order_store.finish_deadline_batch(batch)
+        await order_store.finish_deadline_batch(batch, orders=orders)
 
     async def _seconds_until_next(self, after: datetime) -> float:
         while self._scheduled and self._scheduled[0] <= after:
             heapq.heappop(self._scheduled)
         if self._clock.monotonic() >= self._resync_due or len(self._scheduled) >= MAX_SCHEDULED:
             self._resync_due = self._clock.monotonic() + MAX_SLEEP_SECONDS
-            found = await order_store.next_deadline_after(after)
+            found = await order_store.next_deadline_after(after, orders=self._orders)
             if found is not None:
                 heapq.heappush(self._scheduled, found)
         self._next_wake = self._scheduled[0] if self._scheduled else None
@@ -182,7 +190,7 @@ class DeadlineEnforcer:
             self._wake.clear()
             try:
                 now = self._clock.now()
-                await self.enforce_due(now)
+                await self.enforce_due()  # each batch is cancelled at the time it starts
                 delay = await self._seconds_until_next(now)
                 self._outage.succeeded()
             except asyncio.CancelledError:

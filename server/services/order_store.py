@@ -23,7 +23,7 @@ from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument, UpdateOne
 
 from server.domain.clock import as_utc
-from server.domain.lifecycle import OrderStatus
+from server.domain.lifecycle import OrderStatus, PaymentStatus
 from server.models import Order
 from server.services.outage import RawCollection, refuse_unwritten
 
@@ -77,6 +77,11 @@ def _is(value: str) -> dict[str, str]:
 def _owned(owner: dict[str, str]) -> dict[str, dict[str, str]]:
     """`owner` ({"store_id": ...} or {"user_id": ...}) as a filter matched through the index."""
     return {field: _is(value) for field, value in owner.items()}
+
+
+def orders_in(database: Any) -> Any:
+    """The orders collection of `database` as another client reaches it (the deadline enforcer's own)."""
+    return database[_orders().name]
 
 
 async def create_indexes() -> None:
@@ -302,43 +307,78 @@ def _dates(row: dict[str, Any], *fields: str) -> dict[str, Any]:
 
 # --- deadlines -------------------------------------------------------------------------------
 
-async def due(state: dict[str, Any], field: str, limit: datetime, now: datetime,
-              order_id: ObjectId | None = None) -> list[dict[str, Any]]:
-    """(`_id`, `field` as a date, `partner_client_id`) of the orders in `state` whose `field` is at
-    or before `limit` to the millisecond and whose next deadline has come by `now`."""
-    query = {"next_deadline_at": {"$lte": now}, **state, field: {"$lte": limit + _SECOND}}
+# What the deadlines of an order depend on (`server.domain.deadlines.DeadlineView`), and whose it is.
+_DEADLINE_FIELDS = ("order_status", "payment_status", "created_at", "requires_commitment", "is_commitment_confirmed",
+                    "commitment_deadline_at", "ready_expires_at", "is_otp_verified", "payment_due_by",
+                    "next_deadline_at", "partner_client_id")
+_DEADLINE_DATES = ("created_at", "commitment_deadline_at", "ready_expires_at", "payment_due_by", "next_deadline_at")
+
+
+async def due(now: datetime, limit: int, order_id: ObjectId | None = None, *,
+              orders: Any = None) -> list[dict[str, Any]]:
+    """At most `limit` orders (or just `order_id`) whose next deadline has come by `now` to the
+    millisecond, soonest first: `_id` and the fields their deadlines depend on, dates as dates.
+    `orders`: the collection on another client (the enforcer's own)."""
+    query: dict[str, Any] = {"next_deadline_at": {"$lte": now + _SECOND}}
     if order_id is not None:
         query["_id"] = order_id
-    rows = await _orders().find(query, {field: 1, "partner_client_id": 1}).to_list()
-    return [row for row in (_dates(row, field) for row in rows) if row.get(field) and row[field] <= limit]
+    rows = await (orders if orders is not None else _orders()).find(
+        query, dict.fromkeys(_DEADLINE_FIELDS, 1)).sort("next_deadline_at", 1).limit(limit + _SLACK_ROWS).to_list()
+    rows = [_dates(row, *_DEADLINE_DATES) for row in rows]
+    return [row for row in rows if row.get("next_deadline_at") and row["next_deadline_at"] <= now][:limit]
 
 
-async def cancel_due(order_ids: list[ObjectId], state: dict[str, Any], changes: dict[str, Any]) -> int:
-    """Apply a deadline's cancellation to those of these orders still in `state` (the compare-and-set
-    that decides between racing enforcers); how many it changed."""
-    result = await _orders().update_many(
+async def cancel_due(order_ids: list[ObjectId], state: dict[str, Any], changes: dict[str, Any], *,
+                     orders: Any = None) -> int:
+    """Apply a deadline's cancellation to those of these orders still in `state`, in one update (the
+    compare-and-set that decides between racing enforcers); how many it changed."""
+    result = await (orders if orders is not None else _orders()).update_many(
         {"_id": {"$in": order_ids}, **state},
         {"$set": changes, "$unset": {"next_deadline_at": ""}, "$inc": {"version": 1}})
     return result.modified_count
 
 
-async def deadline_batch(batch: str) -> list[Order]:
-    """The orders one deadline pass cancelled, until it has published them."""
-    return await Order.find({"deadline_batch": batch}).to_list()
+async def deadline_batch(batch: str, *, orders: Any = None) -> list[Order]:
+    """The orders one deadline batch cancelled, until it has published them."""
+    found = await (orders if orders is not None else _orders()).find({"deadline_batch": batch}).to_list()
+    return [Order.model_validate(document) for document in found]
 
 
-async def finish_deadline_batch(batch: str) -> None:
-    """The pass published its orders: nothing is left to relay (cancelled is terminal)."""
-    await _orders().update_many({"deadline_batch": batch}, {"$unset": {"deadline_batch": "", "outbox_at": ""}})
+async def finish_deadline_batch(batch: str, *, orders: Any = None) -> None:
+    """The batch published its orders: nothing is left to relay (cancelled is terminal)."""
+    await (orders if orders is not None else _orders()).update_many(
+        {"deadline_batch": batch}, {"$unset": {"deadline_batch": "", "outbox_at": ""}})
 
 
-async def next_deadline_after(after: datetime) -> datetime | None:
+async def next_deadline_after(after: datetime, *, orders: Any = None) -> datetime | None:
     """The earliest pending deadline later than `after`: a sorted find, not a `$min` (see above)."""
-    upcoming = await _orders().find(
+    upcoming = await (orders if orders is not None else _orders()).find(
         {"next_deadline_at": {"$gte": after - _SECOND}}, {"next_deadline_at": 1}
     ).sort("next_deadline_at", 1).limit(100).to_list()
     later = [when for when in (as_utc(doc["next_deadline_at"]) for doc in upcoming) if when > after]
     return min(later, default=None)
+
+
+# --- a store's closing time for payments --------------------------------------------------------
+
+async def unpaid_of_store(store_id: str) -> list[Order]:
+    """The store's placed orders still waiting for their payment."""
+    return await Order.find({"store_id": _is(store_id), "order_status": OrderStatus.PLACED.value,
+                             "payment_status": PaymentStatus.PENDING.value}).to_list()
+
+
+async def change_many(changes: list[tuple[ObjectId, int, dict[str, Any]]]) -> list[Order]:
+    """Many compare-and-sets on `version` in one bulk write: (order id, version, update); the orders
+    now one version past the one expected, as they are (this write's, or a concurrent change's that
+    came first: the caller tells them apart by what it wrote)."""
+    if not changes:
+        return []
+    await _orders().bulk_write([UpdateOne({"_id": order_id, "version": version}, update)
+                                for order_id, version, update in changes], ordered=False)
+    expected = {str(order_id): version + 1 for order_id, version, _ in changes}
+    found = await Order.find({"_id": {"$in": [order_id for order_id, _, _ in changes]}}).to_list()
+    # A version past the expected one means a later change came after this one: its own event tells.
+    return [order for order in found if order.version == expected[str(order.id)]]
 
 
 # --- the outbox and partners' webhook marks -----------------------------------------------------
