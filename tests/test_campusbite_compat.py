@@ -452,9 +452,13 @@ async def test_row_2_a_dead_token_is_the_same_401_on_every_route_the_public_ones
     admin = await api.admin()
     store = await api.store(admin)
     customer = await api.customer()
+    order = await api.place_order(customer, store)
+    # poll-status is answered below the middleware for a caller it already knows: known here first.
+    poll = f"/api/orders/{order['id']}/poll-status"
+    assert (await api.get(poll, store.staff)).status_code == 200
     routes = ["/api/stores", f"/api/stores/{store.id}", f"/api/stores/{store.id}/menu", "/api/users/profile",
               "/api/orders", "/api/push/public-key", f"/api/stores/{store.id}/menu/events",
-              "/api/payments/upi-qr?link=upi://pay?pa=cafe@upi"]
+              "/api/payments/upi-qr?link=upi://pay?pa=cafe@upi", poll]
 
     async def answers(authorization: str) -> set[tuple[int, str]]:
         return {(r.status_code, r.text) for r in [await api.get(path, headers={"Authorization": authorization})
@@ -556,17 +560,58 @@ async def test_row_4_profile_save_changes_name_phone_and_register_number_not_ema
     assert (await api.request("PUT", "/api/users/profile", json={"name": "Nobody"})).status_code == 401
 
 
+def mailed_link(campus: Campus, address: str, subject: str, path: str) -> str | None:
+    """The token of the `path` link in the mail of `subject` to `address` in the server's outbox, once written."""
+    for written in (campus.server.data_dir / "outbox").glob("*.eml"):
+        mail = email.message_from_bytes(written.read_bytes())
+        if (mail["To"], mail["Subject"]) == (address, subject):
+            text = mail.get_payload(decode=True).decode()
+            found = re.search(rf"{re.escape(campus.server.url)}/{path}/([A-Za-z0-9_-]+)", text)
+            return found.group(1) if found else None
+    return None
+
+
+async def test_row_5_forgot_password_mails_a_link_that_resets_it_and_signs_out(campus: Campus):
+    api = campus.api
+    customer = await api.customer("Hema Pillai")
+    address = customer.user["email"]
+    # VerifyEmailPage.jsx:72 posts the sign-up mail's token with no body and shows `message`.
+    verify = await until(lambda: mailed_link(campus, address, "Confirm your email for OrderPulse", "verify-email"),
+                         10, message="the verification mail")
+    verified = await api.post(f"/api/auth/verify-email/{verify}")
+    assert (verified.status_code, verified.json()["message"]) == (200, "Your email is verified.")
+    # ForgotPasswordPage.jsx:41 and ForgotPasswordScreen.tsx send `{email}`; an unknown one gets the same answer.
+    answer = await api.post("/api/auth/forgot-password", json={"email": address})
+    assert answer.status_code == 200 and answer.json()["success"] is True
+    unknown = await api.post("/api/auth/forgot-password", json={"email": "no-one-row5@campus.test"})
+    assert (unknown.status_code, unknown.json()) == (200, answer.json())
+    token = await until(lambda: mailed_link(campus, address, "Reset your OrderPulse password", "reset-password"),
+                        10, message="the reset mail")
+    # ResetPasswordPage.jsx:64 posts `{password}` to the link's token and shows `message` when refused.
+    reset = await api.post(f"/api/auth/reset-password/{token}", json={"password": "NewPassword1"})
+    assert reset.status_code == 200, reset.text
+    again = await api.post(f"/api/auth/reset-password/{token}", json={"password": "OtherPassword2"})
+    assert (again.status_code, again.json()["message"]) == (
+        400, "This password reset link is invalid, used or expired. Ask for a new one.")
+    # The interceptors' refresh (`/auth/refresh-token`) no longer works for the session from before.
+    assert (await api.post("/api/auth/refresh-token", json={"refreshToken": customer.refresh_token})).status_code == 401
+    assert (await api.login(address, "NewPassword1")).user["is_email_verified"] is True
+
+
 async def test_row_6_staff_get_the_code_to_compare_but_only_a_code_sent_is_a_code_pickup(campus: Campus):
     api, store = campus.api, campus.store
     by_eye, by_code = await api.place_order(campus.alice, store), await api.place_order(campus.alice, store)
     for order in (by_eye, by_code):
         await api.advance(store, order["id"], "paid", "processing", "ready")
-    # StoreOrdersPage.jsx:596-603 and its pickup dialog read `pickup_otp` from the store's order list.
-    listing = (await api.get("/api/orders?status=ready", store.staff)).json()["data"]
+    # StoreOrdersPage.jsx:596-603 and its pickup dialog read `pickup_otp` from the store's order list
+    # (`GET /orders`), OrderDetailPage.jsx:376-383 from the order (`GET /orders/{id}`).
+    listing = (await api.get("/api/orders", store.staff)).json()["data"]
     listed = {o["_id"]: o for o in listing}
     for order in (by_eye, by_code):
-        assert listed[order["id"]]["pickup_otp"] == await api.otp_of(campus.alice, order["id"])
-        assert "pickupOtp" not in listed[order["id"]] and "otp" not in listed[order["id"]]
+        detail = (await api.get(f"/api/orders/{order['id']}", store.staff)).json()["data"]
+        for shown in (listed[order["id"]], detail):
+            assert shown["pickup_otp"] == await api.otp_of(campus.alice, order["id"])
+            assert "pickupOtp" not in shown and "otp" not in shown
     # Another store's staff never see it (nor the order).
     assert (await api.get(f"/api/orders/{by_eye['id']}", campus.other.staff)).status_code == 403
     # "Confirm OTP Checked & Complete" sends `{manualConfirm: true}`: the server compared nothing.
