@@ -683,6 +683,16 @@ async def test_row_9_the_created_order_has_its_id_where_the_app_reads_it_and_tra
     assert (again.status_code, again.json()["data"]["_id"]) == (200, data["id"])
     tracked = (await api.get(f"/api/orders/{data['_id']}", campus.bob)).json()["data"]
     assert tracked["transaction_id"] == "UPI24ROW9TX"
+    # Sent under both names, the camelCase one is read.
+    session = (await api.checkout(campus.bob, store)).json()["data"]
+    both = await api.post("/api/orders", campus.bob, json={"checkoutToken": session["checkoutToken"],
+                                                           "transactionId": "upi24camel", "transaction_id": "upi24snake"})
+    assert (both.status_code, both.json()["data"]["transactionId"]) == (201, "UPI24CAMEL")
+    # OrdersScreen.tsx's `ordersApi.confirmPayment(id, transactionId)` sends it as `transaction_id` too.
+    unpaid = await api.place_order(campus.bob, store)
+    confirmed = await api.patch(f"/api/orders/{unpaid['id']}/payment-status", store.staff,
+                                json={"paymentStatus": "success", "transaction_id": "upi24counter"})
+    assert (confirmed.status_code, confirmed.json()["data"]["transactionId"]) == (200, "UPI24COUNTER")
 
 
 async def test_row_10_two_refreshes_a_moment_apart_keep_the_user_signed_in(campus: Campus):
