@@ -435,6 +435,8 @@ async def test_row_1_a_student_opens_a_store_in_the_mobile_app(campus: Campus):
     listed = (await api.get("/api/stores", alice)).json()["data"]
     shown = next(s for s in listed if s["_id"] == store.id)
     assert (shown["is_active"], shown["upi_id"], shown["owner_id"]) == (True, shown["upiId"], None)
+    faculty = await api.customer("Prof Rao", role="faculty")
+    assert next(s for s in (await api.get("/api/stores", faculty)).json()["data"] if s["_id"] == store.id) == shown
     # StoreMenuScreen.tsx: `storesApi.get(_id)` and `storesApi.menu(_id)`; MenuItemCard.tsx reads `is_available`.
     opened = await api.get(f"/api/stores/{shown['_id']}", alice)
     assert opened.status_code == 200 and opened.json()["data"]["is_active"] is True
@@ -634,7 +636,8 @@ async def test_row_7_unavailable_items_are_listed_with_their_flag_where_campusbi
     item = added.json()["data"]
     try:
         # StoreMenuPage.jsx:297-306 shows the "Unavailable" badge from `isAvailable`; the app reads `is_available`.
-        for caller in (campus.alice, campus.bob):
+        # Students and faculty alike; staff in test_staff_find_their_store_by_owner_id_and_its_menu_as_menu_items.
+        for caller in (campus.alice, await api.customer("Meera Iyer", role="faculty")):
             listed = (await api.get(f"/api/stores/{store.id}/menu", caller)).json()["data"]["menuItems"]
             shown = next(entry for entry in listed if entry["_id"] == item["id"])
             assert (shown["isAvailable"], shown["is_available"]) == (False, False)
