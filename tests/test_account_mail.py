@@ -92,6 +92,7 @@ async def test_a_reset_link_arrives_works_once_and_signs_out_every_session(mail_
     api = mail_api
     customer = await api.customer()
     address = customer.user["email"]
+    other_device = await api.login(address)  # a second session, of its own token family
     response = await api.post("/api/auth/forgot-password", json={"email": address})
     assert (response.status_code, response.json()) == (200, SAME_ANSWER)
     mail = await _mail(api, smtp, address)
@@ -104,10 +105,15 @@ async def test_a_reset_link_arrives_works_once_and_signs_out_every_session(mail_
     assert (again.status_code, again.json()["message"]) == (
         400, "This password reset link is invalid, used or expired. Ask for a new one.")
 
-    # Every session from before is over: the access token and the refresh token.
-    assert (await api.get("/api/users/me", customer)).status_code == 401
-    refreshed = await api.post("/api/auth/refresh", json={"refreshToken": customer.refresh_token})
-    assert refreshed.status_code == 401
+    # Every session from before is over: the access token and the refresh token. The access token is
+    # refused alike on a route that also serves anonymous callers, never read as no token.
+    revoked = await api.get("/api/users/me", customer)
+    assert revoked.status_code == 401
+    public = await api.get("/api/stores", customer)
+    assert (public.status_code, public.text) == (401, revoked.text)
+    for session in (customer, other_device):
+        refreshed = await api.post("/api/auth/refresh", json={"refreshToken": session.refresh_token})
+        assert refreshed.status_code == 401
     clock.advance(1)  # tokens carry whole seconds: one from the reset's own second counts as before it
     old = await api.post("/api/auth/login", json={"email": address, "password": PASSWORD})
     assert old.status_code == 401

@@ -435,6 +435,8 @@ async def test_row_1_a_student_opens_a_store_in_the_mobile_app(campus: Campus):
     listed = (await api.get("/api/stores", alice)).json()["data"]
     shown = next(s for s in listed if s["_id"] == store.id)
     assert (shown["is_active"], shown["upi_id"], shown["owner_id"]) == (True, shown["upiId"], None)
+    faculty = await api.customer("Prof Rao", role="faculty")
+    assert next(s for s in (await api.get("/api/stores", faculty)).json()["data"] if s["_id"] == store.id) == shown
     # StoreMenuScreen.tsx: `storesApi.get(_id)` and `storesApi.menu(_id)`; MenuItemCard.tsx reads `is_available`.
     opened = await api.get(f"/api/stores/{shown['_id']}", alice)
     assert opened.status_code == 200 and opened.json()["data"]["is_active"] is True
@@ -452,9 +454,13 @@ async def test_row_2_a_dead_token_is_the_same_401_on_every_route_the_public_ones
     admin = await api.admin()
     store = await api.store(admin)
     customer = await api.customer()
+    order = await api.place_order(customer, store)
+    # poll-status is answered below the middleware for a caller it already knows: known here first.
+    poll = f"/api/orders/{order['id']}/poll-status"
+    assert (await api.get(poll, store.staff)).status_code == 200
     routes = ["/api/stores", f"/api/stores/{store.id}", f"/api/stores/{store.id}/menu", "/api/users/profile",
               "/api/orders", "/api/push/public-key", f"/api/stores/{store.id}/menu/events",
-              "/api/payments/upi-qr?link=upi://pay?pa=cafe@upi"]
+              "/api/payments/upi-qr?link=upi://pay?pa=cafe@upi", poll]
 
     async def answers(authorization: str) -> set[tuple[int, str]]:
         return {(r.status_code, r.text) for r in [await api.get(path, headers={"Authorization": authorization})
@@ -556,17 +562,58 @@ async def test_row_4_profile_save_changes_name_phone_and_register_number_not_ema
     assert (await api.request("PUT", "/api/users/profile", json={"name": "Nobody"})).status_code == 401
 
 
+def mailed_link(campus: Campus, address: str, subject: str, path: str) -> str | None:
+    """The token of the `path` link in the mail of `subject` to `address` in the server's outbox, once written."""
+    for written in (campus.server.data_dir / "outbox").glob("*.eml"):
+        mail = email.message_from_bytes(written.read_bytes())
+        if (mail["To"], mail["Subject"]) == (address, subject):
+            text = mail.get_payload(decode=True).decode()
+            found = re.search(rf"{re.escape(campus.server.url)}/{path}/([A-Za-z0-9_-]+)", text)
+            return found.group(1) if found else None
+    return None
+
+
+async def test_row_5_forgot_password_mails_a_link_that_resets_it_and_signs_out(campus: Campus):
+    api = campus.api
+    customer = await api.customer("Hema Pillai")
+    address = customer.user["email"]
+    # VerifyEmailPage.jsx:72 posts the sign-up mail's token with no body and shows `message`.
+    verify = await until(lambda: mailed_link(campus, address, "Confirm your email for OrderPulse", "verify-email"),
+                         10, message="the verification mail")
+    verified = await api.post(f"/api/auth/verify-email/{verify}")
+    assert (verified.status_code, verified.json()["message"]) == (200, "Your email is verified.")
+    # ForgotPasswordPage.jsx:41 and ForgotPasswordScreen.tsx send `{email}`; an unknown one gets the same answer.
+    answer = await api.post("/api/auth/forgot-password", json={"email": address})
+    assert answer.status_code == 200 and answer.json()["success"] is True
+    unknown = await api.post("/api/auth/forgot-password", json={"email": "no-one-row5@campus.test"})
+    assert (unknown.status_code, unknown.json()) == (200, answer.json())
+    token = await until(lambda: mailed_link(campus, address, "Reset your OrderPulse password", "reset-password"),
+                        10, message="the reset mail")
+    # ResetPasswordPage.jsx:64 posts `{password}` to the link's token and shows `message` when refused.
+    reset = await api.post(f"/api/auth/reset-password/{token}", json={"password": "NewPassword1"})
+    assert reset.status_code == 200, reset.text
+    again = await api.post(f"/api/auth/reset-password/{token}", json={"password": "OtherPassword2"})
+    assert (again.status_code, again.json()["message"]) == (
+        400, "This password reset link is invalid, used or expired. Ask for a new one.")
+    # The interceptors' refresh (`/auth/refresh-token`) no longer works for the session from before.
+    assert (await api.post("/api/auth/refresh-token", json={"refreshToken": customer.refresh_token})).status_code == 401
+    assert (await api.login(address, "NewPassword1")).user["is_email_verified"] is True
+
+
 async def test_row_6_staff_get_the_code_to_compare_but_only_a_code_sent_is_a_code_pickup(campus: Campus):
     api, store = campus.api, campus.store
     by_eye, by_code = await api.place_order(campus.alice, store), await api.place_order(campus.alice, store)
     for order in (by_eye, by_code):
         await api.advance(store, order["id"], "paid", "processing", "ready")
-    # StoreOrdersPage.jsx:596-603 and its pickup dialog read `pickup_otp` from the store's order list.
-    listing = (await api.get("/api/orders?status=ready", store.staff)).json()["data"]
+    # StoreOrdersPage.jsx:596-603 and its pickup dialog read `pickup_otp` from the store's order list
+    # (`GET /orders`), OrderDetailPage.jsx:376-383 from the order (`GET /orders/{id}`).
+    listing = (await api.get("/api/orders", store.staff)).json()["data"]
     listed = {o["_id"]: o for o in listing}
     for order in (by_eye, by_code):
-        assert listed[order["id"]]["pickup_otp"] == await api.otp_of(campus.alice, order["id"])
-        assert "pickupOtp" not in listed[order["id"]] and "otp" not in listed[order["id"]]
+        detail = (await api.get(f"/api/orders/{order['id']}", store.staff)).json()["data"]
+        for shown in (listed[order["id"]], detail):
+            assert shown["pickup_otp"] == await api.otp_of(campus.alice, order["id"])
+            assert "pickupOtp" not in shown and "otp" not in shown
     # Another store's staff never see it (nor the order).
     assert (await api.get(f"/api/orders/{by_eye['id']}", campus.other.staff)).status_code == 403
     # "Confirm OTP Checked & Complete" sends `{manualConfirm: true}`: the server compared nothing.
@@ -589,7 +636,8 @@ async def test_row_7_unavailable_items_are_listed_with_their_flag_where_campusbi
     item = added.json()["data"]
     try:
         # StoreMenuPage.jsx:297-306 shows the "Unavailable" badge from `isAvailable`; the app reads `is_available`.
-        for caller in (campus.alice, campus.bob):
+        # Students and faculty alike; staff in test_staff_find_their_store_by_owner_id_and_its_menu_as_menu_items.
+        for caller in (campus.alice, await api.customer("Meera Iyer", role="faculty")):
             listed = (await api.get(f"/api/stores/{store.id}/menu", caller)).json()["data"]["menuItems"]
             shown = next(entry for entry in listed if entry["_id"] == item["id"])
             assert (shown["isAvailable"], shown["is_available"]) == (False, False)
@@ -638,6 +686,16 @@ async def test_row_9_the_created_order_has_its_id_where_the_app_reads_it_and_tra
     assert (again.status_code, again.json()["data"]["_id"]) == (200, data["id"])
     tracked = (await api.get(f"/api/orders/{data['_id']}", campus.bob)).json()["data"]
     assert tracked["transaction_id"] == "UPI24ROW9TX"
+    # Sent under both names, the camelCase one is read.
+    session = (await api.checkout(campus.bob, store)).json()["data"]
+    both = await api.post("/api/orders", campus.bob, json={"checkoutToken": session["checkoutToken"],
+                                                           "transactionId": "upi24camel", "transaction_id": "upi24snake"})
+    assert (both.status_code, both.json()["data"]["transactionId"]) == (201, "UPI24CAMEL")
+    # OrdersScreen.tsx's `ordersApi.confirmPayment(id, transactionId)` sends it as `transaction_id` too.
+    unpaid = await api.place_order(campus.bob, store)
+    confirmed = await api.patch(f"/api/orders/{unpaid['id']}/payment-status", store.staff,
+                                json={"paymentStatus": "success", "transaction_id": "upi24counter"})
+    assert (confirmed.status_code, confirmed.json()["data"]["transactionId"]) == (200, "UPI24COUNTER")
 
 
 async def test_row_10_two_refreshes_a_moment_apart_keep_the_user_signed_in(campus: Campus):

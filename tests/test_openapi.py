@@ -10,6 +10,7 @@ from starlette.routing import Route
 from server.app import create_app
 from server.http import body_rules, campusbite, requests
 from server.http.openapi import openapi_document
+from server.http.security import reads_authorization
 from server.models import MenuItem, Order, Store
 from server.views import (
     LEAN_FIELDS, commitment_order, event_order, lean_order, menu_item_view, order_detail, order_item_view,
@@ -48,6 +49,20 @@ def test_every_route_of_the_app_is_documented(make_settings):
     api_routes = {(path, method) for path, method in served
                   if path.startswith(("/api", "/v1", "/healthz", "/readyz", "/metrics"))}
     assert api_routes == documented, api_routes ^ documented
+
+
+async def test_every_route_that_checks_a_presented_token_documents_its_401(api):
+    """A presented token is checked on every /api route but those whose credential is in the body or
+    path (issue 24): each says so, and a public route's bearer token is optional."""
+    document = openapi_document()
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if reads_authorization(path):
+                assert "401" in operation["responses"] and {"bearer": []} in operation["security"], (method, path)
+    assert document["paths"]["/api/stores"]["get"]["security"] == [{}, {"bearer": []}]
+    refused = await api.get("/api/stores", headers={"Authorization": "Bearer not-a-jwt"})
+    check(document, "/api/stores", "get", refused)
+    assert refused.status_code == 401
 
 
 async def test_real_responses_match_the_document(api):

@@ -7,7 +7,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from email import message_from_bytes
 
 import httpx
 import pytest
@@ -150,6 +152,25 @@ def test_demo_seeds_and_serves(tmp_path, mongo):
         assert login.status_code == 200 and login.json()["data"]["user"]["storeId"]
         menu = httpx.get(f"http://127.0.0.1:{port}/api/stores").json()["data"]
         assert menu[0]["name"] == "Campus Cafe"
+        # Nobody reads a demo's mail: its links are printed, and the mail is in DATA_DIR/outbox too.
+        printed: list[str] = []
+
+        def read_console() -> None:
+            for line in process.stdout:
+                printed.append(line)
+
+        threading.Thread(target=read_console, daemon=True).start()
+        assert httpx.post(f"http://127.0.0.1:{port}/api/auth/forgot-password",
+                          json={"email": "asha@orderpulse.demo"}).status_code == 200
+        line = until_sync(lambda: next((seen for seen in printed if seen.startswith("Mail to asha@orderpulse.demo: ")),
+                                       None), 15, message="the reset link on the demo's console")
+        link = line.split(": ", 1)[1].strip()
+        assert link.startswith(f"http://127.0.0.1:{port}/reset-password/")
+        mails = [message_from_bytes(written.read_bytes()) for written in (tmp_path / "outbox").glob("*.eml")]
+        assert any(link in mail.get_payload(decode=True).decode() for mail in mails)
+        reset = httpx.post(link.replace("/reset-password/", "/api/auth/reset-password/"),
+                           json={"password": "a-new-demo-pass-1"})
+        assert reset.status_code == 200
     finally:
         process.terminate()
         process.wait(15)

@@ -106,6 +106,10 @@ STREAM_AUTH = (query_param("ticket", STR, "single-use, from POST /api/auth/strea
 _STATUS_NAME = "|".join(status.value for status in OrderStatus)
 STATUS_LIST: Schema = {"type": "string", "pattern": f"^({_STATUS_NAME})?(,({_STATUS_NAME})?)*$"}
 SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]
+# A route that also serves anonymous callers: a token is optional, but one presented is checked.
+OPTIONAL_SECURITY: list[dict[str, list[str]]] = [{}, {"bearer": []}]
+PRESENTED_TOKEN_REFUSED = refusal("A presented token that is malformed, expired, revoked or of a disabled account "
+                                  "(never read as no token)")
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,10 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from server.http import body_rules, campusbite, partner_routes, requests, responses
-from server.http.contract import ApiRoute
+from server.http.contract import OPTIONAL_SECURITY, PRESENTED_TOKEN_REFUSED, ApiRoute
 from server.http.responses import JSONResponse
 from server.http.route_table import API_ROUTES
+from server.http.security import reads_authorization
 from server.views import (
     AWAITING_STORE_SHAPE, COMMITMENT_ANSWER_SHAPE, COMMITMENT_SHAPE, DELIVERY_COUNTS_SHAPE, DELIVERY_SHAPE,
     DETAIL_SHAPE, DOCUMENT_SCHEMA, ESTIMATE_SHAPE, EVENT_SHAPE, LEAN_SHAPE, MENU_ITEM_SHAPE, ORDER_PAGE_SHAPE,
@@ -180,7 +181,18 @@ def operations(routes: Sequence[BaseRoute], prefix: str = "") -> Iterator[tuple[
         if isinstance(route, Mount):
             yield from operations(route.routes, prefix + route.path)
         elif isinstance(route, ApiRoute):
-            yield prefix + route.path, route.method.lower(), route.operation.document(list(route.param_convertors))
+            path = prefix + route.path
+            yield path, route.method.lower(), _presented_token_checked(
+                path, route.operation.document(list(route.param_convertors)))
+
+
+def _presented_token_checked(path: str, operation: dict[str, Any]) -> dict[str, Any]:
+    """A route that also serves anonymous callers still refuses a bad token it is sent
+    (`security.PresentedCredentials`): its bearer token is optional, and that 401 is documented."""
+    if "security" in operation or not reads_authorization(path):
+        return operation
+    return {**operation, "security": OPTIONAL_SECURITY,
+            "responses": {**operation["responses"], "401": PRESENTED_TOKEN_REFUSED}}
 
 
 @cache

@@ -63,7 +63,8 @@ async def optional_caller(connection: HTTPConnection) -> Principal | None:
     return await authenticate(connection)
 
 
-def _reads_authorization(path: str) -> bool:
+def reads_authorization(path: str) -> bool:
+    """Whether a request to `path` that presents `Authorization` has it verified before its route runs."""
     return path.startswith("/api/") and path not in CREDENTIAL_PATHS and not path.startswith(CREDENTIAL_PREFIXES)
 
 
@@ -78,7 +79,7 @@ class PresentedCredentials:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and _reads_authorization(scope["path"]):
+        if scope["type"] == "http" and reads_authorization(scope["path"]):
             connection = HTTPConnection(scope)
             header = connection.headers.get("authorization")
             if header is not None:
