@@ -209,7 +209,11 @@ async def test_500_twice_then_200_is_delivered_on_the_third_attempt_with_the_sam
     path = unique_path()
     endpoint_id, secret = await shop.endpoint(client_id, receiver.url + path)
     receiver.configure(path, secrets=[secret], statuses=[500, 500])
-    before = metric_value(await _metrics(shop), "orderpulse_webhook_retries_total")
+    counted = ("orderpulse_webhook_attempts_total", "orderpulse_webhook_retries_total",
+               "orderpulse_webhook_delivery_seconds_count")
+    text = await _metrics(shop)
+    before = {name: metric_value(text, name) for name in counted}
+    succeeded = metric_value(text, "orderpulse_webhook_deliveries_total", result="succeeded")
 
     await shop.order(client_id)
 
@@ -222,7 +226,14 @@ async def test_500_twice_then_200_is_delivered_on_the_third_attempt_with_the_sam
     assert delivery.status == "succeeded"
     assert [a.status_code for a in delivery.attempts] == [500, 500, 200]
     assert delivery.attempts[0].error == "answered 500"
-    assert metric_value(await _metrics(shop), "orderpulse_webhook_retries_total") == before + 2
+    async def counted_success():  # the counter moves just after the record is written
+        text = await _metrics(shop)
+        return text if metric_value(text, "orderpulse_webhook_deliveries_total", result="succeeded") > succeeded else None
+    text = await until(counted_success, message="the success counted")
+    assert {name: metric_value(text, name) - before[name] for name in counted} == {
+        "orderpulse_webhook_attempts_total": 3, "orderpulse_webhook_retries_total": 2,
+        "orderpulse_webhook_delivery_seconds_count": 3}
+    assert metric_value(text, "orderpulse_webhook_deliveries_total", result="succeeded") == succeeded + 1
     log = await webhooks.deliveries(endpoint_id)
     assert [d.status for d in log] == ["succeeded"]
 
@@ -691,8 +702,17 @@ async def test_the_admin_api_adds_lists_rotates_logs_replays_and_removes_endpoin
     again = (await delivered(receiver, path, 4))[2:]
     assert sorted(body_of(r)["version"] for r in again) == [1, 2]
     assert all(r["verified"] == [True, True] for r in again)
-    by_time = await shop.api.post(f"{base}/{endpoint_id}/replay", admin, json={"since": "2000-01-01T00:00:00Z"})
-    assert by_time.status_code == 200  # whatever is finished by now
+    finished = await until(lambda: _finished_again(endpoint_id, 2), message="the replays' records")
+    first, second = sorted(finished, key=lambda delivery: delivery.version)
+    assert first.created_at < second.created_at
+    moment = first.created_at.isoformat()  # a range of one instant: v1's delivery only
+    by_time = await shop.api.post(f"{base}/{endpoint_id}/replay", admin, json={"since": moment, "until": moment})
+    assert by_time.json()["data"] == {"replayed": 1}
+    by_event = await shop.api.post(f"{base}/{endpoint_id}/replay", admin, json={"eventId": second.event_id})
+    assert by_event.json()["data"] == {"replayed": 1}
+    replays = (await delivered(receiver, path, 6))[4:]
+    assert [(body_of(r)["version"], r["headers"]["webhook-id"]) for r in replays] == [
+        (1, first.event_id), (2, second.event_id)]
     for body in ({}, {"eventId": "msg_x", "orderId": order_id}, {"until": "2030-01-01T00:00:00Z"}):
         wrong = await shop.api.post(f"{base}/{endpoint_id}/replay", admin, json=body)
         assert wrong.status_code == 400, body
@@ -706,10 +726,59 @@ async def test_the_admin_api_adds_lists_rotates_logs_replays_and_removes_endpoin
     assert await WebhookDelivery.find({"endpoint_id": endpoint_id}).count() == 0
 
 
+async def _finished_again(endpoint_id: str, attempts: int | None):
+    """The endpoint's deliveries once each has succeeded (its `attempts`-th attempt, if given)."""
+    found = await WebhookDelivery.find({"endpoint_id": endpoint_id}).to_list()
+    done = all(d.status == "succeeded" and attempts in (None, len(d.attempts)) for d in found)
+    return found if found and done else None
+
+
 async def _log_finished(shop: Shop, admin: Actor, endpoint_id: str, count: int):
     log = await shop.api.get(f"/api/admin/webhooks/{endpoint_id}/deliveries", admin)
     finished = [d for d in log.json()["data"] if d["status"] == "succeeded"]
     return log if len(finished) >= count else None
+
+
+async def test_the_command_line_adds_lists_rotates_replays_by_time_order_and_event_and_removes(
+        api_factory, receiver):
+    shop = await shop_of(api_factory)
+    env = {"MONGODB_URL": shop.settings.mongodb_url, "MONGODB_DATABASE": shop.settings.mongodb_database,
+           "WEBHOOK_ALLOWED_HOSTS": "127.0.0.1"}
+
+    async def cli(*args: str) -> list[str]:
+        return await asyncio.to_thread(orderpulse, env, "webhook", *args)
+
+    client_id = await shop.client()
+    path = unique_path()
+    endpoint_id, secret = await cli("add", "--client", client_id, "--url", receiver.url + path,
+                                    "--events", "order.updated")
+    assert endpoint_id.startswith("ep_") and secret.startswith("whsec_")
+    receiver.configure(path, secrets=[secret])
+    (listed,) = await cli("list", "--client", client_id)
+    assert secret not in listed
+    assert {key: json.loads(listed)[key] for key in ("endpointId", "clientId", "events", "enabled")} == {
+        "endpointId": endpoint_id, "clientId": client_id, "events": ["order.updated"], "enabled": True}
+    first, second = (await shop.order(client_id))["orderId"], (await shop.order(client_id))["orderId"]
+    await delivered(receiver, path, 2)
+    made = await until(lambda: _finished_again(endpoint_id, 1), message="both deliveries recorded")
+    early, late = sorted(made, key=lambda delivery: delivery.created_at)
+    assert (early.order_id, late.order_id) == (first, second) and early.created_at < late.created_at
+
+    (new,) = await cli("rotate", endpoint_id)
+    assert new.startswith("whsec_") and new != secret
+    receiver.configure(path, secrets=[secret, new])
+    moment = early.created_at.isoformat()
+    assert await cli("replay", endpoint_id, "--since", moment, "--until", moment) == ["1 deliveries scheduled again"]
+    assert (await delivered(receiver, path, 3))[2]["headers"]["webhook-id"] == early.event_id
+    await until(lambda: _finished_again(endpoint_id, None), message="the replay recorded")
+    assert await cli("replay", endpoint_id, "--order", second) == ["1 deliveries scheduled again"]
+    assert await cli("replay", endpoint_id, "--event", early.event_id) == ["1 deliveries scheduled again"]
+    replays = (await delivered(receiver, path, 5))[2:]
+    assert [r["headers"]["webhook-id"] for r in replays] == [early.event_id, late.event_id, early.event_id]
+    assert all(r["verified"] == [True, True] for r in replays)
+
+    assert await cli("remove", endpoint_id) == [f"removed {endpoint_id}"]
+    assert await cli("list", "--client", client_id) == []
 
 
 def test_a_bad_webhook_setting_is_one_error_line_and_exit_2():
