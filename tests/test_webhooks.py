@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -25,6 +26,7 @@ from pathlib import Path
 import httpx
 import pytest
 import pytest_asyncio
+from aiohttp.abc import AbstractResolver, ResolveResult
 from pymongo import MongoClient
 
 from server.config import Settings
@@ -33,7 +35,8 @@ from server.domain.errors import Invalid
 from server.embedded_mongo import free_loopback_port
 from server.models import ClientApp, WebhookDelivery, WebhookEndpoint
 from server.models.webhook import SigningSecret
-from server.services import webhooks
+from server.services import outbound, webhooks
+from server.services.outbound import AddressPolicy, GuardedClient, OutboundRefused
 from tests.harness import REPO, TEST_JWT_SECRET, ServerProcess, create_admin
 from tests.support import PASSWORD, Actor, Api, StoreSetup, metric_value, until, until_sync
 
@@ -446,6 +449,50 @@ async def test_at_delivery_a_name_now_resolving_to_loopback_is_refused_and_redir
     assert log[redirect_id].attempts[0].error == "answered 302 (redirects are not followed)"
     assert await receiver.areceived(rebound) == [] and await receiver.areceived(target) == []
     assert len(await receiver.areceived(redirecting)) == 1
+
+
+class RebindingDns(AbstractResolver):
+    """A name server under an attacker's control: each lookup of any name answers the next address."""
+
+    def __init__(self, *answers: str) -> None:
+        self.answers = list(answers)
+        self.asked = 0
+
+    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET,
+                      ) -> list[ResolveResult]:
+        address = self.answers[min(self.asked, len(self.answers) - 1)]
+        self.asked += 1
+        return [{"hostname": host, "host": address, "port": port, "family": socket.AF_INET, "proto": 0,
+                 "flags": socket.AI_NUMERICHOST}]
+
+    async def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("answers, reaches", [(("127.0.0.1", "169.254.169.254"), True),
+                                              (("169.254.169.254", "127.0.0.1"), False)])
+async def test_the_sender_connects_to_the_address_it_checked_never_to_a_later_answer(monkeypatch, receiver,
+                                                                                    answers, reaches):
+    """DNS rebinding between check and connect: the name is looked up once per connection, and that
+    answer is both what is checked and what is connected to (a metadata address is refused even for
+    a listed name). A client that checked one lookup and connected by another would reach the
+    metadata address in the first case and the receiver in the second."""
+    dns = RebindingDns(*answers)
+    monkeypatch.setattr(outbound, "ThreadedResolver", lambda: dns)
+    path = unique_path()
+    client = GuardedClient(AddressPolicy(["partner.test"]))
+    try:
+        if reaches:
+            response = await client.post(f"http://partner.test:{receiver.port}{path}", data=b"{}")
+            assert response.status == 200
+            response.release()
+        else:
+            with pytest.raises(OutboundRefused):
+                await client.post(f"http://partner.test:{receiver.port}{path}", data=b"{}")
+    finally:
+        await client.close()
+    assert dns.asked == 1
+    assert len(await receiver.areceived(path)) == (1 if reaches else 0)
 
 
 async def test_a_hanging_receiver_delays_no_other_endpoint_and_no_api_answer(api_factory, receiver):
