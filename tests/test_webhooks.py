@@ -375,6 +375,35 @@ async def test_an_orders_later_event_waits_while_an_earlier_one_is_retried_and_o
     assert all(r["verified"] == [True] for r in requests)
 
 
+async def test_an_attempt_whose_process_died_is_claimed_by_another_only_once_its_claim_lapses(
+        api_factory, receiver):
+    shop = await shop_of(api_factory, webhook_timeout_seconds=20)
+    client_id = await shop.client()
+    path = unique_path()
+    _, secret = await shop.endpoint(client_id, receiver.url + path)
+    receiver.configure(path, secrets=[secret], hang=30)
+    order_id = (await shop.order(client_id))["orderId"]
+    await until(lambda: _attempted(receiver, path, order_id, 1), message="the first attempt in flight")
+    await shop.runtime.webhooks.stop()  # this process dies mid-attempt: its claim stays
+    receiver.configure(path, secrets=[secret])
+    other = webhooks.WebhookDispatcher(shop.settings)
+    try:
+        await other.dispatch_due()
+        claimed = await WebhookDelivery.find_one({"order_id": order_id})
+        assert (claimed.status, claimed.attempt_count, claimed.attempts) == ("delivering", 1, [])
+        # The claim's time (the timeout and its margin) passes.
+        await WebhookDelivery.get_pymongo_collection().update_one(
+            {"_id": claimed.id}, {"$set": {"next_attempt_at": utcnow()}})
+        await other.dispatch_due()
+        done = await until(lambda: _finished(claimed.event_id), message="the attempt made again")
+    finally:
+        await other.stop()
+    assert (done.status, done.attempt_count, [a.status_code for a in done.attempts]) == ("succeeded", 2, [200])
+    requests = await receiver.areceived(path)
+    assert [r["headers"]["webhook-id"] for r in requests] == [claimed.event_id] * 2
+    assert all(r["verified"] == [True] for r in requests)
+
+
 async def test_attempts_in_flight_are_bounded_per_process_and_per_endpoint(api_factory, receiver):
     shop = await shop_of(api_factory, webhook_timeout_seconds=30, webhook_max_in_flight=3,
                          webhook_max_in_flight_per_endpoint=2)
