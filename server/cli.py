@@ -560,7 +560,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         from server.domain.errors import OrderPulseError
 
         try:
-            print("\n".join(asyncio.run(_with_database(settings, lambda: _webhook(settings, args)))))
+            for line in asyncio.run(_with_database(settings, lambda: _webhook(settings, args))):
+                print(line)  # no endpoints or deliveries print nothing, not an empty line
         except OrderPulseError as exc:
             print(f"error: {exc.message}", file=sys.stderr)
             return 1

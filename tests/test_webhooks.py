@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -25,6 +26,7 @@ from pathlib import Path
 import httpx
 import pytest
 import pytest_asyncio
+from aiohttp.abc import AbstractResolver, ResolveResult
 from pymongo import MongoClient
 
 from server.config import Settings
@@ -33,7 +35,8 @@ from server.domain.errors import Invalid
 from server.embedded_mongo import free_loopback_port
 from server.models import ClientApp, WebhookDelivery, WebhookEndpoint
 from server.models.webhook import SigningSecret
-from server.services import webhooks
+from server.services import outbound, webhooks
+from server.services.outbound import AddressPolicy, GuardedClient, OutboundRefused
 from tests.harness import REPO, TEST_JWT_SECRET, ServerProcess, create_admin
 from tests.support import PASSWORD, Actor, Api, StoreSetup, metric_value, until, until_sync
 
@@ -209,7 +212,11 @@ async def test_500_twice_then_200_is_delivered_on_the_third_attempt_with_the_sam
     path = unique_path()
     endpoint_id, secret = await shop.endpoint(client_id, receiver.url + path)
     receiver.configure(path, secrets=[secret], statuses=[500, 500])
-    before = metric_value(await _metrics(shop), "orderpulse_webhook_retries_total")
+    counted = ("orderpulse_webhook_attempts_total", "orderpulse_webhook_retries_total",
+               "orderpulse_webhook_delivery_seconds_count")
+    text = await _metrics(shop)
+    before = {name: metric_value(text, name) for name in counted}
+    succeeded = metric_value(text, "orderpulse_webhook_deliveries_total", result="succeeded")
 
     await shop.order(client_id)
 
@@ -222,7 +229,14 @@ async def test_500_twice_then_200_is_delivered_on_the_third_attempt_with_the_sam
     assert delivery.status == "succeeded"
     assert [a.status_code for a in delivery.attempts] == [500, 500, 200]
     assert delivery.attempts[0].error == "answered 500"
-    assert metric_value(await _metrics(shop), "orderpulse_webhook_retries_total") == before + 2
+    async def counted_success():  # the counter moves just after the record is written
+        text = await _metrics(shop)
+        return text if metric_value(text, "orderpulse_webhook_deliveries_total", result="succeeded") > succeeded else None
+    text = await until(counted_success, message="the success counted")
+    assert {name: metric_value(text, name) - before[name] for name in counted} == {
+        "orderpulse_webhook_attempts_total": 3, "orderpulse_webhook_retries_total": 2,
+        "orderpulse_webhook_delivery_seconds_count": 3}
+    assert metric_value(text, "orderpulse_webhook_deliveries_total", result="succeeded") == succeeded + 1
     log = await webhooks.deliveries(endpoint_id)
     assert [d.status for d in log] == ["succeeded"]
 
@@ -331,6 +345,86 @@ async def test_rotation_signs_with_both_secrets_during_the_grace_and_only_the_ne
     assert len(after["headers"]["webhook-signature"].split(" ")) == 1
 
 
+async def test_an_orders_later_event_waits_while_an_earlier_one_is_retried_and_other_orders_go_first(
+        api_factory, receiver):
+    shop = await shop_of(api_factory, webhook_retry_seconds="60")
+    client_id = await shop.client()
+    path = unique_path()
+    _, secret = await shop.endpoint(client_id, receiver.url + path)
+    receiver.configure(path, secrets=[secret], statuses=[500])
+    waiting = (await shop.order(client_id))["orderId"]
+    await until(lambda: _attempted(receiver, path, waiting, 1, status=500), message="v1's failed attempt")
+    await shop.api.advance(shop.store, waiting, "paid")  # v2, due at once, behind v1's retry a minute away
+    other = (await shop.order(client_id))["orderId"]
+    failed = await shop.api.patch(f"/api/orders/{other}/payment-status", shop.store.staff,
+                                  json={"paymentStatus": "failed"})
+    assert failed.status_code == 200, failed.text
+
+    # The other order's two events, made after v2, arrive while v2 has not been attempted.
+    await delivered(receiver, path, 2)
+    assert (await WebhookDelivery.find_one({"order_id": waiting, "version": 2})).attempts == []
+    # v1's retry comes due (as if its minute had passed): v1, then v2.
+    await WebhookDelivery.get_pymongo_collection().update_one(
+        {"order_id": waiting, "version": 1, "status": "pending"}, {"$set": {"next_attempt_at": utcnow()}})
+    requests = await delivered(receiver, path, 4)
+    arrivals = [(body_of(r)["orderId"], body_of(r)["version"], body_of(r)["type"], r["status"])
+                for r in await receiver.areceived(path)]
+    assert arrivals == [(waiting, 1, "order.updated", 500), (other, 1, "order.updated", 200),
+                        (other, 2, "order.failed", 200), (waiting, 1, "order.updated", 200),
+                        (waiting, 2, "order.completed", 200)]
+    assert all(r["verified"] == [True] for r in requests)
+
+
+async def test_an_attempt_whose_process_died_is_claimed_by_another_only_once_its_claim_lapses(
+        api_factory, receiver):
+    shop = await shop_of(api_factory, webhook_timeout_seconds=20)
+    client_id = await shop.client()
+    path = unique_path()
+    _, secret = await shop.endpoint(client_id, receiver.url + path)
+    receiver.configure(path, secrets=[secret], hang=30)
+    order_id = (await shop.order(client_id))["orderId"]
+    await until(lambda: _attempted(receiver, path, order_id, 1), message="the first attempt in flight")
+    await shop.runtime.webhooks.stop()  # this process dies mid-attempt: its claim stays
+    receiver.configure(path, secrets=[secret])
+    other = webhooks.WebhookDispatcher(shop.settings)
+    try:
+        await other.dispatch_due()
+        claimed = await WebhookDelivery.find_one({"order_id": order_id})
+        assert (claimed.status, claimed.attempt_count, claimed.attempts) == ("delivering", 1, [])
+        # The claim's time (the timeout and its margin) passes.
+        await WebhookDelivery.get_pymongo_collection().update_one(
+            {"_id": claimed.id}, {"$set": {"next_attempt_at": utcnow()}})
+        await other.dispatch_due()
+        done = await until(lambda: _finished(claimed.event_id), message="the attempt made again")
+    finally:
+        await other.stop()
+    assert (done.status, done.attempt_count, [a.status_code for a in done.attempts]) == ("succeeded", 2, [200])
+    requests = await receiver.areceived(path)
+    assert [r["headers"]["webhook-id"] for r in requests] == [claimed.event_id] * 2
+    assert all(r["verified"] == [True] for r in requests)
+
+
+async def test_attempts_in_flight_are_bounded_per_process_and_per_endpoint(api_factory, receiver):
+    shop = await shop_of(api_factory, webhook_timeout_seconds=30, webhook_max_in_flight=3,
+                         webhook_max_in_flight_per_endpoint=2)
+    paths = unique_path(), unique_path()
+    for path in paths:
+        client_id = await shop.client()
+        await shop.endpoint(client_id, receiver.url + path)
+        receiver.configure(path, hang=30)  # answers only after the attempts are stopped
+        for _ in range(3):
+            await shop.order(client_id)
+
+    async def three_arrived():
+        got = [r for path in paths for r in await receiver.areceived(path)]
+        return got if len(got) >= 3 else None
+    await until(three_arrived, timeout=20, message="three attempts at the hanging receivers")
+    claimed = await WebhookDelivery.find({"status": "delivering"}).to_list()
+    assert len(claimed) == 3  # of six due: the process's three slots
+    assert max(sum(1 for d in claimed if d.endpoint_id == e) for e in {d.endpoint_id for d in claimed}) == 2
+    assert await WebhookDelivery.find({"status": "pending", "attempt_count": 0}).count() == 3
+
+
 @pytest.mark.parametrize("url", [
     "http://127.0.0.1:9/hook", "http://[::1]:9/hook", "http://[::ffff:127.0.0.1]/hook", "http://10.1.2.3/hook",
     "http://192.168.0.10/hook", "http://172.16.5.4/hook", "http://169.254.169.254/latest/meta-data/",
@@ -386,6 +480,50 @@ async def test_at_delivery_a_name_now_resolving_to_loopback_is_refused_and_redir
     assert len(await receiver.areceived(redirecting)) == 1
 
 
+class RebindingDns(AbstractResolver):
+    """A name server under an attacker's control: each lookup of any name answers the next address."""
+
+    def __init__(self, *answers: str) -> None:
+        self.answers = list(answers)
+        self.asked = 0
+
+    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET,
+                      ) -> list[ResolveResult]:
+        address = self.answers[min(self.asked, len(self.answers) - 1)]
+        self.asked += 1
+        return [{"hostname": host, "host": address, "port": port, "family": socket.AF_INET, "proto": 0,
+                 "flags": socket.AI_NUMERICHOST}]
+
+    async def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("answers, reaches", [(("127.0.0.1", "169.254.169.254"), True),
+                                              (("169.254.169.254", "127.0.0.1"), False)])
+async def test_the_sender_connects_to_the_address_it_checked_never_to_a_later_answer(monkeypatch, receiver,
+                                                                                    answers, reaches):
+    """DNS rebinding between check and connect: the name is looked up once per connection, and that
+    answer is both what is checked and what is connected to (a metadata address is refused even for
+    a listed name). A client that checked one lookup and connected by another would reach the
+    metadata address in the first case and the receiver in the second."""
+    dns = RebindingDns(*answers)
+    monkeypatch.setattr(outbound, "ThreadedResolver", lambda: dns)
+    path = unique_path()
+    client = GuardedClient(AddressPolicy(["partner.test"]))
+    try:
+        if reaches:
+            response = await client.post(f"http://partner.test:{receiver.port}{path}", data=b"{}")
+            assert response.status == 200
+            response.release()
+        else:
+            with pytest.raises(OutboundRefused):
+                await client.post(f"http://partner.test:{receiver.port}{path}", data=b"{}")
+    finally:
+        await client.close()
+    assert dns.asked == 1
+    assert len(await receiver.areceived(path)) == (1 if reaches else 0)
+
+
 async def test_a_hanging_receiver_delays_no_other_endpoint_and_no_api_answer(api_factory, receiver):
     """Change → receipt on a healthy endpoint, and the API's answers, with and without another
     endpoint hanging for the whole timeout on every event: compared as a ratio, in this test."""
@@ -410,10 +548,11 @@ async def test_a_hanging_receiver_delays_no_other_endpoint_and_no_api_answer(api
         return median(receipts), median(answers)
 
     receipt_alone, answer_alone = await run()
+    answered_slow = len(await receiver.areceived(slow))
     receiver.configure(slow, hang=6)  # past the 5 s timeout: every attempt there times out
     receipt_beside, answer_beside = await run()
-    hung = [r for r in await receiver.areceived(slow) if r.get("status") == 200]
-    assert len(hung) >= 4  # the slow endpoint's slots were taken throughout
+    hung = (await receiver.areceived(slow))[answered_slow:]
+    assert len(hung) >= 4  # the slow endpoint's four slots were taken during the second run
     assert receipt_beside < 5 * receipt_alone, (receipt_alone, receipt_beside)
     assert answer_beside < 5 * answer_alone, (answer_alone, answer_beside)
 
@@ -639,8 +778,17 @@ async def test_the_admin_api_adds_lists_rotates_logs_replays_and_removes_endpoin
     again = (await delivered(receiver, path, 4))[2:]
     assert sorted(body_of(r)["version"] for r in again) == [1, 2]
     assert all(r["verified"] == [True, True] for r in again)
-    by_time = await shop.api.post(f"{base}/{endpoint_id}/replay", admin, json={"since": "2000-01-01T00:00:00Z"})
-    assert by_time.status_code == 200  # whatever is finished by now
+    finished = await until(lambda: _finished_again(endpoint_id, 2), message="the replays' records")
+    first, second = sorted(finished, key=lambda delivery: delivery.version)
+    assert first.created_at < second.created_at
+    moment = first.created_at.isoformat()  # a range of one instant: v1's delivery only
+    by_time = await shop.api.post(f"{base}/{endpoint_id}/replay", admin, json={"since": moment, "until": moment})
+    assert by_time.json()["data"] == {"replayed": 1}
+    by_event = await shop.api.post(f"{base}/{endpoint_id}/replay", admin, json={"eventId": second.event_id})
+    assert by_event.json()["data"] == {"replayed": 1}
+    replays = (await delivered(receiver, path, 6))[4:]
+    assert [(body_of(r)["version"], r["headers"]["webhook-id"]) for r in replays] == [
+        (1, first.event_id), (2, second.event_id)]
     for body in ({}, {"eventId": "msg_x", "orderId": order_id}, {"until": "2030-01-01T00:00:00Z"}):
         wrong = await shop.api.post(f"{base}/{endpoint_id}/replay", admin, json=body)
         assert wrong.status_code == 400, body
@@ -654,10 +802,59 @@ async def test_the_admin_api_adds_lists_rotates_logs_replays_and_removes_endpoin
     assert await WebhookDelivery.find({"endpoint_id": endpoint_id}).count() == 0
 
 
+async def _finished_again(endpoint_id: str, attempts: int | None):
+    """The endpoint's deliveries once each has succeeded (its `attempts`-th attempt, if given)."""
+    found = await WebhookDelivery.find({"endpoint_id": endpoint_id}).to_list()
+    done = all(d.status == "succeeded" and attempts in (None, len(d.attempts)) for d in found)
+    return found if found and done else None
+
+
 async def _log_finished(shop: Shop, admin: Actor, endpoint_id: str, count: int):
     log = await shop.api.get(f"/api/admin/webhooks/{endpoint_id}/deliveries", admin)
     finished = [d for d in log.json()["data"] if d["status"] == "succeeded"]
     return log if len(finished) >= count else None
+
+
+async def test_the_command_line_adds_lists_rotates_replays_by_time_order_and_event_and_removes(
+        api_factory, receiver):
+    shop = await shop_of(api_factory)
+    env = {"MONGODB_URL": shop.settings.mongodb_url, "MONGODB_DATABASE": shop.settings.mongodb_database,
+           "WEBHOOK_ALLOWED_HOSTS": "127.0.0.1"}
+
+    async def cli(*args: str) -> list[str]:
+        return await asyncio.to_thread(orderpulse, env, "webhook", *args)
+
+    client_id = await shop.client()
+    path = unique_path()
+    endpoint_id, secret = await cli("add", "--client", client_id, "--url", receiver.url + path,
+                                    "--events", "order.updated")
+    assert endpoint_id.startswith("ep_") and secret.startswith("whsec_")
+    receiver.configure(path, secrets=[secret])
+    (listed,) = await cli("list", "--client", client_id)
+    assert secret not in listed
+    assert {key: json.loads(listed)[key] for key in ("endpointId", "clientId", "events", "enabled")} == {
+        "endpointId": endpoint_id, "clientId": client_id, "events": ["order.updated"], "enabled": True}
+    first, second = (await shop.order(client_id))["orderId"], (await shop.order(client_id))["orderId"]
+    await delivered(receiver, path, 2)
+    made = await until(lambda: _finished_again(endpoint_id, 1), message="both deliveries recorded")
+    early, late = sorted(made, key=lambda delivery: delivery.created_at)
+    assert (early.order_id, late.order_id) == (first, second) and early.created_at < late.created_at
+
+    (new,) = await cli("rotate", endpoint_id)
+    assert new.startswith("whsec_") and new != secret
+    receiver.configure(path, secrets=[secret, new])
+    moment = early.created_at.isoformat()
+    assert await cli("replay", endpoint_id, "--since", moment, "--until", moment) == ["1 deliveries scheduled again"]
+    assert (await delivered(receiver, path, 3))[2]["headers"]["webhook-id"] == early.event_id
+    await until(lambda: _finished_again(endpoint_id, None), message="the replay recorded")
+    assert await cli("replay", endpoint_id, "--order", second) == ["1 deliveries scheduled again"]
+    assert await cli("replay", endpoint_id, "--event", early.event_id) == ["1 deliveries scheduled again"]
+    replays = (await delivered(receiver, path, 5))[2:]
+    assert [r["headers"]["webhook-id"] for r in replays] == [early.event_id, late.event_id, early.event_id]
+    assert all(r["verified"] == [True, True] for r in replays)
+
+    assert await cli("remove", endpoint_id) == [f"removed {endpoint_id}"]
+    assert await cli("list", "--client", client_id) == []
 
 
 def test_a_bad_webhook_setting_is_one_error_line_and_exit_2():
