@@ -150,6 +150,7 @@ def serve(settings: Settings, *, demo: bool = False, simulate: argparse.Namespac
             sock.close()
 
     from server.app import create_app
+    from server.http.security_headers import API_HEADERS
     from server.uvicorn_adapter import server_protocols
 
     worker = worker_index is not None
@@ -157,7 +158,7 @@ def serve(settings: Settings, *, demo: bool = False, simulate: argparse.Namespac
         # Printed once the server is up: before that, the one line said is the error, if any.
         settings, notices = resolve_secrets(settings)
         app = StartedLifespan(create_app(settings))
-        protocols = server_protocols(settings)
+        protocols = server_protocols(settings, API_HEADERS)
         config = uvicorn.Config(
             app, interface="asgi3", lifespan="on", log_level=settings.log_level, http=protocols.http,
             ws=protocols.ws, ws_max_size=settings.ws_max_frame_bytes,

@@ -71,7 +71,7 @@ class Settings(BaseSettings):
     poll_min_interval_seconds: float = Field(1, ge=0)
     otp_max_attempts: int = Field(5, ge=1)
     otp_lockout_seconds: float = Field(60, gt=0)
-    max_body_bytes: int = 64 * 1024
+    max_body_bytes: int = Field(64 * 1024, ge=1024)
 
     # Failed sign-ins (per email, per client address) before `429` until the window ends.
     login_max_failures_per_account: int = Field(5, ge=1)
@@ -87,8 +87,8 @@ class Settings(BaseSettings):
     # window, so a deploy's reconnects arrive spread rather than at once (0: all at once).
     ws_drain_seconds: float = Field(10, ge=0, le=300)
     ws_queue_size: int = Field(256, ge=8)
-    ws_max_frame_bytes: int = 16 * 1024
-    ws_max_frames_per_second: int = 20
+    ws_max_frame_bytes: int = Field(16 * 1024, ge=1024)
+    ws_max_frames_per_second: int = Field(20, ge=1)
     sse_heartbeat_seconds: float = Field(15, gt=0)
     # A pickup board hears from its stream at least this often, and shows it stalled after 2.5 times
     # as long without a word (so within 10 s at most); a revoked display link is noticed as often.

@@ -12,7 +12,7 @@ import pymongo
 from beanie import init_beanie
 from pymongo import AsyncMongoClient
 from pymongo.errors import ConfigurationError as PyMongoConfigurationError
-from pymongo.errors import PyMongoError
+from pymongo.errors import OperationFailure, PyMongoError
 
 from server.config import ConfigurationError, Settings, ensure_data_dir
 from server.embedded_mongo import EmbeddedMongo
@@ -84,6 +84,11 @@ async def _reach(client: MongoClient, url: str, settings: Settings) -> None:
                                      f"{_reason(exc, url)}. Check MONGODB_URL.") from None
 
 
+def _refuses_database_name(exc: OperationFailure) -> bool:
+    # MongoDB says InvalidNamespace (73); nx-27017, stricter than the rule the settings check, only says so in words.
+    return exc.code == 73 or str((exc.details or {}).get("errmsg", "")).startswith("Invalid database name")
+
+
 def client_options(settings: Settings) -> dict[str, Any]:
     """Driver timeouts from the settings, and how writes and reads meet a replica set: they win
     over the same options in the URL.
@@ -123,14 +128,20 @@ async def connect_database(settings: Settings) -> tuple[MongoClient, EmbeddedMon
     try:
         client: MongoClient = AsyncMongoClient(url, tz_aware=True, event_listeners=[COMMAND_COUNTER],
                                                     **client_options(settings))
-    except PyMongoConfigurationError as exc:
+    except (PyMongoConfigurationError, ValueError) as exc:  # ValueError: a port that is not a number
         if embedded:
             embedded.stop()
         raise ConfigurationError(f"MONGODB_URL is not usable: {_reason(exc, url)}. Check MONGODB_URL.") from None
     try:
         await _reach(client, url, settings)
         database = client.get_default_database(default=settings.mongodb_database)
-        await init_beanie(database=database, document_models=DOCUMENT_MODELS)
+        try:
+            await init_beanie(database=database, document_models=DOCUMENT_MODELS)
+        except OperationFailure as exc:
+            if not _refuses_database_name(exc):
+                raise
+            raise ConfigurationError(f"MongoDB refuses the database name {database.name!r}; use letters, digits, "
+                                     "_ and - in MONGODB_DATABASE (or MONGODB_URL's path).") from None
     except BaseException:
         await close_client(client)
         if embedded:

@@ -12,6 +12,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
+from server.http.security_headers import API_CSP
 from tests.harness import ServerProcess
 from tests.support import until_sync
 
@@ -82,6 +83,12 @@ def _read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
     return _response(raw)
 
 
+def _assert_security_headers(headers: dict[str, str]) -> None:
+    """The refusals written below the app carry the headers its own answers do (issue 25, finding 11)."""
+    assert (headers["x-content-type-options"], headers["referrer-policy"], headers["content-security-policy"]) == (
+        "nosniff", "no-referrer", API_CSP), headers
+
+
 def _rss_bytes(pid: int) -> int:
     with open(f"/proc/{pid}/status") as status:
         line = next(line for line in status if line.startswith("VmRSS:"))
@@ -101,6 +108,7 @@ def test_a_half_sent_head_is_answered_408_and_closed(server):
     assert closed
     status, headers, body = _response(received)
     assert status == 408 and headers["connection"] == "close"
+    _assert_security_headers(headers)
     assert json.loads(body) == {"success": False, "message": "Request headers not received within 1 s."}
 
 
@@ -111,6 +119,7 @@ def test_a_100_kib_header_is_answered_431(server):
     assert closed
     status, headers, body = _response(received)
     assert status == 431 and headers["connection"] == "close"
+    _assert_security_headers(headers)
     assert json.loads(body)["message"] == f"Request line and headers too large: at most {MAX_HEADER_BYTES} bytes."
 
 
@@ -177,11 +186,13 @@ def test_past_the_connection_limit_a_new_connection_is_refused_and_open_ones_kee
         received, closed = _until_closed(refused, within=10)
         status, headers, body = _response(received)
         assert closed and status == 503 and headers["retry-after"] == "1"
+        _assert_security_headers(headers)
         assert json.loads(body) == {"success": False,
                                     "message": "The server is at its limit of 3 open connections; retry shortly."}
         with pytest.raises(InvalidStatus) as upgrade:
             ws_connect(limited.ws_url, open_timeout=5)
         assert upgrade.value.response.status_code == 503
+        _assert_security_headers({name.lower(): value for name, value in upgrade.value.response.headers.raw_items()})
         assert _get(held[0])[0] == 200
 
         held.pop().close()

@@ -14,6 +14,7 @@ import httpx
 import pytest_asyncio
 import segno
 
+from server.domain import messages
 from server.domain.upi import payment_link
 from tests.harness import ServerProcess, create_admin
 from tests.support import PASSWORD, Api, order_read_times
@@ -53,6 +54,16 @@ async def test_new_codes_past_the_per_address_budget_are_429_until_it_refills(ap
     assert again.status_code == 200 and again.text.startswith("<svg")
     clock.advance(20)
     assert (await api.get("/api/payments/upi-qr", params={"link": _link(3)})).status_code == 200
+
+
+async def test_new_codes_past_those_waiting_for_the_drawing_process_are_503_with_retry_after(api_factory):
+    api = await api_factory(qr_codes_per_minute=1000, qr_max_waiting=2)
+    answers = await asyncio.gather(*(api.get("/api/payments/upi-qr", params={"link": _link(100 + n)})
+                                     for n in range(6)))
+    assert sorted(a.status_code for a in answers) == [200, 200, 503, 503, 503, 503], [a.text for a in answers]
+    busy = next(a for a in answers if a.status_code == 503)
+    assert busy.json() == {"success": False, "message": messages.SERVER_BUSY.format(seconds=1)}
+    assert busy.headers["Retry-After"] == "1"
 
 
 # --- the event loop under a flood of new codes ---------------------------------------------------

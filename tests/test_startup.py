@@ -194,6 +194,32 @@ def test_a_database_name_mongodb_would_refuse_is_one_line(tmp_path):
     assert _the_one_error_line(result) == 'error: MONGODB_DATABASE: must be 1-63 bytes without / \\ . space " $ or NUL.'
 
 
+def test_a_database_name_the_database_itself_refuses_is_one_line(tmp_path, mongo):
+    # nx-27017 refuses more names than MongoDB's rule the settings check (here `*`, which only Windows refuses).
+    result = _run(tmp_path, "serve", MONGODB_URL=mongo.url, MONGODB_DATABASE="orders*2", LOG_LEVEL="warning",
+                  PORT=str(free_loopback_port()))
+    assert _the_one_error_line(result) == ("error: MongoDB refuses the database name 'orders*2'; use letters, "
+                                           "digits, _ and - in MONGODB_DATABASE (or MONGODB_URL's path).")
+
+
+def test_a_mongodb_url_whose_password_was_not_escaped_is_one_line_without_it(tmp_path):
+    # An unescaped "/" in the password ends the host list early, at a "port" that is not a number.
+    result = _run(tmp_path, "serve", MONGODB_URL="mongodb://ops:hunter/22@127.0.0.1:27017/shop",
+                  PORT=str(free_loopback_port()))
+    assert _the_one_error_line(result).startswith("error: MONGODB_URL is not usable: Port contains non-digit characters.")
+    assert "hunter" not in result.stderr
+
+
+def test_sizes_and_rates_below_what_works_are_one_line_each(tmp_path):
+    result = _run(tmp_path, "serve", MAX_BODY_BYTES="-1", WS_MAX_FRAME_BYTES="0", WS_MAX_FRAMES_PER_SECOND="0")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert sorted(result.stderr.splitlines()) == [
+        "error: MAX_BODY_BYTES must be a whole number of at least 1024 (got '-1').",
+        "error: WS_MAX_FRAMES_PER_SECOND must be a whole number of at least 1 (got '0').",
+        "error: WS_MAX_FRAME_BYTES must be a whole number of at least 1024 (got '0').",
+    ]
+
+
 def test_production_refuses_a_jwt_secret_shorter_than_its_hash(tmp_path):
     result = _run(tmp_path, "serve", ORDERPULSE_ENV="production", JWT_SECRET="short", PORT=str(free_loopback_port()))
     assert _the_one_error_line(result).startswith("error: JWT_SECRET must be at least 32 bytes when ORDERPULSE_ENV=production")

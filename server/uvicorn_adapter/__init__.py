@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,8 +80,9 @@ class ServerProtocols:
 STOCK = ServerProtocols("auto", "auto", adapted=False)
 
 
-def server_protocols(settings: Settings) -> ServerProtocols:
-    """The adapter's protocols for `settings`, or uvicorn's own (with one warning) when they cannot run."""
+def server_protocols(settings: Settings, answer_headers: Sequence[tuple[bytes, bytes]] = ()) -> ServerProtocols:
+    """The adapter's protocols for `settings`, or uvicorn's own (with one warning) when they cannot run;
+    the connection limits' own refusals carry `answer_headers`."""
     if settings.orderpulse_uvicorn_adapter == "off":
         log.warning("ORDERPULSE_UVICORN_ADAPTER=off: %s.", FALLBACK)
         return STOCK
@@ -93,7 +94,7 @@ def server_protocols(settings: Settings) -> ServerProtocols:
     from server.uvicorn_adapter.lean_websocket import LeanWebSocketProtocol
 
     limits = ConnectionLimits(settings.http_header_timeout_seconds, settings.http_max_header_bytes,
-                              settings.http_max_connections)
+                              settings.http_max_connections, tuple(answer_headers))
     return ServerProtocols(guarded_protocol(limits), LeanWebSocketProtocol, adapted=True)
 
 

@@ -55,6 +55,8 @@ class ConnectionLimits:
     header_timeout: float
     max_header_bytes: int
     max_connections: int
+    # Headers the refusals written here carry, as the app's answers do (its security headers).
+    answer_headers: tuple[tuple[bytes, bytes], ...] = ()
 
 
 class ConnectionGuard:
@@ -278,7 +280,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             return
         body = _error_body(message)
         head = [_status_line(status)]
-        for name, value in [*self.server_state.default_headers, *(headers or []),
+        for name, value in [*self.server_state.default_headers, *(headers or []), *self.limits.answer_headers,
                             (b"content-type", b"application/json"),
                             (b"content-length", str(len(body)).encode()), (b"connection", b"close")]:
             head += [name, b": ", value, b"\r\n"]
@@ -293,7 +295,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         body = _error_body(messages.TOO_MANY_CONNECTIONS.format(limit=self.limits.max_connections))
         await send({"type": "http.response.start", "status": 503, "headers": [
             (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-            (b"retry-after", b"1"), (b"connection", b"close")]})
+            (b"retry-after", b"1"), (b"connection", b"close"), *self.limits.answer_headers]})
         await send({"type": "http.response.body", "body": body})
 
 

@@ -32,12 +32,16 @@ class Site:
         self.url = server.url
         self.contexts: list = []
         self.errors: list[str] = []
+        self.refused: list[str] = []
 
     def page(self, viewport=PHONE):
         context = self.browser.new_context(**context_options(viewport))
         self.contexts.append(context)
         page = context.new_page()
         page.on("pageerror", lambda error: self.errors.append(f"{page.url}: {error}"))
+        # As open_page does: whatever the pages' Content-Security-Policy refused fails the module.
+        page.on("console", lambda message: self.refused.append(f"{page.url}: {message.text}")
+                if "Content Security Policy" in message.text else None)
         return page
 
     def database(self):
@@ -71,6 +75,7 @@ def site(browser, mongo, tmp_path_factory):
             context.close()
         shop.close()
         assert not site.errors, "JavaScript errors on the pages:\n" + "\n".join(site.errors)
+        assert not site.refused, "The pages broke their own Content-Security-Policy:\n" + "\n".join(site.refused)
     finally:
         server.kill()
         drop_database(mongo.url, env["MONGODB_DATABASE"])
