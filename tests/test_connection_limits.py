@@ -123,6 +123,17 @@ def test_a_100_kib_header_is_answered_431(server):
     assert json.loads(body)["message"] == f"Request line and headers too large: at most {MAX_HEADER_BYTES} bytes."
 
 
+def test_a_request_that_is_not_http_is_answered_400_in_the_apis_shape_with_its_headers(server):
+    sock = _connect(server)
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\nBad Header\r\n\r\n")
+    received, closed = _until_closed(sock, within=10)
+    assert closed
+    status, headers, body = _response(received)
+    assert status == 400 and headers["connection"] == "close"
+    _assert_security_headers(headers)
+    assert json.loads(body) == {"success": False, "message": "Invalid HTTP request received."}
+
+
 def test_an_endless_header_line_does_not_grow_the_server(server):
     """uvicorn's parser buffers a header line until it ends: 16 MiB of one line was 16 MiB more RSS."""
     before = _rss_bytes(server.process.pid)

@@ -269,6 +269,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         else:
             self.transport.close()
 
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to bytes it cannot parse as HTTP: the same shape and headers as the
+        app's own refusals (uvicorn's is plain text without them)."""
+        self.refuse(400, msg)
+
     def refuse(self, status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
         """Answer `status` and close; input is dropped from now on."""
         self.refused = True
