@@ -1,5 +1,7 @@
 """At least one active admin always remains: the last one cannot be disabled or demoted, also when
-two admins disable or demote each other at the same moment on two processes."""
+two admins disable or demote each other at the same moment through two servers (two app instances
+with their own services and database clients, as two processes have, interleaved on one event loop;
+the guard is a claim in MongoDB, so what decides is the database, not the process boundary)."""
 
 from __future__ import annotations
 
@@ -32,7 +34,7 @@ async def active_admins(api: Api, admin: Actor) -> list[str]:
 
 
 async def test_two_admins_disabling_or_demoting_each_other_at_once_leave_exactly_one(api_factory, clock):
-    # Two processes on one database, each with its own account service; no user cache, so a
+    # Two servers on one database, each with its own account service and client; no user cache, so a
     # re-enabled admin is seen at once by both.
     first = await api_factory(clock=clock, user_cache_seconds=0)
     second = await api_factory(clock=clock, user_cache_seconds=0)
