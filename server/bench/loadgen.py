@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import resource
 import shutil
 import subprocess
 import tempfile
@@ -57,6 +58,9 @@ class LoadResult:
     latency: dict[str, float]  # count, p50, p90, p99, max, mean in ms
     total_requests: int  # warm-up included
     bad_bodies: int | None = None  # 200s without the expected marker; Python client only
+    # The load generator's own CPU (user + system), warm-up included; wrk only, whose process is
+    # a child the bench waits for, so its usage is counted exactly.
+    client_cpu_seconds: float | None = None
     timelines: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
 
     @property
@@ -154,10 +158,14 @@ def parse_wrk(output: str) -> dict[str, float]:
 def _wrk_once(wrk: str, spec: LoadSpec, script: Path, seconds: int) -> dict[str, float]:
     command = [wrk, f"-t{spec.threads}", f"-c{spec.concurrency}", f"-d{seconds}s", "--timeout", "10s",
                "--latency", "-s", str(script), f"http://{spec.host}:{spec.port}/"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise RuntimeError(f"wrk exited with {done.returncode}: {(done.stderr or done.stdout).strip()[-300:]}")
-    return parse_wrk(done.stdout)
+    found = parse_wrk(done.stdout)
+    found["cpu_seconds"] = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return found
 
 
 def wrk_version(wrk: str) -> str:
@@ -174,10 +182,11 @@ def _run_wrk(wrk: str, spec: LoadSpec, progress: Progress) -> LoadResult:
     with tempfile.TemporaryDirectory(prefix="orderpulse-bench-") as folder:
         script = Path(folder) / "requests.lua"
         script.write_text(lua_script(spec.requests))
-        before = 0.0
+        before = warmup_cpu = 0.0
         if warmup:
             progress.update(f"wrk warm-up {warmup} s", force=True)
-            before = _wrk_once(wrk, spec, script, warmup)["answers"]
+            warming = _wrk_once(wrk, spec, script, warmup)
+            before, warmup_cpu = warming["answers"], warming["cpu_seconds"]
         progress.update(f"wrk {measured} s at {spec.concurrency} connections", force=True)
         numbers = _wrk_once(wrk, spec, script, measured)
     answers = int(numbers["answers"])
@@ -186,7 +195,8 @@ def _run_wrk(wrk: str, spec: LoadSpec, progress: Progress) -> LoadResult:
     latency = {"count": answers, **{k: numbers.get(k, float("nan")) for k in ("p50", "p90", "p99", "max", "mean")}}
     return LoadResult(client=wrk_version(wrk), measured_seconds=numbers["seconds"], answers=answers,
                       ok=answers - other, statuses={"2xx/3xx": answers - other, "other": other},
-                      errors=errors, latency=latency, total_requests=answers + int(before))
+                      errors=errors, latency=latency, total_requests=answers + int(before),
+                      client_cpu_seconds=warmup_cpu + numbers["cpu_seconds"])
 
 
 # --- the Python client --------------------------------------------------------------------

@@ -89,6 +89,10 @@ async def run(ctx: Context) -> ScenarioResult:
         cpu = cpu_after - cpu_before
         result.add("server_cpu_s", "server CPU during run", cpu, "s")
         result.add("server_cpu_per_poll_us", "server CPU per poll", cpu / polls_all * 1e6 if polls_all else None, "µs")
+    if served.client_cpu_seconds is not None and polls_all:
+        # What the load takes from the same cores: it bounds what a second worker can add here.
+        result.add("client_cpu_per_poll_us", "load generator (wrk) CPU per poll",
+                   served.client_cpu_seconds / polls_all * 1e6, "µs")
     if floor_cpu_before is not None and floor_cpu_after is not None and bare.total_requests:
         result.add("floor_cpu_per_request_us", "floor CPU per request",
                    (floor_cpu_after - floor_cpu_before) / bare.total_requests * 1e6, "µs")
