@@ -24,9 +24,9 @@ Slots. At most `WEBHOOK_MAX_IN_FLIGHT` attempts are in flight per process. An en
 while its last attempt in this process failed, timed out or took longer than `SLOW_SECONDS`, or
 one of its attempts has been unanswered that long: struggling endpoints together hold at most a
 quarter of the slots, one attempt each, so however many hang, the rest stay free for endpoints
-that answer (as Svix and Hookdeck set failing endpoints apart). An endpoint that answers well
-holds up to `WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT`; one not yet answered in this process holds one,
-so a process that restarts beside dead endpoints does not hand them a healthy endpoint's share.
+that answer. An endpoint that answers well holds up to `WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT`; one
+not yet answered in this process holds one, so a process that restarts beside dead endpoints does
+not hand them a healthy endpoint's share.
 Each pass claims one delivery per endpoint in turn, starting one endpoint further each time, so
 one endpoint's backlog never takes the slots before another endpoint's first delivery.
 """
