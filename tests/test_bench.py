@@ -66,6 +66,18 @@ def server_pair(mongo, redis_server, tmp_path_factory):
     drop_database(env["MONGODB_URL"], env["MONGODB_DATABASE"])
 
 
+@pytest.fixture
+def partner_server(mongo, tmp_path):
+    """One server whose unpaid timeout outlasts the webhooks scenario's setup (placing its orders and
+    waiting for their creation events): none of its orders is cancelled before its payment."""
+    env = {**_env(mongo), "UNPAID_ORDER_TIMEOUT_MINUTES": "120"}
+    create_admin(env, email=ADMIN_EMAIL, password=ADMIN_PASSWORD, name="Bench Admin")
+    server = ServerProcess(env, tmp_path / "server").start()
+    yield server
+    server.stop()
+    drop_database(env["MONGODB_URL"], env["MONGODB_DATABASE"])
+
+
 def _value(scenario: dict, key: str):
     return scenario["measurements"][key]["value"]
 
@@ -149,10 +161,10 @@ def test_every_scenario_reports_coherent_results(server_pair, tmp_path):
     assert _value(checkout, "placed") == 16 and _value(checkout, "refused") == 0
 
     hooks = scenarios["webhooks"]
+    # This pair's 12 s unpaid timeout may cancel an order before its change on a loaded machine; that every
+    # change is made and delivered is asserted beside a longer timeout (test_webhooks_delivers_every_change...).
     assert _value(hooks, "changes") + _value(hooks, "change_errors") == 4
     assert _value(hooks, "webhooks_received") == _value(hooks, "changes")
-    if _value(hooks, "changes"):
-        assert _ordered(hooks["distributions"]["webhook"]) and _ordered(hooks["distributions"]["socket"])
 
     assert {p.name for p in charts.iterdir()} >= {"bench-poll-latency.png", "bench-fanout-latency.png",
                                                   "bench-deadlines-latency.png"}
@@ -291,6 +303,20 @@ def test_fanout_reports_the_transport_floor_and_the_node_peer(server_pair, tmp_p
         assert _ordered(fanout["distributions"][f"{key}_send_to_receipt"])
         for ratio in ("fanout", "p50", "p99"):
             assert _value(fanout, f"{key}_ratio_{ratio}") > 0, (key, ratio)
+
+
+def test_webhooks_delivers_every_change_it_makes_and_times_it_beside_the_socket_event(partner_server, tmp_path):
+    out = tmp_path / "webhooks.json"
+    code = main(["webhooks", "--url", partner_server.url, *_admin_args(), "--customers", "1", "--orders", "4",
+                 "--rate", "30", "--settle", "20", "--quiet", "--json", str(out)])
+    assert code == 0
+    (hooks,) = json.loads(out.read_text())["scenarios"]
+    assert hooks["notes"] == []  # every creation event arrived
+    assert _value(hooks, "changes") == 4 and _value(hooks, "change_errors") == 0
+    assert _value(hooks, "webhooks_received") == 4 and _value(hooks, "webhook_rate") > 0
+    assert _value(hooks, "requests") >= 4 + 4  # each order's creation and its payment
+    for name in ("webhook", "socket"):
+        assert hooks["distributions"][name]["count"] == 4 and _ordered(hooks["distributions"][name]), name
 
 
 def test_the_transport_floor_frames_every_payload_length_as_rfc_6455_says():

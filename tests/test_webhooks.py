@@ -407,22 +407,91 @@ async def test_an_attempt_whose_process_died_is_claimed_by_another_only_once_its
 async def test_attempts_in_flight_are_bounded_per_process_and_per_endpoint(api_factory, receiver):
     shop = await shop_of(api_factory, webhook_timeout_seconds=30, webhook_max_in_flight=3,
                          webhook_max_in_flight_per_endpoint=2)
-    paths = unique_path(), unique_path()
+    paths, clients = (unique_path(), unique_path()), []
     for path in paths:
-        client_id = await shop.client()
-        await shop.endpoint(client_id, receiver.url + path)
+        clients.append(await shop.client())
+        await shop.endpoint(clients[-1], receiver.url + path)
+        first = await shop.order(clients[-1])
+        # An endpoint that has answered at once may hold more than one slot.
+        answered = await until(lambda: _finished_order(first["orderId"]), message="the first event answered")
+        assert answered.status == "succeeded"
         receiver.configure(path, hang=30)  # answers only after the attempts are stopped
+    # Three events for each, all due at once: their endpoints are off while they are made.
+    endpoints = WebhookEndpoint.get_pymongo_collection()
+    await endpoints.update_many({"client_id": {"$in": clients}}, {"$set": {"enabled": False}})
+    for client_id in clients:
         for _ in range(3):
             await shop.order(client_id)
+    await until(lambda: _count(WebhookDelivery.find({"status": "pending"}), 6), message="six deliveries made")
+    await endpoints.update_many({"client_id": {"$in": clients}}, {"$set": {"enabled": True}})
 
     async def three_arrived():
         got = [r for path in paths for r in await receiver.areceived(path)]
-        return got if len(got) >= 3 else None
+        return got if len(got) >= 2 + 3 else None
     await until(three_arrived, timeout=20, message="three attempts at the hanging receivers")
     claimed = await WebhookDelivery.find({"status": "delivering"}).to_list()
     assert len(claimed) == 3  # of six due: the process's three slots
     assert max(sum(1 for d in claimed if d.endpoint_id == e) for e in {d.endpoint_id for d in claimed}) == 2
     assert await WebhookDelivery.find({"status": "pending", "attempt_count": 0}).count() == 3
+
+
+async def _finished_order(order_id: str):
+    delivery = await WebhookDelivery.find_one({"order_id": order_id})
+    return delivery if delivery is not None and delivery.status in ("succeeded", "failed") else None
+
+
+async def _count(query, at_least: int) -> bool:
+    return await query.count() >= at_least
+
+
+async def _each_attempted(order_id: str, endpoints: int) -> bool:
+    return sum(1 for d in await WebhookDelivery.find({"order_id": order_id}).to_list() if d.attempts) == endpoints
+
+
+async def test_more_hanging_endpoints_than_the_slots_hold_delay_no_endpoint_that_answers(api_factory, receiver):
+    """Six endpoints hang on every event, more than the process's four slots hold, beside one that
+    answers at once. Once they struggle they share one slot, so change → receipt on the healthy
+    endpoint stays what it was while they answered too (a ratio of two runs in this test)."""
+    shop = await shop_of(api_factory, webhook_timeout_seconds=5, webhook_retry_seconds="60",
+                         webhook_max_in_flight=4, webhook_max_in_flight_per_endpoint=2)
+    hanging_client, healthy_client = await shop.client(), await shop.client()
+    hanging = [unique_path() for _ in range(6)]
+    hanging_ids = [(await shop.endpoint(hanging_client, receiver.url + path))[0] for path in hanging]
+    healthy = unique_path()
+    await shop.endpoint(healthy_client, receiver.url + healthy)
+    most_hanging_at_once = 0
+
+    async def run(rounds: int = 6) -> float:
+        nonlocal most_hanging_at_once
+        receipts = []
+        for _ in range(rounds):
+            await shop.order(hanging_client)  # an event for each of the six
+            sent = time.time()
+            order_id = (await shop.order(healthy_client))["orderId"]
+
+            async def arrived():
+                got = [r for r in await receiver.areceived(healthy) if body_of(r)["orderId"] == order_id]
+                return got[0]["arrived"] if got else None
+            receipts.append(await until(arrived, timeout=30, message="the healthy endpoint's event") - sent)
+            hanging_now = await WebhookDelivery.find({"endpoint_id": {"$in": hanging_ids},
+                                                      "status": "delivering"}).count()
+            most_hanging_at_once = max(most_hanging_at_once, hanging_now)
+        return median(receipts)
+
+    alone = await run()  # the six answer at once too
+    for path in hanging:
+        receiver.configure(path, hang=6)  # past the 5 s timeout: every attempt there times out
+    # Each of the six shows it hangs on its next event (four at once, then the other two).
+    probe = (await shop.order(hanging_client))["orderId"]
+    await until(lambda: _each_attempted(probe, 6), timeout=60, message="every hanging endpoint's first timeout")
+    answered_before = len([r for path in hanging for r in await receiver.areceived(path)])
+    most_hanging_at_once = 0
+    beside = await run()
+    assert beside < 5 * alone, (alone, beside)
+    attempted = len([r for path in hanging for r in await receiver.areceived(path)]) - answered_before
+    assert attempted >= 1 and most_hanging_at_once == 1  # they were tried meanwhile, in their one shared slot
+    # Their backlog (six events a round, one attempt per timeout) waited behind that slot, not before others.
+    assert await WebhookDelivery.find({"endpoint_id": {"$in": hanging_ids}, "status": "pending"}).count() >= 6 * 6
 
 
 @pytest.mark.parametrize("url", [
@@ -552,7 +621,7 @@ async def test_a_hanging_receiver_delays_no_other_endpoint_and_no_api_answer(api
     receiver.configure(slow, hang=6)  # past the 5 s timeout: every attempt there times out
     receipt_beside, answer_beside = await run()
     hung = (await receiver.areceived(slow))[answered_slow:]
-    assert len(hung) >= 4  # the slow endpoint's four slots were taken during the second run
+    assert hung  # the slow endpoint was attempted, and hung, during the second run
     assert receipt_beside < 5 * receipt_alone, (receipt_alone, receipt_beside)
     assert answer_beside < 5 * answer_alone, (answer_alone, answer_beside)
 

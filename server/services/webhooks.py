@@ -16,10 +16,19 @@ version order, so a delivery never exists before those of the order's earlier ve
 The sender (one task per process) claims due deliveries by compare-and-set on `attempt_count`
 (one attempt at a time across processes; a claim lasts the timeout plus a margin, so a process
 that dies mid-attempt leaves it to another), attempts them in version order per endpoint and
-order (a later one waits while an earlier one is pending), at most `WEBHOOK_MAX_IN_FLIGHT` per
-process and `WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT` per endpoint, so a hanging receiver holds only
-its own slots. Requests go through the guarded client of `server.services.outbound` (no
-redirects, only checked addresses). Headers follow the Standard Webhooks specification.
+order (a later one waits while an earlier one is pending). Requests go through the guarded client
+of `server.services.outbound` (no redirects, only checked addresses). Headers follow the Standard
+Webhooks specification.
+
+Slots. At most `WEBHOOK_MAX_IN_FLIGHT` attempts are in flight per process. An endpoint struggles
+while its last attempt in this process failed, timed out or took longer than `SLOW_SECONDS`, or
+one of its attempts has been unanswered that long: struggling endpoints together hold at most a
+quarter of the slots, one attempt each, so however many hang, the rest stay free for endpoints
+that answer. An endpoint that answers well holds up to `WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT`; one
+not yet answered in this process holds one, so a process that restarts beside dead endpoints does
+not hand them a healthy endpoint's share.
+Each pass claims one delivery per endpoint in turn, starting one endpoint further each time, so
+one endpoint's backlog never takes the slots before another endpoint's first delivery.
 """
 
 from __future__ import annotations
@@ -77,6 +86,10 @@ CLAIM_MARGIN_SECONDS = 10.0
 JITTER = 0.2  # each retry waits its step of the schedule, 20 % either way
 MAX_RESPONSE_BYTES = 64 * 1024
 STOP_SECONDS = 2.0
+# An attempt unanswered this long makes its endpoint struggle (Standard Webhooks asks receivers to answer at once).
+SLOW_SECONDS = 2.0
+# The part of `WEBHOOK_MAX_IN_FLIGHT` struggling endpoints share.
+STRUGGLING_SHARE = 0.25
 PENDING, DELIVERING, SUCCEEDED, FAILED = "pending", "delivering", "succeeded", "failed"
 
 
@@ -330,7 +343,14 @@ class WebhookDispatcher:
         self._to_relay: set[ObjectId] = set()
         self._relay_wake = asyncio.Event()
         self._send_wake = asyncio.Event()
-        self._in_flight: dict[str, int] = {}
+        # Per endpoint, when each of its attempts in flight started: real monotonic seconds, as the
+        # attempt's timeout runs on real time whatever clock the process was given.
+        self._in_flight: dict[str, list[float]] = {}
+        # Endpoints whose last attempt in this process answered 2xx within SLOW_SECONDS, and those
+        # whose last one did not; an endpoint in neither has not been attempted here yet.
+        self._answering: set[str] = set()
+        self._struggling: set[str] = set()
+        self._first_turn = 0
         self._attempts: set[asyncio.Task[None]] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -431,16 +451,39 @@ class WebhookDispatcher:
 
     # --- sender ---
 
+    def _struggles(self, endpoint_id: str, now: float) -> bool:
+        return endpoint_id in self._struggling or any(
+            now - started > SLOW_SECONDS for started in self._in_flight.get(endpoint_id, ()))
+
     def _free(self, endpoint_id: str) -> int:
-        total = sum(self._in_flight.values())
-        return min(self._settings.webhook_max_in_flight - total,
-                   self._settings.webhook_max_in_flight_per_endpoint - self._in_flight.get(endpoint_id, 0))
+        """How many more attempts `endpoint_id` may start in this process now."""
+        now = time.monotonic()
+        budget = self._settings.webhook_max_in_flight
+        free = budget - sum(len(started) for started in self._in_flight.values())
+        own = len(self._in_flight.get(endpoint_id, ()))
+        if self._struggles(endpoint_id, now):
+            shared = sum(len(started) for other, started in self._in_flight.items() if self._struggles(other, now))
+            return min(free, max(1, int(budget * STRUGGLING_SHARE)) - shared, 1 - own)
+        if endpoint_id in self._answering:
+            return min(free, self._settings.webhook_max_in_flight_per_endpoint - own)
+        return min(free, 1 - own)
 
     async def dispatch_due(self) -> float:
         """Claim and start what is due on every enabled endpoint; returns seconds until the next due one."""
         now = self._clock.now()
         wait = POLL_SECONDS
-        for target in await WebhookEndpoint.find({"enabled": True}).to_list():
+        endpoints = await WebhookEndpoint.find({}).to_list()
+        # What a removed endpoint did is forgotten; a disabled one is remembered for when it is enabled.
+        existing = {target.endpoint_id for target in endpoints}
+        self._answering &= existing
+        self._struggling &= existing
+        targets = [target for target in endpoints if target.enabled]
+        if targets:
+            first = self._first_turn % len(targets)
+            targets = targets[first:] + targets[:first]
+            self._first_turn = first + 1
+        queues: list[tuple[WebhookEndpoint, list[WebhookDelivery]]] = []
+        for target in targets:
             free = self._free(target.endpoint_id)
             if free <= 0:
                 continue
@@ -453,20 +496,25 @@ class WebhookDispatcher:
                 if delivery.next_attempt_at > now:
                     wait = min(wait, (delivery.next_attempt_at - now).total_seconds())
             held = await self._held(target.endpoint_id, due, now)
-            for delivery in due:
-                if free <= 0:
-                    break
-                if delivery.id in held:
+            queues.append((target, [delivery for delivery in due if delivery.id not in held]))
+        while queues:
+            waiting = []
+            for target, queue in queues:
+                if not queue or self._free(target.endpoint_id) <= 0:
                     continue
-                claimed = await self._claim(delivery, now)
-                if claimed is None:
-                    continue
-                free -= 1
-                self._in_flight[target.endpoint_id] = self._in_flight.get(target.endpoint_id, 0) + 1
-                task = asyncio.create_task(self._attempt(target, claimed), name="webhook-attempt")
-                self._attempts.add(task)
-                task.add_done_callback(self._attempts.discard)
+                claimed = await self._claim(queue.pop(0), now)
+                if claimed is not None:
+                    self._start(target, claimed)
+                waiting.append((target, queue))
+            queues = waiting
         return max(0.0, wait)
+
+    def _start(self, target: WebhookEndpoint, delivery: WebhookDelivery) -> None:
+        started = time.monotonic()
+        self._in_flight.setdefault(target.endpoint_id, []).append(started)
+        task = asyncio.create_task(self._attempt(target, delivery, started), name="webhook-attempt")
+        self._attempts.add(task)
+        task.add_done_callback(self._attempts.discard)
 
     async def _held(self, endpoint_id: str, due: list[WebhookDelivery], now: datetime) -> set[PydanticObjectId]:
         """The due deliveries an earlier event of the same order is still on its way before (one
@@ -500,9 +548,12 @@ class WebhookDispatcher:
             return_document=ReturnDocument.AFTER)
         return WebhookDelivery.model_validate(document) if document is not None else None
 
-    async def _attempt(self, target: WebhookEndpoint, delivery: WebhookDelivery) -> None:
+    async def _attempt(self, target: WebhookEndpoint, delivery: WebhookDelivery, started: float) -> None:
         try:
             outcome = await self._send(target, delivery)
+            answered = outcome.succeeded and time.monotonic() - started <= SLOW_SECONDS
+            (self._answering if answered else self._struggling).add(target.endpoint_id)
+            (self._struggling if answered else self._answering).discard(target.endpoint_id)
             await self._record(target, delivery, outcome)
         except asyncio.CancelledError:
             raise
@@ -511,7 +562,7 @@ class WebhookDispatcher:
         except Exception:
             log.exception("webhook delivery %s failed unexpectedly", delivery.event_id)
         finally:
-            self._in_flight[target.endpoint_id] -= 1
+            self._in_flight[target.endpoint_id].remove(started)
             if not self._in_flight[target.endpoint_id]:
                 del self._in_flight[target.endpoint_id]
             self._send_wake.set()
