@@ -222,6 +222,20 @@ def test_poll_with_the_python_client_reports_its_floor(server_pair, tmp_path):
     assert poll["timelines"]["throughput req/s"]
 
 
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (.ci/run installs it)")
+def test_poll_pipelined_through_wrk_counts_every_answer_and_the_load_generators_cpu(server_pair, tmp_path):
+    out = tmp_path / "poll.json"
+    first, _ = server_pair
+    code = main(["all", "--only", "poll", "--url", first.url, "--server-pid", str(first.process.pid),
+                 "--client", "wrk", "--set", "poll.pipeline=4", *_admin_args(), *TINY, "--json", str(out)])
+    assert code == 0
+    poll = json.loads(out.read_text())["scenarios"][0]
+    assert poll["params"]["pipeline"] == 4
+    _assert_poll_and_its_floor(poll)
+    # wrk is a child the bench waits for: its own CPU is counted, beside the server's.
+    assert _value(poll, "client_cpu_per_poll_us") > 0 and _value(poll, "server_cpu_per_poll_us") > 0
+
+
 def test_without_wrk_auto_falls_back_to_python_and_wrk_is_refused_in_one_line(monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("PATH", str(tmp_path))  # a PATH holding no wrk
     assert choose_client("auto") is None

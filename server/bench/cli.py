@@ -34,6 +34,8 @@ OPTIONS: dict[str, tuple[Any, str]] = {
     "client": (str, "HTTP load client: auto (wrk when installed), wrk, or python (the bench's own)"),
     "warmup": (float, "seconds of load before measuring"),
     "max_requests": (int, "stop polling after this many requests in all"),
+    "pipeline": (int, "requests wrk writes at once on each connection (poll; 1: none). Pipelining "
+                      "cuts the load generator's CPU per request, which shares the server's cores"),
     "sockets": (int, "sockets to open"),
     "hold": (float, "seconds to hold the sockets open"),
     "connect_parallel": (int, "handshakes in flight per client process"),

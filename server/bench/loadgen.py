@@ -45,6 +45,7 @@ class LoadSpec:
     warmup: float  # seconds of load before measuring
     duration: float  # seconds measured after the warm-up
     max_requests: int = 5_000_000  # Python client only: stop after this many in all
+    pipeline: int = 1  # wrk only: requests written at once on a connection (HTTP/1.1 pipelining)
 
 
 @dataclass
@@ -111,8 +112,12 @@ function init(args)
 end
 
 function request()
-  position = position %% #requests + 1
-  return requests[position]
+  local batch = {}
+  for i = 1, %(pipeline)d do
+    position = position %% #requests + 1
+    batch[i] = requests[position]
+  end
+  return table.concat(batch)
 end
 """
 
@@ -120,13 +125,13 @@ _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
 _TIME = r"([\d.]+)(us|ms|s|m|h)"
 
 
-def lua_script(requests: list[tuple[str, str]]) -> str:
+def lua_script(requests: list[tuple[str, str]], pipeline: int = 1) -> str:
     """The wrk script sending `requests` (paths and tokens are URL and token characters only)."""
     for path, token in requests:
         if re.search(r'["\\\s]', path + token):
             raise ValueError(f"unexpected character in {path!r} or its token")
     return _LUA % {"paths": ", ".join(f'"{p}"' for p, _ in requests),
-                   "tokens": ", ".join(f'"{t}"' for _, t in requests)}
+                   "tokens": ", ".join(f'"{t}"' for _, t in requests), "pipeline": pipeline}
 
 
 def _ms(value: str, unit: str) -> float:
@@ -181,7 +186,7 @@ def _run_wrk(wrk: str, spec: LoadSpec, progress: Progress) -> LoadResult:
     measured = max(1, round(spec.duration))
     with tempfile.TemporaryDirectory(prefix="orderpulse-bench-") as folder:
         script = Path(folder) / "requests.lua"
-        script.write_text(lua_script(spec.requests))
+        script.write_text(lua_script(spec.requests, spec.pipeline))
         before = warmup_cpu = 0.0
         if warmup:
             progress.update(f"wrk warm-up {warmup} s", force=True)

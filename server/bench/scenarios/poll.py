@@ -24,7 +24,7 @@ from server.bench.scenarios import Context
 NAME = "poll"
 HELP = "poll-status throughput and latency percentiles at a given concurrency, and their floor"
 DEFAULTS = {"concurrency": 64, "orders": 2000, "duration": 15.0, "warmup": 3.0,
-            "processes": 0, "client": "auto", "max_requests": 5_000_000}
+            "processes": 0, "client": "auto", "max_requests": 5_000_000, "pipeline": 1}
 TARGET_RPS = 15_000
 TARGET_P99_MS = 10.0
 # Every poll-status answer names the order's status; the Python client checks each 200 for it.
@@ -41,6 +41,7 @@ async def run(ctx: Context) -> ScenarioResult:
     result = ScenarioResult(NAME, {
         "url": target.base_url, "concurrency": concurrency, "orders": int(ctx.option("orders")),
         "durationSeconds": duration, "warmupSeconds": warmup, "clientThreads": threads,
+        "pipeline": int(ctx.option("pipeline")),
     }, at_target_size=concurrency == 64 and duration >= 5)
 
     store = await ctx.population.new_store(NAME)
@@ -50,8 +51,11 @@ async def run(ctx: Context) -> ScenarioResult:
     sample = await ctx.api.http.get(requests[0][0], headers={"authorization": f"Bearer {requests[0][1]}"})
     if sample.status_code != 200 or BODY_MARKER not in sample.content:
         raise RuntimeError(f"poll-status answered {sample.status_code}: {sample.content[:200]!r}")
+    pipeline = int(ctx.option("pipeline"))
+    if pipeline < 1 or (pipeline > 1 and wrk is None):
+        raise ValueError("--pipeline must be at least 1, and above 1 needs wrk")
     spec = LoadSpec(target.host, target.port, requests, concurrency, threads, warmup, duration - warmup,
-                    int(ctx.option("max_requests")))
+                    int(ctx.option("max_requests")), pipeline)
 
     before = await ctx.probe.scrape()
     cpu_before = await ctx.probe.cpu_seconds(before)
