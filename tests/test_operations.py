@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ import sys
 import threading
 import time
 from email import message_from_bytes
+from pathlib import Path
 
 import httpx
 import pytest
@@ -31,6 +33,26 @@ def test_embedded_mongo_starts_answers_and_stops(tmp_path):
     process = mongo.process
     mongo.stop()
     assert process.poll() is not None
+
+
+def test_the_embedded_engine_runs_commands_on_its_event_loop_thread(tmp_path):
+    """No hand-off to a thread pool per command (server/embedded_mongo.py says why): after 64
+    commands at once the engine still has one interpreter thread (its other threads are libuv's)."""
+    mongo = EmbeddedMongo(tmp_path)
+    url = mongo.start()
+    try:
+        with MongoClient(url, serverSelectionTimeoutMS=2000, maxPoolSize=64) as client:
+            orders = client.probe.orders
+            orders.insert_many([{"_id": n, "version": 0} for n in range(64)])
+            with concurrent.futures.ThreadPoolExecutor(64) as pool:
+                list(pool.map(lambda n: orders.find_one_and_update({"_id": n, "version": 0},
+                                                                   {"$inc": {"version": 1}}), range(64)))
+            assert orders.count_documents({"version": 1}) == 64
+            names = [Path(f"/proc/{mongo.process.pid}/task/{task}/comm").read_text().strip()
+                     for task in os.listdir(f"/proc/{mongo.process.pid}/task")]
+        assert names.count("python3") + names.count("python") == 1, names
+    finally:
+        mongo.stop()
 
 
 def test_a_stale_pid_file_from_a_killed_run_does_not_block_a_start(tmp_path):
