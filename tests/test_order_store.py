@@ -61,8 +61,8 @@ async def test_the_outbox_relays_marks_older_than_its_cutoff_to_the_millisecond(
     store = await api.store()
     order = await api.place_order(await api.customer(), store)
     stored = await _stored(order["id"])
-    await order_store.change(stored.id, stored.version, {"$set": {"outbox_at": stored.created_at},
-                                                         "$inc": {"version": 1}})
+    await order_store.change(stored, {"$set": {"outbox_at": stored.created_at},
+                                   "$inc": {"version": 1}})
     assert stored.id in {o.id for o in await order_store.stale_outbox(stored.created_at, 500)}
     assert stored.id not in {o.id for o in await order_store.stale_outbox(stored.created_at - MS, 500)}
 
