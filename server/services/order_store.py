@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from beanie import SortDirection
 from bson import ObjectId
@@ -76,6 +76,8 @@ _UNSHARDABLE = ({"order_number": 1}, {"payment_reference": 1}, {"checkout_id": 1
 # A claim on a transaction id whose order does not carry it is taken over only after this long: until
 # then the order's write may still be on its way (every write gives up within the driver's timeouts).
 CLAIM_LEASE = timedelta(minutes=2)
+# What `claim_transaction` found: the claim is this caller's, its order's checkout's already, or another order's.
+TransactionClaim = Literal["claimed", "held", "taken"]
 # Slack for a date range the engine may compare to the whole second only; decided exactly here.
 _SECOND = timedelta(seconds=1)
 # Rows read beyond a limit for those the slack lets in at the front and the exact check drops.
@@ -191,7 +193,7 @@ async def transaction_taken(transaction_id: str, other_than: ObjectId | None = N
     return await _live(transaction_id, claim, now or SYSTEM_CLOCK.now())
 
 
-async def claim_transaction(transaction_id: str, order: Order, now: datetime) -> str:
+async def claim_transaction(transaction_id: str, order: Order, now: datetime) -> TransactionClaim:
     """Claim the transaction id for `order` before the write that gives it to the order:
     "claimed" (the caller gives it back with `release_transaction` if that write fails), "held"
     (the order's checkout holds it already: nothing to give back) or "taken" (by another order).
@@ -215,8 +217,8 @@ async def claim_transaction(transaction_id: str, order: Order, now: datetime) ->
             return "taken"
         stale = {"_id": held["_id"], "order_id": _is(held["order_id"]), "store_id": _is(held["store_id"]),
                  "checkout_id": _is(held["checkout_id"])}
-        taken_over = await claims.find_one_and_update(
-            stale, {"$set": _claim(transaction_id, order.id, order.store_id, order.checkout_id, now)})
+        claim = _claim(transaction_id, order.id, order.store_id, order.checkout_id, now)
+        taken_over = await claims.find_one_and_update(stale, {"$set": {k: v for k, v in claim.items() if k != "_id"}})
         if taken_over is not None:
             return "claimed"
     return "taken"
