@@ -139,6 +139,21 @@ async def test_two_stores_claiming_one_transaction_id_at_once_one_wins(api, way)
         assert len(carriers) == 1
 
 
+async def test_one_checkout_placed_twice_at_once_with_a_transaction_id_answers_its_one_order(api):
+    store, customer = await api.store(), await api.customer()
+    token = (await api.checkout(customer, store)).json()["data"]["checkoutToken"]
+    # The first placing of the checkout has claimed the id and not yet inserted its order.
+    first = Order.model_construct(id=ObjectId(), store_id=store.id,
+                                  checkout_id=api.runtime.tokens.verify_checkout(token)["jti"])
+    assert await order_store.claim_transaction("UPITWICE0001", first, api.runtime.clock.now()) == "claimed"
+    response = await api.post("/api/orders", customer, json={"checkoutToken": token, "transactionId": "UPITWICE0001"})
+    assert response.status_code == 201, response.text
+    # The first one's insert then fails on the checkout: its claim is made to name the order placed.
+    await order_store.release_transaction("UPITWICE0001", first)
+    claim = await Order.get_pymongo_collection().database["transaction_ids"].find_one({"_id": "upi:UPITWICE0001"})
+    assert claim["order_id"] == response.json()["data"]["id"]
+
+
 async def test_a_claim_whose_order_never_carried_it_is_taken_over_after_the_lease(api_factory, clock):
     api = await api_factory(clock=clock)
     first, second, customer = await api.store(), await api.store(), await api.customer()
@@ -153,8 +168,7 @@ async def test_a_claim_whose_order_never_carried_it_is_taken_over_after_the_leas
     clock.advance(order_store.CLAIM_LEASE.total_seconds() + 1)
     response = await _pay(api, second, other["id"], "UPISTALECLAIM1")
     assert response.status_code == 200, response.text
-    claims = api.runtime.client.get_default_database(default=api.runtime.settings.mongodb_database)["transaction_ids"]
-    claim = await claims.find_one({"_id": "upi:UPISTALECLAIM1"})
+    claim = await Order.get_pymongo_collection().database["transaction_ids"].find_one({"_id": "upi:UPISTALECLAIM1"})
     assert (claim["order_id"], claim["store_id"]) == (other["id"], second.id)
     # Carried, it is never stale.
     clock.advance(order_store.CLAIM_LEASE.total_seconds() + 1)

@@ -155,7 +155,8 @@ class CheckoutService:
         store, items, weight = await self._recheck_cart(claims)
         if store.closes_at is not None and as_utc(store.closes_at) <= now:
             raise Conflict(messages.STORE_CLOSED)
-        if transaction and await order_store.transaction_taken(transaction, now=now):
+        if transaction and await order_store.transaction_taken(transaction, now=now,
+                                                               checkout=(str(store.id), claims["jti"])):
             raise Conflict(messages.TRANSACTION_ID_TAKEN)
         claimed = await slots.claim(store, weight, now)
 
