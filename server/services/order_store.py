@@ -184,13 +184,12 @@ async def _live(transaction_id: str, claim: dict[str, Any], now: datetime) -> bo
     return as_utc(claim["claimed_at"]) > now - CLAIM_LEASE or await _carrier(transaction_id, claim) is not None
 
 
-async def transaction_taken(transaction_id: str, other_than: ObjectId | None = None, now: datetime | None = None,
+async def transaction_taken(transaction_id: str, now: datetime | None = None,
                             checkout: tuple[str, str] | None = None) -> bool:
-    """Whether another order (than `other_than`, or than one of `checkout`: its store and checkout
-    id, placed twice at once) holds this UPI transaction id, in any store."""
+    """Whether an order holds this UPI transaction id, in any store, other than the order of
+    `checkout` (its store and checkout id: the same checkout placed twice at once)."""
     claim = await _claims().find_one({"_id": _claim_id(transaction_id)})
-    if claim is None or (other_than is not None and claim["order_id"] == str(other_than)) \
-            or (claim["store_id"], claim["checkout_id"]) == checkout:
+    if claim is None or (claim["store_id"], claim["checkout_id"]) == checkout:
         return False
     return await _live(transaction_id, claim, now or SYSTEM_CLOCK.now())
 
