@@ -1,4 +1,4 @@
-"""Orders are ready to be sharded by `{store_id: 1, _id: 1}` (README, *MongoDB at scale*): every
+"""Orders are ready to be sharded by `{store_id: 1}` (README, *MongoDB at scale*): every
 write to one order names its store, unique keys are unique per store, and a UPI transaction id
 stays unique across every store through its claim in the unsharded `transaction_ids`."""
 

@@ -13,10 +13,10 @@ an array-containment test that no index serves, so it would read every order. A 
 hex digits is read by nx-27017 as an ObjectId (lower-cased), so a transaction id's claim is keyed
 with a prefix.
 
-Ready for `orders` sharded by `{store_id: 1, _id: 1}` (README, *MongoDB at scale*): every write to
-one order names its store (`_one`), so `mongos` sends it to one shard; a unique index starts with
-`store_id`, as a sharded collection requires; a UPI transaction id, unique across every store, is
-claimed in `transaction_ids`, a small collection left unsharded.
+Ready for `orders` sharded by `{store_id: 1}` (README, *MongoDB at scale*): every write to one
+order names its store (`_one`), so `mongos` sends it to one shard; a unique index starts with
+`store_id`, as a sharded collection requires of the shard key; a UPI transaction id, unique across
+every store, is claimed in `transaction_ids`, a small collection left unsharded.
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ from server.services.outage import RawCollection, refuse_unwritten
 # Each index names the query it serves.
 INDEXES = [
     # `insert` of a new order: the order number a counter handed out is unique in its store (the
-    # counter makes it unique everywhere; a sharded collection keeps only unique indexes that start
-    # with the shard key, and nothing looks an order up by its number).
+    # counter makes it unique everywhere; a sharded collection keeps only unique indexes prefixed by
+    # the shard key, and nothing looks an order up by its number).
     IndexModel([("store_id", ASCENDING), ("order_number", ASCENDING)], name="store_order_number_unique",
                unique=True),
     # `insert`: one order per payment reference in its store (the reference is only shown in the
