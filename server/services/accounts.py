@@ -540,13 +540,13 @@ class AccountService:
         if not ObjectId.is_valid(order_id):
             raise NotFound(messages.ORDER_NOT_FOUND)
         now = self._clock.now()
-        found, recorded = await order_store.recorded_no_show(ObjectId(order_id))
-        if not found:
+        store_id, recorded = await order_store.recorded_no_show(ObjectId(order_id))
+        if store_id is None:
             raise NotFound(messages.ORDER_NOT_FOUND)
         if recorded is None:
             raise Conflict(messages.NO_SHOW_NOT_RECORDED)
         # Matches only the no-show just read, so two admins clearing it at once clear it once.
-        cleared = await order_store.clear_no_show(ObjectId(order_id), recorded, {
+        cleared = await order_store.clear_no_show(store_id, ObjectId(order_id), recorded, {
             "no_show_cleared_at": now, "no_show_cleared_by": admin.user_id, "no_show_cleared_by_name": admin.name,
             "no_show_cleared_reason": reason})
         if not cleared:

@@ -144,7 +144,7 @@ class CheckoutService:
         if claims.get("sub") != principal.user_id:
             raise Invalid(messages.CHECKOUT_INVALID)
         transaction = normalise_transaction_id(transaction_id)
-        existing = await order_store.by_checkout(claims["jti"])
+        existing = await order_store.by_checkout(claims["storeId"], claims["jti"])
         if existing is not None:
             return existing, False
 
@@ -155,11 +155,13 @@ class CheckoutService:
         store, items, weight = await self._recheck_cart(claims)
         if store.closes_at is not None and as_utc(store.closes_at) <= now:
             raise Conflict(messages.STORE_CLOSED)
-        if transaction and await order_store.transaction_taken(transaction):
+        if transaction and await order_store.transaction_taken(transaction, now=now,
+                                                               checkout=(str(store.id), claims["jti"])):
             raise Conflict(messages.TRANSACTION_ID_TAKEN)
         claimed = await slots.claim(store, weight, now)
 
         order = Order(
+            id=ObjectId(),  # known before the insert: a transaction id's claim names it
             order_number=await self._next_order_number(now),
             user_id=user_id, store_id=str(store.id), store_name=store.name, store_location=store.location,
             customer_first_name=principal.first_name,
@@ -177,16 +179,23 @@ class CheckoutService:
         order.next_deadline_at = next_deadline(order.deadline_view(), self._settings.unpaid_timeout)
         if partner_client_id:
             record_creation(order, self._settings.zone, now)
-        try:
-            await order_store.insert(order)
-        except DuplicateKeyError as exc:
+        transaction_claim = await order_store.claim_transaction(transaction, order, now) if transaction else None
+        if transaction_claim == "taken":
             if claimed is not None:
                 await slots.give_back(str(store.id), claimed)
-            existing = await order_store.by_checkout(claims["jti"])
+            raise Conflict(messages.TRANSACTION_ID_TAKEN)
+        try:
+            await order_store.insert(order)
+        except BaseException as exc:
+            if transaction and transaction_claim == "claimed":
+                await order_store.release_transaction(transaction, order)
+            if not isinstance(exc, DuplicateKeyError):
+                raise
+            if claimed is not None:
+                await slots.give_back(str(store.id), claimed)
+            existing = await order_store.by_checkout(str(store.id), claims["jti"])
             if existing is not None:
                 return existing, False
-            if "transaction_id" in str(exc):
-                raise Conflict(messages.TRANSACTION_ID_TAKEN) from None
             raise
         await self._publisher.publish(order, created=True)
         if claimed is not None and (claimed.filled or claimed.deferred) and self._store_changed is not None:

@@ -11,8 +11,6 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
-from pymongo.errors import DuplicateKeyError
-
 from server import metrics
 from server.config import Settings
 from server.domain import messages
@@ -62,7 +60,8 @@ class OrderLifecycle:
         self._clock = clock
 
     async def _commit(self, order: Order, changes: dict[str, Any]) -> Order:
-        """Compare-and-set on `version`, then publish exactly one event."""
+        """Compare-and-set on `version`, then publish exactly one event. A UPI transaction id it
+        writes is claimed first, across every store, and given back if the write does not happen."""
         now = self._clock.now()
         changes = {**changes, "updated_at": now}
         after = order.model_copy(update=changes)
@@ -79,12 +78,23 @@ class OrderLifecycle:
         update: dict[str, Any] = {"$set": set_doc, "$inc": {"version": 1}}
         if unset_doc:
             update["$unset"] = unset_doc
+        transaction: str = changes.get("transaction_id") or ""
+        claim = await order_store.claim_transaction(transaction, order, now) if transaction else None
+        if claim == "taken":
+            raise Conflict(messages.TRANSACTION_ID_TAKEN)
         try:
-            updated = await order_store.change(order.id, order.version, update)
-        except DuplicateKeyError:
-            raise Conflict(messages.TRANSACTION_ID_TAKEN) from None
+            updated = await order_store.change(order, update)
+        except BaseException:
+            if claim == "claimed":
+                await order_store.release_transaction(transaction, order)
+            raise
         if updated is None:
+            if claim == "claimed":
+                await order_store.release_transaction(transaction, order)
             raise Conflict(messages.STATUS_CONFLICT)
+        if transaction and order.transaction_id and order.transaction_id != transaction:
+            # The payment replaced the transaction id given at checkout: that one is free again.
+            await order_store.release_transaction(order.transaction_id, updated)
         await self._publisher.publish(updated)
         if deadline is not None:
             self._enforcer.deadline_scheduled(deadline)
@@ -105,9 +115,7 @@ class OrderLifecycle:
             return await self._commit(order, failed), messages.PAYMENT_FAILED_CANCELLED
         changes: dict[str, Any] = {"payment_status": PaymentStatus.SUCCESS, "paid_at": now}
         if transaction:
-            if await order_store.transaction_taken(transaction, other_than=order.id):
-                raise Conflict(messages.TRANSACTION_ID_TAKEN)
-            changes["transaction_id"] = transaction
+            changes["transaction_id"] = transaction  # claimed by `_commit`
         if order.order_status != OrderStatus.PLACED:
             # Accepted before payment (the counter flow): verifying it changes nothing else.
             return await self._commit(order, changes), messages.PAYMENT_UPDATED
@@ -181,7 +189,7 @@ class OrderLifecycle:
         resets the count (in `verify_otp`'s commit); a wrong one leaves it counted.
         """
         lock_until = now + timedelta(seconds=self._settings.otp_lockout_seconds)
-        locked = await order_store.claim_otp_attempt(order.id, self._settings.otp_max_attempts, lock_until, now)
+        locked = await order_store.claim_otp_attempt(order, self._settings.otp_max_attempts, lock_until, now)
         if locked is not None:
             raise self._otp_locked(locked, now)
 

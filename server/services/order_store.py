@@ -9,35 +9,46 @@ ObjectId is matched only in `_id` (references are hex strings), index options ma
 (uniqueness is also checked before an insert where it matters) and date accumulators come back as
 strings (the next deadline is a sorted `find`, not a `$min`). A customer or store is matched
 with an explicit `$eq` (`_is`): the same match on MongoDB, while nx-27017 turns a bare value into
-an array-containment test that no index serves, so it would read every order.
+an array-containment test that no index serves, so it would read every order. A string `_id` of 24
+hex digits is read by nx-27017 as an ObjectId (lower-cased), so a transaction id's claim is keyed
+with a prefix.
+
+Ready for `orders` sharded by `{store_id: 1}` (README, *MongoDB at scale*): every write to one
+order names its store (`_one`), so `mongos` sends it to one shard; a unique index starts with
+`store_id`, as a sharded collection requires of the shard key; a UPI transaction id, unique across
+every store, is claimed in `transaction_ids`, a small collection left unsharded.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from beanie import SortDirection
 from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument, UpdateOne
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from server.domain.clock import as_utc
+from server.domain.clock import SYSTEM_CLOCK, as_utc
 from server.domain.lifecycle import OrderStatus, PaymentStatus
 from server.models import Order
 from server.services.outage import RawCollection, refuse_unwritten
 
 # Each index names the query it serves.
 INDEXES = [
-    # `insert` of a new order: the order number a counter handed out is unique.
-    IndexModel([("order_number", ASCENDING)], name="order_number_unique", unique=True),
-    # `insert`: one order per payment reference.
-    IndexModel([("payment_reference", ASCENDING)], name="payment_reference_unique", unique=True),
-    # `by_checkout`, and `insert`'s guard against a checkout placed twice.
-    IndexModel([("checkout_id", ASCENDING)], name="checkout_unique", unique=True),
-    # `transaction_taken`, and the guard of `insert` and `change` against a reused UPI transaction.
-    IndexModel([("transaction_id", ASCENDING)], name="transaction_id_unique", unique=True,
-               partialFilterExpression={"transaction_id": {"$type": "string"}}),
+    # `insert` of a new order: the order number a counter handed out is unique in its store (the
+    # counter makes it unique everywhere; a sharded collection keeps only unique indexes prefixed by
+    # the shard key, and nothing looks an order up by its number).
+    IndexModel([("store_id", ASCENDING), ("order_number", ASCENDING)], name="store_order_number_unique",
+               unique=True),
+    # `insert`: one order per payment reference in its store (the reference is only shown in the
+    # store's UPI link, never looked up).
+    IndexModel([("store_id", ASCENDING), ("payment_reference", ASCENDING)], name="store_payment_reference_unique",
+               unique=True),
+    # `by_checkout` (a checkout token names its store), `insert`'s guard against a checkout placed
+    # twice, and `_carrier`.
+    IndexModel([("store_id", ASCENDING), ("checkout_id", ASCENDING)], name="store_checkout_unique", unique=True),
     # `page` for a customer, `customer_finished`, `no_shows_of`.
     IndexModel([("user_id", ASCENDING), ("created_at", DESCENDING)], name="customer_orders"),
     # `page` for a store, `store_day`, `finished_before`.
@@ -59,6 +70,14 @@ INDEXES = [
     # `stale_webhook_marks`.
     IndexModel([("webhook_pending_at", ASCENDING)], name="webhook_pending", sparse=True),
 ]
+# Unique indexes of one field, from before orders were ready for sharding: dropped at start-up (the
+# transaction id's once its claims exist), since a sharded collection cannot keep them.
+_UNSHARDABLE = ({"order_number": 1}, {"payment_reference": 1}, {"checkout_id": 1}, {"transaction_id": 1})
+# A claim on a transaction id whose order does not carry it is taken over only after this long: until
+# then the order's write may still be on its way (every write gives up within the driver's timeouts).
+CLAIM_LEASE = timedelta(minutes=2)
+# What `claim_transaction` found: the claim is this caller's, its order's checkout's already, or another order's.
+TransactionClaim = Literal["claimed", "held", "taken"]
 # Slack for a date range the engine may compare to the whole second only; decided exactly here.
 _SECOND = timedelta(seconds=1)
 # Rows read beyond a limit for those the slack lets in at the front and the exact check drops.
@@ -69,9 +88,19 @@ def _orders() -> RawCollection:
     return Order.get_pymongo_collection()
 
 
+def _claims() -> RawCollection:
+    """`transaction_ids`: one claim per UPI transaction id, naming the order (and its store and checkout)."""
+    return _orders().database["transaction_ids"]
+
+
 def _is(value: str) -> dict[str, str]:
     """Equality on a customer or store id, written so nx-27017's index on the field applies."""
     return {"$eq": value}
+
+
+def _one(order: Order) -> dict[str, Any]:
+    """The filter of one order as a sharded cluster routes it: its shard key, store and id."""
+    return {"store_id": _is(order.store_id), "_id": order.id}
 
 
 def _owned(owner: dict[str, str]) -> dict[str, dict[str, str]]:
@@ -85,8 +114,32 @@ def orders_in(database: Any) -> Any:
 
 
 async def create_indexes() -> None:
-    """Declare the indexes above (at start-up, after the models are bound to the database)."""
-    await _orders().create_indexes(INDEXES)
+    """Declare the indexes above (at start-up, after the models are bound to the database), in place
+    of the single-field unique ones a database from before may have; those orders' transaction ids
+    are claimed first, so none is free while its old index is dropped."""
+    orders = _orders()
+    old = [index async for index in await orders.list_indexes()
+           if index.get("unique") and dict(index["key"]) in _UNSHARDABLE]
+    if any(dict(index["key"]) == {"transaction_id": 1} for index in old):
+        await _claim_carried_transactions()
+    for index in old:
+        # By the name the server reports: nx-27017 names indexes itself.
+        await orders.drop_index(index["name"])
+    await orders.create_indexes(INDEXES)
+
+
+async def _claim_carried_transactions() -> None:
+    """A claim for every transaction id an order already carries (some may exist from an earlier try)."""
+    carried = await _orders().find({"transaction_id": {"$exists": True}},
+                                   {"transaction_id": 1, "store_id": 1, "checkout_id": 1, "created_at": 1}).to_list()
+    if not carried:
+        return
+    try:
+        await _claims().insert_many([_claim(row["transaction_id"], row["_id"], row["store_id"], row["checkout_id"],
+                                            as_utc(row["created_at"])) for row in carried], ordered=False)
+    except BulkWriteError as exc:
+        if any(error.get("code") != 11000 for error in exc.details.get("writeErrors", ())):
+            raise
 
 
 # --- one order ---------------------------------------------------------------------------------
@@ -98,28 +151,99 @@ async def get(order_id: str | ObjectId) -> Order | None:
     return await Order.get(ObjectId(order_id))
 
 
-async def by_checkout(checkout_id: str) -> Order | None:
-    return await Order.find_one({"checkout_id": checkout_id})
-
-
-async def transaction_taken(transaction_id: str, other_than: ObjectId | None = None) -> bool:
-    """Whether another order already carries this UPI transaction id."""
-    query: dict[str, Any] = {"transaction_id": transaction_id}
-    if other_than is not None:
-        query["_id"] = {"$ne": other_than}
-    return await Order.find_one(query) is not None
+async def by_checkout(store_id: str, checkout_id: str) -> Order | None:
+    return await Order.find_one({"store_id": _is(store_id), "checkout_id": _is(checkout_id)})
 
 
 async def insert(order: Order) -> Order:
-    """Store a new order; DuplicateKeyError when its checkout, number or transaction is taken."""
+    """Store a new order; DuplicateKeyError when its checkout or number is taken in its store."""
     return await order.insert()
 
 
-async def change(order_id: ObjectId | None, version: int, update: dict[str, Any]) -> Order | None:
-    """The compare-and-set of every change: applied only to `version`, the order after it; None
-    when another change came first. Raises DuplicateKeyError for a transaction id taken meanwhile,
-    StorageFailure when the write was refused although the order still matched."""
-    expected = {"_id": order_id, "version": version}
+# --- a UPI transaction id, unique across every store --------------------------------------------
+
+def _claim_id(transaction_id: str) -> str:
+    return f"upi:{transaction_id}"  # never 24 hex digits (see above)
+
+
+def _claim(transaction_id: str, order_id: ObjectId | None, store_id: str, checkout_id: str,
+           now: datetime) -> dict[str, Any]:
+    return {"_id": _claim_id(transaction_id), "order_id": str(order_id), "store_id": store_id,
+            "checkout_id": checkout_id, "claimed_at": now}
+
+
+async def _carrier(transaction_id: str, claim: dict[str, Any]) -> ObjectId | None:
+    """The id of the claiming checkout's order if it carries the transaction id (one targeted read)."""
+    found = await _orders().find_one({"store_id": _is(claim["store_id"]), "checkout_id": _is(claim["checkout_id"]),
+                                      "transaction_id": _is(transaction_id)}, {"_id": 1})
+    return None if found is None else found["_id"]
+
+
+async def _live(transaction_id: str, claim: dict[str, Any], now: datetime) -> bool:
+    """Whether the claim holds: its order carries the transaction id, or may still be writing it."""
+    return as_utc(claim["claimed_at"]) > now - CLAIM_LEASE or await _carrier(transaction_id, claim) is not None
+
+
+async def transaction_taken(transaction_id: str, now: datetime | None = None,
+                            checkout: tuple[str, str] | None = None) -> bool:
+    """Whether an order holds this UPI transaction id, in any store, other than the order of
+    `checkout` (its store and checkout id: the same checkout placed twice at once)."""
+    claim = await _claims().find_one({"_id": _claim_id(transaction_id)})
+    if claim is None or (claim["store_id"], claim["checkout_id"]) == checkout:
+        return False
+    return await _live(transaction_id, claim, now or SYSTEM_CLOCK.now())
+
+
+async def claim_transaction(transaction_id: str, order: Order, now: datetime) -> TransactionClaim:
+    """Claim the transaction id for `order` before the write that gives it to the order:
+    "claimed" (the caller gives it back with `release_transaction` if that write fails), "held"
+    (the order's checkout holds it already: nothing to give back) or "taken" (by another order).
+
+    A claim whose order does not carry the transaction id after `CLAIM_LEASE` was left by a process
+    that stopped between the claim and the write: it is taken over, by one caller only.
+    """
+    claims = _claims()
+    for _ in range(3):
+        try:
+            await claims.insert_one(_claim(transaction_id, order.id, order.store_id, order.checkout_id, now))
+            return "claimed"
+        except DuplicateKeyError:
+            pass
+        held = await claims.find_one({"_id": _claim_id(transaction_id)})
+        if held is None:
+            continue  # given back meanwhile
+        if (held["store_id"], held["checkout_id"]) == (order.store_id, order.checkout_id):
+            return "held"
+        if await _live(transaction_id, held, now):
+            return "taken"
+        stale = {"_id": held["_id"], "order_id": _is(held["order_id"]), "store_id": _is(held["store_id"]),
+                 "checkout_id": _is(held["checkout_id"])}
+        claim = _claim(transaction_id, order.id, order.store_id, order.checkout_id, now)
+        taken_over = await claims.find_one_and_update(stale, {"$set": {k: v for k, v in claim.items() if k != "_id"}})
+        if taken_over is not None:
+            return "claimed"
+    return "taken"
+
+
+async def release_transaction(transaction_id: str, order: Order) -> None:
+    """Give back the order's claim on the transaction id when its checkout's order does not carry it
+    (its write failed, or a later payment replaced it); when that order is another of the same
+    checkout (placed twice at once), the claim is made to name it."""
+    mine = {"_id": _claim_id(transaction_id), "order_id": _is(str(order.id))}
+    carrier = await _carrier(transaction_id, {"store_id": order.store_id, "checkout_id": order.checkout_id})
+    if carrier is None:
+        await _claims().delete_one(mine)
+    elif carrier != order.id:
+        await _claims().update_one(mine, {"$set": {"order_id": str(carrier)}})
+
+
+# --- one order's writes, each carrying its shard key -------------------------------------------
+
+async def change(order: Order, update: dict[str, Any]) -> Order | None:
+    """The compare-and-set of every change: applied only to the order's `version`, the order after
+    it; None when another change came first. Raises StorageFailure when the write was refused
+    although the order still matched."""
+    expected = {**_one(order), "version": order.version}
     document = await _orders().find_one_and_update(expected, update, return_document=ReturnDocument.AFTER)
     if document is None:
         await refuse_unwritten(_orders(), expected)
@@ -130,8 +254,7 @@ async def change(order_id: ObjectId | None, version: int, update: dict[str, Any]
     return changed
 
 
-async def claim_otp_attempt(order_id: ObjectId | None, limit: int, lock_until: datetime,
-                            now: datetime) -> datetime | None:
+async def claim_otp_attempt(order: Order, limit: int, lock_until: datetime, now: datetime) -> datetime | None:
     """Count one pickup-code attempt; None when claimed, else when the lock on attempts ends.
 
     Each claim is one atomic update whose filter is the limit, so however many requests arrive at
@@ -139,18 +262,19 @@ async def claim_otp_attempt(order_id: ObjectId | None, limit: int, lock_until: d
     attempt sets the lock in the same update.
     """
     orders = _orders()
+    one = _one(order)
     for _ in range(3):
         if await orders.find_one_and_update(
-                {"_id": order_id, "otp_failed_attempts": {"$lt": limit - 1}},
+                {**one, "otp_failed_attempts": {"$lt": limit - 1}},
                 {"$inc": {"otp_failed_attempts": 1}}, projection={"_id": 1}) is not None:
             return None
         if await orders.find_one_and_update(
-                {"_id": order_id, "otp_failed_attempts": limit - 1},
+                {**one, "otp_failed_attempts": limit - 1},
                 {"$inc": {"otp_failed_attempts": 1}, "$set": {"otp_locked_until": lock_until}},
                 projection={"_id": 1}) is not None:
             return None
         # Every attempt of the window is taken: locked until the lock ends.
-        raw = await orders.find_one({"_id": order_id}, {"otp_locked_until": 1, "otp_failed_attempts": 1})
+        raw = await orders.find_one(one, {"otp_locked_until": 1, "otp_failed_attempts": 1})
         if raw is None:
             return lock_until
         stored = raw.get("otp_locked_until")
@@ -161,16 +285,16 @@ async def claim_otp_attempt(order_id: ObjectId | None, limit: int, lock_until: d
         # The lock has ended: exactly one caller opens the next window (the filter matches
         # the stored lock as read, in whatever form the database keeps it), then all retry.
         await orders.update_one(
-            {"_id": order_id, "otp_locked_until": stored, "otp_failed_attempts": {"$gte": limit}},
+            {**one, "otp_locked_until": stored, "otp_failed_attempts": {"$gte": limit}},
             {"$set": {"otp_failed_attempts": 0}, "$unset": {"otp_locked_until": ""}})
     # Three claims missed an order whose attempts were left: they matched but were not stored.
-    await refuse_unwritten(orders, {"_id": order_id, "otp_failed_attempts": {"$lt": limit}})
+    await refuse_unwritten(orders, {**one, "otp_failed_attempts": {"$lt": limit}})
     return lock_until
 
 
-async def release_slot(order_id: ObjectId | None) -> bool:
+async def release_slot(order: Order) -> bool:
     """Mark the order's cap slot given back; True for exactly one caller."""
-    cleared = await _orders().update_one({"_id": order_id, "slot_held": {"$exists": True}},
+    cleared = await _orders().update_one({**_one(order), "slot_held": {"$exists": True}},
                                          {"$unset": {"slot_held": ""}})
     return cleared.modified_count == 1
 
@@ -195,17 +319,18 @@ async def no_shows_of(user_id: str) -> list[Order]:
     return await Order.find(query).sort([("created_at", SortDirection.DESCENDING)]).limit(100).to_list()
 
 
-async def recorded_no_show(order_id: ObjectId) -> tuple[bool, Any]:
-    """(whether the order exists, its no-show as stored: None when it has none)."""
-    record = await _orders().find_one({"_id": order_id}, {"no_show_at": 1})
-    return record is not None, (record or {}).get("no_show_at")
+async def recorded_no_show(order_id: ObjectId) -> tuple[str | None, Any]:
+    """(the order's store, None when there is no such order; its no-show as stored, None when it
+    has none). A read by id alone: on a sharded cluster it asks every shard."""
+    record = await _orders().find_one({"_id": order_id}, {"no_show_at": 1, "store_id": 1})
+    return (record or {}).get("store_id"), (record or {}).get("no_show_at")
 
 
-async def clear_no_show(order_id: ObjectId, recorded: Any, marks: dict[str, Any]) -> bool:
+async def clear_no_show(store_id: str, order_id: ObjectId, recorded: Any, marks: dict[str, Any]) -> bool:
     """Move the no-show just read into `no_show_recorded_at`, with `marks`; True for one caller only
     (the filter matches the no-show as read, in whatever form the database keeps it)."""
     result = await _orders().update_one(
-        {"_id": order_id, "no_show_at": recorded},
+        {"store_id": _is(store_id), "_id": order_id, "no_show_at": recorded},
         {"$unset": {"no_show_at": ""}, "$set": {"no_show_recorded_at": recorded, **marks}})
     return result.modified_count == 1
 
@@ -331,7 +456,9 @@ async def due(now: datetime, limit: int, order_id: ObjectId | None = None, *,
 async def cancel_due(order_ids: list[ObjectId], state: dict[str, Any], changes: dict[str, Any], *,
                      orders: Any = None) -> int:
     """Apply a deadline's cancellation to those of these orders still in `state`, in one update (the
-    compare-and-set that decides between racing enforcers); how many it changed."""
+    compare-and-set that decides between racing enforcers); how many it changed. Without the shard
+    key by design: a batch's orders are of many stores, and MongoDB sends a multi-document update
+    to every shard that may hold them."""
     result = await (orders if orders is not None else _orders()).update_many(
         {"_id": {"$in": order_ids}, **state},
         {"$set": changes, "$unset": {"next_deadline_at": ""}, "$inc": {"version": 1}})
@@ -345,7 +472,8 @@ async def deadline_batch(batch: str, *, orders: Any = None) -> list[Order]:
 
 
 async def finish_deadline_batch(batch: str, *, orders: Any = None) -> None:
-    """The batch published its orders: nothing is left to relay (cancelled is terminal)."""
+    """The batch published its orders: nothing is left to relay (cancelled is terminal). A
+    multi-document update of many stores' orders, sent to every shard as `cancel_due` is."""
     await (orders if orders is not None else _orders()).update_many(
         {"deadline_batch": batch}, {"$unset": {"deadline_batch": "", "outbox_at": ""}})
 
@@ -367,28 +495,29 @@ async def unpaid_of_store(store_id: str) -> list[Order]:
                              "payment_status": PaymentStatus.PENDING.value}).to_list()
 
 
-async def change_many(changes: list[tuple[ObjectId, int, dict[str, Any]]]) -> list[Order]:
-    """Many compare-and-sets on `version` in one bulk write: (order id, version, update); the orders
-    now one version past the one expected, as they are (this write's, or a concurrent change's that
-    came first: the caller tells them apart by what it wrote)."""
+async def change_many(changes: list[tuple[Order, dict[str, Any]]]) -> list[Order]:
+    """Many compare-and-sets on `version` in one bulk write: (order, update); the orders now one
+    version past the one expected, as they are (this write's, or a concurrent change's that came
+    first: the caller tells them apart by what it wrote)."""
     if not changes:
         return []
-    await _orders().bulk_write([UpdateOne({"_id": order_id, "version": version}, update)
-                                for order_id, version, update in changes], ordered=False)
-    expected = {str(order_id): version + 1 for order_id, version, _ in changes}
-    found = await Order.find({"_id": {"$in": [order_id for order_id, _, _ in changes]}}).to_list()
+    await _orders().bulk_write([UpdateOne({**_one(order), "version": order.version}, update)
+                                for order, update in changes], ordered=False)
+    expected = {str(order.id): order.version + 1 for order, _ in changes}
+    found = await Order.find({"_id": {"$in": [order.id for order, _ in changes]}}).to_list()
     # A version past the expected one means a later change came after this one: its own event tells.
     return [order for order in found if order.version == expected[str(order.id)]]
 
 
 # --- the outbox and partners' webhook marks -----------------------------------------------------
 
-async def clear_outbox_marks(published: dict[ObjectId, int]) -> None:
-    """One bulk write: the marks of these published versions (a newer change's mark stays)."""
+async def clear_outbox_marks(published: dict[ObjectId, tuple[str, int]]) -> None:
+    """One bulk write: the marks of these published versions, order id → (store id, version) (a
+    newer change's mark stays)."""
     await _orders().bulk_write([
-        UpdateOne({"_id": order_id, "version": version, "outbox_at": {"$exists": True}},
+        UpdateOne({"store_id": _is(store_id), "_id": order_id, "version": version, "outbox_at": {"$exists": True}},
                   {"$unset": {"outbox_at": ""}})
-        for order_id, version in published.items()
+        for order_id, (store_id, version) in published.items()
     ], ordered=False)
 
 
@@ -410,9 +539,9 @@ async def with_webhook_marks(order_id: ObjectId) -> Order | None:
     return marked
 
 
-async def clear_webhook_marks(order_id: ObjectId | None, version: int) -> None:
-    """Cleared only if no change came in meanwhile: that change rewrote the marks."""
-    await _orders().update_one({"_id": order_id, "version": version},
+async def clear_webhook_marks(order: Order) -> None:
+    """Cleared only if no change came in meanwhile (the order's version): that change rewrote the marks."""
+    await _orders().update_one({**_one(order), "version": order.version},
                                {"$unset": {"webhook_events": "", "webhook_deadline": "", "webhook_pending_at": ""}})
 
 

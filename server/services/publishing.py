@@ -34,8 +34,8 @@ class ChangePublisher:
     def __init__(self, bus: MessageBus) -> None:
         self._bus = bus
         # Published changes whose marks are still set: cleared in bulk by the relay, off the
-        # request path (order id → newest published version).
-        self._published: dict[ObjectId, int] = {}
+        # request path (order id → its store, the shard key, and the newest published version).
+        self._published: dict[ObjectId, tuple[str, int]] = {}
         # Set when there are marks to clear, so an idle process does not wake to find none.
         self.marks_pending = asyncio.Event()
         # Told of every change this process hands to the bus (push notifications); each must return
@@ -68,8 +68,8 @@ class ChangePublisher:
         """Publish one change; its outbox mark is cleared by the next `clear_published_marks`."""
         if await self.broadcast(order, created=created):
             order_id = stored_id(order)
-            if self._published.get(order_id, 0) < order.version:
-                self._published[order_id] = order.version
+            if self._published.get(order_id, ("", 0))[1] < order.version:
+                self._published[order_id] = (order.store_id, order.version)
                 self.marks_pending.set()
 
     async def clear_published_marks(self) -> int:

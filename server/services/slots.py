@@ -137,7 +137,7 @@ class SlotReleaser:
 
     async def _release(self, order: Order, slot_start: datetime) -> None:
         try:
-            if not await order_store.release_slot(order.id):
+            if not await order_store.release_slot(order):
                 return
             before = await Counter.get_pymongo_collection().find_one_and_update(
                 {"_id": slot_key(str(order.store_id), as_utc(slot_start))},

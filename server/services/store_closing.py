@@ -63,8 +63,7 @@ class StoreClosing:
             if not later:
                 break
             now = self._clock.now()
-            changed = await order_store.change_many([(order.id, order.version, self._update(order, closes_at, now))
-                                                     for order in later if order.id is not None])
+            changed = await order_store.change_many([(order, self._update(order, closes_at, now)) for order in later])
             for order in changed:
                 # The version this round expected may also be a concurrent change's: only ours carries the closing.
                 if order.payment_due_by is not None and as_utc(order.payment_due_by) == closes_at:

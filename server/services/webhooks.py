@@ -408,7 +408,7 @@ class WebhookDispatcher:
                 except DuplicateKeyError:
                     pass  # another relay (or an earlier pass of this one) made it
         # Cleared only if no change came in meanwhile: that change rewrote the marks, and is relayed next.
-        await order_store.clear_webhook_marks(order.id, order.version)
+        await order_store.clear_webhook_marks(order)
         if created:
             self._send_wake.set()
         return created
