@@ -115,3 +115,20 @@ async def test_the_next_deadline_is_a_date(api):
     assert deadline is not None
     assert await order_store.next_deadline_after(deadline - MS) == deadline
     assert await order_store.next_deadline_after(deadline) is None
+
+
+async def test_many_compare_and_sets_go_in_bounded_batches_and_a_concurrent_change_is_told_apart(api, monkeypatch):
+    # One command per batch, so a store closing that moves thousands of deadlines never holds the
+    # engine for all of them at once; each batch reports the orders it found one version on.
+    monkeypatch.setattr(order_store, "CHANGE_BATCH", 2)
+    store = await api.store()
+    orders = [await _stored((await api.place_order(await api.customer(), store))["id"]) for _ in range(5)]
+    raced = orders[3]
+    await api.advance(store, str(raced.id), "paid")  # a change the batch's compare-and-set did not expect
+    changed = await order_store.change_many([(order, {"$set": {"store_location": "Counter 2"}, "$inc": {"version": 1}})
+                                             for order in orders])
+    # Every order is one version past the expected one; the raced one by the other change, which
+    # the caller tells apart by what it wrote.
+    assert sorted(str(o.id) for o in changed) == sorted(str(o.id) for o in orders)
+    assert [o.store_location == "Counter 2" for o in sorted(changed, key=lambda o: str(o.id))] == [
+        o.id != raced.id for o in sorted(orders, key=lambda o: str(o.id))]
