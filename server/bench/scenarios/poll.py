@@ -108,6 +108,9 @@ async def run(ctx: Context) -> ScenarioResult:
                             f"{sum(bare.errors.values()):,} connection errors: its figures are suspect.")
     if reads is None:
         result.notes.append("the server exposes no orderpulse_db_commands_total: db reads per poll is n/a.")
+    if pipeline > 1:
+        result.notes.append(f"pipelined ({pipeline} requests at once per connection): wrk times batches, "
+                            "not requests, so no latency percentiles are reported; judge throughput and CPU.")
     if wrk is None:
         result.notes.append("client: the bench's Python client (wrk not used), which takes client CPU "
                             "from the same cores; install wrk (apt-get install wrk) for the figures the README gives.")
