@@ -26,6 +26,12 @@ def build_post(host: str, path: str, token: str, body: bytes) -> bytes:
             f"Content-Length: {len(body)}\r\n\r\n").encode() + body
 
 
+def build_patch(host: str, path: str, token: str, body: bytes) -> bytes:
+    return (f"PATCH {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
+            f"Accept: application/json\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+
 class _Protocol(asyncio.Protocol):
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
@@ -126,3 +132,30 @@ class RawConnection:
     def close(self) -> None:
         if self.protocol and self.protocol.transport:
             self.protocol.transport.close()
+
+
+class RawPool:
+    """Up to `size` keep-alive connections to one server, each carrying one request at a time:
+    the lean client's cost per request for a load of many concurrent calls (a change driver)."""
+
+    def __init__(self, host: str, port: int, size: int) -> None:
+        self.host = host
+        self.port = port
+        self._idle: asyncio.Queue[RawConnection] = asyncio.Queue()
+        for _ in range(size):
+            self._idle.put_nowait(RawConnection(host, port))
+
+    async def request(self, raw: bytes) -> tuple[int, bytes]:
+        connection = await self._idle.get()
+        try:
+            return await connection.request(raw)
+        except BaseException:
+            connection.close()
+            connection.protocol = None  # the next request on it connects afresh
+            raise
+        finally:
+            self._idle.put_nowait(connection)
+
+    def close(self) -> None:
+        while not self._idle.empty():
+            self._idle.get_nowait().close()
