@@ -258,7 +258,11 @@ async def test_a_subscribe_flood_of_one_customer_leaves_a_database_route_near_it
                 await until(flooding, 20, interval=0.2, message="the flood's sockets to open")
                 await until(lambda: count_file.exists() and int(count_file.read_text()) >= FLOOD_ANSWERS, 30,
                             interval=0.2, message=f"{FLOOD_ANSWERS} answers to the flood")
-                during = statistics.median(await latencies(client, route, victim.headers))
+                # The best of three windows: a burst of other work on a loaded machine may slow one
+                # (CI once read 8x in a single window), while the amplification this guards against
+                # (745x, then 30 s timeouts) slows every window of the flood.
+                during = min([statistics.median(await latencies(client, route, victim.headers))
+                              for _ in range(3)])
             finally:
                 flood.kill()
                 flood.wait()
