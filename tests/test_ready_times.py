@@ -8,6 +8,8 @@ from datetime import datetime, timedelta
 
 from server.domain.clock import parse_iso
 from server.domain.eta import DEFAULT_COOKS, DEFAULT_PREP_MINUTES
+from server.services import order_store
+from server.services.ready_times import CACHE_SECONDS
 from tests.support import Api
 
 PREP = timedelta(minutes=DEFAULT_PREP_MINUTES)  # a new store's defaults: 8 minutes, 2 cooks at once
@@ -107,3 +109,38 @@ async def test_only_the_stores_staff_or_an_admin_set_its_pace_and_bad_input_chan
     assert view["isPaused"] is False and view["delayMinutes"] == 0
     admin = await api.admin()
     assert (await api.patch(f"/api/stores/{store.id}/pace", admin, json={"delayMinutes": 20})).status_code == 200
+
+
+async def test_a_stores_queue_is_read_once_per_cache_period_and_kept_current_with_this_process_changes(
+        api_factory, clock, monkeypatch):
+    # The embedded engine serves one command at a time, so reading a busy queue after every change
+    # held every other request up: changes made here move the queue held, and it is read again
+    # only once CACHE_SECONDS have passed (to learn other processes' changes).
+    reads = []
+    queue = order_store.queue
+
+    async def counted(store_id, statuses):
+        reads.append(store_id)
+        return await queue(store_id, statuses)
+
+    monkeypatch.setattr(order_store, "queue", counted)
+    api, store, customer, orders, start = await three_accepted(api_factory, clock)
+    other = await api_factory(clock=clock)  # a second process on the same database
+    assert near(await eta(api, customer, orders[2]["id"]), start + 2 * PREP)
+    read_before = len(reads)
+
+    cancel = await api.patch(f"/api/orders/{orders[0]['id']}/status", store.staff,
+                             json={"status": "cancelled", "reason": "Out of paneer"})
+    assert cancel.status_code == 200, cancel.text
+    clock.advance(5)  # within CACHE_SECONDS of the read
+    await api.advance(store, orders[1]["id"], "processing", "ready")
+    # Both changes are in the estimate (the third is alone on a cook), with no read of the queue.
+    assert near(await eta(api, customer, orders[2]["id"]), start + PREP)
+    assert len(reads) == read_before
+
+    # A change made by the other process arrives with the next read, once the period is over.
+    fourth = await other.place_order(customer, store)
+    accepted = clock.now()
+    await other.advance(store, fourth["id"], "paid")
+    clock.advance(CACHE_SECONDS)
+    assert near(await eta(api, customer, fourth["id"]), accepted + PREP)  # on the second cook

@@ -375,11 +375,11 @@ async def finished_since(owner: dict[str, str], finished: Iterable[str], since: 
 
 async def queue(store_id: str, statuses: list[str]) -> list[dict[str, Any]]:
     """What ready-time estimates read of the store's orders in `statuses` (`_id`, `user_id`,
-    `accepted_at`, `created_at`, `slot_deferred`, `slot_start`), dates as dates: a busy store's
-    whole queue is read on every recomputation, so not as whole orders."""
+    `accepted_at`, `created_at`, `slot_deferred`, `slot_start`, `version`), dates as dates: a
+    busy store's whole queue, so not as whole orders."""
     rows = await _orders().find(
         {"store_id": _is(store_id), "order_status": {"$in": statuses}},
-        {"user_id": 1, "accepted_at": 1, "created_at": 1, "slot_deferred": 1, "slot_start": 1}).to_list()
+        {"user_id": 1, "accepted_at": 1, "created_at": 1, "slot_deferred": 1, "slot_start": 1, "version": 1}).to_list()
     return [_dates(row, "accepted_at", "created_at", "slot_start") for row in rows]
 
 

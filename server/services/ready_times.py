@@ -1,8 +1,12 @@
 """Ready-time estimates of a store's active orders, from its live queue (server/domain/eta.py).
 
-A store's estimates are computed from two reads (its active orders, its recently finished ones)
-and kept until one of its orders changes or `CACHE_SECONDS` pass, so a busy tracking page or
-kitchen costs no more than one computation per store and change.
+A store's estimates are computed from its queue: its active orders and its recently finished
+ones, read from the database at most once per `CACHE_SECONDS` and kept current in between with
+every change this process makes (the changes of other processes arrive with the next read). The
+estimates are kept until one of the store's orders changes, so a busy tracking page or kitchen
+costs no more than one computation per store and change, and a busy kitchen no more than one
+read of its queue every `CACHE_SECONDS`: on the embedded engine, which serves one command at a
+time, reading a queue of hundreds of orders after every change held every other request up.
 
 When one of a store's orders changes, the process that changed it recomputes the store's
 estimates `ETA_PUSH_SECONDS` later (changes in between share that one recomputation) and
@@ -14,12 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from bson import ObjectId
 
-from server.domain.clock import SYSTEM_CLOCK, Clock, iso_z
+from server.domain.clock import SYSTEM_CLOCK, Clock, as_utc, iso_z
 from server.domain.eta import HISTORY_SIZE, Active, Finished, Kitchen, estimate, finished_from_spans, learn
 from server.domain.slots import deferred_ready_around
 from server.domain.lifecycle import ACTIVE, OrderStatus
@@ -36,6 +41,39 @@ LEARNING_WINDOW = timedelta(days=7)
 # The virtual order asked about for "about N min wait now" on the menu page.
 NEXT_ORDER = "next"
 MOVED_SECONDS = 30  # an estimate that moved less is not worth a frame
+
+
+WAITING = (OrderStatus.PLACED, OrderStatus.ACCEPTED, OrderStatus.PROCESSING)
+
+
+@dataclass
+class StoreQueue:
+    """A store's queue as last read, kept current with this process's changes since."""
+
+    read_at: float  # monotonic
+    delay_minutes: float
+    active: dict[str, dict[str, Any]]  # order id → what `order_store.queue` reads of it
+    finished: dict[str, tuple[datetime, datetime]]  # order id → (accepted, ready), ready in the window
+    versions: dict[str, int] = field(default_factory=dict)  # order id → version of what is held
+
+    def apply(self, order: Order) -> None:
+        """Move `order` to where its change puts it; a change older than what is held is ignored
+        (the outbox relay may hand over a version read before the queue was)."""
+        order_id = str(order.id)
+        if order.version <= self.versions.get(order_id, -1):
+            return
+        self.versions[order_id] = order.version
+        if order.order_status in WAITING:
+            self.active[order_id] = {
+                "_id": order_id, "user_id": order.user_id, "created_at": as_utc(order.created_at),
+                "accepted_at": as_utc(order.accepted_at) if order.accepted_at else None,
+                "slot_deferred": order.slot_deferred,
+                "slot_start": as_utc(order.slot_start) if order.slot_start else None}
+            self.finished.pop(order_id, None)  # a ready undone
+            return
+        self.active.pop(order_id, None)
+        if order.accepted_at and order.ready_at:
+            self.finished[order_id] = (as_utc(order.accepted_at), as_utc(order.ready_at))
 
 
 class EstimatedOrder(Protocol):
@@ -63,13 +101,32 @@ class ReadyTimes:
         # must not be cached after it.
         self._generation: dict[str, int] = {}
         self._kitchens: dict[str, Kitchen] = {}  # store → its pace as last learned
+        self._queues: dict[str, StoreQueue] = {}
+        # One read of a store's queue at a time; the changes made while it is on its way are
+        # applied to what it returns.
+        self._reads: dict[str, asyncio.Task[StoreQueue]] = {}
+        self._changed_while_read: dict[str, list[Order]] = {}
+        self._store_changed_while_read: set[str] = set()  # those reads answer once and are not kept
 
     def order_changed(self, order: Order) -> None:
-        """A change to one of a store's orders moves its queue: forget that store's estimates,
-        and push the ones that moved once the burst of changes is over."""
-        self.store_changed(str(order.store_id))
+        """A change to one of a store's orders moves its queue: move it in the queue held, forget
+        that store's estimates, and push the ones that moved once the burst of changes is over."""
+        store_id = str(order.store_id)
+        queue = self._queues.get(store_id)
+        if queue is not None:
+            queue.apply(order)
+        if store_id in self._changed_while_read:
+            self._changed_while_read[store_id].append(order)
+        self._estimates_moved(store_id)
 
     def store_changed(self, store_id: str) -> None:
+        """The store itself changed (its pace, its cap): read its queue afresh next time."""
+        self._queues.pop(store_id, None)
+        if store_id in self._changed_while_read:
+            self._store_changed_while_read.add(store_id)
+        self._estimates_moved(store_id)
+
+    def _estimates_moved(self, store_id: str) -> None:
         self._cache.pop(store_id, None)
         self._generation[store_id] = self._generation.get(store_id, 0) + 1
         if self._bus is not None and store_id not in self._pushes:
@@ -141,17 +198,14 @@ class ReadyTimes:
         if cached is not None and self._clock.monotonic() - cached[0] < CACHE_SECONDS:
             return cached[1], cached[2]
         generation = self._generation.get(store_id, 0)
+        held = await self._queue(store_id)
         now = self._clock.now()
-        store = await Store.get(store_id) if ObjectId.is_valid(store_id) else None
-        delay = store.delay_minutes if store is not None else 0.0
-        waiting = [OrderStatus.PLACED.value, OrderStatus.ACCEPTED.value, OrderStatus.PROCESSING.value]
-        active = await order_store.queue(store_id, waiting)
-        finished = await order_store.recently_ready(store_id, now - LEARNING_WINDOW, HISTORY_SIZE)
+        active = list(held.active.values())
         queue = [Active(str(row["_id"]), row.get("accepted_at"), row["created_at"]) for row in active]
         queue.append(Active(NEXT_ORDER, None, now))
-        kitchen = learn(history(finished, active), now)
+        kitchen = learn(history(held, now), now)
         self._kitchens[store_id] = kitchen
-        estimates = estimate(queue, kitchen, now, delay)
+        estimates = estimate(queue, kitchen, now, held.delay_minutes)
         for row in active:
             # An order sent to a later slot by the store's cap is promised by that slot's end.
             if row.get("slot_deferred") and row.get("slot_start") is not None:
@@ -162,8 +216,49 @@ class ReadyTimes:
         return estimates, owners
 
 
-def history(finished: list[Order], active: list[dict[str, Any]]) -> list[Finished]:
-    """The store's finished orders as the estimator learns from them (how many were ahead of each
-    is read off the same orders: no extra field); `active` as `order_store.queue` reads them."""
-    spans = [(o.accepted_at, o.ready_at) for o in finished if o.accepted_at and o.ready_at]
-    return finished_from_spans(spans + [(row["accepted_at"], None) for row in active if row.get("accepted_at")])
+    async def _queue(self, store_id: str) -> StoreQueue:
+        """The store's queue: the one held while it is fresh, else read (one read at a time)."""
+        held = self._queues.get(store_id)
+        if held is not None and self._clock.monotonic() - held.read_at < CACHE_SECONDS:
+            return held
+        reading = self._reads.get(store_id)
+        if reading is None:
+            reading = self._reads[store_id] = asyncio.ensure_future(self._read_queue(store_id))
+        return await asyncio.shield(reading)
+
+    async def _read_queue(self, store_id: str) -> StoreQueue:
+        self._changed_while_read[store_id] = []
+        try:
+            now = self._clock.now()
+            read_at = self._clock.monotonic()
+            store = await Store.get(store_id) if ObjectId.is_valid(store_id) else None
+            active = await order_store.queue(store_id, [status.value for status in WAITING])
+            finished = await order_store.recently_ready(store_id, now - LEARNING_WINDOW, HISTORY_SIZE)
+            held = StoreQueue(
+                read_at, store.delay_minutes if store is not None else 0.0,
+                {str(row["_id"]): row for row in active},
+                {str(o.id): (as_utc(o.accepted_at), as_utc(o.ready_at)) for o in finished if o.accepted_at and o.ready_at},
+                {str(row["_id"]): int(row.get("version", 0)) for row in active} | {str(o.id): o.version for o in finished})
+            for order in self._changed_while_read[store_id]:
+                held.apply(order)
+            # Queues not asked for since they went stale are dropped, so quiet stores hold nothing.
+            for stale in [key for key, queue in self._queues.items() if read_at - queue.read_at >= CACHE_SECONDS]:
+                del self._queues[stale]
+            if store_id not in self._store_changed_while_read:
+                self._queues[store_id] = held
+            return held
+        finally:
+            del self._changed_while_read[store_id]
+            self._store_changed_while_read.discard(store_id)
+            self._reads.pop(store_id, None)
+
+
+def history(queue: StoreQueue, now: datetime) -> list[Finished]:
+    """The store's finished orders as the estimator learns from them, its last `HISTORY_SIZE` in
+    the window (how many were ahead of each is read off the same orders: no extra field)."""
+    since = now - LEARNING_WINDOW
+    finished = sorted((span for span in queue.finished.values() if span[1] >= since),
+                      key=lambda span: span[1])[-HISTORY_SIZE:]
+    spans: list[tuple[datetime, datetime | None]] = [
+        *finished, *((row["accepted_at"], None) for row in queue.active.values() if row.get("accepted_at"))]
+    return finished_from_spans(spans)
