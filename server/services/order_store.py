@@ -84,6 +84,8 @@ _SECOND = timedelta(seconds=1)
 _SLACK_ROWS = 50
 # Compare-and-sets sent in one bulk write by `change_many` (about half a second of nx-27017's time).
 CHANGE_BATCH = 500
+# Outbox marks cleared in one bulk write (about 2 ms of nx-27017's time).
+MARKS_BATCH = 5
 
 
 def _orders() -> RawCollection:
@@ -519,13 +521,14 @@ async def change_many(changes: list[tuple[Order, dict[str, Any]]]) -> list[Order
 # --- the outbox and partners' webhook marks -----------------------------------------------------
 
 async def clear_outbox_marks(published: dict[ObjectId, tuple[str, int]]) -> None:
-    """One bulk write: the marks of these published versions, order id → (store id, version) (a
-    newer change's mark stays)."""
-    await _orders().bulk_write([
-        UpdateOne({"store_id": _is(store_id), "_id": order_id, "version": version, "outbox_at": {"$exists": True}},
-                  {"$unset": {"outbox_at": ""}})
-        for order_id, (store_id, version) in published.items()
-    ], ordered=False)
+    """The marks of these published versions, order id → (store id, version) (a newer change's
+    mark stays), in bulk writes of `MARKS_BATCH`: the engine serves each command whole, so a
+    request that arrives meanwhile waits for one small batch, not for every mark of the pass."""
+    updates = [UpdateOne({"store_id": _is(store_id), "_id": order_id, "version": version,
+                          "outbox_at": {"$exists": True}}, {"$unset": {"outbox_at": ""}})
+               for order_id, (store_id, version) in published.items()]
+    for start in range(0, len(updates), MARKS_BATCH):
+        await _orders().bulk_write(updates[start:start + MARKS_BATCH], ordered=False)
 
 
 async def stale_outbox(cutoff: datetime, limit: int) -> list[Order]:
