@@ -6,6 +6,7 @@ percentiles are ordered, nothing is lost); they never assert speed.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import os
@@ -18,6 +19,7 @@ from server.bench.cli import main, parse_overrides
 from server.bench.floors import server_frame
 from server.bench.loadgen import choose_client
 from server.bench.metrics import MetricsSnapshot, histogram_delta
+from server.bench.rawhttp import RawPool, build_with_body
 from server.bench.target import TargetRefused, parse_targets
 from server.embedded_mongo import free_loopback_port
 from tests.harness import ServerProcess, create_admin, drop_database, unmeasured_environ
@@ -343,3 +345,32 @@ def test_the_transport_floor_frames_every_payload_length_as_rfc_6455_says():
     for size in (0, 125, 126, 65535, 65536):
         payload = b"x" * size
         assert server_frame(payload) == Frame(Opcode.TEXT, payload).serialize(mask=False), size
+
+
+async def test_the_change_drivers_pool_sends_again_when_the_server_closed_a_kept_alive_connection():
+    # The server answers each connection's first request and closes it on the second without an
+    # answer, as a server timing out an idle keep-alive connection does while a request is on its way.
+    connections = 0
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        await reader.readuntil(b"\r\n\r\n")
+        await reader.readexactly(2)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+        await writer.drain()
+        await reader.readuntil(b"\r\n\r\n")
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    pool = RawPool("127.0.0.1", port, 1)
+    request = build_with_body("PATCH", f"127.0.0.1:{port}", "/api/orders/x/status", "t", b"{}")
+    try:
+        assert await pool.request(request) == (200, b"{}")
+        assert await pool.request(request) == (200, b"{}")  # sent again on a new connection
+        assert connections == 2
+    finally:
+        pool.close()
+        server.close()
+        await server.wait_closed()

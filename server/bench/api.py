@@ -36,6 +36,14 @@ class Session:
         return str(self.user.get("id") or self.user.get("_id"))
 
 
+def error_message(body: bytes) -> str:
+    """The `message` of an error answer, or the start of a body that is not one."""
+    try:
+        return str(orjson.loads(body).get("message", ""))
+    except (orjson.JSONDecodeError, AttributeError):
+        return body[:200].decode("utf-8", "replace")
+
+
 class Api:
     """REST calls the bench needs, each returning the envelope's `data`."""
 
@@ -84,11 +92,7 @@ class Api:
                 continue
             break
         if response.status_code not in expect:
-            try:
-                message = orjson.loads(response.content).get("message", "")
-            except (orjson.JSONDecodeError, AttributeError):
-                message = response.text[:200]
-            raise ApiError(method, path, response.status_code, message)
+            raise ApiError(method, path, response.status_code, error_message(response.content))
         if not response.content:
             return None
         return orjson.loads(response.content).get("data")

@@ -20,14 +20,9 @@ def build_get(host: str, path: str, token: str, extra: str = "") -> bytes:
             f"Accept: application/json\r\n{extra}\r\n").encode()
 
 
-def build_post(host: str, path: str, token: str, body: bytes) -> bytes:
-    return (f"POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
-            f"Accept: application/json\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
-
-
-def build_patch(host: str, path: str, token: str, body: bytes) -> bytes:
-    return (f"PATCH {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
+def build_with_body(method: str, host: str, path: str, token: str, body: bytes) -> bytes:
+    """A request with a JSON body (`POST`, `PATCH`)."""
+    return (f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
             f"Accept: application/json\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\n\r\n").encode() + body
 
@@ -146,12 +141,20 @@ class RawPool:
             self._idle.put_nowait(RawConnection(host, port))
 
     async def request(self, raw: bytes) -> tuple[int, bytes]:
+        """One request; sent once more on a fresh connection when the server closed a kept-alive
+        one before answering (an idle connection it timed out as the request went), as httpx does."""
         connection = await self._idle.get()
         try:
+            reused = connection.protocol is not None
+            try:
+                return await connection.request(raw)
+            except ResponseError:
+                _reset(connection)
+                if not reused:
+                    raise
             return await connection.request(raw)
         except BaseException:
-            connection.close()
-            connection.protocol = None  # the next request on it connects afresh
+            _reset(connection)
             raise
         finally:
             self._idle.put_nowait(connection)
@@ -159,3 +162,9 @@ class RawPool:
     def close(self) -> None:
         while not self._idle.empty():
             self._idle.get_nowait().close()
+
+
+def _reset(connection: RawConnection) -> None:
+    """Close it; its next request connects afresh."""
+    connection.close()
+    connection.protocol = None

@@ -19,10 +19,10 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from server.bench.api import Api
+from server.bench.api import Api, error_message
 from server.bench.fixtures import Order
 from server.bench.progress import Progress
-from server.bench.rawhttp import RawPool, build_patch
+from server.bench.rawhttp import RawPool, build_with_body
 from server.bench.workers import Channel, WorkerPool
 from server.bench.wsclient import open_socket, subscribe
 
@@ -212,7 +212,7 @@ async def drive_changes(api: Api, staff_tokens: list[str], orders: list[Order], 
         status = CHAIN[i // count]
         key = f"{order.id}:{status}"
         token = staff_tokens[i % len(staff_tokens)]
-        request = build_patch(host_header, f"/api/orders/{order.id}/status", token,
+        request = build_with_body("PATCH", host_header, f"/api/orders/{order.id}/status", token,
                               orjson.dumps({"status": status}))
         log.sent[key] = time.monotonic()
         try:
@@ -221,7 +221,7 @@ async def drive_changes(api: Api, staff_tokens: list[str], orders: list[Order], 
             log.errors[type(error).__name__] += 1
             return
         if answered != 200:
-            log.errors[f"{answered} {_message(body)}"] += 1
+            log.errors[f"{answered} {error_message(body)}"] += 1
             return
         log.returned[key] = time.monotonic()
 
@@ -243,12 +243,6 @@ async def drive_changes(api: Api, staff_tokens: list[str], orders: list[Order], 
     log.finished = time.monotonic()
     return log
 
-
-def _message(body: bytes) -> str:
-    try:
-        return str(orjson.loads(body).get("message", ""))
-    except (orjson.JSONDecodeError, AttributeError):
-        return body[:80].decode("utf-8", "replace")
 
 
 def delivery_latencies(log: ChangeLog, receipts: dict[str, list[float]]) -> tuple[list[float], list[float], int]:

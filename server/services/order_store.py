@@ -375,14 +375,22 @@ async def finished_since(owner: dict[str, str], finished: Iterable[str], since: 
     return [order for order in found if as_utc(order.updated_at) >= since]
 
 
+# What ready-time estimates hold of an order in a store's queue (and `_id`), dates as dates.
+_QUEUE_FIELDS = ("user_id", "accepted_at", "created_at", "slot_deferred", "slot_start", "version")
+_QUEUE_DATES = ("accepted_at", "created_at", "slot_start")
+
+
 async def queue(store_id: str, statuses: list[str]) -> list[dict[str, Any]]:
-    """What ready-time estimates read of the store's orders in `statuses` (`_id`, `user_id`,
-    `accepted_at`, `created_at`, `slot_deferred`, `slot_start`, `version`), dates as dates: a
-    busy store's whole queue, so not as whole orders."""
-    rows = await _orders().find(
-        {"store_id": _is(store_id), "order_status": {"$in": statuses}},
-        {"user_id": 1, "accepted_at": 1, "created_at": 1, "slot_deferred": 1, "slot_start": 1, "version": 1}).to_list()
-    return [_dates(row, "accepted_at", "created_at", "slot_start") for row in rows]
+    """The store's orders in `statuses` as `queue_row`s: a busy store's whole queue, so not as
+    whole orders."""
+    rows = await _orders().find({"store_id": _is(store_id), "order_status": {"$in": statuses}},
+                                dict.fromkeys(_QUEUE_FIELDS, 1)).to_list()
+    return [_dates(row, *_QUEUE_DATES) for row in rows]
+
+
+def queue_row(order: Order) -> dict[str, Any]:
+    """An order as `queue` reads it, for a queue kept current with changes made since its read."""
+    return _dates({"_id": order.id, **{name: getattr(order, name) for name in _QUEUE_FIELDS}}, *_QUEUE_DATES)
 
 
 async def board_rows(store_id: str, statuses: list[str]) -> list[dict[str, Any]]:

@@ -64,11 +64,7 @@ class StoreQueue:
             return
         self.versions[order_id] = order.version
         if order.order_status in WAITING:
-            self.active[order_id] = {
-                "_id": order_id, "user_id": order.user_id, "created_at": as_utc(order.created_at),
-                "accepted_at": as_utc(order.accepted_at) if order.accepted_at else None,
-                "slot_deferred": order.slot_deferred,
-                "slot_start": as_utc(order.slot_start) if order.slot_start else None}
+            self.active[order_id] = order_store.queue_row(order)
             self.finished.pop(order_id, None)  # a ready undone
             return
         self.active.pop(order_id, None)

@@ -24,7 +24,7 @@ import orjson
 from server.bench.api import ApiError
 from server.bench.fixtures import Population, bounded_gather
 from server.bench.floors import HttpFloor
-from server.bench.rawhttp import RawConnection, build_post
+from server.bench.rawhttp import RawConnection, build_with_body
 from server.bench.report import ScenarioResult
 from server.bench.scenarios import Context
 from server.bench.stats import summarize
@@ -54,8 +54,9 @@ async def place_burst(host: str, port: int, sessions: list[tuple[str, str]], con
     The lean client (rawhttp) keeps the client's own CPU per call small, so that the floor
     measures the stack, not the client; the connections are open before the clock starts.
     """
-    requests = [build_post(f"{host}:{port}", "/api/orders", token,
-                           orjson.dumps({"checkoutToken": checkout_token})) for token, checkout_token in sessions]
+    requests = [build_with_body("POST", f"{host}:{port}", "/api/orders", token,
+                                orjson.dumps({"checkoutToken": checkout_token}))
+                for token, checkout_token in sessions]
     burst = Burst()
     connections = [RawConnection(host, port) for _ in range(min(concurrency, len(requests)))]
     await asyncio.gather(*(c.connect() for c in connections))
