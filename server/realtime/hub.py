@@ -83,6 +83,8 @@ class Hub:
         self._latest: dict[str, OrderChange] = {}
         self._listening: set[str] = set()
         self._reading: dict[str, asyncio.Future[dict[str, OrderChange]]] = {}
+        # Channels whose first watcher is still subscribing: done once the broker confirmed them.
+        self._subscribing: dict[str, asyncio.Future[None]] = {}
         # Per account: open sockets and event streams, and subscribes that read the database.
         self._open: dict[str, int] = {}
         self._subscribe_reads = TokenBuckets(settings.ws_subscribe_reads_per_second,
@@ -352,10 +354,22 @@ class Hub:
         watchers = watchers_of[key]
         watchers.add(subscriber)
         metrics.SUBSCRIPTIONS.labels(kind).inc()
+        name = channel(key)
         if len(watchers) == 1:
-            await self._broker.subscribe(channel(key), self._on_message)
+            # Whoever watches the key next waits for this subscription too (below).
+            subscribing = self._subscribing[name] = asyncio.get_running_loop().create_future()
+            try:
+                await self._broker.subscribe(name, self._on_message)
+            finally:
+                if self._subscribing.get(name) is subscribing:
+                    del self._subscribing[name]
+                subscribing.set_result(None)
             if kind == "order" and key in watchers_of and self._broker.connected:
                 self._listening.add(key)
+        elif (subscribing := self._subscribing.get(name)) is not None:
+            # Another subscribe asked for the channel and Redis has not confirmed it yet: a state
+            # read before then could miss a change published meanwhile (tests/realtime/test_shared_channel_confirmed.py).
+            await asyncio.shield(subscribing)
 
     async def _unwatch(self, subscriber: Subscriber, kind: str, key: str) -> None:
         mine, watchers_of, channel = self._kind(subscriber, kind)

@@ -164,12 +164,10 @@ def busiest_second(times: list[float]) -> int:
     return best
 
 
-# Known defect, not found yet: under a full suite on a loaded machine some sockets may stay behind
-# MongoDB after both restarts. Confirming broker subscriptions (tests/realtime/test_subscribe_confirmed.py)
-# did not end it: a CI run on 2026-12-06 had 71 sockets, all on one server, one version behind on one
-# order 30 s after the restarts. It runs on every suite and prints which sockets and orders were behind.
-@pytest.mark.xfail(strict=False, reason="after a rolling restart under full-suite load, some sockets may stay "
-                                        "behind MongoDB (intermittent, being investigated)")
+# This test failed now and then under a full suite (a CI run: 71 sockets on one server, one version
+# behind on one order). A cause that fits it, found and fixed: a subscribe that was the second watcher of an order channel read
+# the order before Redis had confirmed the channel another subscribe had asked for; it is played out
+# exactly in tests/realtime/test_shared_channel_confirmed.py.
 async def test_a_rolling_restart_loses_no_change_and_the_drain_spreads_the_reconnects(tmp_path, mongo,
                                                                                        redis_server):
     env = deployment_env(mongo, redis_server, **ROOMY)
@@ -200,6 +198,8 @@ async def test_a_rolling_restart_loses_no_change_and_the_drain_spreads_the_recon
 
         apis = [api, deployment.api(draining)]
         stop_flow = asyncio.Event()
+        changed_at: list[float] = []  # when each change's call returned
+        windows: list[tuple[float, float]] = []  # each restart, from the stop to every socket back
 
         async def change_orders() -> int:
             """Move every order through paid, processing and ready, through whichever server is up."""
@@ -216,6 +216,7 @@ async def test_a_rolling_restart_loses_no_change_and_the_drain_spreads_the_recon
                         except httpx.TransportError:
                             continue  # that server is restarting; the other one is up
                     made += 1
+                    changed_at.append(time.monotonic())
                     await asyncio.sleep(CHANGE_INTERVAL_SECONDS)
             return made
 
@@ -235,6 +236,7 @@ async def test_a_rolling_restart_loses_no_change_and_the_drain_spreads_the_recon
             # What a drain governs is when clients come back, the load it offers the servers; when
             # their connections complete depends as well on how busy this machine is (under a full
             # suite, a storm's 500 completions spread over 2 s and a drain's bunch behind the subscribes).
+            windows.append((started, time.monotonic()))
             times = comebacks[set_out:]
             print(f"server {index}: {moved} sockets moved in {max(done) - started:.1f} s, busiest second "
                   f"{busiest_second(times)} setting out, {busiest_second(done)} connected")
@@ -263,7 +265,10 @@ async def test_a_rolling_restart_loses_no_change_and_the_drain_spreads_the_recon
             explain_behind(roamers, behind, stored, env, deployment, started_at)
             raise
         assert not [r.regressions for r in roamers if r.regressions]
-        assert made >= ORDERS // 2, "changes flowed through the restarts"
+        # Changes went on during each restart, through whichever server was up (under a loaded
+        # machine the calls are slow, so it is not a count: one CI-like run made 13 in all).
+        assert all(any(start <= moment <= end for moment in changed_at) for start, end in windows), \
+            "changes flowed through both restarts"
 
         # The drained restart told each socket its own delay, spread over the window.
         # Every socket was closed by a drain (1012), never dropped; the drained restart told each
