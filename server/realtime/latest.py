@@ -54,14 +54,17 @@ T = TypeVar("T")
 
 class StoreWatchers(Generic[W]):
     """The watchers of each store: a store's channels are listened to for its first watcher and
-    dropped with its last, and a new watcher's first state is read after listening, so no change
-    can fall between the read and the subscription."""
+    dropped with its last, and a new watcher's first state is read after listening (a later watcher
+    waits for the first one's subscription as well), so no change can fall between the read and
+    the subscription."""
 
     def __init__(self, broker: MessageBus, channels: Callable[[str], tuple[str, ...]], listener: Listener) -> None:
         self._broker = broker
         self._channels = channels
         self._listener = listener
         self._by_store: dict[str, set[W]] = defaultdict(set)
+        # Stores whose first watcher is still subscribing: done once the broker confirmed them.
+        self._subscribing: dict[str, asyncio.Future[None]] = {}
 
     async def add(self, watcher: W, read: Callable[[], Awaitable[T | None]]) -> T | None:
         """Add `watcher` and return what `read` gives once its store is listened to; None (and the
@@ -69,9 +72,20 @@ class StoreWatchers(Generic[W]):
         watchers = self._by_store[watcher.store_id]
         watchers.add(watcher)
         try:
+            store_id = watcher.store_id
             if len(watchers) == 1:
-                for channel in self._channels(watcher.store_id):
-                    await self._broker.subscribe(channel, self._listener)
+                subscribing = self._subscribing[store_id] = asyncio.get_running_loop().create_future()
+                try:
+                    for channel in self._channels(store_id):
+                        await self._broker.subscribe(channel, self._listener)
+                finally:
+                    if self._subscribing.get(store_id) is subscribing:
+                        del self._subscribing[store_id]
+                    subscribing.set_result(None)
+            elif (subscribing := self._subscribing.get(store_id)) is not None:
+                # The first watcher's subscription is not confirmed yet: a read now could miss a
+                # change published before it is (as the hub's watchers, server/realtime/hub.py).
+                await asyncio.shield(subscribing)
             state = await read()
         except BaseException:
             await self.remove(watcher)

@@ -17,7 +17,9 @@ import json
 
 from server.domain.access import Principal, Role
 from server.realtime import frames
+from server.realtime.broker import Broker
 from server.realtime.client import Subscriber
+from server.realtime.latest import StoreWatcher, StoreWatchers
 from tests.support import until
 
 
@@ -129,4 +131,36 @@ async def test_a_subscribe_reads_an_order_only_once_redis_confirmed_its_channel_
         for subscriber in (reader, joiner):
             await hub.detach(subscriber)
     finally:
+        await link.close()
+
+
+async def test_a_page_following_a_store_reads_its_state_only_once_redis_confirmed_the_store_channel(redis_server):
+    """The pickup boards' and menus' watchers (server/realtime/latest.py) share a store's channel the
+    same way: a second page's first state is read only once the first page's subscription is live."""
+    host, port = redis_server.url.removeprefix("redis://").split("/")[0].split(":")
+    link = HeldSubscribes(host, int(port))
+    broker = Broker(await link.start(), liveness=10)
+    await broker.connect()
+    watchers: StoreWatchers[StoreWatcher] = StoreWatchers(broker, lambda store_id: (f"board:{store_id}",),
+                                                         lambda channel, payload: None)
+    reads: list[str] = []
+
+    def reading(name: str):
+        async def read() -> str:
+            reads.append(name)
+            return name
+        return read
+
+    try:
+        link.hold()
+        first = asyncio.create_task(watchers.add(StoreWatcher("s1"), reading("first")))
+        await until(lambda: link.holds("board:s1"), message="the store channel's SUBSCRIBE")
+        second = asyncio.create_task(watchers.add(StoreWatcher("s1"), reading("second")))
+        done, _ = await asyncio.wait({second}, timeout=1.0)
+        assert not done and reads == [], "a page read the store's state before Redis confirmed its channel"
+        link.open()
+        assert await asyncio.wait_for(first, 10) == "first"
+        assert await asyncio.wait_for(second, 10) == "second"
+    finally:
+        await broker.disconnect()
         await link.close()
