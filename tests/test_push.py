@@ -21,13 +21,15 @@ import httpx
 import jwt
 import pytest
 from aiohttp import web
+from bson import ObjectId
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from prometheus_client import generate_latest
 
 from server.config import ConfigurationError, Settings, resolve_vapid_key
+from server.domain.lifecycle import OrderStatus
 from server.domain.notifications import Moment, moment_of, notification, reminder_due
-from server.models import PushDelivery, PushSubscription
+from server.models import Order, PushDelivery, PushSubscription
 from server.embedded_mongo import free_loopback_port
 from server.runtime import PART_STOP_SECONDS
 from server.services.push import EndpointPolicy
@@ -197,6 +199,31 @@ async def test_accepted_ready_and_cancelled_reach_the_device_once_each_without_t
     assert push_service.refused == []
     await api.runtime.push.drain()
     assert push_service.hits["phone"] == 3  # each moment once, however often the order was published
+
+
+async def test_the_devices_of_many_changes_at_once_are_read_in_one_query(api_factory, push_service, monkeypatch):
+    """A store's closing cancels its unpaid orders in batches of hundreds, each change told to the
+    notifier in the same moment: their owners' devices are read together, not once per order (one
+    query per order held the deadline enforcer back behind thousands of them)."""
+    api = await api_factory(**FAST_RETRIES)
+    store = await api.store()
+    owners = [await subscribed(api, push_service, f"m{n}") for n in range(6)]
+    orders = [await Order.get(ObjectId((await api.place_order(customer, store))["id"])) for customer, _ in owners]
+    reads: list[dict] = []
+    find = PushSubscription.find
+
+    def counted(*args, **kwargs):
+        reads.append(args[0])
+        return find(*args, **kwargs)
+
+    monkeypatch.setattr(PushSubscription, "find", counted)
+    for order in orders:  # as the enforcer's batch publishes them, one after another
+        order.order_status = OrderStatus.CANCELLED
+        api.runtime.push.order_changed(order)
+    await api.runtime.push.drain()
+    assert reads == [{"user_id": {"$in": reads[0]["user_id"]["$in"]}}]
+    assert sorted(reads[0]["user_id"]["$in"]) == sorted(order.user_id for order in orders)
+    assert [push_service.moments(f"m{n}") for n in range(6)] == [["cancelled"]] * 6
 
 
 def store_name(order: dict) -> str:

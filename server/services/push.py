@@ -20,7 +20,7 @@ import fnmatch
 import ipaddress
 import json
 import logging
-from collections import OrderedDict
+from collections import OrderedDict, defaultdict
 from collections.abc import Coroutine
 from datetime import datetime
 from urllib.parse import urlsplit
@@ -53,6 +53,8 @@ RETRY_AFTER_MAX_SECONDS = 60.0
 # is worth little an hour later.
 PUSH_TTL_SECONDS = 3600
 HANDLED_REMEMBERED = 10_000
+# Changes whose owners' devices one query reads (a store's closing cancels thousands at once).
+LOOKUP_BATCH = 500
 
 
 def _b64url(raw: bytes) -> str:
@@ -121,6 +123,9 @@ class PushNotifier:
         # (order, moment) pairs this process has already handled, so a reminder round or a
         # republished change does not claim again (oldest forgotten first).
         self._handled: OrderedDict[tuple[str, Moment], None] = OrderedDict()
+        # Changes waiting for their owners' devices to be read, one query for many (`_look_up`).
+        self._lookups: list[tuple[Order, Moment]] = []
+        self._looking_up: asyncio.Task[None] | None = None
 
     # --- subscriptions ----------------------------------------------------------------------
 
@@ -188,7 +193,11 @@ class PushNotifier:
             metrics.PUSH_NOTIFICATIONS.labels(moment.value, "dropped").inc()
             log.warning("push backlog full (%d in flight); %s of order %s not sent", self._in_flight, moment, order.id)
             return
-        self._start(self._deliver(order, moment), f"push-{moment}-{order.id}")
+        self._lookups.append((order, moment))
+        if self._looking_up is None or self._looking_up.done():
+            self._looking_up = asyncio.create_task(self._look_up(), name="push-lookups")
+            self._pending.add(self._looking_up)
+            self._looking_up.add_done_callback(self._pending.discard)
 
     def _reserve(self) -> bool:
         """Take one of the PUSH_MAX_PENDING places, if one is free; the work started on it gives it
@@ -203,24 +212,36 @@ class PushNotifier:
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
-    async def _deliver(self, order: Order, moment: Moment) -> None:
-        """Find the order's owner's devices and start one push per device, each on a place of its
-        own; those past the bound are dropped and counted."""
-        try:
-            subscriptions = await PushSubscription.find({"user_id": order.user_id}).to_list()
-            if not subscriptions:
-                return
+    async def _look_up(self) -> None:
+        """Read the devices of the owners of every change waiting, up to LOOKUP_BATCH changes per
+        query, and start one push per device, each on a place of its own (those past the bound are
+        dropped and counted). One query per change had a store's closing, thousands of deadlines
+        at once, send thousands of look-ups that held the database's deadline work back."""
+        while self._lookups:
+            batch, self._lookups = self._lookups[:LOOKUP_BATCH], self._lookups[LOOKUP_BATCH:]
+            try:
+                owners = list({order.user_id for order, _ in batch})
+                found = await PushSubscription.find({"user_id": {"$in": owners}}).to_list()
+            except Exception:  # the database is down: these moments are lost, as a dead process would lose them
+                log.warning("push of %d changes skipped: their devices could not be read", len(batch),
+                            exc_info=log.isEnabledFor(logging.DEBUG))
+                continue
+            finally:
+                self._in_flight -= len(batch)  # the look-ups' places are free before their pushes take theirs
+            devices: defaultdict[str, list[PushSubscription]] = defaultdict(list)
+            for subscription in found:
+                devices[str(subscription.user_id)].append(subscription)
             now = self._clock.now()
-            payload = json.dumps(notification(
-                moment, order_id=str(order.id), order_number=order.order_number, store_name=order.store_name,
-                cancellation_reason=order.cancellation_reason and str(order.cancellation_reason), ready_expires_at=order.ready_expires_at,
-                now=now).payload())
-        except Exception:  # the database is down: this moment is lost, as a dead process would lose it
-            log.warning("push of %s for order %s skipped: its devices could not be read", moment, order.id,
-                        exc_info=log.isEnabledFor(logging.DEBUG))
-            return
-        finally:
-            self._in_flight -= 1  # the look-up's place is free before its pushes take theirs
+            for order, moment in batch:
+                subscriptions = devices.get(str(order.user_id))
+                if subscriptions:
+                    self._push(order, moment, subscriptions, now)
+
+    def _push(self, order: Order, moment: Moment, subscriptions: list[PushSubscription], now: datetime) -> None:
+        payload = json.dumps(notification(
+            moment, order_id=str(order.id), order_number=order.order_number, store_name=order.store_name,
+            cancellation_reason=order.cancellation_reason and str(order.cancellation_reason),
+            ready_expires_at=order.ready_expires_at, now=now).payload())
         dropped = 0
         for subscription in subscriptions:
             if self._reserve():
@@ -337,6 +358,7 @@ class PushNotifier:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._reminders = None
+        self._lookups.clear()
         self._in_flight = 0  # a task cancelled before it began never gave its place back
         if self._client is not None:
             await self._client.close()
