@@ -366,10 +366,10 @@ class Hub:
                 subscribing.set_result(None)
             if kind == "order" and key in watchers_of and self._broker.connected:
                 self._listening.add(key)
-        elif (subscribing := self._subscribing.get(name)) is not None:
+        elif (asked := self._subscribing.get(name)) is not None:
             # Another subscribe asked for the channel and Redis has not confirmed it yet: a state
             # read before then could miss a change published meanwhile (tests/realtime/test_shared_channel_confirmed.py).
-            await asyncio.shield(subscribing)
+            await asyncio.shield(asked)
 
     async def _unwatch(self, subscriber: Subscriber, kind: str, key: str) -> None:
         mine, watchers_of, channel = self._kind(subscriber, kind)

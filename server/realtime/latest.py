@@ -82,10 +82,10 @@ class StoreWatchers(Generic[W]):
                     if self._subscribing.get(store_id) is subscribing:
                         del self._subscribing[store_id]
                     subscribing.set_result(None)
-            elif (subscribing := self._subscribing.get(store_id)) is not None:
+            elif (asked := self._subscribing.get(store_id)) is not None:
                 # The first watcher's subscription is not confirmed yet: a read now could miss a
                 # change published before it is (as the hub's watchers, server/realtime/hub.py).
-                await asyncio.shield(subscribing)
+                await asyncio.shield(asked)
             state = await read()
         except BaseException:
             await self.remove(watcher)
