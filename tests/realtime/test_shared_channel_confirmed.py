@@ -20,69 +20,8 @@ from server.realtime import frames
 from server.realtime.broker import Broker
 from server.realtime.client import Subscriber
 from server.realtime.latest import StoreWatcher, StoreWatchers
+from tests.realtime.relays import HeldSubscribes
 from tests.support import until
-
-
-class HeldSubscribes:
-    """A TCP relay to Redis that can hold what the broker's listener connection sends (the one that
-    subscribes) and let it through chunk by chunk; every other connection, and every answer, passes."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.host, self.port = host, port
-        self.server: asyncio.Server | None = None
-        self.holding = False
-        self.held: list[tuple[asyncio.StreamWriter, bytes]] = []
-        self.tasks: set[asyncio.Task[None]] = set()
-
-    async def start(self) -> str:
-        self.server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
-        return f"redis://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
-
-    def holds(self, text: str) -> bool:
-        return any(text.encode() in chunk for _, chunk in self.held)
-
-    def hold(self) -> None:
-        self.holding = True
-
-    def release(self, count: int) -> None:
-        """Let the first `count` held chunks through, in order; keep holding the rest."""
-        for target, chunk in self.held[:count]:
-            target.write(chunk)
-        del self.held[:count]
-
-    def open(self) -> None:
-        self.holding = False
-        self.release(len(self.held))
-
-    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        upstream_reader, upstream_writer = await asyncio.open_connection(self.host, self.port)
-        for pipe in (self._commands(reader, upstream_writer), self._pipe(upstream_reader, writer)):
-            task = asyncio.create_task(pipe)
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
-
-    async def _commands(self, source: asyncio.StreamReader, target: asyncio.StreamWriter) -> None:
-        listener = False
-        while chunk := await source.read(65536):
-            listener = listener or b"SUBSCRIBE" in chunk.upper()
-            if listener and (self.holding or self.held):
-                self.held.append((target, chunk))
-            else:
-                target.write(chunk)
-        target.close()
-
-    @staticmethod
-    async def _pipe(source: asyncio.StreamReader, target: asyncio.StreamWriter) -> None:
-        while chunk := await source.read(65536):
-            target.write(chunk)
-        target.close()
-
-    async def close(self) -> None:
-        if self.server is not None:
-            self.server.close()
-        for task in list(self.tasks):
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
 
 
 def version_seen(subscriber: Subscriber, order_id: str) -> int:
