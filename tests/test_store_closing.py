@@ -7,8 +7,11 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import pytest
+
 from server.domain.clock import as_utc, iso_z, parse_iso
 from server.models import Order
+from server.services import deadlines, order_store
 from server.services.deadlines import DeadlineEnforcer
 from tests.deadline_helpers import cancelled_by_enforcer
 
@@ -120,3 +123,95 @@ async def test_two_enforcers_claim_each_due_order_once_in_bounded_batches(api_fa
     assert sorted(cancelled) == sorted(order["id"] for order in orders)  # one event per order
     stored = await Order.find({"store_id": store.id}).to_list()
     assert all(o.order_status == "cancelled" and o.version == 3 for o in stored)  # placed, moved, cancelled
+
+
+async def test_a_batch_whose_pass_dies_after_its_claim_is_published_by_the_relay(api_factory, clock, monkeypatch):
+    """The enforcer records each batch before claiming it and removes the record once its events
+    are out; a record older than the relay's cutoff names a pass that died in between, and the
+    relay publishes that batch's orders, once each. No cancelled order carries an outbox mark."""
+    api = await api_factory(clock=clock)
+    await api.runtime.enforcer.stop()  # the test runs the pass, and the relay's passes, itself
+    await api.runtime.relay.stop()
+    store = await api.store()
+    customer = await api.customer()
+    orders = [await api.place_order(customer, store) for _ in range(3)]
+    assert (await close_at(api, store, clock.now() + timedelta(seconds=10))).status_code == 200
+    cancelled: list[str] = []
+    api.runtime.publisher.watch(lambda order: cancelled.append(str(order.id))
+                                if order.order_status == "cancelled" else None)
+    batches = Order.get_pymongo_collection().database["deadline_batches"]
+
+    async def dies(*args, **kwargs):
+        raise RuntimeError("the process died after its claim")
+
+    monkeypatch.setattr(deadlines, "publish_deadline_batch", dies)
+    clock.advance(10)
+    enforcer = DeadlineEnforcer(api.runtime.settings, api.runtime.publisher, clock=clock)
+    with pytest.raises(RuntimeError):
+        await enforcer.enforce_due()
+    stored = await Order.find({"store_id": store.id}).to_list()
+    assert all(o.order_status == "cancelled" for o in stored) and cancelled == []
+    assert await batches.count_documents({}) == 1
+
+    clock.advance(0.5)  # younger than the relay's cutoff (a second): the pass may still be publishing
+    await api.runtime.relay.relay_once()
+    assert cancelled == []
+    clock.advance(1)
+    await api.runtime.relay.relay_once()
+    assert sorted(cancelled) == sorted(order["id"] for order in orders)  # one event per order
+    assert await batches.count_documents({}) == 0
+    await api.runtime.relay.relay_once()
+    assert len(cancelled) == 3
+    marked = await Order.get_pymongo_collection().count_documents({"store_id": store.id, "outbox_at": {"$exists": True}})
+    assert marked == 0
+
+
+async def test_a_pass_leaves_no_batch_record_and_no_outbox_mark(api_factory, clock):
+    api = await api_factory(clock=clock)
+    await api.runtime.enforcer.stop()
+    store = await api.store()
+    customer = await api.customer()
+    for _ in range(5):
+        await api.place_order(customer, store)
+    assert (await close_at(api, store, clock.now() + timedelta(seconds=10))).status_code == 200
+    clock.advance(10)
+    enforcer = DeadlineEnforcer(api.runtime.settings, api.runtime.publisher, clock=clock, batch_size=2)
+    assert await enforcer.enforce_due() == 5
+    collection = Order.get_pymongo_collection()
+    assert await collection.database["deadline_batches"].count_documents({}) == 0
+    assert await collection.count_documents({"store_id": store.id, "outbox_at": {"$exists": True}}) == 0
+
+
+async def test_a_pass_reads_the_due_orders_once_for_many_batches_and_again_past_its_cap(api_factory, clock, monkeypatch):
+    """The embedded engine scans every match of a range read, so a closing's thousands of due
+    orders are read once for up to PASS_BATCHES batches, not once per batch."""
+    api = await api_factory(clock=clock)
+    await api.runtime.enforcer.stop()  # the test runs the passes itself
+    store = await api.store()
+    customer = await api.customer()
+    orders = [await api.place_order(customer, store) for _ in range(7)]
+    assert (await close_at(api, store, clock.now() + timedelta(seconds=10))).status_code == 200
+    reads: list[int] = []
+    due = order_store.due
+
+    async def counted(*args, **kwargs):
+        rows = await due(*args, **kwargs)
+        reads.append(len(rows))
+        return rows
+
+    monkeypatch.setattr(order_store, "due", counted)
+    clock.advance(10)
+    enforcer = DeadlineEnforcer(api.runtime.settings, api.runtime.publisher, clock=clock, batch_size=2)
+    assert await enforcer.enforce_due() == 7
+    assert reads == [7]  # four batches of one read
+
+    assert (await close_at(api, store, None)).status_code == 200  # open again
+    more = [await api.place_order(customer, store) for _ in range(7)]
+    assert (await close_at(api, store, clock.now() + timedelta(seconds=10))).status_code == 200
+    clock.advance(10)
+    reads.clear()
+    monkeypatch.setattr(deadlines, "PASS_BATCHES", 2)  # a read feeds two batches of two
+    assert await enforcer.enforce_due() == 7
+    assert reads == [4, 3]
+    stored = await Order.find({"store_id": store.id}).to_list()
+    assert {str(o.id) for o in stored if o.order_status == "cancelled"} == {o["id"] for o in orders + more}

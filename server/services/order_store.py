@@ -59,7 +59,7 @@ INDEXES = [
     IndexModel([("store_id", ASCENDING), ("updated_at", DESCENDING)], name="store_recent"),
     # `page` for an admin.
     IndexModel([("created_at", DESCENDING)], name="all_orders"),
-    # `deadline_batch` and `finish_deadline_batch`.
+    # `deadline_batch` (the tag stays on a cancelled order: clearing it would write each order twice).
     IndexModel([("deadline_batch", ASCENDING)], name="deadline_batch", sparse=True),
     # `no_show_standing`.
     IndexModel([("user_id", ASCENDING), ("no_show_at", DESCENDING)], name="no_shows", sparse=True),
@@ -90,6 +90,12 @@ MARKS_BATCH = 5
 
 def _orders() -> RawCollection:
     return Order.get_pymongo_collection()
+
+
+def _batches(orders: Any = None) -> RawCollection:
+    """`deadline_batches`: one record per deadline batch claimed and not yet published (small, unsharded)."""
+    collection: RawCollection = (orders if orders is not None else _orders()).database["deadline_batches"]
+    return collection
 
 
 def _claims() -> RawCollection:
@@ -130,6 +136,7 @@ async def create_indexes() -> None:
         # By the name the server reports: nx-27017 names indexes itself.
         await orders.drop_index(index["name"])
     await orders.create_indexes(INDEXES)
+    await _batches().create_index([("claimed_at", ASCENDING)], name="claimed_at")
 
 
 async def _claim_carried_transactions() -> None:
@@ -473,21 +480,34 @@ async def cancel_due(order_ids: list[ObjectId], state: dict[str, Any], changes: 
     to every shard that may hold them."""
     result = await (orders if orders is not None else _orders()).update_many(
         {"_id": {"$in": order_ids}, **state},
-        {"$set": changes, "$unset": {"next_deadline_at": ""}, "$inc": {"version": 1}})
+        # An outbox mark of an earlier change goes too: the batch publishes the newer state.
+        {"$set": changes, "$unset": {"next_deadline_at": "", "outbox_at": ""}, "$inc": {"version": 1}})
     return result.modified_count
 
 
+async def open_deadline_batch(batch: str, now: datetime, *, orders: Any = None) -> None:
+    """Record a deadline batch before its claim: until `close_deadline_batch`, any process's relay
+    publishes its orders once the record is older than its cutoff (a pass that died meanwhile). One
+    small document per batch, where an outbox mark on each order would be a second write of every
+    cancelled order (clearing it), and the embedded engine's cost is per document written."""
+    await _batches(orders).insert_one({"_id": batch, "claimed_at": now})
+
+
+async def close_deadline_batch(batch: str, *, orders: Any = None) -> None:
+    """The batch's orders are published (or it claimed none)."""
+    await _batches(orders).delete_one({"_id": batch})
+
+
+async def stale_deadline_batches(cutoff: datetime, limit: int) -> list[str]:
+    """Deadline batches recorded at `cutoff` or earlier and not closed: their pass died before publishing."""
+    rows = await _batches().find({}, {"claimed_at": 1}).sort("claimed_at", 1).limit(limit).to_list()
+    return [row["_id"] for row in rows if as_utc(row["claimed_at"]) <= cutoff]
+
+
 async def deadline_batch(batch: str, *, orders: Any = None) -> list[Order]:
-    """The orders one deadline batch cancelled, until it has published them."""
+    """The orders one deadline batch cancelled (each keeps its batch's tag)."""
     found = await (orders if orders is not None else _orders()).find({"deadline_batch": batch}).to_list()
     return [Order.model_validate(document) for document in found]
-
-
-async def finish_deadline_batch(batch: str, *, orders: Any = None) -> None:
-    """The batch published its orders: nothing is left to relay (cancelled is terminal). A
-    multi-document update of many stores' orders, sent to every shard as `cancel_due` is."""
-    await (orders if orders is not None else _orders()).update_many(
-        {"deadline_batch": batch}, {"$unset": {"deadline_batch": "", "outbox_at": ""}})
 
 
 async def next_deadline_after(after: datetime, *, orders: Any = None) -> datetime | None:

@@ -2,8 +2,10 @@
 
 Every change is written with an `outbox_at` mark in the same atomic update. After the
 broker accepted the event the mark is cleared. A process that dies in between leaves the mark,
-and the relay of any live process republishes marked orders older than a second. Publishing
-twice is harmless: subscribers keep the highest `version` per order.
+and the relay of any live process republishes marked orders older than a second. The deadline
+enforcer's batches are recorded as a whole instead (`publish_deadline_batch`): a record older than
+a second names a batch whose pass died, and the relay publishes it. Publishing twice is harmless:
+subscribers keep the highest `version` per order.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import Any
 from datetime import timedelta
 
 from bson import ObjectId
@@ -28,6 +31,8 @@ log = logging.getLogger("orderpulse.publishing")
 
 CLEAR_INTERVAL_SECONDS = 0.1
 STOP_SECONDS = 1.0
+# Deadline batches (of up to 500 orders each) a relay pass publishes for passes that died.
+STALE_BATCHES = 4
 
 
 class ChangePublisher:
@@ -83,6 +88,17 @@ class ChangePublisher:
         return len(published)
 
 
+async def publish_deadline_batch(publisher: ChangePublisher, batch: str, orders: Any = None) -> bool:
+    """Publish the orders a deadline batch cancelled, one event each, then close its record; False
+    (the record kept, for the relay's next pass) when the bus failed."""
+    for order in await order_store.deadline_batch(batch, orders=orders):
+        if not await publisher.broadcast(order):
+            return False
+    # Cancelled is terminal: nothing else can have changed these orders since.
+    await order_store.close_deadline_batch(batch, orders=orders)
+    return True
+
+
 class OutboxRelay:
     """Republishes changes whose writer died before publishing them."""
 
@@ -120,6 +136,11 @@ class OutboxRelay:
             metrics.OUTBOX_REPUBLISHED.inc()
             await self._publisher.publish(order, created=order.version == 1)
         await self._publisher.clear_published_marks()
+        # Deadline batches whose pass died between its claim and its last event.
+        for batch in await order_store.stale_deadline_batches(cutoff, STALE_BATCHES):
+            log.warning("publishing deadline batch %s, left unpublished by its pass", batch)
+            metrics.OUTBOX_REPUBLISHED.inc()
+            await publish_deadline_batch(self._publisher, batch)
         return len(stale)
 
     async def _run(self) -> None:
