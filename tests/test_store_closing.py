@@ -215,3 +215,32 @@ async def test_a_pass_reads_the_due_orders_once_for_many_batches_and_again_past_
     assert reads == [4, 3]
     stored = await Order.find({"store_id": store.id}).to_list()
     assert {str(o.id) for o in stored if o.order_status == "cancelled"} == {o["id"] for o in orders + more}
+
+
+async def test_a_batch_whose_claim_was_not_seen_to_end_waits_a_minute_for_the_relay(api_factory, clock, monkeypatch):
+    """A record whose claim never reported its end may belong to a claim still being written: the
+    relay leaves it for a minute (a claim takes well under a second), then publishes what it claimed."""
+    api = await api_factory(clock=clock)
+    await api.runtime.enforcer.stop()
+    await api.runtime.relay.stop()
+    store = await api.store()
+    customer = await api.customer()
+    orders = [await api.place_order(customer, store) for _ in range(2)]
+    assert (await close_at(api, store, clock.now() + timedelta(seconds=10))).status_code == 200
+    cancelled: list[str] = []
+    api.runtime.publisher.watch(lambda order: cancelled.append(str(order.id))
+                                if order.order_status == "cancelled" else None)
+
+    async def dies(*args, **kwargs):
+        raise RuntimeError("the process died as its claim ended")
+
+    monkeypatch.setattr(order_store, "deadline_batch_claimed", dies)
+    clock.advance(10)
+    with pytest.raises(RuntimeError):
+        await DeadlineEnforcer(api.runtime.settings, api.runtime.publisher, clock=clock).enforce_due()
+    clock.advance(30)
+    await api.runtime.relay.relay_once()
+    assert cancelled == []
+    clock.advance(31)
+    await api.runtime.relay.relay_once()
+    assert sorted(cancelled) == sorted(order["id"] for order in orders)

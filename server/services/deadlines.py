@@ -186,6 +186,7 @@ class DeadlineEnforcer:
         if not claimed:
             await order_store.close_deadline_batch(batch, orders=orders)
             return 0, None
+        await order_store.deadline_batch_claimed(batch, self._clock.now(), orders=orders)
         return claimed, batch
 
     async def _seconds_until_next(self, after: datetime) -> float:

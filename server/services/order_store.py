@@ -487,10 +487,16 @@ async def cancel_due(order_ids: list[ObjectId], state: dict[str, Any], changes: 
 
 async def open_deadline_batch(batch: str, now: datetime, *, orders: Any = None) -> None:
     """Record a deadline batch before its claim: until `close_deadline_batch`, any process's relay
-    publishes its orders once the record is older than its cutoff (a pass that died meanwhile). One
+    publishes its orders once the record is stale (`stale_deadline_batches`: its pass died). One
     small document per batch, where an outbox mark on each order would be a second write of every
     cancelled order (clearing it), and the embedded engine's cost is per document written."""
-    await _batches(orders).insert_one({"_id": batch, "claimed_at": now})
+    await _batches(orders).insert_one({"_id": batch, "claimed_at": now, "claimed": False})
+
+
+async def deadline_batch_claimed(batch: str, now: datetime, *, orders: Any = None) -> None:
+    """The batch's claim is written whole: from `now` on, a relay that finds the record stale
+    publishes every order the batch cancelled, not those of a claim still under way."""
+    await _batches(orders).update_one({"_id": batch}, {"$set": {"claimed_at": now, "claimed": True}})
 
 
 async def close_deadline_batch(batch: str, *, orders: Any = None) -> None:
@@ -498,10 +504,13 @@ async def close_deadline_batch(batch: str, *, orders: Any = None) -> None:
     await _batches(orders).delete_one({"_id": batch})
 
 
-async def stale_deadline_batches(cutoff: datetime, limit: int) -> list[str]:
-    """Deadline batches recorded at `cutoff` or earlier and not closed: their pass died before publishing."""
-    rows = await _batches().find({}, {"claimed_at": 1}).sort("claimed_at", 1).limit(limit).to_list()
-    return [row["_id"] for row in rows if as_utc(row["claimed_at"]) <= cutoff]
+async def stale_deadline_batches(cutoff: datetime, unclaimed_cutoff: datetime, limit: int) -> list[str]:
+    """Deadline batches whose pass died before publishing them: claimed at `cutoff` or earlier, or
+    recorded at `unclaimed_cutoff` or earlier without their claim having been seen to end (a claim
+    takes far less than that; one still running would be published in part)."""
+    rows = await _batches().find({}, {"claimed_at": 1, "claimed": 1}).sort("claimed_at", 1).limit(limit).to_list()
+    return [row["_id"] for row in rows
+            if as_utc(row["claimed_at"]) <= (cutoff if row.get("claimed") else unclaimed_cutoff)]
 
 
 async def deadline_batch(batch: str, *, orders: Any = None) -> list[Order]:

@@ -33,6 +33,9 @@ CLEAR_INTERVAL_SECONDS = 0.1
 STOP_SECONDS = 1.0
 # Deadline batches (of up to 500 orders each) a relay pass publishes for passes that died.
 STALE_BATCHES = 4
+# A deadline batch recorded this long ago whose claim was never seen to end: its pass died during the
+# claim (a claim of 500 orders takes well under a second; the driver gives up on it much sooner).
+UNCLAIMED_BATCH_AFTER = timedelta(minutes=1)
 
 
 class ChangePublisher:
@@ -137,7 +140,8 @@ class OutboxRelay:
             await self._publisher.publish(order, created=order.version == 1)
         await self._publisher.clear_published_marks()
         # Deadline batches whose pass died between its claim and its last event.
-        for batch in await order_store.stale_deadline_batches(cutoff, STALE_BATCHES):
+        unclaimed_cutoff = self._clock.now() - UNCLAIMED_BATCH_AFTER
+        for batch in await order_store.stale_deadline_batches(cutoff, unclaimed_cutoff, STALE_BATCHES):
             log.warning("publishing deadline batch %s, left unpublished by its pass", batch)
             metrics.OUTBOX_REPUBLISHED.inc()
             await publish_deadline_batch(self._publisher, batch)
