@@ -125,27 +125,35 @@ async def test_two_enforcers_claim_each_due_order_once_in_bounded_batches(api_fa
     assert all(o.order_status == "cancelled" and o.version == 3 for o in stored)  # placed, moved, cancelled
 
 
-async def test_a_batch_whose_pass_dies_after_its_claim_is_published_by_the_relay(api_factory, clock, monkeypatch):
-    """The enforcer records each batch before claiming it and removes the record once its events
-    are out; a record older than the relay's cutoff names a pass that died in between, and the
-    relay publishes that batch's orders, once each. No cancelled order carries an outbox mark."""
+async def closing_now_due(api_factory, clock, count: int):
+    """An app whose own enforcer and relay are stopped (the test runs their passes), a store whose
+    `count` unpaid orders fall due at its closing, and the clock moved to that closing; with the
+    ids of the cancellation events its publisher sends, in the order sent."""
     api = await api_factory(clock=clock)
-    await api.runtime.enforcer.stop()  # the test runs the pass, and the relay's passes, itself
+    await api.runtime.enforcer.stop()
     await api.runtime.relay.stop()
     store = await api.store()
     customer = await api.customer()
-    orders = [await api.place_order(customer, store) for _ in range(3)]
+    orders = [await api.place_order(customer, store) for _ in range(count)]
     assert (await close_at(api, store, clock.now() + timedelta(seconds=10))).status_code == 200
     cancelled: list[str] = []
     api.runtime.publisher.watch(lambda order: cancelled.append(str(order.id))
                                 if order.order_status == "cancelled" else None)
+    clock.advance(10)
+    return api, store, customer, orders, cancelled
+
+
+async def test_a_batch_whose_pass_dies_after_its_claim_is_published_by_the_relay(api_factory, clock, monkeypatch):
+    """The enforcer records each batch before claiming it and removes the record once its events
+    are out; a record older than the relay's cutoff names a pass that died in between, and the
+    relay publishes that batch's orders, once each. No cancelled order carries an outbox mark."""
+    api, store, _, orders, cancelled = await closing_now_due(api_factory, clock, 3)
     batches = Order.get_pymongo_collection().database["deadline_batches"]
 
     async def dies(*args, **kwargs):
         raise RuntimeError("the process died after its claim")
 
     monkeypatch.setattr(deadlines, "publish_deadline_batch", dies)
-    clock.advance(10)
     enforcer = DeadlineEnforcer(api.runtime.settings, api.runtime.publisher, clock=clock)
     with pytest.raises(RuntimeError):
         await enforcer.enforce_due()
@@ -167,14 +175,7 @@ async def test_a_batch_whose_pass_dies_after_its_claim_is_published_by_the_relay
 
 
 async def test_a_pass_leaves_no_batch_record_and_no_outbox_mark(api_factory, clock):
-    api = await api_factory(clock=clock)
-    await api.runtime.enforcer.stop()
-    store = await api.store()
-    customer = await api.customer()
-    for _ in range(5):
-        await api.place_order(customer, store)
-    assert (await close_at(api, store, clock.now() + timedelta(seconds=10))).status_code == 200
-    clock.advance(10)
+    api, store, _, _, _ = await closing_now_due(api_factory, clock, 5)
     enforcer = DeadlineEnforcer(api.runtime.settings, api.runtime.publisher, clock=clock, batch_size=2)
     assert await enforcer.enforce_due() == 5
     collection = Order.get_pymongo_collection()
@@ -185,12 +186,7 @@ async def test_a_pass_leaves_no_batch_record_and_no_outbox_mark(api_factory, clo
 async def test_a_pass_reads_the_due_orders_once_for_many_batches_and_again_past_its_cap(api_factory, clock, monkeypatch):
     """The embedded engine scans every match of a range read, so a closing's thousands of due
     orders are read once for up to PASS_BATCHES batches, not once per batch."""
-    api = await api_factory(clock=clock)
-    await api.runtime.enforcer.stop()  # the test runs the passes itself
-    store = await api.store()
-    customer = await api.customer()
-    orders = [await api.place_order(customer, store) for _ in range(7)]
-    assert (await close_at(api, store, clock.now() + timedelta(seconds=10))).status_code == 200
+    api, store, customer, orders, _ = await closing_now_due(api_factory, clock, 7)
     reads: list[int] = []
     due = order_store.due
 
@@ -200,7 +196,6 @@ async def test_a_pass_reads_the_due_orders_once_for_many_batches_and_again_past_
         return rows
 
     monkeypatch.setattr(order_store, "due", counted)
-    clock.advance(10)
     enforcer = DeadlineEnforcer(api.runtime.settings, api.runtime.publisher, clock=clock, batch_size=2)
     assert await enforcer.enforce_due() == 7
     assert reads == [7]  # four batches of one read
@@ -220,22 +215,12 @@ async def test_a_pass_reads_the_due_orders_once_for_many_batches_and_again_past_
 async def test_a_batch_whose_claim_was_not_seen_to_end_waits_a_minute_for_the_relay(api_factory, clock, monkeypatch):
     """A record whose claim never reported its end may belong to a claim still being written: the
     relay leaves it for a minute (a claim takes well under a second), then publishes what it claimed."""
-    api = await api_factory(clock=clock)
-    await api.runtime.enforcer.stop()
-    await api.runtime.relay.stop()
-    store = await api.store()
-    customer = await api.customer()
-    orders = [await api.place_order(customer, store) for _ in range(2)]
-    assert (await close_at(api, store, clock.now() + timedelta(seconds=10))).status_code == 200
-    cancelled: list[str] = []
-    api.runtime.publisher.watch(lambda order: cancelled.append(str(order.id))
-                                if order.order_status == "cancelled" else None)
+    api, _, _, orders, cancelled = await closing_now_due(api_factory, clock, 2)
 
     async def dies(*args, **kwargs):
         raise RuntimeError("the process died as its claim ended")
 
     monkeypatch.setattr(order_store, "deadline_batch_claimed", dies)
-    clock.advance(10)
     with pytest.raises(RuntimeError):
         await DeadlineEnforcer(api.runtime.settings, api.runtime.publisher, clock=clock).enforce_due()
     clock.advance(30)

@@ -43,7 +43,7 @@ NEXT_ORDER = "next"
 MOVED_SECONDS = 30  # an estimate that moved less is not worth a frame
 
 
-WAITING = (OrderStatus.PLACED, OrderStatus.ACCEPTED, OrderStatus.PROCESSING)
+WAITING = frozenset(ACTIVE - {OrderStatus.READY})  # the statuses an order has an estimate in
 
 
 @dataclass
@@ -173,7 +173,7 @@ class ReadyTimes:
 
     async def for_order(self, order: EstimatedOrder) -> datetime | None:
         """When this active order should be ready; None once it is ready or over."""
-        if order.order_status not in ACTIVE or order.order_status == OrderStatus.READY:
+        if order.order_status not in WAITING:
             return None
         return (await self._store_estimates(str(order.store_id)))[0].get(str(order.id))
 

@@ -21,11 +21,10 @@ from server.domain.lifecycle import ACTIVE, TERMINAL, OrderStatus
 from server.models import Order, Store, User
 from server.services import order_store
 from server.services import catalog
-from server.services.ready_times import ReadyTimes
+from server.services.ready_times import WAITING, ReadyTimes
 
 RECENT_FINISHED = timedelta(hours=1)
 FINISHED_SCAN = 500
-WAITING = frozenset(ACTIVE - {OrderStatus.READY})  # the statuses that have a ready-time estimate
 
 
 @dataclass(frozen=True, slots=True)
