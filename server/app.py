@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import inspect
 import logging
 import time
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any, TypeVar
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -29,6 +31,8 @@ from server.http.security import PresentedCredentials
 from server.http.security_headers import add_security_headers
 from server.logging_filter import install_secret_filter
 from server.runtime import Runtime
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 log = logging.getLogger("orderpulse")
 
@@ -112,6 +116,17 @@ class RequestEdge:
             metrics.REQUEST_SECONDS.labels(template).observe(time.perf_counter() - started)
 
 
+def _returns_coroutine(function: F) -> F:
+    """Mark `function`, which is not a coroutine function but returns a coroutine, as an ASGI 3
+    application to servers that look (uvicorn's `interface="auto"` asks `iscoroutinefunction`)."""
+    mark = getattr(inspect, "markcoroutinefunction", None)  # Python 3.12 and later
+    if mark is not None:
+        marked: F = mark(function)
+        return marked
+    function._is_coroutine = asyncio.coroutines._is_coroutine  # type: ignore[attr-defined]  # Python 3.11's marker
+    return function
+
+
 class OrderPulseApp(Starlette):
     """Starlette, with two hot paths taken before the middleware stack: the poll-status answer
     for a known caller, and `/ws`, whose connection lives for hours (every coroutine frame
@@ -131,11 +146,15 @@ class OrderPulseApp(Starlette):
         services: Runtime = self.state.runtime
         return services
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    @_returns_coroutine
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Coroutine[Any, Any, None]:
+        # Not a coroutine itself: for `/ws`, the session's coroutine is the connection's.
         if scope["type"] == "websocket" and scope["path"] == "/ws":
             scope["app"] = self
-            await self._sockets(scope, receive, send)
-            return
+            return self._sockets(scope, receive, send)
+        return self._serve(scope, receive, send)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self._fast_poll.matches(scope) and await self._fast_poll.try_answer(scope, send):
             return
         await super().__call__(scope, receive, send)

@@ -9,12 +9,9 @@ import contextlib
 import httpx
 from pymongo import monitoring
 import pytest
-import uvicorn
 
-from server.embedded_mongo import free_loopback_port
-from server.uvicorn_adapter.lean_websocket import LeanWebSocketProtocol
 from tests.harness import RedisServer
-from tests.realtime.conftest import Deployment, Watcher, deployment_env
+from tests.realtime.conftest import Deployment, Watcher, deployment_env, served
 from tests.support import PASSWORD, Api, until
 
 USER_NOT_FOUND = {"success": False, "message": "Invalid token. User not found."}
@@ -127,21 +124,6 @@ async def test_re_enabling_allows_sign_in_again_but_never_revives_old_tokens(api
 
 async def _fresh_token_works(api: Api, email: str) -> bool:
     return (await api.get("/api/users/me", await api.login(email))).status_code == 200
-
-
-@contextlib.asynccontextmanager
-async def served(app):
-    """The in-process app behind a real uvicorn on loopback, for sockets (its lifespan already ran)."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=free_loopback_port(), lifespan="off",
-                            ws=LeanWebSocketProtocol, log_level="warning")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    await until(lambda: server.started, timeout=10, message="uvicorn to listen")
-    try:
-        yield f"127.0.0.1:{config.port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 async def test_a_disabled_accounts_sockets_close_4401_and_its_event_streams_end(api):

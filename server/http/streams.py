@@ -7,6 +7,7 @@ server/realtime (session.py, sse.py).
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Coroutine
 from typing import Any
 
@@ -36,11 +37,17 @@ class WebSocketApp:
     """The `/ws` ASGI app; plain ASGI so the session can reach the connection under it."""
 
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Coroutine[Any, Any, None]:
-        # Not a coroutine itself: a frame less kept alive for every open socket.
-        return websocket_endpoint(WebSocket(scope, receive=receive, send=send), uvicorn_adapter.socket_of(receive))
+        # Not a coroutine itself: the session's is the only frame kept for an open socket, and
+        # signing in is a call it makes and is done with.
+        websocket = WebSocket(scope, receive=receive, send=send)
+        runtime = context.runtime(websocket)
+        return session.serve(websocket, runtime.hub, functools.partial(_sign_in, websocket), runtime.settings,
+                             uvicorn_adapter.socket_of(receive))
 
 
-async def websocket_endpoint(websocket: WebSocket, socket: session.ServerSocket | None = None) -> None:
+async def _sign_in(websocket: WebSocket) -> Principal | None:
+    """Accept the socket and learn its caller: a token in the request, else the first frame.
+    None when the socket ended first (closed 4401 for a missing or bad token)."""
     runtime = context.runtime(websocket)
     await websocket.accept()
     try:
@@ -49,14 +56,24 @@ async def websocket_endpoint(websocket: WebSocket, socket: session.ServerSocket 
         else:
             first_frame = await _first_frame_principal(websocket, runtime.settings.ws_auth_timeout_seconds)
             if first_frame is None:
-                return
+                return None
             principal = first_frame
     except REFUSALS:
         await websocket.close(CLOSE_UNAUTHORISED)
-        return
-    # Read only to authenticate; the scope (and Starlette's view of it) would hold them for hours.
-    del websocket.scope["headers"][:]
-    await session.serve(websocket, runtime.hub, principal, runtime.settings, socket)
+        return None
+    _forget_request(websocket)
+    return principal
+
+
+def _forget_request(websocket: WebSocket) -> None:
+    """The upgrade request's headers and query string (a `?token=` among them) are read only to
+    sign in; the scope, and Starlette's parsed copies of them, would otherwise hold them, and the
+    token, for as long as the socket is open (about 1 KiB a socket with a token in the query)."""
+    scope = websocket.scope
+    del scope["headers"][:]
+    scope["query_string"] = b""
+    for parsed in ("_headers", "_query_params", "_url"):  # Starlette's caches, parsed again if read
+        websocket.__dict__.pop(parsed, None)
 
 
 async def _first_frame_principal(websocket: WebSocket, timeout: float) -> Principal | None:

@@ -12,7 +12,7 @@ import asyncio
 import itertools
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Set as AbstractSet
 from typing import Any
 
 from server import metrics
@@ -22,6 +22,10 @@ from server.realtime.events import OrderChange
 Frame = str
 _control_keys = itertools.count()
 
+
+NOTHING: frozenset[str] = frozenset()
+"""What a subscriber watches of a kind it has never watched."""
+_WATCHED = {"order": "order_ids", "store": "store_ids", "customer": "customer_ids"}
 
 SnapshotRender = Callable[[list[dict[str, Any]], Any], Frame]
 """Renders a snapshot's entries (and the id of the frame that asked for it) for the transport."""
@@ -37,9 +41,11 @@ class Subscriber:
                  render: Callable[[OrderChange, bool], Frame], render_snapshot: SnapshotRender) -> None:
         self.principal = principal
         self.sees_kitchen = sees_kitchen_view(principal)
-        self.order_ids: set[str] = set()
-        self.store_ids: set[str] = set()
-        self.customer_ids: set[str] = set()  # only ever the caller's own id ("My orders")
+        # What it watches, by kind: an empty set costs 216 bytes, and most sockets watch orders
+        # only, so each starts as the one shared empty frozenset (`watched` makes a set to add to).
+        self.order_ids: AbstractSet[str] = NOTHING
+        self.store_ids: AbstractSet[str] = NOTHING
+        self.customer_ids: AbstractSet[str] = NOTHING  # only ever the caller's own id ("My orders")
         self.sent_versions: dict[str, int] = {}
         self._render = render
         self._render_snapshot = render_snapshot
@@ -65,6 +71,16 @@ class Subscriber:
         self.render_estimates: Callable[[str, list[dict[str, Any]]], Frame] | None = None
         # Counted against its account's open sockets and streams (the hub's `admit`).
         self.admitted = False
+
+    def watched(self, kind: str) -> set[str]:
+        """The keys of `kind` ("order", "store", "customer") this subscriber watches, as a set the
+        hub adds to and discards from."""
+        attribute = _WATCHED[kind]
+        keys = getattr(self, attribute)
+        if not isinstance(keys, set):
+            keys = set(keys)
+            setattr(self, attribute, keys)
+        return keys
 
     # --- producer side (the hub) ---------------------------------------------------------------
 

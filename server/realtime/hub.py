@@ -340,11 +340,12 @@ class Hub:
 
     def _kind(self, subscriber: Subscriber, kind: str) -> tuple[set[str], dict[str, set[Subscriber]], Callable[[str], str]]:
         """What a subscriber watches of one kind, who watches each key, and the key's channel."""
+        mine = subscriber.watched(kind)
         if kind == "order":
-            return subscriber.order_ids, self._order_watchers, order_channel
+            return mine, self._order_watchers, order_channel
         if kind == "customer":
-            return subscriber.customer_ids, self._customer_watchers, customer_channel
-        return subscriber.store_ids, self._store_watchers, store_channel
+            return mine, self._customer_watchers, customer_channel
+        return mine, self._store_watchers, store_channel
 
     async def _watch(self, subscriber: Subscriber, kind: str, key: str) -> None:
         mine, watchers_of, channel = self._kind(subscriber, kind)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
@@ -28,7 +28,7 @@ CLOSE_FRAME_SECONDS = 1.0
 class ServerSocket(Protocol):
     """The connection under a WebSocket, where the server exposes it (server/uvicorn_adapter)."""
 
-    writes_frames: bool  # whether `can_write` and `write` may be used
+    writes_frames: bool  # whether `can_write`, `write` and `next_message` may be used
 
     def can_write(self) -> bool:
         """Whether a whole frame written now goes out at once (open, and not pushing back)."""
@@ -38,6 +38,10 @@ class ServerSocket(Protocol):
 
     def abort(self) -> None:
         """Reset the TCP connection at once, discarding whatever the peer never read."""
+
+    def next_message(self) -> Awaitable[Any]:
+        """The connection's next ASGI receive message (as its `receive` gives it, without the
+        coroutines of `receive` itself kept while an idle socket waits)."""
 
 
 class Expiries:
@@ -89,15 +93,14 @@ def expiries_of(loop: asyncio.AbstractEventLoop) -> Expiries:
     return expiries
 
 
-def serve(websocket: WebSocket, hub: Hub, principal: Principal, settings: Settings,
+def serve(websocket: WebSocket, hub: Hub, sign_in: Callable[[], Awaitable[Principal | None]], settings: Settings,
           socket: ServerSocket | None = None) -> Coroutine[Any, Any, None]:
-    """Watch for `principal` over an accepted socket until either side ends it (to be awaited).
+    """Sign the socket in (`sign_in` accepts it and names its caller, None if it ended), then
+    watch for that caller until either side ends it; to be awaited.
 
     Not a coroutine itself, and the session's whole life is one: every frame between the server
     and the socket's read is kept alive for each open socket."""
-    subscriber = Subscriber(principal, settings.ws_queue_size, frames.order_event, frames.snapshot)
-    subscriber.render_estimates = frames.estimates
-    return SocketSession(websocket, hub, subscriber, settings, socket).run()
+    return SocketSession(websocket, hub, settings, socket).run(sign_in)
 
 
 class SocketSession:
@@ -111,12 +114,11 @@ class SocketSession:
 
     __slots__ = ("ws", "hub", "sub", "settings", "_socket", "_clock", "_window_start", "_window_frames", "_closing",
                  "_reader", "_receiving", "_read_stopped", "_writer", "_closer")
+    sub: Subscriber  # from the moment the socket is signed in (`run`)
 
-    def __init__(self, websocket: WebSocket, hub: Hub, subscriber: Subscriber, settings: Settings,
-                 socket: ServerSocket | None = None) -> None:
+    def __init__(self, websocket: WebSocket, hub: Hub, settings: Settings, socket: ServerSocket | None = None) -> None:
         self.ws = websocket
         self.hub = hub
-        self.sub = subscriber
         self.settings = settings
         self._socket = socket
         self._clock = hub.clock
@@ -128,13 +130,20 @@ class SocketSession:
         self._read_stopped = False
         self._writer: asyncio.Task[None] | None = None
         self._closer: asyncio.Task[None] | None = None
-        if socket is not None and socket.writes_frames:
-            subscriber.write_now = self._write_now
 
-    async def run(self) -> None:
-        """Count the socket against its account, then read until the peer leaves or `close` is
-        done with the connection."""
-        hub, sub = self.hub, self.sub
+    async def run(self, sign_in: Callable[[], Awaitable[Principal | None]]) -> None:
+        """Sign in, count the socket against its account, then read until the peer leaves or
+        `close` is done with the connection."""
+        principal = await sign_in()
+        del sign_in  # not kept for the socket's life
+        if principal is None:
+            return
+        hub, settings, socket = self.hub, self.settings, self._socket
+        self.sub = sub = Subscriber(principal, settings.ws_queue_size, frames.order_event, frames.snapshot)
+        sub.render_estimates = frames.estimates
+        reads_directly = socket is not None and socket.writes_frames
+        if reads_directly:
+            sub.write_now = self._write_now
         try:
             hub.admit(sub)
         except RateLimited:  # the account's sockets and streams are all open already
@@ -148,12 +157,14 @@ class SocketSession:
         sub.abort = self.close
         sub.reconnect = self.reconnect
         sub.on_ready = self._start_writer
-        limit = self.settings.ws_max_frame_bytes
+        limit = settings.ws_max_frame_bytes
         try:
             while not self._closing:
                 self._receiving = True
                 try:
-                    message = await self.ws.receive()
+                    # Straight from the connection where it can (no `receive` coroutines kept while idle).
+                    message = await (socket.next_message() if reads_directly and socket is not None
+                                     else self.ws.receive())
                 except (WebSocketDisconnect, RuntimeError):
                     return
                 finally:

@@ -58,8 +58,8 @@ _WS_METHODS = {
 }
 # Attributes a fresh protocol must have (read or replaced here).
 _HTTP_ATTRIBUTES = ("app", "loop", "transport", "cycle", "server_state")
-_WS_ATTRIBUTES = ("loop", "transport", "conn", "queue", "writable", "handshake_complete", "close_sent", "ping_interval",
-                  "ping_timeout", "last_ping_rtt", "pending_ping_payload", "ping_sent_at")
+_WS_ATTRIBUTES = ("app", "loop", "transport", "conn", "queue", "writable", "read_paused", "handshake_complete",
+                  "close_sent", "ping_interval", "ping_timeout", "last_ping_rtt", "pending_ping_payload", "ping_sent_at")
 # Calls the lean protocol relies on uvicorn's code making: (method, the name it must call).
 _WS_CALLS = (("start_keepalive", "schedule_ping"), ("connection_lost", "stop_keepalive"),
              ("shutdown", "stop_keepalive"), ("handle_events", "handle_pong"))

@@ -13,6 +13,10 @@ Measured with a few thousand subscribed sockets (README, "The uvicorn adapter"):
 - The pings and pong deadlines of every socket share one timer per process (keepalive.py)
   instead of two timers per socket.
 - The fan-out may write an event's pre-built frame straight to the transport (sockets.py).
+- Every coroutine between uvicorn and the session's read is a frame kept for the connection's
+  life: uvicorn's proxy-headers middleware is applied to the scope without staying on the stack
+  (`ProxyRewrite`), and the session reads the receive queue itself (`next_message`), without
+  Starlette's and uvicorn's `receive` coroutines in between.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import struct
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from server.uvicorn_adapter.keepalive import KeepaliveWheel, wheel_for
@@ -119,6 +124,47 @@ class Writable:
         return future
 
 
+async def _no_app(scope: Any, receive: Any, send: Any) -> None:
+    """What `ProxyRewrite` runs uvicorn's middleware around: nothing, so it ends without suspending."""
+
+
+class ProxyRewrite:
+    """uvicorn's `ProxyHeadersMiddleware` (trusted proxies' X-Forwarded-For and -Proto), applied
+    to a WebSocket's scope before its application is called rather than around it: the
+    middleware's coroutine is run to its end at once, around an application that does nothing,
+    and the connection's coroutine is the application's own. Around the real application, the
+    middleware's frame would be kept for as long as the socket is open."""
+
+    __slots__ = ("app", "_rewrite")
+
+    def __init__(self, middleware: ProxyHeadersMiddleware) -> None:
+        self.app = middleware.app
+        self._rewrite = ProxyHeadersMiddleware(_no_app)
+        self._rewrite.trusted_hosts = middleware.trusted_hosts
+
+    def __call__(self, scope: Any, receive: Any, send: Any) -> Any:
+        rewrite = self._rewrite(scope, receive, send)
+        try:
+            rewrite.send(None)
+        except StopIteration:
+            return self.app(scope, receive, send)
+        rewrite.close()
+        raise RuntimeError("uvicorn's ProxyHeadersMiddleware suspended around an application that does not")
+
+
+_rewrites: dict[int, tuple[ProxyHeadersMiddleware, ProxyRewrite]] = {}
+
+
+def _application(app: Any) -> Any:
+    """The application a lean protocol calls: uvicorn's, with its proxy-headers middleware as a `ProxyRewrite`."""
+    if not isinstance(app, ProxyHeadersMiddleware):
+        return app
+    known = _rewrites.get(id(app))
+    if known is None or known[0] is not app:
+        known = _rewrites[id(app)] = (app, ProxyRewrite(app))
+    return known[1]
+
+
 class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
     _ping_slot: int | None = None
     _pong_slot: int | None = None
@@ -126,9 +172,20 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
     def __init__(self, config: Any, server_state: Any, app_state: dict[str, Any],
                  _loop: asyncio.AbstractEventLoop | None = None) -> None:
         super().__init__(config, server_state, app_state, _loop)
+        self.app = _application(self.app)
         # Replaced before the connection is made: nothing has used uvicorn's own yet.
         self.queue = Inbox(self.loop)  # type: ignore[assignment]
         self.writable = Writable(self.loop)  # type: ignore[assignment]
+
+    def next_message(self) -> asyncio.Future[ASGIReceiveEvent]:
+        """The connection's next ASGI message, as a future (what `receive` returns, without its
+        coroutine). Reading from the peer, paused while a message waits for the application,
+        resumes here, when the application asks for the next one with none kept."""
+        queue: Inbox = self.queue  # type: ignore[assignment]
+        if self.read_paused and queue.empty():
+            self.read_paused = False
+            self.transport.resume_reading()
+        return queue.get()
 
     def orderpulse_socket(self) -> LeanSocket:
         """This connection, for direct writes from the fan-out (found by `sockets.socket_of`)."""

@@ -27,6 +27,9 @@ class TransportSocket:
     def write(self, frame: bytes) -> None:
         raise RuntimeError("this connection takes frames through its ASGI send only")
 
+    def next_message(self) -> Any:
+        raise RuntimeError("this connection's messages are read through its ASGI receive only")
+
     def abort(self) -> None:
         self.transport.abort()
 
@@ -47,6 +50,9 @@ class LeanSocket(TransportSocket):
 
     def write(self, frame: bytes) -> None:
         self.transport.write(frame)
+
+    def next_message(self) -> Any:
+        return self._protocol.next_message()
 
 
 def socket_of(receive: Any) -> TransportSocket | None:

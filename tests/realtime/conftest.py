@@ -20,11 +20,14 @@ from typing import Any
 import httpx
 import pytest_asyncio
 import redis
+import uvicorn
 from bson import ObjectId
 from pymongo import MongoClient
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from server.embedded_mongo import free_loopback_port
+from server.uvicorn_adapter.lean_websocket import LeanWebSocketProtocol
 from tests.harness import RedisServer, ServerProcess, create_admin, drop_database
 from tests.support import PASSWORD, Actor, Api, StoreSetup, until
 
@@ -119,6 +122,21 @@ class OrderBook:
     def version(self, order_id: str) -> int:
         order = self.orders.get(order_id)
         return order["version"] if order else 0
+
+
+@contextlib.asynccontextmanager
+async def served(app):
+    """The in-process app behind a real uvicorn on loopback, for sockets (its lifespan already ran)."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=free_loopback_port(), lifespan="off",
+                            ws=LeanWebSocketProtocol, log_level="warning")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    await until(lambda: server.started, timeout=10, message="uvicorn to listen")
+    try:
+        yield f"127.0.0.1:{config.port}"
+    finally:
+        server.should_exit = True
+        await task
 
 
 class Watcher(OrderBook):

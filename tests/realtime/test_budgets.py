@@ -8,9 +8,7 @@ route's latency alone, and a stream ticket from before a disable that stays dead
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
 import signal
 import statistics
 import subprocess
@@ -19,14 +17,11 @@ import time
 
 import httpx
 import pytest_asyncio
-import uvicorn
 from pymongo import monitoring
 
-from server.embedded_mongo import free_loopback_port
-from server.uvicorn_adapter.lean_websocket import LeanWebSocketProtocol
 from tests.harness import REPO, unmeasured_environ
-from tests.realtime.conftest import Watcher, copy_orders, deployment_env, metric, one_server
-from tests.support import Api, until
+from tests.realtime.conftest import Watcher, copy_orders, deployment_env, metric, one_server, served
+from tests.support import until
 
 MAX_SOCKETS = 50
 MAX_STAFF_SOCKETS = 3  # kept small here only to reach it quickly; the default is 100
@@ -52,21 +47,6 @@ class _OrderReads(monitoring.CommandListener):
 
 ORDER_READS = _OrderReads()
 monitoring.register(ORDER_READS)  # global: registered before any app of this module makes its client
-
-
-@contextlib.asynccontextmanager
-async def served(app):
-    """The in-process app behind a real uvicorn on loopback, for sockets (its lifespan already ran)."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=free_loopback_port(), lifespan="off",
-                            ws=LeanWebSocketProtocol, log_level="warning")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    await until(lambda: server.started, timeout=10, message="uvicorn to listen")
-    try:
-        yield f"127.0.0.1:{config.port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 async def stream_status(url: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
