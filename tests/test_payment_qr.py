@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
+import signal
 import statistics
+import sys
 import time
 import uuid
 
@@ -16,8 +19,8 @@ import segno
 
 from server.domain import messages
 from server.domain.upi import payment_link
-from tests.harness import ServerProcess, create_admin
-from tests.support import PASSWORD, Api, order_read_times
+from tests.harness import REPO, ServerProcess, create_admin
+from tests.support import PASSWORD, Api, order_read_times, until
 
 
 def _link(n: int) -> str:
@@ -138,3 +141,41 @@ async def test_anonymous_clients_drawing_new_codes_do_not_stall_a_database_route
           f"loaded {loaded * 1000:.1f} ms, ratio {loaded / idle:.2f}")
     assert drawn >= FLOOD_DRAWN and set(answers) <= {200, 503}, answers
     assert loaded / idle < 3, (idle, loaded)
+
+
+KILLED_SERVER = """
+import asyncio, os, sys
+from server.services.payment_qr import PaymentQrCodes
+
+async def main():
+    codes = PaymentQrCodes(per_minute=60, max_waiting=1)
+    await codes.svg(sys.argv[1], "127.0.0.1")
+    with open(sys.argv[2], "w") as out:
+        print(*codes._pool._processes, file=out)  # the drawing process
+    os._exit(0)  # no shutdown: as a server killed by the kernel ends
+
+if __name__ == "__main__":
+    asyncio.run(main())
+"""
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+async def test_the_drawing_process_ends_with_a_server_that_never_shut_down(tmp_path):
+    script = tmp_path / "killed_server.py"
+    script.write_text(KILLED_SERVER)
+    pid_file = tmp_path / "drawing.pid"
+    done = await asyncio.create_subprocess_exec(sys.executable, str(script), _link(1), str(pid_file), cwd=str(REPO))
+    assert await asyncio.wait_for(done.wait(), 30) == 0
+    (drawing,) = (int(pid) for pid in pid_file.read_text().split())
+    try:
+        await until(lambda: not _running(drawing), 10, interval=0.05, message="the orphaned drawing process to end")
+    finally:
+        if _running(drawing):
+            os.kill(drawing, signal.SIGKILL)

@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import io
 import multiprocessing
+import multiprocessing.connection
 import os
+import threading
 from collections import OrderedDict
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -36,8 +38,19 @@ def draw_svg(link: str) -> bytes:
     return svg.getvalue()
 
 
-def _lower_priority() -> None:
+def _start_drawing_process() -> None:
+    """The drawing process's start: at a lower priority, and ending with the server. A server that
+    exits through its shutdown stops the pool, but one killed (out of memory, SIGKILL) never does,
+    and the drawing process would wait for work forever."""
     os.nice(10)
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_with, args=(parent.sentinel,), name="exit-with-server", daemon=True).start()
+
+
+def _exit_with(sentinel: int) -> None:
+    multiprocessing.connection.wait([sentinel])  # ready once the parent process has ended
+    os._exit(0)
 
 
 class PaymentQrCodes:
@@ -78,7 +91,7 @@ class PaymentQrCodes:
         if self._pool is None:
             # Spawned, not forked: a fork would copy the event loop, sockets and database client.
             self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_lower_priority)
+                                             initializer=_start_drawing_process)
         try:
             return await loop.run_in_executor(self._pool, draw_svg, link)
         except BrokenProcessPool:
