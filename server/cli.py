@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
+import gc
 import logging
 import secrets
 import socket
@@ -130,6 +131,15 @@ def draining_server(config: uvicorn.Config, app: StartedLifespan) -> uvicorn.Ser
     return DrainingServer(config)
 
 
+def freeze_startup_objects() -> None:
+    """Move what startup made (modules, models, schemas, routes, clients: about 100,000 objects)
+    out of the cyclic garbage collector's sight. They live as long as the process, and a full
+    collection walked every one of them: 63 ms with the event loop held, three times in a poll
+    bench's 12 s (README, *Garbage collection pauses*). Garbage already made is collected first."""
+    gc.collect()
+    gc.freeze()
+
+
 def serve(settings: Settings, *, demo: bool = False, simulate: argparse.Namespace | None = None,
           workers: int = 1, worker_fd: int | None = None, worker_index: int | None = None,
           worker_args: list[str] | None = None) -> int:
@@ -191,6 +201,7 @@ def serve(settings: Settings, *, demo: bool = False, simulate: argparse.Namespac
                         print(notice, file=sys.stderr)
                     hint = "  (kitchen: /kitchen, sign in: /login)" if demo else ""
                     print(f"Serving on http://{settings.host}:{settings.port}{hint}", flush=True)
+                freeze_startup_objects()
                 await server.serve(sockets=[sock])
             finally:
                 await app.exit()  # already done by uvicorn's shutdown, unless serving never began

@@ -37,6 +37,11 @@ _LAUNCH = (
     "    return func(*args, **kwargs)\n"
     "asyncio.to_thread = _on_the_loop\n"
     "from nx_27017.nx_27017 import main\n"
+    # Its modules' objects live as long as it does: out of the cyclic collector's full passes,
+    # which otherwise walk them with every command waiting (README, *Garbage collection pauses*).
+    "import gc\n"
+    "gc.collect()\n"
+    "gc.freeze()\n"
     "main()\n"
 )
 LOCK_FILE_NAME = "mongo.lock"
