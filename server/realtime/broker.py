@@ -72,7 +72,9 @@ class Broker:
             if len(listeners) == 1:
                 try:
                     confirmation = await self._backend.subscribe(channel)
-                except Exception:
+                except BaseException:
+                    # Cancelled too (its caller gone): a listener left counted here would keep
+                    # every later listener of the channel from asking the engine for it.
                     listeners.remove(listener)
                     del self._listeners[channel]
                     raise

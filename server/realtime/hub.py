@@ -83,7 +83,9 @@ class Hub:
         self._latest: dict[str, OrderChange] = {}
         self._listening: set[str] = set()
         self._reading: dict[str, asyncio.Future[dict[str, OrderChange]]] = {}
-        # Channels whose first watcher is still subscribing: done once the broker confirmed them.
+        # Channels the broker listens to for this hub, and those being asked for (done once the
+        # broker confirmed them, or the subscribe asking ended without it).
+        self._heard: set[str] = set()
         self._subscribing: dict[str, asyncio.Future[None]] = {}
         # Per account: open sockets and event streams, and subscribes that read the database.
         self._open: dict[str, int] = {}
@@ -352,25 +354,30 @@ class Hub:
         if key in mine:
             return
         mine.add(key)
-        watchers = watchers_of[key]
-        watchers.add(subscriber)
+        watchers_of[key].add(subscriber)
         metrics.SUBSCRIPTIONS.labels(kind).inc()
         name = channel(key)
-        if len(watchers) == 1:
-            # Whoever watches the key next waits for this subscription too (below).
-            subscribing = self._subscribing[name] = asyncio.get_running_loop().create_future()
-            try:
-                await self._broker.subscribe(name, self._on_message)
-            finally:
-                if self._subscribing.get(name) is subscribing:
+        try:
+            while name not in self._heard:
+                if (asked := self._subscribing.get(name)) is not None:
+                    # Another subscribe asked for the channel and Redis has not confirmed it yet: a
+                    # state read before then could miss a change published meanwhile
+                    # (tests/realtime/test_shared_channel_confirmed.py). If that subscribe ends
+                    # without it (cancelled), this one asks in its place.
+                    await asyncio.shield(asked)
+                    continue
+                subscribing = self._subscribing[name] = asyncio.get_running_loop().create_future()
+                try:
+                    await self._broker.subscribe(name, self._on_message)
+                    self._heard.add(name)
+                finally:
                     del self._subscribing[name]
-                subscribing.set_result(None)
-            if kind == "order" and key in watchers_of and self._broker.connected:
-                self._listening.add(key)
-        elif (asked := self._subscribing.get(name)) is not None:
-            # Another subscribe asked for the channel and Redis has not confirmed it yet: a state
-            # read before then could miss a change published meanwhile (tests/realtime/test_shared_channel_confirmed.py).
-            await asyncio.shield(asked)
+                    subscribing.set_result(None)
+        except BaseException:
+            await self._unwatch(subscriber, kind, key)
+            raise
+        if kind == "order" and key in watchers_of and self._broker.connected:
+            self._listening.add(key)
 
     async def _unwatch(self, subscriber: Subscriber, kind: str, key: str) -> None:
         mine, watchers_of, channel = self._kind(subscriber, kind)
@@ -389,6 +396,7 @@ class Hub:
                 if kind == "order":
                     self._latest.pop(key, None)
                     self._listening.discard(key)
+                self._heard.discard(channel(key))
                 await self._broker.unsubscribe(channel(key), self._on_message)
 
     # --- fan-out ---------------------------------------------------------------------------

@@ -63,7 +63,9 @@ class StoreWatchers(Generic[W]):
         self._channels = channels
         self._listener = listener
         self._by_store: dict[str, set[W]] = defaultdict(set)
-        # Stores whose first watcher is still subscribing: done once the broker confirmed them.
+        # Stores whose channels the broker listens to, and those being asked for (done once the
+        # broker confirmed them, or the watcher asking ended without it).
+        self._heard: set[str] = set()
         self._subscribing: dict[str, asyncio.Future[None]] = {}
 
     async def add(self, watcher: W, read: Callable[[], Awaitable[T | None]]) -> T | None:
@@ -73,19 +75,29 @@ class StoreWatchers(Generic[W]):
         watchers.add(watcher)
         try:
             store_id = watcher.store_id
-            if len(watchers) == 1:
+            while store_id not in self._heard:
+                if (asked := self._subscribing.get(store_id)) is not None:
+                    # Another watcher's subscription is not confirmed yet: a read now could miss a
+                    # change published before it is (as the hub's watchers, server/realtime/hub.py).
+                    # If that watcher ends without it (cancelled), this one asks in its place.
+                    await asyncio.shield(asked)
+                    continue
                 subscribing = self._subscribing[store_id] = asyncio.get_running_loop().create_future()
+                asked_for: list[str] = []
                 try:
                     for channel in self._channels(store_id):
                         await self._broker.subscribe(channel, self._listener)
+                        asked_for.append(channel)
+                    self._heard.add(store_id)
+                except BaseException:
+                    # Not heard: whoever asks next asks for every channel again, and the broker
+                    # counts a listener once per ask.
+                    for channel in asked_for:
+                        await self._broker.unsubscribe(channel, self._listener)
+                    raise
                 finally:
-                    if self._subscribing.get(store_id) is subscribing:
-                        del self._subscribing[store_id]
+                    del self._subscribing[store_id]
                     subscribing.set_result(None)
-            elif (asked := self._subscribing.get(store_id)) is not None:
-                # The first watcher's subscription is not confirmed yet: a read now could miss a
-                # change published before it is (as the hub's watchers, server/realtime/hub.py).
-                await asyncio.shield(asked)
             state = await read()
         except BaseException:
             await self.remove(watcher)
@@ -102,6 +114,7 @@ class StoreWatchers(Generic[W]):
         watchers.discard(watcher)
         if not watchers:
             del self._by_store[watcher.store_id]
+            self._heard.discard(watcher.store_id)
             for channel in self._channels(watcher.store_id):
                 await self._broker.unsubscribe(channel, self._listener)
 

@@ -103,3 +103,88 @@ async def test_a_page_following_a_store_reads_its_state_only_once_redis_confirme
     finally:
         await broker.disconnect()
         await link.close()
+
+
+# --- a subscribe cancelled before Redis was asked -----------------------------------------------
+# A subscribe waits for the broker connection's command lock (held by another command, or by the
+# re-subscription after a reconnect) before its SUBSCRIBE is written. Cancelled there (its caller
+# gone), it used to leave its listener counted for a channel Redis was never asked for, so every
+# later listener of that channel in the process took the channel as listened to and heard nothing.
+# Here the test holds the command lock itself, which is exactly that wait.
+
+async def test_a_first_subscribe_cancelled_before_redis_was_asked_leaves_the_channel_to_the_next(redis_server):
+    broker = Broker(redis_server.url, liveness=10)
+    await broker.connect()
+    heard: list[bytes] = []
+    commands = broker._backend._commands
+    try:
+        await commands.acquire()
+        try:
+            gone = asyncio.create_task(broker.subscribe("order:c1", lambda channel, payload: None))
+            await until(lambda: "order:c1" in broker._listeners, message="the subscribe to wait for the command lock")
+            gone.cancel()
+            await asyncio.gather(gone, return_exceptions=True)
+        finally:
+            commands.release()
+        await broker.subscribe("order:c1", lambda channel, payload: heard.append(payload))
+        await broker.publish(["order:c1"], b"a change")
+        await until(lambda: heard == [b"a change"], message="the next listener to hear the channel")
+    finally:
+        await broker.disconnect()
+
+
+async def test_a_watcher_waiting_for_a_cancelled_subscribe_asks_for_the_channel_itself(api_factory, redis_server):
+    api = await api_factory(redis_url=redis_server.url)
+    hub = api.runtime.hub
+    store = await api.store()
+    customer = await api.customer()
+    order = (await api.place_order(customer, store))["id"]
+    principal = Principal(user_id=customer.id, role=Role.STUDENT, store_id=None, name="Asha Rao", expires_at=4e9)
+    gone, joiner = (Subscriber(principal, 64, frames.order_event, frames.snapshot) for _ in range(2))
+    commands = api.runtime.broker._backend._commands
+    await commands.acquire()
+    try:
+        leaving = asyncio.create_task(hub.subscribe_orders(gone, [order]))
+        await until(lambda: f"order:{order}" in hub._subscribing, message="the first subscribe to ask for the channel")
+        joining = asyncio.create_task(hub.subscribe_orders(joiner, [order]))
+        await until(lambda: joiner in hub._order_watchers.get(order, ()), message="the second to wait for it")
+        leaving.cancel()
+        await asyncio.gather(leaving, return_exceptions=True)
+        assert gone not in hub._order_watchers.get(order, ())
+    finally:
+        commands.release()
+    joiner.send_snapshot(await asyncio.wait_for(joining, 10))
+    await api.advance(store, order, "paid")
+    await until(lambda: version_seen(joiner, order) == 2, message="the joiner to hear the order's change")
+    await hub.detach(joiner)
+
+
+async def test_a_page_waiting_for_a_cancelled_store_subscription_asks_for_it_itself(redis_server):
+    broker = Broker(redis_server.url, liveness=10)
+    await broker.connect()
+    heard: list[bytes] = []
+    watchers: StoreWatchers[StoreWatcher] = StoreWatchers(
+        broker, lambda store_id: (f"board:{store_id}", f"menu:{store_id}"), lambda channel, payload: heard.append(payload))
+
+    async def read() -> str:
+        return "state"
+
+    commands = broker._backend._commands
+    try:
+        await commands.acquire()
+        try:
+            leaving = asyncio.create_task(watchers.add(StoreWatcher("s2"), read))
+            await until(lambda: "board:s2" in broker._listeners, message="the first page to ask for the store")
+            staying = asyncio.create_task(watchers.add(StoreWatcher("s2"), read))
+            await until(lambda: len(watchers.of("s2")) == 2, message="the second page to wait for the first's")
+            leaving.cancel()
+            await asyncio.gather(leaving, return_exceptions=True)
+        finally:
+            commands.release()
+        assert await asyncio.wait_for(staying, 10) == "state"
+        await broker.publish(["board:s2"], b"board")
+        await broker.publish(["menu:s2"], b"menu")
+        await until(lambda: sorted(heard) == [b"board", b"menu"], message="the page to hear both store channels")
+        assert [len(broker._listeners[channel]) for channel in ("board:s2", "menu:s2")] == [1, 1]
+    finally:
+        await broker.disconnect()

@@ -244,14 +244,18 @@ class RedisBackend(BrokerBackend):
 
     async def subscribe(self, channel: str) -> Confirmation | None:
         self._channels.add(channel)
-        async with self._commands:
-            if self._listener is not None and self._live.is_set():
-                try:
-                    return await self._listener.add(channel)
-                except (RedisError, OSError):
-                    # The reader notices the broken connection and re-subscribes everything.
-                    log.warning("subscribe to %s deferred until Redis is back", channel)
-            return None
+        try:
+            async with self._commands:
+                if self._listener is not None and self._live.is_set():
+                    try:
+                        return await self._listener.add(channel)
+                    except (RedisError, OSError):
+                        # The reader notices the broken connection and re-subscribes everything.
+                        log.warning("subscribe to %s deferred until Redis is back", channel)
+                return None
+        except asyncio.CancelledError:
+            self._channels.discard(channel)  # the broker forgets it too: nobody listens
+            raise
 
     async def unsubscribe(self, channel: str) -> None:
         self._channels.discard(channel)

@@ -248,23 +248,28 @@ class RedisClusterBackend(BrokerBackend):
 
     async def subscribe(self, channel: str) -> Confirmation | None:
         self._channels.add(channel)
-        async with self._commands:
-            if not self._live.is_set() or channel in self._placed:
-                return None  # the repair places it
-            assert self._cluster is not None
-            try:
-                node = self._owner(channel)
-                shard = self._shards.get(node.name)
-                if shard is None:
-                    await self._open_shard(node, {channel})  # returns once the shard confirmed it
+        try:
+            async with self._commands:
+                if not self._live.is_set() or channel in self._placed:
+                    return None  # the repair places it
+                assert self._cluster is not None
+                try:
+                    node = self._owner(channel)
+                    shard = self._shards.get(node.name)
+                    if shard is None:
+                        await self._open_shard(node, {channel})  # returns once the shard confirmed it
+                        return None
+                    confirmation = await shard.listener.add(channel)
+                    self._placed[channel] = node.name
+                    return confirmation
+                except Exception as exc:
+                    log.warning("subscribe to %s deferred until its shard is back: %s", channel, exc)
+                    self._lost()
                     return None
-                confirmation = await shard.listener.add(channel)
-                self._placed[channel] = node.name
-                return confirmation
-            except Exception as exc:
-                log.warning("subscribe to %s deferred until its shard is back: %s", channel, exc)
-                self._lost()
-                return None
+        except asyncio.CancelledError:
+            if channel not in self._placed:  # not asked for yet: the broker forgets it too, nobody listens
+                self._channels.discard(channel)
+            raise
 
     async def unsubscribe(self, channel: str) -> None:
         self._channels.discard(channel)
