@@ -17,7 +17,8 @@ import pytest
 
 from server.bench.cli import main, parse_overrides
 from server.bench.floors import server_frame
-from server.bench.loadgen import choose_client
+from server.bench.loadgen import LoadResult, choose_client
+from server.bench.scenarios.poll import merged
 from server.bench.metrics import MetricsSnapshot, histogram_delta
 from server.bench.rawhttp import RawPool, build_with_body
 from server.bench.target import TargetRefused, parse_targets
@@ -108,7 +109,7 @@ def test_every_scenario_reports_coherent_results(server_pair, tmp_path):
     # deadlines) listen on the second, so every event crosses processes.
     first, second = server_pair
     code = main(["all", "--urls", f"{first.url},{second.url}", "--server-pid", str(first.process.pid),
-                 *_admin_args(), *TINY, "--set", "sockets.sockets=20",
+                 *_admin_args(), *TINY, "--set", "sockets.sockets=20", "--set", "poll.slices=2",
                  "--set", "webhooks.orders=4", "--set", "webhooks.settle=20", "--set", "deadlines.burst_orders=8",
                  "--json", str(out), "--plot", str(charts)])
     assert code == 0
@@ -121,6 +122,7 @@ def test_every_scenario_reports_coherent_results(server_pair, tmp_path):
     poll = scenarios["poll"]
     assert poll["params"]["client"].startswith("wrk" if shutil.which("wrk") else "python")
     _assert_poll_and_its_floor(poll)
+    assert len(poll["params"]["sliceRatios"]) == 2  # server and floor measured in two alternating pairs
 
     sockets = scenarios["sockets"]
     assert _value(sockets, "sockets_open") == 20 and _value(sockets, "dropped") == 0  # --set over --sockets 24
@@ -378,3 +380,16 @@ async def test_the_change_drivers_pool_sends_again_when_the_server_closed_a_kept
         pool.close()
         server.close()
         await server.wait_closed()
+
+
+def test_slices_of_a_load_add_up_to_one_result():
+    """`poll --set slices=N`: the server's and the floor's slices are each summed into one figure."""
+    def run(answers: int, seconds: float, p99: float, peak: float, cpu: float) -> LoadResult:
+        return LoadResult("wrk", seconds, answers, answers, {"2xx/3xx": answers}, {},
+                          {"count": answers, "p50": 1.0, "p99": p99, "max": peak}, answers + 10,
+                          client_cpu_seconds=cpu)
+
+    whole = merged([run(1000, 2.0, 4.0, 9.0, 0.5), run(3000, 2.0, 8.0, 20.0, 1.0)])
+    assert (whole.answers, whole.measured_seconds, whole.rps, whole.total_requests) == (4000, 4.0, 1000.0, 4020)
+    assert whole.latency == {"count": 4000, "p50": 1.0, "p99": 7.0, "max": 20.0}
+    assert whole.statuses == {"2xx/3xx": 4000} and whole.client_cpu_seconds == 1.5

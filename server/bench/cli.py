@@ -36,6 +36,8 @@ OPTIONS: dict[str, tuple[Any, str]] = {
     "max_requests": (int, "stop polling after this many requests in all"),
     "pipeline": (int, "requests wrk writes at once on each connection (poll; 1: none). Pipelining "
                       "cuts the load generator's CPU per request, which shares the server's cores"),
+    "slices": (int, "alternating pairs of short runs the server and its floor are measured in (poll; "
+                    "1: one run of each, the server's first)"),
     "sockets": (int, "sockets to open"),
     "hold": (float, "seconds to hold the sockets open"),
     "connect_parallel": (int, "handshakes in flight per client process"),

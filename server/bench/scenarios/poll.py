@@ -7,12 +7,18 @@ run, with the same client, concurrency and duration, the same requests go to a b
 endpoint answering a body of the same size in a uvicorn process with the server's options: the
 floor, and each result's ratio to it. Run the server with POLL_MIN_INTERVAL_SECONDS=0: with the
 default 1 s limit most polls of a fast client answer 429, which this scenario counts.
+
+On a shared machine the two runs see different moments (a round's ratio spread 0.6-1.1 with the
+same code): `--set slices=N` measures the server and the floor in N alternating pairs of short runs
+instead (server then floor, then floor then server, ...), each figure summed over its slices, and
+reports each pair's ratio beside the whole.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 from server.bench.floors import HttpFloor
@@ -24,7 +30,7 @@ from server.bench.scenarios import Context
 NAME = "poll"
 HELP = "poll-status throughput and latency percentiles at a given concurrency, and their floor"
 DEFAULTS = {"concurrency": 64, "orders": 2000, "duration": 15.0, "warmup": 3.0,
-            "processes": 0, "client": "auto", "max_requests": 5_000_000, "pipeline": 1}
+            "processes": 0, "client": "auto", "max_requests": 5_000_000, "pipeline": 1, "slices": 1}
 TARGET_RPS = 15_000
 TARGET_P99_MS = 10.0
 # Every poll-status answer names the order's status; the Python client checks each 200 for it.
@@ -57,24 +63,51 @@ async def run(ctx: Context) -> ScenarioResult:
     spec = LoadSpec(target.host, target.port, requests, concurrency, threads, warmup, duration - warmup,
                     int(ctx.option("max_requests")), pipeline)
 
+    slices = int(ctx.option("slices"))
+    if slices < 1:
+        raise ValueError("--set slices= must be at least 1")
+    # Each slice warms up again (new connections); the measured time is split between the slices.
+    sliced = dataclasses.replace(spec, warmup=warmup if slices == 1 else min(warmup, 1.0),
+                                 duration=(duration - warmup) / slices)
     before = await ctx.probe.scrape()
-    cpu_before = await ctx.probe.cpu_seconds(before)
+    # The cost window (server and database CPU, commands) spans the first server slice alone.
     window = await ctx.cost_window()
-    served = await run_load(spec, wrk, ctx.progress, marker=BODY_MARKER)
-    await window.stop()
-    after = await ctx.probe.scrape()
-    cpu_after = await ctx.probe.cpu_seconds(after)
-
-    ctx.progress.note(f"floor: a bare Starlette endpoint, {len(sample.content)}-byte body, same client")
+    served_runs: list[LoadResult] = []
+    bare_runs: list[LoadResult] = []
+    cpu: float | None = 0.0
+    floor_cpu: float | None = 0.0
     with tempfile.TemporaryDirectory(prefix="orderpulse-bench-floor-") as folder:
+        ctx.progress.note(f"floor: a bare Starlette endpoint, {len(sample.content)}-byte body, same client"
+                          + (f"; {slices} alternating slices" if slices > 1 else ""))
         floor = await HttpFloor(sample.content, Path(folder)).start(requests[0][0])
         try:
-            floor_cpu_before = floor.cpu_seconds()
-            bare = await run_load(dataclasses.replace(spec, host="127.0.0.1", port=floor.port), wrk,
-                                  ctx.progress, marker=BODY_MARKER)
-            floor_cpu_after = floor.cpu_seconds()
+            for index in range(slices):
+                for which in (("server", "floor") if index % 2 == 0 else ("floor", "server")):
+                    if which == "server":
+                        cpu_before = await ctx.probe.cpu_seconds(await ctx.probe.scrape())
+                        served_runs.append(await run_load(sliced, wrk, ctx.progress, marker=BODY_MARKER))
+                        if len(served_runs) == 1:
+                            await window.stop()
+                        cpu_after = await ctx.probe.cpu_seconds(await ctx.probe.scrape())
+                        cpu = None if cpu is None or cpu_before is None or cpu_after is None \
+                            else cpu + cpu_after - cpu_before
+                    else:
+                        floor_before = floor.cpu_seconds()
+                        bare_runs.append(await run_load(dataclasses.replace(sliced, host="127.0.0.1", port=floor.port),
+                                                        wrk, ctx.progress, marker=BODY_MARKER))
+                        floor_after = floor.cpu_seconds()
+                        floor_cpu = None if floor_cpu is None or floor_before is None or floor_after is None \
+                            else floor_cpu + floor_after - floor_before
         finally:
             floor.stop()
+    after = await ctx.probe.scrape()
+    served, bare = merged(served_runs), merged(bare_runs)
+    if slices > 1:
+        result.params["sliceRatios"] = [round(s.rps / b.rps, 3) if b.rps else None
+                                        for s, b in zip(served_runs, bare_runs)]
+        result.notes.append(f"{slices} alternating slices of {sliced.duration:g} s each (after {sliced.warmup:g} s of "
+                            "warm-up each): throughputs are sums over the slices; latency percentiles are each "
+                            "slice's, averaged by their counts (max: the largest).")
 
     result.params["client"] = served.client
     result.params["bodyBytes"] = len(sample.content)
@@ -89,19 +122,18 @@ async def run(ctx: Context) -> ScenarioResult:
     polls_all = served.total_requests
     result.add("db_reads_per_poll", "db reads per poll", reads / polls_all if reads is not None and polls_all else None,
                "reads")
-    if cpu_before is not None and cpu_after is not None:
-        cpu = cpu_after - cpu_before
+    if cpu is not None:
         result.add("server_cpu_s", "server CPU during run", cpu, "s")
         result.add("server_cpu_per_poll_us", "server CPU per poll", cpu / polls_all * 1e6 if polls_all else None, "µs")
     if served.client_cpu_seconds is not None and polls_all:
         # What the load takes from the same cores: it bounds what a second worker can add here.
         result.add("client_cpu_per_poll_us", "load generator (wrk) CPU per poll",
                    served.client_cpu_seconds / polls_all * 1e6, "µs")
-    if floor_cpu_before is not None and floor_cpu_after is not None and bare.total_requests:
-        result.add("floor_cpu_per_request_us", "floor CPU per request",
-                   (floor_cpu_after - floor_cpu_before) / bare.total_requests * 1e6, "µs")
+    if floor_cpu is not None and bare.total_requests:
+        result.add("floor_cpu_per_request_us", "floor CPU per request", floor_cpu / bare.total_requests * 1e6, "µs")
     result.params["dbCommands"] = db_commands(before, after)
-    await window.close(result, operations=polls_all, api_calls=polls_all, what="polls")
+    first = served_runs[0].total_requests
+    await window.close(result, operations=first, api_calls=first, what="polls")
     result.params["floorStatusCounts"] = bare.statuses
     if bare.ok != bare.answers or bare.errors:
         result.notes.append(f"the floor answered {bare.answers - bare.ok:,} non-2xx/3xx and "
@@ -140,3 +172,34 @@ def _report_load(result: ScenarioResult, served: LoadResult) -> None:
         result.notes.append(
             f"{limited:,} of {served.answers:,} polls were not 2xx/3xx (429 when rate limited): start the "
             "server with POLL_MIN_INTERVAL_SECONDS=0 to measure throughput, or give more --orders.")
+
+
+def merged(runs: list[LoadResult]) -> LoadResult:
+    """Slices of one load as one: counts and times summed; latency percentiles averaged by count."""
+    if len(runs) == 1:
+        return runs[0]
+    counts = [run.latency.get("count", 0) or 0 for run in runs]
+    total = sum(counts)
+    latency: dict[str, float] = {"count": total}
+    for key in {key for run in runs for key in run.latency} - {"count"}:
+        values = [(run.latency[key], count) for run, count in zip(runs, counts) if key in run.latency]
+        if key == "max":
+            latency[key] = max(value for value, _ in values)
+        elif total:
+            latency[key] = sum(value * count for value, count in values) / total
+    statuses: Counter[str] = Counter()
+    errors: Counter[str] = Counter()
+    timelines: dict[str, list[tuple[float, float]]] = {}
+    for run in runs:
+        statuses.update(run.statuses)
+        errors.update(run.errors)
+        for name, points in run.timelines.items():
+            timelines.setdefault(name, []).extend(points)
+    cpu = [run.client_cpu_seconds for run in runs]
+    bad = [run.bad_bodies for run in runs]
+    return LoadResult(
+        client=runs[0].client, measured_seconds=sum(run.measured_seconds for run in runs),
+        answers=sum(run.answers for run in runs), ok=sum(run.ok for run in runs), statuses=dict(statuses),
+        errors=dict(errors), latency=latency, total_requests=sum(run.total_requests for run in runs),
+        bad_bodies=None if None in bad else sum(b for b in bad if b is not None),
+        client_cpu_seconds=None if None in cpu else sum(c for c in cpu if c is not None), timelines=timelines)
