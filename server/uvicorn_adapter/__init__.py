@@ -49,6 +49,7 @@ _WS_METHODS = {
     "__init__": ["self", "config", "server_state", "app_state", "_loop"],
     "send": ["self", "message"],
     "receive": ["self"],
+    "send_receive_event_to_app": ["self"],
     "start_keepalive": ["self"],
     "schedule_ping": ["self"],
     "send_keepalive_ping": ["self"],
@@ -62,7 +63,8 @@ _WS_ATTRIBUTES = ("app", "loop", "transport", "conn", "queue", "writable", "read
                   "close_sent", "ping_interval", "ping_timeout", "last_ping_rtt", "pending_ping_payload", "ping_sent_at")
 # Calls the lean protocol relies on uvicorn's code making: (method, the name it must call).
 _WS_CALLS = (("start_keepalive", "schedule_ping"), ("connection_lost", "stop_keepalive"),
-             ("shutdown", "stop_keepalive"), ("handle_events", "handle_pong"))
+             ("shutdown", "stop_keepalive"), ("handle_events", "handle_pong"),
+             ("handle_text", "send_receive_event_to_app"), ("handle_bytes", "send_receive_event_to_app"))
 # What a request cycle must keep: for the header deadline to end a kept-alive connection, and the
 # transport it writes through (replaced by a `HeadHolder`).
 _CYCLE_ATTRIBUTES = ("response_complete", "keep_alive", "transport")

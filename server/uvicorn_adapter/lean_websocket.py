@@ -74,6 +74,10 @@ class Inbox:
     def empty(self) -> bool:
         return not self._messages
 
+    def awaited(self) -> bool:
+        """Whether the reader is waiting: the next message goes straight to it."""
+        return self._reader is not None and not self._reader.done()
+
 
 class _Ready:
     """What `Writable.wait` returns while the connection takes writes: awaiting it does not suspend."""
@@ -180,12 +184,25 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
     def next_message(self) -> asyncio.Future[ASGIReceiveEvent]:
         """The connection's next ASGI message, as a future (what `receive` returns, without its
         coroutine). Reading from the peer, paused while a message waits for the application,
-        resumes here, when the application asks for the next one with none kept."""
+        resumes once the application has taken the last one kept, as with uvicorn's `receive`."""
         queue: Inbox = self.queue  # type: ignore[assignment]
+        message = queue.get()
         if self.read_paused and queue.empty():
             self.read_paused = False
             self.transport.resume_reading()
-        return queue.get()
+        return message
+
+    def send_receive_event_to_app(self) -> None:
+        # uvicorn pauses reading after queueing each message, and its `receive` resumes it as
+        # soon as the reader has the message. A message handed straight to a waiting reader
+        # leaves nothing queued: reading goes on while the application handles it, so the peer's
+        # pings and pongs are answered meanwhile, as they were through `receive`.
+        queue: Inbox = self.queue  # type: ignore[assignment]
+        handed = queue.awaited()
+        super().send_receive_event_to_app()
+        if handed and self.read_paused and queue.empty():
+            self.read_paused = False
+            self.transport.resume_reading()
 
     def orderpulse_socket(self) -> LeanSocket:
         """This connection, for direct writes from the fan-out (found by `sockets.socket_of`)."""

@@ -72,3 +72,32 @@ async def test_an_idle_socket_waits_in_two_coroutines_and_keeps_nothing_of_its_r
         finally:
             await watcher.close()
         await until(lambda: task.done(), message="the session to end with its socket")
+
+
+async def test_a_clients_ping_is_answered_while_its_subscribe_waits(api_factory, clock, redis_server):
+    """The session reads the connection's queue itself; reading from the peer still goes on while a
+    frame is being handled (as through uvicorn's `receive`), so a slow subscribe does not leave the
+    client's pings, or its pongs to the server's keep-alive, unread."""
+    api = await api_factory(clock=clock, redis_url=redis_server.url)
+    store = await api.store()
+    dev = await api.customer("Dev Shah")
+    first, second = [(await api.place_order(dev, store))["id"] for _ in range(2)]
+    async with served(api.app) as address:
+        watcher = await Watcher.open(f"ws://{address}/ws", dev.access_token)
+        try:
+            await watcher.subscribe(orderIds=[first])
+            commands = api.runtime.broker._backend._commands
+            await commands.acquire()  # the second order's channel waits for the broker connection
+            try:
+                answered = len(watcher.frames)
+                await watcher.send({"type": "subscribe", "id": "slow", "orderIds": [second]})
+                await until(lambda: f"order:{second}" in api.runtime.broker._listeners,
+                            message="the subscribe to wait for the broker")
+                pong = await watcher.connection.ping()
+                await asyncio.wait_for(pong, 5)  # answered though the session is busy with the subscribe
+                assert len(watcher.frames) == answered  # the subscribe is indeed still waiting
+            finally:
+                commands.release()
+            await until(lambda: any(f.get("id") == "slow" for f in watcher.frames), message="the slow subscribe's answer")
+        finally:
+            await watcher.close()
