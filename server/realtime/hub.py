@@ -34,6 +34,7 @@ from server.realtime.catalog_feed import CatalogFeed
 from server.realtime.client import Subscriber
 from server.realtime.events import OrderChange
 from server.realtime.frames import CLOSE_UNAUTHORISED
+from server.realtime.latest import SharedListens
 from server.realtime.trim import Trimmer
 from server.services.changes import customer_channel, is_estimates, order_channel, store_channel
 from server.services.subscriptions import SubscriptionService
@@ -83,10 +84,8 @@ class Hub:
         self._latest: dict[str, OrderChange] = {}
         self._listening: set[str] = set()
         self._reading: dict[str, asyncio.Future[dict[str, OrderChange]]] = {}
-        # Channels the broker listens to for this hub, and those being asked for (done once the
-        # broker confirmed them, or the subscribe asking ended without it).
-        self._heard: set[str] = set()
-        self._subscribing: dict[str, asyncio.Future[None]] = {}
+        # The channels the broker listens to for this hub, once for all their watchers.
+        self._listens = SharedListens()
         # Per account: open sockets and event streams, and subscribes that read the database.
         self._open: dict[str, int] = {}
         self._subscribe_reads = TokenBuckets(settings.ws_subscribe_reads_per_second,
@@ -358,21 +357,7 @@ class Hub:
         metrics.SUBSCRIPTIONS.labels(kind).inc()
         name = channel(key)
         try:
-            while name not in self._heard:
-                if (asked := self._subscribing.get(name)) is not None:
-                    # Another subscribe asked for the channel and Redis has not confirmed it yet: a
-                    # state read before then could miss a change published meanwhile
-                    # (tests/realtime/test_shared_channel_confirmed.py). If that subscribe ends
-                    # without it (cancelled), this one asks in its place.
-                    await asyncio.shield(asked)
-                    continue
-                subscribing = self._subscribing[name] = asyncio.get_running_loop().create_future()
-                try:
-                    await self._broker.subscribe(name, self._on_message)
-                    self._heard.add(name)
-                finally:
-                    del self._subscribing[name]
-                    subscribing.set_result(None)
+            await self._listens.ensure(name, lambda: self._broker.subscribe(name, self._on_message))
         except BaseException:
             await self._unwatch(subscriber, kind, key)
             raise
@@ -396,7 +381,7 @@ class Hub:
                 if kind == "order":
                     self._latest.pop(key, None)
                     self._listening.discard(key)
-                self._heard.discard(channel(key))
+                self._listens.forget(channel(key))
                 await self._broker.unsubscribe(channel(key), self._on_message)
 
     # --- fan-out ---------------------------------------------------------------------------

@@ -52,6 +52,39 @@ W = TypeVar("W", bound=StoreWatcher)
 T = TypeVar("T")
 
 
+class SharedListens:
+    """Broker subscriptions this process makes once for all the watchers of a key (an order's
+    channel for the hub, a store's channels for its pages). The first watcher asks; a later one
+    waits until the broker confirmed it, since a state read before then could miss a change
+    published meanwhile (tests/realtime/test_shared_channel_confirmed.py); and if the one asking
+    ends without it (cancelled), a waiting one asks in its place."""
+
+    def __init__(self) -> None:
+        self._heard: set[str] = set()
+        self._asking: dict[str, asyncio.Future[None]] = {}
+
+    def asking(self, key: str) -> bool:
+        return key in self._asking
+
+    async def ensure(self, key: str, listen: Callable[[], Awaitable[None]]) -> None:
+        """Return once `key` is listened to, calling `listen` if nobody else is asking for it."""
+        while key not in self._heard:
+            if (asked := self._asking.get(key)) is not None:
+                await asyncio.shield(asked)
+                continue
+            asking = self._asking[key] = asyncio.get_running_loop().create_future()
+            try:
+                await listen()
+                self._heard.add(key)
+            finally:
+                del self._asking[key]
+                asking.set_result(None)
+
+    def forget(self, key: str) -> None:
+        """`key`'s last watcher is gone: its next one asks again."""
+        self._heard.discard(key)
+
+
 class StoreWatchers(Generic[W]):
     """The watchers of each store: a store's channels are listened to for its first watcher and
     dropped with its last, and a new watcher's first state is read after listening (a later watcher
@@ -63,10 +96,7 @@ class StoreWatchers(Generic[W]):
         self._channels = channels
         self._listener = listener
         self._by_store: dict[str, set[W]] = defaultdict(set)
-        # Stores whose channels the broker listens to, and those being asked for (done once the
-        # broker confirmed them, or the watcher asking ended without it).
-        self._heard: set[str] = set()
-        self._subscribing: dict[str, asyncio.Future[None]] = {}
+        self._listens = SharedListens()
 
     async def add(self, watcher: W, read: Callable[[], Awaitable[T | None]]) -> T | None:
         """Add `watcher` and return what `read` gives once its store is listened to; None (and the
@@ -74,30 +104,7 @@ class StoreWatchers(Generic[W]):
         watchers = self._by_store[watcher.store_id]
         watchers.add(watcher)
         try:
-            store_id = watcher.store_id
-            while store_id not in self._heard:
-                if (asked := self._subscribing.get(store_id)) is not None:
-                    # Another watcher's subscription is not confirmed yet: a read now could miss a
-                    # change published before it is (as the hub's watchers, server/realtime/hub.py).
-                    # If that watcher ends without it (cancelled), this one asks in its place.
-                    await asyncio.shield(asked)
-                    continue
-                subscribing = self._subscribing[store_id] = asyncio.get_running_loop().create_future()
-                asked_for: list[str] = []
-                try:
-                    for channel in self._channels(store_id):
-                        await self._broker.subscribe(channel, self._listener)
-                        asked_for.append(channel)
-                    self._heard.add(store_id)
-                except BaseException:
-                    # Not heard: whoever asks next asks for every channel again, and the broker
-                    # counts a listener once per ask.
-                    for channel in asked_for:
-                        await self._broker.unsubscribe(channel, self._listener)
-                    raise
-                finally:
-                    del self._subscribing[store_id]
-                    subscribing.set_result(None)
+            await self._listens.ensure(watcher.store_id, lambda: self._listen(watcher.store_id))
             state = await read()
         except BaseException:
             await self.remove(watcher)
@@ -105,6 +112,19 @@ class StoreWatchers(Generic[W]):
         if state is None:
             await self.remove(watcher)
         return state
+
+    async def _listen(self, store_id: str) -> None:
+        asked_for: list[str] = []
+        try:
+            for channel in self._channels(store_id):
+                await self._broker.subscribe(channel, self._listener)
+                asked_for.append(channel)
+        except BaseException:
+            # Not listened to: whoever asks next asks for every channel again, and the broker
+            # counts a listener once per ask.
+            for channel in asked_for:
+                await self._broker.unsubscribe(channel, self._listener)
+            raise
 
     async def remove(self, watcher: W) -> None:
         watcher.close()
@@ -114,7 +134,7 @@ class StoreWatchers(Generic[W]):
         watchers.discard(watcher)
         if not watchers:
             del self._by_store[watcher.store_id]
-            self._heard.discard(watcher.store_id)
+            self._listens.forget(watcher.store_id)
             for channel in self._channels(watcher.store_id):
                 await self._broker.unsubscribe(channel, self._listener)
 

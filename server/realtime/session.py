@@ -141,8 +141,9 @@ class SocketSession:
         hub, settings, socket = self.hub, self.settings, self._socket
         self.sub = sub = Subscriber(principal, settings.ws_queue_size, frames.order_event, frames.snapshot)
         sub.render_estimates = frames.estimates
-        reads_directly = socket is not None and socket.writes_frames
-        if reads_directly:
+        # The connection itself where the server exposes it: written to and read from directly.
+        direct = socket if socket is not None and socket.writes_frames else None
+        if direct is not None:
             sub.write_now = self._write_now
         try:
             hub.admit(sub)
@@ -163,8 +164,7 @@ class SocketSession:
                 self._receiving = True
                 try:
                     # Straight from the connection where it can (no `receive` coroutines kept while idle).
-                    message = await (socket.next_message() if reads_directly and socket is not None
-                                     else self.ws.receive())
+                    message = await (direct.next_message() if direct is not None else self.ws.receive())
                 except (WebSocketDisconnect, RuntimeError):
                     return
                 finally:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import random
 import struct
+import weakref
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
@@ -156,17 +157,17 @@ class ProxyRewrite:
         raise RuntimeError("uvicorn's ProxyHeadersMiddleware suspended around an application that does not")
 
 
-_rewrites: dict[int, tuple[ProxyHeadersMiddleware, ProxyRewrite]] = {}
+_rewrites: weakref.WeakKeyDictionary[ProxyHeadersMiddleware, ProxyRewrite] = weakref.WeakKeyDictionary()
 
 
 def _application(app: Any) -> Any:
     """The application a lean protocol calls: uvicorn's, with its proxy-headers middleware as a `ProxyRewrite`."""
     if not isinstance(app, ProxyHeadersMiddleware):
         return app
-    known = _rewrites.get(id(app))
-    if known is None or known[0] is not app:
-        known = _rewrites[id(app)] = (app, ProxyRewrite(app))
-    return known[1]
+    rewrite = _rewrites.get(app)
+    if rewrite is None:
+        rewrite = _rewrites[app] = ProxyRewrite(app)
+    return rewrite
 
 
 class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
@@ -187,9 +188,7 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
         resumes once the application has taken the last one kept, as with uvicorn's `receive`."""
         queue: Inbox = self.queue  # type: ignore[assignment]
         message = queue.get()
-        if self.read_paused and queue.empty():
-            self.read_paused = False
-            self.transport.resume_reading()
+        self._resume_reading_if_drained()
         return message
 
     def send_receive_event_to_app(self) -> None:
@@ -200,7 +199,11 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
         queue: Inbox = self.queue  # type: ignore[assignment]
         handed = queue.awaited()
         super().send_receive_event_to_app()
-        if handed and self.read_paused and queue.empty():
+        if handed:
+            self._resume_reading_if_drained()
+
+    def _resume_reading_if_drained(self) -> None:
+        if self.read_paused and self.queue.empty():
             self.read_paused = False
             self.transport.resume_reading()
 

@@ -145,7 +145,7 @@ async def test_a_watcher_waiting_for_a_cancelled_subscribe_asks_for_the_channel_
     await commands.acquire()
     try:
         leaving = asyncio.create_task(hub.subscribe_orders(gone, [order]))
-        await until(lambda: f"order:{order}" in hub._subscribing, message="the first subscribe to ask for the channel")
+        await until(lambda: hub._listens.asking(f"order:{order}"), message="the first subscribe to ask for the channel")
         joining = asyncio.create_task(hub.subscribe_orders(joiner, [order]))
         await until(lambda: joiner in hub._order_watchers.get(order, ()), message="the second to wait for it")
         leaving.cancel()
