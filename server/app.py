@@ -138,6 +138,9 @@ class OrderPulseApp(Starlette):
         # Where handlers find it (server/http/context.py).
         self.state.runtime = runtime
         self._fast_poll = PollStatusFastPath(runtime)
+        # What the HTTP protocol may write as soon as a request's head is read, without calling
+        # the app: a poll-status answer held in memory (`InlineAnswer`, server/uvicorn_adapter).
+        self.inline_answer = self._fast_poll.answer_inline
         self._sockets = streams.WebSocketApp()
 
     @property

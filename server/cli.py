@@ -168,7 +168,7 @@ def serve(settings: Settings, *, demo: bool = False, simulate: argparse.Namespac
         # Printed once the server is up: before that, the one line said is the error, if any.
         settings, notices = resolve_secrets(settings)
         app = StartedLifespan(create_app(settings))
-        protocols = server_protocols(settings, API_HEADERS)
+        protocols = server_protocols(settings, API_HEADERS, app.app.inline_answer)
         config = uvicorn.Config(
             app, interface="asgi3", lifespan="on", log_level=settings.log_level, http=protocols.http,
             ws=protocols.ws, ws_max_size=settings.ws_max_frame_bytes,

@@ -69,10 +69,24 @@ class PollStatusFastPath:
         status, headers, body = answer
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+        self._count(status, started)
+        return True
+
+    def answer_inline(self, scope: Scope) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None:
+        """The same answer for the HTTP protocol to write as soon as the request's head is read
+        (`InlineAnswer`, server/uvicorn_adapter/http_limits.py), or None for the application."""
+        if not self.matches(scope):
+            return None
+        started = time.perf_counter()
+        answer = self._answer(scope)
+        if answer is not None:
+            self._count(answer[0], started)
+        return answer
+
+    def _count(self, status: int, started: float) -> None:
         self._counted[status].inc()
         self._from_snapshot.inc()
         self._timer.observe(time.perf_counter() - started)
-        return True
 
     def _answer(self, scope: Scope) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None:
         authorization = if_none_match = None

@@ -21,10 +21,13 @@ import inspect
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from server.config import Settings
 from server.uvicorn_adapter.sockets import socket_of
+
+if TYPE_CHECKING:
+    from server.uvicorn_adapter.http_limits import InlineAnswer
 
 __all__ = ["ServerProtocols", "incompatibility", "server_protocols", "socket_of"]
 
@@ -44,6 +47,8 @@ _HTTP_METHODS = {
     "on_headers_complete": ["self"],
     "on_message_complete": ["self"],
     "handle_websocket_upgrade": ["self"],
+    "_start_asgi_task": ["self", "cycle", "app"],
+    "on_response_complete": ["self"],
 }
 _WS_METHODS = {
     "__init__": ["self", "config", "server_state", "app_state", "_loop"],
@@ -58,16 +63,18 @@ _WS_METHODS = {
     "stop_keepalive": ["self"],
 }
 # Attributes a fresh protocol must have (read or replaced here).
-_HTTP_ATTRIBUTES = ("app", "loop", "transport", "cycle", "server_state")
+_HTTP_ATTRIBUTES = ("app", "loop", "transport", "cycle", "server_state", "pipeline", "expect_100_continue",
+                    "timeout_keep_alive_task")
 _WS_ATTRIBUTES = ("app", "loop", "transport", "conn", "queue", "writable", "read_paused", "handshake_complete",
                   "close_sent", "ping_interval", "ping_timeout", "last_ping_rtt", "pending_ping_payload", "ping_sent_at")
 # Calls the lean protocol relies on uvicorn's code making: (method, the name it must call).
 _WS_CALLS = (("start_keepalive", "schedule_ping"), ("connection_lost", "stop_keepalive"),
              ("shutdown", "stop_keepalive"), ("handle_events", "handle_pong"),
              ("handle_text", "send_receive_event_to_app"), ("handle_bytes", "send_receive_event_to_app"))
-# What a request cycle must keep: for the header deadline to end a kept-alive connection, and the
-# transport it writes through (replaced by a `HeadHolder`).
-_CYCLE_ATTRIBUTES = ("response_complete", "keep_alive", "transport")
+# What a request cycle must keep: for the header deadline to end a kept-alive connection, the
+# transport it writes through (replaced by a `HeadHolder`), and what an answer written inline reads
+# and marks.
+_CYCLE_ATTRIBUTES = ("response_complete", "response_started", "keep_alive", "transport", "scope")
 
 
 @dataclass(frozen=True)
@@ -82,9 +89,11 @@ class ServerProtocols:
 STOCK = ServerProtocols("auto", "auto", adapted=False)
 
 
-def server_protocols(settings: Settings, answer_headers: Sequence[tuple[bytes, bytes]] = ()) -> ServerProtocols:
+def server_protocols(settings: Settings, answer_headers: Sequence[tuple[bytes, bytes]] = (),
+                     inline_answer: InlineAnswer | None = None) -> ServerProtocols:
     """The adapter's protocols for `settings`, or uvicorn's own (with one warning) when they cannot run;
-    the connection limits' own refusals carry `answer_headers`."""
+    the connection limits' own refusals carry `answer_headers`, and the HTTP protocol writes what
+    `inline_answer` answers without calling the application."""
     if settings.orderpulse_uvicorn_adapter == "off":
         log.warning("ORDERPULSE_UVICORN_ADAPTER=off: %s.", FALLBACK)
         return STOCK
@@ -97,7 +106,7 @@ def server_protocols(settings: Settings, answer_headers: Sequence[tuple[bytes, b
 
     limits = ConnectionLimits(settings.http_header_timeout_seconds, settings.http_max_header_bytes,
                               settings.http_max_connections, tuple(answer_headers))
-    return ServerProtocols(guarded_protocol(limits), LeanWebSocketProtocol, adapted=True)
+    return ServerProtocols(guarded_protocol(limits, inline_answer), LeanWebSocketProtocol, adapted=True)
 
 
 def incompatibility(version: str | None = None, http_base: type | None = None,

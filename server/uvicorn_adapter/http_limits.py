@@ -17,6 +17,13 @@ uvicorn has no setting for these with httptools (`h11_max_incomplete_event_size`
 Each answer's head is held until its first body write and both leave in one `send()` (uvicorn
 writes them apart: two system calls where one does; see `HeadHolder`).
 
+**Answers in the parser's callback.** An application may give the protocol an `InlineAnswer`: a
+plain function that, given a request's scope once its head is read, returns a whole answer or
+None. The answer is written then and there, with the server's default headers (`date`,
+`server`), keep-alive as uvicorn would decide it, and no request task, application call chain or
+ASGI messages; None (and every request the function does not know) goes to the application as
+usual. OrderPulse gives it the poll-status answers it holds in memory (`PollStatusFastPath`).
+
 A refused connection gets its answer, then a half-close; what the client still sends is read and
 dropped for a moment (up to `LINGER_SECONDS` or `LINGER_BYTES`) so that closing with unread input
 does not reset the connection before the client has read the answer.
@@ -34,6 +41,7 @@ import math
 import sys
 import weakref
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -49,6 +57,11 @@ FULL_WARNING_EVERY_SECONDS = 60.0
 UNBOUNDED = sys.maxsize
 # A body larger than this is written apart from its head rather than copied onto it.
 JOIN_BODY_BYTES = 64 * 1024
+
+# A request's scope (head read, body not) -> (status, headers, body), or None for "ask the app".
+Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
+InlineAnswer = Callable[[dict[str, Any]], Answer | None]
+
 
 @dataclass(frozen=True)
 class ConnectionLimits:
@@ -116,6 +129,9 @@ def _status_line(status: int) -> bytes:
     return f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}\r\n".encode()
 
 
+_STATUS_LINES = {status.value: _status_line(status.value) for status in http.HTTPStatus if status.value >= 200}
+
+
 def _error_body(message: str) -> bytes:
     return orjson.dumps({"success": False, "message": message})
 
@@ -169,6 +185,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     """`HttpToolsProtocol` with a header deadline, a header size limit and a connection limit."""
 
     limits: ConnectionLimits  # set on the subclass `guarded_protocol` makes
+    inline_answer: InlineAnswer | None = None  # likewise
 
     def __init__(self, config: Any, server_state: Any, app_state: dict[str, Any],
                  _loop: asyncio.AbstractEventLoop | None = None) -> None:
@@ -231,6 +248,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         HttpToolsProtocol.on_message_begin(self)
+        if self.timeout_keep_alive_task is not None:
+            # An answer written inline earlier in this read armed the keep-alive timer; this
+            # request is not idle time (uvicorn cancels it only when a read begins).
+            self.timeout_keep_alive_task.cancel()
+            self.timeout_keep_alive_task = None
         if self not in self.heads:
             self.guard.expect_head(self)
 
@@ -239,8 +261,41 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.heads.pop(self, None)
         earlier = self.cycle
         HttpToolsProtocol.on_headers_complete(self)
-        if self.cycle is not earlier and self.cycle is not None:  # an upgrade makes no cycle
-            self.cycle.transport = HeadHolder(self.transport, self.loop)
+        cycle = self.cycle
+        if cycle is not earlier and cycle is not None and not cycle.response_complete:  # an upgrade makes no cycle
+            cycle.transport = HeadHolder(self.transport, self.loop)
+
+    def _start_asgi_task(self, cycle: Any, app: Any) -> None:
+        # Not for a pipelined request started as the one before it completes (`self.pipeline`
+        # then still holds later ones): answering those here would recurse once per request.
+        answer_inline = self.inline_answer
+        if (answer_inline is not None and app is self.app and not self.over_limit and not self.pipeline
+                and not self.expect_100_continue):
+            try:
+                answer = answer_inline(cycle.scope)
+            except Exception:  # a parser callback must not raise: the app answers, or logs its 500
+                log.exception("An inline answer failed; the application answers instead")
+                answer = None
+            if answer is not None:
+                self._write_answer(cycle, *answer)
+                return
+        HttpToolsProtocol._start_asgi_task(self, cycle, app)
+
+    def _write_answer(self, cycle: Any, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        """What uvicorn's request cycle writes for this whole answer, written at once."""
+        content = [_STATUS_LINES[status]]
+        for name, value in self.server_state.default_headers:
+            content += (name, b": ", value, b"\r\n")
+        for name, value in headers:
+            content += (name, b": ", value, b"\r\n")
+        if not cycle.keep_alive:
+            content.append(b"connection: close\r\n")
+        content += (b"\r\n", body)
+        cycle.response_started = cycle.response_complete = True
+        self.transport.write(b"".join(content))
+        if not cycle.keep_alive:
+            self.transport.close()
+        self.on_response_complete()
 
     def on_message_complete(self) -> None:
         self.head_room = self.max_head
@@ -304,6 +359,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         await send({"type": "http.response.body", "body": body})
 
 
-def guarded_protocol(limits: ConnectionLimits) -> type[GuardedHttpToolsProtocol]:
-    """The protocol class to give uvicorn as `http=`, enforcing `limits`."""
-    return type("OrderPulseHttpProtocol", (GuardedHttpToolsProtocol,), {"limits": limits})
+def guarded_protocol(limits: ConnectionLimits, inline_answer: InlineAnswer | None = None,
+                     ) -> type[GuardedHttpToolsProtocol]:
+    """The protocol class to give uvicorn as `http=`, enforcing `limits` and answering what
+    `inline_answer` knows without the application."""
+    namespace = {"limits": limits, "inline_answer": staticmethod(inline_answer) if inline_answer else None}
+    return type("OrderPulseHttpProtocol", (GuardedHttpToolsProtocol,), namespace)
