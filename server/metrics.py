@@ -18,6 +18,10 @@ REQUEST_SECONDS = Histogram(
 )
 DB_COMMANDS = Counter("orderpulse_db_commands_total", "MongoDB commands sent, by command name.", ["command"])
 POLL_CACHE = Counter("orderpulse_poll_cache_total", "poll-status answers by source.", ["source"])
+WRITTEN_COPY = Counter(
+    "orderpulse_change_from_copy_total",
+    "Order changes started from the process's copy of the order instead of a read: "
+    "outcome=written, or retried (refused or stale, made again on the order as read).", ["outcome"])
 DEADLINES_ENFORCED = Counter("orderpulse_deadlines_enforced_total", "Orders cancelled by a deadline.", ["reason"])
 PICKUPS = Counter("orderpulse_pickups_total", "Orders handed over, by how: the customer's code or staff by hand.",
                   ["method"])

@@ -159,7 +159,12 @@ async def get(order_id: str | ObjectId) -> Order | None:
     """The order, or None (an id that is no ObjectId matches nothing)."""
     if not ObjectId.is_valid(order_id):
         return None
-    return await Order.get(ObjectId(order_id))
+    # Not `Order.get`: Beanie builds a pydantic TypeAdapter for every document it parses there.
+    document = await _orders().find_one({"_id": ObjectId(order_id)})
+    if document is None:
+        return None
+    found: Order = Order.model_validate(document)  # typed here, as in `change`
+    return found
 
 
 async def by_checkout(store_id: str, checkout_id: str) -> Order | None:
@@ -250,14 +255,16 @@ async def release_transaction(transaction_id: str, order: Order) -> None:
 
 # --- one order's writes, each carrying its shard key -------------------------------------------
 
-async def change(order: Order, update: dict[str, Any]) -> Order | None:
+async def change(order: Order, update: dict[str, Any], *, confirm_miss: bool = True) -> Order | None:
     """The compare-and-set of every change: applied only to the order's `version`, the order after
     it; None when another change came first. Raises StorageFailure when the write was refused
-    although the order still matched."""
+    although the order still matched (checked with a read, unless `confirm_miss` is False: the
+    caller will read the order anyway)."""
     expected = {**_one(order), "version": order.version}
     document = await _orders().find_one_and_update(expected, update, return_document=ReturnDocument.AFTER)
     if document is None:
-        await refuse_unwritten(_orders(), expected)
+        if confirm_miss:
+            await refuse_unwritten(_orders(), expected)
         return None
     # Typed here: Beanie's Document derives from lazy_model's untyped LazyModel, so mypy reads
     # pydantic's methods on it as Any.
