@@ -65,8 +65,9 @@ class Subscriber:
         self.abort: Callable[[int], Coroutine[Any, Any, None]] | None = None
         # The transport's way to tell its client to come back after a delay in ms, then end (a drain).
         self.reconnect: Callable[[int], Awaitable[None]] | None = None
-        # The transport's way to write an event immediately; returns False when it cannot.
-        self.write_now: Callable[[OrderChange, bool], bool] | None = None
+        # The transport's way to write an event's whole frame at once: True when the connection
+        # took it, False (nothing written) when the event must queue.
+        self.write_now: Callable[[bytes], bool] | None = None
         # How this transport writes ready-time estimates; None: its clients do not read them.
         self.render_estimates: Callable[[str, list[dict[str, Any]]], Frame] | None = None
         # Counted against its account's open sockets and streams (the hub's `admit`).
@@ -98,7 +99,7 @@ class Subscriber:
         # An idle subscriber whose connection can take bytes now gets the process's one copy of
         # the frame written straight away: no queue, no task switch. Anything else queues.
         if (self.write_now is not None and not self._queue and self.sending_since is None
-                and self.write_now(change, self.sees_kitchen)):
+                and self.write_now(change.wire(self.sees_kitchen))):
             self.sent_versions[order_id] = change.version
             return True
         queue = self._queued()

@@ -36,6 +36,9 @@ class ServerSocket(Protocol):
     def write(self, frame: bytes) -> None:
         """Write one whole serialised WebSocket frame to the connection."""
 
+    def try_write(self, frame: bytes) -> bool:
+        """`write` if `can_write`, in one call; False when nothing was written."""
+
     def abort(self) -> None:
         """Reset the TCP connection at once, discarding whatever the peer never read."""
 
@@ -108,7 +111,7 @@ class SocketSession:
 
     An idle socket costs no task of its own: frames are read by the connection's ASGI task (in
     `run`, whose frame is the only one of the session kept while it waits),
-    events are usually written straight from the fan-out (`_write_now`), and a writer task
+    events are usually written straight from the fan-out (`ServerSocket.try_write`), and a writer task
     exists only while frames are queued.
     """
 
@@ -144,7 +147,9 @@ class SocketSession:
         # The connection itself where the server exposes it: written to and read from directly.
         direct = socket if socket is not None and socket.writes_frames else None
         if direct is not None:
-            sub.write_now = self._write_now
+            # Called from the fan-out once per socket: the connection's own method, with one flag
+            # to read (a closing session has closed its subscriber, which offers nothing).
+            sub.write_now = direct.try_write
         try:
             hub.admit(sub)
         except RateLimited:  # the account's sockets and streams are all open already
@@ -238,15 +243,6 @@ class SocketSession:
                 and self._reader is not asyncio.current_task()):
             self._read_stopped = True
             self._reader.cancel()
-
-    def _write_now(self, change: OrderChange, sees_kitchen: bool) -> bool:
-        """Write an event's ready-made frame to the connection if it can take it now; False
-        sends the event through the queue instead."""
-        socket = self._socket
-        if self._closing or socket is None or not socket.can_write():
-            return False
-        socket.write(change.wire(sees_kitchen))
-        return True
 
     def _drop(self) -> None:
         if self._socket is not None:

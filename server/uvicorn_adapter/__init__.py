@@ -61,6 +61,11 @@ _WS_METHODS = {
     "handle_pong": ["self", "event"],
     "keepalive_timeout": ["self"],
     "stop_keepalive": ["self"],
+    "data_received": ["self", "data"],
+    "pause_writing": ["self"],
+    "resume_writing": ["self"],
+    "shutdown": ["self"],
+    "connection_lost": ["self", "exc"],
 }
 # Attributes a fresh protocol must have (read or replaced here).
 _HTTP_ATTRIBUTES = ("app", "loop", "transport", "cycle", "server_state", "pipeline", "expect_100_continue",

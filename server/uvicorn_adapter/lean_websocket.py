@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.protocol import State
 
 from server.uvicorn_adapter.keepalive import KeepaliveWheel, wheel_for
 from server.uvicorn_adapter.sockets import LeanSocket
@@ -173,6 +174,7 @@ def _application(app: Any) -> Any:
 class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
     _ping_slot: int | None = None
     _pong_slot: int | None = None
+    _direct: LeanSocket | None = None
 
     def __init__(self, config: Any, server_state: Any, app_state: dict[str, Any],
                  _loop: asyncio.AbstractEventLoop | None = None) -> None:
@@ -209,10 +211,48 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
 
     def orderpulse_socket(self) -> LeanSocket:
         """This connection, for direct writes from the fan-out (found by `sockets.socket_of`)."""
-        return LeanSocket(self)
+        if self._direct is None:
+            self._direct = LeanSocket(self)
+            self._track_open()
+        return self._direct
+
+    def _track_open(self) -> None:
+        """Keep `LeanSocket.open` true exactly while a frame may be written: the handshake done,
+        the connection open in websockets' state machine, and not pushing back. Called after
+        every method that may change one of those (data in, a send, pause and resume, the
+        keep-alive's failure, shutdown, the end)."""
+        direct = self._direct
+        if direct is not None:
+            direct.open = (self.handshake_complete and self.writable.is_set()
+                           and self.conn.state is State.OPEN)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        self._track_open()
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self._track_open()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self._track_open()
+
+    def shutdown(self) -> None:
+        super().shutdown()
+        self._track_open()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        direct, self._direct = self._direct, None  # it points back here: no cycle once closed
+        if direct is not None:
+            direct.open = False
+        super().connection_lost(exc)
 
     async def send(self, message: ASGISendEvent) -> None:
-        await super().send(message)
+        try:
+            await super().send(message)
+        finally:
+            self._track_open()
         if self.handshake_complete and getattr(self, "response", None) is not None:
             # websockets' parser keeps the request while the connection lasts; nothing reads it again.
             self.request.headers.clear()
@@ -259,6 +299,7 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
     def keepalive_timeout(self) -> None:
         self._pong_slot = None
         super().keepalive_timeout()
+        self._track_open()
 
     def stop_keepalive(self) -> None:
         wheel = wheel_for(self.loop)

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from websockets.protocol import State
-
 
 class TransportSocket:
     """A connection whose frames go through its protocol's ASGI `send`: it can only be reset."""
@@ -24,6 +22,9 @@ class TransportSocket:
     def can_write(self) -> bool:
         return False
 
+    def try_write(self, frame: bytes) -> bool:
+        return False
+
     def write(self, frame: bytes) -> None:
         raise RuntimeError("this connection takes frames through its ASGI send only")
 
@@ -35,21 +36,30 @@ class TransportSocket:
 
 
 class LeanSocket(TransportSocket):
-    """A lean protocol's connection: frames may be written directly while it is open and not pushing back."""
+    """A lean protocol's connection: frames may be written directly while it is open and not
+    pushing back. `open` is kept by the protocol (`LeanWebSocketProtocol._track_open`) after
+    everything that may change it, so that the fan-out's check per socket reads one flag."""
 
-    __slots__ = ("_protocol",)
+    __slots__ = ("_protocol", "open")
     writes_frames = True
 
     def __init__(self, protocol: Any) -> None:
         super().__init__(protocol.transport)
         self._protocol = protocol
+        self.open = False
 
     def can_write(self) -> bool:
-        protocol = self._protocol
-        return protocol.writable.is_set() and protocol.conn.state is State.OPEN and not self.transport.is_closing()
+        return self.open and not self.transport.is_closing()
 
     def write(self, frame: bytes) -> None:
         self.transport.write(frame)
+
+    def try_write(self, frame: bytes) -> bool:
+        """Write `frame` if the connection takes it now (as `can_write`); False writes nothing."""
+        if self.open and not self.transport.is_closing():
+            self.transport.write(frame)
+            return True
+        return False
 
     def next_message(self) -> Any:
         return self._protocol.next_message()

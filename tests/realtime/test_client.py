@@ -112,19 +112,20 @@ def test_customers_get_the_public_frame_and_staff_the_kitchen_view():
 def test_an_idle_subscriber_gets_the_event_written_at_once_without_queueing():
     sub = subscriber()
     written = []
-    sub.write_now = lambda event, sees_kitchen: written.append(event.version) is None
-    assert sub.offer(change("o1", 2))
-    assert written == [2] and sub.queue_empty
+    sub.write_now = lambda frame: written.append(frame) is None
+    event = change("o1", 2)
+    assert sub.offer(event)
+    assert written == [event.wire(False)] and sub.queue_empty
     assert not sub.offer(change("o1", 2))  # already sent
 
 
 def test_an_event_queues_when_the_connection_cannot_take_it_or_frames_are_waiting():
     sub = subscriber()
-    sub.write_now = lambda event, sees_kitchen: False
+    sub.write_now = lambda frame: False
     sub.offer(change("o1", 2))
     assert not sub.queue_empty
     written = []
-    sub.write_now = lambda event, sees_kitchen: written.append(event) is None
+    sub.write_now = lambda frame: written.append(frame) is None
     sub.offer(change("o2", 2))  # behind a queued frame: order is kept
     assert written == [] and [f["order"]["id"] for f in drain(sub)] == ["o1", "o2"]
 
@@ -132,7 +133,7 @@ def test_an_event_queues_when_the_connection_cannot_take_it_or_frames_are_waitin
 def test_an_event_queues_while_a_write_is_in_progress():
     sub = subscriber()
     written = []
-    sub.write_now = lambda event, sees_kitchen: written.append(event) is None
+    sub.write_now = lambda frame: written.append(frame) is None
     sub.sending()
     sub.offer(change("o1", 2))
     assert written == [] and not sub.queue_empty
