@@ -404,7 +404,10 @@ class Hub:
             if current is None or current.version < change.version:
                 change.order["id"] = change.order_id = sys.intern(change.order_id)
                 self._latest[change.order_id] = change
-        delivered = sum(subscriber.offer(change) for subscriber in tuple(watchers))
+        delivered = 0
+        for subscriber in tuple(watchers):  # a plain loop: no generator to resume per subscriber
+            if subscriber.offer(change):
+                delivered += 1
         metrics.EVENTS_FANNED_OUT.inc(delivered)
         metrics.FANOUT_SECONDS.observe(time.perf_counter() - started)
 

@@ -149,7 +149,7 @@ class SocketSession:
         if direct is not None:
             # Called from the fan-out once per socket: the connection's own method, with one flag
             # to read (a closing session has closed its subscriber, which offers nothing).
-            sub.write_now = direct.try_write
+            sub.direct = direct
         try:
             hub.admit(sub)
         except RateLimited:  # the account's sockets and streams are all open already

@@ -17,6 +17,13 @@ def principal(role: Role = Role.STUDENT) -> Principal:
     return Principal(user_id="u1", role=role, store_id=None, name="Asha Rao", expires_at=4e9)
 
 
+class Writes:
+    """A connection that takes (or refuses) each frame written straight to it."""
+
+    def __init__(self, try_write) -> None:
+        self.try_write = try_write
+
+
 def subscriber(queue_size: int = 8, role: Role = Role.STUDENT) -> Subscriber:
     return Subscriber(principal(role), queue_size, frames.order_event, frames.snapshot)
 
@@ -112,7 +119,7 @@ def test_customers_get_the_public_frame_and_staff_the_kitchen_view():
 def test_an_idle_subscriber_gets_the_event_written_at_once_without_queueing():
     sub = subscriber()
     written = []
-    sub.write_now = lambda frame: written.append(frame) is None
+    sub.direct = Writes(lambda frame: written.append(frame) is None)
     event = change("o1", 2)
     assert sub.offer(event)
     assert written == [event.wire(False)] and sub.queue_empty
@@ -121,11 +128,11 @@ def test_an_idle_subscriber_gets_the_event_written_at_once_without_queueing():
 
 def test_an_event_queues_when_the_connection_cannot_take_it_or_frames_are_waiting():
     sub = subscriber()
-    sub.write_now = lambda frame: False
+    sub.direct = Writes(lambda frame: False)
     sub.offer(change("o1", 2))
     assert not sub.queue_empty
     written = []
-    sub.write_now = lambda frame: written.append(frame) is None
+    sub.direct = Writes(lambda frame: written.append(frame) is None)
     sub.offer(change("o2", 2))  # behind a queued frame: order is kept
     assert written == [] and [f["order"]["id"] for f in drain(sub)] == ["o1", "o2"]
 
@@ -133,7 +140,7 @@ def test_an_event_queues_when_the_connection_cannot_take_it_or_frames_are_waitin
 def test_an_event_queues_while_a_write_is_in_progress():
     sub = subscriber()
     written = []
-    sub.write_now = lambda frame: written.append(frame) is None
+    sub.direct = Writes(lambda frame: written.append(frame) is None)
     sub.sending()
     sub.offer(change("o1", 2))
     assert written == [] and not sub.queue_empty
