@@ -82,8 +82,16 @@ async function downloadCsv() {
 
 // -- pickup board screens ------------------------------------------------------------------------
 
+// Bumped by each change of the "read aloud" box, so that a load begun before it does not undo it.
+let announceChanges = 0;
+
 async function loadDisplays() {
-  const displays = await api(`/api/stores/${encodeURIComponent(storeId)}/displays`);
+  const changes = announceChanges;
+  // Read together and shown together: the list never appears before the box it goes with.
+  const [displays, board] = await Promise.all([
+    api(`/api/stores/${encodeURIComponent(storeId)}/displays`),
+    api(`/api/stores/${encodeURIComponent(storeId)}/board`),
+  ]);
   $("displays").replaceChildren(...displays.map((display) => {
     const revoke = h("button", { class: "button button--quiet", type: "button", text: "Revoke",
       "aria-label": `Revoke the board link ${display.label || "without a name"}` });
@@ -94,8 +102,7 @@ async function loadDisplays() {
     });
     return h("li", {}, h("span", { text: `${display.label || "Unnamed screen"}, made by ${display.createdByName}` }), revoke);
   }));
-  const board = await api(`/api/stores/${encodeURIComponent(storeId)}/board`);
-  $("announce").checked = board.announce;
+  if (changes === announceChanges) $("announce").checked = board.announce;
 }
 
 async function makeDisplay(event) {
@@ -138,6 +145,7 @@ async function start() {
   $("csv").addEventListener("click", downloadCsv);
   $("display-form").addEventListener("submit", makeDisplay);
   $("announce").addEventListener("change", async () => {
+    announceChanges += 1;
     await api(`/api/stores/${encodeURIComponent(storeId)}/board`, { method: "PATCH", body: { announce: $("announce").checked } });
   });
   await Promise.all([load(), loadDisplays()]);

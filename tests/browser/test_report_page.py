@@ -59,3 +59,41 @@ def test_the_report_page_shows_the_day_and_manages_board_links(start_server, mak
     expect(page.locator("#displays li")).to_have_count(0)
     expect(board.locator("#notice")).to_contain_text("not valid any more", timeout=10_000)
     assert shop.call(shop.staff, "GET", f"/api/stores/{shop.store['id']}/board")["announce"] is True
+
+
+def test_a_read_aloud_choice_made_while_the_links_load_is_not_undone(start_server, make_shop, open_page):
+    """The box is set from the store's board settings each time the links load (after making one,
+    too): a load that began before the staff changed the box must not put it back."""
+    server = start_server()
+    shop = make_shop(server)
+    page = open_page(WALL, mobile=False)
+    held = []
+
+    def hold(route) -> None:
+        """The board settings' answers are read from the server at once and handed to the page
+        only when the test lets them go."""
+        if route.request.method != "GET":
+            route.continue_()
+            return
+        held.append((route, route.fetch()))
+
+    page.route(re.compile(r".*/api/stores/[0-9a-f]+/board$"), hold)
+    sign_in(page, server.url, shop.staff, "/report")
+    while not held:
+        page.wait_for_timeout(20)  # the page's first load asks for the settings
+    for route, answer in held:
+        route.fulfill(response=answer)
+    held.clear()
+    expect(page.locator("#announce")).not_to_be_checked()
+
+    page.get_by_label("Screen name").fill("Counter TV")
+    page.get_by_role("button", name="Make a board link").click()
+    expect(page.locator("#new-link a")).to_be_visible()
+    while not held:
+        page.wait_for_timeout(20)  # the reload after making the link asks again: held
+    page.get_by_label("Read new ready numbers aloud").check()
+    for route, answer in held:
+        route.fulfill(response=answer)  # the answer from before the change arrives after it
+    expect(page.locator("#displays li")).to_have_count(1)
+    expect(page.locator("#announce")).to_be_checked()
+    assert shop.call(shop.staff, "GET", f"/api/stores/{shop.store['id']}/board")["announce"] is True
