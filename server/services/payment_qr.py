@@ -41,7 +41,11 @@ def draw_svg(link: str) -> bytes:
 def _start_drawing_process() -> None:
     """The drawing process's start: at a lower priority, and ending with the server. A server that
     exits through its shutdown stops the pool, but one killed (out of memory, SIGKILL) never does,
-    and the drawing process would wait for work forever."""
+    and the drawing process would wait for work forever. The drawing library is imported before
+    the priority drops: at nice 10 on a busy machine, the first customer's code waited seconds
+    for an import that each later code does not need."""
+    import segno  # noqa: F401  (draw_svg imports it again, for nothing)
+
     os.nice(10)
     parent = multiprocessing.parent_process()
     if parent is not None:
