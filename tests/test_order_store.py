@@ -44,7 +44,8 @@ async def test_date_ranges_are_decided_to_the_millisecond(api):
     due_at = placed.next_deadline_at
     assert [row["_id"] for row in await order_store.due(due_at, 10, placed.id)] == [placed.id]
     assert await order_store.due(due_at - MS, 10, placed.id) == []
-    assert [o.id for o in await order_store.recently_ready(store.id, ready, 10)] == [stored.id]
+    [finished] = await order_store.recently_ready(store.id, ready, 10)
+    assert finished["_id"] == stored.id and finished["ready_at"] == ready and finished["version"] == stored.version
     assert await order_store.recently_ready(store.id, ready + MS, 10) == []
     assert [row["_id"] async for row in _day(store.id, created, created + MS)] == [stored.id]
     assert [row["_id"] async for row in _day(store.id, created + MS, created + timedelta(hours=1))] == []

@@ -233,8 +233,8 @@ class ReadyTimes:
             held = StoreQueue(
                 read_at, store.delay_minutes if store is not None else 0.0,
                 {str(row["_id"]): row for row in active},
-                {str(o.id): (as_utc(o.accepted_at), as_utc(o.ready_at)) for o in finished if o.accepted_at and o.ready_at},
-                {str(row["_id"]): int(row.get("version", 0)) for row in active} | {str(o.id): o.version for o in finished})
+                {str(row["_id"]): (row["accepted_at"], row["ready_at"]) for row in finished if row.get("accepted_at")},
+                {str(row["_id"]): int(row.get("version", 0)) for row in [*active, *finished]})
             for order in self._changed_while_read[store_id]:
                 held.apply(order)
             # Queues not asked for since they went stale are dropped, so quiet stores hold nothing.
