@@ -28,16 +28,11 @@ CLOSE_FRAME_SECONDS = 1.0
 class ServerSocket(Protocol):
     """The connection under a WebSocket, where the server exposes it (server/uvicorn_adapter)."""
 
-    writes_frames: bool  # whether `can_write`, `write` and `next_message` may be used
-
-    def can_write(self) -> bool:
-        """Whether a whole frame written now goes out at once (open, and not pushing back)."""
-
-    def write(self, frame: bytes) -> None:
-        """Write one whole serialised WebSocket frame to the connection."""
+    writes_frames: bool  # whether `try_write` may write and `next_message` may be used
 
     def try_write(self, frame: bytes) -> bool:
-        """`write` if `can_write`, in one call; False when nothing was written."""
+        """Write one whole serialised WebSocket frame if it goes out at once (the connection is
+        open and not pushing back): True, or False with nothing written."""
 
     def abort(self) -> None:
         """Reset the TCP connection at once, discarding whatever the peer never read."""

@@ -19,14 +19,8 @@ class TransportSocket:
     def __init__(self, transport: Any) -> None:
         self.transport = transport
 
-    def can_write(self) -> bool:
-        return False
-
     def try_write(self, frame: bytes) -> bool:
-        return False
-
-    def write(self, frame: bytes) -> None:
-        raise RuntimeError("this connection takes frames through its ASGI send only")
+        return False  # its frames go through its protocol's ASGI send only
 
     def next_message(self) -> Any:
         raise RuntimeError("this connection's messages are read through its ASGI receive only")
@@ -48,14 +42,9 @@ class LeanSocket(TransportSocket):
         self._protocol = protocol
         self.open = False
 
-    def can_write(self) -> bool:
-        return self.open and not self.transport.is_closing()
-
-    def write(self, frame: bytes) -> None:
-        self.transport.write(frame)
-
     def try_write(self, frame: bytes) -> bool:
-        """Write `frame` if the connection takes it now (as `can_write`); False writes nothing."""
+        """Write `frame` if the connection takes it now (open, and not pushing back); False
+        writes nothing."""
         if self.open and not self.transport.is_closing():
             self.transport.write(frame)
             return True
