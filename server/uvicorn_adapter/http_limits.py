@@ -55,6 +55,7 @@ LINGER_SECONDS = 2.0
 LINGER_BYTES = 1024 * 1024
 FULL_WARNING_EVERY_SECONDS = 60.0
 UNBOUNDED = sys.maxsize
+_CONNECTION_CLOSE = ((b"connection", b"close"),)
 # A body larger than this is written apart from its head rather than copied onto it.
 JOIN_BODY_BYTES = 64 * 1024
 
@@ -125,11 +126,18 @@ class ConnectionGuard:
 _guards: weakref.WeakKeyDictionary[Any, ConnectionGuard] = weakref.WeakKeyDictionary()
 
 
-def _status_line(status: int) -> bytes:
-    return f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}\r\n".encode()
+_STATUS_LINES = {status.value: f"HTTP/1.1 {status.value} {status.phrase}\r\n".encode()
+                 for status in http.HTTPStatus if status.value >= 200}
 
 
-_STATUS_LINES = {status.value: _status_line(status.value) for status in http.HTTPStatus if status.value >= 200}
+def _answer(status: int, *header_lists: Any, body: bytes = b"") -> bytes:
+    """A whole HTTP/1.1 answer: status line, each list's headers in order, the blank line, `body`."""
+    content = [_STATUS_LINES[status]]
+    for headers in header_lists:
+        for name, value in headers:
+            content += (name, b": ", value, b"\r\n")
+    content += (b"\r\n", body)
+    return b"".join(content)
 
 
 def _error_body(message: str) -> bytes:
@@ -283,16 +291,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def _write_answer(self, cycle: Any, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
         """What uvicorn's request cycle writes for this whole answer, written at once."""
-        content = [_STATUS_LINES[status]]
-        for name, value in self.server_state.default_headers:
-            content += (name, b": ", value, b"\r\n")
-        for name, value in headers:
-            content += (name, b": ", value, b"\r\n")
-        if not cycle.keep_alive:
-            content.append(b"connection: close\r\n")
-        content += (b"\r\n", body)
+        closing = () if cycle.keep_alive else _CONNECTION_CLOSE
         cycle.response_started = cycle.response_complete = True
-        self.transport.write(b"".join(content))
+        self.transport.write(_answer(status, self.server_state.default_headers, headers, closing, body=body))
         if not cycle.keep_alive:
             self.transport.close()
         self.on_response_complete()
@@ -339,12 +340,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self.cycle.keep_alive = False
             return
         body = _error_body(message)
-        head = [_status_line(status)]
-        for name, value in [*self.server_state.default_headers, *(headers or []), *self.limits.answer_headers,
-                            (b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode()), (b"connection", b"close")]:
-            head += [name, b": ", value, b"\r\n"]
-        self.transport.write(b"".join([*head, b"\r\n", body]))
+        self.transport.write(_answer(
+            status, self.server_state.default_headers, headers or (), self.limits.answer_headers,
+            [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            _CONNECTION_CLOSE, body=body))
         if not self.transport.can_write_eof():
             self.transport.close()
             return
