@@ -71,29 +71,31 @@ def test_a_read_aloud_choice_made_while_the_links_load_is_not_undone(start_serve
 
     def hold(route) -> None:
         """The board settings' answers are read from the server at once and handed to the page
-        only when the test lets them go."""
+        only when the test lets them go; the page is told how many are held, to wait on."""
         if route.request.method != "GET":
             route.continue_()
             return
         held.append((route, route.fetch()))
+        page.evaluate("count => { window.heldSettings = count; }", len(held))
+
+    def release_when_held() -> None:
+        page.wait_for_function("() => window.heldSettings >= 1")
+        for route, answer in held:
+            route.fulfill(response=answer)
+        held.clear()
 
     page.route(re.compile(r".*/api/stores/[0-9a-f]+/board$"), hold)
     sign_in(page, server.url, shop.staff, "/report")
-    while not held:
-        page.wait_for_timeout(20)  # the page's first load asks for the settings
-    for route, answer in held:
-        route.fulfill(response=answer)
-    held.clear()
+    release_when_held()  # the page's first load
     expect(page.locator("#announce")).not_to_be_checked()
 
+    page.evaluate("() => { window.heldSettings = 0; }")
     page.get_by_label("Screen name").fill("Counter TV")
     page.get_by_role("button", name="Make a board link").click()
     expect(page.locator("#new-link a")).to_be_visible()
-    while not held:
-        page.wait_for_timeout(20)  # the reload after making the link asks again: held
+    page.wait_for_function("() => window.heldSettings >= 1")  # the reload after making the link: held
     page.get_by_label("Read new ready numbers aloud").check()
-    for route, answer in held:
-        route.fulfill(response=answer)  # the answer from before the change arrives after it
+    release_when_held()  # the answer read before the change arrives after it
     expect(page.locator("#displays li")).to_have_count(1)
     expect(page.locator("#announce")).to_be_checked()
     assert shop.call(shop.staff, "GET", f"/api/stores/{shop.store['id']}/board")["announce"] is True
