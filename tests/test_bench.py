@@ -19,6 +19,7 @@ from server.bench.cli import main, parse_overrides
 from server.bench.floors import server_frame
 from server.bench.loadgen import LoadResult, choose_client
 from server.bench.scenarios.poll import merged
+from server.bench.stats import worst_series
 from server.bench.metrics import MetricsSnapshot, histogram_delta
 from server.bench.rawhttp import RawPool, build_with_body
 from server.bench.target import TargetRefused, parse_targets
@@ -136,6 +137,9 @@ def test_every_scenario_reports_coherent_results(server_pair, tmp_path):
         assert _value(push, "deliveries") == made * subscribers
         assert _value(push, "missing") == 0 and _value(push, "out_of_order") == 0
         assert _ordered(push["distributions"]["delivery"])
+        # Where the tail sits: every change's worst receipt, by half-second of sending.
+        worst = push["timelines"]["send→receipt worst ms by send time"]
+        assert worst and all(ms >= 0 for _, ms in worst) and max(ms for _, ms in worst) > 0
     fanout = scenarios["fanout"]
     assert _value(fanout, "server_events") >= 30
     # The floor: the same 6 subscribers and 30 events through a raw send loop, and the ratios to it.
@@ -380,6 +384,12 @@ async def test_the_change_drivers_pool_sends_again_when_the_server_closed_a_kept
         pool.close()
         server.close()
         await server.wait_closed()
+
+
+def test_the_worst_series_keeps_the_largest_sample_of_each_bucket_in_milliseconds():
+    samples = [(10.1, 0.002), (10.3, 0.009), (11.2, 0.004), (9.0, 1.0)]  # the last is before start
+    assert worst_series(samples, 10.0, bucket=0.5) == [(0.25, 9.0), (0.75, 0.0), (1.25, 4.0)]
+    assert worst_series([], 10.0) == []
 
 
 def test_slices_of_a_load_add_up_to_one_result():

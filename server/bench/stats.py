@@ -42,6 +42,20 @@ def rate_series(times: Iterable[float], start: float, bucket: float = 1.0) -> li
     return [((i + 0.5) * bucket, counts.get(i, 0) / bucket) for i in range(max(counts) + 1)]
 
 
+def worst_series(samples: Iterable[tuple[float, float]], start: float,
+                 bucket: float = 1.0) -> list[tuple[float, float]]:
+    """The largest value (in ms) of the `(time, seconds)` samples in each bucket of `bucket`
+    seconds from `start`; empty buckets read 0."""
+    worst: dict[int, float] = {}
+    for t, value in samples:
+        index = int((t - start) // bucket)
+        if index >= 0:
+            worst[index] = max(worst.get(index, 0.0), value * 1000)
+    if not worst:
+        return []
+    return [((i + 0.5) * bucket, worst.get(i, 0.0)) for i in range(max(worst) + 1)]
+
+
 def histogram_quantile(q: float, buckets: list[tuple[float, float]]) -> float:
     """Prometheus-style quantile from cumulative (upper bound, count) buckets, sorted by bound."""
     if not buckets or buckets[-1][1] <= 0:

@@ -28,7 +28,7 @@ from server.bench.fixtures import Order, StoreFixture
 from server.bench.metrics import MetricsSnapshot, histogram_delta
 from server.bench.report import ScenarioResult
 from server.bench.scenarios import Context
-from server.bench.stats import rate_series, summarize
+from server.bench.stats import rate_series, summarize, worst_series
 from server.bench.floors import FanoutFloorSpec, event_frame, event_payload, fanout_floor_worker
 from server.bench.node_peer import NodePeer, PeerUnavailable, install_ws
 from server.bench.subscribers import (ChangeLog, SubscriberSpec, connect_subscribers, delivery_latencies,
@@ -136,6 +136,10 @@ def report_push(result: ScenarioResult, run: PushRun, targets: dict[str, float],
     received = sorted(t for times in run.receipts.values() for t in times)
     result.timelines["events received /s"] = rate_series(received, log.started)
     result.timelines["changes made /s"] = rate_series(log.returned.values(), log.started)
+    # Where the tail sits: spread evenly it is the path's cost, bunched it is a stall.
+    result.timelines["send→receipt worst ms by send time"] = worst_series(
+        ((log.sent[key], max(times) - log.sent[key]) for key, times in run.receipts.items()
+         if key in log.sent and times), log.started, bucket=0.5)
     if log.errors:
         result.params["changeErrors"] = dict(log.errors)
     if run.errors:
