@@ -23,6 +23,7 @@ from server.bench.stats import worst_series
 from server.bench.metrics import MetricsSnapshot, histogram_delta
 from server.bench.rawhttp import RawPool, build_with_body
 from server.bench.target import TargetRefused, parse_targets
+from server.bench.workers import WorkerPool
 from server.embedded_mongo import free_loopback_port
 from tests.harness import ServerProcess, create_admin, drop_database, unmeasured_environ
 
@@ -319,6 +320,7 @@ def test_fanout_reports_the_transport_floor_and_the_node_peer(server_pair, tmp_p
     assert code == 0
     (fanout,) = json.loads(out.read_text())["scenarios"]
     assert _value(fanout, "subscribers") == 200 and _value(fanout, "missing") == 0
+    assert fanout["params"]["clientNice"] == 10  # the clients give the servers measured the cores first
     _assert_costs(fanout, first.process.pid)
     peers = ["floor"] + (["node"] if "nodePeer" in fanout["params"] else [])
     if "node" not in peers:
@@ -390,6 +392,16 @@ def test_the_worst_series_keeps_the_largest_sample_of_each_bucket_in_millisecond
     samples = [(10.1, 0.002), (10.3, 0.009), (11.2, 0.004), (9.0, 1.0)]  # the last is before start
     assert worst_series(samples, 10.0, bucket=0.5) == [(0.25, 9.0), (0.75, 0.0), (1.25, 4.0)]
     assert worst_series([], 10.0) == []
+
+
+async def _report_niceness(channel, spec) -> int:
+    return os.nice(0)
+
+
+async def test_client_processes_run_at_the_cpu_priority_asked():
+    with WorkerPool(_report_niceness, [None, None], nice=5) as pool:
+        niceness = await pool.finish(timeout=60)
+    assert niceness == [min(19, os.nice(0) + 5)] * 2
 
 
 def test_slices_of_a_load_add_up_to_one_result():

@@ -41,6 +41,10 @@ OPTIONS: dict[str, tuple[Any, str]] = {
     "sockets": (int, "sockets to open"),
     "hold": (float, "seconds to hold the sockets open"),
     "connect_parallel": (int, "handshakes in flight per client process"),
+    "client_nice": (int, "CPU priority (nice) of the subscriber processes: above 0 lets the server under "
+                         "test (and the floor and peer it is compared with) have the cores first, as with "
+                         "clients on other machines (fanout: 10; latency: 0, since its receipt times are "
+                         "the clients')"),
     "subscribers": (int, "store subscribers"),
     "rate": (float, "changes per second"),
     "settle": (float, "seconds to wait for the last events after the last change"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import resource
 from multiprocessing.connection import Connection
 from typing import Any, Callable, Coroutine
@@ -52,8 +53,10 @@ class Channel:
         return await asyncio.to_thread(self.conn.recv)
 
 
-def _worker_entry(main: WorkerMain, conn: Connection, spec: Any) -> None:
+def _worker_entry(main: WorkerMain, conn: Connection, spec: Any, nice: int = 0) -> None:
     raise_fd_limit()
+    if nice:
+        os.nice(nice)
     channel = Channel(conn)
     try:
         result = run_loop(main(channel, spec))
@@ -69,15 +72,16 @@ class WorkerError(RuntimeError):
 
 
 class WorkerPool:
-    """N spawned client processes, each running `main(channel, spec)`."""
+    """N spawned client processes, each running `main(channel, spec)`, at `nice` (a lower CPU
+    priority than the bench's, so that a server under test on the same cores gets them first)."""
 
-    def __init__(self, main: WorkerMain, specs: list[Any]) -> None:
+    def __init__(self, main: WorkerMain, specs: list[Any], *, nice: int = 0) -> None:
         context = multiprocessing.get_context("spawn")
         self.conns: list[Connection] = []
         self.processes = []
         for spec in specs:
             parent, child = context.Pipe()
-            process = context.Process(target=_worker_entry, args=(main, child, spec), daemon=True)
+            process = context.Process(target=_worker_entry, args=(main, child, spec, nice), daemon=True)
             process.start()
             child.close()
             self.conns.append(parent)

@@ -13,6 +13,12 @@ events at the same rate, the server's figures then given as ratios to each:
   size to every socket's transport (timed like the server's histogram), triggered over a pipe;
 - a peer (node_peer.py): a Node.js server on the `ws` package sending the same payload to every
   subscriber with `ws`'s `send`, when node and npm are there (else one line says it is skipped).
+
+The subscriber processes run at `--client-nice` (default 10): on a machine shared with the
+servers they measure, they would otherwise take one of its cores for themselves every time a
+fan-out wakes them, which clients on other machines never do. The server, the floor and the peer
+are each measured against the same niced clients (`--client-nice 0` measures them all with
+clients competing for the cores instead).
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ from server.bench.workers import WorkerPool
 NAME = "fanout"
 HELP = "N store subscribers, changes at a given rate: delivery latency and server fan-out time"
 DEFAULTS = {"subscribers": 5000, "rate": 5.0, "duration": 10.0, "processes": 4, "settle": 3.0,
-            "connect_parallel": 64}
+            "connect_parallel": 64, "client_nice": 10}
 TARGET_SUBSCRIBERS = 5_000
 TARGET_SERVER_MS = 25.0
 TARGET_P99_MS = 100.0
@@ -72,7 +78,7 @@ async def measure_push(ctx: Context, store: StoreFixture, orders: list[Order],
     parallel = max(1, int(ctx.option("connect_parallel")))
     specs = [SubscriberSpec(target.ws_url, part, parallel=parallel, compression=bool(ctx.args.ws_compression))
              for part in split(plan, processes)]
-    with WorkerPool(subscriber_worker, specs) as pool:
+    with WorkerPool(subscriber_worker, specs, nice=int(ctx.option("client_nice"))) as pool:
         reports, connect_seconds = await connect_subscribers(pool, len(plan), ctx.progress)
         connected = sum(r["connected"] for r in reports)
         ctx.progress.note(f"{connected:,} subscribers ready in {connect_seconds:.1f} s; "
@@ -155,6 +161,7 @@ async def run(ctx: Context) -> ScenarioResult:
     result = ScenarioResult(NAME, {
         "publishUrl": ctx.targets[0].base_url, "subscribeUrl": ctx.subscribe_target.base_url,
         "subscribers": subscribers, "rate": rate, "changes": changes, "clientProcesses": processes,
+        "clientNice": int(ctx.option("client_nice")),
     }, at_target_size=subscribers >= TARGET_SUBSCRIBERS)
 
     store = await ctx.population.new_store(NAME, staff_count=2)
@@ -229,7 +236,7 @@ async def measure_baseline(ctx: Context, port: int, broadcast: Broadcast, count:
     plan = [("floor", {"storeId": "floor"})] * count
     parallel = max(1, int(ctx.option("connect_parallel")))
     specs = [SubscriberSpec(f"ws://127.0.0.1:{port}", part, parallel=parallel) for part in split(plan, processes)]
-    with WorkerPool(subscriber_worker, specs) as pool:
+    with WorkerPool(subscriber_worker, specs, nice=int(ctx.option("client_nice"))) as pool:
         reports, _ = await connect_subscribers(pool, count, ctx.progress)
         log.started = time.monotonic()
         for i in range(changes):

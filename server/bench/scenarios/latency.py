@@ -15,7 +15,7 @@ from server.bench.wsclient import ORDERS_PER_SOCKET
 
 NAME = "latency"
 HELP = "single-order push latency at a given change rate, API call return to receipt"
-DEFAULTS = {"rate": 200.0, "duration": 10.0, "settle": 2.0, "connect_parallel": 1}
+DEFAULTS = {"rate": 200.0, "duration": 10.0, "settle": 2.0, "connect_parallel": 1, "client_nice": 0}
 TARGET_RATE = 200.0
 TARGET_P50_MS = 2.0
 TARGET_P99_MS = 10.0
