@@ -299,6 +299,8 @@ class OrderCard {
     this.order = order;
     this.column = null;
     this.busy = false;
+    // Enter pressed while the card's last action was still being saved: done once it is.
+    this.advanceQueued = false;
     this.actionsKey = null;
     this.message = null;
     this.armedTimer = null;
@@ -394,8 +396,16 @@ class OrderCard {
     this.element.classList.toggle("kcard--done", done);
   }
 
-  /** What Enter does on a selected card: its first forward action, or the pickup code field. */
+  /** What Enter does on a selected card: its first forward action, or the pickup code field.
+   * While the last action is being saved its buttons are disabled, but its live event has often
+   * moved the card already, and a cook presses Enter for the next step: that press waits for the
+   * save and then runs (one press at most; dropped if the save failed, since the card then shows
+   * a state the cook did not expect). */
   advance() {
+    if (this.busy) {
+      this.advanceQueued = true;
+      return;
+    }
     const input = this.actions.querySelector("input");
     if (input) {
       input.focus();
@@ -596,13 +606,16 @@ class OrderCard {
   async run(path, body, { successMessage } = {}) {
     if (this.busy) return;
     this.setBusy(true);
+    this.advanceQueued = false;
     this.showMessage(null);
+    let saved = false;
     try {
       const answer = await api(path, { method: path.endsWith("verify-otp") ? "POST" : "PATCH", body, envelope: true });
       const data = answer?.data;
       if (data && data.id === this.order.id && data.orderStatus) applyOrder(data);
       const message = successMessage?.(answer);
       if (message) this.showMessage(message, "info");
+      saved = true;
       return true;
     } catch (error) {
       if (!(error instanceof ApiError)) throw error;
@@ -619,6 +632,9 @@ class OrderCard {
       return false;
     } finally {
       this.setBusy(false);
+      const queued = this.advanceQueued;
+      this.advanceQueued = false;
+      if (queued && saved && cards.get(this.order.id) === this) this.advance();
     }
   }
 

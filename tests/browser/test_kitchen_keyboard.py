@@ -141,6 +141,55 @@ def test_the_whole_kitchen_flow_by_keyboard_alone(start_server, make_shop, open_
     assert kitchen.evaluate("window.__mouse") == 0
 
 
+def test_enter_pressed_while_the_last_step_is_saving_runs_once_it_is_saved(start_server, make_shop, open_page):
+    """The live event often moves a card before the answer to its own click arrives: the cook sees
+    the next step and presses Enter while the card is still saving. That press is kept and runs
+    after the save, not dropped; a press on a save that fails is dropped."""
+    server = start_server()
+    shop = make_shop(server)
+    customer = shop.customer("Asha Rao")
+    order = shop.place_order(customer, {"Paneer Burger": 1})
+    kitchen = open_page(WALL)
+    held: list = []
+
+    def hold(route):  # the server applies the change; the page gets the answer when released
+        held.append((route, route.fetch()))
+
+    kitchen.route(re.compile(rf".*/api/orders/{order['id']}/payment-status$"), hold)
+    sign_in_by_keyboard(kitchen, server.url, shop.staff, "/kitchen")
+    expect(kitchen.locator("#conn")).to_have_attribute("data-state", "live")
+    card = kitchen_card(kitchen, order["id"])
+    kitchen.keyboard.press("1")
+    expect(card).to_be_focused()
+    kitchen.keyboard.press("Enter")  # Mark paid: accepted at once
+    expect(kitchen_card(kitchen, order["id"], "accepted")).to_be_visible(timeout=LIVE_MS)  # by the event
+    expect(card).to_have_attribute("aria-busy", "true")  # the answer is held
+    kitchen.keyboard.press("Enter")  # Start preparing, pressed while saving
+    assert len(held) == 1 and shop.order(shop.staff, order["id"])["orderStatus"] == "accepted"
+    route, answer = held.pop()
+    route.fulfill(response=answer)
+    expect(kitchen_card(kitchen, order["id"], "processing")).to_be_visible(timeout=LIVE_MS)
+    expect(card).to_have_attribute("aria-busy", "false")
+    assert shop.order(shop.staff, order["id"])["orderStatus"] == "processing"
+
+    # A save that fails drops the press made during it: another screen marked it ready first.
+    def another_screen_first(route):
+        shop.set_status(order["id"], "ready")
+        held.append((route, route.fetch()))
+
+    kitchen.route(re.compile(rf".*/api/orders/{order['id']}/status$"), another_screen_first)
+    kitchen.keyboard.press("Enter")  # Mark ready: refused (409), the card catches up
+    expect(kitchen_card(kitchen, order["id"], "ready")).to_be_visible(timeout=LIVE_MS)
+    expect(card).to_have_attribute("aria-busy", "true")
+    kitchen.keyboard.press("Enter")
+    route, answer = held.pop()
+    assert answer.status == 409
+    route.fulfill(response=answer)
+    expect(card.locator(".kcard__message")).to_have_text("This order changed on another screen. It's now up to date.")
+    expect(card).to_have_attribute("aria-busy", "false")
+    assert held == [] and shop.order(shop.staff, order["id"])["orderStatus"] == "ready"
+
+
 def test_item_marks_reach_a_second_screen_and_survive_its_reload(start_server, make_shop, open_page):
     server = start_server()
     shop = make_shop(server)
