@@ -32,7 +32,7 @@ from server.domain.notifications import Moment, moment_of, notification, reminde
 from server.models import Order, PushDelivery, PushSubscription
 from server.embedded_mongo import free_loopback_port
 from server.runtime import PART_STOP_SECONDS
-from server.services.push import EndpointPolicy
+from server.services.push import LOOKUP_GATHER_SECONDS, EndpointPolicy
 from tests.harness import TEST_JWT_SECRET, ServerProcess, create_admin, drop_database
 from tests.support import PASSWORD, Api, metric_value, until, until_sync
 
@@ -224,6 +224,32 @@ async def test_the_devices_of_many_changes_at_once_are_read_in_one_query(api_fac
     assert reads == [{"user_id": {"$in": reads[0]["user_id"]["$in"]}}]
     assert sorted(reads[0]["user_id"]["$in"]) == sorted(order.user_id for order in orders)
     assert [push_service.moments(f"m{n}") for n in range(6)] == [["cancelled"]] * 6
+
+
+async def test_changes_a_few_milliseconds_apart_share_one_query(api_factory, push_service, monkeypatch):
+    """A busy kitchen's changes come milliseconds apart, not in one moment: the first waits
+    LOOKUP_GATHER_SECONDS for those right behind it, and their owners' devices are read together
+    (one query per change was half of the change path's database commands at 200 changes/s)."""
+    api = await api_factory(**FAST_RETRIES)
+    store = await api.store()
+    owners = [await subscribed(api, push_service, f"g{n}") for n in range(4)]
+    orders = [await Order.get(ObjectId((await api.place_order(customer, store))["id"])) for customer, _ in owners]
+    await api.runtime.push.drain()
+    reads: list[dict] = []
+    find = PushSubscription.find
+
+    def counted(*args, **kwargs):
+        reads.append(args[0])
+        return find(*args, **kwargs)
+
+    monkeypatch.setattr(PushSubscription, "find", counted)
+    for order in orders:
+        order.order_status = OrderStatus.ACCEPTED
+        api.runtime.push.order_changed(order)
+        await asyncio.sleep(LOOKUP_GATHER_SECONDS / 10)  # each change's request, one after another
+    await api.runtime.push.drain()
+    assert len(reads) == 1 and sorted(reads[0]["user_id"]["$in"]) == sorted(order.user_id for order in orders)
+    assert [push_service.moments(f"g{n}") for n in range(4)] == [["accepted"]] * 4
 
 
 def store_name(order: dict) -> str:
