@@ -201,14 +201,8 @@ async def test_accepted_ready_and_cancelled_reach_the_device_once_each_without_t
     assert push_service.hits["phone"] == 3  # each moment once, however often the order was published
 
 
-async def test_the_devices_of_many_changes_at_once_are_read_in_one_query(api_factory, push_service, monkeypatch):
-    """A store's closing cancels its unpaid orders in batches of hundreds, each change told to the
-    notifier in the same moment: their owners' devices are read together, not once per order (one
-    query per order held the deadline enforcer back behind thousands of them)."""
-    api = await api_factory(**FAST_RETRIES)
-    store = await api.store()
-    owners = [await subscribed(api, push_service, f"m{n}") for n in range(6)]
-    orders = [await Order.get(ObjectId((await api.place_order(customer, store))["id"])) for customer, _ in owners]
+def device_reads(monkeypatch) -> list[dict]:
+    """The filters of every read of push subscriptions from now on, in order."""
     reads: list[dict] = []
     find = PushSubscription.find
 
@@ -217,6 +211,18 @@ async def test_the_devices_of_many_changes_at_once_are_read_in_one_query(api_fac
         return find(*args, **kwargs)
 
     monkeypatch.setattr(PushSubscription, "find", counted)
+    return reads
+
+
+async def test_the_devices_of_many_changes_at_once_are_read_in_one_query(api_factory, push_service, monkeypatch):
+    """A store's closing cancels its unpaid orders in batches of hundreds, each change told to the
+    notifier in the same moment: their owners' devices are read together, not once per order (one
+    query per order held the deadline enforcer back behind thousands of them)."""
+    api = await api_factory(**FAST_RETRIES)
+    store = await api.store()
+    owners = [await subscribed(api, push_service, f"m{n}") for n in range(6)]
+    orders = [await Order.get(ObjectId((await api.place_order(customer, store))["id"])) for customer, _ in owners]
+    reads = device_reads(monkeypatch)
     for order in orders:  # as the enforcer's batch publishes them, one after another
         order.order_status = OrderStatus.CANCELLED
         api.runtime.push.order_changed(order)
@@ -235,14 +241,7 @@ async def test_changes_a_few_milliseconds_apart_share_one_query(api_factory, pus
     owners = [await subscribed(api, push_service, f"g{n}") for n in range(4)]
     orders = [await Order.get(ObjectId((await api.place_order(customer, store))["id"])) for customer, _ in owners]
     await api.runtime.push.drain()
-    reads: list[dict] = []
-    find = PushSubscription.find
-
-    def counted(*args, **kwargs):
-        reads.append(args[0])
-        return find(*args, **kwargs)
-
-    monkeypatch.setattr(PushSubscription, "find", counted)
+    reads = device_reads(monkeypatch)
     for order in orders:
         order.order_status = OrderStatus.ACCEPTED
         api.runtime.push.order_changed(order)
