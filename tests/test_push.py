@@ -235,7 +235,7 @@ async def test_the_devices_of_many_changes_at_once_are_read_in_one_query(api_fac
 async def test_changes_a_few_milliseconds_apart_share_one_query(api_factory, push_service, monkeypatch):
     """A busy kitchen's changes come milliseconds apart, not in one moment: the first waits
     LOOKUP_GATHER_SECONDS for those right behind it, and their owners' devices are read together
-    (one query per change was half of the change path's database commands at 200 changes/s)."""
+    (one query per change was a third of the change path's database commands at 200 changes/s)."""
     api = await api_factory(**FAST_RETRIES)
     store = await api.store()
     owners = [await subscribed(api, push_service, f"g{n}") for n in range(4)]

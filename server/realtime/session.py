@@ -142,8 +142,8 @@ class SocketSession:
         # The connection itself where the server exposes it: written to and read from directly.
         direct = socket if socket is not None and socket.writes_frames else None
         if direct is not None:
-            # Called from the fan-out once per socket: the connection's own method, with one flag
-            # to read (a closing session has closed its subscriber, which offers nothing).
+            # The fan-out calls its `try_write` once per socket, one flag to read (a closing
+            # session has closed its subscriber, which offers nothing).
             sub.direct = direct
         try:
             hub.admit(sub)

@@ -57,7 +57,7 @@ HANDLED_REMEMBERED = 10_000
 LOOKUP_BATCH = 500
 # How long the first change waits for others before their owners' devices are read together. A
 # busy kitchen's changes come milliseconds apart, and most owners have no device registered: one
-# query per change was half of the database commands of the change path at 200 changes/s. Web
+# query per change was a third of the change path's database commands at 200 changes/s. Web
 # Push itself takes seconds to reach a phone, so a notice 50 ms later is not noticed.
 LOOKUP_GATHER_SECONDS = 0.05
 

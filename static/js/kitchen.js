@@ -606,7 +606,6 @@ class OrderCard {
   async run(path, body, { successMessage } = {}) {
     if (this.busy) return;
     this.setBusy(true);
-    this.advanceQueued = false;
     this.showMessage(null);
     let saved = false;
     try {
